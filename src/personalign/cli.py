@@ -1,0 +1,149 @@
+"""The `personalign` command line (Typer, rich help)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__
+
+app = typer.Typer(
+    name="personalign",
+    help="User-level (personalized) alignment of LLMs: persona data, encoders, trainers, metrics, Hub publishing.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+synthetic_app = typer.Typer(
+    help="Generate offline synthetic data in the real release schemas (AlignX, Multifaceted-Collection).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(synthetic_app, name="synthetic")
+
+console = Console(stderr=True)
+
+Output = Annotated[Path, typer.Argument(help="Output file: [bold].parquet[/bold] or [bold].jsonl[/bold].")]
+Seed = Annotated[int, typer.Option(help="Random seed; the same seed always gives the same rows.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"personalign {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """User-level (personalized) alignment of LLMs, Hugging Face-native."""
+
+
+@synthetic_app.command("alignx")
+def synthetic_alignx(
+    output: Output,
+    rows: Annotated[int, typer.Option(help="Number of rows (even: rows come in counterfactual pairs).")] = 1000,
+    seed: Seed = 0,
+    num_personas: Annotated[
+        int | None, typer.Option(help="Draw users from a fixed pool of this many personas (even).")
+    ] = None,
+    min_history: Annotated[int, typer.Option(help="Fewest comments, and fewest pairs, per persona.")] = 4,
+    max_history: Annotated[int, typer.Option(help="Most comments, and most pairs, per persona.")] = 8,
+    item_noise: Annotated[float, typer.Option(help="Probability a history item shows the opposite pole.")] = 0.0,
+    with_metadata: Annotated[
+        bool, typer.Option("--with-metadata", help="Add persona_id, counterfactual_id and target_dimensions.")
+    ] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Simulated users' AlignX rows: the release's exact columns, counterfactual by construction."""
+    from .data.synthetic import ALIGNX_FEATURES, ALIGNX_METADATA_FEATURES, alignx_rows
+    from .io import write_rows
+
+    stream = alignx_rows(
+        rows,
+        seed,
+        num_personas=num_personas,
+        history_size=(min_history, max_history),
+        item_noise=item_noise,
+        with_metadata=with_metadata,
+    )
+    features = ALIGNX_METADATA_FEATURES if with_metadata else ALIGNX_FEATURES
+    written = write_rows(stream, output, features, overwrite=overwrite, total=rows)
+    console.print(f"wrote {written} AlignX rows to {output}")
+
+
+@synthetic_app.command("multifaceted")
+def synthetic_multifaceted(
+    output: Output,
+    instructions: Annotated[int, typer.Option(help="Number of instructions (three rows each).")] = 300,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Multifaceted-Collection SFT rows: three per instruction, one preference set each."""
+    from .data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+    from .io import write_rows
+
+    written = write_rows(
+        multifaceted_rows(instructions, seed),
+        output,
+        MULTIFACETED_FEATURES,
+        overwrite=overwrite,
+        total=3 * instructions,
+    )
+    console.print(f"wrote {written} Multifaceted-Collection rows to {output}")
+
+
+@app.command("space")
+def show_space(
+    name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",
+) -> None:
+    """Show the dimensions of a preference space, in vector order."""
+    from rich.table import Table
+
+    from .preference_space import PreferenceSpace
+
+    builders = {"alignx": PreferenceSpace.alignx, "psoups": PreferenceSpace.psoups}
+    if name in builders:
+        space = builders[name]()
+    elif Path(name).is_file():
+        space = PreferenceSpace.from_json(name)
+    else:
+        raise ValueError(f"unknown preference space {name!r}: use alignx, psoups or a JSON file path")
+    table = Table(title=f"{space.name}: {len(space)} dimensions")
+    for column in ("index", "name", "positive (1)", "negative (0)"):
+        table.add_column(column)
+    for index, dimension in enumerate(space.dimensions):
+        table.add_row(str(index), dimension.name, dimension.positive_label, dimension.negative_label)
+    Console().print(table)
+
+
+def run(typer_app: typer.Typer) -> None:
+    """Run a Typer app so that user errors end with one readable line and exit code 1 (set PERSONALIGN_DEBUG=1 for
+    the traceback)."""
+    try:
+        typer_app()
+    except (ValueError, OSError) as error:
+        if os.environ.get("PERSONALIGN_DEBUG"):
+            raise
+        console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+def main() -> None:
+    """The `personalign` console script."""
+    run(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Tiny local models and tokenizers for tests, benchmarks and the offline demo. Nothing here touches the network.
+
+- `build_chat_tokenizer`: a byte-level BPE tokenizer trained on the spot, with pad / BOS / EOS tokens and a chat
+  template for system / user / assistant turns (assistant turns end with EOS and are marked for assistant-only loss).
+- `build_tiny_causal_lm`: a random-init Llama-style causal LM plus that tokenizer, saved to a folder, so that
+  `AutoModelForCausalLM.from_pretrained(folder)` works and TRL can reload it as a reference model.
+- `build_tiny_encoder`: a random-init BERT-style bidirectional encoder and a WordPiece tokenizer (persona encoder).
+- `tiny_causal_lm` / `tiny_encoder`: the same, built once per seed into a cache folder and reused.
+
+Builds are deterministic under their seed: the same seed gives the same vocabulary and the same weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from .io import atomic_output
+
+KIT_VERSION = 1
+"""Bumped whenever a build changes, so stale cached builds are never reused."""
+
+PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<|pad|>", "<|begin|>", "<|end|>"
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\n' }}"
+    "{% if message['role'] == 'assistant' %}"
+    "{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|end|>' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+"""Turns are `<|role|>\\n{content}<|end|>` with nothing in between, so a rendered prompt (with the generation
+prompt) is always a token prefix of the prompt plus its completion, and a completion ends exactly at EOS."""
+
+TINY_CAUSAL_LM_CONFIG = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-6,
+    "tie_word_embeddings": False,
+}
+TINY_ENCODER_CONFIG = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 512,
+}
+
+
+def default_cache_dir() -> Path:
+    """`$PERSONALIGN_TESTING_CACHE`, else `~/.cache/personalign/testing`."""
+    configured = os.environ.get("PERSONALIGN_TESTING_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "personalign" / "testing"
+
+
+def tokenizer_corpus(seed: int = 0) -> Iterator[str]:
+    """The training text for test tokenizers: synthetic data and the library's rendered prompt scaffolding."""
+    from .data.synthetic import alignx_rows, corpus
+    from .personas import (
+        PairItem,
+        Persona,
+        feedback_generation_messages,
+        feedback_judge_messages,
+        ica_messages,
+        pba_messages,
+    )
+
+    yield from corpus(seed)
+    for row in alignx_rows(8, seed):
+        persona = Persona.from_alignx_row(row)
+        pairs = [PairItem(p.prompt, p.chosen, p.rejected) for p in persona.pairs]
+        for messages in (
+            ica_messages(row["prompt"], persona),
+            pba_messages(row["prompt"], persona.profile_text()),
+            feedback_generation_messages(pairs, row["prompt"]),
+            feedback_judge_messages(pairs, row["prompt"], row["chosen"], row["rejected"]),
+        ):
+            for message in messages:
+                yield message["content"]
+
+
+def build_chat_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 2048, seed: int = 0):
+    """Train a byte-level BPE tokenizer with chat special tokens and `CHAT_TEMPLATE`.
+
+    Args:
+        corpus (`Iterable[str]`, *optional*): Training text; `tokenizer_corpus(seed)` by default. Byte-level BPE
+            encodes any text, in or out of the corpus.
+        vocab_size (`int`, *optional*, defaults to `2048`): Upper bound of the vocabulary.
+        seed (`int`, *optional*, defaults to `0`): Seed of the default corpus.
+
+    Returns:
+        `transformers.PreTrainedTokenizerFast`
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[PAD_TOKEN, BOS_TOKEN, EOS_TOKEN, *ROLE_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(list(corpus if corpus is not None else tokenizer_corpus(seed)), trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        additional_special_tokens=list(ROLE_TOKENS),
+        model_max_length=TINY_CAUSAL_LM_CONFIG["max_position_embeddings"],
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
+    """Build a random-init Llama-style causal LM and its tokenizer into `output_dir` (safetensors).
+
+    Args:
+        output_dir (`str` or `Path`): Folder to write; loadable with `AutoModelForCausalLM.from_pretrained`.
+        seed (`int`, *optional*, defaults to `0`): Seeds the tokenizer corpus and the weights.
+        **config_overrides: Override entries of `TINY_CAUSAL_LM_CONFIG`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    output_dir = Path(output_dir)
+    tokenizer = build_chat_tokenizer(seed=seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **{**TINY_CAUSAL_LM_CONFIG, **config_overrides},
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir
+
+
+def build_encoder_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 2048, seed: int = 0):
+    """Train a lower-casing WordPiece tokenizer (BERT layout: `[CLS] text [SEP]`)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
+    tokenizer.train_from_iterator(list(corpus if corpus is not None else tokenizer_corpus(seed)), trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=TINY_ENCODER_CONFIG["max_position_embeddings"],
+    )
+
+
+def build_tiny_encoder(output_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
+    """Build a random-init BERT-style encoder and its WordPiece tokenizer into `output_dir` (safetensors)."""
+    import torch
+    from transformers import AutoModel, BertConfig
+
+    output_dir = Path(output_dir)
+    tokenizer = build_encoder_tokenizer(seed=seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **{**TINY_ENCODER_CONFIG, **config_overrides}
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir
+
+
+def _cached(name: str, build: Callable[[Path], Path], cache_dir: str | Path | None) -> Path:
+    target = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = target / name
+    if (target / "config.json").exists():
+        return target
+    # Built beside the target and renamed into place, so a concurrent or interrupted build never leaves a half folder.
+    with atomic_output(target, overwrite=True) as staging:
+        build(staging)
+    return target
+
+
+def tiny_causal_lm(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
+    """The folder of the tiny causal LM for `seed`, built on first use and cached (see `default_cache_dir`)."""
+    return _cached(f"tiny-llama-v{KIT_VERSION}-seed{seed}", lambda path: build_tiny_causal_lm(path, seed), cache_dir)
+
+
+def tiny_encoder(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
+    """The folder of the tiny BERT-style encoder for `seed`, built on first use and cached."""
+    return _cached(f"tiny-bert-v{KIT_VERSION}-seed{seed}", lambda path: build_tiny_encoder(path, seed), cache_dir)
