@@ -217,5 +217,5 @@ def test_vector_builder_checks_its_entries(alignx_space):
     assert alignx_space.vector({0: 1, 89: 0})[::89] == [1.0, 0.0]
     with pytest.raises(ValueError, match="index 90 is outside"):
         alignx_space.vector({90: 1})
-    with pytest.raises(ValueError, match="index 3 holds 0.3"):
+    with pytest.raises(ValueError, match=r"index 3 holds 0\.3"):
         alignx_space.vector({3: 0.3})
