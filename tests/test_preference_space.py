@@ -13,14 +13,25 @@ def random_vector(rng, size, neutral_share=0.7):
     return [0.5 if rng.random() < neutral_share else float(rng.randint(0, 1)) for _ in range(size)]
 
 
-def test_alignx_space_matches_the_spec_file(alignx_space):
+def test_alignx_space_has_the_release_dimensions(alignx_space):
+    assert len(alignx_space) == 90
+    assert alignx_space.dimensions[0].positive_label == "Young"
+    assert alignx_space.dimensions[16].positive_label == "Concise communication style"
+    assert alignx_space.dimensions[40].name == "Degree of concern for the harmlessness of the statement"
+    assert alignx_space.dimensions[89].negative_label == "Dislikes fashion"
+    assert [d.source for d in alignx_space.dimensions].count("interest_tags") == 43
+
+
+def test_packaged_space_is_the_shared_spec(alignx_space):
     from pathlib import Path
 
-    spec = json.loads((Path(__file__).parents[2] / "shared/spec/alignx_preference_space.json").read_text())
-    assert len(alignx_space) == 90
-    assert [d.name for d in alignx_space.dimensions] == [d["name"] for d in spec["dimensions"]]
-    assert alignx_space.dimensions[16].positive_label == "Concise communication style"
-    assert alignx_space.dimensions[89].negative_label == "Dislikes fashion"
+    spec_path = Path(__file__).resolve().parents[2] / "shared/spec/alignx_preference_space.json"
+    if not spec_path.exists():
+        pytest.skip("the team's shared/spec folder is not beside this checkout")
+    spec = json.loads(spec_path.read_text())
+    assert [(d.name, d.positive_label, d.negative_label) for d in alignx_space.dimensions] == [
+        (d["name"], d["positive_label"], d["negative_label"]) for d in spec["dimensions"]
+    ]
 
 
 def test_to_text_follows_the_release_rule(alignx_space):
