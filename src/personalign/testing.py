@@ -65,7 +65,6 @@ def tokenizer_corpus(seed: int = 0) -> Iterator[str]:
     """The training text for test tokenizers: synthetic data and the library's rendered prompt scaffolding."""
     from .data.synthetic import alignx_rows, corpus
     from .personas import (
-        PairItem,
         Persona,
         feedback_generation_messages,
         feedback_judge_messages,
@@ -76,12 +75,11 @@ def tokenizer_corpus(seed: int = 0) -> Iterator[str]:
     yield from corpus(seed)
     for row in alignx_rows(8, seed):
         persona = Persona.from_alignx_row(row)
-        pairs = [PairItem(p.prompt, p.chosen, p.rejected) for p in persona.pairs]
         for messages in (
             ica_messages(row["prompt"], persona),
             pba_messages(row["prompt"], persona.profile_text()),
-            feedback_generation_messages(pairs, row["prompt"]),
-            feedback_judge_messages(pairs, row["prompt"], row["chosen"], row["rejected"]),
+            feedback_generation_messages(persona.pairs, row["prompt"]),
+            feedback_judge_messages(persona.pairs, row["prompt"], row["chosen"], row["rejected"]),
         ):
             for message in messages:
                 yield message["content"]

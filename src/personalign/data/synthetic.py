@@ -415,21 +415,18 @@ def _fingerprinted(rows: Callable[..., Iterator[dict]], text_banks: str, **kwarg
     yield from rows(**kwargs)
 
 
-def alignx_dataset(num_rows: int, seed: int = 0, keep_in_memory: bool = False, **kwargs) -> Dataset:
-    """`alignx_rows` as a `datasets.Dataset` with explicit features (written through Arrow, not held in Python)."""
-    features = ALIGNX_METADATA_FEATURES if kwargs.get("with_metadata") else ALIGNX_FEATURES
+def _as_dataset(rows: Callable[..., Iterator[dict]], features: Features, keep_in_memory: bool, **kwargs) -> Dataset:
+    # Written through Arrow batch by batch, never held as Python objects.
+    gen_kwargs = {"rows": rows, "text_banks": _text_banks_fingerprint(), **kwargs}
     return Dataset.from_generator(
-        _fingerprinted,
-        features=features,
-        gen_kwargs={
-            "rows": alignx_rows,
-            "text_banks": _text_banks_fingerprint(),
-            "num_rows": num_rows,
-            "seed": seed,
-            **kwargs,
-        },
-        keep_in_memory=keep_in_memory,
+        _fingerprinted, features=features, gen_kwargs=gen_kwargs, keep_in_memory=keep_in_memory
     )
+
+
+def alignx_dataset(num_rows: int, seed: int = 0, keep_in_memory: bool = False, **kwargs) -> Dataset:
+    """`alignx_rows` as a `datasets.Dataset` with explicit features; `kwargs` go to `alignx_rows`."""
+    features = ALIGNX_METADATA_FEATURES if kwargs.get("with_metadata") else ALIGNX_FEATURES
+    return _as_dataset(alignx_rows, features, keep_in_memory, num_rows=num_rows, seed=seed, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ Multifaceted-Collection
@@ -585,16 +582,8 @@ def multifaceted_rows(num_instructions: int, seed: int = 0) -> Iterator[dict]:
 
 def multifaceted_dataset(num_instructions: int, seed: int = 0, keep_in_memory: bool = False) -> Dataset:
     """`multifaceted_rows` as a `datasets.Dataset` with `MULTIFACETED_FEATURES`."""
-    return Dataset.from_generator(
-        _fingerprinted,
-        features=MULTIFACETED_FEATURES,
-        gen_kwargs={
-            "rows": multifaceted_rows,
-            "text_banks": _text_banks_fingerprint(),
-            "num_instructions": num_instructions,
-            "seed": seed,
-        },
-        keep_in_memory=keep_in_memory,
+    return _as_dataset(
+        multifaceted_rows, MULTIFACETED_FEATURES, keep_in_memory, num_instructions=num_instructions, seed=seed
     )
 
 
