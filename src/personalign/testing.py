@@ -210,11 +210,18 @@ def _cached(name: str, build: Callable[[Path], Path], cache_dir: str | Path | No
     return target
 
 
+def _cache_key(kind: str, seed: int) -> str:
+    from .data.synthetic import text_banks_fingerprint
+
+    # The tokenizers are trained on the synthetic text, so a change to it must not reuse an old build.
+    return f"{kind}-v{KIT_VERSION}-{text_banks_fingerprint()}-seed{seed}"
+
+
 def tiny_causal_lm(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     """The folder of the tiny causal LM for `seed`, built on first use and cached (see `default_cache_dir`)."""
-    return _cached(f"tiny-llama-v{KIT_VERSION}-seed{seed}", lambda path: build_tiny_causal_lm(path, seed), cache_dir)
+    return _cached(_cache_key("tiny-llama", seed), lambda path: build_tiny_causal_lm(path, seed), cache_dir)
 
 
 def tiny_encoder(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     """The folder of the tiny BERT-style encoder for `seed`, built on first use and cached."""
-    return _cached(f"tiny-bert-v{KIT_VERSION}-seed{seed}", lambda path: build_tiny_encoder(path, seed), cache_dir)
+    return _cached(_cache_key("tiny-bert", seed), lambda path: build_tiny_encoder(path, seed), cache_dir)

@@ -404,9 +404,10 @@ def alignx_rows(
             yield row
 
 
-def _text_banks_fingerprint() -> str:
-    # `Dataset.from_generator` caches by the generator's code and arguments, not by the module-level text banks it
-    # reads; passing this digest as an argument makes any change to the generated text a new cache entry.
+def text_banks_fingerprint() -> str:
+    """A digest of the text the generators draw from. `Dataset.from_generator` caches by the generator's code and
+    arguments, not by the module-level banks it reads, so the digest is passed along as an argument: any change to
+    the generated text is a new cache entry. The test kit keys its cached tokenizers on it for the same reason."""
     banks = (EXPRESSED_DIMENSIONS, TOPICS, POST_TEMPLATES, OCCUPATIONS, MULTIFACETED_PREFERENCES, _TASKS)
     return hashlib.sha256(repr(banks).encode()).hexdigest()[:16]
 
@@ -417,7 +418,7 @@ def _fingerprinted(rows: Callable[..., Iterator[dict]], text_banks: str, **kwarg
 
 def _as_dataset(rows: Callable[..., Iterator[dict]], features: Features, keep_in_memory: bool, **kwargs) -> Dataset:
     # Written through Arrow batch by batch, never held as Python objects.
-    gen_kwargs = {"rows": rows, "text_banks": _text_banks_fingerprint(), **kwargs}
+    gen_kwargs = {"rows": rows, "text_banks": text_banks_fingerprint(), **kwargs}
     return Dataset.from_generator(
         _fingerprinted, features=features, gen_kwargs=gen_kwargs, keep_in_memory=keep_in_memory
     )
