@@ -1,0 +1,345 @@
+"""AlignX: read the release (Hub id or local files), validate and normalise it, and render ICA / PBA rows for TRL.
+
+Configs:
+
+- `raw`: the release normalised: snake_case columns, explicit typed features (`RAW_FEATURES`), every vector
+  validated. Benchmark rows (the released test files: a ready `profile`, a `ground_truth_persona`, feedback items
+  without vectors) are accepted as they are; their missing fields are null.
+- `ica`, `pba`: conversational rows for TRL's `DPOTrainer` (`prompt` messages, `chosen` / `rejected` assistant
+  turns) rendered by `personalign.personas`. The history subset follows AlignX's 0-4 / 0-4 rule with a generator
+  seeded by `(seed, row index)`, so the output is the same for any `num_proc`; `keep_full_history=True` keeps
+  every item. PBA's preference text is the aggregate of the sampled items' gold vectors (or the row's `profile`).
+
+All processing is `Dataset.map(batched=True)` over memory-mapped Arrow files, so memory does not grow with the
+number of rows, and `num_proc` spreads the work over cores.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
+
+from ..personas import (
+    CHOSEN_COLUMN,
+    PROMPT_COLUMN,
+    REJECTED_COLUMN,
+    Persona,
+    ica_messages,
+    pba_messages,
+    preference_example,
+    to_alignx_release_prompt,
+)
+from ..preference_space import PreferenceSpace
+
+ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
+ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"
+ALIGNX_CONFIGS = ("raw", "ica", "pba")
+SOURCE_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+_VECTOR = List(Value("float64"))
+RAW_FEATURES = Features(
+    {
+        "prompt": Value("string"),
+        "chosen": Value("string"),
+        "rejected": Value("string"),
+        "preference_direction": _VECTOR,
+        "demographic_information": Value("string"),
+        "user_generated_content": List(
+            {"prompt": Value("string"), "comment": Value("string"), "preference_direction": _VECTOR}
+        ),
+        "pairwise_comparative_feedback": List(
+            {
+                "prompt": Value("string"),
+                "chosen": Value("string"),
+                "rejected": Value("string"),
+                "preference_direction": _VECTOR,
+            }
+        ),
+        "profile": Value("string"),
+        "ground_truth_persona": Value("string"),
+    }
+)
+"""The `raw` config: the release's columns in snake_case, typed explicitly; absent fields are null."""
+
+_MESSAGES = List({"role": Value("string"), "content": Value("string")})
+CHAT_FEATURES = Features(
+    {
+        "prompt": _MESSAGES,
+        "chosen": _MESSAGES,
+        "rejected": _MESSAGES,
+        "profile": Value("string"),
+        "preference_direction": _VECTOR,
+    }
+)
+"""The `ica` / `pba` configs: TRL's conversational preference format, plus the preference text used (PBA) and the
+row's gold direction (for per-dimension evaluation)."""
+
+RELEASE_FORMAT_FEATURES = Features(
+    {
+        "prompt": Value("string"),
+        "chosen": Value("string"),
+        "rejected": Value("string"),
+        "profile": Value("string"),
+        "preference_direction": _VECTOR,
+    }
+)
+"""The `ica` / `pba` configs with `prompt_format="alignx_release"`: the release's exact prompt strings."""
+
+
+@dataclass
+class AlignXBuildConfig:
+    """How `build_alignx` renders the `ica` and `pba` configs.
+
+    Args:
+        seed (`int`, *optional*, defaults to `0`): Seed of the history sampling (combined with each row's index).
+        keep_full_history (`bool`, *optional*, defaults to `False`): Keep every history item instead of sampling.
+        max_history_items (`int`, *optional*, defaults to `4`): Upper bound of AlignX's per-kind sample size.
+        include_demographics (`bool`, *optional*, defaults to `True`): ICA: append the demographic description.
+        upper (`float`, *optional*, defaults to `0.6`): PBA aggregation: positive threshold.
+        lower (`float`, *optional*, defaults to `0.4`): PBA aggregation: negative threshold.
+        arithmetic (`str`, *optional*, defaults to `"exact"`): PBA aggregation arithmetic (`"exact"` or
+            `"float32"`, the release's; see `PreferenceSpace.aggregate`).
+        prompt_format (`str`, *optional*, defaults to `"chat"`): `"chat"` (message lists, rendered later by the
+            tokenizer's chat template) or `"alignx_release"` (the release's exact Llama-3 prompt strings).
+    """
+
+    seed: int = 0
+    keep_full_history: bool = False
+    max_history_items: int = 4
+    include_demographics: bool = True
+    upper: float = 0.6
+    lower: float = 0.4
+    arithmetic: Literal["exact", "float32"] = "exact"
+    prompt_format: Literal["chat", "alignx_release"] = "chat"
+
+    def __post_init__(self) -> None:
+        if self.prompt_format not in ("chat", "alignx_release"):
+            raise ValueError(f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r}.")
+        if self.arithmetic not in ("exact", "float32"):
+            raise ValueError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+def source_files(folder: str | Path) -> dict[str, list[Path]]:
+    """The data files of a local release folder by split, with the split rules of `datasets.load_dataset(folder)`
+    (file names containing `train`, `test`, `validation`, ...; everything is `train` otherwise)."""
+    from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
+
+    folder = Path(folder)
+    try:
+        patterns = get_data_patterns(str(folder))
+    except EmptyDatasetError:
+        raise ValueError(f"{folder}: no {', '.join(SOURCE_SUFFIXES)} files found.") from None
+    resolved = DataFilesDict.from_patterns(patterns, base_path=str(folder))
+    splits = {
+        str(split): sorted(Path(f) for f in files if Path(f).suffix in SOURCE_SUFFIXES)
+        for split, files in resolved.items()
+    }
+    splits = {split: files for split, files in splits.items() if files}
+    if not splits:
+        raise ValueError(f"{folder}: no {', '.join(SOURCE_SUFFIXES)} files found.")
+    return splits
+
+
+def _load_file(path: Path) -> Dataset:
+    if path.suffix == ".parquet":
+        return Dataset.from_parquet(str(path))
+    return Dataset.from_json(str(path))
+
+
+def _check_columns(dataset: Dataset, where: str) -> None:
+    missing = [c for c in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN) if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; an AlignX row needs "
+            f"'prompt', 'chosen' and 'rejected' (found: {', '.join(dataset.column_names)})."
+        )
+
+
+def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None) -> dict[str, Any]:
+    """One release row (release column names or snake_case) as a `RAW_FEATURES` row; errors name `where`, the
+    column and the item."""
+    for column in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN):
+        if not isinstance(row.get(column), str):
+            raise ValueError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+    persona = Persona.from_alignx_row(row, space=space, where=where)
+    truth = row.get("ground_truth_persona")
+    return {
+        "prompt": row[PROMPT_COLUMN],
+        "chosen": row[CHOSEN_COLUMN],
+        "rejected": row[REJECTED_COLUMN],
+        "preference_direction": persona.direction,
+        "demographic_information": persona.demographics,
+        "user_generated_content": [
+            {"prompt": i.prompt, "comment": i.comment, "preference_direction": i.direction} for i in persona.ugc
+        ],
+        "pairwise_comparative_feedback": [
+            {"prompt": i.prompt, "chosen": i.chosen, "rejected": i.rejected, "preference_direction": i.direction}
+            for i in persona.pairs
+        ],
+        "profile": persona.profile,
+        "ground_truth_persona": truth if truth is None or isinstance(truth, str) else str(truth),
+    }
+
+
+def _rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
+    size = len(next(iter(batch.values())))
+    return [{key: values[i] for key, values in batch.items()} for i in range(size)]
+
+
+def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
+    return {name: [row[name] for row in rows] for name in features}
+
+
+def _normalize_batch(batch: Mapping[str, list], indices: list[int], where: str) -> dict[str, list]:
+    space = _space()
+    rows = [
+        normalize_row(row, f"{where}, row {index}", space) for row, index in zip(_rows(batch), indices, strict=True)
+    ]
+    return _columns(rows, RAW_FEATURES)
+
+
+_SPACE: PreferenceSpace | None = None
+
+
+def _space() -> PreferenceSpace:
+    # One space per worker process (map with num_proc pickles the function, not this cache).
+    global _SPACE
+    if _SPACE is None:
+        _SPACE = PreferenceSpace.alignx()
+    return _SPACE
+
+
+def _normalize(dataset: Dataset, where: str, num_proc: int | None, batch_size: int) -> Dataset:
+    _check_columns(dataset, where)
+    return dataset.map(
+        _normalize_batch,
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        fn_kwargs={"where": where},
+        features=RAW_FEATURES,
+        remove_columns=dataset.column_names,
+        num_proc=num_proc,
+        desc=f"Validating {where}",
+    )
+
+
+def read_alignx(
+    source: str | Path = ALIGNX_HUB_ID, num_proc: int | None = None, batch_size: int = 1000, **load_kwargs: Any
+) -> DatasetDict:
+    """The `raw` config: read AlignX from a local folder / file or a Hub id, validate every row, normalise it.
+
+    Args:
+        source (`str` or `Path`, *optional*, defaults to `"JinaLeejnl/AlignX"`): A local folder of parquet / jsonl /
+            json files (splits by file name, as `load_dataset(folder)`), a single such file, or a Hub dataset id.
+        num_proc (`int`, *optional*): Processes for the batched validation.
+        batch_size (`int`, *optional*, defaults to `1000`): Rows per `map` batch.
+        **load_kwargs: Passed to `datasets.load_dataset` for a Hub id (e.g. `revision`, `token`).
+
+    Returns:
+        `DatasetDict` with `RAW_FEATURES`. Errors name the file (or Hub split), row and column.
+    """
+    path = Path(source)
+    if path.exists():
+        files = {"train": [path]} if path.is_file() else source_files(path)
+        splits = {}
+        for split, paths in files.items():
+            parts = [_normalize(_load_file(p), str(p), num_proc, batch_size) for p in paths]
+            splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+        return DatasetDict(splits)
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(source), **load_kwargs)
+    return DatasetDict(
+        {split: _normalize(data, f"{source} [{split}]", num_proc, batch_size) for split, data in loaded.items()}
+    )
+
+
+# --------------------------------------------------------------------------------------------------- rendering
+def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"], config: AlignXBuildConfig) -> dict:
+    """One `raw` row as an `ica` or `pba` training row (see `AlignXBuildConfig`)."""
+    persona = Persona.from_alignx_row(row, space=_space(), where=f"row {index}")
+    if not config.keep_full_history:
+        persona = persona.sample_history(random.Random(f"{config.seed}:{index}"), config.max_history_items)
+    profile = None
+    if style == "ica":
+        prompt = ica_messages(row["prompt"], persona, include_demographics=config.include_demographics)
+    else:
+        profile = persona.profile_text(_space(), upper=config.upper, lower=config.lower, arithmetic=config.arithmetic)
+        prompt = pba_messages(row["prompt"], profile)
+    if config.prompt_format == "alignx_release":
+        example = {"prompt": to_alignx_release_prompt(prompt), "chosen": row["chosen"], "rejected": row["rejected"]}
+    else:
+        example = preference_example(prompt, row["chosen"], row["rejected"])
+    return {**example, "profile": profile, "preference_direction": row.get("preference_direction")}
+
+
+def _render_batch(batch: Mapping[str, list], indices: list[int], style: str, config: AlignXBuildConfig) -> dict:
+    features = RELEASE_FORMAT_FEATURES if config.prompt_format == "alignx_release" else CHAT_FEATURES
+    rows = [render_row(row, index, style, config) for row, index in zip(_rows(batch), indices, strict=True)]
+    return _columns(rows, features)
+
+
+def render_alignx(
+    raw: DatasetDict,
+    style: Literal["ica", "pba"],
+    config: AlignXBuildConfig | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+) -> DatasetDict:
+    """Render a `raw` DatasetDict (from `read_alignx`) as the `ica` or `pba` config."""
+    if style not in ("ica", "pba"):
+        raise ValueError(f"style must be 'ica' or 'pba', got {style!r}.")
+    config = config or AlignXBuildConfig()
+    features = RELEASE_FORMAT_FEATURES if config.prompt_format == "alignx_release" else CHAT_FEATURES
+    return DatasetDict(
+        {
+            split: data.map(
+                _render_batch,
+                batched=True,
+                batch_size=batch_size,
+                with_indices=True,
+                fn_kwargs={"style": style, "config": config},
+                features=features,
+                remove_columns=data.column_names,
+                num_proc=num_proc,
+                desc=f"Rendering {style} {split}",
+            )
+            for split, data in raw.items()
+        }
+    )
+
+
+def build_alignx(
+    source: str | Path = ALIGNX_HUB_ID,
+    config_name: Literal["raw", "ica", "pba"] = "pba",
+    config: AlignXBuildConfig | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    **load_kwargs: Any,
+) -> DatasetDict:
+    """Build one AlignX config from a local folder / file or a Hub id.
+
+    Example:
+
+    ```python
+    >>> from personalign.data.alignx import AlignXBuildConfig, build_alignx
+    >>> pba = build_alignx("path/to/alignx", "pba", AlignXBuildConfig(seed=0), num_proc=2)
+    >>> pba["train"][0]["prompt"][1]["content"]  # the user message, ending with the preference text
+    ```
+    """
+    if config_name not in ALIGNX_CONFIGS:
+        raise ValueError(f"unknown AlignX config {config_name!r}; choose one of {', '.join(ALIGNX_CONFIGS)}.")
+    raw = read_alignx(source, num_proc=num_proc, batch_size=batch_size, **load_kwargs)
+    if config_name == "raw":
+        return raw
+    return render_alignx(raw, config_name, config, num_proc=num_proc, batch_size=batch_size)

@@ -1,0 +1,166 @@
+import json
+import random
+from collections import defaultdict
+
+import pytest
+
+from personalign import Persona, ica_messages, pba_messages
+from personalign.data.alignx import (
+    CHAT_FEATURES,
+    RAW_FEATURES,
+    RELEASE_FORMAT_FEATURES,
+    AlignXBuildConfig,
+    build_alignx,
+    read_alignx,
+    source_files,
+)
+from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
+from personalign.io import write_rows
+
+BENCHMARK_ROWS = [
+    {
+        "prompt": "Reword this sentence.",
+        "chosen": "Short, witty version!",
+        "rejected": "A plain version.",
+        "ground_truth_persona": "Generate a response that is friendly, witty, funny, and humorous.",
+        "profile": "High Extraversion, Likes humor",
+        "Pair-wise Comparative Feedback": [
+            {"prompt": "Classify: calm", "chosen": "Calm, like a cat!", "rejected": "Adjective."},
+            {"prompt": "Combine two sentences.", "chosen": "Hermit crab joke.", "rejected": "Plain."},
+        ],
+    }
+] * 3
+
+
+@pytest.fixture(scope="module")
+def release_folder(tmp_path_factory):
+    """A local copy of the release layout: train parquet shards (release schema) and a benchmark json file."""
+    folder = tmp_path_factory.mktemp("alignx_release")
+    rows = list(alignx_rows(120, seed=11))
+    write_rows(rows[:60], folder / "train-00000-of-00002.parquet", ALIGNX_FEATURES, progress=False)
+    write_rows(rows[60:], folder / "train-00001-of-00002.parquet", ALIGNX_FEATURES, progress=False)
+    (folder / "test.json").write_text(json.dumps(BENCHMARK_ROWS))
+    return folder, rows
+
+
+def test_source_files_follow_the_datasets_split_rules(release_folder):
+    folder, _ = release_folder
+    files = source_files(folder)
+    assert sorted(files) == ["test", "train"]
+    assert [p.name for p in files["train"]] == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
+
+
+def test_raw_config_normalises_and_keeps_every_value(release_folder):
+    folder, rows = release_folder
+    raw = read_alignx(folder)
+    assert raw["train"].features == RAW_FEATURES and raw["test"].features == RAW_FEATURES
+    assert len(raw["train"]) == 120 and len(raw["test"]) == 3
+    first = raw["train"][0]
+    assert first["prompt"] == rows[0]["prompt"]
+    assert first["preference_direction"] == rows[0]["Preference Direction"]
+    assert first["demographic_information"] == rows[0]["Demographic Information"]
+    assert first["user_generated_content"][0]["comment"] == rows[0]["User-Generated Content"][0]["comment"]
+    pair = rows[0]["Pair-wise Comparative Feedback"][-1]
+    assert first["pairwise_comparative_feedback"][-1] == {
+        "prompt": pair["prompt"],
+        "chosen": pair["chosen"],
+        "rejected": pair["rejected"],
+        "preference_direction": pair["Preference Direction"],
+    }
+    assert raw["train"][119]["prompt"] == rows[119]["prompt"]  # shards concatenated in order
+    bench = raw["test"][0]
+    assert bench["profile"] == "High Extraversion, Likes humor"
+    assert bench["ground_truth_persona"].startswith("Generate a response")
+    assert bench["preference_direction"] is None
+    assert bench["pairwise_comparative_feedback"][0]["preference_direction"] is None
+
+
+def test_pba_config_renders_the_sampled_history_profile(release_folder, alignx_space):
+    folder, rows = release_folder
+    pba = build_alignx(folder, "pba", AlignXBuildConfig(seed=3))
+    assert pba["train"].features == CHAT_FEATURES
+    for index in (0, 7, 61):
+        persona = Persona.from_alignx_row(rows[index]).sample_history(random.Random(f"3:{index}"))
+        expected = alignx_space.to_text(alignx_space.aggregate(persona.item_directions()))
+        row = pba["train"][index]
+        assert row["profile"] == expected
+        assert row["prompt"] == pba_messages(rows[index]["prompt"], expected)
+        assert row["chosen"] == [{"role": "assistant", "content": rows[index]["chosen"]}]
+    # benchmark rows carry their own profile text
+    assert pba["test"][0]["profile"] == "High Extraversion, Likes humor"
+
+
+def test_ica_config_and_sampling_are_deterministic(release_folder):
+    folder, rows = release_folder
+    first = build_alignx(folder, "ica", AlignXBuildConfig(seed=5))["train"]
+    again = build_alignx(folder, "ica", AlignXBuildConfig(seed=5))["train"]
+    other = build_alignx(folder, "ica", AlignXBuildConfig(seed=6))["train"]
+    assert first.to_list() == again.to_list()
+    assert first["prompt"] != other["prompt"]
+    persona = Persona.from_alignx_row(rows[4]).sample_history(random.Random("5:4"))
+    assert first[4]["prompt"] == ica_messages(rows[4]["prompt"], persona)
+
+
+def test_parallel_build_equals_serial(release_folder):
+    folder, _ = release_folder
+    serial = build_alignx(folder, "pba", AlignXBuildConfig(seed=1), batch_size=16)
+    parallel = build_alignx(folder, "pba", AlignXBuildConfig(seed=1), num_proc=2, batch_size=16)
+    assert serial["train"].to_list() == parallel["train"].to_list()
+
+
+def test_full_history_and_release_format(release_folder):
+    folder, rows = release_folder
+    full = build_alignx(folder, "ica", AlignXBuildConfig(keep_full_history=True))["train"]
+    assert full[0]["prompt"] == ica_messages(rows[0]["prompt"], Persona.from_alignx_row(rows[0]))
+    release = build_alignx(folder, "pba", AlignXBuildConfig(prompt_format="alignx_release"))["train"]
+    assert release.features == RELEASE_FORMAT_FEATURES
+    assert release[0]["prompt"].startswith("<|start_header_id|>system<|end_header_id|>")
+    assert release[0]["chosen"] == rows[0]["chosen"]
+
+
+def test_counterfactual_property_survives_the_build(release_folder, alignx_space):
+    folder, _ = release_folder
+    pba = build_alignx(folder, "pba", AlignXBuildConfig(keep_full_history=True))["train"]
+    groups = defaultdict(list)
+    for row in pba:
+        task = row["prompt"][1]["content"].split("***User Preferences***")[0]
+        groups[(task, frozenset((row["chosen"][0]["content"], row["rejected"][0]["content"])))].append(row)
+    assert len(groups) == 60
+    for members in groups.values():
+        a, b = members
+        assert a["chosen"] == b["rejected"]
+        assert alignx_space.reverse(a["preference_direction"]) == b["preference_direction"]
+        # the two users' profiles disagree on every target dimension
+        va, vb = alignx_space.from_text(a["profile"]), alignx_space.from_text(b["profile"])
+        for index in alignx_space.active(a["preference_direction"]):
+            assert va[index] == a["preference_direction"][index] and vb[index] == b["preference_direction"][index]
+
+
+def test_errors_name_file_row_and_column(tmp_path, alignx_space):
+    rows = list(alignx_rows(4, seed=0))
+    rows[2]["Pair-wise Comparative Feedback"][1]["Preference Direction"] = [0.5] * 89
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(
+        ValueError,
+        match=r"train\.jsonl, row 2, column 'Pair-wise Comparative Feedback' item 1 "
+        r"'Preference Direction': preference vector has length 89",
+    ):
+        read_alignx(bad)
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / "train.jsonl").write_text(json.dumps({"prompt": "a", "rejected": "b"}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl: missing column\(s\) 'chosen'"):
+        read_alignx(missing)
+    wrong_type = tmp_path / "wrong"
+    wrong_type.mkdir()
+    (wrong_type / "train.jsonl").write_text(json.dumps({"prompt": "a", "chosen": 3, "rejected": "b"}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl, row 0, column 'chosen': expected text, got int"):
+        read_alignx(wrong_type)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"no \.parquet, \.jsonl, \.json files found"):
+        read_alignx(empty)
+    with pytest.raises(ValueError, match="unknown AlignX config 'dpo'"):
+        build_alignx(bad, "dpo")
