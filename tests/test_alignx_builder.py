@@ -164,3 +164,21 @@ def test_errors_name_file_row_and_column(tmp_path, alignx_space):
         read_alignx(empty)
     with pytest.raises(ValueError, match="unknown AlignX config 'dpo'"):
         build_alignx(bad, "dpo")
+
+
+def test_datasets_builder_class(release_folder, tmp_path):
+    from personalign.data.alignx import AlignX
+
+    folder, _ = release_folder
+    builder = AlignX(config_name="pba", source=str(folder), seed=3, cache_dir=str(tmp_path))
+    builder.download_and_prepare()
+    built = builder.as_dataset()
+    expected = build_alignx(folder, "pba", AlignXBuildConfig(seed=3))
+    assert sorted(built) == ["test", "train"]
+    assert built["train"].features == CHAT_FEATURES
+    assert built["train"].to_list() == expected["train"].to_list()
+    other = AlignX(config_name="pba", source=str(folder), seed=4, cache_dir=str(tmp_path))
+    assert other.config_id != builder.config_id  # settings are part of the cache key
+    raw = AlignX(config_name="raw", source=str(folder), cache_dir=str(tmp_path))
+    raw.download_and_prepare()
+    assert raw.as_dataset(split="test").features == RAW_FEATURES

@@ -104,6 +104,107 @@ def synthetic_multifaceted(
     console.print(f"wrote {written} Multifaceted-Collection rows to {output}")
 
 
+DatasetKind = Annotated[str, typer.Argument(help="Dataset to build: [bold]alignx[/bold].")]
+ConfigNames = Annotated[
+    list[str] | None, typer.Option("--config", help="Config to build (repeatable); all configs by default.")
+]
+KeepFullHistory = Annotated[
+    bool, typer.Option("--keep-full-history", help="Keep every history item (no 0-4 sampling).")
+]
+PromptFormat = Annotated[str, typer.Option(help="[bold]chat[/bold] or [bold]alignx_release[/bold].")]
+Arithmetic = Annotated[str, typer.Option(help="PBA aggregation: [bold]exact[/bold] or [bold]float32[/bold].")]
+NumProc = Annotated[int | None, typer.Option(help="Processes for the batched build.")]
+
+
+def _build(kind: str, source: str, names: list[str] | None, num_proc: int | None, **settings):
+    """Build the configs of a dataset kind: `(configs, rendered card)`."""
+    from .hub import render_dataset_card
+
+    if kind == "alignx":
+        from .data.alignx import ALIGNX_CONFIGS, AlignXBuildConfig, alignx_card, build_alignx_configs
+
+        build_config = AlignXBuildConfig(**settings)
+        configs = build_alignx_configs(source, tuple(names or ALIGNX_CONFIGS), build_config, num_proc=num_proc)
+        return configs, render_dataset_card(configs, alignx_card(source, build_config))
+    raise ValueError(f"unknown dataset {kind!r}; available: alignx")
+
+
+@app.command("build-dataset")
+def build_dataset(
+    kind: DatasetKind,
+    source: Annotated[str, typer.Option(help="Hub dataset id, or a local folder / file of the release.")],
+    output: Annotated[Path, typer.Option(help="Output folder (parquet shards per config + README.md card).")],
+    config: ConfigNames = None,
+    seed: Seed = 0,
+    keep_full_history: KeepFullHistory = False,
+    prompt_format: PromptFormat = "chat",
+    arithmetic: Arithmetic = "exact",
+    num_proc: NumProc = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Build a dataset's configs into a folder that [bold]datasets.load_dataset(folder, config)[/bold] reads."""
+    from .hub import write_dataset_folder
+    from .io import ensure_writable
+
+    ensure_writable(output, overwrite)  # before the (long) build
+    configs, card = _build(
+        kind,
+        source,
+        config,
+        num_proc,
+        seed=seed,
+        keep_full_history=keep_full_history,
+        prompt_format=prompt_format,
+        arithmetic=arithmetic,
+    )
+    write_dataset_folder(configs, output, card, overwrite=overwrite)
+    for name, splits in configs.items():
+        console.print(f"{name}: " + ", ".join(f"{split} {len(data):,} rows" for split, data in splits.items()))
+    console.print(f"wrote {output}")
+
+
+@app.command("push-dataset")
+def push_dataset_command(
+    kind: DatasetKind,
+    repo_id: Annotated[str, typer.Option(help="Hub dataset repo, ORG/NAME.")],
+    source: Annotated[str | None, typer.Option(help="Build from this Hub id or local release, then push.")] = None,
+    from_dir: Annotated[Path | None, typer.Option(help="Push a folder written by build-dataset.")] = None,
+    config: ConfigNames = None,
+    seed: Seed = 0,
+    keep_full_history: KeepFullHistory = False,
+    prompt_format: PromptFormat = "chat",
+    arithmetic: Arithmetic = "exact",
+    num_proc: NumProc = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+) -> None:
+    """Push every config of a dataset, and its card, to the Hub (token from HF_TOKEN or the saved login)."""
+    from .hub import load_dataset_folder, push_dataset, resolve_token
+
+    resolve_token()  # fail before any build when there is no token
+    if (source is None) == (from_dir is None):
+        raise ValueError("pass exactly one of --source (build, then push) or --from-dir (push a built folder)")
+    if from_dir is not None:
+        configs = load_dataset_folder(from_dir)
+        missing = [name for name in config or [] if name not in configs]
+        if missing:
+            raise ValueError(f"{from_dir} has no config {missing[0]!r}; it has {', '.join(configs)}")
+        configs = {name: configs[name] for name in config or configs}
+        card = (from_dir / "README.md").read_text(encoding="utf-8")
+    else:
+        configs, card = _build(
+            kind,
+            source,
+            config,
+            num_proc,
+            seed=seed,
+            keep_full_history=keep_full_history,
+            prompt_format=prompt_format,
+            arithmetic=arithmetic,
+        )
+    url = push_dataset(configs, repo_id, card, private=private)
+    console.print(f"pushed {', '.join(configs)} to {url}")
+
+
 @app.command("space")
 def show_space(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",

@@ -21,6 +21,18 @@ class OutputExistsError(FileExistsError):
     """An output already exists and overwriting was not requested."""
 
 
+def ensure_writable(path: str | Path, overwrite: bool = False) -> Path:
+    """Fail early, before any work, if `path` exists and may not be replaced.
+
+    Raises:
+        `OutputExistsError`: If `path` exists and `overwrite` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    return path
+
+
 @contextmanager
 def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on failure it is removed.
@@ -30,9 +42,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     Raises:
         `OutputExistsError`: If `path` exists and `overwrite` is False (checked before any work is done).
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    path = ensure_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     temporary = staging / path.name

@@ -17,13 +17,16 @@ number of rows, and `num_proc` spreads the work over cores.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+import datasets
+import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
+from ..hub import ALIGNX_CITATION, DatasetCardSpec
 from ..personas import (
     CHOSEN_COLUMN,
     PROMPT_COLUMN,
@@ -319,6 +322,27 @@ def render_alignx(
     )
 
 
+def build_alignx_configs(
+    source: str | Path = ALIGNX_HUB_ID,
+    config_names: tuple[str, ...] = ALIGNX_CONFIGS,
+    config: AlignXBuildConfig | None = None,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    **load_kwargs: Any,
+) -> dict[str, DatasetDict]:
+    """Build several AlignX configs from one read of the source: `{config name: DatasetDict}`."""
+    unknown = [name for name in config_names if name not in ALIGNX_CONFIGS]
+    if unknown or not config_names:
+        raise ValueError(
+            f"unknown AlignX config {unknown[0] if unknown else ''!r}; choose from {', '.join(ALIGNX_CONFIGS)}."
+        )
+    raw = read_alignx(source, num_proc=num_proc, batch_size=batch_size, **load_kwargs)
+    return {
+        name: raw if name == "raw" else render_alignx(raw, name, config, num_proc=num_proc, batch_size=batch_size)
+        for name in config_names
+    }
+
+
 def build_alignx(
     source: str | Path = ALIGNX_HUB_ID,
     config_name: Literal["raw", "ica", "pba"] = "pba",
@@ -337,9 +361,80 @@ def build_alignx(
     >>> pba["train"][0]["prompt"][1]["content"]  # the user message, ending with the preference text
     ```
     """
-    if config_name not in ALIGNX_CONFIGS:
-        raise ValueError(f"unknown AlignX config {config_name!r}; choose one of {', '.join(ALIGNX_CONFIGS)}.")
-    raw = read_alignx(source, num_proc=num_proc, batch_size=batch_size, **load_kwargs)
-    if config_name == "raw":
-        return raw
-    return render_alignx(raw, config_name, config, num_proc=num_proc, batch_size=batch_size)
+    configs = build_alignx_configs(source, (config_name,), config, num_proc, batch_size, **load_kwargs)
+    return configs[config_name]
+
+
+def alignx_card(source: str | Path, config: AlignXBuildConfig | None = None) -> DatasetCardSpec:
+    """The dataset card of a built AlignX dataset."""
+    config = config or AlignXBuildConfig()
+    return DatasetCardSpec(
+        pretty_name="AlignX (personalign build)",
+        summary=(
+            "AlignX (Li et al., 2025): personalized preference pairs with user personas (comments, pairwise "
+            "feedback, demographic descriptions) over a 90-dimension preference space, normalised and rendered "
+            "for training with TRL by personalign."
+        ),
+        source=str(source),
+        descriptions={
+            "raw": "the release normalised: snake_case columns, typed features, every preference vector validated.",
+            "ica": "in-context alignment: conversational prompts with the sampled history and demographics.",
+            "pba": "preference-bridged alignment: conversational prompts with the aggregated preference text.",
+        },
+        provenance={"personalign_settings": config.to_dict(), "history_rule": "AlignX: 0-4 comments, 0-4 pairs"},
+        citations=[ALIGNX_CITATION],
+        tags=["alignx"],
+    )
+
+
+# ------------------------------------------------------------------------------------------- datasets builder
+@dataclass
+class AlignXBuilderConfig(datasets.BuilderConfig):
+    """`datasets` builder config: which AlignX config, from which source, with which `AlignXBuildConfig` settings."""
+
+    source: str = ALIGNX_HUB_ID
+    seed: int = 0
+    keep_full_history: bool = False
+    prompt_format: str = "chat"
+    arithmetic: str = "exact"
+    num_proc: int | None = None
+
+    def build_config(self) -> AlignXBuildConfig:
+        return AlignXBuildConfig(
+            seed=self.seed,
+            keep_full_history=self.keep_full_history,
+            prompt_format=self.prompt_format,
+            arithmetic=self.arithmetic,
+        )
+
+
+class AlignX(datasets.ArrowBasedBuilder):
+    """AlignX as a `datasets` builder (loading scripts are gone from `datasets` >= 4; builder classes remain).
+
+    Example:
+
+    ```python
+    >>> builder = AlignX(config_name="pba", source="path/to/alignx", seed=0)
+    >>> builder.download_and_prepare()
+    >>> pba = builder.as_dataset()
+    ```
+    """
+
+    BUILDER_CONFIG_CLASS = AlignXBuilderConfig
+    BUILDER_CONFIGS: ClassVar[list[AlignXBuilderConfig]] = [AlignXBuilderConfig(name=name) for name in ALIGNX_CONFIGS]
+    DEFAULT_CONFIG_NAME = "pba"
+
+    def _info(self) -> datasets.DatasetInfo:
+        if self.config.name == "raw":
+            features = RAW_FEATURES
+        else:
+            features = RELEASE_FORMAT_FEATURES if self.config.prompt_format == "alignx_release" else CHAT_FEATURES
+        return datasets.DatasetInfo(description=alignx_card(self.config.source).summary, features=features)
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        built = build_alignx(self.config.source, self.config.name, self.config.build_config(), self.config.num_proc)
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"dataset": data}) for split, data in built.items()]
+
+    def _generate_tables(self, dataset: Dataset) -> Iterator[tuple[tuple[int, int], pa.Table]]:
+        for index, batch in enumerate(dataset.data.to_batches(max_chunksize=10_000)):
+            yield (0, index), pa.Table.from_batches([batch])

@@ -1,0 +1,1 @@
+"""Jinja templates for the dataset and model cards (installed as `personalign.model_cards`)."""

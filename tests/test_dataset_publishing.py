@@ -1,0 +1,237 @@
+import json
+import os
+import subprocess
+import sys
+from types import SimpleNamespace
+from typing import ClassVar
+
+import pytest
+from datasets import load_dataset
+from typer.testing import CliRunner
+
+from personalign.cli import app
+from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
+from personalign.hub import HubError, load_dataset_folder, resolve_token
+from personalign.io import write_rows
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("alignx_source")
+    write_rows(alignx_rows(40, seed=2), folder / "train.parquet", ALIGNX_FEATURES, progress=False)
+    write_rows(alignx_rows(10, seed=3), folder / "test.parquet", ALIGNX_FEATURES, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(source, tmp_path_factory):
+    output = tmp_path_factory.mktemp("built") / "alignx"
+    result = runner.invoke(
+        app, ["build-dataset", "alignx", "--source", str(source), "--output", str(output), "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def test_built_folder_loads_back_with_identical_rows(built, source):
+    from personalign.data.alignx import AlignXBuildConfig, build_alignx_configs
+
+    expected = build_alignx_configs(source, config=AlignXBuildConfig(seed=4))
+    for name in ("raw", "ica", "pba"):
+        loaded = load_dataset(str(built), name)
+        assert sorted(loaded) == ["test", "train"]
+        for split in ("train", "test"):
+            assert loaded[split].features == expected[name][split].features
+            assert loaded[split].to_list() == expected[name][split].to_list()
+    assert sorted(load_dataset_folder(built)) == ["ica", "pba", "raw"]
+
+
+def test_card_has_configs_provenance_license_and_citation(built):
+    import yaml
+
+    card = (built / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert [c["config_name"] for c in header["configs"]] == ["raw", "ica", "pba"]
+    assert header["configs"][0]["default"] is True
+    assert {"split": "train", "path": "pba/train-*.parquet"} in header["configs"][2]["data_files"]
+    assert header["license"] == "other"
+    assert "| `pba` | train | 40 |" in card
+    assert "'seed': 4" in card
+    assert "From 1,000,000 Users to Every User" in card
+    assert "source dataset's card for its license" in card
+
+
+def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(built, source):
+    marker = (built / "README.md").read_text()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "personalign.cli",
+            "build-dataset",
+            "alignx",
+            "--source",
+            str(source),
+            "--output",
+            str(built),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"error: {built} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+    )
+    assert (built / "README.md").read_text() == marker
+    assert not [p for p in built.parent.iterdir() if p.name.endswith(".partial")]
+
+
+def test_build_with_one_config_and_release_format(source, tmp_path):
+    output = tmp_path / "release"
+    result = runner.invoke(
+        app,
+        [
+            "build-dataset",
+            "alignx",
+            "--source",
+            str(source),
+            "--output",
+            str(output),
+            "--config",
+            "pba",
+            "--prompt-format",
+            "alignx_release",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    loaded = load_dataset(str(output), "pba", split="train")
+    assert loaded[0]["prompt"].startswith("<|start_header_id|>system")
+    assert sorted(p.name for p in output.iterdir()) == ["README.md", "pba"]
+
+
+def test_malformed_rows_fail_with_one_line_and_no_output(tmp_path):
+    rows = list(alignx_rows(4, seed=0))
+    rows[3]["Preference Direction"] = [0.5] * 91
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    output = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "personalign.cli",
+            "build-dataset",
+            "alignx",
+            "--source",
+            str(tmp_path / "src"),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    # progress bars may precede it; the error itself is one line, with no traceback
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "train.jsonl, row 3, column 'Preference Direction': preference vector has length 91" in errors[0]
+    assert not output.exists()
+
+
+def test_push_without_token_fails_early_with_one_line(monkeypatch, built):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    with pytest.raises(HubError, match="no Hugging Face token found"):
+        resolve_token()
+    env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
+    env["HF_HOME"] = str(built.parent / "empty_hf_home")  # no saved login
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "personalign.cli",
+            "push-dataset",
+            "alignx",
+            "--repo-id",
+            "me/x",
+            "--from-dir",
+            str(built),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: no Hugging Face token found: set HF_TOKEN or run `hf auth login` (the token is never printed)."
+    ]
+
+
+class FakeApi:
+    calls: ClassVar[list] = []
+
+    def __init__(self, token=None):
+        self.token = token
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeApi.calls.append(("create_repo", repo_id, kwargs["repo_type"], kwargs["private"]))
+        return f"https://huggingface.co/datasets/{repo_id}"
+
+    def upload_file(self, **kwargs):
+        FakeApi.calls.append(("upload_file", kwargs["path_in_repo"], kwargs["path_or_fileobj"][:3]))
+
+
+def test_push_sends_the_card_then_every_config(monkeypatch, built):
+    from datasets import DatasetDict
+
+    secret = "hf_abcdefghijklmnopqrstuvwxyz123456"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    FakeApi.calls = []
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+
+    def fake_push(self, repo_id, config_name="default", set_default=None, private=None, token=None, data_dir=None):
+        assert token == secret
+        FakeApi.calls.append(("push_to_hub", repo_id, config_name, set_default, data_dir, sorted(self)))
+
+    monkeypatch.setattr(DatasetDict, "push_to_hub", fake_push)
+    result = runner.invoke(
+        app, ["push-dataset", "alignx", "--repo-id", "me/alignx", "--from-dir", str(built), "--private"]
+    )
+    assert result.exit_code == 0, result.output
+    assert FakeApi.calls == [
+        ("create_repo", "me/alignx", "dataset", True),
+        ("upload_file", "README.md", b"---"),
+        ("push_to_hub", "me/alignx", "raw", True, "raw", ["test", "train"]),
+        ("push_to_hub", "me/alignx", "ica", False, "ica", ["test", "train"]),
+        ("push_to_hub", "me/alignx", "pba", False, "pba", ["test", "train"]),
+    ]
+    assert secret not in result.output
+
+
+def test_hub_errors_never_show_the_token(monkeypatch, built):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    secret = "hf_zyxwvutsrqponmlkjihgfedcba654321"
+    monkeypatch.setenv("HF_TOKEN", secret)
+
+    class FailingApi(FakeApi):
+        def create_repo(self, repo_id, **kwargs):
+            response = SimpleNamespace(headers={}, request=None)
+            raise HfHubHTTPError(f"401 Unauthorized for token {secret}", response=response)
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FailingApi)
+    with pytest.raises(HubError) as caught:
+        from personalign.hub import push_dataset
+
+        push_dataset(load_dataset_folder(built), "me/alignx", "card")
+    assert secret not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_push_needs_exactly_one_source(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    result = runner.invoke(app, ["push-dataset", "alignx", "--repo-id", "me/x"])
+    assert result.exit_code != 0
+    assert "exactly one of --source" in str(result.exception)
