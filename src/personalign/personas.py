@@ -104,12 +104,17 @@ class Persona:
 
     @classmethod
     def from_alignx_row(
-        cls, row: Mapping[str, Any], space: PreferenceSpace | None = None, where: str | None = None
+        cls,
+        row: Mapping[str, Any],
+        space: PreferenceSpace | None = None,
+        where: str | None = None,
+        validate: bool = True,
     ) -> Persona:
         """Read the persona of an AlignX row (release column names, or their snake_case forms).
 
         Item vectors may be missing (benchmark rows). Present vectors are validated against `space` (AlignX's by
-        default), and errors name `where` (for example the file and row), the column and the item.
+        default), and errors name `where` (for example the file and row), the column and the item. Pass
+        `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks.
         """
         space = space or _alignx_space()
         origin = f"{where}, " if where else ""
@@ -121,7 +126,9 @@ class Persona:
             return None
 
         def vector(value: Any, location: str) -> list[float] | None:
-            return None if value is None else space.validate(value, where=f"{origin}{location}")
+            if value is None:
+                return None
+            return space.validate(value, where=f"{origin}{location}") if validate else list(value)
 
         ugc = []
         for index, item in enumerate(column(UGC_COLUMN) or []):

@@ -270,7 +270,7 @@ def read_alignx(
 # --------------------------------------------------------------------------------------------------- rendering
 def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"], config: AlignXBuildConfig) -> dict:
     """One `raw` row as an `ica` or `pba` training row (see `AlignXBuildConfig`)."""
-    persona = Persona.from_alignx_row(row, space=_space(), where=f"row {index}")
+    persona = Persona.from_alignx_row(row, space=_space(), validate=False)  # `raw` rows are validated
     if not config.keep_full_history:
         persona = persona.sample_history(random.Random(f"{config.seed}:{index}"), config.max_history_items)
     profile = None
