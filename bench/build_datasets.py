@@ -1,6 +1,7 @@
-"""Dataset build throughput and memory: AlignX (raw + ica + pba) from synthetic releases of growing size.
+"""Dataset build throughput and memory: AlignX (raw + ica + pba) from synthetic releases of growing size, and the
+counterfactual MultiFacet benchmark from a full-size (196,998-row) synthetic Multifaceted-Collection.
 
-    python bench/build_datasets.py                     # 10k and 100k rows
+    python bench/build_datasets.py                     # AlignX at 10k and 100k rows, MultiFacet at full size
     python bench/build_datasets.py --sizes 10000 100000 1000000 --num-proc 2
 
 Each size: a synthetic release in the real schema is written first (not timed), then a fresh process builds all
@@ -58,6 +59,43 @@ print(json.dumps({"rows": rows, "seconds": elapsed, "peak_anon_mb": peak[0] / 10
 """
 
 
+MULTIFACET = """
+import json, os, resource, sys, time
+os.environ["HF_DATASETS_CACHE"] = sys.argv[3]
+from datasets import disable_progress_bars
+disable_progress_bars()
+from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
+from personalign.hub import render_dataset_card, write_dataset_folder
+start = time.perf_counter()
+config = MultifacetBuildConfig()
+configs, report = build_multifacet_cf(sys.argv[1], config)
+write_dataset_folder(configs, sys.argv[2], render_dataset_card(configs, multifacet_card(sys.argv[1], config, report)))
+elapsed = time.perf_counter() - start
+rows = len(configs["responses"]["train"])
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"rows": rows, "seconds": elapsed, "peak_rss_mb": peak, "report": report.lines()}))
+"""
+
+
+def run_multifacet(instructions: int, folder: Path) -> dict:
+    source = folder / "multifaceted"
+    source.mkdir()
+    generate = (
+        "import sys\n"
+        "from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows\n"
+        "from personalign.io import write_rows\n"
+        "write_rows(multifaceted_rows(int(sys.argv[1]), seed=0), sys.argv[2], MULTIFACETED_FEATURES, progress=False)\n"
+    )
+    subprocess.run([sys.executable, "-c", generate, str(instructions), str(source / "train.parquet")], check=True)
+    output = subprocess.run(
+        [sys.executable, "-c", MULTIFACET, str(source), str(folder / "multifacet_cf"), str(folder / "cache")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
 def run(size: int, folder: Path, num_proc: int) -> dict:
     source = folder / f"source_{size}"
     source.mkdir()
@@ -83,6 +121,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--num-proc", type=int, default=2)
+    parser.add_argument(
+        "--multifacet-instructions", type=int, default=65_666, help="3 SFT rows each; 0 skips MultiFacet."
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as folder:
@@ -95,6 +136,14 @@ def main() -> None:
                 f"peak anonymous memory {result['peak_anon_mb']:.0f} MB",
                 flush=True,
             )
+        if args.multifacet_instructions:
+            mf = run_multifacet(args.multifacet_instructions, Path(folder))
+            print(
+                f"MultiFacet-CF from {mf['rows']:,} SFT rows: {mf['seconds']:.1f} s "
+                f"({mf['rows'] / mf['seconds']:,.0f} source rows/s, target <= 120 s), peak RSS {mf['peak_rss_mb']:.0f} MB"
+            )
+            for line in mf["report"]:
+                print(f"  {line}")
     ratio = results[-1]["peak_anon_mb"] / results[0]["peak_anon_mb"]
     print(f"peak memory ratio ({results[-1]['rows']:,} / {results[0]['rows']:,} rows): {ratio:.2f}x (target <= 1.5x)")
 

@@ -104,7 +104,9 @@ def synthetic_multifaceted(
     console.print(f"wrote {written} Multifaceted-Collection rows to {output}")
 
 
-DatasetKind = Annotated[str, typer.Argument(help="Dataset to build: [bold]alignx[/bold].")]
+DatasetKind = Annotated[
+    str, typer.Argument(help="Dataset to build: [bold]alignx[/bold] or [bold]multifacet-cf[/bold].")
+]
 ConfigNames = Annotated[
     list[str] | None, typer.Option("--config", help="Config to build (repeatable); all configs by default.")
 ]
@@ -114,19 +116,42 @@ KeepFullHistory = Annotated[
 PromptFormat = Annotated[str, typer.Option(help="[bold]chat[/bold] or [bold]alignx_release[/bold].")]
 Arithmetic = Annotated[str, typer.Option(help="PBA aggregation: [bold]exact[/bold] or [bold]float32[/bold].")]
 NumProc = Annotated[int | None, typer.Option(help="Processes for the batched build.")]
+HistorySize = Annotated[int, typer.Option(help="multifacet-cf: feedback pairs per user (T).")]
+Match = Annotated[
+    str, typer.Option(help="multifacet-cf: same preference = [bold]preference[/bold] or [bold]subdimension[/bold].")
+]
+TestInstructions = Annotated[int, typer.Option(help="multifacet-cf: instructions held out for the test split.")]
 
 
 def _build(kind: str, source: str, names: list[str] | None, num_proc: int | None, **settings):
     """Build the configs of a dataset kind: `(configs, rendered card)`."""
     from .hub import render_dataset_card
 
+    alignx_keys = ("seed", "keep_full_history", "prompt_format", "arithmetic")
     if kind == "alignx":
         from .data.alignx import ALIGNX_CONFIGS, AlignXBuildConfig, alignx_card, build_alignx_configs
 
-        build_config = AlignXBuildConfig(**settings)
+        build_config = AlignXBuildConfig(**{k: settings[k] for k in alignx_keys})
         configs = build_alignx_configs(source, tuple(names or ALIGNX_CONFIGS), build_config, num_proc=num_proc)
         return configs, render_dataset_card(configs, alignx_card(source, build_config))
-    raise ValueError(f"unknown dataset {kind!r}; available: alignx")
+    if kind == "multifacet-cf":
+        from .data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
+
+        build_config = MultifacetBuildConfig(
+            seed=settings["seed"],
+            history_size=settings["history_size"],
+            match=settings["match"],
+            test_instructions=settings["test_instructions"],
+        )
+        configs, report = build_multifacet_cf(source, build_config)
+        unknown = [name for name in names or [] if name not in configs]
+        if unknown:
+            raise ValueError(f"unknown multifacet-cf config {unknown[0]!r}; choose from {', '.join(configs)}")
+        configs = {name: configs[name] for name in names or configs}
+        for line in report.lines():
+            console.print(line)
+        return configs, render_dataset_card(configs, multifacet_card(source, build_config, report))
+    raise ValueError(f"unknown dataset {kind!r}; available: alignx, multifacet-cf")
 
 
 @app.command("build-dataset")
@@ -139,6 +164,9 @@ def build_dataset(
     keep_full_history: KeepFullHistory = False,
     prompt_format: PromptFormat = "chat",
     arithmetic: Arithmetic = "exact",
+    history_size: HistorySize = 10,
+    match: Match = "preference",
+    test_instructions: TestInstructions = 307,
     num_proc: NumProc = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -156,6 +184,9 @@ def build_dataset(
         keep_full_history=keep_full_history,
         prompt_format=prompt_format,
         arithmetic=arithmetic,
+        history_size=history_size,
+        match=match,
+        test_instructions=test_instructions,
     )
     write_dataset_folder(configs, output, card, overwrite=overwrite)
     for name, splits in configs.items():
@@ -174,6 +205,9 @@ def push_dataset_command(
     keep_full_history: KeepFullHistory = False,
     prompt_format: PromptFormat = "chat",
     arithmetic: Arithmetic = "exact",
+    history_size: HistorySize = 10,
+    match: Match = "preference",
+    test_instructions: TestInstructions = 307,
     num_proc: NumProc = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
 ) -> None:
@@ -200,6 +234,9 @@ def push_dataset_command(
             keep_full_history=keep_full_history,
             prompt_format=prompt_format,
             arithmetic=arithmetic,
+            history_size=history_size,
+            match=match,
+            test_instructions=test_instructions,
         )
     url = push_dataset(configs, repo_id, card, private=private)
     console.print(f"pushed {', '.join(configs)} to {url}")

@@ -554,7 +554,8 @@ def multifaceted_rows(num_instructions: int, seed: int = 0) -> Iterator[dict]:
     for index in range(num_instructions):
         rng = _rng(seed, "multifaceted", index)
         topic = rng.choice(TOPICS)
-        prompt = f"Please help me {rng.choice(_TASKS).format(topic=topic)}."
+        # Real instructions are unique; the case number keeps synthetic ones unique too (rows are grouped by prompt).
+        prompt = f"Please help me {rng.choice(_TASKS).format(topic=topic)} (case {index})."
         main_source, original_source = rng.choice(_MAIN_SOURCES), rng.choice(_ORIGINAL_SOURCES)
         # A distinct option per row on every dimension, so each output is the preferred one under its own set.
         chosen = {dim: rng.sample(MULTIFACETED_PREFERENCES[dim], 3) for dim in MULTIFACETED_DIMENSIONS}

@@ -1,0 +1,478 @@
+"""The counterfactual MultiFacet benchmark (third seed, section 3.1 and Figure 2) built from Multifaceted-Collection.
+
+Multifaceted-Collection has three rows per instruction: the same `prompt`, three `system` / `preference_set` /
+`output` triples, each output the preferred answer under its own preference set. The builder:
+
+1. groups rows by `prompt` (one instruction id per group) and holds out `test_instructions` groups as the test split;
+2. gives every response a **preference key** per dimension (style, background_knowledge, informativeness,
+   harmlessness) from its `preference_set` entry: by default `"<subdimension>: <preference>"`, lower-cased with
+   punctuation folded (`match="preference"`); `match="subdimension"` keys on the subdimension alone;
+3. makes preference pairs inside an instruction: `chosen` beats `rejected` on dimension `d` when their keys on `d`
+   differ; the user of that row is "prefers `key_d(chosen)`";
+4. gives each row a feedback history of `history_size` (T, default 10) train pairs whose chosen response has the
+   user's key on `d` and whose rejected one does not, never from the row's own instruction, drawn through an
+   index from key to pairs (no scan per row), seeded per row.
+
+Pairing: `"counterfactual"` keeps both orientations of every pair on every dimension where the two responses
+differ, so each pair appears under opposite users and a persona-blind model scores exactly chance (the test split
+default); `"seed"` makes the seed's three pairs per instruction (each response chosen once, against a random other
+response, on a random dimension where they differ; the train split default).
+
+Histories are stored as response ids into the `responses` config (the validated source, one row per response), not
+as text: ten pairs of long answers per row would multiply the 197k-row source into tens of gigabytes.
+`attach_history` turns the ids into `{prompt, chosen, rejected}` texts, lazily (`with_transform`) or eagerly.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
+
+from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
+from .alignx import source_files
+
+MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
+MULTIFACET_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
+REQUIRED_COLUMNS = ("prompt", "output", "preference_set")
+
+RESPONSE_FEATURES = Features(
+    {
+        "response_id": Value("int64"),
+        "instruction_id": Value("int64"),
+        "main_source": Value("string"),
+        "original_source": Value("string"),
+        "preference_set": List(
+            {
+                "dimension": Value("string"),
+                "subdimension": Value("string"),
+                "preference": Value("string"),
+                "description": Value("string"),
+            }
+        ),
+        "system": Value("string"),
+        "prompt": Value("string"),
+        "output": Value("string"),
+    }
+)
+"""The `responses` config: the validated source, one row per response, addressed by `response_id`."""
+
+COUNTERFACTUAL_FEATURES = Features(
+    {
+        "instruction_id": Value("int64"),
+        "dimension": Value("string"),
+        "preference": Value("string"),
+        "preference_key": Value("string"),
+        "chosen_id": Value("int64"),
+        "rejected_id": Value("int64"),
+        "candidate_ids": List(Value("int64")),
+        "history": List({"chosen_id": Value("int64"), "rejected_id": Value("int64")}),
+        "rubric": Value("string"),
+        "prompt": Value("string"),
+        "chosen": Value("string"),
+        "rejected": Value("string"),
+    }
+)
+"""The `counterfactual` config: one row per (user, target pair); `history` holds response ids (see
+`attach_history`)."""
+
+HISTORY_TEXT = List({"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string")})
+
+
+@dataclass
+class MultifacetBuildConfig:
+    """How `build_multifacet_cf` builds the counterfactual benchmark.
+
+    Args:
+        history_size (`int`, *optional*, defaults to `10`): T, the number of feedback pairs per user.
+        min_history (`int`, *optional*, defaults to `1`): Rows whose user has fewer available pairs are dropped
+            (and counted).
+        match (`str`, *optional*, defaults to `"preference"`): What makes two responses "the same preference" on a
+            dimension: `"preference"` (subdimension and preference text) or `"subdimension"`.
+        train_pairing (`str`, *optional*, defaults to `"seed"`): `"seed"` or `"counterfactual"` (module docstring).
+        test_pairing (`str`, *optional*, defaults to `"counterfactual"`): The same, for the test split.
+        dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default.
+        test_instructions (`int`, *optional*, defaults to `307`): Instructions held out for the test split (the
+            seed's test size).
+        seed (`int`, *optional*, defaults to `0`): Seeds the split, the pairing and the history draws.
+    """
+
+    history_size: int = 10
+    min_history: int = 1
+    match: Literal["preference", "subdimension"] = "preference"
+    train_pairing: Literal["seed", "counterfactual"] = "seed"
+    test_pairing: Literal["seed", "counterfactual"] = "counterfactual"
+    dimensions: tuple[str, ...] = MULTIFACET_DIMENSIONS
+    test_instructions: int = 307
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.match not in ("preference", "subdimension"):
+            raise ValueError(f"match must be 'preference' or 'subdimension', got {self.match!r}.")
+        for name in ("train_pairing", "test_pairing"):
+            if getattr(self, name) not in ("seed", "counterfactual"):
+                raise ValueError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
+        unknown = [d for d in self.dimensions if d not in MULTIFACET_DIMENSIONS]
+        if unknown or not self.dimensions:
+            raise ValueError(f"dimensions must be a non-empty subset of {', '.join(MULTIFACET_DIMENSIONS)}.")
+        if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
+            raise ValueError("need history_size >= 1 and 0 <= min_history <= history_size.")
+        self.dimensions = tuple(self.dimensions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MultifacetBuildReport:
+    """What the builder made: rows per split and dimension, and what it dropped and why."""
+
+    rows: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    instructions: dict[str, int] = field(default_factory=dict)
+    dropped_short_history: Counter = field(default_factory=Counter)
+    dropped_single_response_instructions: int = 0
+
+    def lines(self) -> list[str]:
+        out = []
+        for split, counts in self.rows.items():
+            per_dimension = ", ".join(f"{d} {n:,}" for d, n in sorted(counts.items()))
+            out.append(
+                f"{split}: {self.instructions.get(split, 0):,} instructions, {sum(counts.values()):,} rows ({per_dimension})"
+            )
+        if self.dropped_short_history:
+            out.append(
+                "dropped for too short a history: "
+                + ", ".join(f"{d} {n:,}" for d, n in sorted(self.dropped_short_history.items()))
+            )
+        if self.dropped_single_response_instructions:
+            out.append(f"instructions with a single response (no pair): {self.dropped_single_response_instructions:,}")
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------- reading
+_FOLD = re.compile(r"[^a-z0-9]+")
+
+
+def preference_key(item: Mapping[str, Any], match: str = "preference") -> str:
+    """The key that decides "the same preference" on a dimension (see the module docstring)."""
+
+    def fold(text: Any) -> str:
+        return _FOLD.sub(" ", str(text or "").lower()).strip()
+
+    if match == "subdimension":
+        return fold(item.get("subdimension"))
+    return f"{fold(item.get('subdimension'))}: {fold(item.get('preference'))}"
+
+
+def _check_row(row: Mapping[str, Any], where: str) -> None:
+    for column in ("prompt", "output"):
+        if not isinstance(row.get(column), str):
+            raise ValueError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+    items = row.get("preference_set")
+    if not isinstance(items, list):
+        raise ValueError(
+            f"{where}, column 'preference_set': expected a list of preferences, got {type(items).__name__}."
+        )
+    for index, item in enumerate(items):
+        missing = [
+            k for k in ("dimension", "subdimension", "preference") if not isinstance(item, Mapping) or k not in item
+        ]
+        if missing:
+            raise ValueError(
+                f"{where}, column 'preference_set' item {index}: missing {', '.join(repr(m) for m in missing)}."
+            )
+
+
+def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -> Dataset:
+    """Read Multifaceted-Collection SFT rows (every split / file) and validate them; errors name file, row, column."""
+    path = Path(source)
+    parts: list[tuple[str, Dataset]] = []
+    if path.exists():
+        files = [path] if path.is_file() else [f for split in source_files(path).values() for f in split]
+        for file in files:
+            data = Dataset.from_parquet(str(file)) if file.suffix == ".parquet" else Dataset.from_json(str(file))
+            parts.append((str(file), data))
+    else:
+        from datasets import load_dataset
+
+        loaded = load_dataset(str(source), **load_kwargs)
+        parts = [(f"{source} [{split}]", data) for split, data in loaded.items()]
+    checked = []
+    for where, data in parts:
+        missing = [c for c in REQUIRED_COLUMNS if c not in data.column_names]
+        if missing:
+            raise ValueError(
+                f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; a Multifaceted-Collection "
+                f"row needs {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(data.column_names)})."
+            )
+        offset = 0
+        for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
+            for index, row in enumerate(_rows(batch)):
+                _check_row(row, f"{where}, row {offset + index}")
+            offset += len(batch["prompt"])
+        for column in ("main_source", "original_source", "system"):
+            if column not in data.column_names:
+                data = data.add_column(column, [None] * len(data))
+        checked.append(
+            data.select_columns(["main_source", "original_source", "preference_set", "system", "prompt", "output"])
+        )
+    return checked[0] if len(checked) == 1 else concatenate_datasets(checked)
+
+
+def _rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
+    size = len(next(iter(batch.values())))
+    return [{key: values[i] for key, values in batch.items()} for i in range(size)]
+
+
+# ------------------------------------------------------------------------------------------------------ building
+class _PairIndex:
+    """Train pairs by (dimension, preference key of the chosen response): interleaved (chosen, rejected) ids."""
+
+    def __init__(self) -> None:
+        self._pairs: dict[tuple[str, str], array] = defaultdict(lambda: array("q"))
+
+    def add(self, dimension: str, key: str, chosen: int, rejected: int) -> None:
+        entries = self._pairs[(dimension, key)]
+        entries.append(chosen)
+        entries.append(rejected)
+
+    def sample(
+        self, dimension: str, key: str, size: int, exclude_group: int, group_of: array, rng: random.Random
+    ) -> list[tuple[int, int]]:
+        entries = self._pairs.get((dimension, key))
+        if not entries:
+            return []
+        count = len(entries) // 2
+        # Draw a few extra positions and drop the ones from the row's own instruction; fall back to a full pass only
+        # when the key is so rare that the draw could not fill the history.
+        positions = rng.sample(range(count), min(count, size + 8))
+        chosen = [p for p in positions if group_of[entries[2 * p]] != exclude_group][:size]
+        if len(chosen) < size and len(positions) < count:
+            rest = [p for p in range(count) if p not in set(positions) and group_of[entries[2 * p]] != exclude_group]
+            rng.shuffle(rest)
+            chosen += rest[: size - len(chosen)]
+        return [(entries[2 * p], entries[2 * p + 1]) for p in chosen]
+
+
+def _ordered_pairs(members: Sequence[int], keys: Mapping[str, array | list], dimension: str) -> list[tuple[int, int]]:
+    return [(c, r) for c in members for r in members if c != r and keys[dimension][c] != keys[dimension][r]]
+
+
+def _row_pairs(
+    members: Sequence[int], keys: Mapping[str, list], dimensions: Sequence[str], pairing: str, rng: random.Random
+) -> list[tuple[str, int, int]]:
+    if pairing == "counterfactual":
+        return [(d, c, r) for d in dimensions for c, r in _ordered_pairs(members, keys, d)]
+    # The seed's pairing: each response chosen once, on a random dimension where some other response differs.
+    out = []
+    for c in members:
+        options = [(d, r) for d in dimensions for r in members if r != c and keys[d][r] != keys[d][c]]
+        if options:
+            d, r = rng.choice(options)
+            out.append((d, c, r))
+    return out
+
+
+def build_multifacet_cf(
+    source: str | Path = MULTIFACET_HUB_ID, config: MultifacetBuildConfig | None = None, **load_kwargs: Any
+) -> tuple[dict[str, DatasetDict], MultifacetBuildReport]:
+    """Build the counterfactual MultiFacet benchmark.
+
+    Returns:
+        `(configs, report)`: `configs["counterfactual"]` (train / test `DatasetDict`) and `configs["responses"]`
+        (the response table the ids point into), and a `MultifacetBuildReport` with counts per split and dimension.
+    """
+    config = config or MultifacetBuildConfig()
+    responses = read_responses(source, **load_kwargs)
+    # One pass over the two light columns: instruction ids and preference keys, no texts held.
+    group_ids: dict[str, int] = {}
+    group_of = array("q")
+    keys: dict[str, list[str]] = {d: [] for d in MULTIFACET_DIMENSIONS}
+    preference_text: dict[str, list[str]] = {d: [] for d in MULTIFACET_DIMENSIONS}
+    interned: dict[str, str] = {}
+    for batch in responses.select_columns(["prompt", "preference_set"]).iter(batch_size=10_000):
+        for prompt, items in zip(batch["prompt"], batch["preference_set"], strict=True):
+            group_of.append(group_ids.setdefault(prompt, len(group_ids)))
+            by_dimension = {item["dimension"]: item for item in items}
+            for d in MULTIFACET_DIMENSIONS:
+                item = by_dimension.get(d)
+                key = preference_key(item, config.match) if item else ""
+                keys[d].append(interned.setdefault(key, key))
+                text = str(item.get("preference") or "") if item else ""
+                preference_text[d].append(interned.setdefault(text, text))
+    members_of: list[list[int]] = [[] for _ in range(len(group_ids))]
+    for response_id, group in enumerate(group_of):
+        members_of[group].append(response_id)
+
+    report = MultifacetBuildReport()
+    report.dropped_single_response_instructions = sum(len(m) < 2 for m in members_of)
+    order = [g for g in range(len(members_of)) if len(members_of[g]) >= 2]
+    random.Random(f"{config.seed}:split").shuffle(order)
+    if config.test_instructions >= len(order):
+        raise ValueError(
+            f"test_instructions={config.test_instructions} leaves no training instruction ({len(order)} in all)."
+        )
+    splits = {"train": sorted(order[config.test_instructions :]), "test": sorted(order[: config.test_instructions])}
+
+    index = _PairIndex()
+    for group in splits["train"]:
+        for d in config.dimensions:
+            for c, r in _ordered_pairs(members_of[group], keys, d):
+                index.add(d, keys[d][c], c, r)
+
+    def id_rows(split: str) -> Iterator[dict[str, Any]]:
+        pairing = config.train_pairing if split == "train" else config.test_pairing
+        for group in splits[split]:
+            rng = random.Random(f"{config.seed}:{split}:{group}")
+            members = members_of[group]
+            for d, c, r in _row_pairs(members, keys, config.dimensions, pairing, rng):
+                history = index.sample(d, keys[d][c], config.history_size, group, group_of, rng)
+                if len(history) < config.min_history:
+                    report.dropped_short_history[d] += 1
+                    continue
+                report.rows[split][d] += 1
+                yield {
+                    "instruction_id": group,
+                    "dimension": d,
+                    "preference": preference_text[d][c],
+                    "preference_key": keys[d][c],
+                    "chosen_id": c,
+                    "rejected_id": r,
+                    "candidate_ids": list(members),
+                    "history": [{"chosen_id": hc, "rejected_id": hr} for hc, hr in history],
+                    "rubric": None,
+                }
+
+    id_features = Features(
+        {k: v for k, v in COUNTERFACTUAL_FEATURES.items() if k not in ("prompt", "chosen", "rejected")}
+    )
+    built = {}
+    for split in ("train", "test"):
+        report.instructions[split] = len(splits[split])
+        report.rows[split] = Counter()
+        # Id-only rows are small (a few ints per row), so they are collected as Arrow batches; the texts are then
+        # taken from the memory-mapped response table batch by batch, straight into an on-disk cache file.
+        batches = [
+            pa.RecordBatch.from_pylist(chunk, schema=id_features.arrow_schema)
+            for chunk in _chunks(id_rows(split), 10_000)
+        ]
+        table = pa.Table.from_batches(batches, schema=id_features.arrow_schema)
+        built[split] = _with_target_texts(Dataset(table), responses, f"{_fingerprint(source, config)}-{split}")
+    responses = responses.map(
+        lambda batch, indices: {"response_id": indices, "instruction_id": [group_of[i] for i in indices]},
+        batched=True,
+        with_indices=True,
+        features=RESPONSE_FEATURES,
+        desc="Indexing responses",
+    )
+    configs = {"counterfactual": DatasetDict(built), "responses": DatasetDict({"train": responses})}
+    return configs, report
+
+
+def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _fingerprint(source: str | Path, config: MultifacetBuildConfig) -> str:
+    import hashlib
+
+    return hashlib.sha256(repr((str(source), sorted(config.to_dict().items()))).encode()).hexdigest()[:16]
+
+
+def _take(responses: Dataset, column: str, ids: Sequence[int]) -> list[str]:
+    return responses.data.column(column).take(pa.array(ids, type=pa.int64())).to_pylist()
+
+
+def _with_target_texts(rows: Dataset, responses: Dataset, name: str) -> Dataset:
+    import datasets
+
+    def add_texts(batch: Mapping[str, list]) -> dict[str, list]:
+        return {
+            "prompt": _take(responses, "prompt", batch["chosen_id"]),
+            "chosen": _take(responses, "output", batch["chosen_id"]),
+            "rejected": _take(responses, "output", batch["rejected_id"]),
+        }
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE) / "personalign_multifacet"
+    cache.mkdir(parents=True, exist_ok=True)
+    with_texts = rows.map(
+        add_texts,
+        batched=True,
+        batch_size=2_000,
+        cache_file_name=str(cache / f"{name}.arrow"),
+        load_from_cache_file=False,
+        features=COUNTERFACTUAL_FEATURES,
+        desc="Adding texts",
+    )
+    return with_texts
+
+
+def attach_history(rows: Dataset, responses: Dataset, lazy: bool = True) -> Dataset:
+    """Add `history_text`: the row's feedback history as `[{prompt, chosen, rejected}, ...]`, taken from the
+    `responses` config by id. `lazy=True` resolves it on access (`with_transform`: no copy, for training);
+    `lazy=False` materialises the column (for small sets, e.g. the test split).
+    """
+
+    def resolve(batch: Mapping[str, list]) -> dict[str, list]:
+        flat = [pair for history in batch["history"] for pair in history]
+        chosen_ids = [pair["chosen_id"] for pair in flat]
+        rejected_ids = [pair["rejected_id"] for pair in flat]
+        prompts = _take(responses, "prompt", chosen_ids)
+        chosen = _take(responses, "output", chosen_ids)
+        rejected = _take(responses, "output", rejected_ids)
+        out, position = [], 0
+        for history in batch["history"]:
+            out.append(
+                [
+                    {"prompt": prompts[i], "chosen": chosen[i], "rejected": rejected[i]}
+                    for i in range(position, position + len(history))
+                ]
+            )
+            position += len(history)
+        return {**batch, "history_text": out}
+
+    if lazy:
+        return rows.with_transform(resolve)
+    return rows.map(
+        resolve, batched=True, batch_size=1_000, features=Features({**rows.features, "history_text": HISTORY_TEXT})
+    )
+
+
+def multifacet_card(
+    source: str | Path, config: MultifacetBuildConfig, report: MultifacetBuildReport
+) -> DatasetCardSpec:
+    """The dataset card of a built counterfactual MultiFacet dataset."""
+    return DatasetCardSpec(
+        pretty_name="Counterfactual MultiFacet (personalign build)",
+        summary=(
+            "Counterfactual in-context personalization data (Jin et al., 2025) built from Multifaceted-Collection "
+            "(Lee et al., 2024): each row is a user with a consistent preference on one dimension, a feedback history "
+            "of T preference pairs that reflect it, and a target pair from a held-out instruction whose preferred "
+            "response depends on that user. Histories are response ids into the `responses` config."
+        ),
+        source=str(source),
+        descriptions={
+            "counterfactual": "users, histories (response ids) and target pairs; train / test by instruction.",
+            "responses": "the validated source, one row per response, addressed by `response_id`.",
+        },
+        provenance={"personalign_settings": config.to_dict(), "counts": "; ".join(report.lines())},
+        license="cc-by-4.0",
+        license_text="Multifaceted-Collection is released under CC BY 4.0; this derived dataset keeps that license.",
+        citations=[COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION],
+        tags=["multifaceted-collection", "counterfactual"],
+    )

@@ -1,0 +1,183 @@
+import json
+from collections import defaultdict
+
+import pytest
+from datasets import load_dataset
+from typer.testing import CliRunner
+
+from personalign.cli import app
+from personalign.data.multifacet import (
+    COUNTERFACTUAL_FEATURES,
+    RESPONSE_FEATURES,
+    MultifacetBuildConfig,
+    attach_history,
+    build_multifacet_cf,
+    preference_key,
+)
+from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+from personalign.io import write_rows
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("multifaceted")
+    write_rows(multifaceted_rows(150, seed=0), folder / "train.parquet", MULTIFACETED_FEATURES, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(source):
+    return build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=20, seed=1))
+
+
+def keys_by_response(responses, dimension, match="preference"):
+    return [
+        preference_key(next(i for i in row["preference_set"] if i["dimension"] == dimension), match)
+        for row in responses
+    ]
+
+
+def test_configs_splits_features_and_report(built):
+    configs, report = built
+    counterfactual, responses = configs["counterfactual"], configs["responses"]["train"]
+    assert counterfactual["train"].features == COUNTERFACTUAL_FEATURES
+    assert responses.features == RESPONSE_FEATURES and len(responses) == 450
+    assert report.instructions == {"train": 130, "test": 20}
+    # test: both orientations of the 3 unordered pairs on each of 4 dimensions = 24 rows per instruction
+    assert len(counterfactual["test"]) == 20 * 24
+    # train (the seed's pairing): each response chosen once
+    assert len(counterfactual["train"]) == 130 * 3
+    assert sum(report.rows["test"].values()) == len(counterfactual["test"])
+    assert any(line.startswith("test: 20 instructions, 480 rows") for line in report.lines())
+    row = counterfactual["test"][0]
+    assert row["prompt"] == responses[row["chosen_id"]]["prompt"]
+    assert row["chosen"] == responses[row["chosen_id"]]["output"]
+    assert row["rejected"] == responses[row["rejected_id"]]["output"]
+    assert sorted(row["candidate_ids"]) == sorted(
+        i for i, r in enumerate(responses) if r["instruction_id"] == row["instruction_id"]
+    )
+
+
+def test_each_test_pair_appears_under_opposite_users(built):
+    configs, _ = built
+    orientations = defaultdict(list)
+    for row in configs["counterfactual"]["test"]:
+        pair = frozenset((row["chosen_id"], row["rejected_id"]))
+        orientations[(row["dimension"], pair)].append(row)
+    for rows in orientations.values():
+        assert len(rows) == 2
+        first, second = rows
+        assert (first["chosen_id"], first["rejected_id"]) == (second["rejected_id"], second["chosen_id"])
+        assert first["preference_key"] != second["preference_key"]  # opposite users
+    # a persona-blind scorer (here: prefer the longer answer; ties count as wrong) gets exactly half the rest right
+    rows = configs["counterfactual"]["test"]
+    correct = sum(len(r["chosen"]) > len(r["rejected"]) for r in rows)
+    ties = sum(len(r["chosen"]) == len(r["rejected"]) for r in rows)
+    assert correct == (len(rows) - ties) / 2
+
+
+def test_histories_reflect_the_users_preference_and_never_the_target(built):
+    configs, _ = built
+    responses = configs["responses"]["train"]
+    instruction_of = responses["instruction_id"]
+    test_instructions = set(configs["counterfactual"]["test"]["instruction_id"])
+    keys = {
+        d: keys_by_response(responses, d) for d in ("style", "background_knowledge", "informativeness", "harmlessness")
+    }
+    for split in ("train", "test"):
+        for row in configs["counterfactual"][split]:
+            assert len(row["history"]) == 10
+            assert keys[row["dimension"]][row["chosen_id"]] == row["preference_key"]
+            for pair in row["history"]:
+                assert instruction_of[pair["chosen_id"]] == instruction_of[pair["rejected_id"]]
+                assert instruction_of[pair["chosen_id"]] != row["instruction_id"]
+                assert instruction_of[pair["chosen_id"]] not in test_instructions  # history comes from train only
+                assert keys[row["dimension"]][pair["chosen_id"]] == row["preference_key"]
+                assert keys[row["dimension"]][pair["rejected_id"]] != row["preference_key"]
+
+
+def test_same_seed_same_output_and_options(source, built):
+    configs, _ = built
+    again, _ = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=20, seed=1))
+    assert again["counterfactual"]["test"].to_list() == configs["counterfactual"]["test"].to_list()
+    assert again["counterfactual"]["train"].to_list() == configs["counterfactual"]["train"].to_list()
+    other, _ = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=20, seed=2))
+    assert other["counterfactual"]["test"]["instruction_id"] != configs["counterfactual"]["test"]["instruction_id"]
+    short, _ = build_multifacet_cf(
+        source,
+        MultifacetBuildConfig(
+            test_instructions=20, history_size=3, train_pairing="counterfactual", dimensions=("style",)
+        ),
+    )
+    assert {len(h) for h in short["counterfactual"]["train"]["history"]} == {3}
+    assert set(short["counterfactual"]["train"]["dimension"]) == {"style"}
+    assert len(short["counterfactual"]["train"]) == 130 * 6
+
+
+def test_subdimension_matching_merges_preferences_of_one_subdimension():
+    item_formal = {"dimension": "style", "subdimension": "Formality", "preference": "formal tone"}
+    item_casual = {"dimension": "style", "subdimension": "formality", "preference": "Casual tone!"}
+    assert preference_key(item_formal) == "formality: formal tone"
+    assert preference_key(item_casual) == "formality: casual tone"
+    assert preference_key(item_formal, "subdimension") == preference_key(item_casual, "subdimension") == "formality"
+
+
+def test_attach_history_lazy_and_eager_agree(built):
+    configs, _ = built
+    test, responses = configs["counterfactual"]["test"].select(range(12)), configs["responses"]["train"]
+    lazy = attach_history(test, responses)
+    eager = attach_history(test, responses, lazy=False)
+    assert lazy[3]["history_text"] == eager[3]["history_text"]
+    first = eager[0]["history"][0]
+    assert eager[0]["history_text"][0] == {
+        "prompt": responses[first["chosen_id"]]["prompt"],
+        "chosen": responses[first["chosen_id"]]["output"],
+        "rejected": responses[first["rejected_id"]]["output"],
+    }
+
+
+def test_bad_sources_are_named(tmp_path):
+    rows = list(multifaceted_rows(4, seed=0))
+    rows[5]["preference_set"][2] = {"dimension": "informativeness", "preference": "x"}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(
+        ValueError, match=r"train\.jsonl, row 5, column 'preference_set' item 2: missing 'subdimension'"
+    ):
+        build_multifacet_cf(tmp_path / "a", MultifacetBuildConfig(test_instructions=1))
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "train.jsonl").write_text(json.dumps({"prompt": "p", "preference_set": []}) + "\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl: missing column\(s\) 'output'"):
+        build_multifacet_cf(tmp_path / "b")
+    write_rows(multifaceted_rows(4, seed=0), tmp_path / "b2" / "train.jsonl", progress=False)
+    with pytest.raises(ValueError, match="leaves no training instruction"):
+        build_multifacet_cf(tmp_path / "b2", MultifacetBuildConfig(test_instructions=4))
+    with pytest.raises(ValueError, match="match must be"):
+        MultifacetBuildConfig(match="words")
+
+
+def test_cli_build_writes_a_loadable_folder(source, tmp_path):
+    output = tmp_path / "mf"
+    result = CliRunner().invoke(
+        app,
+        [
+            "build-dataset",
+            "multifacet-cf",
+            "--source",
+            str(source),
+            "--output",
+            str(output),
+            "--test-instructions",
+            "20",
+            "--seed",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "test: 20 instructions, 480 rows" in result.output
+    expected, _ = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=20, seed=1))
+    loaded = load_dataset(str(output), "counterfactual")
+    assert loaded["test"].to_list() == expected["counterfactual"]["test"].to_list()
+    assert len(load_dataset(str(output), "responses", split="train")) == 450
+    card = (output / "README.md").read_text()
+    assert "license: cc-by-4.0" in card and "In-Context Personalized Alignment with Feedback History" in card
