@@ -55,8 +55,21 @@ def test_builds_are_deterministic_under_the_seed(tmp_path):
     weights_c = load_file(other / "model.safetensors")
     assert not torch.equal(weights_a["model.embed_tokens.weight"], weights_c["model.embed_tokens.weight"])
     enc_a, enc_b = build_tiny_encoder(tmp_path / "e1", seed=1), build_tiny_encoder(tmp_path / "e2", seed=1)
+    assert (enc_a / "tokenizer.json").read_text() == (enc_b / "tokenizer.json").read_text()
     encoder_a, encoder_b = load_file(enc_a / "model.safetensors"), load_file(enc_b / "model.safetensors")
     assert all(torch.equal(encoder_a[k], encoder_b[k]) for k in encoder_a)
+
+
+def test_builds_do_not_depend_on_earlier_random_state(tmp_path):
+    import random
+
+    import numpy as np
+
+    first = build_tiny_encoder(tmp_path / "a", seed=1)
+    random.random(), np.random.rand(), torch.rand(3)  # anything that ran before (an import, a test) moves these
+    second = build_tiny_encoder(tmp_path / "b", seed=1)
+    weights_a, weights_b = load_file(first / "model.safetensors"), load_file(second / "model.safetensors")
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
 def test_cached_builds_are_reused(kit_cache, tiny_lm_path):

@@ -13,12 +13,14 @@ Builds are deterministic under their seed: the same seed gives the same vocabula
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .io import atomic_output
 
-KIT_VERSION = 1
+KIT_VERSION = 2
 """Bumped whenever a build changes, so stale cached builds are never reused."""
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<|pad|>", "<|begin|>", "<|end|>"
@@ -53,6 +55,25 @@ TINY_ENCODER_CONFIG = {
     "num_attention_heads": 4,
     "max_position_embeddings": 512,
 }
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch, numpy and `random` for a build, then restore them: weight init must not depend on what ran
+    before in the process (importing TRL, for one, leaves the global generators in a different state)."""
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def default_cache_dir() -> Path:
@@ -130,7 +151,6 @@ def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrid
         seed (`int`, *optional*, defaults to `0`): Seeds the tokenizer corpus and the weights.
         **config_overrides: Override entries of `TINY_CAUSAL_LM_CONFIG`.
     """
-    import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     output_dir = Path(output_dir)
@@ -142,8 +162,7 @@ def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrid
         eos_token_id=tokenizer.eos_token_id,
         **{**TINY_CAUSAL_LM_CONFIG, **config_overrides},
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         model = AutoModelForCausalLM.from_config(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -153,17 +172,30 @@ def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrid
 
 
 def build_encoder_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 2048, seed: int = 0):
-    """Train a lower-casing WordPiece tokenizer (BERT layout: `[CLS] text [SEP]`)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A lower-casing WordPiece tokenizer in the BERT layout (`[CLS] text [SEP]`), learned from word counts.
+
+    The vocabulary is every character (alone and as a `##` continuation) plus the most frequent whole words of the
+    corpus, ties broken alphabetically, so unseen words still split into known pieces. It is counted rather than
+    trained with `tokenizers`' WordPiece trainer, whose token set varies from run to run (ties follow hash order),
+    which would make the "same seed, same weights" promise false.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    tokenizer.train_from_iterator(list(corpus if corpus is not None else tokenizer_corpus(seed)), trainer)
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in corpus if corpus is not None else tokenizer_corpus(seed):
+        words.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    characters = sorted({character for word in words for character in word})
+    pieces = [*specials, *characters, *(f"##{c}" for c in characters)]
+    frequent = sorted((w for w in words if len(w) > 1), key=lambda w: (-words[w], w))
+    pieces += frequent[: max(0, vocab_size - len(pieces))]
+    tokenizer = Tokenizer(models.WordPiece(vocab={piece: i for i, piece in enumerate(pieces)}, unk_token="[UNK]"))
+    tokenizer.normalizer, tokenizer.pre_tokenizer, tokenizer.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
+    tokenizer.add_special_tokens(specials)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -183,7 +215,6 @@ def build_encoder_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int
 
 def build_tiny_encoder(output_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
     """Build a random-init BERT-style encoder and its WordPiece tokenizer into `output_dir` (safetensors)."""
-    import torch
     from transformers import AutoModel, BertConfig
 
     output_dir = Path(output_dir)
@@ -191,8 +222,7 @@ def build_tiny_encoder(output_dir: str | Path, seed: int = 0, **config_overrides
     config = BertConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **{**TINY_ENCODER_CONFIG, **config_overrides}
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         model = AutoModel.from_config(config)
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
