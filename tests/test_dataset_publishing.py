@@ -17,6 +17,11 @@ from personalign.io import write_rows
 runner = CliRunner()
 
 
+def run_cli(*args, env=None):
+    """The command line in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "personalign.cli", *args], capture_output=True, text=True, env=env)
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     folder = tmp_path_factory.mktemp("alignx_source")
@@ -65,21 +70,7 @@ def test_card_has_configs_provenance_license_and_citation(built):
 
 def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(built, source):
     marker = (built / "README.md").read_text()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalign.cli",
-            "build-dataset",
-            "alignx",
-            "--source",
-            str(source),
-            "--output",
-            str(built),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli("build-dataset", "alignx", "--source", str(source), "--output", str(built))
     assert result.returncode == 1
     assert (
         result.stderr.strip()
@@ -118,21 +109,7 @@ def test_malformed_rows_fail_with_one_line_and_no_output(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     output = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalign.cli",
-            "build-dataset",
-            "alignx",
-            "--source",
-            str(tmp_path / "src"),
-            "--output",
-            str(output),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_cli("build-dataset", "alignx", "--source", str(tmp_path / "src"), "--output", str(output))
     assert result.returncode == 1
     # progress bars may precede it; the error itself is one line, with no traceback
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -148,22 +125,7 @@ def test_push_without_token_fails_early_with_one_line(monkeypatch, built):
         resolve_token()
     env = {key: value for key, value in os.environ.items() if key != "HF_TOKEN"}
     env["HF_HOME"] = str(built.parent / "empty_hf_home")  # no saved login
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalign.cli",
-            "push-dataset",
-            "alignx",
-            "--repo-id",
-            "me/x",
-            "--from-dir",
-            str(built),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    result = run_cli("push-dataset", "alignx", "--repo-id", "me/x", "--from-dir", str(built), env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: no Hugging Face token found: set HF_TOKEN or run `hf auth login` (the token is never printed)."

@@ -123,14 +123,36 @@ Match = Annotated[
 TestInstructions = Annotated[int, typer.Option(help="multifacet-cf: instructions held out for the test split.")]
 
 
-def _build(kind: str, source: str, names: list[str] | None, num_proc: int | None, **settings):
-    """Build the configs of a dataset kind: `(configs, rendered card)`."""
+BUILD_SETTINGS = (
+    "seed",
+    "keep_full_history",
+    "prompt_format",
+    "arithmetic",
+    "history_size",
+    "match",
+    "test_instructions",
+)
+
+
+def _settings(options: dict) -> dict:
+    """The dataset-build settings among a command's options (build-dataset and push-dataset share them)."""
+    return {name: options[name] for name in BUILD_SETTINGS}
+
+
+def _build(
+    kind: str,
+    source: str,
+    names: list[str] | None,
+    num_proc: int | None,
+    settings: dict,
+):
+    """Build the configs of a dataset kind from the command's options: `(configs, rendered card)`."""
     from .hub import render_dataset_card
 
-    alignx_keys = ("seed", "keep_full_history", "prompt_format", "arithmetic")
     if kind == "alignx":
         from .data.alignx import ALIGNX_CONFIGS, AlignXBuildConfig, alignx_card, build_alignx_configs
 
+        alignx_keys = ("seed", "keep_full_history", "prompt_format", "arithmetic")
         build_config = AlignXBuildConfig(**{k: settings[k] for k in alignx_keys})
         configs = build_alignx_configs(source, tuple(names or ALIGNX_CONFIGS), build_config, num_proc=num_proc)
         return configs, render_dataset_card(configs, alignx_card(source, build_config))
@@ -175,19 +197,7 @@ def build_dataset(
     from .io import ensure_writable
 
     ensure_writable(output, overwrite)  # before the (long) build
-    configs, card = _build(
-        kind,
-        source,
-        config,
-        num_proc,
-        seed=seed,
-        keep_full_history=keep_full_history,
-        prompt_format=prompt_format,
-        arithmetic=arithmetic,
-        history_size=history_size,
-        match=match,
-        test_instructions=test_instructions,
-    )
+    configs, card = _build(kind, source, config, num_proc, _settings(locals()))
     write_dataset_folder(configs, output, card, overwrite=overwrite)
     for name, splits in configs.items():
         console.print(f"{name}: " + ", ".join(f"{split} {len(data):,} rows" for split, data in splits.items()))
@@ -225,19 +235,7 @@ def push_dataset_command(
         configs = {name: configs[name] for name in config or configs}
         card = (from_dir / "README.md").read_text(encoding="utf-8")
     else:
-        configs, card = _build(
-            kind,
-            source,
-            config,
-            num_proc,
-            seed=seed,
-            keep_full_history=keep_full_history,
-            prompt_format=prompt_format,
-            arithmetic=arithmetic,
-            history_size=history_size,
-            match=match,
-            test_instructions=test_instructions,
-        )
+        configs, card = _build(kind, source, config, num_proc, _settings(locals()))
     url = push_dataset(configs, repo_id, card, private=private)
     console.print(f"pushed {', '.join(configs)} to {url}")
 

@@ -116,7 +116,7 @@ class Persona:
         default), and errors name `where` (for example the file and row), the column and the item. Pass
         `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks.
         """
-        space = space or _alignx_space()
+        space = space or PreferenceSpace.alignx()
         origin = f"{where}, " if where else ""
 
         def column(name: str) -> Any:
@@ -183,7 +183,7 @@ class Persona:
     def preference_vector(self, space: PreferenceSpace | None = None, **aggregate_kwargs: Any) -> list[float]:
         """The persona's preference direction: the aggregate of its item vectors (`PreferenceSpace.aggregate`), or,
         when no item is annotated, the gold `direction`."""
-        space = space or _alignx_space()
+        space = space or PreferenceSpace.alignx()
         vectors = self.item_directions()
         if vectors:
             return space.aggregate(vectors, **aggregate_kwargs)
@@ -196,7 +196,7 @@ class Persona:
         `preference_vector`."""
         if self.profile is not None:
             return self.profile
-        space = space or _alignx_space()
+        space = space or PreferenceSpace.alignx()
         return space.to_text(self.preference_vector(space, **aggregate_kwargs))
 
 
@@ -210,16 +210,6 @@ def _require_keys(item: Any, keys: Sequence[str], where: str) -> None:
 
 def _item_direction(item: Mapping[str, Any]) -> Any:
     return item.get(DIRECTION_COLUMN, item.get("preference_direction"))
-
-
-_ALIGNX_SPACE: PreferenceSpace | None = None
-
-
-def _alignx_space() -> PreferenceSpace:
-    global _ALIGNX_SPACE
-    if _ALIGNX_SPACE is None:
-        _ALIGNX_SPACE = PreferenceSpace.alignx()
-    return _ALIGNX_SPACE
 
 
 # ------------------------------------------------------------------------------------------------------- AlignX

@@ -7,6 +7,7 @@ here (vector to text, aggregation over a persona's items and its fallback) repro
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,9 +95,9 @@ class PreferenceSpace:
     # ----------------------------------------------------------------------------------------------- construction
     @classmethod
     def alignx(cls) -> PreferenceSpace:
-        """The 90-dimension AlignX space, in the order of the release's `"Preference Direction"` vectors."""
-        text = resources.files("personalign").joinpath("spec/alignx_preference_space.json").read_text("utf-8")
-        return cls.from_dict(json.loads(text), name="alignx")
+        """The 90-dimension AlignX space, in the order of the release's `"Preference Direction"` vectors (loaded
+        once per process and shared: a space is never modified)."""
+        return _alignx_space()
 
     @classmethod
     def psoups(cls) -> PreferenceSpace:
@@ -368,3 +369,9 @@ class PreferenceSpace:
     def active(self, vector: Sequence[Any]) -> list[int]:
         """Indices of the non-neutral dimensions of a vector."""
         return [index for index, value in enumerate(self.validate(vector)) if value != NEUTRAL]
+
+
+@functools.cache
+def _alignx_space() -> PreferenceSpace:
+    text = resources.files("personalign").joinpath("spec/alignx_preference_space.json").read_text("utf-8")
+    return PreferenceSpace.from_dict(json.loads(text), name="alignx")

@@ -203,22 +203,11 @@ def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
 
 
 def _normalize_batch(batch: Mapping[str, list], indices: list[int], where: str) -> dict[str, list]:
-    space = _space()
+    space = PreferenceSpace.alignx()
     rows = [
         normalize_row(row, f"{where}, row {index}", space) for row, index in zip(_rows(batch), indices, strict=True)
     ]
     return _columns(rows, RAW_FEATURES)
-
-
-_SPACE: PreferenceSpace | None = None
-
-
-def _space() -> PreferenceSpace:
-    # One space per worker process (map with num_proc pickles the function, not this cache).
-    global _SPACE
-    if _SPACE is None:
-        _SPACE = PreferenceSpace.alignx()
-    return _SPACE
 
 
 def _normalize(dataset: Dataset, where: str, num_proc: int | None, batch_size: int) -> Dataset:
@@ -270,14 +259,16 @@ def read_alignx(
 # --------------------------------------------------------------------------------------------------- rendering
 def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"], config: AlignXBuildConfig) -> dict:
     """One `raw` row as an `ica` or `pba` training row (see `AlignXBuildConfig`)."""
-    persona = Persona.from_alignx_row(row, space=_space(), validate=False)  # `raw` rows are validated
+    persona = Persona.from_alignx_row(row, space=PreferenceSpace.alignx(), validate=False)  # `raw` rows are validated
     if not config.keep_full_history:
         persona = persona.sample_history(random.Random(f"{config.seed}:{index}"), config.max_history_items)
     profile = None
     if style == "ica":
         prompt = ica_messages(row["prompt"], persona, include_demographics=config.include_demographics)
     else:
-        profile = persona.profile_text(_space(), upper=config.upper, lower=config.lower, arithmetic=config.arithmetic)
+        profile = persona.profile_text(
+            PreferenceSpace.alignx(), upper=config.upper, lower=config.lower, arithmetic=config.arithmetic
+        )
         prompt = pba_messages(row["prompt"], profile)
     if config.prompt_format == "alignx_release":
         example = {"prompt": to_alignx_release_prompt(prompt), "chosen": row["chosen"], "rejected": row["rejected"]}

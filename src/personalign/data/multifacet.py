@@ -39,29 +39,14 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 
 from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
 from .alignx import source_files
+from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
 MULTIFACET_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
 REQUIRED_COLUMNS = ("prompt", "output", "preference_set")
 
 RESPONSE_FEATURES = Features(
-    {
-        "response_id": Value("int64"),
-        "instruction_id": Value("int64"),
-        "main_source": Value("string"),
-        "original_source": Value("string"),
-        "preference_set": List(
-            {
-                "dimension": Value("string"),
-                "subdimension": Value("string"),
-                "preference": Value("string"),
-                "description": Value("string"),
-            }
-        ),
-        "system": Value("string"),
-        "prompt": Value("string"),
-        "output": Value("string"),
-    }
+    {"response_id": Value("int64"), "instruction_id": Value("int64"), **MULTIFACETED_FEATURES}
 )
 """The `responses` config: the validated source, one row per response, addressed by `response_id`."""
 
