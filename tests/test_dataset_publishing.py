@@ -62,6 +62,9 @@ def test_card_has_configs_provenance_license_and_citation(built):
     assert header["configs"][0]["default"] is True
     assert {"split": "train", "path": "pba/train-*.parquet"} in header["configs"][2]["data_files"]
     assert header["license"] == "other"
+    info = {entry["config_name"]: entry for entry in header["dataset_info"]}
+    assert info["pba"]["splits"] == [{"name": "train", "num_examples": 40}, {"name": "test", "num_examples": 10}]
+    assert {"name": "profile", "dtype": "string"} in info["pba"]["features"]
     assert "| `pba` | train | 40 |" in card
     assert "'seed': 4" in card
     assert "From 1,000,000 Users to Every User" in card

@@ -181,3 +181,19 @@ def test_cli_build_writes_a_loadable_folder(source, tmp_path):
     assert len(load_dataset(str(output), "responses", split="train")) == 450
     card = (output / "README.md").read_text()
     assert "license: cc-by-4.0" in card and "In-Context Personalized Alignment with Feedback History" in card
+
+
+def test_datasets_builder_class(source, built, tmp_path):
+    from personalign.data.multifacet import MultifacetCF
+
+    builder = MultifacetCF(
+        config_name="counterfactual", source=str(source), seed=1, test_instructions=20, cache_dir=str(tmp_path)
+    )
+    builder.download_and_prepare()
+    rows = builder.as_dataset()
+    assert rows["test"].to_list() == built[0]["counterfactual"]["test"].to_list()
+    responses = MultifacetCF(
+        config_name="responses", source=str(source), test_instructions=20, cache_dir=str(tmp_path)
+    )
+    responses.download_and_prepare()
+    assert responses.as_dataset(split="train").features == RESPONSE_FEATURES

@@ -102,6 +102,15 @@ def render_dataset_card(configs: Mapping[str, DatasetDict], spec: DatasetCardSpe
             }
             for index, name in enumerate(names)
         ],
+        # The features and sizes `push_to_hub` would record, so a local folder's card is complete too.
+        "dataset_info": [
+            {
+                "config_name": name,
+                "features": next(iter(configs[name].values())).features._to_yaml_list(),
+                "splits": [{"name": split, "num_examples": len(data)} for split, data in configs[name].items()],
+            }
+            for name in names
+        ],
     }
     if spec.license == "other":
         metadata["license_name"] = "source-license"

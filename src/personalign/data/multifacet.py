@@ -32,8 +32,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
@@ -380,11 +381,11 @@ def _fingerprint(source: str | Path, config: MultifacetBuildConfig) -> str:
 
 
 def _take(responses: Dataset, column: str, ids: Sequence[int]) -> list[str]:
+    # Ids are positions in the response table (== `response_id`); Arrow's take reads them without a Python loop.
     return responses.data.column(column).take(pa.array(ids, type=pa.int64())).to_pylist()
 
 
 def _with_target_texts(rows: Dataset, responses: Dataset, name: str) -> Dataset:
-    import datasets
 
     def add_texts(batch: Mapping[str, list]) -> dict[str, list]:
         return {
@@ -412,6 +413,8 @@ def attach_history(rows: Dataset, responses: Dataset, lazy: bool = True) -> Data
     `responses` config by id. `lazy=True` resolves it on access (`with_transform`: no copy, for training);
     `lazy=False` materialises the column (for small sets, e.g. the test split).
     """
+    if responses._indices is not None:  # a selected / shuffled view: ids address the underlying table's rows
+        responses = responses.flatten_indices()
 
     def resolve(batch: Mapping[str, list]) -> dict[str, list]:
         flat = [pair for history in batch["history"] for pair in history]
@@ -461,3 +464,53 @@ def multifacet_card(
         citations=[COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION],
         tags=["multifaceted-collection", "counterfactual"],
     )
+
+
+# ------------------------------------------------------------------------------------------- datasets builder
+@dataclass
+class MultifacetCFBuilderConfig(datasets.BuilderConfig):
+    """`datasets` builder config: which config (`counterfactual` or `responses`), from which source, with which
+    `MultifacetBuildConfig` settings."""
+
+    source: str = MULTIFACET_HUB_ID
+    seed: int = 0
+    history_size: int = 10
+    match: str = "preference"
+    test_instructions: int = 307
+
+    def build_config(self) -> MultifacetBuildConfig:
+        return MultifacetBuildConfig(
+            seed=self.seed, history_size=self.history_size, match=self.match, test_instructions=self.test_instructions
+        )
+
+
+class MultifacetCF(datasets.ArrowBasedBuilder):
+    """The counterfactual MultiFacet benchmark as a `datasets` builder.
+
+    Example:
+
+    ```python
+    >>> builder = MultifacetCF(config_name="counterfactual", source="path/to/multifaceted-collection")
+    >>> builder.download_and_prepare()
+    >>> rows = builder.as_dataset()
+    ```
+    """
+
+    BUILDER_CONFIG_CLASS = MultifacetCFBuilderConfig
+    BUILDER_CONFIGS: ClassVar[list[MultifacetCFBuilderConfig]] = [
+        MultifacetCFBuilderConfig(name=name) for name in ("counterfactual", "responses")
+    ]
+    DEFAULT_CONFIG_NAME = "counterfactual"
+
+    def _info(self) -> datasets.DatasetInfo:
+        features = COUNTERFACTUAL_FEATURES if self.config.name == "counterfactual" else RESPONSE_FEATURES
+        return datasets.DatasetInfo(description=__doc__.split("\n\n")[0], features=features)
+
+    def _split_generators(self, dl_manager: datasets.DownloadManager) -> list[datasets.SplitGenerator]:
+        configs, _ = build_multifacet_cf(self.config.source, self.config.build_config())
+        built = configs[self.config.name]
+        return [datasets.SplitGenerator(name=split, gen_kwargs={"dataset": data}) for split, data in built.items()]
+
+    def _generate_tables(self, dataset: Dataset) -> Iterator[tuple[tuple[int, int], pa.Table]]:
+        for index, batch in enumerate(dataset.data.to_batches(max_chunksize=10_000)):
+            yield (0, index), pa.Table.from_batches([batch])
