@@ -337,6 +337,7 @@ def build_multifacet_cf(
                     "rubric": None,
                 }
 
+    fingerprint = _fingerprint(source, config)
     id_features = Features(
         {k: v for k, v in COUNTERFACTUAL_FEATURES.items() if k not in ("prompt", "chosen", "rejected")}
     )
@@ -351,12 +352,13 @@ def build_multifacet_cf(
             for chunk in _chunks(id_rows(split), 10_000)
         ]
         table = pa.Table.from_batches(batches, schema=id_features.arrow_schema)
-        built[split] = _with_target_texts(Dataset(table), responses, f"{_fingerprint(source, config)}-{split}")
+        built[split] = _with_target_texts(Dataset(table), responses, f"{fingerprint}-{split}")
     responses = responses.map(
         lambda batch, indices: {"response_id": indices, "instruction_id": [group_of[i] for i in indices]},
         batched=True,
         with_indices=True,
         features=RESPONSE_FEATURES,
+        new_fingerprint=f"{fingerprint}-responses",
         desc="Indexing responses",
     )
     configs = {"counterfactual": DatasetDict(built), "responses": DatasetDict({"train": responses})}
@@ -402,6 +404,7 @@ def _with_target_texts(rows: Dataset, responses: Dataset, name: str) -> Dataset:
         batch_size=2_000,
         cache_file_name=str(cache / f"{name}.arrow"),
         load_from_cache_file=False,
+        new_fingerprint=name,  # not a hash of the closure: that would try to pickle the response table
         features=COUNTERFACTUAL_FEATURES,
         desc="Adding texts",
     )
