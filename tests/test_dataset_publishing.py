@@ -200,3 +200,17 @@ def test_push_needs_exactly_one_source(monkeypatch):
     result = runner.invoke(app, ["push-dataset", "alignx", "--repo-id", "me/x"])
     assert result.exit_code != 0
     assert "exactly one of --source" in str(result.exception)
+
+
+def test_unreachable_hub_is_one_clear_error(monkeypatch, built):
+    monkeypatch.setenv("HF_TOKEN", "hf_offline_token_value")
+
+    class OfflineApi(FakeApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("Failed to resolve 'huggingface.co'")
+
+    monkeypatch.setattr("huggingface_hub.HfApi", OfflineApi)
+    result = runner.invoke(app, ["push-dataset", "alignx", "--repo-id", "me/alignx", "--from-dir", str(built)])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, HubError)
+    assert str(result.exception) == "the Hugging Face Hub is unreachable (ConnectionError); the push stopped."
