@@ -197,3 +197,19 @@ def test_datasets_builder_class(source, built, tmp_path):
     )
     responses.download_and_prepare()
     assert responses.as_dataset(split="train").features == RESPONSE_FEATURES
+
+
+def test_responses_without_a_dimension_make_no_user_on_it(tmp_path):
+    rows = list(multifaceted_rows(30, seed=4))
+    for row in rows[:6]:  # two instructions lose their harmlessness entries
+        row["preference_set"] = [p for p in row["preference_set"] if p["dimension"] != "harmlessness"]
+    write_rows(rows, tmp_path / "train.jsonl", progress=False)
+    configs, _ = build_multifacet_cf(
+        tmp_path, MultifacetBuildConfig(test_instructions=5, train_pairing="counterfactual")
+    )
+    for split in ("train", "test"):
+        for row in configs["counterfactual"][split]:
+            assert row["preference_key"] != ""
+            if row["dimension"] == "harmlessness":
+                assert row["chosen_id"] >= 6 and row["rejected_id"] >= 6
+                assert all(pair["chosen_id"] >= 6 and pair["rejected_id"] >= 6 for pair in row["history"])

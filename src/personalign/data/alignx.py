@@ -193,7 +193,8 @@ def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | N
     }
 
 
-def _rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
+def batch_rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
+    """The rows of a column batch (as `Dataset.map(batched=True)` and `Dataset.iter` give them)."""
     size = len(next(iter(batch.values())))
     return [{key: values[i] for key, values in batch.items()} for i in range(size)]
 
@@ -205,7 +206,8 @@ def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
 def _normalize_batch(batch: Mapping[str, list], indices: list[int], where: str) -> dict[str, list]:
     space = PreferenceSpace.alignx()
     rows = [
-        normalize_row(row, f"{where}, row {index}", space) for row, index in zip(_rows(batch), indices, strict=True)
+        normalize_row(row, f"{where}, row {index}", space)
+        for row, index in zip(batch_rows(batch), indices, strict=True)
     ]
     return _columns(rows, RAW_FEATURES)
 
@@ -279,7 +281,7 @@ def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"],
 
 def _render_batch(batch: Mapping[str, list], indices: list[int], style: str, config: AlignXBuildConfig) -> dict:
     features = RELEASE_FORMAT_FEATURES if config.prompt_format == "alignx_release" else CHAT_FEATURES
-    rows = [render_row(row, index, style, config) for row, index in zip(_rows(batch), indices, strict=True)]
+    rows = [render_row(row, index, style, config) for row, index in zip(batch_rows(batch), indices, strict=True)]
     return _columns(rows, features)
 
 

@@ -39,7 +39,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
 from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
-from .alignx import source_files
+from .alignx import batch_rows, source_files
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -201,7 +201,7 @@ def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -
             )
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
-            for index, row in enumerate(_rows(batch)):
+            for index, row in enumerate(batch_rows(batch)):
                 _check_row(row, f"{where}, row {offset + index}")
             offset += len(batch["prompt"])
         for column in ("main_source", "original_source", "system"):
@@ -211,11 +211,6 @@ def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -
             data.select_columns(["main_source", "original_source", "preference_set", "system", "prompt", "output"])
         )
     return checked[0] if len(checked) == 1 else concatenate_datasets(checked)
-
-
-def _rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
-    size = len(next(iter(batch.values())))
-    return [{key: values[i] for key, values in batch.items()} for i in range(size)]
 
 
 # ------------------------------------------------------------------------------------------------------ building
@@ -242,14 +237,17 @@ class _PairIndex:
         positions = rng.sample(range(count), min(count, size + 8))
         chosen = [p for p in positions if group_of[entries[2 * p]] != exclude_group][:size]
         if len(chosen) < size and len(positions) < count:
-            rest = [p for p in range(count) if p not in set(positions) and group_of[entries[2 * p]] != exclude_group]
+            drawn = set(positions)
+            rest = [p for p in range(count) if p not in drawn and group_of[entries[2 * p]] != exclude_group]
             rng.shuffle(rest)
             chosen += rest[: size - len(chosen)]
         return [(entries[2 * p], entries[2 * p + 1]) for p in chosen]
 
 
-def _ordered_pairs(members: Sequence[int], keys: Mapping[str, array | list], dimension: str) -> list[tuple[int, int]]:
-    return [(c, r) for c in members for r in members if c != r and keys[dimension][c] != keys[dimension][r]]
+def _ordered_pairs(members: Sequence[int], keys: Mapping[str, list], dimension: str) -> list[tuple[int, int]]:
+    # A response without an entry for the dimension (empty key) has no preference there: it pairs with nothing.
+    own = keys[dimension]
+    return [(c, r) for c in members for r in members if c != r and own[c] and own[r] and own[c] != own[r]]
 
 
 def _row_pairs(
@@ -260,7 +258,7 @@ def _row_pairs(
     # The seed's pairing: each response chosen once, on a random dimension where some other response differs.
     out = []
     for c in members:
-        options = [(d, r) for d in dimensions for r in members if r != c and keys[d][r] != keys[d][c]]
+        options = [(d, r) for d in dimensions for cc, r in _ordered_pairs(members, keys, d) if cc == c]
         if options:
             d, r = rng.choice(options)
             out.append((d, c, r))
