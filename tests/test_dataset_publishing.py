@@ -214,3 +214,12 @@ def test_unreachable_hub_is_one_clear_error(monkeypatch, built):
     assert result.exit_code != 0
     assert isinstance(result.exception, HubError)
     assert str(result.exception) == "the Hugging Face Hub is unreachable (ConnectionError); the push stopped."
+
+
+def test_unknown_config_names_are_refused(monkeypatch, built):
+    monkeypatch.setenv("HF_TOKEN", "hf_x")
+    result = runner.invoke(
+        app, ["push-dataset", "alignx", "--repo-id", "me/x", "--from-dir", str(built), "--config", "dpo"]
+    )
+    assert result.exit_code != 0
+    assert str(result.exception) == f"{built} has no config 'dpo'; choose from raw, ica, pba"

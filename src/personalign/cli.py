@@ -139,6 +139,14 @@ def _settings(options: dict) -> dict:
     return {name: options[name] for name in BUILD_SETTINGS}
 
 
+def _select(configs: dict, names: list[str] | None, where: str) -> dict:
+    """The named configs (all when none are named), refusing a name that is not there."""
+    unknown = [name for name in names or [] if name not in configs]
+    if unknown:
+        raise ValueError(f"{where} has no config {unknown[0]!r}; choose from {', '.join(configs)}")
+    return {name: configs[name] for name in names or configs}
+
+
 def _build(
     kind: str,
     source: str,
@@ -166,10 +174,7 @@ def _build(
             test_instructions=settings["test_instructions"],
         )
         configs, report = build_multifacet_cf(source, build_config)
-        unknown = [name for name in names or [] if name not in configs]
-        if unknown:
-            raise ValueError(f"unknown multifacet-cf config {unknown[0]!r}; choose from {', '.join(configs)}")
-        configs = {name: configs[name] for name in names or configs}
+        configs = _select(configs, names, "multifacet-cf")
         for line in report.lines():
             console.print(line)
         return configs, render_dataset_card(configs, multifacet_card(source, build_config, report))
@@ -228,11 +233,7 @@ def push_dataset_command(
     if (source is None) == (from_dir is None):
         raise ValueError("pass exactly one of --source (build, then push) or --from-dir (push a built folder)")
     if from_dir is not None:
-        configs = load_dataset_folder(from_dir)
-        missing = [name for name in config or [] if name not in configs]
-        if missing:
-            raise ValueError(f"{from_dir} has no config {missing[0]!r}; it has {', '.join(configs)}")
-        configs = {name: configs[name] for name in config or configs}
+        configs = _select(load_dataset_folder(from_dir), config, str(from_dir))
         card = (from_dir / "README.md").read_text(encoding="utf-8")
     else:
         configs, card = _build(kind, source, config, num_proc, _settings(locals()))

@@ -152,18 +152,20 @@ def source_files(folder: str | Path) -> dict[str, list[Path]]:
     return splits
 
 
-def _load_file(path: Path) -> Dataset:
+def load_source_file(path: Path) -> Dataset:
+    """One parquet / jsonl / json file of a release as a (memory-mapped) `Dataset`."""
     if path.suffix == ".parquet":
         return Dataset.from_parquet(str(path))
     return Dataset.from_json(str(path))
 
 
-def _check_columns(dataset: Dataset, where: str) -> None:
-    missing = [c for c in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN) if c not in dataset.column_names]
+def require_columns(dataset: Dataset, required: tuple[str, ...], where: str, row_kind: str) -> None:
+    """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need."""
+    missing = [c for c in required if c not in dataset.column_names]
     if missing:
         raise ValueError(
-            f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; an AlignX row needs "
-            f"'prompt', 'chosen' and 'rejected' (found: {', '.join(dataset.column_names)})."
+            f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; {row_kind} row needs "
+            f"{', '.join(required)} (found: {', '.join(dataset.column_names)})."
         )
 
 
@@ -213,7 +215,7 @@ def _normalize_batch(batch: Mapping[str, list], indices: list[int], where: str) 
 
 
 def _normalize(dataset: Dataset, where: str, num_proc: int | None, batch_size: int) -> Dataset:
-    _check_columns(dataset, where)
+    require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
     return dataset.map(
         _normalize_batch,
         batched=True,
@@ -247,7 +249,7 @@ def read_alignx(
         files = {"train": [path]} if path.is_file() else source_files(path)
         splits = {}
         for split, paths in files.items():
-            parts = [_normalize(_load_file(p), str(p), num_proc, batch_size) for p in paths]
+            parts = [_normalize(load_source_file(p), str(p), num_proc, batch_size) for p in paths]
             splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
         return DatasetDict(splits)
     from datasets import load_dataset

@@ -39,7 +39,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
 from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
-from .alignx import batch_rows, source_files
+from .alignx import batch_rows, load_source_file, require_columns, source_files
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -183,9 +183,7 @@ def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -
     parts: list[tuple[str, Dataset]] = []
     if path.exists():
         files = [path] if path.is_file() else [f for split in source_files(path).values() for f in split]
-        for file in files:
-            data = Dataset.from_parquet(str(file)) if file.suffix == ".parquet" else Dataset.from_json(str(file))
-            parts.append((str(file), data))
+        parts = [(str(file), load_source_file(file)) for file in files]
     else:
         from datasets import load_dataset
 
@@ -193,12 +191,7 @@ def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -
         parts = [(f"{source} [{split}]", data) for split, data in loaded.items()]
     checked = []
     for where, data in parts:
-        missing = [c for c in REQUIRED_COLUMNS if c not in data.column_names]
-        if missing:
-            raise ValueError(
-                f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; a Multifaceted-Collection "
-                f"row needs {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(data.column_names)})."
-            )
+        require_columns(data, REQUIRED_COLUMNS, where, "a Multifaceted-Collection")
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
             for index, row in enumerate(batch_rows(batch)):
