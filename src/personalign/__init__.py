@@ -21,11 +21,16 @@ _LAZY = {
     "feedback_judge_messages": "personalign.personas",
     "to_alignx_release_prompt": "personalign.personas",
     "preference_example": "personalign.personas",
+    "PersonaEncoder": "personalign.encoder",
+    "PersonaEncoderConfig": "personalign.encoder",
+    "PersonaEncoderTrainer": "personalign.encoder",
+    "PersonaEncoderTrainingArguments": "personalign.encoder",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
+    from .encoder import PersonaEncoder, PersonaEncoderConfig, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
     from .personas import (
         PairItem,
         Persona,

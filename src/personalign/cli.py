@@ -241,6 +241,123 @@ def push_dataset_command(
     console.print(f"pushed {', '.join(configs)} to {url}")
 
 
+ExcerptFormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="[bold]alignx[/bold] (comments and pairs of AlignX rows), [bold]aloe[/bold] (profile, personality, "
+        "conversations) or [bold]table[/bold] (a persona column and a text column).",
+    ),
+]
+PersonaColumn = Annotated[
+    str | None, typer.Option(help="Persona column (alignx: groups rows; table: defaults to persona_id).")
+]
+TextColumn = Annotated[str, typer.Option(help="Text column of a table.")]
+IncludeDemographics = Annotated[
+    bool, typer.Option("--include-demographics", help="alignx: the demographic text is one more excerpt.")
+]
+EncoderData = Annotated[str, typer.Option("--data", help="Local parquet / jsonl file or folder, or a Hub dataset id.")]
+
+
+@app.command("train-encoder")
+def train_encoder_command(
+    model: Annotated[str, typer.Option(help="Backbone, sentence-transformers model or PersonaEncoder: id or path.")],
+    data: EncoderData,
+    output: Annotated[Path, typer.Option(help="Folder for the trained encoder, its card and eval_results.json.")],
+    excerpt_format: ExcerptFormatOption = "alignx",
+    persona_column: PersonaColumn = None,
+    text_column: TextColumn = "text",
+    include_demographics: IncludeDemographics = False,
+    eval_fraction: Annotated[float, typer.Option(help="Share of personas held out for evaluation (0: none).")] = 0.1,
+    epochs: Annotated[float, typer.Option(help="Training epochs (the DPORE seed trains 30).")] = 3.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: run the epochs).")] = -1,
+    batch_size: Annotated[int, typer.Option(help="Rows (anchor, positive, negatives) per batch.")] = 30,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-5,
+    warmup_steps: Annotated[int, typer.Option(help="Linear warmup steps, then cosine decay.")] = 100,
+    temperature: Annotated[float, typer.Option(help="InfoNCE temperature tau.")] = 0.05,
+    num_negatives: Annotated[int, typer.Option(help="Explicit negatives per anchor.")] = 1,
+    truncation_probability: Annotated[float, typer.Option(help="Chance a training text is truncated.")] = 0.5,
+    pooling: Annotated[str | None, typer.Option(help="Pooling of a new encoder around a plain backbone.")] = None,
+    projection_dim: Annotated[
+        int | None, typer.Option(help="Projection size of a new encoder around a plain backbone.")
+    ] = None,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 500,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints folder (default: OUTPUT-checkpoints).")
+    ] = None,
+    seed: Seed = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Train a PersonaEncoder (InfoNCE over persona excerpts; DPORE §3.2) and write it with a model card."""
+    from .encoder import PersonaEncoder, PersonaEncoderTrainingArguments
+    from .encoder.pipeline import load_excerpts, train_encoder
+    from .io import ensure_writable
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    excerpts = load_excerpts(data, excerpt_format, persona_column, text_column, include_demographics)
+    console.print(f"{len(excerpts):,} excerpts of {len(set(excerpts['persona_id'])):,} personas from {data}")
+    encoder = PersonaEncoder.from_pretrained(model, pooling=pooling, projection_dim=projection_dim)
+    args = PersonaEncoderTrainingArguments(
+        output_dir=str(checkpoint_dir or output.with_name(f"{output.name}-checkpoints")),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        temperature=temperature,
+        num_negatives=num_negatives,
+        truncation_probability=truncation_probability,
+        save_strategy="steps",
+        save_steps=save_steps,
+        save_total_limit=2,
+        logging_steps=max(1, min(50, save_steps)),
+        report_to="none",
+        seed=seed,
+    )
+    results = train_encoder(
+        encoder, excerpts, output, args, model, data, eval_fraction, resume=resume, overwrite=overwrite
+    )
+    if results:
+        before, after = results["before"], results["after"]
+        console.print(
+            f"held-out recall@1 {before['recall@1']:.3f} -> {after['recall@1']:.3f} "
+            f"(chance {after['chance_recall@1']:.3f}), pair AUC {before['pair_auc']:.3f} -> {after['pair_auc']:.3f}"
+        )
+    console.print(f"wrote {output}")
+
+
+@app.command("eval-encoder")
+def eval_encoder_command(
+    model: Annotated[str, typer.Option(help="PersonaEncoder (or sentence-transformers / backbone): id or path.")],
+    data: EncoderData,
+    output: Annotated[Path, typer.Option(help="Results JSON file.")],
+    excerpt_format: ExcerptFormatOption = "alignx",
+    persona_column: PersonaColumn = None,
+    text_column: TextColumn = "text",
+    include_demographics: IncludeDemographics = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    overwrite: Overwrite = False,
+) -> None:
+    """Score a persona encoder: excerpt retrieval (recall@1, recall@5, MRR) and same-persona pair AUC."""
+    import json
+
+    from .encoder import PersonaEncoder, evaluate_encoder
+    from .encoder.pipeline import load_excerpts
+    from .io import atomic_output, ensure_writable
+
+    ensure_writable(output, overwrite)
+    excerpts = load_excerpts(data, excerpt_format, persona_column, text_column, include_demographics)
+    encoder = PersonaEncoder.from_pretrained(model)
+    results = {"model": model, "data": data, **evaluate_encoder(encoder, excerpts, batch_size=batch_size)}
+    with atomic_output(output, overwrite) as path:
+        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    console.print(
+        " ".join(f"{key} {results[key]:.4f}" for key in ("recall@1", "recall@5", "mrr", "pair_auc", "chance_recall@1"))
+    )
+    console.print(f"wrote {output}")
+
+
 @app.command("space")
 def show_space(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",

@@ -45,6 +45,13 @@ MULTIFACETED_CITATION = """@article{lee2024janus,
   year    = {2024}
 }"""
 
+DPORE_CITATION = """@misc{dpore2025,
+  title  = {Context-Aware Alignment: Adapting Large Language Models to Individual Historical Data},
+  author = {Anonymous},
+  note   = {Under double-blind review},
+  year   = {2025}
+}"""
+
 
 class HubError(OSError):
     """A Hub operation failed for a reason the user can act on (no token, Hub unreachable, ...)."""
@@ -81,12 +88,24 @@ def _shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def render_dataset_card(configs: Mapping[str, DatasetDict], spec: DatasetCardSpec) -> str:
-    """The README.md of a built dataset: YAML metadata (with `configs` pointing at the shard files) and a body
-    rendered from `model_cards/dataset_card.md.j2`."""
+def render_card(template_name: str, metadata: Mapping[str, Any], **context: Any) -> str:
+    """Render a card template of `model_cards/` with `metadata` as its YAML front matter (`metadata_yaml`) and the
+    library version (`version`); an unknown template variable is an error, not an empty string."""
     import jinja2
     import yaml
 
+    template = resources.files("personalign.model_cards").joinpath(template_name).read_text("utf-8")
+    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    return environment.from_string(template).render(
+        metadata_yaml=yaml.safe_dump(dict(metadata), sort_keys=False, allow_unicode=True),
+        version=__version__,
+        **context,
+    )
+
+
+def render_dataset_card(configs: Mapping[str, DatasetDict], spec: DatasetCardSpec) -> str:
+    """The README.md of a built dataset: YAML metadata (with `configs` pointing at the shard files) and a body
+    rendered from `model_cards/dataset_card.md.j2`."""
     names = list(configs)
     metadata = {
         "pretty_name": spec.pretty_name,
@@ -114,13 +133,11 @@ def render_dataset_card(configs: Mapping[str, DatasetDict], spec: DatasetCardSpe
     }
     if spec.license == "other":
         metadata["license_name"] = "source-license"
-    template = resources.files("personalign.model_cards").joinpath("dataset_card.md.j2").read_text("utf-8")
-    environment = jinja2.Environment(keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    return environment.from_string(template).render(
-        metadata_yaml=yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True),
+    return render_card(
+        "dataset_card.md.j2",
+        metadata,
         pretty_name=spec.pretty_name,
         summary=spec.summary,
-        version=__version__,
         source=spec.source,
         configs=[
             {

@@ -159,6 +159,19 @@ def load_source_file(path: Path) -> Dataset:
     return Dataset.from_json(str(path))
 
 
+def source_parts(source: str | Path, **load_kwargs: Any) -> list[tuple[str, Dataset]]:
+    """Every file of a local folder, a single local file, or every split of a Hub dataset, as `(where, Dataset)`
+    pairs; `where` names the file or Hub split for error messages."""
+    path = Path(source)
+    if path.exists():
+        files = [path] if path.is_file() else [f for split in source_files(path).values() for f in split]
+        return [(str(file), load_source_file(file)) for file in files]
+    from datasets import load_dataset
+
+    loaded = load_dataset(str(source), **load_kwargs)
+    return [(f"{source} [{split}]", data) for split, data in loaded.items()]
+
+
 def require_columns(dataset: Dataset, required: tuple[str, ...], where: str, row_kind: str) -> None:
     """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need."""
     missing = [c for c in required if c not in dataset.column_names]

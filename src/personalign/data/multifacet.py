@@ -39,7 +39,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
 from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
-from .alignx import batch_rows, load_source_file, require_columns, source_files
+from .alignx import batch_rows, require_columns, source_parts
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -179,18 +179,8 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
 
 def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -> Dataset:
     """Read Multifaceted-Collection SFT rows (every split / file) and validate them; errors name file, row, column."""
-    path = Path(source)
-    parts: list[tuple[str, Dataset]] = []
-    if path.exists():
-        files = [path] if path.is_file() else [f for split in source_files(path).values() for f in split]
-        parts = [(str(file), load_source_file(file)) for file in files]
-    else:
-        from datasets import load_dataset
-
-        loaded = load_dataset(str(source), **load_kwargs)
-        parts = [(f"{source} [{split}]", data) for split, data in loaded.items()]
     checked = []
-    for where, data in parts:
+    for where, data in source_parts(source, **load_kwargs):
         require_columns(data, REQUIRED_COLUMNS, where, "a Multifaceted-Collection")
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):

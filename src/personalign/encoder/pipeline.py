@@ -1,0 +1,195 @@
+"""The persona-encoder workflow behind `personalign train-encoder` / `eval-encoder`: read excerpts from a source,
+train with held-out personas, write the encoder, its card and its results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from datasets import Dataset, concatenate_datasets
+
+from ..data.alignx import source_parts
+from ..hub import DPORE_CITATION, render_card
+from ..io import atomic_output, ensure_writable
+from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
+from .evaluation import evaluate_encoder
+from .modeling_persona_encoder import PersonaEncoder
+
+ExcerptFormat = Literal["alignx", "aloe", "table"]
+EXCERPT_FORMATS = ("alignx", "aloe", "table")
+CARD_METRICS = ("recall@1", "recall@5", "mrr", "pair_auc")
+RESULTS_FILE = "eval_results.json"
+
+
+def load_excerpts(
+    source: str | Path,
+    excerpt_format: ExcerptFormat = "alignx",
+    persona_column: str | None = None,
+    text_column: str = "text",
+    include_demographics: bool = False,
+    **load_kwargs: Any,
+) -> Dataset:
+    """An excerpt table (`persona_id`, `text`) from a local file or folder or a Hub dataset, in one of three formats.
+
+    Args:
+        source (`str` or `Path`): A parquet / jsonl / json file, a folder of them, or a Hub dataset id.
+        excerpt_format (`str`, *optional*, defaults to `"alignx"`): `"alignx"` (AlignX rows: each comment and pair is
+            an excerpt), `"aloe"` (`profile`, `personality`, `conversations` rows) or `"table"` (any persona / text
+            columns).
+        persona_column (`str`, *optional*): The persona column: for `alignx` it groups rows into personas (default
+            `persona_id` when present, else one persona per row); for `table` it defaults to `persona_id`.
+        text_column (`str`, *optional*, defaults to `"text"`): The text column of a `table`.
+        include_demographics (`bool`, *optional*, defaults to `False`): For `alignx`, the demographic description is
+            one more excerpt.
+    """
+    if excerpt_format not in EXCERPT_FORMATS:
+        raise ValueError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
+    tables = []
+    for where, data in source_parts(source, **load_kwargs):
+        if excerpt_format == "alignx":
+            tables.append(
+                alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where=where)
+            )
+        elif excerpt_format == "aloe":
+            tables.append(aloe_excerpts(data, where=where))
+        else:
+            tables.append(table_excerpts(data, persona_column or PERSONA_ID_COLUMN, text_column, where=where))
+    excerpts = tables[0] if len(tables) == 1 else concatenate_datasets(tables)
+    if not len(excerpts):
+        raise ValueError(f"{source}: no excerpts found (format {excerpt_format!r}).")
+    return excerpts
+
+
+def encoder_card(
+    encoder: PersonaEncoder,
+    base_model: str,
+    dataset: str,
+    train_excerpts: Dataset,
+    hyperparameters: Mapping[str, Any],
+    results: Mapping[str, Any] | None,
+    name: str = "Persona encoder",
+) -> str:
+    """The README.md of a trained encoder: YAML metadata (base model, tags, `model-index` with held-out results) and
+    a body rendered from `model_cards/persona_encoder_card.md.j2`."""
+    metadata: dict[str, Any] = {
+        "library_name": "personalign",
+        "pipeline_tag": "feature-extraction",
+        "tags": ["personalign", "persona-encoder", "personalization", "sentence-similarity", "dpore"],
+        "license": "apache-2.0",
+    }
+    if not Path(base_model).exists():
+        metadata["base_model"] = base_model
+    if not Path(dataset).exists():
+        metadata["datasets"] = [dataset]
+    if results:
+        metadata["model-index"] = [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": "feature-extraction", "name": "Held-out persona retrieval"},
+                        "dataset": {"name": dataset, "type": dataset, "split": "held-out personas"},
+                        "metrics": [
+                            {"type": key.replace("@", "_at_"), "value": round(results["after"][key], 4), "name": key}
+                            for key in CARD_METRICS
+                        ],
+                    }
+                ],
+            }
+        ]
+    config = encoder.config
+    return render_card(
+        "persona_encoder_card.md.j2",
+        metadata,
+        name=name,
+        temperature=hyperparameters.get("temperature"),
+        base_model=base_model,
+        dataset=dataset,
+        num_train_excerpts=len(train_excerpts),
+        num_train_personas=len(set(train_excerpts[PERSONA_ID_COLUMN])),
+        repo_hint="<this repo or folder>",
+        embedding_dim=config.embedding_dim,
+        backbone=config.backbone_config.model_type,
+        pooling=config.pooling,
+        projection_dim=config.projection_dim,
+        projection_activation=config.projection_activation,
+        normalize=config.normalize,
+        hyperparameters=dict(hyperparameters),
+        results=results,
+        metric_keys=CARD_METRICS,
+        citation=DPORE_CITATION,
+    )
+
+
+def train_encoder(
+    encoder: PersonaEncoder,
+    excerpts: Dataset,
+    output: str | Path,
+    args: Any,
+    base_model: str,
+    dataset: str,
+    eval_fraction: float = 0.1,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train `encoder` on `excerpts` and write it, with its card and held-out results, to `output` (atomically).
+
+    Personas are split first (`eval_fraction` of them held out, seeded by `args.seed`); the held-out ones are scored
+    before and after training and, during training, by a `PersonaRetrievalEvaluator` whenever `args` evaluates.
+    Checkpoints go to `args.output_dir`; `resume=True` continues from the last one there.
+
+    Returns:
+        `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .evaluation import PersonaRetrievalEvaluator
+    from .trainer import PersonaEncoderTrainer
+
+    ensure_writable(output, overwrite)
+    checkpoints = Path(args.output_dir)
+    last_checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if resume and last_checkpoint is None:
+        raise ValueError(f"--resume: no checkpoint found in {checkpoints}.")
+    if not resume and last_checkpoint is not None and not overwrite:
+        raise ValueError(
+            f"{checkpoints} holds checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
+            "start again."
+        )
+    train, held_out = (excerpts, None) if not eval_fraction else split_personas(excerpts, eval_fraction, args.seed)
+    results: dict[str, Any] = {}
+    evaluator = None
+    if held_out is not None:
+        results["before"] = evaluate_encoder(encoder, held_out)
+        evaluator = PersonaRetrievalEvaluator(held_out)
+    trainer = PersonaEncoderTrainer(model=encoder, args=args, train_dataset=train, evaluator=evaluator)
+    trainer.train(resume_from_checkpoint=last_checkpoint if resume else None)
+    if held_out is not None:
+        results["after"] = evaluate_encoder(encoder, held_out)
+        results.update(num_train_excerpts=len(train), num_held_out_excerpts=len(held_out))
+    hyperparameters = {
+        key: getattr(args, key)
+        for key in (
+            "temperature",
+            "num_negatives",
+            "truncation_probability",
+            "min_truncation_fraction",
+            "learning_rate",
+            "per_device_train_batch_size",
+            "num_train_epochs",
+            "max_steps",
+            "warmup_steps",
+            "lr_scheduler_type",
+            "seed",
+        )
+    }
+    hyperparameters["lr_scheduler_type"] = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    card = encoder_card(encoder, base_model, dataset, train, hyperparameters, results or None)
+    with atomic_output(output, overwrite) as folder:
+        encoder.save_pretrained(folder)
+        (folder / "README.md").write_text(card, encoding="utf-8")
+        if results:
+            (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results

@@ -1,0 +1,174 @@
+"""PersonaEncoder: loading and saving in every layout, encoding, and contrastive training that learns."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from personalign import PersonaEncoder, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
+from personalign.data.synthetic import alignx_rows
+from personalign.encoder import alignx_excerpts, evaluate_encoder, persona_document, split_personas
+from personalign.personas import Persona
+
+TEXTS = [
+    "Concise communication style: keep it short.",
+    "I would love a long and detailed answer about gardening, with every step explained.",
+    "ok",
+]
+
+
+def _training_args(tmp_path, **overrides):
+    settings = dict(
+        output_dir=str(tmp_path / "checkpoints"),
+        per_device_train_batch_size=32,
+        learning_rate=1e-3,
+        warmup_steps=0,
+        lr_scheduler_type="constant",
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1000,
+        disable_tqdm=True,
+        seed=0,
+    )
+    settings.update(overrides)
+    return PersonaEncoderTrainingArguments(**settings)
+
+
+def test_plain_backbone_save_and_load_give_identical_embeddings(tiny_encoder_path, tmp_path):
+    from transformers import AutoModel
+
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path, projection_dim=16)
+    embeddings = encoder.encode(TEXTS)
+    assert embeddings.shape == (3, 16) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0)
+    backbone = AutoModel.from_pretrained(tiny_encoder_path)
+    for name, value in backbone.state_dict().items():
+        assert torch.equal(value, encoder.backbone.state_dict()[name]), name  # loaded, not re-initialised
+
+    encoder.save_pretrained(tmp_path / "encoder")
+    files = {p.name for p in (tmp_path / "encoder").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    reloaded = PersonaEncoder.from_pretrained(tmp_path / "encoder")
+    assert np.array_equal(reloaded.encode(TEXTS), embeddings)
+    assert type(AutoModel.from_pretrained(tmp_path / "encoder")).__name__ == "PersonaEncoder"
+    with pytest.raises(ValueError, match="cannot be set when loading"):
+        PersonaEncoder.from_pretrained(tmp_path / "encoder", pooling="cls")
+
+
+def test_loads_a_sentence_transformers_folder(tiny_encoder_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Dense, Normalize
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(str(tiny_encoder_path), max_seq_length=128)
+    modules = [transformer, Pooling(64, "mean"), Dense(64, 24), Normalize()]  # the all-MiniLM layout, plus Dense
+    SentenceTransformer(modules=modules, device="cpu").save(str(tmp_path / "st"))
+    reference = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+
+    encoder = PersonaEncoder.from_pretrained(tmp_path / "st")
+    assert (encoder.config.pooling, encoder.config.projection_dim, encoder.config.projection_activation) == (
+        "mean",
+        24,
+        "tanh",
+    )
+    assert np.abs(encoder.encode(TEXTS) - reference.encode(TEXTS)).max() < 1e-6
+    # And back: the same embeddings through sentence-transformers.
+    assert np.abs(encoder.to_sentence_transformer().encode(TEXTS) - reference.encode(TEXTS)).max() < 1e-6
+
+
+def test_encode_persona_embeds_its_documented_rendering(tiny_encoder_path):
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
+    personas = [Persona.from_alignx_row(row) for row in alignx_rows(2, seed=0)]
+    single = encoder.encode_persona(personas[0])
+    assert single.shape == (64,)
+    assert np.array_equal(single, encoder.encode(persona_document(personas[0])))
+    both = encoder.encode_persona(personas)
+    assert both.shape == (2, 64) and not np.allclose(both[0], both[1])
+    assert "**This person has commented on some posts:**" in persona_document(personas[0])
+
+
+def test_encode_batches_and_order_do_not_change_results(tiny_encoder_path):
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
+    texts = TEXTS * 5
+    one_by_one = np.stack([encoder.encode(t) for t in texts])
+    assert np.abs(encoder.encode(texts, batch_size=4) - one_by_one).max() < 1e-5
+    assert encoder.encode(texts, convert_to_tensor=True).dtype == torch.float32
+
+
+def test_training_raises_held_out_retrieval_well_above_chance(tiny_encoder_path, tmp_path):
+    """60 synthetic personas (18 held out). Measured: recall@1 0.129 -> 0.258 (chance 0.056), pair AUC 0.61 -> 0.70."""
+    excerpts = alignx_excerpts(alignx_rows(240, seed=0, num_personas=60, with_metadata=True))
+    train, held_out = split_personas(excerpts, 0.3, seed=0)
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
+    before = evaluate_encoder(encoder, held_out)
+    initial = encoder.backbone.embeddings.word_embeddings.weight.detach().clone()
+
+    trainer = PersonaEncoderTrainer(model=encoder, args=_training_args(tmp_path, max_steps=80), train_dataset=train)
+    trainer.train()
+    after = evaluate_encoder(encoder, held_out)
+
+    assert not torch.equal(initial, encoder.backbone.embeddings.word_embeddings.weight)  # the user's encoder trained
+    assert after["recall@1"] >= 3 * after["chance_recall@1"]
+    assert after["recall@1"] >= before["recall@1"] + 0.06
+    assert after["pair_auc"] > before["pair_auc"] + 0.04
+
+
+def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from personalign.cli import app
+    from personalign.io import write_rows
+
+    data = tmp_path / "alignx.jsonl"
+    write_rows(alignx_rows(80, seed=0, num_personas=20, with_metadata=True), data)
+    output = tmp_path / "encoder"
+    common = ["train-encoder", "--model", str(tiny_encoder_path), "--data", str(data), "--output", str(output)]
+    small = ["--batch-size", "8", "--learning-rate", "1e-3", "--warmup-steps", "0", "--eval-fraction", "0.25"]
+    runner = CliRunner()
+    result = runner.invoke(app, [*common, *small, "--max-steps", "4", "--save-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert {"config.json", "model.safetensors", "README.md", "eval_results.json"} <= {p.name for p in output.iterdir()}
+    card = (output / "README.md").read_text()
+    assert "model-index" in card and "recall_at_1" in card and "DPORE" in card and "temperature" in card
+    results = json.loads((output / "eval_results.json").read_text())
+    assert set(results) >= {"before", "after"} and 0 <= results["after"]["recall@1"] <= 1
+
+    # An existing output is never replaced silently; an interrupted run resumes from its last checkpoint.
+    again = runner.invoke(app, [*common, *small, "--max-steps", "6"])
+    assert again.exit_code != 0 and "already exists" in str(again.exception)
+    starts = []
+    original_train = PersonaEncoderTrainer.train
+
+    def recording_train(self, *args, **kwargs):
+        starts.append(kwargs.get("resume_from_checkpoint"))
+        return original_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(PersonaEncoderTrainer, "train", recording_train)
+    resumed = runner.invoke(app, [*common, *small, "--max-steps", "6", "--save-steps", "2", "--resume", "--overwrite"])
+    assert resumed.exit_code == 0, resumed.output
+    assert starts == [str(tmp_path / "encoder-checkpoints" / "checkpoint-4")]
+    state = json.loads((tmp_path / "encoder-checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+
+    scores = tmp_path / "scores.json"
+    result = runner.invoke(app, ["eval-encoder", "--model", str(output), "--data", str(data), "--output", str(scores)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(scores.read_text())
+    assert {"recall@1", "recall@5", "mrr", "pair_auc", "chance_recall@1"} <= set(metrics)
+
+
+def test_cli_encoder_errors_are_one_line(tiny_encoder_path, tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"persona_id": "a", "body": "x"}) + "\n")
+    command = [sys.executable, "-m", "personalign.cli", "eval-encoder", "--model", str(tiny_encoder_path)]
+    command += ["--data", str(bad), "--format", "table", "--output", str(tmp_path / "out.json")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # (progress bars aside)
+    assert errors == [f"error: {bad}: missing column(s) ['text']; the columns are ['persona_id', 'body']."]
+    assert not (tmp_path / "out.json").exists()
