@@ -25,12 +25,16 @@ _LAZY = {
     "PersonaEncoderConfig": "personalign.encoder",
     "PersonaEncoderTrainer": "personalign.encoder",
     "PersonaEncoderTrainingArguments": "personalign.encoder",
+    "load_metric": "personalign.evaluation",
+    "DPOREConfig": "personalign.trainers",
+    "DPORETrainer": "personalign.trainers",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
     from .encoder import PersonaEncoder, PersonaEncoderConfig, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
+    from .evaluation import load_metric
     from .personas import (
         PairItem,
         Persona,
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
         to_alignx_release_prompt,
     )
     from .preference_space import PreferenceDimension, PreferenceSpace
+    from .trainers import DPOREConfig, DPORETrainer
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,86 @@
+"""Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, and the
+`evaluate` metric over them.
+
+The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) are
+imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from .metrics import LOGPS_COLUMNS, REVERSED_LOGPS_COLUMNS, compute_alignment_metrics
+from .reversal import reverse_alignx_row
+
+_LAZY = {
+    "score_pairs": "personalign.evaluation.scoring",
+    "score_policy_and_reference": "personalign.evaluation.scoring",
+    "tokenize_preference_example": "personalign.evaluation.scoring",
+}
+
+__all__ = [
+    "LOGPS_COLUMNS",
+    "METRIC_PATH",
+    "REVERSED_LOGPS_COLUMNS",
+    "compute_alignment_metrics",
+    "load_metric",
+    "reverse_alignx_row",
+    *_LAZY,
+]
+
+METRIC_PATH = "personalign.metrics.alignment_accuracy"
+"""The package holding the `evaluate` module `alignment_accuracy.py` and its metric card."""
+
+if TYPE_CHECKING:
+    import evaluate
+
+    from .scoring import score_pairs, score_policy_and_reference, tokenize_preference_example  # noqa: F401
+
+
+def load_metric(config_name: str | None = None, **kwargs: Any) -> evaluate.EvaluationModule:
+    """Load the `alignment_accuracy` metric with `evaluate.load`, from the copy shipped inside this package (no
+    network access).
+
+    The same as `evaluate.load("<site-packages>/personalign/metrics/alignment_accuracy")`.
+
+    Args:
+        config_name (`str`, *optional*): `"default"` (the four log-prob inputs; reversed inputs and groups may be
+            passed to `compute`) or `"flip"` (the eight inputs are all features, so `add_batch` accumulates the
+            reversed ones too).
+        **kwargs: Passed to `evaluate.load` (e.g. `keep_in_memory=True`, `cache_dir`, `experiment_id`).
+
+    Returns:
+        `evaluate.EvaluationModule`: Its `compute` returns the dict of `compute_alignment_metrics`.
+
+    Example:
+
+    ```python
+    >>> import personalign
+    >>> metric = personalign.load_metric()
+    >>> metric.compute(
+    ...     policy_chosen_logps=[-1.0], policy_rejected_logps=[-3.0],
+    ...     reference_chosen_logps=[-2.0], reference_rejected_logps=[-2.0], beta=0.1,
+    ... )["alignment_accuracy"]
+    1.0
+    ```
+    """
+    import evaluate
+
+    script = resources.files(METRIC_PATH).joinpath("alignment_accuracy.py")
+    # A real file for regular installs; extracted to a temporary one for zipped ones (evaluate copies it anyway).
+    with resources.as_file(script) as path:
+        return evaluate.load(str(path), config_name=config_name, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'personalign.evaluation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
