@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 from datasets import Dataset
@@ -26,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 
 from personalign import Persona, pba_messages, preference_example
-from personalign.data.synthetic import alignx_rows
+from personalign.data.synthetic import alignx_rows, pair_adjacent_epochs
 from personalign.testing import tiny_causal_lm
 
 
@@ -36,17 +35,6 @@ def pba_rows(num_rows: int, seed: int) -> list[dict]:
         prompt = pba_messages(row["prompt"], Persona.from_alignx_row(row).profile_text())
         rows.append(preference_example(prompt, row["chosen"], row["rejected"]))
     return rows
-
-
-def pair_adjacent_epochs(rows: list[dict], epochs: int, seed: int) -> Dataset:
-    """`epochs` passes over the rows, each shuffled by counterfactual pair (rows 2k and 2k + 1 stay adjacent), for a
-    sequential sampler with an even batch size."""
-    rng, ordered = random.Random(seed), []
-    for _ in range(epochs):
-        pairs = list(range(len(rows) // 2))
-        rng.shuffle(pairs)
-        ordered += [rows[2 * pair + side] for pair in pairs for side in (0, 1)]
-    return Dataset.from_list(ordered)
 
 
 def main() -> None:
@@ -80,7 +68,7 @@ def main() -> None:
     trainer = DPOTrainer(
         model=model,
         args=config,
-        train_dataset=pair_adjacent_epochs(pba_rows(args.train_rows, seed=0), args.epochs, seed=0),
+        train_dataset=Dataset.from_list(pair_adjacent_epochs(pba_rows(args.train_rows, seed=0), args.epochs, seed=0)),
         eval_dataset=Dataset.from_list(pba_rows(args.eval_rows, seed=1)),
         processing_class=tokenizer,
     )

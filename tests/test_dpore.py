@@ -2,7 +2,6 @@
 resume, PEFT, and learning on counterfactual data."""
 
 import math
-import random
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
 
 from personalign import Persona, pba_messages, preference_example
-from personalign.data.synthetic import alignx_rows
+from personalign.data.synthetic import alignx_rows, pair_adjacent_epochs
 from personalign.trainers import DPOREConfig, DPORETrainer, PersonaProjectionHead
 
 COMMON = dict(
@@ -50,15 +49,6 @@ def persona_rows(num_rows, seed, conversational=True):
         example["persona_embedding"] = [value - 0.5 for value in persona.preference_vector()]
         rows.append(example)
     return rows
-
-
-def pair_adjacent(rows, epochs, seed):
-    rng, ordered = random.Random(seed), []
-    for _ in range(epochs):
-        pairs = list(range(len(rows) // 2))
-        rng.shuffle(pairs)
-        ordered += [rows[2 * pair + side] for pair in pairs for side in (0, 1)]
-    return Dataset.from_list(ordered)
 
 
 @pytest.fixture(scope="module")
@@ -326,7 +316,7 @@ def test_persona_encoder_embeds_each_row_once(tiny_lm_path, tiny_encoder_path, t
 def test_dpore_learns_counterfactual_personas_and_beats_dpo(tiny_lm_path, tokenizer, tmp_path):
     """512 counterfactual PBA rows x 3 epochs (96 steps, batch 16, pairs kept together), 128 held-out rows.
     Measured: held-out alignment accuracy DPO 0.688, DPORE (margin, lambda 1) 0.781; both start at 0.0 (ties)."""
-    train = pair_adjacent(persona_rows(512, seed=0), epochs=3, seed=0)
+    train = Dataset.from_list(pair_adjacent_epochs(persona_rows(512, seed=0), epochs=3, seed=0))
     held_out = Dataset.from_list(persona_rows(128, seed=1))
     settings = dict(
         COMMON,

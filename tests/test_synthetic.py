@@ -210,3 +210,19 @@ def test_dataset_cache_follows_the_text_banks(monkeypatch):
     changed = alignx_dataset(2, seed=0).to_list()
     assert "the volcano tour" in changed[0]["prompt"]
     assert changed != original
+
+
+def test_pair_adjacent_epochs_keeps_counterfactual_pairs_together():
+    from personalign.data.synthetic import pair_adjacent_epochs
+
+    rows = [{"i": i} for i in range(8)]
+    ordered = pair_adjacent_epochs(rows, epochs=3, seed=1)
+    assert len(ordered) == 24
+    for start in range(0, 24, 2):
+        first, second = ordered[start]["i"], ordered[start + 1]["i"]
+        assert first % 2 == 0 and second == first + 1
+    passes = [sorted(r["i"] for r in ordered[k * 8 : (k + 1) * 8]) for k in range(3)]
+    assert passes == [list(range(8))] * 3 and ordered[:8] != ordered[8:16]
+    assert pair_adjacent_epochs(rows, epochs=3, seed=1) == ordered
+    with pytest.raises(ValueError, match="odd number of rows"):
+        pair_adjacent_epochs(rows[:3], epochs=1)

@@ -28,6 +28,10 @@ _LAZY = {
     "load_metric": "personalign.evaluation",
     "DPOREConfig": "personalign.trainers",
     "DPORETrainer": "personalign.trainers",
+    "ICAConfig": "personalign.trainers",
+    "ICATrainer": "personalign.trainers",
+    "PBAConfig": "personalign.trainers",
+    "PBATrainer": "personalign.trainers",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
         to_alignx_release_prompt,
     )
     from .preference_space import PreferenceDimension, PreferenceSpace
-    from .trainers import DPOREConfig, DPORETrainer
+    from .trainers import DPOREConfig, DPORETrainer, ICAConfig, ICATrainer, PBAConfig, PBATrainer
 
 
 def __getattr__(name: str) -> Any:

@@ -274,11 +274,19 @@ def read_alignx(
 
 
 # --------------------------------------------------------------------------------------------------- rendering
-def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"], config: AlignXBuildConfig) -> dict:
-    """One `raw` row as an `ica` or `pba` training row (see `AlignXBuildConfig`)."""
+def history_rng(seed: int, index: int, epoch: int = 0) -> random.Random:
+    """The random stream of row `index`'s history draw in `epoch`: the built configs are epoch 0; the trainers redraw
+    with the same seed in later epochs."""
+    return random.Random(f"{seed}:{index}" if epoch == 0 else f"{seed}:{index}:{epoch}")
+
+
+def render_row(
+    row: Mapping[str, Any], index: int, style: Literal["ica", "pba"], config: AlignXBuildConfig, epoch: int = 0
+) -> dict:
+    """One `raw` row as an `ica` or `pba` training row (see `AlignXBuildConfig`), with the history drawn for `epoch`."""
     persona = Persona.from_alignx_row(row, space=PreferenceSpace.alignx(), validate=False)  # `raw` rows are validated
     if not config.keep_full_history:
-        persona = persona.sample_history(random.Random(f"{config.seed}:{index}"), config.max_history_items)
+        persona = persona.sample_history(history_rng(config.seed, index, epoch), config.max_history_items)
     profile = None
     if style == "ica":
         prompt = ica_messages(row["prompt"], persona, include_demographics=config.include_demographics)
@@ -294,9 +302,14 @@ def render_row(row: Mapping[str, Any], index: int, style: Literal["ica", "pba"],
     return {**example, "profile": profile, "preference_direction": row.get("preference_direction")}
 
 
-def _render_batch(batch: Mapping[str, list], indices: list[int], style: str, config: AlignXBuildConfig) -> dict:
+def render_batch(
+    batch: Mapping[str, list], indices: list[int], style: str, config: AlignXBuildConfig, epoch: int = 0
+) -> dict:
+    """`render_row` over a `Dataset.map` batch (with indices), as `CHAT_FEATURES` / `RELEASE_FORMAT_FEATURES` columns."""
     features = RELEASE_FORMAT_FEATURES if config.prompt_format == "alignx_release" else CHAT_FEATURES
-    rows = [render_row(row, index, style, config) for row, index in zip(batch_rows(batch), indices, strict=True)]
+    rows = [
+        render_row(row, index, style, config, epoch) for row, index in zip(batch_rows(batch), indices, strict=True)
+    ]
     return _columns(rows, features)
 
 
@@ -315,7 +328,7 @@ def render_alignx(
     return DatasetDict(
         {
             split: data.map(
-                _render_batch,
+                render_batch,
                 batched=True,
                 batch_size=batch_size,
                 with_indices=True,

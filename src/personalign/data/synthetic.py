@@ -404,6 +404,24 @@ def alignx_rows(
             yield row
 
 
+def pair_adjacent_epochs(rows: Sequence[dict], epochs: int, seed: int = 0) -> list[dict]:
+    """`epochs` passes over counterfactual rows (rows 2k and 2k + 1 are a pair), each pass shuffled by pair with the
+    two rows of a pair kept adjacent.
+
+    With a sequential sampler and an even batch size, both sides of every pair share a batch: the persona-independent
+    parts of their gradients cancel, and a small model learns the persona mapping at once instead of after ~100 steps
+    of noise (tiny model: held-out accuracy 0.57 after 32 DPO steps, against 0.50 with shuffled rows).
+    """
+    if len(rows) % 2:
+        raise ValueError(f"counterfactual rows come in pairs; got an odd number of rows ({len(rows)}).")
+    rng, ordered = random.Random(seed), []
+    for _ in range(epochs):
+        pairs = list(range(len(rows) // 2))
+        rng.shuffle(pairs)
+        ordered += [rows[2 * pair + side] for pair in pairs for side in (0, 1)]
+    return ordered
+
+
 def text_banks_fingerprint() -> str:
     """A digest of the text the generators draw from. `Dataset.from_generator` caches by the generator's code and
     arguments, not by the module-level banks it reads, so the digest is passed along as an argument: any change to

@@ -1,8 +1,8 @@
-"""Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, and the
-`evaluate` metric over them.
+"""Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, the
+`evaluate` metric over them, and LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics).
 
-The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) are
-imported on first use.
+The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) and the
+judges are imported on first use. The judges generate through `personalign.generation` backends.
 """
 
 from __future__ import annotations
@@ -15,6 +15,13 @@ from .metrics import LOGPS_COLUMNS, REVERSED_LOGPS_COLUMNS, compute_alignment_me
 from .reversal import reverse_alignx_row
 
 _LAZY = {
+    "PairwiseJudge": "personalign.evaluation.judges",
+    "PairwiseReport": "personalign.evaluation.judges",
+    "PersonaTailoringJudge": "personalign.evaluation.judges",
+    "RubricJudge": "personalign.evaluation.judges",
+    "ScoreReport": "personalign.evaluation.judges",
+    "parse_pairwise_verdict": "personalign.evaluation.judges",
+    "parse_score": "personalign.evaluation.judges",
     "score_pairs": "personalign.evaluation.scoring",
     "score_policy_and_reference": "personalign.evaluation.scoring",
     "tokenize_preference_example": "personalign.evaluation.scoring",
@@ -36,6 +43,15 @@ METRIC_PATH = "personalign.metrics.alignment_accuracy"
 if TYPE_CHECKING:
     import evaluate
 
+    from .judges import (  # noqa: F401
+        PairwiseJudge,
+        PairwiseReport,
+        PersonaTailoringJudge,
+        RubricJudge,
+        ScoreReport,
+        parse_pairwise_verdict,
+        parse_score,
+    )
     from .scoring import score_pairs, score_policy_and_reference, tokenize_preference_example  # noqa: F401
 
 

@@ -1,5 +1,7 @@
 """TRL trainers for personalized alignment."""
 
+from .alignx_config import AlignXRenderingConfig
+from .alignx_trainer import AlignXPersonaTrainer, EpochRedrawDataset, render_for_training
 from .dpore_config import DPOREConfig
 from .dpore_trainer import (
     DPORETrainer,
@@ -10,14 +12,26 @@ from .dpore_trainer import (
     pool_response_states,
     representation_similarities,
 )
+from .ica_config import ICAConfig
+from .ica_trainer import ICATrainer
+from .pba_config import PBAConfig
+from .pba_trainer import PBATrainer
 
 __all__ = [
+    "AlignXPersonaTrainer",
+    "AlignXRenderingConfig",
     "DPOREConfig",
     "DPORETrainer",
+    "EpochRedrawDataset",
+    "ICAConfig",
+    "ICATrainer",
+    "PBAConfig",
+    "PBATrainer",
     "PersonaEmbeddingCollator",
     "PersonaProjectionHead",
     "dpore_margin_losses",
     "embed_personas",
     "pool_response_states",
+    "render_for_training",
     "representation_similarities",
 ]

@@ -1,0 +1,120 @@
+"""What ICATrainer and PBATrainer share: AlignX persona rendering inside `_prepare_dataset`, and a history redrawn
+each training epoch (deterministic under the seed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+from datasets import Dataset, Features, Value
+from transformers import TrainerCallback
+from trl import DPOTrainer
+
+from ..data.alignx import CHAT_FEATURES, AlignXBuildConfig, render_batch
+from ..personas import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
+from .alignx_config import AlignXRenderingConfig
+
+ROW_COLUMN = "alignx_row"
+RAW_PERSONA_COLUMNS = frozenset(ALIGNX_COLUMN_ALIASES[UGC_COLUMN] + ALIGNX_COLUMN_ALIASES[PAIRS_COLUMN])
+RENDERED_FEATURES = Features({**CHAT_FEATURES, ROW_COLUMN: Value("int64")})
+
+
+def has_raw_personas(column_names: Iterable[str]) -> bool:
+    """Whether rows carry AlignX persona columns (comments / pairs) to render, rather than a ready prompt."""
+    return bool(RAW_PERSONA_COLUMNS & set(column_names))
+
+
+def _render_with_rows(batch: dict, indices: list[int], style: str, config: AlignXBuildConfig, epoch: int) -> dict:
+    return {**render_batch(batch, indices, style, config, epoch), ROW_COLUMN: list(indices)}
+
+
+def render_for_training(
+    dataset: Dataset, style: str, config: AlignXBuildConfig, epoch: int = 0, dataset_name: str = "train"
+) -> Dataset:
+    """AlignX rows (raw persona columns) as TRL conversational rows for `style` ("ica" or "pba"), with each row's
+    history drawn for `epoch` and its index kept in `alignx_row`."""
+    return dataset.map(
+        _render_with_rows,
+        batched=True,
+        with_indices=True,
+        fn_kwargs={"style": style, "config": config, "epoch": epoch},
+        features=RENDERED_FEATURES,
+        remove_columns=dataset.column_names,
+        desc=f"Rendering {style.upper()} prompts of the {dataset_name} dataset (epoch {epoch})",
+    )
+
+
+class EpochRedrawDataset(torch.utils.data.Dataset):
+    """The tokenized training rows of the current epoch: epoch 0's prepared dataset, or, after `set_epoch(e)`, the
+    rows rendered with epoch e's history draw (prepared on first use). Length and indices stay those of epoch 0, so
+    samplers are unaffected; a row that a later draw makes too long for `max_length` falls back to its epoch-0 form."""
+
+    def __init__(self, base: Dataset, prepare_epoch: Callable[[int], Dataset]) -> None:
+        self.base = base
+        self.prepare_epoch = prepare_epoch
+        self.epoch = 0
+        self._rows = base[ROW_COLUMN]
+        self._view: Dataset | None = None
+        self._positions: dict[int, int] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
+        if epoch == 0:
+            self._view, self._positions = None, {}
+            return
+        self._view = self.prepare_epoch(epoch)
+        self._positions = {row: position for position, row in enumerate(self._view[ROW_COLUMN])}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        position = self._positions.get(self._rows[index]) if self._view is not None else None
+        return self.base[index] if position is None else self._view[position]
+
+
+class HistoryRedrawCallback(TrainerCallback):
+    """Moves an `EpochRedrawDataset` to the epoch the training loop starts (also after resuming mid-epoch)."""
+
+    def __init__(self, dataset: EpochRedrawDataset) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.dataset.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
+
+
+class AlignXPersonaTrainer(DPOTrainer):
+    """Base of [`ICATrainer`] and [`PBATrainer`]: TRL's DPOTrainer whose `_prepare_dataset` first renders AlignX rows
+    (raw persona columns, release or snake_case names) into persona-conditioned prompts with the foundation's
+    renderers; the tokenizer's chat template then applies as for any conversational row. Rows with a ready prompt
+    pass through unchanged. With `redraw_history_each_epoch`, training epoch e uses history draw e."""
+
+    _style: ClassVar[str] = ""
+    _config_class: ClassVar[type[AlignXRenderingConfig]] = AlignXRenderingConfig
+
+    def __init__(self, model: Any, ref_model: Any = None, args: AlignXRenderingConfig | None = None, **kwargs: Any):
+        if args is None:
+            name = model if isinstance(model, str) else model.config._name_or_path
+            args = self._config_class(output_dir=f"{str(name).rstrip('/').split('/')[-1]}-{self._name}")
+        if not isinstance(args, self._config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
+        self._raw_train_dataset: Dataset | None = None
+        super().__init__(model, ref_model=ref_model, args=args, **kwargs)
+        if self._raw_train_dataset is not None and args.redraw_history_each_epoch and not args.keep_full_history:
+            self.train_dataset = EpochRedrawDataset(self.train_dataset, self._prepare_epoch)
+            self.add_callback(HistoryRedrawCallback(self.train_dataset))
+
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+        if has_raw_personas(getattr(dataset, "column_names", None) or []):
+            if dataset_name == "train" and isinstance(dataset, Dataset):
+                self._raw_train_dataset = dataset
+            dataset = render_for_training(dataset, self._style, args.rendering(), 0, dataset_name)
+        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    def _prepare_epoch(self, epoch: int) -> Dataset:
+        rendered = render_for_training(self._raw_train_dataset, self._style, self.args.rendering(), epoch, "train")
+        return super()._prepare_dataset(rendered, self.processing_class, self.args, f"train (epoch {epoch})")

@@ -1,0 +1,38 @@
+"""PBATrainer: preference-bridged alignment (the AlignX seed, eq. 2) as a TRL DPOTrainer subclass."""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any, ClassVar
+
+from ..hub import ALIGNX_CITATION
+from .alignx_trainer import AlignXPersonaTrainer
+from .pba_config import PBAConfig
+
+
+class PBATrainer(AlignXPersonaTrainer):
+    r"""Preference-bridged alignment: DPO where the persona enters the prompt as its preference direction in words
+    ("User Preferences: Concise communication style, Dislikes humor"), rendered by `personalign.pba_messages`.
+
+    For AlignX rows with raw persona columns the direction is the AlignX aggregation of the drawn history items'
+    gold vectors (`PBAConfig.upper` / `lower`), redrawn each epoch; rows whose `prompt` is already rendered (e.g.
+    with an inferred profile) are used as they are.
+
+    ```python
+    from personalign import PBAConfig, PBATrainer
+
+    trainer = PBATrainer(model="meta-llama/Llama-3.1-8B-Instruct", args=PBAConfig(output_dir="pba", beta=0.1),
+                         train_dataset=load_dataset("JinaLeejnl/AlignX", split="train"))
+    trainer.train()
+    ```
+    """
+
+    _style = "pba"
+    _config_class = PBAConfig
+    _tag_names: ClassVar[list[str]] = ["trl", "dpo", "pba", "alignx", "personalign"]
+    _name = "PBA"
+    _paper: ClassVar[dict[str, Any]] = {
+        "title": "From 1,000,000 Users to Every User: Scaling Up Personalized Preference for User-level Alignment",
+        "id": "2503.15463",
+        "citation": textwrap.dedent(ALIGNX_CITATION),
+    }

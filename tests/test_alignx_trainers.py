@@ -1,0 +1,212 @@
+"""ICATrainer and PBATrainer: persona rendering in `_prepare_dataset`, per-epoch history redraws, and learning with
+flips under reversed personas."""
+
+import pytest
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from personalign.data.alignx import AlignXBuildConfig, render_row
+from personalign.data.synthetic import alignx_rows, pair_adjacent_epochs
+from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row
+from personalign.evaluation.scoring import score_policy_and_reference
+from personalign.personas import DIRECTION_COLUMN
+from personalign.trainers import ICAConfig, ICATrainer, PBAConfig, PBATrainer, render_for_training
+
+COMMON = dict(
+    per_device_train_batch_size=16,
+    per_device_eval_batch_size=32,
+    learning_rate=1e-3,
+    lr_scheduler_type="constant",
+    beta=0.1,
+    max_length=1024,
+    use_cpu=True,
+    bf16=False,
+    gradient_checkpointing=False,
+    report_to="none",
+    save_strategy="no",
+    logging_steps=1000,
+    disable_tqdm=True,
+    seed=0,
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_lm_path):
+    return AutoTokenizer.from_pretrained(tiny_lm_path)
+
+
+def golden_row(alignx_space):
+    return {
+        "prompt": "How should I spend Sunday?",
+        "chosen": "Take a short walk.",
+        "rejected": "Plan a long, detailed itinerary.",
+        DIRECTION_COLUMN: alignx_space.vector({16: 1}),
+        "Demographic Information": "A 30-year-old nurse who loves pets.",
+        "User-Generated Content": [
+            {"prompt": "Post about dogs?", "comment": "Dogs rule.", DIRECTION_COLUMN: alignx_space.vector({59: 1})}
+        ],
+        "Pair-wise Comparative Feedback": [
+            {
+                "prompt": "Trip ideas?",
+                "chosen": "Go abroad.",
+                "rejected": "Stay home.",
+                DIRECTION_COLUMN: alignx_space.vector({60: 1, 16: 1}),
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("trainer_class", "config_class", "user_body"),
+    [
+        (
+            ICATrainer,
+            ICAConfig,
+            "***Task***\n\n**Post:**\nHow should I spend Sunday?\n\n***Historical Behavior and User Preferences***\n\n"
+            "**This person has commented on some posts:**\n\n1. *Post:*\nPost about dogs?\n\n*Comment:*\nDogs rule.\n\n"
+            "**This person has chosen or rejected comments on some posts:**\n\n1. *Post:*\nTrip ideas?\n\n"
+            "*Chosen:*\nGo abroad.\n\n*Rejected:*\nStay home.\n\nA 30-year-old nurse who loves pets.",
+        ),
+        (
+            PBATrainer,
+            PBAConfig,
+            "***Task***\n\n**Post:**\nHow should I spend Sunday?\n\n***User Preferences***\n\n"
+            "Concise communication style, Likes pets, Likes travel",
+        ),
+    ],
+)
+def test_golden_rendering_through_the_chat_template(
+    tiny_lm_path, tokenizer, alignx_space, tmp_path, trainer_class, config_class, user_body
+):
+    data = Dataset.from_list([golden_row(alignx_space)] * 2)
+    args = config_class(output_dir=str(tmp_path), keep_full_history=True, **COMMON)
+    trainer = trainer_class(model=str(tiny_lm_path), args=args, train_dataset=data, processing_class=tokenizer)
+    row = trainer.train_dataset[0]
+    system = "historical behavior and preferences" if trainer_class is ICATrainer else "preferences"
+    assert tokenizer.decode(row["prompt_ids"]) == (
+        f"<|begin|><|system|>\nGenerate a task-specific response based on user {system}.<|end|>"
+        f"<|user|>\n{user_body}<|end|><|assistant|>\n"
+    )
+    assert tokenizer.decode(row["chosen_ids"]) == "Take a short walk.<|end|>"
+
+
+def test_epoch_zero_is_the_built_config_and_later_epochs_redraw(tiny_lm_path, tokenizer, tmp_path):
+    raw = Dataset.from_list(list(alignx_rows(24, seed=4, history_size=(4, 8))))
+    args = ICAConfig(output_dir=str(tmp_path), **COMMON)
+    trainer = ICATrainer(model=str(tiny_lm_path), args=args, train_dataset=raw, processing_class=tokenizer)
+    dataset = trainer.train_dataset
+    built = [render_row(row, index, "ica", AlignXBuildConfig(seed=0)) for index, row in enumerate(raw)]
+    epoch0 = [tokenizer.decode(dataset[i]["prompt_ids"]) for i in range(len(dataset))]
+    expected = [tokenizer.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in built]
+    assert epoch0 == expected  # what `personalign build-dataset alignx --config ica` writes
+
+    dataset.set_epoch(1)
+    epoch1 = [tokenizer.decode(dataset[i]["prompt_ids"]) for i in range(len(dataset))]
+    assert sum(a != b for a, b in zip(epoch0, epoch1, strict=True)) >= len(dataset) // 2  # new history draws
+    assert [dataset[i]["chosen_ids"] for i in range(3)] == [
+        trainer.train_dataset.base[i]["chosen_ids"] for i in range(3)
+    ]
+    again = ICATrainer(model=str(tiny_lm_path), args=args, train_dataset=raw, processing_class=tokenizer)
+    again.train_dataset.set_epoch(1)
+    assert [tokenizer.decode(again.train_dataset[i]["prompt_ids"]) for i in range(len(dataset))] == epoch1
+    dataset.set_epoch(0)
+    assert [tokenizer.decode(dataset[i]["prompt_ids"]) for i in range(len(dataset))] == epoch0
+
+
+def test_training_epochs_see_their_own_draws(tiny_lm_path, tokenizer, tmp_path):
+    from transformers import TrainerCallback
+
+    raw = Dataset.from_list(list(alignx_rows(8, seed=4, history_size=(4, 8))))
+    seen = []
+
+    class Watch(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            seen.append(trainer.train_dataset.epoch)
+
+    args = PBAConfig(output_dir=str(tmp_path), num_train_epochs=2, **{**COMMON, "per_device_train_batch_size": 4})
+    trainer = PBATrainer(model=str(tiny_lm_path), args=args, train_dataset=raw, processing_class=tokenizer)
+    trainer.add_callback(Watch())
+    trainer.train()
+    assert seen == [0, 0, 1, 1]
+
+
+def test_ready_prompts_pass_through_and_bad_settings_are_refused(tiny_lm_path, tokenizer, tmp_path):
+    ready = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": "Hi"}],
+                "chosen": [{"role": "assistant", "content": "Yo"}],
+                "rejected": [{"role": "assistant", "content": "Hello there"}],
+            }
+        ]
+        * 2
+    )
+    trainer = PBATrainer(
+        model=str(tiny_lm_path),
+        args=PBAConfig(output_dir=str(tmp_path), **COMMON),
+        train_dataset=ready,
+        processing_class=tokenizer,
+    )
+    assert "<|user|>\nHi<|end|>" in tokenizer.decode(trainer.train_dataset[0]["prompt_ids"])
+    assert not hasattr(trainer.train_dataset, "set_epoch")  # nothing to redraw
+    with pytest.raises(ValueError, match="precompute_ref_log_probs=True fixes one rendering"):
+        PBAConfig(output_dir=str(tmp_path), precompute_ref_log_probs=True, **COMMON)
+    with pytest.raises(TypeError, match="ICATrainer needs a ICAConfig"):
+        ICATrainer(model=str(tiny_lm_path), args=PBAConfig(output_dir=str(tmp_path), **COMMON), train_dataset=ready)
+
+
+def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_rows, **settings):
+    """Train 3 epochs on counterfactual rows (pairs adjacent, sequential batches), then score 128 held-out rows under
+    their persona and under the reversed persona (comments and demographics dropped: free text cannot be reversed)."""
+    rows = list(alignx_rows(num_rows, seed=0, history_size=(1, 4)))
+    train = Dataset.from_list(pair_adjacent_epochs(rows, epochs=1, seed=0))
+    held_out = Dataset.from_list(list(alignx_rows(128, seed=1, history_size=(1, 4))))
+    args = config_class(
+        output_dir=str(tmp_path), num_train_epochs=3, train_sampling_strategy="sequential", **{**COMMON, **settings}
+    )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    trainer = trainer_class(
+        model=model, args=args, train_dataset=train, eval_dataset=held_out, processing_class=tokenizer
+    )
+    before = trainer.evaluate()["eval_rewards/accuracies"]
+    trainer.train()
+    after = trainer.evaluate()["eval_rewards/accuracies"]
+    style = trainer_class._style
+    reversed_rows = held_out.map(lambda row: reverse_alignx_row(row, drop_irreversible_text=True))
+    reference = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    original = render_for_training(held_out, style, args.rendering())
+    scores = score_policy_and_reference(model, reference, tokenizer, original, batch_size=16)
+    flipped = render_for_training(reversed_rows, style, args.rendering())
+    flipped_scores = score_policy_and_reference(
+        model, reference, tokenizer, flipped, batch_size=16, suffix="_reversed"
+    )
+    return before, after, compute_alignment_metrics(**scores, **flipped_scores, beta=0.1)
+
+
+def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path):
+    """512 rows x 3 epochs (96 steps of 16). Measured: held-out accuracy 0.0 -> 0.805; flip rate 0.65, strict 0.63."""
+    before, after, metrics = _train_and_flip(PBATrainer, PBAConfig, tiny_lm_path, tokenizer, tmp_path, 512)
+    assert before == 0.0 and after >= 0.7
+    assert metrics["alignment_accuracy"] == pytest.approx(after)  # the metric agrees with TRL's rewards/accuracies
+    assert metrics["flip_rate"] >= 0.5 and metrics["strict_flip_rate"] >= 0.45
+
+
+def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path):
+    """256 rows x 3 epochs (96 steps of 8), at most one comment and one pair in the prompt (long prompts are slow on
+    CPU). Measured: held-out accuracy 0.0 -> 0.719; flip rate 0.32, strict 0.27 (the reversed ICA prompt keeps only
+    the swapped pair: comments and demographics cannot be reversed)."""
+    before, after, metrics = _train_and_flip(
+        ICATrainer,
+        ICAConfig,
+        tiny_lm_path,
+        tokenizer,
+        tmp_path,
+        256,
+        per_device_train_batch_size=8,
+        max_history_items=1,
+        max_length=768,
+    )
+    assert before == 0.0 and after >= 0.65
+    assert metrics["alignment_accuracy"] == pytest.approx(after)
+    assert metrics["flip_rate"] >= 0.2 and metrics["strict_flip_rate"] >= 0.15

@@ -1,0 +1,279 @@
+"""Generation backends: transformers on the tiny model, the OpenAI-compatible client against a local fake server,
+the vLLM extra's import message, and backend specs."""
+
+import json
+import sys
+import threading
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from personalign.generation import (
+    VLLM_INSTALL_HINT,
+    BackendError,
+    GenerationBackend,
+    OpenAIBackend,
+    TransformersBackend,
+    VLLMBackend,
+    load_backend,
+    parse_backend_spec,
+)
+
+SECRET = "sk-test-0123456789-secret"
+
+
+def chat(text, system=None):
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+
+
+PROMPTS = [
+    chat("Hi."),
+    chat("Tell me about the city park and the weather in spring, please, with some detail.", system="Be brief."),
+    chat("What is a good book?"),
+    chat("Explain gardening " * 6),
+    chat("Ok"),
+]
+
+
+# ------------------------------------------------------------------------------------------------- transformers
+@pytest.fixture(scope="module")
+def backend(tiny_lm_path):
+    import torch
+
+    # One thread: the tiny model gains nothing from more, and on a busy 2-core machine extra threads only contend.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield TransformersBackend.from_pretrained(tiny_lm_path, batch_size=2, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_transformers_batched_equals_one_by_one_greedy(backend):
+    batched = backend.generate(PROMPTS, max_new_tokens=8)
+    # One call per prompt: no padding, no sorting, so the order restoration of the batched call is checked too.
+    singles = [backend.generate([prompt], max_new_tokens=8)[0] for prompt in PROMPTS]
+    assert batched == singles
+    assert len(set(batched)) > 1  # different prompts, different completions: a misordered batch would show
+
+
+def test_transformers_matches_plain_generate(backend):
+    import torch
+
+    tokenizer, model = backend.tokenizer, backend.model
+    ids = tokenizer.apply_chat_template(PROMPTS[1], add_generation_prompt=True, tokenize=True, return_dict=True)
+    ids = torch.tensor([list(ids["input_ids"])])
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=8, do_sample=False)
+    expected = tokenizer.decode(out[0, ids.size(1) :], skip_special_tokens=True)
+    assert backend.generate([PROMPTS[1]], max_new_tokens=8) == [expected]
+
+
+def test_transformers_sampling_is_deterministic_under_seed(backend):
+    import torch
+
+    state = torch.random.get_rng_state()
+    first = backend.generate(PROMPTS[:3], max_new_tokens=8, temperature=1.0, seed=7)
+    again = backend.generate(PROMPTS[:3], max_new_tokens=8, temperature=1.0, seed=7)
+    other = backend.generate(PROMPTS[:3], max_new_tokens=8, temperature=1.0, seed=8)
+    assert first == again
+    assert first != other
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator is left alone
+
+
+def test_transformers_restores_training_mode_and_checks_inputs(backend):
+    backend.model.train()
+    try:
+        backend.generate(PROMPTS[:1], max_new_tokens=2)
+        assert backend.model.training
+    finally:
+        backend.model.eval()
+    assert backend.generate([], max_new_tokens=2) == []
+    with pytest.raises(TypeError, match="list of"):
+        backend.generate(["plain text"], max_new_tokens=2)
+    assert backend.name.startswith("transformers:")
+    tokenizer = type(backend.tokenizer).from_pretrained(backend.tokenizer.name_or_path)
+    tokenizer.chat_template = None
+    with pytest.raises(ValueError, match="chat template"):
+        TransformersBackend(backend.model, tokenizer)
+
+
+# ------------------------------------------------------------------------------------------------------- OpenAI
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    requests: list = []  # noqa: RUF012 - shared by the server's threads, reset by the fixture
+    flaky_failures: dict = {}  # noqa: RUF012
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, status, payload):
+        body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        model = body["model"]
+        if model == "unauthorized":  # a server that echoes the credentials it refused
+            return self._reply(401, {"error": f"invalid key: {self.headers.get('Authorization')}"})
+        if model == "flaky" and self.flaky_failures.setdefault("count", 0) < 2:
+            self.flaky_failures["count"] += 1
+            return self._reply(503, {"error": "overloaded"})
+        if model == "no-choices":
+            return self._reply(200, {"object": "error"})
+        if model == "not-json":
+            return self._reply(200, b"<html>oops</html>")
+        content = body["messages"][-1]["content"]
+        text = f"echo:{content}|max={body['max_tokens']}|t={body['temperature']}|seed={body.get('seed')}"
+        return self._reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+
+
+@pytest.fixture()
+def server():
+    _FakeOpenAI.requests.clear()
+    _FakeOpenAI.flaky_failures.clear()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_openai_backend_generates_in_order_with_key_from_env(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    backend = OpenAIBackend(server, "judge-model", num_workers=3)
+    prompts = [chat(f"question {i}") for i in range(7)]
+    outputs = backend.generate(prompts, max_new_tokens=5, temperature=0.0, seed=3)
+    assert outputs == [f"echo:question {i}|max=5|t=0.0|seed=3" for i in range(7)]
+    assert len(_FakeOpenAI.requests) == 7
+    request = _FakeOpenAI.requests[0]
+    assert request["path"] == "/v1/chat/completions"
+    assert request["headers"]["Authorization"] == f"Bearer {SECRET}"
+    assert request["body"]["model"] == "judge-model"
+    assert SECRET not in repr(backend) and backend.name == "openai:judge-model"
+
+
+def test_openai_backend_without_key_sends_no_authorization(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    backend = OpenAIBackend(server + "/chat/completions", "m", num_workers=1, send_seed=False)
+    assert backend.generate([chat("x")], seed=5) == ["echo:x|max=256|t=0.0|seed=None"]
+    assert "Authorization" not in _FakeOpenAI.requests[0]["headers"]
+
+
+def test_openai_http_error_is_clear_and_hides_the_key(server, caplog):
+    backend = OpenAIBackend(server, "unauthorized", api_key=SECRET, max_retries=0)
+    with pytest.raises(BackendError) as raised:
+        backend.generate([chat("x")])
+    message = str(raised.value)
+    assert "HTTP 401" in message and "/v1/chat/completions" in message and "API key" in message
+    assert SECRET not in message and "***" in message  # the server echoed it; it is redacted
+    assert raised.value.__cause__ is None and raised.value.__context__ is None  # no chained HTTPError
+    assert SECRET not in caplog.text
+
+
+def test_openai_retries_transient_errors(server, caplog):
+    backend = OpenAIBackend(server, "flaky", api_key=SECRET, max_retries=2, retry_backoff=0.0)
+    with caplog.at_level("WARNING"):
+        assert backend.generate([chat("x")]) == ["echo:x|max=256|t=0.0|seed=0"]
+    assert len(_FakeOpenAI.requests) == 3
+    assert "HTTP 503" in caplog.text and SECRET not in caplog.text
+
+
+@pytest.mark.parametrize("model, match", [("no-choices", "without choices"), ("not-json", "not JSON")])
+def test_openai_bad_payloads(server, model, match):
+    with pytest.raises(BackendError, match=match):
+        OpenAIBackend(server, model, max_retries=0).generate([chat("x")])
+
+
+def test_openai_unreachable_server():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=0, timeout=5)
+    with pytest.raises(BackendError, match="Could not reach"):
+        backend.generate([chat("x")])
+
+
+# --------------------------------------------------------------------------------------------------------- vLLM
+def test_vllm_missing_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    with pytest.raises(ImportError) as raised:
+        VLLMBackend("org/model")
+    assert VLLM_INSTALL_HINT in str(raised.value)
+    assert 'pip install "personalign[vllm]"' in str(raised.value)
+    with pytest.raises(ImportError, match=r"personalign\[vllm\]"):
+        load_backend("vllm:org/model")
+
+
+def test_vllm_backend_wiring_with_a_stand_in_module(monkeypatch):
+    calls = {}
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    class LLM:
+        def __init__(self, model, **kwargs):
+            calls["init"] = (model, kwargs)
+
+        def chat(self, prompts, params, use_tqdm=True, **kwargs):
+            calls["chat"] = (prompts, params.kwargs, kwargs)
+            return [
+                types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"out{i}")]) for i in range(len(prompts))
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    backend = load_backend("vllm:org/model", tensor_parallel_size=2)
+    assert isinstance(backend, VLLMBackend) and backend.name == "vllm:org/model"
+    assert backend.generate(PROMPTS[:2], max_new_tokens=4, seed=1) == ["out0", "out1"]
+    assert calls["init"] == ("org/model", {"tensor_parallel_size": 2})
+    assert calls["chat"][1] == {"max_tokens": 4, "temperature": 0.0, "top_p": 1.0, "seed": 1}
+
+
+# ------------------------------------------------------------------------------------------------------- specs
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("transformers:org/model", ("transformers", {"model": "org/model"})),
+        ("org/model", ("transformers", {"model": "org/model"})),
+        ("/tmp/some:folder", ("transformers", {"model": "/tmp/some:folder"})),
+        ("vllm:/models/llama", ("vllm", {"model": "/models/llama"})),
+        (
+            "openai:http://localhost:8000/v1@meta-llama/Llama-3.1-8B-Instruct",
+            ("openai", {"base_url": "http://localhost:8000/v1", "model": "meta-llama/Llama-3.1-8B-Instruct"}),
+        ),
+        ("OpenAI:https://h.example/v1@gpt@v2", ("openai", {"base_url": "https://h.example/v1@gpt", "model": "v2"})),
+        ("openai:gpt-4o-mini", ("openai", {"base_url": "http://env.example/v1", "model": "gpt-4o-mini"})),
+    ],
+)
+def test_parse_backend_spec(spec, expected, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env.example/v1")
+    assert parse_backend_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["", "openai:", "openai:http://localhost:8000/v1", "vllm:"])
+def test_parse_backend_spec_errors(spec):
+    with pytest.raises(ValueError):
+        parse_backend_spec(spec)
+
+
+def test_load_backend(tiny_lm_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    backend = load_backend("openai:gpt-4o-mini", api_key=SECRET, num_workers=2)
+    assert isinstance(backend, OpenAIBackend)
+    assert backend.url == "https://api.openai.com/v1/chat/completions" and backend.num_workers == 2
+    assert load_backend(backend) is backend
+    local = load_backend(f"transformers:{tiny_lm_path}", batch_size=3)
+    assert isinstance(local, TransformersBackend) and local.batch_size == 3
+    assert isinstance(local, GenerationBackend)
+    assert isinstance(load_backend(str(tiny_lm_path)), TransformersBackend)
