@@ -104,23 +104,9 @@ An instruction (might include an Input inside it), a response to evaluate, a ref
 """Prometheus' absolute-grading prompt with a reference answer (Multifaceted-Bench rows carry one). Fields:
 `{instruction}`, `{response}`, `{reference_answer}`, `{rubric}` (see `format_rubric`)."""
 
-PROMETHEUS_ABSOLUTE_PROMPT_NO_REFERENCE = """###Task Description:
-An instruction (might include an Input inside it), a response to evaluate, and a score rubric representing a evaluation criteria are given.
-1. Write a detailed feedback that assess the quality of the response strictly based on the given score rubric, not evaluating in general.
-2. After writing a feedback, write a score that is an integer between 1 and 5. You should refer to the score rubric.
-3. The output format should look as follows: "Feedback: (write a feedback for criteria) [RESULT] (an integer number between 1 and 5)"
-4. Please do not generate any other opening, closing, and explanations.
-
-###The instruction to evaluate:
-{instruction}
-
-###Response to evaluate:
-{response}
-
-###Score Rubrics:
-{rubric}
-
-###Feedback: """
+PROMETHEUS_ABSOLUTE_PROMPT_NO_REFERENCE = PROMETHEUS_ABSOLUTE_PROMPT.replace(
+    " a reference answer that gets a score of 5,", ""
+).replace("###Reference Answer (Score 5):\n{reference_answer}\n\n", "")
 """Prometheus' absolute-grading prompt without a reference answer."""
 
 _FIELD = re.compile(r"\{(\w+)\}")

@@ -4,6 +4,7 @@ each training epoch (deterministic under the seed)."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -13,6 +14,7 @@ from transformers import TrainerCallback
 from trl import DPOTrainer
 
 from ..data.alignx import CHAT_FEATURES, AlignXBuildConfig, render_batch
+from ..hub import ALIGNX_CITATION
 from ..personas import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
 from .alignx_config import AlignXRenderingConfig
 
@@ -95,6 +97,11 @@ class AlignXPersonaTrainer(DPOTrainer):
 
     _style: ClassVar[str] = ""
     _config_class: ClassVar[type[AlignXRenderingConfig]] = AlignXRenderingConfig
+    _paper: ClassVar[dict[str, Any]] = {
+        "title": "From 1,000,000 Users to Every User: Scaling Up Personalized Preference for User-level Alignment",
+        "id": "2503.15463",
+        "citation": textwrap.dedent(ALIGNX_CITATION),
+    }
 
     def __init__(self, model: Any, ref_model: Any = None, args: AlignXRenderingConfig | None = None, **kwargs: Any):
         if args is None:

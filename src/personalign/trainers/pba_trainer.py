@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import textwrap
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..hub import ALIGNX_CITATION
 from .alignx_trainer import AlignXPersonaTrainer
 from .pba_config import PBAConfig
 
@@ -31,8 +29,3 @@ class PBATrainer(AlignXPersonaTrainer):
     _config_class = PBAConfig
     _tag_names: ClassVar[list[str]] = ["trl", "dpo", "pba", "alignx", "personalign"]
     _name = "PBA"
-    _paper: ClassVar[dict[str, Any]] = {
-        "title": "From 1,000,000 Users to Every User: Scaling Up Personalized Preference for User-level Alignment",
-        "id": "2503.15463",
-        "citation": textwrap.dedent(ALIGNX_CITATION),
-    }
