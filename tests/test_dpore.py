@@ -188,6 +188,8 @@ def test_unsupported_configurations_are_refused(tiny_lm_path, settings, message)
 def test_config_checks_and_a_missing_embedding_source(tiny_lm_path, tokenizer):
     with pytest.raises(ValueError, match="re_placement must be one of"):
         DPOREConfig(output_dir="unused", re_placement="inside", use_cpu=True, bf16=False)
+    with pytest.raises(ValueError, match="re_similarity must be one of"):
+        DPOREConfig(output_dir="unused", re_similarity="l2", use_cpu=True, bf16=False)
     data = Dataset.from_list(persona_rows(4, 0)).remove_columns("persona_embedding")
     args = DPOREConfig(output_dir="unused", **COMMON)
     with pytest.raises(ValueError, match="DPORE needs persona embeddings"):
@@ -348,3 +350,14 @@ def test_dpore_learns_counterfactual_personas_and_beats_dpo(tiny_lm_path, tokeni
         accuracies[name] = trainer.evaluate()["eval_rewards/accuracies"]
     assert accuracies["dpore"] >= 0.7, accuracies
     assert accuracies["dpore"] >= accuracies["dpo"] - 0.02, accuracies
+
+
+def test_similarity_functions_by_hand():
+    from personalign.trainers import representation_similarities
+
+    chosen, rejected = torch.tensor([[3.0, 4.0]]), torch.tensor([[1.0, 0.0]])
+    target = torch.tensor([[3.0, 4.0]])
+    cosine = representation_similarities(chosen, rejected, target, target)
+    assert torch.allclose(cosine[0], torch.tensor([1.0])) and torch.allclose(cosine[1], torch.tensor([0.6]))
+    dot = representation_similarities(chosen, rejected, target, target, "dot")
+    assert dot[0].item() == 25.0 and dot[1].item() == 3.0

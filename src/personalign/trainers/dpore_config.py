@@ -8,6 +8,7 @@ from trl import DPOConfig
 
 RE_PLACEMENTS = ("margin", "additive")
 RE_POOLINGS = ("mean", "last")
+RE_SIMILARITIES = ("cosine", "dot")
 
 
 @dataclass
@@ -18,7 +19,7 @@ class DPOREConfig(DPOConfig):
     the response tokens, from the same forward that computes the DPO log-probs) with the persona embedding G mapped
     into the policy's hidden space by a trained projection head h_phi:
 
-        d = sim(y(m, chosen), h(G_chosen)) - sim(y(m, rejected), h(G_rejected))      (sim = cosine)
+        d = sim(y(m, chosen), h(G_chosen)) - sim(y(m, rejected), h(G_rejected))      (sim: `re_similarity`)
 
     **Sign convention**: minimising the loss *raises* d, so the preferred response's representation is pulled toward
     the persona embedding and the rejected one is pushed away from it (the seed's L_reg enters L_total with a plus
@@ -33,6 +34,8 @@ class DPOREConfig(DPOConfig):
             `"additive"`: `DPO loss - lambda * mean(d)`; works with every DPO loss type.
         re_pooling (`str`, *optional*, defaults to `"mean"`):
             How a response's hidden states become one vector: `"mean"` over its tokens or `"last"` (its final token).
+        re_similarity (`str`, *optional*, defaults to `"cosine"`):
+            sim(., .): `"cosine"` (the seed's choice, bounded in [-1, 1]) or `"dot"` (unbounded; use a small lambda).
         re_projection_hidden_size (`int`, *optional*):
             The projection head's shape: `None` is one linear layer (embedding dim -> policy hidden size); an integer
             adds a hidden layer of that size with a GELU.
@@ -60,6 +63,7 @@ class DPOREConfig(DPOConfig):
         },
     )
     re_pooling: str = field(default="mean", metadata={"help": "Pool response hidden states: 'mean' or 'last'."})
+    re_similarity: str = field(default="cosine", metadata={"help": "sim(., .): 'cosine' or 'dot'."})
     re_projection_hidden_size: int | None = field(
         default=None, metadata={"help": "Hidden size of a 2-layer projection head; None for a linear head."}
     )
@@ -89,5 +93,7 @@ class DPOREConfig(DPOConfig):
             raise ValueError(f"re_placement must be one of {RE_PLACEMENTS}, got {self.re_placement!r}.")
         if self.re_pooling not in RE_POOLINGS:
             raise ValueError(f"re_pooling must be one of {RE_POOLINGS}, got {self.re_pooling!r}.")
+        if self.re_similarity not in RE_SIMILARITIES:
+            raise ValueError(f"re_similarity must be one of {RE_SIMILARITIES}, got {self.re_similarity!r}.")
         if self.re_lambda < 0:
             raise ValueError(f"re_lambda must be >= 0, got {self.re_lambda}.")

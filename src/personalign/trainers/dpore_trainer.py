@@ -56,12 +56,17 @@ def representation_similarities(
     pooled_rejected: torch.Tensor,
     target_chosen: torch.Tensor,
     target_rejected: torch.Tensor,
+    similarity: str = "cosine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(sim(y(m, chosen), h(G_chosen)), sim(y(m, rejected), h(G_rejected)))`, cosine similarity per row."""
-    return (
-        F.cosine_similarity(pooled_chosen, target_chosen, dim=-1),
-        F.cosine_similarity(pooled_rejected, target_rejected, dim=-1),
-    )
+    """`(sim(y(m, chosen), h(G_chosen)), sim(y(m, rejected), h(G_rejected)))` per row; sim is `"cosine"` or `"dot"`."""
+    if similarity == "cosine":
+        return (
+            F.cosine_similarity(pooled_chosen, target_chosen, dim=-1),
+            F.cosine_similarity(pooled_rejected, target_rejected, dim=-1),
+        )
+    if similarity == "dot":
+        return (pooled_chosen * target_chosen).sum(dim=-1), (pooled_rejected * target_rejected).sum(dim=-1)
+    raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}.")
 
 
 def dpore_margin_losses(dpo_logits: torch.Tensor, re_difference: torch.Tensor, re_lambda: float) -> torch.Tensor:
@@ -427,6 +432,7 @@ class DPORETrainer(DPOTrainer):
             pooled_rejected,
             head(persona[CHOSEN_KEY].to(hidden.device, head.layers[0].weight.dtype)).float(),
             head(persona[REJECTED_KEY].to(hidden.device, head.layers[0].weight.dtype)).float(),
+            self.args.re_similarity,
         )
         mask = persona[MASK_KEY].to(hidden.device)
         difference = (sim_chosen - sim_rejected) * mask
