@@ -32,6 +32,7 @@ _LAZY = {
     "ICATrainer": "personalign.trainers",
     "PBAConfig": "personalign.trainers",
     "PBATrainer": "personalign.trainers",
+    "PreferenceInferencer": "personalign.preference_inference",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         preference_example,
         to_alignx_release_prompt,
     )
+    from .preference_inference import PreferenceInferencer
     from .preference_space import PreferenceDimension, PreferenceSpace
     from .trainers import DPOREConfig, DPORETrainer, ICAConfig, ICATrainer, PBAConfig, PBATrainer
 

@@ -1,0 +1,281 @@
+"""Preference inference for PBA at inference time: a persona's 90-dim direction vector from its items.
+
+The AlignX seed (§5, Appendix A.3) annotates every history item with an LLM, one question per preference dimension,
+answered (1) positive, (2) negative or (3) cannot tell; the item votes are then aggregated with AlignX's rule
+(`PreferenceSpace.aggregate`). Appendix D.5 finds that inferred directions over-predict weak preferences (high
+recall, low precision for Positive / Negative): `calibrate_thresholds` moves the aggregation thresholds to maximise
+macro-F1 against gold vectors on a validation set, and `direction_report` gives the per-category precision and recall
+of the seed's Table 12.
+
+Pure functions (prompts, parsing, vote arithmetic, calibration, reports) need no model; `PreferenceInferencer`
+drives any `personalign.generation.GenerationBackend`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .personas import Messages, PairItem, Persona, UGCItem
+from .preference_space import PreferenceDimension, PreferenceSpace
+
+POSITIVE, NEGATIVE, NEUTRAL = 1.0, 0.0, 0.5
+CANNOT_TELL = "Comments alone cannot reflect"
+ANSWER_VALUES = {1: POSITIVE, 2: NEGATIVE, 3: NEUTRAL}
+
+# The seed's few-shot block (Appendix A.3, "Intensity Annotation Prompt"), then the item and its question.
+ANNOTATION_EXAMPLES = (
+    "Example 1:\n"
+    "Query:\n"
+    "I’m at urgent care because I fucked up my ankle. The conversation went something like this.\n"
+    "Nurse: Any surgeries in the past?\n"
+    "Me: Yes, a bilateral salpingectomy in September of last year.\n"
+    "And, as she’s about to leave: Any chance you’re pregnant?\n"
+    "Me: No\n"
+    "Me (thinking): she has no idea what a bilateral salpingectomy is. Kind of funny at urgent care just now\n"
+    "Comment:\n"
+    "Dr.: any chance you are pregnant?\n"
+    "Me: only with a turd, anticipated birthday tomorrow.\n"
+    "Task:\n"
+    "What does this comment suggest about the commenter’s Neuroticism in the Big Five personality traits? "
+    f"(1) High Neuroticism (2) Low Neuroticism (3) {CANNOT_TELL}\n"
+    "Response:\n"
+    "2\n"
+    "Task:\n"
+    "What does this comment suggest about the commenter’s Extraversion in the Big Five personality traits? "
+    f"(1) High Extraversion (2) Low Extraversion (3) {CANNOT_TELL}\n"
+    "Response:\n"
+    "1\n"
+    "Task:\n"
+    f"Does this comment indicate that the commenter likes or dislikes “painting”? (1) Likes (2) Dislikes (3) {CANNOT_TELL}\n"
+    "Response:\n"
+    "3\n"
+)
+
+
+def dimension_question(dimension: PreferenceDimension) -> str:
+    """The seed's per-dimension question. Interest tags ask "likes or dislikes"; the others ask what the comment
+    suggests about the dimension (its name without a leading "Degree of ", as in the seed's examples)."""
+    if dimension.source == "interest_tags":
+        return (
+            f"Does this comment indicate that the commenter likes or dislikes “{dimension.name}”? "
+            f"(1) Likes (2) Dislikes (3) {CANNOT_TELL}"
+        )
+    name = dimension.name[len("Degree of ") :] if dimension.name.startswith("Degree of ") else dimension.name
+    return (
+        f"What does this comment suggest about the commenter’s {name}? "
+        f"(1) {dimension.positive_label} (2) {dimension.negative_label} (3) {CANNOT_TELL}"
+    )
+
+
+def annotation_messages(post: str, comment: str, dimension: PreferenceDimension) -> Messages:
+    """The seed's annotation prompt for one (post, comment) and one dimension, as one user message."""
+    task = f"Your task:\nQuery:\n{post}\nComment:\n{comment}\nTask:\n{dimension_question(dimension)}\nResponse:\n"
+    return [{"role": "user", "content": ANNOTATION_EXAMPLES + "\n" + task}]
+
+
+_OPTION = re.compile(r"\(?\b([123])\b\)?")
+
+
+def parse_annotation(text: str, dimension: PreferenceDimension | None = None) -> int | None:
+    """Read an answer 1 / 2 / 3 from messy model output; `None` when it cannot be read.
+
+    Rules, first match wins: a leading option number (`"2"`, `"(2) Low ..."`, `"2."`); then the option labels
+    (`dimension`'s positive / negative label, "Likes" / "Dislikes", "cannot reflect" / "cannot tell") when exactly
+    one kind appears; then a single distinct option number anywhere in the text.
+    """
+    stripped = text.strip().strip("*").strip()
+    leading = re.match(r"^\(?([123])\)?(?!\d)(?!\.\d)", stripped)
+    if leading:
+        return int(leading.group(1))
+    lowered = stripped.lower()
+    found = set()
+    if "cannot reflect" in lowered or "cannot tell" in lowered or "can't tell" in lowered:
+        found.add(3)
+    positives = ["likes"] + ([dimension.positive_label.lower()] if dimension else [])
+    negatives = ["dislikes"] + ([dimension.negative_label.lower()] if dimension else [])
+    if any(re.search(rf"\b{re.escape(label)}\b", lowered) for label in negatives):
+        found.add(2)
+    without_negatives = lowered
+    for label in negatives:
+        without_negatives = without_negatives.replace(label, " ")
+    if any(re.search(rf"\b{re.escape(label)}\b", without_negatives) for label in positives):
+        found.add(1)
+    if len(found) == 1:
+        return found.pop()
+    numbers = {int(match) for match in _OPTION.findall(stripped)}
+    return numbers.pop() if len(numbers) == 1 else None
+
+
+def pair_value(chosen: float, rejected: float) -> float:
+    """A pair item's value on one dimension from its two comments' values: the chosen comment's pole when the two
+    differ, neutral when they agree (the pair shows no preference there)."""
+    if chosen == rejected:
+        return NEUTRAL
+    if chosen != NEUTRAL:
+        return chosen
+    return 1.0 - rejected  # the chosen one is neutral, the rejected one is not: prefer its opposite
+
+
+@dataclass
+class InferenceReport:
+    """Counts of one inference run: calls made and answers that could not be read (counted as neutral)."""
+
+    num_items: int = 0
+    num_calls: int = 0
+    num_unparsable: int = 0
+    unparsable_examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_items": self.num_items,
+            "num_calls": self.num_calls,
+            "num_unparsable": self.num_unparsable,
+            "unparsable_rate": self.num_unparsable / self.num_calls if self.num_calls else 0.0,
+        }
+
+
+class PreferenceInferencer:
+    """Infers item and persona direction vectors with an LLM and the seed's annotation prompt.
+
+    Args:
+        backend (`GenerationBackend`): Any backend of `personalign.generation`.
+        space (`PreferenceSpace`, *optional*): Defaults to AlignX's 90 dimensions.
+        upper (`float`, *optional*, defaults to `0.6`) / lower (`float`, *optional*, defaults to `0.4`):
+            Aggregation thresholds (see `calibrate_thresholds`).
+        max_new_tokens (`int`, *optional*, defaults to `8`): The answer is one option number.
+        batch_size (`int`, *optional*, defaults to `256`): Prompts per backend call.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        space: PreferenceSpace | None = None,
+        upper: float = 0.6,
+        lower: float = 0.4,
+        max_new_tokens: int = 8,
+        batch_size: int = 256,
+    ) -> None:
+        self.backend = backend
+        self.space = space or PreferenceSpace.alignx()
+        self.upper, self.lower = upper, lower
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.report = InferenceReport()
+
+    def _answers(self, prompts: list[Messages]) -> list[str]:
+        answers: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            answers += self.backend.generate(
+                prompts[start : start + self.batch_size], max_new_tokens=self.max_new_tokens
+            )
+        return answers
+
+    def _comment_vectors(self, comments: Sequence[tuple[str, str]]) -> list[list[float]]:
+        dimensions = self.space.dimensions
+        prompts = [annotation_messages(post, text, d) for post, text in comments for d in dimensions]
+        answers = self._answers(prompts)
+        self.report.num_calls += len(prompts)
+        vectors = []
+        for index in range(len(comments)):
+            vector = []
+            for dimension, answer in zip(
+                dimensions, answers[index * len(dimensions) : (index + 1) * len(dimensions)], strict=True
+            ):
+                option = parse_annotation(answer, dimension)
+                if option is None:
+                    self.report.num_unparsable += 1
+                    if len(self.report.unparsable_examples) < 5:
+                        self.report.unparsable_examples.append(answer[:200])
+                vector.append(ANSWER_VALUES.get(option, NEUTRAL))
+            vectors.append(vector)
+        return vectors
+
+    def infer_items(self, items: Sequence[UGCItem | PairItem]) -> list[list[float]]:
+        """One direction vector per history item: a comment's answers directly; a pair's from its chosen and rejected
+        comments (`pair_value`)."""
+        comments: list[tuple[str, str]] = []
+        for item in items:
+            if isinstance(item, PairItem):
+                comments += [(item.prompt, item.chosen), (item.prompt, item.rejected)]
+            else:
+                comments.append((item.prompt, item.comment))
+        vectors = iter(self._comment_vectors(comments))
+        self.report.num_items += len(items)
+        result = []
+        for item in items:
+            if isinstance(item, PairItem):
+                chosen, rejected = next(vectors), next(vectors)
+                result.append([pair_value(c, r) for c, r in zip(chosen, rejected, strict=True)])
+            else:
+                result.append(next(vectors))
+        return result
+
+    def infer(self, persona: Persona) -> list[float]:
+        """The persona's direction: its items' inferred vectors aggregated with AlignX's rule and this inferencer's
+        thresholds (all neutral for a persona without items)."""
+        items = [*persona.ugc, *persona.pairs]
+        if not items:
+            return [NEUTRAL] * len(self.space)
+        return self.space.aggregate(self.infer_items(items), upper=self.upper, lower=self.lower)
+
+    def profile_text(self, persona: Persona) -> str:
+        """PBA's preference text for the persona, from the inferred direction."""
+        return self.space.to_text(self.infer(persona))
+
+
+# ------------------------------------------------------------------------------------------- evaluation, calibration
+CATEGORIES = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
+
+
+def direction_report(predicted: Sequence[Sequence[float]], gold: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """Per-category precision / recall / F1 of predicted direction vectors against gold ones, over every
+    (persona, dimension) cell (the seed's Table 12), and their macro-F1."""
+    if len(predicted) != len(gold):
+        raise ValueError(f"predicted has {len(predicted)} vectors for {len(gold)} gold vectors.")
+    pairs = [(p, g) for pv, gv in zip(predicted, gold, strict=True) for p, g in zip(pv, gv, strict=True)]
+    report: dict[str, Any] = {}
+    for name, value in CATEGORIES.items():
+        true_positive = sum(1 for p, g in pairs if p == value and g == value)
+        predicted_count = sum(1 for p, _ in pairs if p == value)
+        gold_count = sum(1 for _, g in pairs if g == value)
+        precision = true_positive / predicted_count if predicted_count else 0.0
+        recall = true_positive / gold_count if gold_count else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        report[name] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count}
+    report["macro_f1"] = sum(report[name]["f1"] for name in CATEGORIES) / len(CATEGORIES)
+    report["num_cells"] = len(pairs)
+    return report
+
+
+def calibrate_thresholds(
+    item_vectors: Sequence[Sequence[Sequence[float]]],
+    gold: Sequence[Sequence[float]],
+    space: PreferenceSpace | None = None,
+    grid: Sequence[float] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
+) -> dict[str, Any]:
+    """Choose the aggregation thresholds (upper, lower = 1 - upper) that maximise macro-F1 against gold directions.
+
+    Args:
+        item_vectors: Per validation persona, its items' inferred vectors (`PreferenceInferencer.infer_items`).
+        gold: Per persona, its gold direction vector.
+        space: The preference space (AlignX by default).
+        grid: Candidate upper thresholds, each > 0.5 (lower = 1 - upper: symmetric around neutral); ties keep the
+            smallest.
+
+    Returns:
+        `dict`: `upper`, `lower`, `macro_f1`, and `scores` (macro-F1 per candidate upper).
+    """
+    space = space or PreferenceSpace.alignx()
+    scores = {}
+    for upper in grid:
+        lower = round(1.0 - upper, 10)
+        predicted = [
+            space.aggregate(items, upper=upper, lower=lower) if items else [NEUTRAL] * len(space)
+            for items in item_vectors
+        ]
+        scores[upper] = direction_report(predicted, gold)["macro_f1"]
+    best = max(grid, key=lambda upper: (scores[upper], -upper))
+    return {"upper": best, "lower": round(1.0 - best, 10), "macro_f1": scores[best], "scores": scores}
