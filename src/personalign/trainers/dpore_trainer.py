@@ -332,9 +332,11 @@ class DPORETrainer(DPOTrainer):
         for dataset in datasets:
             for column in columns:
                 if isinstance(dataset, Dataset) and column in dataset.column_names:
-                    for value in dataset[column]:
-                        if value is not None:
-                            return len(value)
+                    # Streamed in batches: a million-row column is never materialised to find one vector.
+                    for batch in dataset.select_columns([column]).iter(batch_size=1024):
+                        for value in batch[column]:
+                            if value is not None:
+                                return len(value)
         if self.args.re_lambda > 0:
             raise ValueError(
                 f"DPORE needs persona embeddings: add a {columns[0]!r} column (or {columns[1]!r} and {columns[2]!r}), "
