@@ -33,7 +33,7 @@ class ScriptedBackend(GenerationBackend):
         self.script = script
         self.calls = []
 
-    def generate(self, prompts, max_new_tokens=256, temperature=0.0, top_p=1.0, seed=0):
+    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed):
         self.calls.append({"prompts": prompts, "max_new_tokens": max_new_tokens, "temperature": temperature})
         return [self.script(messages[-1]["content"]) for messages in prompts]
 

@@ -65,12 +65,12 @@ def _check_prompts(prompts: Sequence[Messages]) -> list[Messages]:
 class GenerationBackend(ABC):
     """The generation interface: a batch of chat prompts in, one completion (the new text only) per prompt out.
 
-    Subclasses implement `generate`; `name` identifies the backend and model in reports.
+    Subclasses implement `_generate` (`generate` checks the prompts first); `name` identifies the backend and model
+    in reports.
     """
 
     name: str = "backend"
 
-    @abstractmethod
     def generate(
         self,
         prompts: Sequence[Messages],
@@ -93,6 +93,16 @@ class GenerationBackend(ABC):
         Returns:
             `list[str]`: The completions, in the order of `prompts`.
         """
+        prompts = _check_prompts(prompts)
+        if not prompts:
+            return []
+        return self._generate(prompts, max_new_tokens, temperature, top_p, seed)
+
+    @abstractmethod
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    ) -> list[str]:
+        """One completion per prompt; `generate` has already checked the prompts and handled an empty batch."""
 
     def __call__(self, prompts: Sequence[Messages], **kwargs: Any) -> list[str]:
         return self.generate(prompts, **kwargs)
@@ -194,20 +204,12 @@ class TransformersBackend(GenerationBackend):
             return set()
         return {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = 0,
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
         import torch
         from tqdm.auto import tqdm
 
-        prompts = _check_prompts(prompts)
-        if not prompts:
-            return []
         encoded = [self._encode(messages) for messages in prompts]
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))
         pad_id = self.tokenizer.pad_token_id
@@ -303,17 +305,9 @@ class VLLMBackend(GenerationBackend):
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.name = name or f"vllm:{label}"
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = 0,
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
-        prompts = _check_prompts(prompts)
-        if not prompts:
-            return []
         params = self._vllm.SamplingParams(
             max_tokens=max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else 1.0, seed=seed
         )
@@ -430,15 +424,9 @@ class OpenAIBackend(GenerationBackend):
             ) from None
         return content or ""
 
-    def generate(
-        self,
-        prompts: Sequence[Messages],
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = 0,
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
-        prompts = _check_prompts(prompts)
         options: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         if seed is not None and self.send_seed:
             options["seed"] = seed
