@@ -358,6 +358,95 @@ def eval_encoder_command(
     console.print(f"wrote {output}")
 
 
+TrainMethod = Annotated[
+    str,
+    typer.Argument(
+        help="[bold]dpore[/bold], [bold]pba[/bold], [bold]ica[/bold], [bold]reward[/bold] or [bold]encoder[/bold]."
+    ),
+]
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]},
+)
+def train_command(
+    ctx: typer.Context,
+    method: TrainMethod,
+    num_processes: Annotated[
+        int, typer.Option(help="Run on this many processes (GPUs) through `accelerate launch`.")
+    ] = 1,
+    accelerate_config: Annotated[
+        Path | None, typer.Option(help="An accelerate config file (DeepSpeed ZeRO-3, FSDP; see examples/accelerate).")
+    ] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved configuration as YAML and exit.")
+    ] = False,
+) -> None:
+    """Train a method from a YAML config: [bold]personalign train dpore --config cfg.yaml [--key value ...][/bold].
+
+    YAML keys are the fields of TrainScriptArguments (dataset_name, persona_encoder, resume, ...), the method's config
+    (DPOREConfig, PBAConfig, ICAConfig, PersonalizedRewardConfig, PersonaEncoderTrainingArguments) and TRL's
+    ModelConfig (model_name_or_path, use_peft, lora_r, ...). YAML values are defaults, flags override them, unknown
+    keys are errors. `--resume` continues from the last checkpoint; `--push_to_hub` pushes the result with a card.
+    """
+    import dataclasses
+    import subprocess
+
+    import yaml
+
+    from .training import accelerate_command, format_command, parse_train_arguments, run_training
+
+    if num_processes > 1 or accelerate_config is not None:
+        command = accelerate_command(method, ctx.args, num_processes, accelerate_config)
+        console.print(f"launching: {escape(format_command(command))}")
+        raise typer.Exit(subprocess.call(command))
+    script_args, config, model_args, notice = parse_train_arguments(method, ctx.args)
+    if notice:
+        console.print(notice)
+    if print_config:
+        from .training import to_jsonable
+
+        resolved = {
+            name: to_jsonable(dataclasses.asdict(part))
+            for name, part in (("script", script_args), ("config", config), ("model", model_args))
+        }
+        typer.echo(yaml.safe_dump(resolved, sort_keys=False))
+        return
+    record = run_training(method, script_args, config, model_args)
+    metrics = record.get("eval_metrics") or {}
+    shown = {key: value for key, value in metrics.items() if key in ("eval_rewards/accuracies", "eval_accuracy")}
+    if shown:
+        console.print(" ".join(f"{key} {value:.4f}" for key, value in shown.items()))
+    console.print(f"wrote {record.get('output_dir') or config.output_dir}")
+    if record.get("hub_url"):
+        console.print(f"pushed {record['hub_url']}")
+
+
+@app.command("push-model")
+def push_model_command(
+    folder: Annotated[Path, typer.Argument(help="A folder written by [bold]personalign train[/bold].")],
+    repo_id: Annotated[str | None, typer.Option(help="Hub model repo, ORG/NAME.")] = None,
+    to_dir: Annotated[
+        Path | None, typer.Option(help="Write the exact layout that would be pushed to this local folder instead.")
+    ] = None,
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Push a trained checkpoint (weights, tokenizer, DPORE head and encoder) with a generated model card."""
+    from .model_publishing import export_model, push_model
+
+    if (repo_id is None) == (to_dir is None):
+        raise ValueError("pass exactly one of --repo-id (push to the Hub) or --to-dir (write the layout locally)")
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder.")
+    if to_dir is not None:
+        export_model(folder, to_dir, overwrite=overwrite)
+        console.print(f"wrote {to_dir}")
+        return
+    console.print(f"pushed {push_model(folder, repo_id, private=private)}")
+
+
 @app.command("space")
 def show_space(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",

@@ -255,3 +255,37 @@ def tiny_causal_lm(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
 def tiny_encoder(cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     """The folder of the tiny BERT-style encoder for `seed`, built on first use and cached."""
     return _cached(_cache_key("tiny-bert", seed), lambda path: build_tiny_encoder(path, seed), cache_dir)
+
+
+def write_tiny_assets(
+    folder: str | Path,
+    num_train_rows: int = 256,
+    num_test_rows: int = 64,
+    seed: int = 0,
+    overwrite: bool = False,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """Everything the tiny example configs (`examples/configs/tiny/`) and the offline demo point at, in one folder:
+
+    - `causal_lm/`: the tiny causal LM and its chat tokenizer;
+    - `encoder_backbone/`: the tiny BERT-style encoder (a backbone to train a PersonaEncoder from);
+    - `encoder/`: an (untrained) mean-pooling PersonaEncoder around it, for DPORE;
+    - `alignx/train.parquet`, `alignx/test.parquet`: synthetic AlignX rows (counterfactual pairs, disjoint users).
+
+    Written atomically; an existing folder is kept unless `overwrite`. The models come from the kit's cache
+    (`cache_dir`, see `tiny_causal_lm`).
+    """
+    import shutil
+
+    from .data.synthetic import alignx_dataset
+    from .encoder import PersonaEncoder
+
+    with atomic_output(folder, overwrite) as staging:
+        staging.mkdir(parents=True)
+        shutil.copytree(tiny_causal_lm(cache_dir, seed), staging / "causal_lm")
+        shutil.copytree(tiny_encoder(cache_dir, seed), staging / "encoder_backbone")
+        PersonaEncoder.from_pretrained(staging / "encoder_backbone").save_pretrained(staging / "encoder")
+        (staging / "alignx").mkdir()
+        alignx_dataset(num_train_rows, seed=seed).to_parquet(str(staging / "alignx" / "train.parquet"))
+        alignx_dataset(num_test_rows, seed=seed + 1).to_parquet(str(staging / "alignx" / "test.parquet"))
+    return Path(folder)

@@ -172,6 +172,43 @@ def source_parts(source: str | Path, **load_kwargs: Any) -> list[tuple[str, Data
     return [(f"{source} [{split}]", data) for split, data in loaded.items()]
 
 
+def load_split(source: str | Path, name: str | None = None, split: str = "train", **load_kwargs: Any) -> Dataset:
+    """One split of a dataset given as a local file, a local folder or a Hub id.
+
+    - a `.parquet` / `.jsonl` / `.json` file is the `train` split (asking it for another split is an error);
+    - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` is read with `load_from_disk`;
+    - any other folder or a Hub id goes through `datasets.load_dataset(source, name, split=split)` (so a folder
+      written by `personalign build-dataset` and its configs work as on the Hub).
+
+    Raises:
+        `ValueError`: If the split does not exist, naming the splits that do.
+    """
+    import datasets as hf_datasets
+
+    path = Path(source)
+    if path.is_file():
+        if path.suffix not in SOURCE_SUFFIXES:
+            raise ValueError(f"{path}: expected a {', '.join(SOURCE_SUFFIXES)} file.")
+        if split != "train":
+            raise ValueError(f"{path}: a single file is the 'train' split; there is no {split!r} split.")
+        return load_source_file(path)
+    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        loaded = hf_datasets.load_from_disk(str(path))
+        if isinstance(loaded, Dataset):
+            if split != "train":
+                raise ValueError(f"{path}: a saved Dataset is the 'train' split; there is no {split!r} split.")
+            return loaded
+        if split not in loaded:
+            raise ValueError(f"{path}: no {split!r} split (found: {', '.join(loaded)}).")
+        return loaded[split]
+    try:
+        return hf_datasets.load_dataset(str(source), name, split=split, **load_kwargs)
+    except ValueError as error:
+        if "Unknown split" in str(error) or "split" in str(error).lower():
+            raise ValueError(f"{source}: no {split!r} split ({error}).") from None
+        raise
+
+
 def require_columns(dataset: Dataset, required: tuple[str, ...], where: str, row_kind: str) -> None:
     """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need."""
     missing = [c for c in required if c not in dataset.column_names]

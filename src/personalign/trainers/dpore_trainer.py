@@ -107,10 +107,17 @@ class PersonaProjectionHead(nn.Module):
         (folder / HEAD_CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike) -> PersonaProjectionHead:
+    def from_pretrained(cls, folder: str | os.PathLike, **hub_kwargs: Any) -> PersonaProjectionHead:
+        """Load the head from a DPORE output folder or checkpoint, or from a Hub model repo (only the head's two
+        files are downloaded; `hub_kwargs` such as `revision` / `token` go to `snapshot_download`)."""
         from safetensors.torch import load_file
 
         folder = Path(folder)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            allow = [HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME]
+            folder = Path(snapshot_download(str(folder), allow_patterns=allow, **hub_kwargs))
         config_path = folder / HEAD_CONFIG_NAME
         if not config_path.is_file():
             raise FileNotFoundError(f"{folder}: no {HEAD_CONFIG_NAME} (not a DPORE checkpoint?).")

@@ -1,0 +1,257 @@
+"""Publishing trained checkpoints: the model card (method, base model, datasets, hyperparameters, `model-index`) and
+`push-model` (the Hub, or a local folder with the exact same layout).
+
+A folder written by `personalign train` holds the weights (policy or reward model, plus DPORE's
+`dpore_projection.safetensors` and `persona_encoder/`), the tokenizer, and `personalign_run.json`; the card is built
+from that record, never from the trainer's pickled `training_args.bin`, which is not published either.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from .hub import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION, HubError, _without_token, render_card
+from .training import PERSONA_ENCODER_FOLDER, RUN_RECORD
+
+IGNORED_FILES = (
+    "checkpoint-*",
+    "training_args.bin",
+    "*.pt",
+    "*.pth",
+    "runs",
+    "README.md",
+    ".*",
+)
+"""Not published: checkpoints, pickles (training args, optimizer, RNG states), logs, hidden files and the old card
+(the generated one replaces it)."""
+
+METHOD_CARDS: dict[str, dict[str, str]] = {
+    "dpore": {
+        "title": "DPORE policy",
+        "description": "A policy trained with **DPORE**: DPO with a persona-representation regularizer that pulls the "
+        "policy's representation of the preferred response toward the user's persona embedding (context-aware "
+        "alignment, §3.3). The projection head and the persona encoder used in training are included.",
+        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "from personalign import PersonaEncoder\n"
+        "from personalign.trainers import PersonaProjectionHead\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+        'head = PersonaProjectionHead.from_pretrained("{repo}")        # only needed to continue training\n'
+        'encoder = PersonaEncoder.from_pretrained("{repo}", subfolder="persona_encoder")',
+        "citation": DPORE_CITATION,
+        "pipeline_tag": "text-generation",
+    },
+    "pba": {
+        "title": "PBA policy",
+        "description": "A policy trained with **preference-bridged alignment** (AlignX, §5): the prompt states the "
+        "user's preferences over the 90 AlignX dimensions as text, inferred from their history.",
+        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "from personalign import Persona, pba_messages\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+        "messages = pba_messages(post, Persona.from_alignx_row(row).profile_text())\n"
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')",
+        "citation": ALIGNX_CITATION,
+        "pipeline_tag": "text-generation",
+    },
+    "ica": {
+        "title": "ICA policy",
+        "description": "A policy trained with **in-context alignment** (AlignX, §5): the prompt carries the user's "
+        "history (comments, chosen/rejected pairs, demographics) directly.",
+        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        "from personalign import Persona, ica_messages\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+        "messages = ica_messages(post, Persona.from_alignx_row(row))\n"
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')",
+        "citation": ALIGNX_CITATION,
+        "pipeline_tag": "text-generation",
+    },
+    "reward": {
+        "title": "Personalized reward model",
+        "description": "A Bradley-Terry **personalized in-context reward model** (counterfactual in-context "
+        "personalization, §3.3): it scores a response given the user's feedback history and the instruction.",
+        "usage": "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        'model = AutoModelForSequenceClassification.from_pretrained("{repo}")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+        "citation": COUNTERFACTUAL_CITATION,
+        "pipeline_tag": "text-classification",
+    },
+}
+
+FILE_NOTES = {
+    "dpore_projection.safetensors": "DPORE's projection head h_phi (persona embedding -> policy hidden size)",
+    PERSONA_ENCODER_FOLDER: "the PersonaEncoder that embedded the personas in training",
+    "alignment_eval.json": "alignment accuracy and flip rate from `personalign eval`",
+}
+
+EVAL_METRIC_NAMES = {
+    "eval_rewards/accuracies": ("alignment_accuracy", "Alignment accuracy (DPO reward accuracy)"),
+    "eval_accuracy": ("accuracy", "Preference accuracy"),
+}
+
+
+def read_run_record(folder: str | Path) -> dict[str, Any]:
+    """The `personalign_run.json` of a trained folder."""
+    path = Path(folder) / RUN_RECORD
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {RUN_RECORD}; push-model publishes folders written by `personalign train`.")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}).") from None
+    if not isinstance(record, dict) or record.get("method") not in (*METHOD_CARDS, "encoder"):
+        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHOD_CARDS)}, encoder.")
+    return record
+
+
+def card_results(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Evaluation results of a run as flat entries `{dataset, split, type, name, value}`: the trainer's end-of-run
+    evaluation and every result added by `personalign eval` (`record["results"]`)."""
+    results = []
+    split = record.get("eval_split") or "test"
+    for key, (metric_type, name) in EVAL_METRIC_NAMES.items():
+        value = (record.get("eval_metrics") or {}).get(key)
+        if value is not None:
+            results.append(
+                {"dataset": record["dataset"], "split": split, "type": metric_type, "name": name, "value": value}
+            )
+    results += [dict(entry) for entry in record.get("results", [])]
+    return results
+
+
+def model_index(name: str, results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The card's `model-index` (the Hub's evaluation-results metadata), one entry per dataset and split."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for result in results:
+        grouped.setdefault((result["dataset"], result["split"]), []).append(result)
+    return [
+        {
+            "name": name,
+            "results": [
+                {
+                    "task": {"type": "text-generation", "name": "Personalized preference alignment"},
+                    "dataset": {"name": dataset, "type": dataset, "split": split},
+                    "metrics": [
+                        {"type": entry["type"], "value": round(float(entry["value"]), 4), "name": entry["name"]}
+                        for entry in entries
+                    ],
+                }
+                for (dataset, split), entries in grouped.items()
+            ],
+        }
+    ]
+
+
+def model_card(folder: str | Path, repo_id: str | None = None) -> str:
+    """The README.md for a trained folder, from its run record (see `model_cards/model_card.md.j2`)."""
+    folder = Path(folder)
+    record = read_run_record(folder)
+    method = record["method"]
+    spec = METHOD_CARDS[method]
+    results = card_results(record)
+    name = repo_id.split("/")[-1] if repo_id else folder.name
+    metadata: dict[str, Any] = {
+        "library_name": "transformers",
+        "pipeline_tag": spec["pipeline_tag"],
+        "tags": ["personalign", method, "personalization", "trl"],
+        "license": "apache-2.0",
+    }
+    if record.get("base_model") and not Path(record["base_model"]).exists():
+        metadata["base_model"] = record["base_model"]
+    if record.get("dataset") and not Path(record["dataset"]).exists():
+        metadata["datasets"] = [record["dataset"]]
+    if results:
+        metadata["model-index"] = model_index(name, results)
+    return render_card(
+        "model_card.md.j2",
+        metadata,
+        name=f"{name} ({spec['title']})",
+        description=spec["description"],
+        method=method,
+        base_model=record.get("base_model"),
+        dataset=record.get("dataset"),
+        dataset_config=record.get("dataset_config"),
+        usage=spec["usage"].format(repo=repo_id or "<this repo or folder>"),
+        files={file: note for file, note in FILE_NOTES.items() if (folder / file).exists()},
+        hyperparameters=record.get("hyperparameters", {}),
+        model_config=record.get("model_config", {}),
+        results=results,
+        citation=spec["citation"],
+    )
+
+
+def _published(folder: Path) -> list[Path]:
+    """The files of `folder` that are published (relative paths), skipping `IGNORED_FILES` at any depth."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(fnmatch(part, pattern) for part in relative.parts for pattern in IGNORED_FILES):
+            continue
+        if path.is_file():
+            files.append(relative)
+    return files
+
+
+def _card_for(folder: Path, repo_id: str | None) -> str:
+    record = read_run_record(folder)
+    if record["method"] == "encoder":  # `train encoder` already wrote the encoder's own card
+        return (folder / "README.md").read_text(encoding="utf-8")
+    return model_card(folder, repo_id)
+
+
+def export_model(folder: str | Path, target: str | Path, overwrite: bool = False, repo_id: str | None = None) -> Path:
+    """Write the exact layout `push_model` uploads (published files + generated card) to a local folder,
+    atomically. `from_pretrained(target)` then loads it as it would load the Hub repo."""
+    from .io import atomic_output
+
+    folder = Path(folder)
+    card = _card_for(folder, repo_id)
+    with atomic_output(target, overwrite) as staging:
+        for relative in _published(folder):
+            destination = staging / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(folder / relative, destination)
+        (staging / "README.md").write_text(card, encoding="utf-8")
+    return Path(target)
+
+
+def push_model(
+    folder: str | Path, repo_id: str, token: str | None = None, private: bool = False, revision: str | None = None
+) -> str:
+    """Push a trained folder to a Hub model repo: weights, tokenizer, DPORE's head and encoder, the run record and a
+    generated model card, in one commit. The token comes from the argument, `HF_TOKEN` or the saved login, and is
+    never printed.
+
+    Returns:
+        `str`: The URL of the commit.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from .hub import resolve_token
+
+    folder = Path(folder)
+    card = _card_for(folder, repo_id)
+    token = resolve_token(token)
+    api = HfApi(token=token)
+    operations = [
+        CommitOperationAdd(path_in_repo=relative.as_posix(), path_or_fileobj=str(folder / relative))
+        for relative in _published(folder)
+    ]
+    operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        commit = api.create_commit(
+            repo_id, operations, commit_message="Upload with personalign push-model", revision=revision
+        )
+    except HfHubHTTPError as error:
+        raise HubError(f"pushing to {repo_id} failed: {_without_token(str(error), token)}") from None
+    except (ConnectionError, OSError) as error:
+        raise HubError(f"the Hugging Face Hub is unreachable ({type(error).__name__}); the push stopped.") from None
+    return str(commit.commit_url)

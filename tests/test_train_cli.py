@@ -1,0 +1,309 @@
+"""`personalign train` (YAML configs with TrlParser semantics, device policy, resume), the example configs, and
+`personalign push-model` (card, layout, local round trip, Hub upload with a fake client)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from personalign.cli import app
+from personalign.training import (
+    RUN_RECORD,
+    accelerate_command,
+    changed_fields,
+    device_policy,
+    parse_train_arguments,
+    read_yaml_config,
+)
+
+runner = CliRunner()
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+CPU = lambda: (False, False)  # noqa: E731
+
+# The smallest run that still trains: 2 steps of 4 rows, checkpoints at every step.
+SMALL = [
+    "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--save_steps", "1", "--logging_steps", "1", "--max_length", "512", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory, kit_cache):
+    from personalign.testing import write_tiny_assets
+
+    return write_tiny_assets(tmp_path_factory.mktemp("tiny") / "tiny", 16, 8, cache_dir=kit_cache)
+
+
+def cli(*args):
+    """The CLI as a user runs it (one-line errors come from the console entry point)."""
+    env = {**os.environ, "PERSONALIGN_DEBUG": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "personalign", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def tiny_args(assets, method, output_dir):
+    return [
+        "train", method, "--config", str(EXAMPLES / "configs" / "tiny" / f"{method}.yaml"),
+        "--model_name_or_path", str(assets / "causal_lm"), "--dataset_name", str(assets / "alignx"),
+        "--output_dir", str(output_dir), *SMALL,
+    ]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------- parsing (no models)
+def test_yaml_values_are_defaults_and_flags_override_them(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        "model_name_or_path: some/model\ndataset_name: some/data\nlearning_rate: 0.001\nre_lambda: 2.5\n"
+        "beta: 0.3\nuse_peft: true\nlora_r: 4\nenv:\n  PERSONALIGN_TEST_ENV: from-yaml\n"
+    )
+    script, dpore, model, notice = parse_train_arguments(
+        "dpore", ["--config", str(config), "--re_lambda", "0.5", "--output_dir", str(tmp_path / "out")], CPU
+    )
+    assert dpore.re_lambda == 0.5  # the flag wins
+    assert dpore.learning_rate == 0.001 and dpore.beta == 0.3  # YAML values
+    assert dpore.re_placement == "margin"  # untouched default
+    assert (model.model_name_or_path, model.use_peft, model.lora_r) == ("some/model", True, 4)
+    assert script.dataset_name == "some/data"
+    assert os.environ.pop("PERSONALIGN_TEST_ENV") == "from-yaml"
+    assert dpore.use_cpu and not dpore.bf16 and "CPU" in notice
+    assert changed_fields(dpore)["re_lambda"] == 0.5 and "re_placement" not in changed_fields(dpore)
+
+
+def test_unknown_yaml_key_and_unknown_flag_are_errors_naming_them(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("model_name_or_path: m\ndataset_name: d\nre_lamda: 5\n")
+    with pytest.raises(ValueError, match=r"cfg.yaml: unknown key\(s\) 're_lamda'.*DPOREConfig"):
+        parse_train_arguments("dpore", ["--config", str(config)], CPU)
+    config.write_text("model_name_or_path: m\ndataset_name: d\n")
+    with pytest.raises(ValueError, match=r"unknown option.*--no_such_flag"):
+        parse_train_arguments("pba", ["--config", str(config), "--no_such_flag", "1"], CPU)
+    with pytest.raises(ValueError, match="re_lambda"):  # a PBA config has no DPORE fields
+        parse_train_arguments("pba", ["--config", str(config), "--re_lambda", "1"], CPU)
+    with pytest.raises(ValueError, match="invalid float value"):
+        parse_train_arguments("pba", ["--config", str(config), "--learning_rate", "fast"], CPU)
+    with pytest.raises(ValueError, match="set dataset_name"):
+        parse_train_arguments("pba", ["--model_name_or_path", "m"], CPU)
+    config.write_text("- a list\n")
+    with pytest.raises(ValueError, match="expected a YAML mapping"):
+        read_yaml_config(config)
+    with pytest.raises(ValueError, match="unknown method 'dpo'"):
+        parse_train_arguments("dpo", [], CPU)
+
+
+def test_device_policy():
+    values = {"bf16": True, "fp16": False, "use_cpu": False}
+    assert "fp32" in device_policy(values, cuda_available=False, bf16_supported=False)
+    assert values == {"bf16": False, "fp16": False, "use_cpu": True}
+    values = {"bf16": None, "fp16": False, "use_cpu": False}
+    assert device_policy(values, cuda_available=True, bf16_supported=True) is None and values["bf16"] is True
+    values = {"bf16": None, "fp16": False, "use_cpu": False}
+    assert "fp16" in device_policy(values, cuda_available=True, bf16_supported=False)
+    assert (values["bf16"], values["fp16"]) == (False, True)
+    values = {"bf16": False, "fp16": False, "use_cpu": False}  # fp32 on a GPU when asked
+    assert device_policy(values, cuda_available=True, bf16_supported=True) is None and values["bf16"] is False
+    assert device_policy({"learning_rate": 1.0}, cuda_available=False, bf16_supported=False) is None
+
+
+@pytest.mark.parametrize("path", sorted((EXAMPLES / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_config_parses_without_unknown_keys(path):
+    method = next(m for m in ("dpore", "dpo", "pba", "ica", "reward", "encoder") if path.stem.startswith(m))
+    method = "dpore" if method == "dpo" else method
+    config = yaml.safe_load(path.read_text())
+    # Parsed here with the CPU policy (building a bf16 config needs a GPU); every key must still be known.
+    _, parsed, _, _ = parse_train_arguments(method, ["--config", str(path)], CPU)
+    for key, value in config.items():
+        if (
+            hasattr(parsed, key)
+            and key not in ("bf16", "use_cpu", "report_to")
+            and not isinstance(value, (list, dict))
+        ):
+            assert getattr(parsed, key) == value or str(getattr(parsed, key)).endswith(str(value)), key
+    if "/gpu/" in path.as_posix():
+        assert config["bf16"] is True and "GPU config" in path.read_text()
+
+
+@pytest.mark.parametrize("name", ["zero3", "fsdp"])
+def test_accelerate_configs_are_valid(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(EXAMPLES / "accelerate" / f"{name}.yaml"))
+    assert (
+        str(getattr(config.distributed_type, "value", config.distributed_type))
+        == {"zero3": "DEEPSPEED", "fsdp": "FSDP"}[name]
+    )
+    assert (
+        config.num_processes == 8 and str(getattr(config.mixed_precision, "value", config.mixed_precision)) == "bf16"
+    )
+    if name == "zero3":
+        assert config.deepspeed_config["zero_stage"] == 3
+    else:
+        assert config.fsdp_config["fsdp_sharding_strategy"] == "FULL_SHARD"
+
+
+def test_num_processes_goes_through_accelerate_launch():
+    command = accelerate_command("pba", ["--config", "c.yaml", "--lr", "1"], 8, "examples/accelerate/zero3.yaml")
+    assert command[1:3] == ["-m", "accelerate.commands.launch"]
+    assert command[3:7] == ["--num_processes", "8", "--config_file", "examples/accelerate/zero3.yaml"]
+    assert command[7:] == ["-m", "personalign", "train", "pba", "--config", "c.yaml", "--lr", "1"]
+
+
+def test_print_config_shows_the_resolved_values(tmp_path):
+    result = runner.invoke(
+        app,
+        ["train", "pba", "--config", str(EXAMPLES / "configs" / "tiny" / "pba.yaml"), "--beta", "0.25",
+         "--print-config"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["config"]["beta"] == 0.25 and resolved["config"]["max_history_items"] == 4
+    assert resolved["model"]["model_name_or_path"] == "runs/tiny/causal_lm"
+
+
+def test_bad_config_exits_with_one_line(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("model_name_or_path: m\ndataset_name: d\nlearning_rat: 1\n")
+    result = cli("train", "pba", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error:") and "learning_rat" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------ training (tiny model)
+def test_train_pba_then_resume_from_the_last_checkpoint(assets, tmp_path):
+    output = tmp_path / "pba"
+    result = runner.invoke(app, [*tiny_args(assets, "pba", output), "--dataset_test_split", "test"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((output / RUN_RECORD).read_text())
+    assert record["method"] == "pba" and record["train_metrics"]["train_loss"] > 0
+    assert "eval_rewards/accuracies" in record["eval_metrics"]
+    assert (output / "model.safetensors").exists() and (output / "checkpoint-2").is_dir()
+
+    # The same output without --resume is refused: nothing is overwritten silently.
+    refused = runner.invoke(app, tiny_args(assets, "pba", output))
+    assert isinstance(refused.exception, ValueError) and "--resume" in str(refused.exception)
+
+    # Resuming continues from checkpoint-2 to step 3: only step 3 is trained.
+    resumed = runner.invoke(app, [*tiny_args(assets, "pba", output), "--max_steps", "3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    state = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]
+
+
+def test_train_dpore_push_model_round_trip(assets, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from personalign import PersonaEncoder
+    from personalign.trainers import PersonaProjectionHead
+
+    output = tmp_path / "dpore"
+    args = [*tiny_args(assets, "dpore", output), "--persona_encoder", str(assets / "encoder")]
+    result = runner.invoke(app, [*args, "--dataset_test_split", "test"])
+    assert result.exit_code == 0, result.output
+    assert (output / "dpore_projection.safetensors").exists() and (output / "persona_encoder").is_dir()
+
+    exported = tmp_path / "exported"
+    result = runner.invoke(app, ["push-model", str(output), "--to-dir", str(exported)])
+    assert result.exit_code == 0, result.output
+    published = {p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file()}
+    assert {"model.safetensors", "config.json", "README.md", "dpore_projection.safetensors", RUN_RECORD} <= published
+    assert not any(name.startswith("checkpoint-") or name.endswith((".bin", ".pt", ".pth")) for name in published)
+
+    model = AutoModelForCausalLM.from_pretrained(exported)
+    trained = AutoModelForCausalLM.from_pretrained(output)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values(), strict=True)
+    )
+    assert AutoTokenizer.from_pretrained(exported).chat_template
+    head = PersonaProjectionHead.from_pretrained(exported)
+    assert head.config["hidden_size"] == model.config.hidden_size
+    encoder = PersonaEncoder.from_pretrained(exported, subfolder="persona_encoder")
+    assert encoder.encode(["a comment about cooking"]).shape[1] == head.config["embedding_dim"]
+
+    card = (exported / "README.md").read_text()
+    metadata = yaml.safe_load(card.split("---")[1])
+    metrics = metadata["model-index"][0]["results"][0]["metrics"]
+    assert metrics[0]["type"] == "alignment_accuracy" and 0.0 <= metrics[0]["value"] <= 1.0
+    assert "re_lambda" in card and "DPORE" in card and "base_model" not in metadata  # a local base is not a Hub id
+
+    again = runner.invoke(app, ["push-model", str(output), "--to-dir", str(exported)])
+    assert isinstance(again.exception, FileExistsError)  # never overwritten silently
+
+
+def test_train_encoder_from_yaml(assets, tmp_path):
+    output = tmp_path / "encoder"
+    result = runner.invoke(
+        app,
+        ["train", "encoder", "--config", str(EXAMPLES / "configs" / "tiny" / "encoder.yaml"),
+         "--model_name_or_path", str(assets / "encoder_backbone"),
+         "--dataset_name", str(assets / "alignx" / "train.parquet"), "--output_dir", str(output),
+         "--max_steps", "2", "--eval_fraction", "0.25"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((output / RUN_RECORD).read_text())
+    assert record["method"] == "encoder" and "recall@1" in record["eval"]["after"]
+    assert (output / "README.md").read_text().startswith("---")
+
+
+def test_push_model_to_the_hub_with_a_fake_client(assets, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "training_args.bin").write_bytes(b"pickle")
+    (folder / "checkpoint-1").mkdir()
+    (folder / "checkpoint-1" / "model.safetensors").write_bytes(b"old")
+    record = {"method": "pba", "base_model": "org/base", "dataset": "org/data", "hyperparameters": {"beta": 0.1},
+              "eval_metrics": {"eval_rewards/accuracies": 0.75}}  # fmt: skip
+    (folder / RUN_RECORD).write_text(json.dumps(record))
+    calls = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls["token"] = token
+
+        def create_repo(self, repo_id, **kwargs):
+            calls["repo"] = repo_id
+
+        def create_commit(self, repo_id, operations, **kwargs):
+            calls["files"] = sorted(op.path_in_repo for op in operations)
+            calls["card"] = next(op for op in operations if op.path_in_repo == "README.md").path_or_fileobj
+
+            class Commit:
+                commit_url = f"https://huggingface.co/{repo_id}/commit/1"
+
+            return Commit()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    result = runner.invoke(app, ["push-model", str(folder), "--repo-id", "me/pba-tiny"])
+    assert result.exit_code == 0, result.output
+    assert "hf_secret_token_value" not in result.output
+    assert calls["repo"] == "me/pba-tiny" and calls["token"] == "hf_secret_token_value"
+    assert calls["files"] == ["README.md", "model.safetensors", RUN_RECORD]
+    card = calls["card"].decode()
+    assert "base_model: org/base" in card and "value: 0.75" in card and "me/pba-tiny" in card
+
+
+def test_push_without_a_token_is_one_line(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / RUN_RECORD).write_text(json.dumps({"method": "pba", "base_model": "m", "dataset": "d"}))
+    env_token = os.environ.pop("HF_TOKEN", None)
+    try:
+        result = cli("push-model", str(folder), "--repo-id", "me/x")
+    finally:
+        if env_token is not None:
+            os.environ["HF_TOKEN"] = env_token
+    assert result.returncode == 1 and "no Hugging Face token" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = cli("push-model", str(tmp_path), "--repo-id", "me/x")
+    assert result.returncode == 1 and RUN_RECORD in result.stderr
