@@ -28,7 +28,7 @@ bench:
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 demo:
-	$(BIN)/python examples/offline_quickstart.py --output-dir runs/quickstart
+	$(BIN)/personalign demo --output runs/demo --overwrite
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache runs

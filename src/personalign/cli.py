@@ -447,6 +447,25 @@ def push_model_command(
     console.print(f"pushed {push_model(folder, repo_id, private=private)}")
 
 
+@app.command("demo")
+def demo_command(
+    output: Annotated[Path, typer.Option(help="Folder for the report, models and cards.")] = Path("runs/demo"),
+    train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs).")] = 384,
+    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 128,
+    epochs: Annotated[int, typer.Option(help="Policy training epochs.")] = 3,
+    overwrite: Overwrite = False,
+) -> None:
+    """The whole workflow offline on tiny models: data, persona encoder, DPORE and PBA, evaluation, report."""
+    from .demo import run_demo
+
+    report = run_demo(output, train_rows, test_rows, epochs, overwrite=overwrite, log=console.print)
+    for name, metrics in report["models"].items():
+        console.print(
+            f"{name}: alignment accuracy {metrics['alignment_accuracy']:.3f}, flip rate {metrics['flip_rate']:.3f}"
+        )
+    console.print(f"wrote {output}/report.json and report.png in {report['seconds']['total']:.0f} s")
+
+
 @app.command("space")
 def show_space(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",
@@ -469,6 +488,100 @@ def show_space(
     for index, dimension in enumerate(space.dimensions):
         table.add_row(str(index), dimension.name, dimension.positive_label, dimension.negative_label)
     Console().print(table)
+
+
+@app.command("eval")
+def eval_command(
+    model: Annotated[
+        list[str], typer.Option("--model", help="Policy: local folder or Hub id (repeat to compare several).")
+    ],
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Reference model of the DPO reward: folder or Hub id; [bold]none[/bold] scores reference-free "
+            "(the policy's log-probs alone)."
+        ),
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="AlignX or counterfactual MultiFacet rows: parquet / jsonl file or folder, a build-dataset folder, "
+            "or a Hub id."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Output folder: results.json, persona_size.png, per_dimension.png.")],
+    flip: Annotated[bool, typer.Option("--flip", help="Also score under the reversed persona (flip rate).")] = False,
+    persona_sizes: Annotated[
+        str | None,
+        typer.Option(
+            help="History sizes of the robustness run, e.g. 2,4,8,16, or [bold]none[/bold]. Default 2,4,8,16 "
+            "without the sizes no row reaches."
+        ),
+    ] = None,
+    data_format: Annotated[
+        str | None, typer.Option("--format", help="[bold]alignx[/bold] or [bold]multifacet[/bold]; auto by default.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split; by default the only one, else test.")] = None,
+    persona_format: Annotated[
+        str | None,
+        typer.Option(help="AlignX prompts: [bold]pba[/bold] (default) or [bold]ica[/bold]; MultiFacet: feedback."),
+    ] = None,
+    beta: Annotated[float, typer.Option(help="DPO temperature of the implicit reward.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 8,
+    max_length: Annotated[int | None, typer.Option(help="Cut prompt+response to this many tokens.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N rows only.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the persona-size history subsets.")] = 0,
+    no_demographics: Annotated[
+        bool, typer.Option("--no-demographics", help="ICA: leave the demographic description out.")
+    ] = False,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    reference_cache: Annotated[Path | None, typer.Option(help="Cache the reference log-probs in this folder.")] = None,
+    model_card: Annotated[
+        Path | None, typer.Option(help="Write the overall results into this model card's model-index (README.md).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension and per
+    persona size, as JSON and PNG plots."""
+    from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
+    from .io import ensure_writable
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    if model_card is not None and len(model) != 1:
+        raise ValueError("--model-card takes the results of exactly one --model")
+    config = AlignmentEvalConfig(
+        data_format=data_format,
+        split=split,
+        persona_format=persona_format,
+        flip=flip,
+        persona_sizes="2,4,8,16" if persona_sizes is None else persona_sizes,
+        skip_unavailable_sizes=persona_sizes is None,
+        beta=beta,
+        batch_size=batch_size,
+        max_length=max_length,
+        limit=limit,
+        seed=seed,
+        include_demographics=not no_demographics,
+        dtype=dtype,
+        reference_cache_dir=None if reference_cache is None else str(reference_cache),
+    )
+    no_reference = reference.strip().lower() == "none"
+
+    def log(line: str) -> None:
+        console.print(escape(line), soft_wrap=True)
+
+    results = evaluate_alignment(model, None if no_reference else reference, dataset, config=config, log=log)
+    for path in write_alignment_results(results, output, overwrite=overwrite):
+        console.print(f"wrote {path}")
+    for name, result in results["models"].items():
+        overall = result["overall"]
+        shown = [f"{key} {overall[key]:.4f}" for key in ("alignment_accuracy", "flip_rate") if key in overall]
+        sizes = result.get("persona_size") or {}
+        if sizes:
+            shown.append("by size " + ", ".join(f"{s}: {m['alignment_accuracy']:.3f}" for s, m in sizes.items()))
+        console.print(f"{escape(name)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
+    if model_card is not None:
+        console.print(f"updated the model-index of {update_model_card(model_card, results)}")
 
 
 def run(typer_app: typer.Typer) -> None:

@@ -125,6 +125,39 @@ def card_results(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
+def existing_card_results(card_path: str | Path) -> list[dict[str, Any]]:
+    """The `model-index` results already in a card (e.g. added by `personalign eval --model-card`), as flat entries;
+    none when there is no card or it has no results."""
+    from huggingface_hub import ModelCard
+
+    card_path = Path(card_path)
+    if not card_path.is_file():
+        return []
+    try:
+        data = ModelCard.load(card_path).data
+    except ValueError:  # a README without (valid) metadata
+        return []
+    return [
+        {
+            "dataset": result.dataset_name or result.dataset_type,
+            "split": result.dataset_split or "test",
+            "type": result.metric_type,
+            "name": result.metric_name or result.metric_type,
+            "value": result.metric_value,
+        }
+        for result in (data.eval_results or [])
+    ]
+
+
+def merge_results(*groups: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per (dataset, split, metric type); a later group replaces an earlier one's value."""
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for group in groups:
+        for entry in group:
+            merged[(str(entry["dataset"]), str(entry["split"]), str(entry["type"]))] = dict(entry)
+    return list(merged.values())
+
+
 def model_index(name: str, results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The card's `model-index` (the Hub's evaluation-results metadata), one entry per dataset and split."""
     grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
@@ -154,7 +187,7 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     record = read_run_record(folder)
     method = record["method"]
     spec = METHOD_CARDS[method]
-    results = card_results(record)
+    results = merge_results(card_results(record), existing_card_results(folder / "README.md"))
     name = repo_id.split("/")[-1] if repo_id else folder.name
     metadata: dict[str, Any] = {
         "library_name": "transformers",

@@ -172,13 +172,29 @@ def source_parts(source: str | Path, **load_kwargs: Any) -> list[tuple[str, Data
     return [(f"{source} [{split}]", data) for split, data in loaded.items()]
 
 
+def local_splits(path: str | Path) -> dict[str, Dataset]:
+    """A local file (the `train` split) or a folder of data files (split by file name, as `source_files`), as
+    `{split: Dataset}` with each split's files concatenated."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix not in SOURCE_SUFFIXES:
+            raise ValueError(f"{path}: expected a {', '.join(SOURCE_SUFFIXES)} file.")
+        return {"train": load_source_file(path)}
+    splits = {}
+    for split, files in source_files(path).items():
+        parts = [load_source_file(file) for file in files]
+        splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    return splits
+
+
 def load_split(source: str | Path, name: str | None = None, split: str = "train", **load_kwargs: Any) -> Dataset:
     """One split of a dataset given as a local file, a local folder or a Hub id.
 
-    - a `.parquet` / `.jsonl` / `.json` file is the `train` split (asking it for another split is an error);
+    - a `.parquet` / `.jsonl` / `.json` file is the `train` split;
     - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` is read with `load_from_disk`;
-    - any other folder or a Hub id goes through `datasets.load_dataset(source, name, split=split)` (so a folder
-      written by `personalign build-dataset` and its configs work as on the Hub).
+    - a folder with a dataset card (e.g. written by `personalign build-dataset`, with its configs) and a Hub id go
+      through `datasets.load_dataset(source, name, split=split)`, as on the Hub;
+    - any other folder is split by file name (`local_splits`).
 
     Raises:
         `ValueError`: If the split does not exist, naming the splits that do.
@@ -186,27 +202,19 @@ def load_split(source: str | Path, name: str | None = None, split: str = "train"
     import datasets as hf_datasets
 
     path = Path(source)
-    if path.is_file():
-        if path.suffix not in SOURCE_SUFFIXES:
-            raise ValueError(f"{path}: expected a {', '.join(SOURCE_SUFFIXES)} file.")
-        if split != "train":
-            raise ValueError(f"{path}: a single file is the 'train' split; there is no {split!r} split.")
-        return load_source_file(path)
     if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
         loaded = hf_datasets.load_from_disk(str(path))
-        if isinstance(loaded, Dataset):
-            if split != "train":
-                raise ValueError(f"{path}: a saved Dataset is the 'train' split; there is no {split!r} split.")
-            return loaded
-        if split not in loaded:
-            raise ValueError(f"{path}: no {split!r} split (found: {', '.join(loaded)}).")
-        return loaded[split]
-    try:
-        return hf_datasets.load_dataset(str(source), name, split=split, **load_kwargs)
-    except ValueError as error:
-        if "Unknown split" in str(error) or "split" in str(error).lower():
-            raise ValueError(f"{source}: no {split!r} split ({error}).") from None
-        raise
+        splits = {"train": loaded} if isinstance(loaded, Dataset) else dict(loaded)
+    elif path.exists() and not (path / "README.md").is_file():
+        splits = local_splits(path)
+    else:
+        try:
+            return hf_datasets.load_dataset(str(source), name, split=split, **load_kwargs)
+        except ValueError as error:
+            raise ValueError(f"{source}: cannot load split {split!r} ({error}).") from None
+    if split not in splits:
+        raise ValueError(f"{source}: no {split!r} split (found: {', '.join(splits)}).")
+    return splits[split]
 
 
 def require_columns(dataset: Dataset, required: tuple[str, ...], where: str, row_kind: str) -> None:

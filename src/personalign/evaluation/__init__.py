@@ -1,5 +1,6 @@
 """Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, the
-`evaluate` metric over them, and LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics).
+`evaluate` metric over them, LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics), and the
+`personalign eval` run (persona-size robustness, per-dimension accuracy, plots, model-card results).
 
 The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) and the
 judges are imported on first use. The judges generate through `personalign.generation` backends.
@@ -12,9 +13,21 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from .metrics import LOGPS_COLUMNS, REVERSED_LOGPS_COLUMNS, compute_alignment_metrics
-from .reversal import reverse_alignx_row
+from .reversal import MultifacetReversal, multifacet_counterparts, reverse_alignx_row, reverse_multifacet
 
 _LAZY = {
+    "AlignmentEvalConfig": "personalign.evaluation.runner",
+    "DEFAULT_PERSONA_SIZES": "personalign.evaluation.robustness",
+    "alignx_dimension_labels": "personalign.evaluation.robustness",
+    "evaluate_alignment": "personalign.evaluation.runner",
+    "load_eval_rows": "personalign.evaluation.rows",
+    "multifacet_preference_example": "personalign.evaluation.rows",
+    "plot_per_dimension": "personalign.evaluation.plots",
+    "plot_persona_size": "personalign.evaluation.plots",
+    "subset_alignx_history": "personalign.evaluation.robustness",
+    "subset_multifacet_history": "personalign.evaluation.robustness",
+    "update_model_card": "personalign.evaluation.runner",
+    "write_alignment_results": "personalign.evaluation.runner",
     "PairwiseJudge": "personalign.evaluation.judges",
     "PairwiseReport": "personalign.evaluation.judges",
     "PersonaTailoringJudge": "personalign.evaluation.judges",
@@ -31,9 +44,12 @@ __all__ = [
     "LOGPS_COLUMNS",
     "METRIC_PATH",
     "REVERSED_LOGPS_COLUMNS",
+    "MultifacetReversal",
     "compute_alignment_metrics",
     "load_metric",
+    "multifacet_counterparts",
     "reverse_alignx_row",
+    "reverse_multifacet",
     *_LAZY,
 ]
 
@@ -51,6 +67,20 @@ if TYPE_CHECKING:
         ScoreReport,
         parse_pairwise_verdict,
         parse_score,
+    )
+    from .plots import plot_per_dimension, plot_persona_size  # noqa: F401
+    from .robustness import (  # noqa: F401
+        DEFAULT_PERSONA_SIZES,
+        alignx_dimension_labels,
+        subset_alignx_history,
+        subset_multifacet_history,
+    )
+    from .rows import load_eval_rows, multifacet_preference_example  # noqa: F401
+    from .runner import (  # noqa: F401
+        AlignmentEvalConfig,
+        evaluate_alignment,
+        update_model_card,
+        write_alignment_results,
     )
     from .scoring import score_pairs, score_policy_and_reference, tokenize_preference_example  # noqa: F401
 

@@ -1,10 +1,16 @@
 """Reversed-persona versions of preference rows, for the flip-rate evaluation (AlignX Table 5): the same target pair
-judged by the opposite user. Pure functions on rows in the release schemas."""
+judged by the opposite user. Pure functions on rows in the release schemas.
+
+- AlignX rows (`reverse_alignx_row`): every preference direction reversed, history pairs and the target pair swapped.
+- Counterfactual MultiFacet rows (`reverse_multifacet`): the opposite user is another row of the same dataset (same
+  instruction and dimension, ids swapped), so reversal pairs rows rather than rewriting one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from ..personas import (
     ALIGNX_COLUMN_ALIASES,
@@ -113,3 +119,130 @@ def reverse_alignx_row(
                 ) from None
             reversed_row["profile"] = None
     return reversed_row
+
+
+# ---------------------------------------------------------------------------------------- counterfactual MultiFacet
+MULTIFACET_KEY_COLUMNS = ("instruction_id", "dimension", "chosen_id", "rejected_id")
+"""The columns that identify a counterfactual MultiFacet row's target pair: its opposite user's row has the same
+instruction and dimension, with `chosen_id` and `rejected_id` swapped."""
+
+
+@dataclass
+class MultifacetReversal:
+    """Counterfactual MultiFacet rows paired with their opposite users (see `reverse_multifacet`).
+
+    Args:
+        original (`Dataset` or `list[dict]`): The rows that have an opposite user, in the input's order.
+        reversed (`Dataset` or `list[dict]`): Row `i` is the opposite user of `original[i]`: the counterpart row
+            itself (its preference, preference key and history; `chosen` / `rejected` swapped relative to
+            `original[i]`).
+        kept (`list[int]`): Input positions of the rows in `original`.
+        counterparts (`list[int]`): Input positions of the rows in `reversed`.
+        dropped (`list[int]`): Input positions of the rows without an opposite user (empty unless
+            `on_missing="drop"`).
+    """
+
+    original: Any
+    reversed: Any
+    kept: list[int]
+    counterparts: list[int]
+    dropped: list[int] = field(default_factory=list)
+
+    @property
+    def num_dropped(self) -> int:
+        return len(self.dropped)
+
+
+def _is_dataset(rows: Any) -> bool:
+    """A `datasets.Dataset` (duck-typed: this module does not import `datasets`)."""
+    return hasattr(rows, "column_names") and hasattr(rows, "select")
+
+
+def _key_columns(rows: Any) -> dict[str, list]:
+    if _is_dataset(rows):
+        missing = [name for name in MULTIFACET_KEY_COLUMNS if name not in rows.column_names]
+        columns = {} if missing else {name: rows[name] for name in MULTIFACET_KEY_COLUMNS}
+    else:
+        missing = [name for name in MULTIFACET_KEY_COLUMNS if rows and name not in rows[0]]
+        columns = {} if missing else {name: [row[name] for row in rows] for name in MULTIFACET_KEY_COLUMNS}
+    if missing:
+        raise ValueError(
+            f"missing column(s) {', '.join(repr(m) for m in missing)}: pairing opposite users needs "
+            f"{', '.join(MULTIFACET_KEY_COLUMNS)} (counterfactual MultiFacet rows, see build_multifacet_cf)."
+        )
+    return columns
+
+
+def multifacet_counterparts(rows: Any) -> list[int | None]:
+    """For each counterfactual MultiFacet row, the position of its opposite user's row: the row with the same
+    `instruction_id` and `dimension` and with `chosen_id` / `rejected_id` swapped, or `None` when the data has no such
+    row (e.g. `"seed"` pairing, or the counterpart was dropped for a short history).
+
+    Args:
+        rows (`datasets.Dataset` or `Sequence[dict]`): Rows with the columns of `MULTIFACET_KEY_COLUMNS`.
+
+    Returns:
+        `list[int | None]`: One entry per row.
+
+    Raises:
+        `ValueError`: If a key column is missing, or two rows have the same instruction, dimension and pair (the
+            opposite user would be ambiguous); the message names both rows.
+    """
+    columns = _key_columns(rows)
+    position: dict[tuple, int] = {}
+    keys = list(zip(*(columns[name] for name in MULTIFACET_KEY_COLUMNS), strict=True))
+    for index, key in enumerate(keys):
+        if key in position:
+            raise ValueError(
+                f"rows {position[key]} and {index} are the same target pair (instruction_id={key[0]}, "
+                f"dimension={key[1]!r}, chosen_id={key[2]}, rejected_id={key[3]}): the opposite user is ambiguous."
+            )
+        position[key] = index
+    return [
+        position.get((instruction, dimension, rejected, chosen)) for instruction, dimension, chosen, rejected in keys
+    ]
+
+
+def reverse_multifacet(rows: Any, on_missing: Literal["error", "drop"] = "error") -> MultifacetReversal:
+    """The reversed-persona version of counterfactual MultiFacet rows: each row's opposite user.
+
+    In the counterfactual benchmark (`build_multifacet_cf`, `"counterfactual"` pairing) every target pair appears
+    under two users, one per orientation: the row `(instruction, dimension, chosen=a, rejected=b)` of the user who
+    prefers `a`'s preference, and the row `(instruction, dimension, chosen=b, rejected=a)` of the user who prefers
+    `b`'s. The reversed version of a row is that second row, whole: its preference, preference key and feedback
+    history, and `chosen` / `rejected` swapped. Reversal needs the whole dataset (the counterparts), and reversing
+    twice gives back the original: `reverse_multifacet(result.reversed).reversed == result.original`.
+
+    Args:
+        rows (`datasets.Dataset` or `Sequence[dict]`): Counterfactual rows (any extra columns, e.g. `history_text`
+            from `attach_history`, are carried along).
+        on_missing (`str`, *optional*, defaults to `"error"`): What a row without an opposite user is: `"error"`
+            raises (naming the row); `"drop"` leaves it out of both sides and lists it in `dropped`.
+
+    Returns:
+        `MultifacetReversal`: `original` and `reversed`, aligned row by row, of the input's type.
+
+    Raises:
+        `ValueError`: If a key column is missing, a target pair is duplicated, or (with `on_missing="error"`) a row
+            has no opposite user.
+    """
+    if on_missing not in ("error", "drop"):
+        raise ValueError(f"on_missing must be 'error' or 'drop', got {on_missing!r}.")
+    counterparts = multifacet_counterparts(rows)
+    missing = [index for index, other in enumerate(counterparts) if other is None]
+    if missing and on_missing == "error":
+        row = rows[missing[0]]
+        raise ValueError(
+            f"row {missing[0]} (instruction_id={row['instruction_id']}, dimension={row['dimension']!r}, "
+            f"chosen_id={row['chosen_id']}, rejected_id={row['rejected_id']}) has no opposite-user row with the ids "
+            f"swapped ({len(missing)} of {len(counterparts)} rows have none); build the rows with counterfactual "
+            "pairing, or drop them (on_missing='drop', CLI: done and reported with --flip)."
+        )
+    kept = [index for index, other in enumerate(counterparts) if other is not None]
+    partners = [counterparts[index] for index in kept]
+    if _is_dataset(rows):
+        original, reversed_rows = rows.select(kept), rows.select(partners)
+    else:
+        original = [dict(rows[index]) for index in kept]
+        reversed_rows = [dict(rows[index]) for index in partners]
+    return MultifacetReversal(original, reversed_rows, kept, partners, missing)

@@ -1,0 +1,151 @@
+"""Persona-size robustness (AlignX Figure 3) and per-dimension breakdowns (AlignX Table 8): pure functions on rows.
+
+- **Persona size.** A row's history (AlignX: comments and pairwise feedback together; MultiFacet: the feedback pairs)
+  is put in a random order drawn from `personalign.data.alignx.history_rng(seed, row index)`, the per-row stream the
+  AlignX builder and trainers use; the persona of size `n` keeps the first `n` items of that order, each kind in its
+  original order. The sizes are therefore exact, the same for every call with the same seed, and nested (the items of
+  size 2 are among those of size 4, ...), so a curve over sizes measures the history and not the draw. (The training
+  sampler, `Persona.sample_history`, draws a random count of 0 to `max_history_items` items per kind: it cannot hold
+  the size fixed, which this experiment needs.)
+- **Dimensions.** An AlignX pair counts in every non-neutral dimension of its gold `"Preference Direction"`; a
+  MultiFacet row in its `dimension`. The labels go to `compute_alignment_metrics(groups=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..data.alignx import history_rng
+from ..personas import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
+from ..preference_space import PreferenceSpace
+
+DEFAULT_PERSONA_SIZES = (2, 4, 8, 16)
+"""History sizes of AlignX's robustness experiment (Figure 3: 2 to 16 interaction examples)."""
+
+HISTORY_TEXT_COLUMN = "history_text"
+
+
+def parse_persona_sizes(text: str | Sequence[int] | None) -> tuple[int, ...]:
+    """Persona sizes from `"2,4,8,16"` (or a sequence of ints) as a sorted tuple without duplicates; `None`, `""` and
+    `"none"` give `()` (no robustness run).
+
+    Raises:
+        `ValueError`: If an entry is not an integer >= 1.
+    """
+    if text is None:
+        return ()
+    if isinstance(text, str):
+        if text.strip().lower() in ("", "none"):
+            return ()
+        parts: Iterable[Any] = (part.strip() for part in text.split(","))
+    else:
+        parts = text
+    sizes = set()
+    for part in parts:
+        try:
+            size = int(part)
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1 or str(size) != str(part).strip():
+            raise ValueError(f"persona sizes must be integers >= 1 separated by commas (e.g. 2,4,8,16), got {part!r}.")
+        sizes.add(size)
+    return tuple(sorted(sizes))
+
+
+def _alignx_key(row: Mapping[str, Any], name: str) -> str:
+    return next((alias for alias in ALIGNX_COLUMN_ALIASES[name] if alias in row), ALIGNX_COLUMN_ALIASES[name][-1])
+
+
+def history_length(row: Mapping[str, Any]) -> int:
+    """The number of history items of a row: AlignX comments plus pairwise feedback, or a MultiFacet row's feedback
+    pairs (`history`, or `history_text`)."""
+    if "history" in row or HISTORY_TEXT_COLUMN in row:
+        return len(row.get("history") or row.get(HISTORY_TEXT_COLUMN) or [])
+    return len(row.get(_alignx_key(row, UGC_COLUMN)) or []) + len(row.get(_alignx_key(row, PAIRS_COLUMN)) or [])
+
+
+def history_order(num_items: int, seed: int, index: int) -> list[int]:
+    """The random order of a row's `num_items` history items: a permutation drawn from `history_rng(seed, index)`."""
+    return history_rng(seed, index).sample(range(num_items), num_items)
+
+
+def _check_size(size: int, available: int, index: int) -> None:
+    if size < 1:
+        raise ValueError(f"a persona size must be >= 1, got {size}.")
+    if size > available:
+        raise ValueError(f"row {index} has {available} history items, fewer than the persona size {size}.")
+
+
+def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: int) -> dict[str, Any]:
+    """The AlignX row with a persona of exactly `size` history items (comments and pairs counted together): the
+    first `size` of `history_order(total, seed, index)`, kept in their original order within each kind.
+
+    Everything else (target pair, gold direction, demographics, `profile`) is copied. Release column names and
+    snake_case ones are both accepted and kept.
+
+    Args:
+        row (`Mapping[str, Any]`): An AlignX row. Not modified.
+        size (`int`): The persona size (>= 1).
+        seed (`int`): The seed of the order.
+        index (`int`): The row's position in its dataset (the order differs per row).
+
+    Returns:
+        `dict`: The row with the subset history.
+
+    Raises:
+        `ValueError`: If the row has fewer than `size` items.
+    """
+    ugc_key, pairs_key = _alignx_key(row, UGC_COLUMN), _alignx_key(row, PAIRS_COLUMN)
+    ugc, pairs = list(row.get(ugc_key) or []), list(row.get(pairs_key) or [])
+    _check_size(size, len(ugc) + len(pairs), index)
+    keep = sorted(history_order(len(ugc) + len(pairs), seed, index)[:size])
+    return {
+        **row,
+        ugc_key: [ugc[i] for i in keep if i < len(ugc)],
+        pairs_key: [pairs[i - len(ugc)] for i in keep if i >= len(ugc)],
+    }
+
+
+def subset_multifacet_history(row: Mapping[str, Any], size: int, seed: int, index: int) -> dict[str, Any]:
+    """The counterfactual MultiFacet row with a feedback history of exactly `size` pairs, chosen as in
+    `subset_alignx_history`; `history` (ids) and `history_text` (texts, from `attach_history`) are cut alike.
+
+    Raises:
+        `ValueError`: If the row has fewer than `size` pairs.
+    """
+    available = history_length(row)
+    _check_size(size, available, index)
+    keep = sorted(history_order(available, seed, index)[:size])
+    out = dict(row)
+    for column in ("history", HISTORY_TEXT_COLUMN):
+        if row.get(column) is not None:
+            out[column] = [row[column][i] for i in keep]
+    return out
+
+
+def alignx_dimension_labels(
+    directions: Iterable[Sequence[float] | None], space: PreferenceSpace | None = None
+) -> list[list[str]]:
+    """Per-dimension group labels of AlignX pairs: the names of the non-neutral dimensions of each gold
+    `"Preference Direction"` (a pair counts in every dimension it lists; a missing vector gives no label).
+
+    Args:
+        directions (`Iterable[Sequence[float] | None]`): The gold direction of each pair.
+        space (`PreferenceSpace`, *optional*): The space of the vectors; AlignX's by default.
+
+    Returns:
+        `list[list[str]]`: One list of dimension names per pair, for `compute_alignment_metrics(groups=...)`.
+    """
+    space = space or PreferenceSpace.alignx()
+    return [
+        [] if vector is None else [space.dimensions[i].name for i in space.active(vector)] for vector in directions
+    ]
+
+
+def dimension_labels(rows: Sequence[Mapping[str, Any]], space: PreferenceSpace | None = None) -> list[Any]:
+    """The per-dimension group label of each row: a MultiFacet row's `dimension`, or the active dimensions of an
+    AlignX row's gold direction (`alignx_dimension_labels`)."""
+    if rows and "dimension" in rows[0]:
+        return [row["dimension"] for row in rows]
+    return alignx_dimension_labels((row.get(_alignx_key(row, DIRECTION_COLUMN)) for row in rows), space)

@@ -1,0 +1,500 @@
+"""The alignment evaluation behind `personalign eval`: read persona rows (AlignX or counterfactual MultiFacet), render
+them as persona-conditioned prompts, score them under one or more policies and a reference, and compute alignment
+accuracy overall, per dimension, per persona size and, with `flip`, under the reversed persona.
+
+`evaluate_alignment` returns a JSON-ready dict; `write_alignment_results` writes it with its plots, and
+`update_model_card` puts the overall numbers into a model card's `model-index`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..io import atomic_output
+from .metrics import compute_alignment_metrics
+from .reversal import reverse_alignx_row, reverse_multifacet
+from .robustness import (
+    DEFAULT_PERSONA_SIZES,
+    alignx_dimension_labels,
+    history_length,
+    parse_persona_sizes,
+    subset_alignx_history,
+    subset_multifacet_history,
+)
+from .rows import DATA_FORMATS, PERSONA_FORMATS, load_eval_rows, normalize_alignx_rows, row_renderer
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+PERSONA_SIZE_PLOT = "persona_size.png"
+PER_DIMENSION_PLOT = "per_dimension.png"
+CARD_METRICS = ("alignment_accuracy", "flip_rate", "reversed_alignment_accuracy", "strict_flip_rate")
+
+
+@dataclass
+class AlignmentEvalConfig:
+    """Settings of `evaluate_alignment` (the options of `personalign eval`).
+
+    Args:
+        data_format (`str`, *optional*): `"alignx"` or `"multifacet"` (counterfactual MultiFacet rows); detected from
+            the columns by default.
+        split (`str`, *optional*): The split to evaluate; by default the only one, else `"test"`.
+        persona_format (`str`, *optional*): How the persona enters the prompt: AlignX rows `"pba"` (default; the
+            preference text aggregated from the history) or `"ica"` (the history itself); MultiFacet rows
+            `"feedback"` (the counterfactual seed's feedback-history prompt, the only choice).
+        flip (`bool`, *optional*, defaults to `False`): Also score every pair under the reversed persona (flip rate).
+        persona_sizes (`tuple[int, ...]`, *optional*, defaults to `(2, 4, 8, 16)`): History sizes of the robustness
+            run, on the rows that have at least the largest size; `()` skips it.
+        skip_unavailable_sizes (`bool`, *optional*, defaults to `False`): Leave out (and record) sizes larger than
+            every row's history instead of failing.
+        beta (`float`, *optional*, defaults to `0.1`): The DPO temperature of the implicit reward.
+        batch_size (`int`, *optional*, defaults to `8`): Pairs per forward pass.
+        max_length (`int`, *optional*): Cut prompt+response to this many tokens, as `DPOConfig.max_length`.
+        limit (`int`, *optional*): Evaluate the first `limit` rows only (after pairing opposite users).
+        seed (`int`, *optional*, defaults to `0`): Seed of the persona-size history orders.
+        include_demographics (`bool`, *optional*, defaults to `True`): ICA: show the demographic description.
+        dtype (`str`, *optional*, defaults to `"auto"`): Weights dtype: `"auto"` (the checkpoint's), `"float32"`,
+            `"bfloat16"` or `"float16"`.
+        reference_cache_dir (`str`, *optional*): Cache the reference log-probs there (`score_pairs`).
+        progress (`bool`, *optional*, defaults to `True`): Show progress bars.
+    """
+
+    data_format: str | None = field(default=None, metadata={"help": "alignx or multifacet; auto by default."})
+    split: str | None = field(default=None, metadata={"help": "Split to evaluate."})
+    persona_format: str | None = field(default=None, metadata={"help": "pba / ica (AlignX), feedback (MultiFacet)."})
+    flip: bool = field(default=False, metadata={"help": "Score under the reversed persona too."})
+    persona_sizes: tuple[int, ...] = field(default=DEFAULT_PERSONA_SIZES, metadata={"help": "Robustness sizes."})
+    skip_unavailable_sizes: bool = field(default=False, metadata={"help": "Drop sizes no row reaches."})
+    beta: float = field(default=0.1, metadata={"help": "DPO temperature."})
+    batch_size: int = field(default=8, metadata={"help": "Pairs per forward pass."})
+    max_length: int | None = field(default=None, metadata={"help": "Max prompt+response tokens."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N rows."})
+    seed: int = field(default=0, metadata={"help": "Seed of the persona-size subsets."})
+    include_demographics: bool = field(default=True, metadata={"help": "ICA: include demographics."})
+    dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16."})
+    reference_cache_dir: str | None = field(default=None, metadata={"help": "Reference log-prob cache folder."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def __post_init__(self) -> None:
+        if self.data_format is not None and self.data_format not in DATA_FORMATS:
+            raise ValueError(f"unknown data format {self.data_format!r}; use {' or '.join(DATA_FORMATS)}.")
+        known = {f for formats in PERSONA_FORMATS.values() for f in formats}
+        if self.persona_format is not None and self.persona_format not in known:
+            raise ValueError(f"unknown persona format {self.persona_format!r}; use one of {', '.join(sorted(known))}.")
+        self.persona_sizes = parse_persona_sizes(self.persona_sizes)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}.")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
+        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
+            raise ValueError(f"beta must be > 0, got {self.beta!r}.")
+
+
+_SEGMENTS = {
+    "main": "pairs",
+    "main_reversed": "reversed-persona pairs",
+    "sizes": "persona-size pairs (sizes in order, rows in order within each)",
+    "sizes_reversed": "reversed persona-size pairs",
+}
+
+
+@dataclass
+class _Plan:
+    """What gets scored: rendered rows per segment, and the labels and counts the results need."""
+
+    segments: dict[str, list[dict[str, Any]]]
+    dimension_labels: list[Any]
+    size_labels: list[int]
+    dataset: dict[str, Any]
+
+
+@dataclass
+class _Rows:
+    """The rows to evaluate, their opposite users (with `flip`) and their positions in the dataset (history seeds)."""
+
+    originals: list[dict[str, Any]]
+    reversed: list[dict[str, Any]]
+    indices: list[int]
+    reversed_indices: list[int]
+    dimension_labels: list[Any]
+    info: dict[str, Any]
+
+
+def _select_rows(data_format: str, data: Any, where: str, persona_format: str, config: AlignmentEvalConfig) -> _Rows:
+    info: dict[str, Any] = {}
+    if data_format == "multifacet":
+        if config.flip:
+            # Pairs are found over the whole split, before --limit, so a limited run keeps every counterpart.
+            pairing = reverse_multifacet(data, on_missing="drop")
+            info["num_unpaired_dropped"] = pairing.num_dropped
+            indices, partners = pairing.kept, pairing.counterparts
+            if not indices:
+                raise ValueError(f"{where}: no row has an opposite user (build the rows with counterfactual pairing).")
+        else:
+            indices, partners = list(range(len(data))), []
+        if config.limit is not None:
+            indices, partners = indices[: config.limit], partners[: config.limit]
+        originals = data.select(indices).to_list()
+        reversed_rows = data.select(partners).to_list() if partners else []
+        return _Rows(originals, reversed_rows, indices, partners, [r["dimension"] for r in originals], info)
+    if config.limit is not None:
+        data = data.select(range(min(config.limit, len(data))))
+    originals = normalize_alignx_rows(data, where)
+    indices = list(range(len(originals)))
+    reversed_rows = []
+    if config.flip:
+        # Comments and demographics are free text that cannot be reversed: the reversed ICA prompt leaves them out.
+        drop = persona_format == "ica"
+        reversed_rows = [reverse_alignx_row(row, drop_irreversible_text=drop) for row in originals]
+    labels = alignx_dimension_labels(row["preference_direction"] for row in originals)
+    return _Rows(originals, reversed_rows, indices, indices if config.flip else [], labels, info)
+
+
+def _plan(data_format: str, data: Any, where: str, persona_format: str, config: AlignmentEvalConfig) -> _Plan:
+    rows = _select_rows(data_format, data, where, persona_format, config)
+    info = {**rows.info, "num_rows": len(rows.originals)}
+    render = row_renderer(data_format, persona_format, config.include_demographics)
+    segments = {"main": [render(row, i) for row, i in zip(rows.originals, rows.indices, strict=True)]}
+    if config.flip:
+        segments["main_reversed"] = [
+            render(row, i) for row, i in zip(rows.reversed, rows.reversed_indices, strict=True)
+        ]
+
+    sizes, size_labels = config.persona_sizes, []
+    lengths = [history_length(row) for row in rows.originals]
+    if sizes and data_format == "multifacet" and config.flip:  # both users need that many items
+        lengths = [min(a, history_length(b)) for a, b in zip(lengths, rows.reversed, strict=True)]
+    unavailable = [size for size in sizes if size > max(lengths)]
+    if unavailable and not config.skip_unavailable_sizes:
+        raise ValueError(
+            f"{where}: persona size {unavailable[0]} is larger than every row's history (at most {max(lengths)} "
+            "items); pass smaller --persona-sizes, or none."
+        )
+    sizes = tuple(size for size in sizes if size not in unavailable)
+    info.update(persona_sizes=list(sizes), persona_sizes_skipped=unavailable)
+    if sizes:
+        # The same rows at every size (those with at least the largest), so the curve measures the history alone.
+        eligible = [position for position, length in enumerate(lengths) if length >= max(sizes)]
+        info.update(persona_size_rows=len(eligible), persona_size_rows_skipped=len(lengths) - len(eligible))
+        jobs = [(position, size) for size in sizes for position in eligible]
+        size_labels = [size for _, size in jobs]
+        originals, reversed_rows = [], []
+        for position, size in jobs:
+            index = rows.indices[position]
+            if data_format == "multifacet":
+                originals.append(subset_multifacet_history(rows.originals[position], size, config.seed, index))
+                if config.flip:
+                    partner = rows.reversed_indices[position]
+                    subset = subset_multifacet_history(rows.reversed[position], size, config.seed, partner)
+                    reversed_rows.append((subset, partner))
+            else:
+                subset = subset_alignx_history(rows.originals[position], size, config.seed, index)
+                originals.append(subset)
+                if config.flip:  # subset first, then reverse: both personas hold the same items
+                    reversed_row = reverse_alignx_row(subset, drop_irreversible_text=persona_format == "ica")
+                    reversed_rows.append((reversed_row, index))
+        segments["sizes"] = [render(row, rows.indices[p]) for row, (p, _) in zip(originals, jobs, strict=True)]
+        if config.flip:
+            segments["sizes_reversed"] = [render(row, index) for row, index in reversed_rows]
+    return _Plan(segments, rows.dimension_labels, size_labels, info)
+
+
+# ------------------------------------------------------------------------------------------------------- scoring
+def _load_model(name: str, dtype: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(name, dtype="auto" if dtype == "auto" else getattr(torch, dtype))
+    return model.to(device)
+
+
+def _load_tokenizer(name: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(name)
+
+
+def _check_same_tokenizer(tokenizer: Any, name: str, reference_name: str) -> None:
+    other = _load_tokenizer(name)
+    if other.get_vocab() != tokenizer.get_vocab() or other.chat_template != tokenizer.chat_template:
+        raise ValueError(
+            f"the tokenizer of {name} differs from that of {reference_name} (vocabulary or chat template): log-probs "
+            "under different tokenizations cannot be compared."
+        )
+
+
+def _score_segments(
+    model: Any, tokenizer: Any, segments: Mapping[str, list], config: AlignmentEvalConfig, cache: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from .scoring import score_pairs
+
+    scores = {}
+    for name, rows in segments.items():
+        try:
+            result = score_pairs(
+                model,
+                tokenizer,
+                rows,
+                batch_size=config.batch_size,
+                max_length=config.max_length,
+                cache_dir=config.reference_cache_dir if cache else None,
+                progress=config.progress,
+            )
+        except ValueError as error:  # "row i" counts the pairs of this segment
+            raise ValueError(f"scoring the {_SEGMENTS[name]}: {error}") from None
+        scores[name] = (np.asarray(result["chosen_logps"]), np.asarray(result["rejected_logps"]))
+    return scores
+
+
+def _metric_inputs(policy: Mapping, reference: Mapping, segment: str) -> dict[str, np.ndarray]:
+    suffix = "_reversed" if segment.endswith("_reversed") else ""
+    return {
+        f"policy_chosen_logps{suffix}": policy[segment][0],
+        f"policy_rejected_logps{suffix}": policy[segment][1],
+        f"reference_chosen_logps{suffix}": reference[segment][0],
+        f"reference_rejected_logps{suffix}": reference[segment][1],
+    }
+
+
+def _model_results(policy: Mapping, reference: Mapping, plan: _Plan, config: AlignmentEvalConfig) -> dict[str, Any]:
+    inputs = _metric_inputs(policy, reference, "main")
+    if config.flip:
+        inputs |= _metric_inputs(policy, reference, "main_reversed")
+    overall = compute_alignment_metrics(**inputs, beta=config.beta, groups={"dimension": plan.dimension_labels})
+    result = {
+        "overall": {k: v for k, v in overall.items() if k != "groups"},
+        "per_dimension": overall["groups"]["dimension"],
+    }
+    if "sizes" in policy:
+        inputs = _metric_inputs(policy, reference, "sizes")
+        if config.flip:
+            inputs |= _metric_inputs(policy, reference, "sizes_reversed")
+        per_size = compute_alignment_metrics(**inputs, beta=config.beta, groups={"persona_size": plan.size_labels})
+        result["persona_size"] = per_size["groups"]["persona_size"]
+    return result
+
+
+def _named_models(models: Any) -> dict[str, Any]:
+    if isinstance(models, Mapping):
+        named = dict(models)
+    elif isinstance(models, (str, Path)) or not isinstance(models, Sequence):
+        named = {_model_name(models): models}
+    else:
+        named = {_model_name(model): model for model in models}
+    if not named:
+        raise ValueError("no model to evaluate.")
+    return named
+
+
+def _model_name(model: Any) -> str:
+    if isinstance(model, (str, Path)):
+        return str(model)
+    return str(getattr(model, "name_or_path", None) or type(model).__name__)
+
+
+def evaluate_alignment(
+    models: Any,
+    reference: Any,
+    dataset: Any,
+    tokenizer: Any = None,
+    config: AlignmentEvalConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Alignment accuracy of one or more policies on persona-conditioned preference pairs: overall, per dimension,
+    per persona size and, with `config.flip`, under the reversed persona (flip rate).
+
+    Each row is rendered as a persona-conditioned prompt (`config.persona_format`), and its two responses are scored
+    with `score_pairs` under every policy and under the reference, which is scored once and shared. The numbers are
+    `compute_alignment_metrics`'s (strict `>` of the DPO reward margins, as TRL's `rewards/accuracies`):
+
+    - `overall`: every row, with its full history;
+    - `per_dimension`: AlignX pairs in every non-neutral dimension of their gold direction, MultiFacet rows in their
+      `dimension`;
+    - `persona_size`: the rows with at least `max(config.persona_sizes)` history items, each rendered with a history
+      of exactly each size (`personalign.evaluation.robustness`);
+    - with `flip`: the reversed persona is `reverse_alignx_row` (AlignX; the ICA prompt drops the comments and
+      demographics, which cannot be reversed) or the opposite user's row (MultiFacet, `reverse_multifacet`; rows
+      without one are dropped and counted in `dataset.num_unpaired_dropped`).
+
+    Args:
+        models (`str`, `PreTrainedModel`, list or dict of them): The policies: local folders or Hub ids (loaded one
+            at a time), or loaded models; a dict names them.
+        reference (`str`, `PreTrainedModel` or `None`): The reference model of the DPO reward. `None` scores
+            reference-free (reference log-probs 0: a pair is correct iff the policy gives the chosen response the
+            higher log-prob), AlignX's protocol for models trained without a reference. (A policy passed as its
+            own reference ties on every pair: accuracy 0.)
+        dataset (`str`, `Path` or `datasets.Dataset`): See `load_eval_rows`.
+        tokenizer (`PreTrainedTokenizerBase`, *optional*): Shared by every model; loaded from the first model given
+            by name by default. Tokenizers of models given by name must match it.
+        config (`AlignmentEvalConfig`, *optional*): The settings.
+        log (`Callable[[str], None]`, *optional*): Receives one line per step (the CLI prints them).
+
+    Returns:
+        `dict`: `settings`, `dataset` (source, split, format, row counts) and `models[name]` with `overall`,
+        `per_dimension` and (with persona sizes) `persona_size` metrics; JSON-serialisable.
+
+    Raises:
+        `ValueError`: On bad settings or data (see `load_eval_rows`), or mismatched tokenizers.
+
+    Example:
+
+    ```python
+    >>> from personalign.evaluation import AlignmentEvalConfig, evaluate_alignment
+    >>> results = evaluate_alignment(
+    ...     "my-org/pba-model", "meta-llama/Llama-3.1-8B-Instruct", "JinaLeejnl/AlignX-test",
+    ...     config=AlignmentEvalConfig(flip=True, persona_sizes=(2, 4, 8, 16)),
+    ... )
+    >>> results["models"]["my-org/pba-model"]["overall"]["flip_rate"]
+    ```
+    """
+    config = config or AlignmentEvalConfig()
+    log = log or logger.info
+    named = _named_models(models)
+    data_format, data, where, split = load_eval_rows(dataset, config.split, config.data_format)
+    persona_format = config.persona_format or PERSONA_FORMATS[data_format][0]
+    row_renderer(data_format, persona_format)  # checks the persona format before any model is loaded
+    by_name = [str(m) for m in [*named.values(), reference] if isinstance(m, (str, Path))]
+    if tokenizer is None:
+        if not by_name:
+            raise ValueError("pass a tokenizer when every model is given as a loaded model.")
+        tokenizer = _load_tokenizer(by_name[0])
+    for name in by_name[1:]:
+        _check_same_tokenizer(tokenizer, name, by_name[0])
+
+    plan = _plan(data_format, data, where, persona_format, config)
+    log(
+        f"{plan.dataset['num_rows']} rows ({data_format}, {persona_format} prompts); "
+        + ", ".join(f"{name} {len(rows)} pairs" for name, rows in plan.segments.items())
+    )
+    if reference is None:
+        reference_scores = {name: (np.zeros(len(r)), np.zeros(len(r))) for name, r in plan.segments.items()}
+    else:
+        log(f"scoring the reference {_model_name(reference)}")
+        reference_model = (
+            _load_model(str(reference), config.dtype) if isinstance(reference, (str, Path)) else reference
+        )
+        reference_scores = _score_segments(reference_model, tokenizer, plan.segments, config, cache=True)
+        del reference_model
+        gc.collect()
+    results: dict[str, Any] = {}
+    for name, model in named.items():
+        log(f"scoring {name}")
+        policy = _load_model(str(model), config.dtype) if isinstance(model, (str, Path)) else model
+        results[name] = _model_results(
+            _score_segments(policy, tokenizer, plan.segments, config), reference_scores, plan, config
+        )
+        del policy
+        gc.collect()
+
+    settings = {
+        "models": list(named),
+        "reference": None if reference is None else _model_name(reference),
+        "dataset": str(dataset) if isinstance(dataset, (str, Path)) else "<in memory>",
+        **{k: v for k, v in asdict(config).items() if k not in ("progress", "reference_cache_dir")},
+        "split": split,
+        "persona_format": persona_format,
+        "persona_sizes": list(config.persona_sizes),
+        "personalign_version": __version__,
+    }
+    dataset_info = {"source": settings["dataset"], "where": where, "format": data_format, **plan.dataset}
+    return {"settings": settings, "dataset": dataset_info, "models": results}
+
+
+# ------------------------------------------------------------------------------------------------------- writing
+def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write `results.json` and the plots (`persona_size.png` with persona sizes, `per_dimension.png`) into
+    `output_dir`, atomically (the folder appears whole or not at all).
+
+    Returns:
+        `list[Path]`: The files written.
+
+    Raises:
+        `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
+    """
+    from .plots import plot_per_dimension, plot_persona_size
+
+    output_dir = Path(output_dir)
+    names = [RESULTS_FILE]
+    with atomic_output(output_dir, overwrite=overwrite) as folder:
+        folder.mkdir()
+        (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        models = results["models"]
+        if any(r.get("persona_size") for r in models.values()):
+            plot_persona_size(models, folder / PERSONA_SIZE_PLOT)
+            names.append(PERSONA_SIZE_PLOT)
+        if any(r.get("per_dimension") for r in models.values()):
+            plot_per_dimension(models, folder / PER_DIMENSION_PLOT)
+            names.append(PER_DIMENSION_PLOT)
+    return [output_dir / name for name in names]
+
+
+def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: str | None = None) -> Path:
+    """Put a model's overall results into a model card's `model-index` (`huggingface_hub.ModelCard`), replacing any
+    earlier entry for the same dataset, split and metric and keeping everything else; a missing card is created.
+
+    Args:
+        card_path (`str` or `Path`): The card (a model folder's `README.md`).
+        results (`Mapping`): The output of `evaluate_alignment`.
+        model (`str`, *optional*): Whose results; required when `results` holds several models.
+
+    Returns:
+        `Path`: `card_path`.
+    """
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    models = results["models"]
+    if model is None:
+        if len(models) != 1:
+            raise ValueError(f"results hold {len(models)} models; say which one goes into the card.")
+        model = next(iter(models))
+    if model not in models:
+        raise ValueError(f"no results for {model!r}; results hold {', '.join(models)}.")
+    card_path = Path(card_path)
+    if card_path.is_file():
+        card = ModelCard.load(card_path)
+    else:
+        name = Path(model).name
+        card = ModelCard(
+            f"---\n{ModelCardData(model_name=name).to_yaml()}\n---\n\n# {name}\n\nEvaluated with `personalign eval`.\n"
+        )
+    data, settings, overall = results["dataset"], results["settings"], models[model]["overall"]
+    new = [
+        EvalResult(
+            task_type="text-generation",
+            task_name="Personalized alignment (persona-conditioned preference pairs)",
+            dataset_type=str(data["source"]),
+            dataset_name=str(data["source"]),
+            dataset_split=settings.get("split") or None,
+            dataset_args={"format": data["format"], "persona_format": settings["persona_format"]},
+            metric_type=metric,
+            metric_value=round(float(overall[metric]), 4),
+            metric_name=metric.replace("_", " "),
+            metric_args={"beta": settings["beta"], "reference": settings["reference"]},
+        )
+        for metric in CARD_METRICS
+        if metric in overall
+    ]
+
+    def key(result: Any) -> tuple:
+        args = json.dumps(result.dataset_args or {}, sort_keys=True)
+        return result.dataset_type, result.dataset_split, args, result.metric_type
+
+    replaced = {key(r) for r in new}
+    kept = [r for r in card.data.eval_results or [] if key(r) not in replaced]
+    card.data.eval_results = kept + new
+    card.data.model_name = card.data.model_name or Path(model).name
+    with atomic_output(card_path, overwrite=True) as temporary:
+        temporary.write_text(str(card), encoding="utf-8")
+    return card_path

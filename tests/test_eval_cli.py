@@ -1,0 +1,248 @@
+"""`personalign eval` on tiny local models: AlignX and counterfactual MultiFacet rows, flips, persona sizes,
+per-dimension breakdowns, plots, model cards, and one-line errors."""
+
+import copy
+import json
+import sys
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from typer.testing import CliRunner
+
+from personalign import PreferenceSpace
+from personalign.cli import app, run
+from personalign.data.alignx import AlignXBuildConfig, render_row
+from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
+from personalign.data.synthetic import alignx_dataset, multifaceted_dataset
+from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row, score_policy_and_reference
+from personalign.evaluation.robustness import subset_alignx_history
+from personalign.hub import render_dataset_card, write_dataset_folder
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A 64-wide model gains nothing from intra-op threads, and on a shared 2-core machine they only contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def policy_path(tiny_lm_path, tmp_path_factory):
+    """The tiny model with perturbed weights: against the tiny model as reference, margins of both signs, no ties."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+    folder = tmp_path_factory.mktemp("policy")
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_lm_path).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def alignx_rows_file(tmp_path_factory):
+    """16 synthetic AlignX rows, each with 8 comments and 8 pairs (16 history items)."""
+    path = tmp_path_factory.mktemp("alignx") / "alignx.parquet"
+    alignx_dataset(16, seed=1, history_size=(8, 8)).to_parquet(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def multifacet_folder(tmp_path_factory):
+    """A counterfactual MultiFacet build folder (as `personalign build-dataset multifacet-cf` writes it)."""
+    folder = tmp_path_factory.mktemp("multifacet")
+    multifaceted_dataset(10, seed=0).to_parquet(str(folder / "source.parquet"))
+    config = MultifacetBuildConfig(test_instructions=2, history_size=4, seed=0)
+    configs, report = build_multifacet_cf(str(folder / "source.parquet"), config)
+    card = render_dataset_card(configs, multifacet_card("synthetic", config, report))
+    write_dataset_folder(configs, folder / "built", card)
+    return folder / "built"
+
+
+def invoke(*args):
+    result = runner.invoke(app, ["eval", *map(str, args)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def run_in_process(monkeypatch, capsys, *args):
+    """The console entry point's error handling (`run`), in this process: `(exit code, stderr lines)`."""
+    monkeypatch.setattr(sys, "argv", ["personalign", "eval", *map(str, args)])
+    monkeypatch.delenv("PERSONALIGN_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        run(app)
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def test_alignx_eval_matches_direct_scoring_and_writes_plots_and_card(
+    policy_path, tiny_lm_path, alignx_rows_file, tmp_path
+):
+    output, card = tmp_path / "eval", tmp_path / "README.md"
+    card.write_text("---\nlicense: apache-2.0\n---\n\n# My policy\n\nKeep this text.\n")
+    args = ["--model", policy_path, "--reference", tiny_lm_path, "--dataset", alignx_rows_file, "--flip"]
+    invoke(*args, "--batch-size", 8, "--output", output, "--model-card", card)
+    assert sorted(p.name for p in output.iterdir()) == ["per_dimension.png", "persona_size.png", "results.json"]
+    for name in ("per_dimension.png", "persona_size.png"):
+        with Image.open(output / name) as image:
+            assert image.format == "PNG"
+    results = json.loads((output / "results.json").read_text())
+    assert results["settings"]["persona_format"] == "pba" and results["settings"]["flip"] is True
+    assert results["settings"]["reference"] == str(tiny_lm_path) and results["settings"]["split"] == "train"
+    assert results["dataset"]["format"] == "alignx" and results["dataset"]["num_rows"] == 16
+    model = results["models"][str(policy_path)]
+
+    # The same numbers, computed directly: render, reverse, score, compute.
+    raw = alignx_dataset(16, seed=1, history_size=(8, 8)).to_list()
+    policy, reference = (AutoModelForCausalLM.from_pretrained(p) for p in (policy_path, tiny_lm_path))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_path)
+    build = AlignXBuildConfig(keep_full_history=True)
+
+    def score(rows, suffix=""):
+        rendered = [render_row(row, i, "pba", build) for i, row in enumerate(rows)]
+        pairs = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rendered]
+        return score_policy_and_reference(policy, reference, tokenizer, pairs, batch_size=8, suffix=suffix)
+
+    space = PreferenceSpace.alignx()
+    labels = [[space.dimensions[i].name for i in space.active(row["Preference Direction"])] for row in raw]
+    expected = compute_alignment_metrics(
+        **score(raw), **score([reverse_alignx_row(r) for r in raw], "_reversed"), groups={"dimension": labels}
+    )
+    assert 0 < expected["alignment_accuracy"] < 1 and expected["num_ties"] == 0  # a check that can fail
+    for key in ("alignment_accuracy", "flip_rate", "reversed_alignment_accuracy", "strict_flip_rate", "num_flipped"):
+        assert model["overall"][key] == expected[key], key
+    assert model["overall"]["reward_margin"] == pytest.approx(expected["reward_margin"], abs=1e-6)
+    assert {name: (m["num_pairs"], m["num_correct"]) for name, m in model["per_dimension"].items()} == {
+        name: (m["num_pairs"], m["num_correct"]) for name, m in expected["groups"]["dimension"].items()
+    }
+
+    # Persona sizes: every row at each size; size 4 equals scoring the 4-item subsets directly.
+    assert results["dataset"]["persona_sizes"] == [2, 4, 8, 16]
+    assert {size: m["num_pairs"] for size, m in model["persona_size"].items()} == {"2": 16, "4": 16, "8": 16, "16": 16}
+    subsets = [subset_alignx_history(row, 4, seed=0, index=i) for i, row in enumerate(raw)]
+    size_four = compute_alignment_metrics(
+        **score(subsets), **score([reverse_alignx_row(r) for r in subsets], "_reversed")
+    )
+    for key in ("alignment_accuracy", "flip_rate", "strict_flip_rate"):
+        assert model["persona_size"]["4"][key] == size_four[key], key
+    # Full history: the size-16 persona is every item (in another order inside each kind: none; same rows).
+    assert model["persona_size"]["16"]["alignment_accuracy"] == model["overall"]["alignment_accuracy"]
+
+    # The model card keeps its text and metadata and gains the model-index.
+    text = card.read_text()
+    assert "Keep this text." in text
+    metadata = yaml.safe_load(text.split("---")[1])
+    assert metadata["license"] == "apache-2.0"
+    metrics = {m["type"]: m["value"] for m in metadata["model-index"][0]["results"][0]["metrics"]}
+    assert metrics["alignment_accuracy"] == round(expected["alignment_accuracy"], 4)
+    assert metrics["flip_rate"] == round(expected["flip_rate"], 4)
+
+
+def test_policy_equal_to_reference_ties_everywhere(tiny_lm_path, policy_path, alignx_rows_file, tmp_path):
+    output = tmp_path / "same"
+    args = [
+        "--model",
+        tiny_lm_path,
+        "--model",
+        policy_path,
+        "--reference",
+        tiny_lm_path,
+        "--dataset",
+        alignx_rows_file,
+    ]
+    invoke(*args, "--flip", "--limit", 6, "--persona-sizes", "2,8", "--output", output)
+    results = json.loads((output / "results.json").read_text())
+    assert list(results["models"]) == [str(tiny_lm_path), str(policy_path)]
+    assert results["models"][str(policy_path)]["overall"]["num_ties"] == 0  # the other model is scored on its own
+    model = results["models"][str(tiny_lm_path)]
+    overall = model["overall"]
+    assert overall["alignment_accuracy"] == 0.0 and overall["num_ties"] == overall["num_pairs"] == 6
+    assert overall["flip_rate"] == 0.0 and overall["num_reversed_ties"] == 6
+    assert [(s, m["alignment_accuracy"], m["num_ties"]) for s, m in model["persona_size"].items()] == [
+        ("2", 0.0, 6),
+        ("8", 0.0, 6),
+    ]
+    # Reference-free: a pair is correct iff the policy gives the chosen response the higher log-prob.
+    output = tmp_path / "free"
+    args = ["--model", tiny_lm_path, "--reference", "none", "--dataset", alignx_rows_file, "--limit", 6]
+    invoke(*args, "--persona-sizes", "none", "--output", output)
+    free = json.loads((output / "results.json").read_text())
+    assert free["settings"]["reference"] is None and "persona_size" not in free["models"][str(tiny_lm_path)]
+    assert sorted(p.name for p in output.iterdir()) == ["per_dimension.png", "results.json"]
+    raw = alignx_dataset(16, seed=1, history_size=(8, 8)).select(range(6)).to_list()
+    rows = [render_row(r, i, "pba", AlignXBuildConfig(keep_full_history=True)) for i, r in enumerate(raw)]
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    scores = score_policy_and_reference(model, copy.deepcopy(model), AutoTokenizer.from_pretrained(tiny_lm_path), rows)
+    correct = sum(c > r for c, r in zip(scores["policy_chosen_logps"], scores["policy_rejected_logps"], strict=True))
+    assert free["models"][str(tiny_lm_path)]["overall"]["num_correct"] == correct
+
+
+def test_multifacet_flip_uses_the_opposite_users(policy_path, tiny_lm_path, multifacet_folder, tmp_path):
+    output = tmp_path / "mf"
+    args = ["--model", policy_path, "--reference", tiny_lm_path, "--dataset", multifacet_folder, "--split", "test"]
+    invoke(*args, "--flip", "--persona-sizes", "1,2", "--batch-size", 16, "--output", output)
+    results = json.loads((output / "results.json").read_text())
+    assert results["dataset"]["format"] == "multifacet" and results["settings"]["persona_format"] == "feedback"
+    assert results["dataset"]["num_unpaired_dropped"] == 0
+    model = results["models"][str(policy_path)]
+    overall = model["overall"]
+    assert overall["num_pairs"] == results["dataset"]["num_rows"] > 0
+    assert set(model["per_dimension"]) <= {"style", "background_knowledge", "informativeness", "harmlessness"}
+    assert sum(m["num_pairs"] for m in model["per_dimension"].values()) == overall["num_pairs"]
+    # The reversed row of a user is their opposite user's row, so over a set closed under that pairing the reversed
+    # accuracy equals the accuracy (a swap of chosen/rejected alone would give 1 - accuracy instead).
+    assert overall["alignment_accuracy"] not in (0.0, 0.5, 1.0)
+    assert overall["reversed_alignment_accuracy"] == overall["alignment_accuracy"]
+    for size in ("1", "2"):
+        per_size = model["persona_size"][size]
+        assert per_size["num_pairs"] == results["dataset"]["persona_size_rows"]
+        assert per_size["reversed_alignment_accuracy"] == per_size["alignment_accuracy"]
+
+
+def test_errors_are_one_line(tiny_lm_path, alignx_rows_file, tmp_path, monkeypatch, capsys):
+    models = ["--model", tiny_lm_path, "--reference", tiny_lm_path]
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", alignx_rows_file, "--output", existing)
+    assert code == 1 and lines == [
+        f"error: {existing} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+    ]
+
+    bad = tmp_path / "bad.parquet"
+    alignx_dataset(2).select_columns(["prompt"]).rename_column("prompt", "text").to_parquet(str(bad))
+    code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", bad, "--output", tmp_path / "out")
+    assert code == 1 and "Traceback" not in "\n".join(lines)
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == [lines[-1]]
+    assert errors[0].startswith(f"error: {bad} [train]: cannot tell the row format from the columns (text)")
+
+    for extra, message in [
+        (["--dataset", tmp_path / "missing.parquet"], f"error: dataset {tmp_path / 'missing.parquet'}: no such file"),
+        (["--dataset", alignx_rows_file, "--persona-sizes", "2,32"], "error: "),
+        (["--dataset", alignx_rows_file, "--persona-format", "feedback"], "error: persona format 'feedback' is for"),
+        (["--dataset", alignx_rows_file, "--split", "test"], "error: dataset "),
+    ]:
+        code, lines = run_in_process(monkeypatch, capsys, *models, *extra, "--output", tmp_path / "out")
+        assert code == 1 and lines[-1].startswith(message), lines
+        assert not (tmp_path / "out").exists()
+    assert (
+        "persona size 32 is larger than every row's history (at most 16 items)"
+        in run_in_process(
+            monkeypatch,
+            capsys,
+            *models,
+            "--dataset",
+            alignx_rows_file,
+            "--persona-sizes",
+            "2,32",
+            "--output",
+            tmp_path / "o",
+        )[1][-1]
+    )
