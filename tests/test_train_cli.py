@@ -264,6 +264,12 @@ def test_push_model_to_the_hub_with_a_fake_client(assets, tmp_path, monkeypatch)
     record = {"method": "pba", "base_model": "org/base", "dataset": "org/data", "hyperparameters": {"beta": 0.1},
               "eval_metrics": {"eval_rewards/accuracies": 0.75}}  # fmt: skip
     (folder / RUN_RECORD).write_text(json.dumps(record))
+    # Results added by `personalign eval --model-card` are kept in the pushed card.
+    eval_index = [{"name": "run", "results": [{
+        "task": {"type": "text-generation"}, "dataset": {"name": "org/heldout", "type": "org/heldout", "split": "test"},
+        "metrics": [{"type": "flip_rate", "value": 0.625, "name": "Flip rate"}],
+    }]}]  # fmt: skip
+    (folder / "README.md").write_text(f"---\n{yaml.safe_dump({'model-index': eval_index})}---\n\nold card\n")
     calls = {}
 
     class FakeApi:
@@ -291,6 +297,7 @@ def test_push_model_to_the_hub_with_a_fake_client(assets, tmp_path, monkeypatch)
     assert calls["files"] == ["README.md", "model.safetensors", RUN_RECORD]
     card = calls["card"].decode()
     assert "base_model: org/base" in card and "value: 0.75" in card and "me/pba-tiny" in card
+    assert "value: 0.625" in card and "flip_rate" in card and "old card" not in card
 
 
 def test_push_without_a_token_is_one_line(tmp_path):
@@ -307,3 +314,18 @@ def test_push_without_a_token_is_one_line(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     result = cli("push-model", str(tmp_path), "--repo-id", "me/x")
     assert result.returncode == 1 and RUN_RECORD in result.stderr
+
+
+def test_push_with_the_hub_offline_is_one_line(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / RUN_RECORD).write_text(json.dumps({"method": "pba", "base_model": "m", "dataset": "d"}))
+    env = {**os.environ, "PERSONALIGN_DEBUG": "", "HF_TOKEN": "hf_not_a_real_token", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "personalign", "push-model", str(folder), "--repo-id", "me/x"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+    assert "hf_not_a_real_token" not in result.stderr + result.stdout
