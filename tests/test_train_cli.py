@@ -329,3 +329,20 @@ def test_push_with_the_hub_offline_is_one_line(tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert "hf_not_a_real_token" not in result.stderr + result.stdout
+
+
+def test_train_reward_and_load_the_pushed_layout(assets, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    output = tmp_path / "reward"
+    args = [*tiny_args(assets, "reward", output), "--dataset_name", str(assets / "multifacet")]
+    result = runner.invoke(app, [*args, "--dataset_test_split", "test"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((output / RUN_RECORD).read_text())
+    assert record["method"] == "reward" and "eval_accuracy" in record["eval_metrics"]
+    exported = tmp_path / "exported"
+    assert runner.invoke(app, ["push-model", str(output), "--to-dir", str(exported)]).exit_code == 0
+    model = AutoModelForSequenceClassification.from_pretrained(exported)
+    assert model.config.num_labels == 1
+    card = (exported / "README.md").read_text()
+    assert "Personalized reward model" in card and "history_size" in card

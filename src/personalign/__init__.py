@@ -32,7 +32,10 @@ _LAZY = {
     "ICATrainer": "personalign.trainers",
     "PBAConfig": "personalign.trainers",
     "PBATrainer": "personalign.trainers",
+    "PersonalizedRewardConfig": "personalign.trainers",
+    "PersonalizedRewardTrainer": "personalign.trainers",
     "PreferenceInferencer": "personalign.preference_inference",
+    "LearnedPreferenceInferencer": "personalign.learned_inference",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -40,6 +43,7 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from .encoder import PersonaEncoder, PersonaEncoderConfig, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
     from .evaluation import load_metric
+    from .learned_inference import LearnedPreferenceInferencer
     from .personas import (
         PairItem,
         Persona,

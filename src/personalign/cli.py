@@ -450,8 +450,8 @@ def push_model_command(
 @app.command("demo")
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the report, models and cards.")] = Path("runs/demo"),
-    train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs).")] = 384,
-    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 128,
+    train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs).")] = 256,
+    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 96,
     epochs: Annotated[int, typer.Option(help="Policy training epochs.")] = 3,
     overwrite: Overwrite = False,
 ) -> None:
@@ -582,6 +582,54 @@ def eval_command(
         console.print(f"{escape(name)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
     if model_card is not None:
         console.print(f"updated the model-index of {update_model_card(model_card, results)}")
+
+
+@app.command("rejection-sample")
+def rejection_sample_command(
+    reward_model: Annotated[str, typer.Option(help="Personalized reward model: a folder or Hub id.")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="Training rows with a feedback history: parquet / jsonl file (with history_text), a "
+            "[bold]build-dataset multifacet-cf[/bold] folder, a saved dataset or a Hub id."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Output folder: rs_sft/, rs_dpo/, README.md, summary JSON, PNG.")],
+    keep: Annotated[float, typer.Option(help="Share of pairs kept, by reward margin: floor(keep * rows).")] = 0.6,
+    split: Annotated[str, typer.Option(help="Split of the dataset.")] = "train",
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    history_size: Annotated[
+        int | None, typer.Option(help="History pairs T (default: as the reward model was trained, else 10).")
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Token budget per input (default: as the reward model was trained).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Score training pairs with a personalized reward model and keep the top share by margin (the counterfactual
+    seed's §4.3): writes the RS-SFT and RS-DPO datasets."""
+    from dataclasses import fields
+
+    from .evaluation.feedback_reward import load_reward_model
+    from .feedback import FeedbackRendering
+    from .io import ensure_writable
+    from .rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    keep_count(0, keep)
+    rows = load_rows(dataset, split)
+    model, tokenizer, trained = load_reward_model(reward_model)
+    settings = {f.name: trained[f.name] for f in fields(FeedbackRendering) if f.name in trained}
+    settings.update({k: v for k, v in (("history_size", history_size), ("max_length", max_length)) if v is not None})
+    result = rejection_sample(model, tokenizer, rows, keep, FeedbackRendering(**settings), batch_size)
+    write_rejection_sampling(result, output, overwrite, reward_model=reward_model, source=dataset)
+    summary = result.summary
+    threshold = summary["margin_threshold"]
+    console.print(
+        f"kept {summary['num_kept']:,} of {summary['num_rows']:,} pairs"
+        + ("" if threshold is None else f" (margin >= {threshold:.4f})")
+    )
+    console.print(f"wrote {output}")
 
 
 def run(typer_app: typer.Typer) -> None:

@@ -264,13 +264,16 @@ def write_tiny_assets(
     seed: int = 0,
     overwrite: bool = False,
     cache_dir: str | Path | None = None,
+    num_multifacet_instructions: int = 12,
 ) -> Path:
     """Everything the tiny example configs (`examples/configs/tiny/`) and the offline demo point at, in one folder:
 
     - `causal_lm/`: the tiny causal LM and its chat tokenizer;
     - `encoder_backbone/`: the tiny BERT-style encoder (a backbone to train a PersonaEncoder from);
     - `encoder/`: an (untrained) mean-pooling PersonaEncoder around it, for DPORE;
-    - `alignx/train.parquet`, `alignx/test.parquet`: synthetic AlignX rows (counterfactual pairs, disjoint users).
+    - `alignx/train.parquet`, `alignx/test.parquet`: synthetic AlignX rows (counterfactual pairs, disjoint users);
+    - `multifacet/train.parquet`, `multifacet/test.parquet`: a counterfactual MultiFacet benchmark built from
+      `num_multifacet_instructions` synthetic instructions, histories (T = 3) attached as text.
 
     Written atomically; an existing folder is kept unless `overwrite`. The models come from the kit's cache
     (`cache_dir`, see `tiny_causal_lm`).
@@ -288,4 +291,23 @@ def write_tiny_assets(
         (staging / "alignx").mkdir()
         alignx_dataset(num_train_rows, seed=seed).to_parquet(str(staging / "alignx" / "train.parquet"))
         alignx_dataset(num_test_rows, seed=seed + 1).to_parquet(str(staging / "alignx" / "test.parquet"))
+        _write_tiny_multifacet(staging / "multifacet", num_multifacet_instructions, seed)
     return Path(folder)
+
+
+def _write_tiny_multifacet(folder: Path, num_instructions: int, seed: int) -> None:
+    import tempfile
+
+    from .data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
+    from .data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+    from .io import write_rows
+
+    folder.mkdir()
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "source.parquet"
+        write_rows(multifaceted_rows(num_instructions, seed=seed), source, MULTIFACETED_FEATURES, progress=False)
+        config = MultifacetBuildConfig(test_instructions=2, history_size=3, seed=seed)
+        configs, _ = build_multifacet_cf(source, config)
+        responses = configs["responses"]["train"]
+        for split, rows in configs["counterfactual"].items():
+            attach_history(rows, responses, lazy=False).to_parquet(str(folder / f"{split}.parquet"))

@@ -324,9 +324,13 @@ def _build_trainer(method: str, script_args: TrainScriptArguments, args: Any, mo
         from .trainers import ICATrainer
 
         return ICATrainer(**common), None
+    from .data.alignx import load_split
     from .trainers import PersonalizedRewardTrainer
 
-    return PersonalizedRewardTrainer(**common), None
+    # Counterfactual MultiFacet rows keep their histories as ids into the dataset's `responses` config.
+    needs_responses = "history_text" not in train.column_names and "history" in train.column_names
+    responses = load_split(script_args.dataset_name, "responses", "train") if needs_responses else None
+    return PersonalizedRewardTrainer(responses=responses, **common), None
 
 
 def _train_encoder(script_args: TrainScriptArguments, args: Any, model_args: Any) -> dict[str, Any]:

@@ -42,7 +42,9 @@ class PersonaEncoderTrainingArguments(SentenceTransformerTrainingArguments):
     learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate (seed: 2e-5)."})
     per_device_train_batch_size: int = field(default=30, metadata={"help": "Batch size (seed: 30)."})
     warmup_steps: float = field(default=100, metadata={"help": "Linear warmup steps (seed: 100)."})
-    lr_scheduler_type: SchedulerType | str = field(default="cosine", metadata={"help": "Learning-rate schedule (seed: cosine)."})
+    lr_scheduler_type: SchedulerType | str = field(
+        default="cosine", metadata={"help": "Learning-rate schedule (seed: cosine)."}
+    )
     batch_sampler: Any = field(
         default=PersonaBatchSampler,
         metadata={"help": "Batch sampler; the default keeps other items of a row's persona out of its batch."},

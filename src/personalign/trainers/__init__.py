@@ -16,6 +16,8 @@ from .ica_config import ICAConfig
 from .ica_trainer import ICATrainer
 from .pba_config import PBAConfig
 from .pba_trainer import PBATrainer
+from .reward_config import PersonalizedRewardConfig
+from .reward_trainer import PersonalizedRewardTrainer, needs_rendering, render_reward_dataset
 
 __all__ = [
     "AlignXPersonaTrainer",
@@ -29,9 +31,13 @@ __all__ = [
     "PBATrainer",
     "PersonaEmbeddingCollator",
     "PersonaProjectionHead",
+    "PersonalizedRewardConfig",
+    "PersonalizedRewardTrainer",
     "dpore_margin_losses",
     "embed_personas",
+    "needs_rendering",
     "pool_response_states",
     "render_for_training",
+    "render_reward_dataset",
     "representation_similarities",
 ]

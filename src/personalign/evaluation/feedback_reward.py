@@ -1,0 +1,461 @@
+"""Personalized reward modelling under counterfactual evaluation (the counterfactual seed, §3.2, §4.1, Table 1).
+
+- `score_rewards`: a trained personalized reward model's scores of both responses of every row, rendered exactly as
+  `PersonalizedRewardTrainer` trains (history, instruction, response; oldest pairs dropped to fit), in
+  length-sorted batches with a progress bar.
+- `evaluate_reward_model`: accuracy per preference dimension, with the history and with the history removed (the
+  same model, the same rows), in the layout of the seed's Table 1; written as JSON with a PNG bar plot beside it.
+  On counterfactual rows each target pair appears under two opposite users, so a model that ignores the history
+  scores exactly 0.5.
+- `FeedbackRewardJudge`: the generative in-context reward baseline: an LLM reads the Appendix B.1 prompt and answers
+  `[[A]]` or `[[B]]`; responses are shown in a seeded random order; unparsable answers are counted, not guessed.
+
+Accuracy is TRL's: a row is correct when r(chosen) > r(rejected), strictly (a tie is wrong).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..feedback import FeedbackRendering, render_reward_example, row_history
+from ..personas import feedback_judge_messages
+from .judges import Outcome, PairwiseReport, _Judge, _warn_unparsable, parse_pairwise_verdict
+
+logger = logging.getLogger(__name__)
+
+WITH_HISTORY, WITHOUT_HISTORY, GENERATIVE = "with_history", "without_history", "generative_judge"
+TABLE1_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
+"""The seed's Table 1 column order (MultiFacet's four dimensions); other dimension names follow, sorted."""
+OVERALL = "overall"
+
+
+# ------------------------------------------------------------------------------------------------- pure functions
+def accuracy_table(
+    correct: Mapping[str, Sequence[bool | None]], dimensions: Sequence[str | None] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Accuracy per dimension and overall, one column per setting: the layout of the seed's Table 1 (there
+    dimensions are columns and models rows; here each dimension is a row of the dict, as a JSON reader expects).
+
+    Args:
+        correct (`Mapping[str, Sequence[bool | None]]`): Per setting (e.g. `"with_history"`), one entry per row:
+            whether the row was ranked right; `None` leaves the row out of that setting (an unparsable judgment).
+        dimensions (`Sequence[str | None]`, *optional*): The row's preference dimension; `None` puts every row in
+            `"overall"` only.
+
+    Returns:
+        `dict`: `{dimension: {setting: accuracy or None, "num_pairs": rows, "num_scored_<setting>": scored}, ...,
+        "overall": {...}}`, dimensions in Table 1 order (style, background knowledge, informativeness,
+        harmlessness, then others sorted), `"overall"` last.
+    """
+    lengths = {name: len(values) for name, values in correct.items()}
+    n = next(iter(lengths.values()), 0)
+    if len(set(lengths.values())) > 1 or (dimensions is not None and len(dimensions) != n):
+        raise ValueError(f"Every setting needs one entry per row: {lengths}, dimensions {len(dimensions or [])}.")
+    dimensions = list(dimensions) if dimensions is not None else [None] * n
+    present = {d for d in dimensions if d is not None}
+    order = [d for d in TABLE1_DIMENSIONS if d in present] + sorted(present - set(TABLE1_DIMENSIONS))
+    table: dict[str, dict[str, Any]] = {}
+    for group in [*order, OVERALL]:
+        rows = [i for i, d in enumerate(dimensions) if group == OVERALL or d == group]
+        entry: dict[str, Any] = {}
+        for name, values in correct.items():
+            scored = [bool(values[i]) for i in rows if values[i] is not None]
+            entry[name] = sum(scored) / len(scored) if scored else None
+            if len(scored) != len(rows):
+                entry[f"num_scored_{name}"] = len(scored)
+        entry["num_pairs"] = len(rows)
+        table[group] = entry
+    return table
+
+
+def ranked_right(chosen_rewards: Sequence[float], rejected_rewards: Sequence[float]) -> list[bool]:
+    """Whether each row's chosen response scored strictly higher (TRL's reward accuracy)."""
+    return [float(c) > float(r) for c, r in zip(chosen_rewards, rejected_rewards, strict=True)]
+
+
+def plot_accuracy_table(
+    table: Mapping[str, Mapping[str, Any]], path: str | Path, settings: Sequence[str] | None = None, title: str = ""
+) -> Path:
+    """A grouped bar plot of an `accuracy_table`: one group per dimension (and overall), one bar per setting, with
+    the 0.5 chance line. Written with matplotlib's Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(table)
+    settings = list(settings or [k for k in next(iter(table.values())) if not k.startswith("num_")])
+    width = 0.8 / max(1, len(settings))
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) + 1.5), 3.8))
+    for position, setting in enumerate(settings):
+        values = [table[g].get(setting) for g in groups]
+        xs = [i + (position - (len(settings) - 1) / 2) * width for i in range(len(groups))]
+        bars = axes.bar(xs, [0.0 if v is None else v for v in values], width, label=setting.replace("_", " "))
+        for bar, value in zip(bars, values, strict=True):
+            label = "n/a" if value is None else f"{value:.2f}"
+            axes.annotate(
+                label,
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+    axes.axhline(0.5, color="black", linestyle="--", linewidth=1, label="chance (0.5)")
+    axes.set_xticks(range(len(groups)), [g.replace("_", "\n") for g in groups])
+    axes.set_ylim(0, 1.08)
+    axes.set_ylabel("accuracy")
+    axes.set_title(title or "Personalized reward accuracy (counterfactual)")
+    axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+# -------------------------------------------------------------------------------------------------- the model
+def load_reward_model(path: str | Path, device: str | None = None, **model_kwargs: Any) -> tuple[Any, Any, dict]:
+    """A personalized reward model, its tokenizer and the rendering it was trained with.
+
+    Args:
+        path (`str` or `Path`): A folder saved by `PersonalizedRewardTrainer` (or any sequence-classification model
+            with one label), or a Hub id.
+        device (`str`, *optional*): Where to put the model; the first GPU if there is one, else the CPU.
+        **model_kwargs: More arguments of `AutoModelForSequenceClassification.from_pretrained`.
+
+    Returns:
+        `(model, tokenizer, rendering_settings)`: the settings of `personalign_reward.json` (empty when absent).
+
+    Raises:
+        `ValueError`: If the model does not output a single score (`num_labels != 1`).
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..trainers.reward_trainer import RENDERING_FILE
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(path), **model_kwargs)
+    if model.config.num_labels != 1:
+        raise ValueError(
+            f"{path}: a reward model outputs one score (num_labels=1), this one has {model.config.num_labels}."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    settings_file = Path(str(path)) / RENDERING_FILE
+    settings = json.loads(settings_file.read_text("utf-8")).get("rendering", {}) if settings_file.is_file() else {}
+    return model, tokenizer, settings
+
+
+def _rows(rows: Any, responses: Any = None) -> Any:
+    from datasets import Dataset
+
+    if responses is not None and isinstance(rows, Dataset) and "history" in rows.column_names:
+        from ..data.multifacet import attach_history
+
+        return attach_history(rows, responses, lazy=True)
+    return rows
+
+
+def score_rewards(
+    model: Any,
+    tokenizer: Any,
+    rows: Iterable[Mapping[str, Any]],
+    rendering: FeedbackRendering | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+    responses: Any = None,
+    chunk_rows: int = 2048,
+) -> dict[str, list]:
+    """Score both responses of every row with a personalized reward model.
+
+    Inputs are rendered by `personalign.feedback.render_reward_example`, exactly as `PersonalizedRewardTrainer`
+    trains. A row whose target alone exceeds `max_length` is scored whole, never cut (counted in `over_length`).
+    Rows are processed `chunk_rows` at a time, each chunk's sequences longest first in batches of `batch_size`
+    (right-padded, as TRL's collator pads), so memory stays flat on large datasets.
+
+    Args:
+        model: A sequence-classification model with one label (`load_reward_model`).
+        tokenizer: Its tokenizer.
+        rows (`Iterable[Mapping]` or `Dataset`): Rows with instruction, both responses and the history.
+        rendering (`FeedbackRendering`, *optional*): Columns, T, the ablation switch and the token budget.
+        batch_size (`int`, *optional*, defaults to `16`): Sequences per forward pass.
+        progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
+        responses (`Dataset`, *optional*): The `responses` table, for rows whose history is response ids.
+        chunk_rows (`int`, *optional*, defaults to `2048`): Rows rendered and sorted together.
+
+    Returns:
+        `dict`: `chosen_rewards`, `rejected_rewards` (floats), `history_pairs` (pairs kept per row) and `over_length`
+        (rows longer than `max_length` even without history).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    rendering = rendering or FeedbackRendering()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    rows = _rows(rows, responses)
+    pad_id = model.config.pad_token_id
+    pad_id = tokenizer.pad_token_id if pad_id is None else pad_id
+    if pad_id is None:
+        raise ValueError(
+            "The reward model needs a pad token id (set tokenizer.pad_token or model.config.pad_token_id)."
+        )
+    device = next(model.parameters()).device
+    out: dict[str, list] = {"chosen_rewards": [], "rejected_rewards": [], "history_pairs": [], "over_length": 0}
+    total = len(rows) if hasattr(rows, "__len__") else None
+    bar = tqdm(total=total, desc="Scoring with the reward model", unit="row", disable=not progress)
+
+    def flush(chunk: list[dict[str, Any]]) -> None:
+        sequences = [(c["chosen_ids"], i, 0) for i, c in enumerate(chunk)] + [
+            (c["rejected_ids"], i, 1) for i, c in enumerate(chunk)
+        ]
+        sequences.sort(key=lambda s: -len(s[0]))
+        scores = [[0.0, 0.0] for _ in chunk]
+        for start in range(0, len(sequences), batch_size):
+            batch = sequences[start : start + batch_size]
+            width = max(len(ids) for ids, _, _ in batch)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for position, (sequence, _, _) in enumerate(batch):
+                ids[position, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+                mask[position, : len(sequence)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+            for (_, row, side), value in zip(batch, logits[:, 0].float().cpu().tolist(), strict=True):
+                scores[row][side] = value
+        for rendered, (chosen, rejected) in zip(chunk, scores, strict=True):
+            out["chosen_rewards"].append(chosen)
+            out["rejected_rewards"].append(rejected)
+            out["history_pairs"].append(rendered["history_pairs"])
+            limit = rendering.max_length
+            if limit is not None and max(len(rendered["chosen_ids"]), len(rendered["rejected_ids"])) > limit:
+                out["over_length"] += 1
+        bar.update(len(chunk))
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            chunk: list[dict[str, Any]] = []
+            for index, row in enumerate(rows):
+                chunk.append(render_reward_example(row, tokenizer, rendering, f"row {index}"))
+                if len(chunk) == chunk_rows:
+                    flush(chunk)
+                    chunk = []
+            if chunk:
+                flush(chunk)
+    finally:
+        model.train(was_training)
+        bar.close()
+    if out["over_length"]:
+        logger.warning(
+            "%d rows exceed max_length=%s even without history; they were scored whole.",
+            out["over_length"],
+            rendering.max_length,
+        )
+    return out
+
+
+def _column(rows: Any, name: str) -> list[Any] | None:
+    from datasets import Dataset
+
+    if isinstance(rows, Dataset):  # without the format: a lazily attached history is not resolved for this
+        return list(rows.with_format(None)[name]) if name in rows.column_names else None
+    rows = list(rows)
+    return [row.get(name) for row in rows] if rows and all(name in row for row in rows) else None
+
+
+def evaluate_reward_model(
+    model: Any,
+    tokenizer: Any,
+    rows: Any,
+    rendering: FeedbackRendering | None = None,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    batch_size: int = 16,
+    progress: bool = True,
+    responses: Any = None,
+    dimension_column: str = "dimension",
+) -> dict[str, Any]:
+    """Counterfactual reward-model accuracy per dimension, with and without history (the seed's Table 1 layout).
+
+    The same model scores the same rows twice: with each row's feedback history, and with the history removed (the
+    built-in ablation; on counterfactual rows it scores exactly 0.5, since twin rows then have the same input and
+    opposite labels).
+
+    Args:
+        model, tokenizer: The reward model (`load_reward_model`).
+        rows (`Dataset` or `Sequence[Mapping]`): Counterfactual rows (instruction, chosen, rejected, history,
+            and a `dimension` column for the per-dimension rows of the table).
+        rendering (`FeedbackRendering`, *optional*): As the model was trained (`load_reward_model` returns it).
+        output (`str` or `Path`, *optional*): A `.json` file to write; the plot goes beside it (`.png`).
+        overwrite (`bool`, *optional*, defaults to `False`): Replace existing outputs.
+        batch_size, progress, responses: As in `score_rewards`.
+        dimension_column (`str`, *optional*, defaults to `"dimension"`): The preference dimension of each row.
+
+    Returns:
+        `dict`: `table` (`accuracy_table` with columns `with_history` / `without_history`), `num_rows`,
+        `mean_history_pairs`, `over_length`, `rendering`, and `plot` (the PNG path, when written).
+
+    Raises:
+        `OutputExistsError`: If `output` (or its plot) exists and `overwrite` is False, before any scoring.
+    """
+    from ..io import atomic_output, ensure_writable
+
+    rendering = rendering or FeedbackRendering()
+    plot_path = None
+    if output is not None:
+        output = Path(output)
+        if output.suffix != ".json":
+            raise ValueError(f"{output}: the results file must be .json (the plot is written beside it as .png).")
+        plot_path = output.with_suffix(".png")
+        ensure_writable(output, overwrite)
+        ensure_writable(plot_path, overwrite)
+    rows = _rows(rows, responses)
+    dimensions = _column(rows, dimension_column)
+    with_history = score_rewards(model, tokenizer, rows, rendering, batch_size, progress)
+    without = score_rewards(model, tokenizer, rows, replace(rendering, include_history=False), batch_size, progress)
+    correct = {
+        WITH_HISTORY: ranked_right(with_history["chosen_rewards"], with_history["rejected_rewards"]),
+        WITHOUT_HISTORY: ranked_right(without["chosen_rewards"], without["rejected_rewards"]),
+    }
+    pairs = with_history["history_pairs"]
+    results: dict[str, Any] = {
+        "table": accuracy_table(correct, dimensions),
+        "num_rows": len(pairs),
+        "mean_history_pairs": sum(pairs) / len(pairs) if pairs else None,
+        "over_length": with_history["over_length"],
+        "rendering": rendering.to_dict(),
+    }
+    if output is not None:
+        with atomic_output(plot_path, overwrite) as staging:
+            plot_accuracy_table(results["table"], staging, [WITH_HISTORY, WITHOUT_HISTORY])
+        results["plot"] = str(plot_path)
+        with atomic_output(output, overwrite) as staging:
+            staging.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+# ----------------------------------------------------------------------------------- generative baseline (B.1)
+@dataclass
+class FeedbackJudgeReport(PairwiseReport):
+    """Verdicts of the generative in-context reward baseline. `wins` are rows where the judge picked the chosen
+    response; `outcomes[i]` is `None` when output i had no `[[A]]` / `[[B]]` verdict (a "tie" reading counts there
+    too: the B.1 prompt offers no tie).
+
+    Attributes:
+        dimensions (`list[str | None]`): Each row's preference dimension, for `table`.
+    """
+
+    dimensions: list[str | None] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float | None:
+        """Correct / decided: the unparsable outputs left out (counted in `num_unparsable`)."""
+        return self.win_rate
+
+    @property
+    def accuracy_unparsable_as_chance(self) -> float | None:
+        """(Correct + unparsable / 2) / rows: an unparsable output taken as a coin flip."""
+        n = self.num_examples
+        return (self.wins + 0.5 * self.num_unparsable) / n if n else None
+
+    def table(self) -> dict[str, dict[str, Any]]:
+        """Accuracy per dimension and overall (`accuracy_table`, column `generative_judge`)."""
+        correct = [None if o is None else o == "win" for o in self.outcomes]
+        dimensions = self.dimensions if any(d is not None for d in self.dimensions) else None
+        return accuracy_table({GENERATIVE: correct}, dimensions)
+
+    def to_dict(self, include_outputs: bool = False) -> dict[str, Any]:
+        summary = super().to_dict(include_outputs)
+        summary.update(
+            accuracy=self.accuracy,
+            accuracy_unparsable_as_chance=self.accuracy_unparsable_as_chance,
+            table=self.table(),
+        )
+        return summary
+
+
+@dataclass
+class FeedbackRewardJudge(_Judge):
+    """The seed's generative in-context reward model (§3.3, Appendix B.1): an LLM reads the user's feedback history,
+    the instruction and two responses, reasons, and answers `[[A]]` or `[[B]]`.
+
+    Each row's two responses are shown in a random order drawn from `random.Random(seed)` (one coin per row, in row
+    order), so a run is reproducible and position bias averages out; verdicts are read with
+    `parse_pairwise_verdict` and mapped back to chosen / rejected. Outputs without an A/B verdict are counted
+    (`num_unparsable`), never guessed.
+
+    Args:
+        backend (`GenerationBackend`): The judge model (any `personalign.generation` backend).
+        max_new_tokens (`int`, *optional*, defaults to `512`): The prompt asks for step-by-step reasoning first.
+        temperature (`float`, *optional*, defaults to `0.0`): The seed samples Llama / Mistral / Claude at 0.9.
+        seed (`int`, *optional*, defaults to `0`): Seeds the order and the sampling.
+        randomize_order (`bool`, *optional*, defaults to `True`): `False` always shows the chosen response as A.
+        rendering (`FeedbackRendering`, *optional*): Columns and T (`max_length` does not apply to the judge).
+        generation_kwargs (`dict`, *optional*): More arguments of `backend.generate`.
+
+    Example:
+
+    ```python
+    >>> judge = FeedbackRewardJudge(load_backend("openai:gpt-4o"))
+    >>> report = judge.judge(test_rows)
+    >>> report.accuracy, report.num_unparsable, report.table()["style"]
+    ```
+    """
+
+    max_new_tokens: int = 512
+    randomize_order: bool = True
+    rendering: FeedbackRendering = field(default_factory=FeedbackRendering)
+    dimension_column: str = "dimension"
+    name = "feedback_reward_b1"
+
+    def prompts(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[list[dict[str, str]]], list[bool]]:
+        """The B.1 prompts of the rows and, per row, whether the chosen response was shown second (as B)."""
+        rng = random.Random(self.seed)
+        prompts, swapped = [], []
+        columns = self.rendering
+        for index, row in enumerate(rows):
+            where = f"row {index}"
+            history = row_history(row, columns, where)
+            chosen, rejected = row[columns.chosen_column], row[columns.rejected_column]
+            swap = rng.random() < 0.5 if self.randomize_order else False
+            first, second = (rejected, chosen) if swap else (chosen, rejected)
+            prompts.append(feedback_judge_messages(history, row[columns.prompt_column], first, second))
+            swapped.append(swap)
+        return prompts, swapped
+
+    def judge(self, rows: Iterable[Mapping[str, Any]]) -> FeedbackJudgeReport:
+        """Judge every row's pair.
+
+        Args:
+            rows (`Iterable[Mapping]`): Rows with instruction, chosen, rejected, the history (and `dimension`).
+
+        Returns:
+            `FeedbackJudgeReport`
+        """
+        rows = list(rows)
+        prompts, swapped = self.prompts(rows)
+        outputs = self._generate(prompts) if prompts else []
+        verdicts = [parse_pairwise_verdict(output) for output in outputs]
+        outcomes: list[Outcome | None] = []
+        for verdict, swap in zip(verdicts, swapped, strict=True):
+            if verdict not in ("A", "B"):
+                outcomes.append(None)
+            else:
+                outcomes.append("win" if verdict == ("B" if swap else "A") else "lose")
+        dimensions = [row.get(self.dimension_column) for row in rows]
+        report = FeedbackJudgeReport(self.name, self.backend.name, outcomes, verdicts, swapped, outputs, dimensions)
+        _warn_unparsable(self.name, report.num_unparsable, report.num_examples)
+        return report
