@@ -451,7 +451,7 @@ def push_model_command(
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the report, models and cards.")] = Path("runs/demo"),
     train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs).")] = 256,
-    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 96,
+    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 64,
     epochs: Annotated[int, typer.Option(help="Policy training epochs.")] = 3,
     overwrite: Overwrite = False,
 ) -> None:

@@ -85,9 +85,9 @@ def plot_report(models: dict[str, dict[str, Any]], path: Path) -> Path:
 def run_demo(
     output_dir: str | Path = "runs/demo",
     num_train_rows: int = 256,
-    num_test_rows: int = 96,
+    num_test_rows: int = 64,
     epochs: int = 3,
-    encoder_steps: int = 20,
+    encoder_steps: int = 12,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -97,9 +97,9 @@ def run_demo(
         output_dir (`str` or `Path`, *optional*, defaults to `"runs/demo"`): Where everything goes; an existing folder
             is refused unless `overwrite`.
         num_train_rows (`int`, *optional*, defaults to `256`): Training rows (counterfactual pairs, so even).
-        num_test_rows (`int`, *optional*, defaults to `96`): Held-out rows.
+        num_test_rows (`int`, *optional*, defaults to `64`): Held-out rows.
         epochs (`int`, *optional*, defaults to `3`): Policy training epochs.
-        encoder_steps (`int`, *optional*, defaults to `20`): Persona encoder training steps.
+        encoder_steps (`int`, *optional*, defaults to `12`): Persona encoder training steps.
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing `output_dir`.
         log (`Callable[[str], None]`, *optional*): Receives one line per step.
 
