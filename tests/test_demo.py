@@ -15,7 +15,20 @@ def test_demo_runs_end_to_end_at_the_smallest_size(tmp_path, kit_cache, monkeypa
     monkeypatch.setenv("PERSONALIGN_TESTING_CACHE", str(kit_cache))  # the tiny models built once per test run
     output = tmp_path / "demo"
     result = runner.invoke(
-        app, ["demo", "--output", str(output), "--train-rows", "32", "--test-rows", "16", "--epochs", "1"]
+        app,
+        [
+            "demo",
+            "--output",
+            str(output),
+            "--train-rows",
+            "32",
+            "--test-rows",
+            "16",
+            "--epochs",
+            "1",
+            "--encoder-steps",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads((output / "report.json").read_text())

@@ -84,10 +84,10 @@ def plot_report(models: dict[str, dict[str, Any]], path: Path) -> Path:
 
 def run_demo(
     output_dir: str | Path = "runs/demo",
-    num_train_rows: int = 256,
-    num_test_rows: int = 64,
+    num_train_rows: int = 512,
+    num_test_rows: int = 128,
     epochs: int = 3,
-    encoder_steps: int = 12,
+    encoder_steps: int = 40,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -96,10 +96,10 @@ def run_demo(
     Args:
         output_dir (`str` or `Path`, *optional*, defaults to `"runs/demo"`): Where everything goes; an existing folder
             is refused unless `overwrite`.
-        num_train_rows (`int`, *optional*, defaults to `256`): Training rows (counterfactual pairs, so even).
-        num_test_rows (`int`, *optional*, defaults to `64`): Held-out rows.
+        num_train_rows (`int`, *optional*, defaults to `512`): Training rows (counterfactual pairs, so even).
+        num_test_rows (`int`, *optional*, defaults to `128`): Held-out rows.
         epochs (`int`, *optional*, defaults to `3`): Policy training epochs.
-        encoder_steps (`int`, *optional*, defaults to `12`): Persona encoder training steps.
+        encoder_steps (`int`, *optional*, defaults to `40`): Persona encoder training steps.
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing `output_dir`.
         log (`Callable[[str], None]`, *optional*): Receives one line per step.
 
@@ -137,7 +137,7 @@ def run_demo(
         [
             "--model_name_or_path", str(assets / "encoder_backbone"), "--dataset_name", str(data / "train.parquet"),
             "--output_dir", str(output / "encoder"), "--max_steps", str(encoder_steps),
-            "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--warmup_steps", "0",
+            "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--warmup_steps", "0",
             "--eval_fraction", "0.2", "--save_strategy", "no", "--report_to", "none", "--seed", "0",
         ],
     )  # fmt: skip
@@ -153,7 +153,7 @@ def run_demo(
 
     log("[5/5] evaluation on held-out users: alignment accuracy and flip rate")
     base = str(assets / "causal_lm")
-    config = AlignmentEvalConfig(split="test", persona_format="pba", flip=True, persona_sizes=(), batch_size=16)
+    config = AlignmentEvalConfig(split="test", persona_format="pba", flip=True, persona_sizes=(1, 2, 4), batch_size=16)
     results = evaluate_alignment(
         {"dpore": str(output / "dpore"), "pba": str(output / "pba")}, base, str(data), config=config, log=log
     )
