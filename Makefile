@@ -25,7 +25,7 @@ format:
 	$(BIN)/ruff format src tests dataset_scripts examples bench
 
 bench:
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 demo:
 	$(BIN)/personalign demo --output runs/demo --overwrite

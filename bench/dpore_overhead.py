@@ -16,7 +16,7 @@ import statistics
 import tempfile
 import time
 
-import torch
+from _common import trainer_settings
 
 
 def main() -> None:
@@ -53,17 +53,7 @@ def main() -> None:
         example["persona_embedding"] = [value - 0.5 for value in persona.preference_vector()]
         rows.append(example)
     data = Dataset.from_list(rows)
-    common = dict(
-        per_device_train_batch_size=options.batch_size,
-        train_sampling_strategy="sequential",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(),
-        gradient_checkpointing=False,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
+    common = trainer_settings(options.batch_size)
     dpo = DPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(path),
         args=DPOConfig(output_dir=f"{workdir}/dpo", **common),

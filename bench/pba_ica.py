@@ -23,24 +23,12 @@ directions, and the ratio learned / LLM.
 from __future__ import annotations
 
 import argparse
-import atexit
-import os
-import shutil
 import statistics
-import tempfile
 import time
 
-WORK = tempfile.mkdtemp(prefix="personalign-bench-pba-ica-")
-atexit.register(shutil.rmtree, WORK, ignore_errors=True)
-# Hermetic: no network, no user caches (set before the Hugging Face libraries are imported).
-os.environ.update(
-    HF_HOME=os.path.join(WORK, "hf"),
-    HF_HUB_OFFLINE="1",
-    HF_DATASETS_OFFLINE="1",
-    TRANSFORMERS_OFFLINE="1",
-    TQDM_DISABLE="1",
-)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import hermetic_workdir, trainer_settings
+
+WORK = hermetic_workdir("pba-ica")  # before the Hugging Face libraries are imported
 
 
 def step_times(options: argparse.Namespace, path: str) -> None:
@@ -58,18 +46,7 @@ def step_times(options: argparse.Namespace, path: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     num_rows = options.batch_size * (options.steps + options.warmup)
     raw = Dataset.from_list(list(alignx_rows(num_rows, seed=0, history_size=tuple(options.history))))
-    common = dict(
-        per_device_train_batch_size=options.batch_size,
-        train_sampling_strategy="sequential",
-        max_length=None,
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available(),
-        gradient_checkpointing=False,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-    )
+    common = dict(trainer_settings(options.batch_size), max_length=None)
     trainers = {}
     for name, trainer_class, config_class in (("PBA", PBATrainer, PBAConfig), ("ICA", ICATrainer, ICAConfig)):
         args = config_class(output_dir=f"{WORK}/{name.lower()}", **common)

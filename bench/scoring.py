@@ -15,23 +15,12 @@ reference log-probs read from the on-disk cache.
 from __future__ import annotations
 
 import argparse
-import atexit
 import os
-import shutil
-import tempfile
 import time
 
-WORK = tempfile.mkdtemp(prefix="personalign-bench-scoring-")
-atexit.register(shutil.rmtree, WORK, ignore_errors=True)
-# Hermetic: no network, no user caches (set before the Hugging Face libraries are imported).
-os.environ.update(
-    HF_HOME=os.path.join(WORK, "hf"),
-    HF_HUB_OFFLINE="1",
-    HF_DATASETS_OFFLINE="1",
-    TRANSFORMERS_OFFLINE="1",
-    TQDM_DISABLE="1",
-)
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from _common import hermetic_workdir
+
+WORK = hermetic_workdir("scoring")  # before the Hugging Face libraries are imported
 
 
 def ica_dataset(num_rows: int, seed: int, history: tuple[int, int]):
