@@ -57,29 +57,10 @@ def write_demo_data(folder: Path, num_train_rows: int, num_test_rows: int, seed:
 
 def plot_report(models: dict[str, dict[str, Any]], path: Path) -> Path:
     """Alignment accuracy and flip rate of each model as grouped bars, with the persona-blind level (0.5) marked."""
-    import matplotlib
+    from .evaluation.feedback_reward import plot_accuracy_table
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(models)
-    metrics = [("alignment_accuracy", "alignment accuracy"), ("flip_rate", "flip rate")]
-    figure, axis = plt.subplots(figsize=(6.5, 3.8))
-    width = 0.38
-    for offset, (key, label) in enumerate(metrics):
-        values = [models[name].get(key) or 0.0 for name in names]
-        positions = [index + (offset - 0.5) * width for index in range(len(names))]
-        bars = axis.bar(positions, values, width, label=label)
-        axis.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8)
-    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="persona-blind (0.5)")
-    axis.set_xticks(range(len(names)), names)
-    axis.set_ylim(0, 1.05)
-    axis.set_title("Held-out users: accuracy and flip rate (reference = base model)")
-    axis.legend(fontsize=8, loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    title = "Held-out users: accuracy and flip rate (reference = base model)"
+    return plot_accuracy_table(models, path, ["alignment_accuracy", "flip_rate"], title)
 
 
 def run_demo(

@@ -193,11 +193,9 @@ def rejection_sample(
 
 def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path) -> Path:
     """Histogram of the reward margins, kept rows and dropped rows stacked, with the threshold line (Agg backend)."""
-    import matplotlib
+    from .evaluation.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     kept_set = set(kept)
     kept_values = [m for i, m in enumerate(margins) if i in kept_set]
     dropped_values = [m for i, m in enumerate(margins) if i not in kept_set]
@@ -211,10 +209,7 @@ def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path
     axes.set_title(f"Rejection sampling: kept {len(kept_values)} of {len(margins)}")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, overwrite=True, dpi=120)  # inside the caller's staging folder
 
 
 def write_rejection_sampling(

@@ -80,15 +80,17 @@ def ranked_right(chosen_rewards: Sequence[float], rejected_rewards: Sequence[flo
 
 
 def plot_accuracy_table(
-    table: Mapping[str, Mapping[str, Any]], path: str | Path, settings: Sequence[str] | None = None, title: str = ""
+    table: Mapping[str, Mapping[str, Any]],
+    path: str | Path,
+    settings: Sequence[str] | None = None,
+    title: str = "",
+    overwrite: bool = False,
 ) -> Path:
     """A grouped bar plot of an `accuracy_table`: one group per dimension (and overall), one bar per setting, with
-    the 0.5 chance line. Written with matplotlib's Agg backend."""
-    import matplotlib
+    the 0.5 chance line; a missing value is drawn as "n/a". Written atomically with matplotlib's Agg backend."""
+    from .plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     groups = list(table)
     settings = list(settings or [k for k in next(iter(table.values())) if not k.startswith("num_")])
     width = 0.8 / max(1, len(settings))
@@ -115,10 +117,7 @@ def plot_accuracy_table(
     axes.set_title(title or "Personalized reward accuracy (counterfactual)")
     axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, overwrite, dpi=120)
 
 
 # -------------------------------------------------------------------------------------------------- the model
@@ -339,8 +338,7 @@ def evaluate_reward_model(
         "rendering": rendering.to_dict(),
     }
     if output is not None:
-        with atomic_output(plot_path, overwrite) as staging:
-            plot_accuracy_table(results["table"], staging, [WITH_HISTORY, WITHOUT_HISTORY])
+        plot_accuracy_table(results["table"], plot_path, [WITH_HISTORY, WITHOUT_HISTORY], overwrite=overwrite)
         results["plot"] = str(plot_path)
         with atomic_output(output, overwrite) as staging:
             staging.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -13,7 +13,8 @@ from typing import Any
 from ..io import atomic_output
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """`matplotlib.pyplot` on the Agg backend (files only, no display), for every plot the library writes."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -22,10 +23,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: str | Path, overwrite: bool) -> Path:
-    plt = _pyplot()
+def save_figure(figure: Any, path: str | Path, overwrite: bool = False, dpi: int = 110) -> Path:
+    """Write `figure` as a PNG at `path` atomically (never over an existing file unless `overwrite`), then close it."""
+    plt = pyplot()
     with atomic_output(path, overwrite=overwrite) as temporary:
-        figure.savefig(temporary, format="png", dpi=110, bbox_inches="tight")
+        figure.savefig(temporary, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
     return Path(path)
 
@@ -45,7 +47,7 @@ def plot_persona_size(models: Mapping[str, Mapping[str, Any]], path: str | Path,
     Raises:
         `ValueError`: If no model has persona-size results.
     """
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     plotted = False
     for index, (name, result) in enumerate(models.items()):
@@ -75,7 +77,7 @@ def plot_persona_size(models: Mapping[str, Mapping[str, Any]], path: str | Path,
     axes.set_title(f"Alignment accuracy vs persona size ({pairs} pairs per size)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best")
-    return _save(figure, path, overwrite)
+    return save_figure(figure, path, overwrite)
 
 
 def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path, overwrite: bool = False) -> Path:
@@ -94,7 +96,7 @@ def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path
     Raises:
         `ValueError`: If no model has per-dimension results.
     """
-    plt = _pyplot()
+    plt = pyplot()
     panels = {name: r["per_dimension"] for name, r in models.items() if r.get("per_dimension")}
     if not panels:
         raise ValueError("no per-dimension results to plot.")
@@ -124,4 +126,4 @@ def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path
         axis.set_title(f"Accuracy per dimension: {name}", fontsize=9)
         axis.set_ylim(-0.7, len(ordered) - 0.3)
     figure.tight_layout()
-    return _save(figure, path, overwrite)
+    return save_figure(figure, path, overwrite)
