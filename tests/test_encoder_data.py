@@ -53,19 +53,114 @@ def test_alignx_excerpts_without_persona_column_make_one_persona_per_row():
     assert sorted(set(table["persona_id"])) == [f"part.parquet#{i}" for i in range(4)]
 
 
-def test_aloe_and_table_excerpts_and_their_errors():
-    dialogues = [
-        {"profile": "P1", "personality": "curious", "conversations": [{"role": "user", "content": "Hi"}, "Hello!"]},
-        {"profile": "P1", "personality": "curious", "conversations": [{"user": "Why?", "assistant": "Because."}]},
-        {"profile": "P2", "personality": "terse", "conversations": ["Ok."]},
+REJECTED = ("REJECTED-generic", "REJECTED-one", "REJECTED-two", "REJECTED-list")
+
+
+def _aloe_row(profile, turns):
+    return {"profile": profile, "personality": "curious", "conversations": turns}
+
+
+def _turn(user, preferred, rejected, chosen="preferred"):
+    return {"user": user, "assistant": {"preferred": preferred, "rejected": rejected}, "chosen": chosen}
+
+
+def _message(role, content):
+    return {"role": role, "content": content}
+
+
+ALOE_ROWS = [
+    # The release's schema: rejected as a string, then as a list of strings (`chosen` absent: "preferred").
+    _aloe_row(
+        "P1",
+        [
+            _turn("I keep bees.", "Bees, lovely!", REJECTED[0]),
+            {"user": "Any hive tips?", "assistant": {"preferred": "Check monthly.", "rejected": list(REJECTED[1:3])}},
+        ],
+    ),
+    # `chosen` says the reply under "rejected" is the chosen one: the "preferred" text is the one left out.
+    _aloe_row("P1", [_turn("Hi.", REJECTED[3], "Hello, beekeeper.", chosen="rejected")]),
+    # Simplified rows: the assistant is one string; a last turn may have no reply.
+    _aloe_row("P2", [{"user": "Short please.", "assistant": "Sure."}, {"user": "Thanks."}]),
+    # role/content messages, flat or one list per turn; system messages are not the persona's.
+    _aloe_row("P3", [_message("system", "Be kind."), _message("user", "Hey"), _message("assistant", "Hi!")]),
+    _aloe_row("P3", [[_message("user", "Why?"), _message("assistant", "Because.")]]),
+    # Arrow-loaded rows: absent keys are None.
+    _aloe_row("P4", [{**_turn("Fine.", "Good.", None, chosen=None), "role": None}]),
+]
+
+
+def test_aloe_excerpts_hold_what_the_user_said_by_default():
+    table = aloe_excerpts(ALOE_ROWS)
+    assert table["text"] == [
+        "I keep bees.\nAny hive tips?",
+        "Hi.",
+        "Short please.\nThanks.",
+        "Hey",
+        "Why?",
+        "Fine.",
     ]
-    table = aloe_excerpts(dialogues)
-    assert table["text"] == ["User: Hi\nHello!", "User: Why?\nAssistant: Because.", "Ok."]
-    assert table["persona_id"][0] == table["persona_id"][1] != table["persona_id"][2]
-    with pytest.raises(ValueError, match=r"dialogues.jsonl, row 0, column 'conversations', turn 0"):
-        aloe_excerpts([{"profile": "a", "personality": "b", "conversations": [3]}], where="dialogues.jsonl")
+    ids = table["persona_id"]
+    assert ids[0] == ids[1] == "P1\ncurious" and ids[3] == ids[4] and len(set(ids)) == 4
+
+
+def test_aloe_excerpts_with_preferred_replies_never_hold_a_rejected_one():
+    table = aloe_excerpts(ALOE_ROWS, include_preferred_replies=True)
+    assert table["text"] == [
+        "User: I keep bees.\nAssistant: Bees, lovely!\nUser: Any hive tips?\nAssistant: Check monthly.",
+        "User: Hi.\nAssistant: Hello, beekeeper.",
+        "User: Short please.\nAssistant: Sure.\nUser: Thanks.",
+        "User: Hey\nAssistant: Hi!",
+        "User: Why?\nAssistant: Because.",
+        "User: Fine.\nAssistant: Good.",
+    ]
+    for text in list(table["text"]) + list(aloe_excerpts(ALOE_ROWS)["text"]):
+        assert not any(rejected in text for rejected in REJECTED), text
+
+
+def test_aloe_excerpts_load_through_the_pipeline(tmp_path):
+    from personalign.encoder.pipeline import load_excerpts
+    from personalign.io import write_rows
+
+    rows = [
+        row for row in ALOE_ROWS if isinstance(row["conversations"][0], dict) and "user" in row["conversations"][0]
+    ]
+    rows = [r for r in rows if all(isinstance(t["assistant"], dict) for t in r["conversations"] if "assistant" in t)]
+    path = tmp_path / "aloe.jsonl"
+    write_rows(rows, path)
+    table = load_excerpts(path, "aloe")
+    assert table["text"] == ["I keep bees.\nAny hive tips?", "Hi.", "Fine."]
+    replies = load_excerpts(path, "aloe", include_preferred_replies=True)
+    assert "Assistant: Hello, beekeeper." in replies["text"][1]
+    assert not any(rejected in text for text in replies["text"] for rejected in REJECTED)
+
+
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        (3, "expected an ALOE turn"),
+        ("Hello!", "expected an ALOE turn"),  # a bare string: whose words?
+        ({"text": "hi"}, "expected an ALOE turn"),
+        ({"user": ["a", "b"]}, "expected 'user' to be a string"),
+        ({"user": "a", "assistant": 5}, "expected 'assistant' to be a string or a dict"),
+        ({"user": "a", "assistant": {"preferred": "x", "rejected": "y"}, "chosen": "best"}, "'chosen' names 'best'"),
+        ({"user": "a", "assistant": {"preferred": ["x"], "rejected": "y"}}, "must be one string"),
+        ({"user": "a", "assistant": "x", "chosen": "rejected"}, "single reply"),
+        ({"role": "tool", "content": "x"}, "expected a message"),
+        ({"role": "user", "content": None}, "expected a message"),
+    ],
+)
+def test_a_malformed_aloe_turn_names_the_row_and_turn(turn, expected):
+    rows = [_aloe_row("P", [{"user": "ok"}]), _aloe_row("P", [{"user": "ok"}, turn])]
+    with pytest.raises(ValueError, match=r"dialogues.jsonl, row 1, column 'conversations', turn 1: ") as error:
+        aloe_excerpts(rows, where="dialogues.jsonl")
+    assert expected in str(error.value)
+
+
+def test_table_excerpts_and_aloe_column_errors():
     with pytest.raises(ValueError, match=r"row 0: missing column\(s\) \['personality'\]"):
         aloe_excerpts([{"profile": "a", "conversations": []}])
+    with pytest.raises(ValueError, match=r"row 0, column 'conversations': expected a list of turns, got str"):
+        aloe_excerpts([_aloe_row("a", "hello")])
 
     plain = table_excerpts(Dataset.from_dict({"user": [1, 1, 2], "body": ["a b", "c d", "e f"]}), "user", "body")
     assert plain["persona_id"] == ["1", "1", "2"]

@@ -527,13 +527,8 @@ class LearnedPreferenceInferencer:
                 for start in range(0, len(order), args.batch_size):
                     batch = order[start : start + args.batch_size]
                     if tokenizer is not None:
-                        features = tokenizer(
-                            [examples.texts[i] for i in batch],
-                            padding=True,
-                            truncation=True,
-                            max_length=self.encoder.max_length,
-                            return_tensors="pt",
-                        ).to(device)
+                        # The encoder's own tokenization (its default prompt, max_seq_length), as encode() uses.
+                        features = self.encoder.tokenize([examples.texts[i] for i in batch]).to(device)
                         inputs = self.encoder(**features).embeddings.float()
                     else:
                         inputs = embeddings[batch]

@@ -2,10 +2,10 @@
 
 An *excerpt* is a piece of one persona's history: `{"persona_id": str, "text": str}`. Three sources turn into
 excerpt tables: AlignX rows (each comment and each chosen/rejected pair is one excerpt, rendered as the AlignX
-history sections are), ALOE-style dialogue rows (`{profile, personality, conversations}`: each dialogue is one
-excerpt), and any table with a persona column and a text column. `contrastive_rows` pairs excerpts of one persona
-(anchor, positive) and adds excerpts of other personas as explicit negatives, keeping the persona ids so that
-`PersonaBatchSampler` can keep false negatives out of every batch.
+history sections are), ALOE dialogue rows (`{profile, personality, conversations}`: each dialogue is one excerpt of
+what the user said; rejected replies never enter one), and any table with a persona column and a text column.
+`contrastive_rows` pairs excerpts of one persona (anchor, positive) and adds excerpts of other personas as explicit
+negatives, keeping the persona ids so that `PersonaBatchSampler` can keep false negatives out of every batch.
 """
 
 from __future__ import annotations
@@ -85,31 +85,113 @@ def alignx_excerpts(
     return _excerpt_table(excerpts())
 
 
-def _turn_text(turn: Any, where: str) -> str:
-    if isinstance(turn, str):
-        return turn
-    if isinstance(turn, Mapping):
-        if "role" in turn and "content" in turn:
-            return f"{str(turn['role']).capitalize()}: {turn['content']}"
-        known = [key for key in ("user", "assistant", "preferred", "chosen", "response") if key in turn]
-        if known:
-            return "\n".join(f"{key.capitalize()}: {turn[key]}" for key in known)
+ALOE_TURN = '{"user": str, "assistant": str | {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}'
+_MESSAGE_ROLES = ("user", "assistant", "system")
+
+
+def _present(turn: Mapping[str, Any], key: str) -> bool:
+    # Arrow-loaded rows give every turn every key seen in the file, absent ones as None.
+    return turn.get(key) is not None
+
+
+def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
+    """The (speaker, text) parts of one turn that may enter an excerpt: `("user", text)` and the chosen reply as
+    `("assistant", text)`. Rejected replies are never returned."""
+    if isinstance(turn, (list, tuple)):  # one turn given as its list of messages
+        return [part for message in turn for part in _turn_parts(message, where)]
+    if isinstance(turn, Mapping) and _present(turn, "role"):
+        role, content = turn["role"], turn.get("content")
+        if role not in _MESSAGE_ROLES or not isinstance(content, str):
+            raise ValueError(
+                f"{where}: expected a message {{role: one of {list(_MESSAGE_ROLES)}, content: str}}, "
+                f"got role {role!r} and content {type(content).__name__}."
+            )
+        # A system message is the application's, not the persona's.
+        return [] if role == "system" else [(role, content)]
+    if isinstance(turn, Mapping) and (_present(turn, "user") or _present(turn, "assistant")):
+        parts = []
+        if _present(turn, "user"):
+            if not isinstance(turn["user"], str):
+                raise ValueError(f"{where}: expected 'user' to be a string, got {type(turn['user']).__name__}.")
+            parts.append(("user", turn["user"]))
+        reply = _chosen_reply(turn, where)
+        if reply is not None:
+            parts.append(("assistant", reply))
+        return parts
     raise ValueError(
-        f"{where}: expected a turn as a string, a {{role, content}} message or a dict with user/assistant keys, "
+        f"{where}: expected an ALOE turn {ALOE_TURN} or a {{role, content}} message (or a list of them), "
         f"got {type(turn).__name__} {str(turn)[:80]!r}."
     )
+
+
+def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
+    """The assistant reply that the turn marks as chosen (`turn["chosen"]` names its key, default `"preferred"`)."""
+    assistant = turn.get("assistant")
+    if assistant is None:
+        return None
+    if isinstance(assistant, str):  # simplified rows: one reply, nothing rejected
+        if _present(turn, "chosen") and turn["chosen"] != "preferred":
+            raise ValueError(
+                f"{where}: 'chosen' is {turn['chosen']!r} but 'assistant' is a single reply; expected {ALOE_TURN}."
+            )
+        return assistant
+    if not isinstance(assistant, Mapping):
+        raise ValueError(
+            f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}."
+        )
+    chosen = turn["chosen"] if _present(turn, "chosen") else "preferred"
+    replies = {key: value for key, value in assistant.items() if value is not None}
+    if chosen not in replies:
+        raise ValueError(
+            f"{where}: 'chosen' names {chosen!r}, which is not a reply of 'assistant' (keys {sorted(replies)}); "
+            f"expected {ALOE_TURN}."
+        )
+    if not isinstance(replies[chosen], str):
+        raise ValueError(
+            f"{where}: the chosen reply 'assistant'[{chosen!r}] must be one string, got "
+            f"{type(replies[chosen]).__name__}."
+        )
+    return replies[chosen]
 
 
 def aloe_excerpts(
     rows: Iterable[Mapping[str, Any]],
     persona_columns: Sequence[str] = ("profile", "personality"),
     conversations_column: str = "conversations",
+    include_preferred_replies: bool = False,
     where: str = "ALOE rows",
 ) -> Dataset:
-    """Excerpts from ALOE-style dialogues: each row's conversation is one excerpt of the persona that its
-    `profile` and `personality` texts describe (the DPORE seed generates ten dialogues per persona).
+    """Excerpts from ALOE dialogues: each row's conversation is one excerpt of the persona that its `profile` and
+    `personality` texts describe (the DPORE paper generates ten dialogues per persona).
 
-    Turns may be strings, `{role, content}` messages, or dicts with `user` / `assistant` (or `preferred`) keys.
+    An excerpt holds what the persona said: by default only the user's messages, one per line. The encoder is to
+    learn who the user is from what the user says (the DPORE paper, §3.2: "based on their historical prompts"); the
+    preferred replies were written *for* the persona by a model that read its profile, so they would let the encoder
+    match the generator's tailoring instead. `include_preferred_replies=True` adds them, as `User: ...` /
+    `Assistant: ...` lines. Rejected replies never enter an excerpt.
+
+    Turns may be:
+    - ALOE turns `{"user": str, "assistant": {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}`:
+      `chosen` names the key of the chosen reply (default `"preferred"`; `"rejected"` is honoured, and then the
+      `preferred` text is the one left out);
+    - simplified turns `{"user": str, "assistant": str}` (the one reply is the chosen one; `assistant` may be absent);
+    - `{role, content}` messages (`user`, `assistant`; `system` messages are skipped), or a turn given as a list of
+      them. Keys holding `None` (Arrow fills absent keys so) count as absent.
+
+    Args:
+        rows (iterable of `dict`): `profile`, `personality` and `conversations` rows.
+        persona_columns (`Sequence[str]`, *optional*): Columns whose joined values identify the persona.
+        conversations_column (`str`, *optional*, defaults to `"conversations"`): The list of turns.
+        include_preferred_replies (`bool`, *optional*, defaults to `False`): Add the chosen assistant replies.
+        where (`str`, *optional*): Names the source in error messages.
+
+    Returns:
+        `Dataset` with `persona_id` and `text`; dialogues with no text (e.g. no turns) give no excerpt.
+
+    Raises:
+        `ValueError`: On a missing column, a conversation that is not a list, or a malformed turn (naming the row, the
+            turn index and the expected form), e.g. a bare string (whose speaker is unknown) or a `chosen` that names
+            no string reply.
     """
 
     def excerpts() -> Iterable[tuple[str, str]]:
@@ -122,12 +204,18 @@ def aloe_excerpts(
                 )
             turns = row[conversations_column]
             if not isinstance(turns, (list, tuple)):
-                raise ValueError(f"{here}, column {conversations_column!r}: expected a list of turns.")
+                raise ValueError(
+                    f"{here}, column {conversations_column!r}: expected a list of turns, got {type(turns).__name__}."
+                )
             persona_id = "\n".join(str(row[c]) for c in persona_columns)
-            text = "\n".join(
-                _turn_text(t, f"{here}, column {conversations_column!r}, turn {i}") for i, t in enumerate(turns)
-            )
-            yield persona_id, text
+            lines = []
+            for turn_index, turn in enumerate(turns):
+                parts = _turn_parts(turn, f"{here}, column {conversations_column!r}, turn {turn_index}")
+                if include_preferred_replies:
+                    lines.extend(f"{speaker.capitalize()}: {text}" for speaker, text in parts if text.strip())
+                else:
+                    lines.extend(text for speaker, text in parts if speaker == "user" and text.strip())
+            yield persona_id, "\n".join(lines)
 
     return _excerpt_table(excerpts())
 

@@ -3,7 +3,8 @@
 The DPORE seed's user-embedding extractor G (§3.2): it maps an excerpt of a user's history to a vector, trained so
 that excerpts of one persona land close together. `save_pretrained` / `from_pretrained` / `push_to_hub` are the
 transformers ones (safetensors); `from_pretrained` also accepts a sentence-transformers folder or Hub id (read by
-sentence-transformers itself, then adopted module by module) or a plain encoder id, used as the backbone.
+sentence-transformers itself, then adopted module by module, with its `max_seq_length`, `prompts` and
+`default_prompt_name`) or a plain encoder id, used as the backbone.
 """
 
 from __future__ import annotations
@@ -48,8 +49,22 @@ class PersonaEncoderConfig(PretrainedConfig):
             Whether the projection has a bias.
         normalize (`bool`, *optional*, defaults to `True`):
             L2-normalise the output, so dot products are cosine similarities.
-        max_length (`int`, *optional*):
-            Token limit for `encode`; defaults to the tokenizer's limit capped at the backbone's positions.
+        max_seq_length (`int`, *optional*):
+            Token limit of `encode` (prompt included, as in sentence-transformers); defaults to the tokenizer's limit
+            capped at the backbone's positions. Configs saved before the rename hold it as `max_length`, a
+            generation-parameter name that transformers >= 5.24 refuses to save; it is read as `max_seq_length`.
+        prompts (`dict[str, str]`, *optional*):
+            Named prompts that `encode(texts, prompt_name=...)` prepends to every text, as sentence-transformers'
+            `prompts` (e.g. `{"query": "query: "}`); adopted from a sentence-transformers model.
+        default_prompt_name (`str`, *optional*):
+            The prompt `encode` applies when given neither `prompt_name` nor `prompt`; must be a key of `prompts`.
+        include_prompt (`bool`, *optional*, defaults to `True`):
+            Whether prompt tokens count in pooling (sentence-transformers' `Pooling(include_prompt=...)`).
+
+    Raises:
+        `ValueError`: On an unknown pooling or activation, a non-positive `projection_dim` or `max_seq_length`,
+            `max_length` and `max_seq_length` that disagree, prompts that are not a `str -> str` mapping, or a
+            `default_prompt_name` that is not one of them.
     """
 
     model_type = "persona_encoder"
@@ -63,9 +78,35 @@ class PersonaEncoderConfig(PretrainedConfig):
         projection_activation: str = "identity",
         projection_bias: bool = True,
         normalize: bool = True,
-        max_length: int | None = None,
+        max_seq_length: int | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
+        include_prompt: bool = True,
         **kwargs: Any,
     ) -> None:
+        # Configs saved before the rename say `max_length`; it must never reach PretrainedConfig, whose save refuses
+        # generation-parameter names.
+        legacy_max_length = kwargs.pop("max_length", None)
+        if legacy_max_length is not None:
+            if max_seq_length is not None and max_seq_length != legacy_max_length:
+                raise ValueError(
+                    f"max_length={legacy_max_length} (the old name) and max_seq_length={max_seq_length} disagree; "
+                    "set only max_seq_length."
+                )
+            max_seq_length = legacy_max_length
+        if max_seq_length is not None and (
+            isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 1
+        ):
+            raise ValueError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
+        if prompts is not None and (
+            not isinstance(prompts, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items())
+        ):
+            raise ValueError(f"prompts must be a dict of prompt name -> prompt text (str -> str), got {prompts!r}.")
+        if default_prompt_name is not None and default_prompt_name not in (prompts or {}):
+            raise ValueError(
+                f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(prompts or {})}."
+            )
         if isinstance(backbone_config, dict):
             backbone_config = AutoConfig.for_model(**backbone_config)
         if pooling not in POOLING_MODES:
@@ -86,7 +127,10 @@ class PersonaEncoderConfig(PretrainedConfig):
         self.projection_activation = projection_activation
         self.projection_bias = projection_bias
         self.normalize = normalize
-        self.max_length = max_length
+        self.max_seq_length = max_seq_length
+        self.prompts = dict(prompts) if prompts is not None else None
+        self.default_prompt_name = default_prompt_name
+        self.include_prompt = bool(include_prompt)
         super().__init__(**kwargs)
 
     @property
@@ -107,14 +151,37 @@ class PersonaEncoderOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
 
 
-def pool_token_states(states: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool `(B, T, H)` token states into `(B, H)` over the tokens where `attention_mask` is 1.
+def exclude_prompt_tokens(attention_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
+    """A copy of `attention_mask` `(B, T)` with the first `prompt_length` attended tokens of each row set to 0 (and,
+    with left padding, the padding before them): sentence-transformers' `Pooling._exclude_prompt_from_mask`."""
+    attention_mask = attention_mask.clone()
+    pad_lengths = attention_mask.to(torch.int32).argmax(dim=1)
+    if pad_lengths.sum() == 0:
+        attention_mask[:, :prompt_length] = 0
+    else:
+        positions = torch.arange(attention_mask.size(1), device=attention_mask.device).unsqueeze(0)
+        attention_mask[positions < (pad_lengths + prompt_length).unsqueeze(1)] = 0
+    return attention_mask
 
-    Matches sentence-transformers' `Pooling` for the same mode (left or right padding for `"lasttoken"`).
+
+def pool_token_states(
+    states: torch.Tensor, attention_mask: torch.Tensor, mode: str, prompt_length: int | None = None
+) -> torch.Tensor:
+    """Pool `(B, T, H)` token states into `(B, H)` over the tokens where `attention_mask` `(B, T)` is 1.
+
+    Matches sentence-transformers' `Pooling` for the same mode (left or right padding). `prompt_length` excludes
+    that many leading prompt tokens, as `Pooling(include_prompt=False)` does.
+
+    Raises:
+        `ValueError`: If `mode` is not one of `POOLING_MODES`.
     """
+    if prompt_length:
+        attention_mask = exclude_prompt_tokens(attention_mask, prompt_length)
     mask = attention_mask.to(states.dtype).unsqueeze(-1)
     if mode == "cls":
-        return states[:, 0]
+        # The first attended token (position 0 with right padding), as sentence-transformers picks it.
+        first = attention_mask.to(torch.int).argmax(dim=1)
+        return states[torch.arange(states.shape[0], device=states.device), first]
     if mode == "max":
         floor = torch.finfo(states.dtype).min
         return states.masked_fill(mask == 0, floor).max(dim=1).values
@@ -204,9 +271,16 @@ class PersonaEncoder(PreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
+        prompt_length: int | None = None,
         **kwargs: Any,
     ) -> PersonaEncoderOutput:
         """Embed a tokenized batch.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): Token ids.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for real tokens.
+            prompt_length (`int`, *optional*): Tokens of a prepended prompt (as `tokenize` reports it); pooling
+                skips them when `config.include_prompt` is `False`, and ignores it otherwise.
 
         Returns:
             [`PersonaEncoderOutput`]: `embeddings` of shape `(batch_size, embedding_dim)` and the backbone's states.
@@ -221,7 +295,8 @@ class PersonaEncoder(PreTrainedModel):
         states = self.backbone(**self._backbone_kwargs(inputs)).last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-        embeddings = pool_token_states(states, attention_mask, self.config.pooling)
+        skip = prompt_length if not self.config.include_prompt else None
+        embeddings = pool_token_states(states, attention_mask, self.config.pooling, skip)
         if self.projection is not None:
             embeddings = self.projection_activation(self.projection(embeddings))
         if self.config.normalize:
@@ -230,14 +305,75 @@ class PersonaEncoder(PreTrainedModel):
 
     # ------------------------------------------------------------------------------------------------ encoding
     @property
-    def max_length(self) -> int | None:
-        if self.config.max_length:
-            return self.config.max_length
+    def max_seq_length(self) -> int | None:
+        """Token limit of `encode`, prompt included: `config.max_seq_length`, else the tokenizer's limit capped at
+        the backbone's positions (sentence-transformers' rule). Settable, like `SentenceTransformer.max_seq_length`."""
+        if self.config.max_seq_length:
+            return self.config.max_seq_length
         limits = [getattr(self.config.backbone_config, "max_position_embeddings", None)]
         if self.tokenizer is not None:
             limits.append(self.tokenizer.model_max_length)
         limits = [int(limit) for limit in limits if limit and 0 < limit < 1_000_000]
         return min(limits) if limits else None
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"max_seq_length must be a positive integer or None, got {value!r}.")
+        self.config.max_seq_length = value
+
+    def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str:
+        """The prompt `encode` prepends: `prompt` itself, else `config.prompts[prompt_name]`, else the default
+        prompt, else `""` (sentence-transformers' order; an explicit `prompt=""` turns the default off).
+
+        Raises:
+            `ValueError`: If both are given (sentence-transformers only warns), or `prompt_name` is not a prompt.
+        """
+        prompts = self.config.prompts or {}
+        if prompt is not None:
+            if prompt_name is not None:
+                raise ValueError(f"pass prompt or prompt_name, not both (got {prompt!r} and {prompt_name!r}).")
+            return prompt
+        if prompt_name is not None:
+            if prompt_name not in prompts:
+                raise ValueError(
+                    f"prompt_name {prompt_name!r} is not one of this encoder's prompts {sorted(prompts)}."
+                )
+            return prompts[prompt_name]
+        if self.config.default_prompt_name is not None:
+            return prompts[self.config.default_prompt_name]
+        return ""
+
+    def tokenize(self, texts: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None) -> Any:
+        """Tokenize texts exactly as `encode` does: the resolved prompt prepended, padded, truncated to
+        `max_seq_length` (prompt included), as `torch` tensors. Use it to run `forward` with gradients.
+
+        Returns:
+            `BatchEncoding`: `input_ids` and `attention_mask` of shape `(len(texts), seq_len)` (plus whatever else
+            the tokenizer returns), and `prompt_length` (an `int`) when a prompt was prepended.
+
+        Raises:
+            `ValueError`: Without a tokenizer, or on a bad prompt (see `resolve_prompt`).
+        """
+        tokenizer = self._require_tokenizer()
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        prefix = self.resolve_prompt(prompt_name, prompt)
+        if prefix:
+            texts = [prefix + text for text in texts]
+        features = tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt")
+        if prefix:
+            features["prompt_length"] = self._prompt_length(prefix)
+        return features
+
+    def _prompt_length(self, prompt: str) -> int:
+        # sentence-transformers' Transformer._get_prompt_length: the prompt tokenized alone, less a trailing special
+        # token (the [SEP] that would follow it alone, not the text that follows it in use).
+        tokenizer = self._require_tokenizer()
+        ids = tokenizer([prompt], truncation=True, max_length=self.max_seq_length)["input_ids"][0]
+        length = len(ids)
+        if ids and ids[-1] in set(tokenizer.all_special_ids):
+            length -= 1
+        return length
 
     def _require_tokenizer(self) -> Any:
         if self.tokenizer is None:
@@ -251,6 +387,8 @@ class PersonaEncoder(PreTrainedModel):
     def encode(
         self,
         texts: str | Sequence[str],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         convert_to_tensor: bool = False,
@@ -258,8 +396,13 @@ class PersonaEncoder(PreTrainedModel):
     ) -> np.ndarray | torch.Tensor:
         """Embed texts, batched, longest first (so padding is minimal), in inference mode.
 
+        Prompts work as in `SentenceTransformer.encode`: the prompt is prepended to every text before tokenization
+        (so it counts in `max_seq_length`), and its tokens are pooled unless `config.include_prompt` is `False`.
+
         Args:
             texts (`str` or `list[str]`): One text or a list of texts.
+            prompt_name (`str`, *optional*): A key of `config.prompts`. Default: `config.default_prompt_name`.
+            prompt (`str`, *optional*): A prompt text to prepend instead (`""`: none, even with a default prompt).
             batch_size (`int`, *optional*, defaults to `32`): Texts per forward pass.
             show_progress_bar (`bool`, *optional*): A progress bar; by default shown when there are more than
                 8 batches.
@@ -269,8 +412,12 @@ class PersonaEncoder(PreTrainedModel):
 
         Returns:
             `np.ndarray` or `torch.Tensor`: Shape `(len(texts), embedding_dim)`, or `(embedding_dim,)` for one string.
+
+        Raises:
+            `ValueError`: Without a tokenizer, with both `prompt` and `prompt_name`, or an unknown `prompt_name`.
         """
-        tokenizer = self._require_tokenizer()
+        self._require_tokenizer()
+        prefix = self.resolve_prompt(prompt_name, prompt)  # fail before any work
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         if device is not None:
@@ -288,9 +435,7 @@ class PersonaEncoder(PreTrainedModel):
         chunks = []
         for start in starts:
             batch = [texts[i] for i in order[start : start + batch_size]]
-            features = tokenizer(
-                batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            ).to(self.device)
+            features = self.tokenize(batch, prompt=prefix).to(self.device)
             chunks.append(self(**features).embeddings.float())
         self.train(was_training)
         hidden = self.config.embedding_dim
@@ -337,8 +482,10 @@ class PersonaEncoder(PreTrainedModel):
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A local folder or a Hub id. A folder with a
-                `modules.json` is read by sentence-transformers and adopted (Transformer, Pooling, Dense, Normalize);
-                a `persona_encoder` config loads natively; anything else is an `AutoModel` backbone.
+                `modules.json` is read by sentence-transformers and adopted (Transformer, Pooling, Dense, Normalize,
+                with its `max_seq_length`, `prompts` and `default_prompt_name`); a `persona_encoder` config loads
+                natively (an old config's `max_length` is read as `max_seq_length`); anything else is an
+                `AutoModel` backbone.
             pooling, projection_dim, normalize: Settings for a new encoder around a plain backbone (ignored, and
                 refused if they conflict, for saved PersonaEncoders and sentence-transformers models).
             **kwargs: Passed to the transformers / sentence-transformers loaders (`revision`, `token`, `dtype`, ...).
@@ -367,7 +514,14 @@ class PersonaEncoder(PreTrainedModel):
     @classmethod
     def from_sentence_transformer(cls, model: SentenceTransformer) -> PersonaEncoder:
         """Wrap a loaded `SentenceTransformer` whose modules are Transformer, Pooling and optionally Dense and
-        Normalize. The modules are adopted, not copied: training either object trains both."""
+        Normalize. The modules are adopted, not copied: training either object trains both. Its `max_seq_length`,
+        `prompts`, `default_prompt_name` and the pooling's `include_prompt` are kept, so `encode` matches
+        `model.encode`.
+
+        Raises:
+            `ValueError`: On other modules, a pooling mode or Dense activation a PersonaEncoder lacks, or a
+                `truncate_dim` (a PersonaEncoder does not truncate embeddings).
+        """
         from sentence_transformers.base.modules import Dense, Normalize, Transformer
         from sentence_transformers.sentence_transformer.modules import Pooling
 
@@ -378,7 +532,9 @@ class PersonaEncoder(PreTrainedModel):
             raise ValueError(f"a PersonaEncoder needs a sentence-transformers model of {expected}; got {kinds}.")
         transformer, rest = modules[0], modules[1:]
         pooling, dense, normalize = "cls", None, False
+        include_prompt = True
         if rest and isinstance(rest[0], Pooling):
+            include_prompt = bool(getattr(rest[0], "include_prompt", True))
             mode = rest.pop(0).pooling_mode
             if not isinstance(mode, str) or mode not in POOLING_MODES or (rest and isinstance(rest[0], Pooling)):
                 raise ValueError(f"unsupported sentence-transformers pooling {mode!r}: use one of {POOLING_MODES}.")
@@ -390,6 +546,11 @@ class PersonaEncoder(PreTrainedModel):
             normalize = True
         if rest:
             raise ValueError(f"a PersonaEncoder needs a sentence-transformers model of {expected}; got {kinds}.")
+        if getattr(model, "truncate_dim", None) is not None:
+            raise ValueError(
+                f"this sentence-transformers model truncates embeddings to {model.truncate_dim} dimensions, which a "
+                "PersonaEncoder does not do; load it with truncate_dim=None (or add a Dense projection)."
+            )
         activation = "identity"
         if dense is not None:
             activation = _activation_name(dense.activation_function)
@@ -400,7 +561,10 @@ class PersonaEncoder(PreTrainedModel):
             projection_activation=activation,
             projection_bias=dense.linear.bias is not None if dense is not None else True,
             normalize=normalize,
-            max_length=model.max_seq_length,
+            max_seq_length=model.max_seq_length,
+            prompts=dict(model.prompts) if model.prompts else None,
+            default_prompt_name=model.default_prompt_name,
+            include_prompt=include_prompt,
         )
         encoder = cls(config, backbone=transformer.model, tokenizer=transformer.tokenizer)
         if dense is not None:
@@ -409,7 +573,8 @@ class PersonaEncoder(PreTrainedModel):
 
     def to_sentence_transformer(self) -> SentenceTransformer:
         """This encoder as a `SentenceTransformer` (Transformer, Pooling, [Dense], [Normalize]) computing the same
-        embeddings. The result owns a copy of the weights; `share_modules_with` makes this encoder use them."""
+        embeddings, with the same `max_seq_length`, `prompts` and `default_prompt_name`. The result owns a copy of the
+        weights; `share_modules_with` makes this encoder use them."""
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.base.modules import Dense, Normalize, Transformer
         from sentence_transformers.sentence_transformer.modules import Pooling
@@ -418,8 +583,11 @@ class PersonaEncoder(PreTrainedModel):
         with tempfile.TemporaryDirectory(prefix="personalign-encoder-") as folder:
             self.backbone.save_pretrained(folder)
             tokenizer.save_pretrained(folder)
-            transformer = Transformer(folder, max_seq_length=self.max_length)
-        modules: list[nn.Module] = [transformer, Pooling(self.config.backbone_config.hidden_size, self.config.pooling)]
+            transformer = Transformer(folder, max_seq_length=self.max_seq_length)
+        pooling = Pooling(
+            self.config.backbone_config.hidden_size, self.config.pooling, include_prompt=self.config.include_prompt
+        )
+        modules: list[nn.Module] = [transformer, pooling]
         if self.projection is not None:
             dense = Dense(
                 self.projection.in_features,
@@ -431,7 +599,12 @@ class PersonaEncoder(PreTrainedModel):
             modules.append(dense)
         if self.config.normalize:
             modules.append(Normalize())
-        return SentenceTransformer(modules=modules, device=str(self.device))
+        return SentenceTransformer(
+            modules=modules,
+            device=str(self.device),
+            prompts=dict(self.config.prompts) if self.config.prompts else None,
+            default_prompt_name=self.config.default_prompt_name,
+        )
 
     def share_modules_with(self, model: SentenceTransformer) -> None:
         """Use `model`'s backbone (and Dense layer) in place of this encoder's own, so that training `model`
@@ -439,7 +612,7 @@ class PersonaEncoder(PreTrainedModel):
         adopted = type(self).from_sentence_transformer(model)
         mine = self.config.to_diff_dict()
         theirs = adopted.config.to_diff_dict()
-        for key in ("pooling", "projection_dim", "projection_activation", "normalize"):
+        for key in ("pooling", "projection_dim", "projection_activation", "normalize", "include_prompt"):
             if mine.get(key) != theirs.get(key):
                 raise ValueError(f"cannot share modules: {key} is {mine.get(key)!r} here, {theirs.get(key)!r} there.")
         self.backbone = adopted.backbone

@@ -29,6 +29,7 @@ def load_excerpts(
     persona_column: str | None = None,
     text_column: str = "text",
     include_demographics: bool = False,
+    include_preferred_replies: bool = False,
     **load_kwargs: Any,
 ) -> Dataset:
     """An excerpt table (`persona_id`, `text`) from a local file or folder or a Hub dataset, in one of three formats.
@@ -43,6 +44,8 @@ def load_excerpts(
         text_column (`str`, *optional*, defaults to `"text"`): The text column of a `table`.
         include_demographics (`bool`, *optional*, defaults to `False`): For `alignx`, the demographic description is
             one more excerpt.
+        include_preferred_replies (`bool`, *optional*, defaults to `False`): For `aloe`, excerpts also hold the chosen
+            assistant replies (by default only what the user said; rejected replies never).
     """
     if excerpt_format not in EXCERPT_FORMATS:
         raise ValueError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
@@ -53,7 +56,7 @@ def load_excerpts(
                 alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where=where)
             )
         elif excerpt_format == "aloe":
-            tables.append(aloe_excerpts(data, where=where))
+            tables.append(aloe_excerpts(data, include_preferred_replies=include_preferred_replies, where=where))
         else:
             tables.append(table_excerpts(data, persona_column or PERSONA_ID_COLUMN, text_column, where=where))
     excerpts = tables[0] if len(tables) == 1 else concatenate_datasets(tables)

@@ -67,6 +67,9 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
     with the `SentenceTransformer` the trainer drives); checkpoints are sentence-transformers folders, which
     `PersonaEncoder.from_pretrained` and `resume_from_checkpoint` both read.
 
+    An encoder with a default prompt (`config.default_prompt_name`) trains on prompted texts, as `encode` embeds
+    them, unless `args.prompts` says otherwise (sentence-transformers' own trainer applies only `args.prompts`).
+
     ```python
     from personalign.encoder import PersonaEncoder, PersonaEncoderTrainer, PersonaEncoderTrainingArguments, alignx_excerpts
 
@@ -120,10 +123,14 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
         )
 
     def get_data_collator(self, model: Any, args: Any, processing_class: Any = None) -> PersonaContrastiveCollator:
+        prompts = args.prompts
+        if not prompts:
+            # Train on what encode() embeds: the encoder's default prompt, on every text column.
+            prompts = self.persona_encoder.resolve_prompt() or None
         return PersonaContrastiveCollator(
             preprocess_fn=model.preprocess,
             router_mapping=args.router_mapping,
-            prompts=args.prompts,
+            prompts=prompts,
             truncation_probability=getattr(args, "truncation_probability", 0.0),
             min_truncation_fraction=getattr(args, "min_truncation_fraction", 0.5),
             seed=args.seed,

@@ -161,6 +161,16 @@ class PersonaEmbeddingCollator:
 
 
 # --------------------------------------------------------------------------------------------------- embedding
+ENCODER_EMBEDDING_SETTINGS = (
+    "pooling",
+    "normalize",
+    "max_seq_length",
+    "prompts",
+    "default_prompt_name",
+    "include_prompt",
+)
+
+
 def _message_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -198,7 +208,11 @@ def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_na
             ),
         }
 
-    fingerprint = Hasher.hash(["dpore-embed-v1", dataset._fingerprint, hash_module(encoder), per_row, text_column])
+    # The weights alone do not fix the embeddings: a prompt, the pooling or the token limit change them too.
+    settings = {key: getattr(getattr(encoder, "config", None), key, None) for key in ENCODER_EMBEDDING_SETTINGS}
+    fingerprint = Hasher.hash(
+        ["dpore-embed-v1", dataset._fingerprint, hash_module(encoder), settings, per_row, text_column]
+    )
     return dataset.map(
         add_embeddings,
         batched=True,
