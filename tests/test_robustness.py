@@ -15,12 +15,14 @@ from personalign.evaluation import (
     multifacet_counterparts,
     reverse_multifacet,
 )
-from personalign.evaluation.plots import plot_per_dimension, plot_persona_size
+from personalign.evaluation.plots import _short_labels, plot_per_dimension, plot_per_group, plot_persona_size
 from personalign.evaluation.robustness import (
     alignx_dimension_labels,
+    alignx_row_dimension_labels,
     history_length,
     history_order,
     parse_persona_sizes,
+    rows_with_target_in_history,
     subset_alignx_history,
     subset_multifacet_history,
 )
@@ -187,3 +189,43 @@ def test_plots_are_pngs_that_grow_with_the_dimensions(tmp_path):
         plot_persona_size(sizes, tmp_path / "sizes.png")
     with pytest.raises(ValueError, match="no persona-size results"):
         plot_persona_size({"m": {}}, tmp_path / "none.png")
+
+
+# ----------------------------------------------------------------------------------------- benchmark-row breakdowns
+def test_row_dimension_labels_fall_back_to_a_parseable_profile():
+    space = PreferenceSpace.alignx()
+    gold, persona = space.neutral(), space.neutral()
+    gold[2], persona[7], persona[40] = 1.0, 0.0, 1.0
+    names = [d.name for d in space.dimensions]
+    rows = [
+        {"Preference Direction": gold, "profile": space.to_text(persona)},  # the gold vector wins
+        {"profile": space.to_text(persona)},  # benchmark row: the profile, read back
+        {"preference_direction": None, "profile": space.to_text(persona)},  # `raw` column, null vector
+        {"profile": "Enjoys long walks"},  # free text: no label
+        {"profile": None},
+    ]
+    labels, counts = alignx_row_dimension_labels(rows, space)
+    assert labels == [[names[2]], [names[7], names[40]], [names[7], names[40]], [], []]
+    assert counts == {"preference_direction": 1, "profile": 2, "none": 2}
+
+
+def test_rows_with_target_in_history():
+    rows = [
+        {"prompt": "q", PAIRS: [{"prompt": "q", "chosen": "a", "rejected": "b"}]},
+        {"prompt": "q", "user_generated_content": [{"prompt": "q", "comment": "c"}]},
+        {"prompt": "q", PAIRS: [{"prompt": "other", "chosen": "a", "rejected": "b"}]},
+        {"prompt": "q"},
+    ]
+    assert rows_with_target_in_history(rows) == 2
+
+
+def test_per_group_plot_numbers_labels_that_collide_when_cut(tmp_path):
+    long = ["A persona who " + "x" * 70 + " one", "A persona who " + "x" * 70 + " two"]
+    assert _short_labels(long) == [f"#1 {long[0][:59]}…", f"#2 {long[1][:59]}…"]
+    assert _short_labels(["a", "b"]) == ["a", "b"]
+    metrics = {"alignment_accuracy": 0.5, "num_pairs": 3}
+    path = plot_per_group({"m": {"per_persona": dict.fromkeys(long, metrics)}}, tmp_path / "p.png", "per_persona")
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+    with pytest.raises(ValueError, match="no per-benchmark results"):
+        plot_per_group({"m": {"per_persona": {}}}, tmp_path / "b.png", "per_benchmark")

@@ -120,7 +120,20 @@ HistorySize = Annotated[int, typer.Option(help="multifacet-cf: feedback pairs pe
 Match = Annotated[
     str, typer.Option(help="multifacet-cf: same preference = [bold]preference[/bold] or [bold]subdimension[/bold].")
 ]
-TestInstructions = Annotated[int, typer.Option(help="multifacet-cf: instructions held out for the test split.")]
+TestInstructions = Annotated[
+    int | None,
+    typer.Option(
+        help="multifacet-cf: instructions held out for the test split; by default the paper's 307, or a tenth of the "
+        "instructions when the source has fewer than 3,070."
+    ),
+]
+AllowMissingDimensions = Annotated[
+    bool,
+    typer.Option(
+        "--allow-missing-dimensions",
+        help="multifacet-cf: warn instead of failing when a dimension ends with no user / pair.",
+    ),
+]
 
 
 BUILD_SETTINGS = (
@@ -131,6 +144,7 @@ BUILD_SETTINGS = (
     "history_size",
     "match",
     "test_instructions",
+    "allow_missing_dimensions",
 )
 
 
@@ -172,6 +186,7 @@ def _build(
             history_size=settings["history_size"],
             match=settings["match"],
             test_instructions=settings["test_instructions"],
+            allow_missing_dimensions=settings["allow_missing_dimensions"],
         )
         configs, report = build_multifacet_cf(source, build_config)
         configs = _select(configs, names, "multifacet-cf")
@@ -193,7 +208,8 @@ def build_dataset(
     arithmetic: Arithmetic = "exact",
     history_size: HistorySize = 10,
     match: Match = "preference",
-    test_instructions: TestInstructions = 307,
+    test_instructions: TestInstructions = None,
+    allow_missing_dimensions: AllowMissingDimensions = False,
     num_proc: NumProc = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -222,7 +238,8 @@ def push_dataset_command(
     arithmetic: Arithmetic = "exact",
     history_size: HistorySize = 10,
     match: Match = "preference",
-    test_instructions: TestInstructions = 307,
+    test_instructions: TestInstructions = None,
+    allow_missing_dimensions: AllowMissingDimensions = False,
     num_proc: NumProc = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
 ) -> None:
@@ -506,11 +523,18 @@ def eval_command(
     dataset: Annotated[
         str,
         typer.Option(
-            help="AlignX or counterfactual MultiFacet rows: parquet / jsonl file or folder, a build-dataset folder, "
-            "or a Hub id."
+            help="AlignX or counterfactual MultiFacet rows: parquet / jsonl / json file (JSON lines or a JSON list, "
+            "as AlignX's benchmark files) or folder (several files: results per file too), a build-dataset folder "
+            "(raw, else its ready pba / ica prompts, scored as they are), or a Hub id."
         ),
     ],
-    output: Annotated[Path, typer.Option(help="Output folder: results.json, persona_size.png, per_dimension.png.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: results.json, persona_size.png, per_dimension.png (per_persona.png, "
+            "per_benchmark.png where the rows allow)."
+        ),
+    ],
     flip: Annotated[bool, typer.Option("--flip", help="Also score under the reversed persona (flip rate).")] = False,
     persona_sizes: Annotated[
         str | None,
@@ -520,7 +544,11 @@ def eval_command(
         ),
     ] = None,
     data_format: Annotated[
-        str | None, typer.Option("--format", help="[bold]alignx[/bold] or [bold]multifacet[/bold]; auto by default.")
+        str | None,
+        typer.Option(
+            "--format",
+            help="[bold]alignx[/bold] or [bold]multifacet[/bold]: overrides the detection from the columns.",
+        ),
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split; by default the only one, else test.")] = None,
     persona_format: Annotated[
@@ -542,8 +570,8 @@ def eval_command(
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension and per
-    persona size, as JSON and PNG plots."""
+    """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension, per
+    persona, per benchmark file and per persona size, as JSON and PNG plots."""
     from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
     from .io import ensure_writable
 

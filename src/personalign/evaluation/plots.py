@@ -1,6 +1,6 @@
 """PNG plots of alignment results (matplotlib, Agg backend: no display needed).
 
-Both functions read the results dict of `personalign.evaluation.evaluate_alignment` (`results["models"][name]`) and
+The functions read the results dict of `personalign.evaluation.evaluate_alignment` (`results["models"][name]`) and
 write one PNG atomically.
 """
 
@@ -80,34 +80,50 @@ def plot_persona_size(models: Mapping[str, Mapping[str, Any]], path: str | Path,
     return save_figure(figure, path, overwrite)
 
 
-def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path, overwrite: bool = False) -> Path:
-    """Accuracy per preference dimension (AlignX Table 8): one horizontal-bar panel per model, dimensions sorted by
-    accuracy, each bar labelled with its accuracy and pair count; the figure grows with the number of dimensions
-    (90 AlignX dimensions stay readable).
+_GROUP_TITLES = {"per_dimension": "dimension", "per_persona": "persona", "per_benchmark": "benchmark"}
+
+
+def _short_labels(labels: list[str], width: int = 60) -> list[str]:
+    """Labels cut to `width` characters; cut labels that collide are numbered (persona texts often share a start)."""
+    short = [label if len(label) <= width else label[: width - 1] + "…" for label in labels]
+    if len(set(short)) == len(short):
+        return short
+    return [f"#{number} {label}" for number, label in enumerate(short, start=1)]
+
+
+def plot_per_group(
+    models: Mapping[str, Mapping[str, Any]], path: str | Path, key: str = "per_dimension", overwrite: bool = False
+) -> Path:
+    """Accuracy per group of one breakdown (AlignX Table 8 for `per_dimension`; also `per_persona`, `per_benchmark`):
+    one horizontal-bar panel per model, groups sorted by accuracy, each bar labelled with its accuracy and pair count;
+    the figure grows with the number of groups (90 AlignX dimensions stay readable). Labels longer than 60
+    characters (persona descriptions) are cut, and numbered if cut labels collide.
 
     Args:
-        models (`Mapping[str, Mapping]`): `results["models"]`: per model, a `per_dimension` dict `{name: metrics}`.
+        models (`Mapping[str, Mapping]`): `results["models"]`: per model, a `key` dict `{group: metrics}`.
         path (`str` or `Path`): The PNG to write.
+        key (`str`, *optional*, defaults to `"per_dimension"`): The breakdown to plot.
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing file.
 
     Returns:
         `Path`: `path`.
 
     Raises:
-        `ValueError`: If no model has per-dimension results.
+        `ValueError`: If no model has results for `key`.
     """
     plt = pyplot()
-    panels = {name: r["per_dimension"] for name, r in models.items() if r.get("per_dimension")}
+    name_of_group = _GROUP_TITLES.get(key, key)
+    panels = {name: r[key] for name, r in models.items() if r.get(key)}
     if not panels:
-        raise ValueError("no per-dimension results to plot.")
+        raise ValueError(f"no {key.replace('_', '-')} results to plot.")
     rows = max(len(d) for d in panels.values())
     longest = max(len(str(label)) for d in panels.values() for label in d)
     height = max(2.5, 0.26 * rows + 1.2)
     width = 3.5 + min(longest, 60) * 0.07
     figure, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), height), squeeze=False)
-    for axis, (name, per_dimension) in zip(axes[0], panels.items(), strict=True):
-        ordered = sorted(per_dimension.items(), key=lambda item: (item[1]["alignment_accuracy"], item[0]))
-        labels = [label if len(label) <= 60 else label[:59] + "…" for label, _ in ordered]
+    for axis, (name, per_group) in zip(axes[0], panels.items(), strict=True):
+        ordered = sorted(per_group.items(), key=lambda item: (item[1]["alignment_accuracy"], item[0]))
+        labels = _short_labels([label for label, _ in ordered])
         values = [100 * metrics["alignment_accuracy"] for _, metrics in ordered]
         bars = axis.barh(range(len(ordered)), values, color="C0")
         for bar, (_, metrics) in zip(bars, ordered, strict=True):
@@ -123,7 +139,16 @@ def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path
         axis.set_xlim(0, 125)
         axis.set_xticks(range(0, 101, 25))
         axis.set_xlabel("alignment accuracy (%)")
-        axis.set_title(f"Accuracy per dimension: {name}", fontsize=9)
+        axis.set_title(f"Accuracy per {name_of_group}: {name}", fontsize=9)
         axis.set_ylim(-0.7, len(ordered) - 0.3)
     figure.tight_layout()
     return save_figure(figure, path, overwrite)
+
+
+def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path, overwrite: bool = False) -> Path:
+    """Accuracy per preference dimension (AlignX Table 8): `plot_per_group(models, path, "per_dimension")`.
+
+    Raises:
+        `ValueError`: If no model has per-dimension results.
+    """
+    return plot_per_group(models, path, "per_dimension", overwrite)

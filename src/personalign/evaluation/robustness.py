@@ -149,3 +149,53 @@ def dimension_labels(rows: Sequence[Mapping[str, Any]], space: PreferenceSpace |
     if rows and "dimension" in rows[0]:
         return [row["dimension"] for row in rows]
     return alignx_dimension_labels((row.get(_alignx_key(row, DIRECTION_COLUMN)) for row in rows), space)
+
+
+def alignx_row_dimension_labels(
+    rows: Sequence[Mapping[str, Any]], space: PreferenceSpace | None = None
+) -> tuple[list[list[str]], dict[str, int]]:
+    """Per-dimension group labels of AlignX rows, with where each came from.
+
+    A row's labels are the non-neutral dimensions of its gold `"Preference Direction"` (as `alignx_dimension_labels`);
+    a row without one (benchmark rows) falls back to its `profile` text read back with `PreferenceSpace.from_text`,
+    when the text is a list of the space's labels (the persona's preferences rather than the target pair's); other
+    rows get no label.
+
+    Args:
+        rows (`Sequence[Mapping[str, Any]]`): AlignX rows (release or snake_case columns).
+        space (`PreferenceSpace`, *optional*): The space of the vectors and labels; AlignX's by default.
+
+    Returns:
+        `tuple[list[list[str]], dict[str, int]]`: One list of dimension names per row, and the number of rows labelled
+        from each source: `{"preference_direction": n, "profile": m, "none": k}`.
+    """
+    space = space or PreferenceSpace.alignx()
+    parsed: dict[str, list[float] | None] = {}
+    labels, counts = [], {"preference_direction": 0, "profile": 0, "none": 0}
+    for row in rows:
+        vector, source = row.get(_alignx_key(row, DIRECTION_COLUMN)), "preference_direction"
+        if vector is None and isinstance(row.get("profile"), str) and row["profile"]:
+            profile = row["profile"]
+            if profile not in parsed:
+                try:
+                    parsed[profile] = space.from_text(profile)
+                except ValueError:
+                    parsed[profile] = None
+            vector, source = parsed[profile], "profile"
+        if vector is None:
+            labels.append([])
+            counts["none"] += 1
+            continue
+        labels.append([space.dimensions[i].name for i in space.active(vector)])
+        counts[source] += 1
+    return labels, counts
+
+
+def rows_with_target_in_history(rows: Iterable[Mapping[str, Any]]) -> int:
+    """The number of AlignX rows whose history (comments or pairs) holds their own target `prompt`: the target pair
+    may then be shown in the persona (AlignX's benchmark files have a few)."""
+    count = 0
+    for row in rows:
+        items = [*(row.get(_alignx_key(row, UGC_COLUMN)) or []), *(row.get(_alignx_key(row, PAIRS_COLUMN)) or [])]
+        count += any(isinstance(item, Mapping) and item.get("prompt") == row.get("prompt") for item in items)
+    return count

@@ -1,6 +1,7 @@
 """The alignment evaluation behind `personalign eval`: read persona rows (AlignX or counterfactual MultiFacet), render
 them as persona-conditioned prompts, score them under one or more policies and a reference, and compute alignment
-accuracy overall, per dimension, per persona size and, with `flip`, under the reversed persona.
+accuracy overall, per dimension, per persona (`ground_truth_persona`), per benchmark (source file), per persona size
+and, with `flip`, under the reversed persona.
 
 `evaluate_alignment` returns a JSON-ready dict; `write_alignment_results` writes it with its plots, and
 `update_model_card` puts the overall numbers into a model card's `model-index`.
@@ -20,23 +21,40 @@ import numpy as np
 
 from .. import __version__
 from ..io import atomic_output
+from ..preference_space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .reversal import reverse_alignx_row, reverse_multifacet
 from .robustness import (
     DEFAULT_PERSONA_SIZES,
-    alignx_dimension_labels,
+    alignx_row_dimension_labels,
     history_length,
     parse_persona_sizes,
+    rows_with_target_in_history,
     subset_alignx_history,
     subset_multifacet_history,
 )
-from .rows import DATA_FORMATS, PERSONA_FORMATS, load_eval_rows, normalize_alignx_rows, row_renderer
+from .rows import (
+    DATA_FORMATS,
+    PERSONA_FORMATS,
+    EvalRows,
+    load_eval_rows,
+    normalize_alignx_rows,
+    rendered_alignx_rows,
+    row_renderer,
+)
 
 logger = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 PERSONA_SIZE_PLOT = "persona_size.png"
 PER_DIMENSION_PLOT = "per_dimension.png"
+GROUP_PLOTS = {
+    "per_dimension": PER_DIMENSION_PLOT,
+    "per_persona": "per_persona.png",
+    "per_benchmark": "per_benchmark.png",
+}
+"""The breakdowns of a model's results and the bar plot each gets (when it has groups)."""
+_GROUPS = {"dimension": "per_dimension", "persona": "per_persona", "benchmark": "per_benchmark"}
 CARD_METRICS = ("alignment_accuracy", "flip_rate", "reversed_alignment_accuracy", "strict_flip_rate")
 
 
@@ -49,11 +67,15 @@ class AlignmentEvalConfig:
             the columns by default.
         split (`str`, *optional*): The split to evaluate; by default the only one, else `"test"`.
         persona_format (`str`, *optional*): How the persona enters the prompt: AlignX rows `"pba"` (default; the
-            preference text aggregated from the history) or `"ica"` (the history itself); MultiFacet rows
-            `"feedback"` (the counterfactual seed's feedback-history prompt, the only choice).
+            row's ready `profile`, else the preference text aggregated from the history) or `"ica"` (the history
+            itself); MultiFacet rows `"feedback"` (the counterfactual seed's feedback-history prompt, the only
+            choice). Ready-rendered rows (a build folder's `pba` / `ica` config) are scored as they are: it can only
+            pick that config.
         flip (`bool`, *optional*, defaults to `False`): Also score every pair under the reversed persona (flip rate).
+            Refused for ready-rendered rows, and for PBA rows whose `profile` is not a list of AlignX labels.
         persona_sizes (`tuple[int, ...]`, *optional*, defaults to `(2, 4, 8, 16)`): History sizes of the robustness
-            run, on the rows that have at least the largest size; `()` skips it.
+            run, on the rows that have at least the largest size; `()` skips it. Skipped with a notice where the
+            prompt cannot change with the size: ready-rendered rows, and PBA rows with a ready `profile` (left out).
         skip_unavailable_sizes (`bool`, *optional*, defaults to `False`): Leave out (and record) sizes larger than
             every row's history instead of failing.
         beta (`float`, *optional*, defaults to `0.1`): The DPO temperature of the implicit reward.
@@ -114,25 +136,89 @@ class _Plan:
     """What gets scored: rendered rows per segment, and the labels and counts the results need."""
 
     segments: dict[str, list[dict[str, Any]]]
-    dimension_labels: list[Any]
+    groups: dict[str, list[Any]]
     size_labels: list[int]
     dataset: dict[str, Any]
+    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
 class _Rows:
-    """The rows to evaluate, their opposite users (with `flip`) and their positions in the dataset (history seeds)."""
+    """The rows to evaluate, their opposite users (with `flip`), their positions in the dataset (history seeds) and
+    their group labels per breakdown (`dimension`, `persona`, `benchmark`)."""
 
     originals: list[dict[str, Any]]
     reversed: list[dict[str, Any]]
     indices: list[int]
     reversed_indices: list[int]
-    dimension_labels: list[Any]
+    groups: dict[str, list[Any]]
     info: dict[str, Any]
 
 
-def _select_rows(data_format: str, data: Any, where: str, persona_format: str, config: AlignmentEvalConfig) -> _Rows:
+def _reverse_alignx(row: dict[str, Any], index: int, where: str, persona_format: str) -> dict[str, Any]:
+    """`reverse_alignx_row` for the eval: the ICA prompt drops the text that cannot be reversed; a PBA `profile` must
+    be a list of AlignX labels (errors name the row)."""
+    space = PreferenceSpace.alignx()
+    profile = row.get("profile")
+    if persona_format == "pba" and profile:
+        try:
+            space.from_text(profile)
+        except ValueError:
+            raise ValueError(
+                f"{where}, row {index}, column 'profile': --flip reverses the PBA preference text, but this one "
+                f"({profile[:60]!r}{'...' if len(profile) > 60 else ''}) is not a list of {space.name} preference "
+                "labels, so it cannot be reversed; drop --flip, or pass --persona-format ica (it reverses the "
+                "feedback pairs instead)."
+            ) from None
+    try:
+        # Comments and demographics are free text that cannot be reversed: the reversed ICA prompt leaves them out.
+        return reverse_alignx_row(row, space, drop_irreversible_text=persona_format == "ica")
+    except ValueError as error:
+        raise ValueError(f"{where}, row {index}: {error}") from None
+
+
+def _alignx_groups(
+    originals: list[dict[str, Any]], breakdowns: dict[str, Any], rendered: str | None
+) -> dict[str, list[Any]]:
+    """The per-dimension and per-persona labels of AlignX rows, and in `breakdowns` what each is grouped by or why it
+    is absent."""
+    labels, counts = alignx_row_dimension_labels(originals)
+    groups: dict[str, list[Any]] = {"dimension": labels}
+    if counts["preference_direction"] or counts["profile"]:
+        breakdowns["per_dimension"] = {"rows_by_source": counts}
+        if counts["profile"]:
+            breakdowns["per_dimension"]["note"] = (
+                "rows without a gold 'Preference Direction' count in the dimensions of their 'profile' text (the "
+                "persona's preferences, read with PreferenceSpace.from_text), not of the target pair."
+            )
+    else:
+        breakdowns["per_dimension"] = {
+            "absent": "no row has a gold 'Preference Direction', and no 'profile' is a list of AlignX preference "
+            "labels (PreferenceSpace.from_text)."
+        }
+    personas = [row.get("ground_truth_persona") for row in originals]
+    known = [persona for persona in personas if persona is not None]
+    if known:
+        groups["persona"] = personas
+        breakdowns["per_persona"] = {
+            "column": "ground_truth_persona",
+            "num_personas": len(set(known)),
+            "num_rows": len(known),
+        }
+    elif rendered:
+        breakdowns["per_persona"] = {
+            "absent": "the ready-rendered rows carry no 'ground_truth_persona' (a build-dataset pba / ica config keeps "
+            "prompt, chosen, rejected, profile and preference_direction); evaluate the source file for it."
+        }
+    else:
+        breakdowns["per_persona"] = {"absent": "the rows carry no 'ground_truth_persona'."}
+    return groups
+
+
+def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) -> _Rows:
+    data_format, data, where = loaded.data_format, loaded.data, loaded.where
     info: dict[str, Any] = {}
+    breakdowns: dict[str, Any] = {}
     if data_format == "multifacet":
         if config.flip:
             # Pairs are found over the whole split, before --limit, so a limited run keeps every counterpart.
@@ -147,24 +233,83 @@ def _select_rows(data_format: str, data: Any, where: str, persona_format: str, c
             indices, partners = indices[: config.limit], partners[: config.limit]
         originals = data.select(indices).to_list()
         reversed_rows = data.select(partners).to_list() if partners else []
-        return _Rows(originals, reversed_rows, indices, partners, [r["dimension"] for r in originals], info)
-    if config.limit is not None:
-        data = data.select(range(min(config.limit, len(data))))
-    originals = normalize_alignx_rows(data, where)
-    indices = list(range(len(originals)))
-    reversed_rows = []
-    if config.flip:
-        # Comments and demographics are free text that cannot be reversed: the reversed ICA prompt leaves them out.
-        drop = persona_format == "ica"
-        reversed_rows = [reverse_alignx_row(row, drop_irreversible_text=drop) for row in originals]
-    labels = alignx_dimension_labels(row["preference_direction"] for row in originals)
-    return _Rows(originals, reversed_rows, indices, indices if config.flip else [], labels, info)
+        groups: dict[str, list[Any]] = {"dimension": [row["dimension"] for row in originals]}
+        breakdowns["per_dimension"] = {"column": "dimension"}
+        breakdowns["per_persona"] = {"absent": "MultiFacet rows carry no 'ground_truth_persona'."}
+    else:
+        if loaded.rendered and config.flip:
+            raise ValueError(
+                f"{where}: --flip reverses each row's persona, but these rows hold ready-rendered prompts "
+                f"({loaded.rendered}); evaluate the source file, or a `personalign build-dataset alignx` folder with "
+                "the raw config (--config raw)."
+            )
+        if config.limit is not None:
+            data = data.select(range(min(config.limit, len(data))))
+        if loaded.rendered:
+            originals = rendered_alignx_rows(data, where)
+        else:
+            originals = normalize_alignx_rows(data, where)
+            info["num_rows_target_in_history"] = rows_with_target_in_history(originals)
+        indices = list(range(len(originals)))
+        partners = indices if config.flip else []
+        reversed_rows = (
+            [_reverse_alignx(row, i, where, persona_format) for i, row in enumerate(originals)] if config.flip else []
+        )
+        groups = _alignx_groups(originals, breakdowns, loaded.rendered)
+    if loaded.sources is not None:
+        groups["benchmark"] = [loaded.sources[index] for index in indices]
+        breakdowns["per_benchmark"] = {"column": "source file", "num_benchmarks": len(set(groups["benchmark"]))}
+    else:
+        breakdowns["per_benchmark"] = {
+            "absent": "the rows come from one file, or from a source that does not record each row's file (a Hub "
+            "dataset, a build-dataset folder, rows in memory)."
+        }
+    info["breakdowns"] = breakdowns
+    return _Rows(originals, reversed_rows, indices, partners, groups, info)
 
 
-def _plan(data_format: str, data: Any, where: str, persona_format: str, config: AlignmentEvalConfig) -> _Plan:
-    rows = _select_rows(data_format, data, where, persona_format, config)
+def _fixed_prompt_rows(
+    loaded: EvalRows, persona_format: str, rows: _Rows, sizes: tuple[int, ...], info: dict[str, Any]
+) -> tuple[list[int], list[str]]:
+    """The rows whose prompt cannot change with the persona size (ready-rendered rows; PBA rows with a ready
+    `profile`, which is the whole PBA persona), and the notices that say so."""
+    if not sizes or loaded.data_format != "alignx":
+        return [], []
+    listed = ", ".join(map(str, sizes))
+    if loaded.rendered:
+        reason = "the rows hold ready-rendered prompts, whose history cannot be cut"
+        info["persona_sizes_not_applicable"] = {"sizes": list(sizes), "reason": reason}
+        return list(range(len(rows.originals))), [f"persona sizes {listed} skipped: {reason}."]
+    if persona_format != "pba":
+        return [], []
+    fixed = [position for position, row in enumerate(rows.originals) if row.get("profile")]
+    if len(fixed) == len(rows.originals):
+        reason = (
+            "every row's PBA prompt is its ready 'profile' text, which does not change with the history size "
+            "(--persona-format ica renders the history items, whose number does)"
+        )
+        info["persona_sizes_not_applicable"] = {"sizes": list(sizes), "reason": reason}
+        return fixed, [f"persona sizes {listed} skipped: {reason}."]
+    if fixed:
+        info["persona_size_rows_fixed_profile"] = len(fixed)
+        return fixed, [
+            f"{len(fixed)} rows with a ready 'profile' left out of the persona-size run: their PBA prompt does not "
+            "change with the history size."
+        ]
+    return [], []
+
+
+def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) -> _Plan:
+    data_format = loaded.data_format
+    rows = _select_rows(loaded, persona_format, config)
     info = {**rows.info, "num_rows": len(rows.originals)}
-    render = row_renderer(data_format, persona_format, config.include_demographics)
+    if loaded.rendered:
+
+        def render(row: Mapping[str, Any], index: int) -> dict[str, Any]:
+            return {key: row[key] for key in ("prompt", "chosen", "rejected")}
+
+    else:
+        render = row_renderer(data_format, persona_format, config.include_demographics)
     segments = {"main": [render(row, i) for row, i in zip(rows.originals, rows.indices, strict=True)]}
     if config.flip:
         segments["main_reversed"] = [
@@ -172,14 +317,19 @@ def _plan(data_format: str, data: Any, where: str, persona_format: str, config: 
         ]
 
     sizes, size_labels = config.persona_sizes, []
+    fixed, notices = _fixed_prompt_rows(loaded, persona_format, rows, sizes, info)
+    if len(fixed) == len(rows.originals):
+        sizes = ()
     lengths = [history_length(row) for row in rows.originals]
     if sizes and data_format == "multifacet" and config.flip:  # both users need that many items
         lengths = [min(a, history_length(b)) for a, b in zip(lengths, rows.reversed, strict=True)]
+    for position in fixed:
+        lengths[position] = 0
     unavailable = [size for size in sizes if size > max(lengths)]
     if unavailable and not config.skip_unavailable_sizes:
         raise ValueError(
-            f"{where}: persona size {unavailable[0]} is larger than every row's history (at most {max(lengths)} "
-            "items); pass smaller --persona-sizes, or none."
+            f"{loaded.where}: persona size {unavailable[0]} is larger than every row's history (at most "
+            f"{max(lengths)} items); pass smaller --persona-sizes, or none."
         )
     sizes = tuple(size for size in sizes if size not in unavailable)
     info.update(persona_sizes=list(sizes), persona_sizes_skipped=unavailable)
@@ -202,12 +352,19 @@ def _plan(data_format: str, data: Any, where: str, persona_format: str, config: 
                 subset = subset_alignx_history(rows.originals[position], size, config.seed, index)
                 originals.append(subset)
                 if config.flip:  # subset first, then reverse: both personas hold the same items
-                    reversed_row = reverse_alignx_row(subset, drop_irreversible_text=persona_format == "ica")
-                    reversed_rows.append((reversed_row, index))
+                    reversed_rows.append((_reverse_alignx(subset, index, loaded.where, persona_format), index))
         segments["sizes"] = [render(row, rows.indices[p]) for row, (p, _) in zip(originals, jobs, strict=True)]
         if config.flip:
             segments["sizes_reversed"] = [render(row, index) for row, index in reversed_rows]
-    return _Plan(segments, rows.dimension_labels, size_labels, info)
+    if info.get("num_rows_target_in_history") and persona_format == "ica":
+        notices.append(
+            f"{info['num_rows_target_in_history']} rows hold their own target prompt in their history (as released): "
+            "their ICA prompt shows it."
+        )
+    if "absent" in info["breakdowns"]["per_dimension"]:
+        notices.append(f"no per-dimension results: {info['breakdowns']['per_dimension']['absent']}")
+    info["notices"] = notices
+    return _Plan(segments, rows.groups, size_labels, info, notices)
 
 
 # ------------------------------------------------------------------------------------------------------- scoring
@@ -272,11 +429,9 @@ def _model_results(policy: Mapping, reference: Mapping, plan: _Plan, config: Ali
     inputs = _metric_inputs(policy, reference, "main")
     if config.flip:
         inputs |= _metric_inputs(policy, reference, "main_reversed")
-    overall = compute_alignment_metrics(**inputs, beta=config.beta, groups={"dimension": plan.dimension_labels})
-    result = {
-        "overall": {k: v for k, v in overall.items() if k != "groups"},
-        "per_dimension": overall["groups"]["dimension"],
-    }
+    overall = compute_alignment_metrics(**inputs, beta=config.beta, groups=plan.groups)
+    result = {"overall": {k: v for k, v in overall.items() if k != "groups"}}
+    result |= {_GROUPS[name]: per_label for name, per_label in overall["groups"].items()}
     if "sizes" in policy:
         inputs = _metric_inputs(policy, reference, "sizes")
         if config.flip:
@@ -315,13 +470,18 @@ def evaluate_alignment(
     """Alignment accuracy of one or more policies on persona-conditioned preference pairs: overall, per dimension,
     per persona size and, with `config.flip`, under the reversed persona (flip rate).
 
-    Each row is rendered as a persona-conditioned prompt (`config.persona_format`), and its two responses are scored
-    with `score_pairs` under every policy and under the reference, which is scored once and shared. The numbers are
-    `compute_alignment_metrics`'s (strict `>` of the DPO reward margins, as TRL's `rewards/accuracies`):
+    Each row is rendered as a persona-conditioned prompt (`config.persona_format`; ready-rendered rows are taken as
+    they are), and its two responses are scored with `score_pairs` under every policy and under the reference, which
+    is scored once and shared. The numbers are `compute_alignment_metrics`'s (strict `>` of the DPO reward margins,
+    as TRL's `rewards/accuracies`):
 
     - `overall`: every row, with its full history;
-    - `per_dimension`: AlignX pairs in every non-neutral dimension of their gold direction, MultiFacet rows in their
-      `dimension`;
+    - `per_dimension`: AlignX pairs in every non-neutral dimension of their gold direction (rows without one: of
+      their `profile` text, when it is a list of AlignX labels), MultiFacet rows in their `dimension`; empty when no
+      row has either, with the reason in `dataset.breakdowns.per_dimension.absent`;
+    - `per_persona`: AlignX rows by `ground_truth_persona` (benchmark rows), where the rows carry it;
+    - `per_benchmark`: rows by source file, when the split's rows come from several files of a local folder (e.g.
+      `p_soups.json` and `prism.json`);
     - `persona_size`: the rows with at least `max(config.persona_sizes)` history items, each rendered with a history
       of exactly each size (`personalign.evaluation.robustness`);
     - with `flip`: the reversed persona is `reverse_alignx_row` (AlignX; the ICA prompt drops the comments and
@@ -342,8 +502,10 @@ def evaluate_alignment(
         log (`Callable[[str], None]`, *optional*): Receives one line per step (the CLI prints them).
 
     Returns:
-        `dict`: `settings`, `dataset` (source, split, format, row counts) and `models[name]` with `overall`,
-        `per_dimension` and (with persona sizes) `persona_size` metrics; JSON-serialisable.
+        `dict`: `settings`, `dataset` (source, split, format, row counts, `breakdowns`: what each breakdown is
+        grouped by or why it is absent, `notices`: what was skipped and why) and `models[name]` with `overall`,
+        `per_dimension`, `per_persona` / `per_benchmark` (where available) and (with persona sizes) `persona_size`
+        metrics; JSON-serialisable.
 
     Raises:
         `ValueError`: On bad settings or data (see `load_eval_rows`), or mismatched tokenizers.
@@ -362,9 +524,13 @@ def evaluate_alignment(
     config = config or AlignmentEvalConfig()
     log = log or logger.info
     named = _named_models(models)
-    data_format, data, where, split = load_eval_rows(dataset, config.split, config.data_format)
-    persona_format = config.persona_format or PERSONA_FORMATS[data_format][0]
-    row_renderer(data_format, persona_format)  # checks the persona format before any model is loaded
+    loaded = load_eval_rows(dataset, config.split, config.data_format, config.persona_format)
+    data_format, split = loaded.data_format, loaded.split
+    if loaded.rendered:
+        persona_format = loaded.rendered
+    else:
+        persona_format = config.persona_format or PERSONA_FORMATS[data_format][0]
+        row_renderer(data_format, persona_format)  # checks the persona format before any model is loaded
     by_name = [str(m) for m in [*named.values(), reference] if isinstance(m, (str, Path))]
     if tokenizer is None:
         if not by_name:
@@ -373,11 +539,13 @@ def evaluate_alignment(
     for name in by_name[1:]:
         _check_same_tokenizer(tokenizer, name, by_name[0])
 
-    plan = _plan(data_format, data, where, persona_format, config)
+    plan = _plan(loaded, persona_format, config)
     log(
         f"{plan.dataset['num_rows']} rows ({data_format}, {persona_format} prompts); "
         + ", ".join(f"{name} {len(rows)} pairs" for name, rows in plan.segments.items())
     )
+    for notice in plan.notices:
+        log(f"notice: {notice}")
     if reference is None:
         reference_scores = {name: (np.zeros(len(r)), np.zeros(len(r))) for name, r in plan.segments.items()}
     else:
@@ -408,14 +576,17 @@ def evaluate_alignment(
         "persona_sizes": list(config.persona_sizes),
         "personalign_version": __version__,
     }
-    dataset_info = {"source": settings["dataset"], "where": where, "format": data_format, **plan.dataset}
+    dataset_info = {"source": settings["dataset"], "where": loaded.where, "format": data_format, **plan.dataset}
+    if loaded.rendered:
+        dataset_info["rendered"] = loaded.rendered
     return {"settings": settings, "dataset": dataset_info, "models": results}
 
 
 # ------------------------------------------------------------------------------------------------------- writing
 def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, overwrite: bool = False) -> list[Path]:
-    """Write `results.json` and the plots (`persona_size.png` with persona sizes, `per_dimension.png`) into
-    `output_dir`, atomically (the folder appears whole or not at all).
+    """Write `results.json` and the plots (`persona_size.png` with persona sizes; `per_dimension.png`,
+    `per_persona.png`, `per_benchmark.png` for the breakdowns the results have) into `output_dir`, atomically (the
+    folder appears whole or not at all).
 
     Returns:
         `list[Path]`: The files written.
@@ -423,7 +594,7 @@ def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, 
     Raises:
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
-    from .plots import plot_per_dimension, plot_persona_size
+    from .plots import plot_per_group, plot_persona_size
 
     output_dir = Path(output_dir)
     names = [RESULTS_FILE]
@@ -434,9 +605,10 @@ def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, 
         if any(r.get("persona_size") for r in models.values()):
             plot_persona_size(models, folder / PERSONA_SIZE_PLOT)
             names.append(PERSONA_SIZE_PLOT)
-        if any(r.get("per_dimension") for r in models.values()):
-            plot_per_dimension(models, folder / PER_DIMENSION_PLOT)
-            names.append(PER_DIMENSION_PLOT)
+        for key, plot in GROUP_PLOTS.items():
+            if any(r.get(key) for r in models.values()):
+                plot_per_group(models, folder / plot, key)
+                names.append(plot)
     return [output_dir / name for name in names]
 
 
