@@ -1,5 +1,8 @@
 import json
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from datasets import load_dataset
@@ -12,10 +15,14 @@ from personalign.data.multifacet import (
     MultifacetBuildConfig,
     attach_history,
     build_multifacet_cf,
+    default_test_instructions,
+    fold_dimension,
     preference_key,
 )
 from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
 from personalign.io import write_rows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +220,198 @@ def test_responses_without_a_dimension_make_no_user_on_it(tmp_path):
             if row["dimension"] == "harmlessness":
                 assert row["chosen_id"] >= 6 and row["rejected_id"] >= 6
                 assert all(pair["chosen_id"] >= 6 and pair["rejected_id"] >= 6 for pair in row["history"])
+
+
+# ------------------------------------------------------------- the real schema: dimension names as released
+CARD_SPELLINGS = {
+    "style": "style",
+    "background_knowledge": "background knowledge",
+    "informativeness": "informativeness",
+    "harmlessness": "harmlessness",
+}
+
+
+def real_schema_rows(num_instructions, spellings=CARD_SPELLINGS, extra=None):
+    """Multifaceted-Collection rows as released (`main_source, original_source, preference_set: list[{dimension,
+    subdimension, preference, description}], system, prompt, output`), three per instruction, the three responses
+    differing on every dimension. `spellings` maps each dimension to the name written in the rows (leave one out to
+    drop it); `extra` adds an entry with that dimension name to every row."""
+    rows = []
+    for i in range(num_instructions):
+        for j in range(3):
+            preference_set = []
+            for k, (dimension, written) in enumerate(spellings.items()):
+                option = (j + i * (k + 1)) % 3
+                preference_set.append(
+                    {
+                        "dimension": written,
+                        "subdimension": f"{dimension} aspect",
+                        "preference": f"{dimension} option {option}",
+                        "description": f"The user wants {dimension} option {option}.",
+                    }
+                )
+            if extra:
+                preference_set.append(
+                    {"dimension": extra, "subdimension": "t", "preference": f"t{j}", "description": "x"}
+                )
+            rows.append(
+                {
+                    "main_source": "Nectar",
+                    "original_source": "anthropic-hh",
+                    "preference_set": preference_set,
+                    "system": f"You are an assistant for user {i}-{j}.",
+                    "prompt": f"Instruction number {i}?",
+                    "output": f"Answer {j} to instruction {i}.",
+                }
+            )
+    return rows
+
+
+def write_jsonl(rows, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "folded"),
+    [
+        ("Background knowledge", "background_knowledge"),
+        ("background-knowledge", "background_knowledge"),
+        ("Background_Knowledge", "background_knowledge"),
+        ("  BACKGROUND -_ knowledge ", "background_knowledge"),
+        ("Style", "style"),
+        ("tone", "tone"),
+    ],
+)
+def test_fold_dimension(name, folded):
+    assert fold_dimension(name) == folded
+
+
+def test_default_test_instructions_is_the_papers_307_at_full_size():
+    assert default_test_instructions(65_666) == 307  # the full collection: the counterfactual paper's split
+    assert default_test_instructions(3_070) == 307
+    assert default_test_instructions(3_069) == 306
+    assert default_test_instructions(90) == 9
+    assert default_test_instructions(5) == 1
+
+
+def test_config_folds_dimension_names_and_refuses_unknown_ones():
+    config = MultifacetBuildConfig(dimensions=("Background knowledge", "background-knowledge", "Style"))
+    assert config.dimensions == ("background_knowledge", "style")
+    with pytest.raises(ValueError, match=r"dimensions must be .* got 'tone'"):
+        MultifacetBuildConfig(dimensions=("style", "tone"))
+
+
+@pytest.mark.parametrize("written", ["Background knowledge", "background-knowledge", "Background_Knowledge"])
+def test_every_spelling_of_background_knowledge_builds_its_users(tmp_path, written):
+    source = write_jsonl(real_schema_rows(30, {**CARD_SPELLINGS, "background_knowledge": written}), tmp_path)
+    configs, report = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=5))
+    for split in ("train", "test"):
+        assert report.rows[split]["background_knowledge"] > 0
+        assert "background_knowledge" in set(configs["counterfactual"][split]["dimension"])
+    # the test split: 3 unordered pairs x 2 orientations x 4 dimensions per instruction
+    assert len(configs["counterfactual"]["test"]) == 5 * 24
+    assert not report.unknown_dimensions
+    assert report.source_dimensions[written] == 90
+    # asking for it in the config by another spelling selects the same users
+    only, _ = build_multifacet_cf(
+        source, MultifacetBuildConfig(test_instructions=5, dimensions=("Background-Knowledge",))
+    )
+    assert set(only["counterfactual"]["test"]["dimension"]) == {"background_knowledge"}
+
+
+def test_a_requested_dimension_missing_from_the_source_fails_naming_it(tmp_path, caplog):
+    spellings = {k: v for k, v in CARD_SPELLINGS.items() if k != "harmlessness"}
+    spellings["background_knowledge"] = "Background knowledge"
+    source = write_jsonl(real_schema_rows(30, spellings), tmp_path)
+    with pytest.raises(ValueError) as caught:
+        build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=5))
+    message = str(caught.value)
+    assert "column 'preference_set': requested dimension(s) 'harmlessness' have no user / pair" in message
+    assert "'style' 90, 'Background knowledge' 90, 'informativeness' 90" in message
+    assert "--allow-missing-dimensions" in message
+    # explicitly allowed: a warning and a report line, and the other dimensions are built
+    with caplog.at_level("WARNING", logger="personalign.data.multifacet"):
+        configs, report = build_multifacet_cf(
+            source, MultifacetBuildConfig(test_instructions=5, allow_missing_dimensions=True)
+        )
+    assert any("'harmlessness' have no user / pair" in r.getMessage() for r in caplog.records)
+    assert set(configs["counterfactual"]["test"]["dimension"]) == {"style", "background_knowledge", "informativeness"}
+    assert any(line.startswith("no row on dimension 'harmlessness'") for line in report.lines())
+    # not requested: no error
+    build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=5, dimensions=("style",)))
+
+
+def test_a_dimension_with_entries_but_no_pair_fails_too(tmp_path):
+    rows = real_schema_rows(20)
+    for row in rows:  # every response of every instruction has the same harmlessness preference
+        row["preference_set"][3]["preference"] = "always the same"
+    source = write_jsonl(rows, tmp_path)
+    with pytest.raises(ValueError, match=r"'harmlessness': no two responses of an instruction differ on it"):
+        build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=4))
+
+
+def test_unknown_dimension_values_are_counted_in_the_report(tmp_path):
+    source = write_jsonl(real_schema_rows(20, extra="tone"), tmp_path)
+    configs, report = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=4))
+    assert report.unknown_dimensions == {"tone": 60}
+    assert "preference_set entries on an unknown dimension (ignored): 'tone' 60" in "\n".join(report.lines())
+    assert "tone" not in set(configs["counterfactual"]["train"]["dimension"])
+    rows = real_schema_rows(3)
+    rows[4]["preference_set"][1]["dimension"] = None
+    with pytest.raises(ValueError, match=r"row 4, column 'preference_set' item 1: expected a dimension name"):
+        build_multifacet_cf(write_jsonl(rows, tmp_path / "bad"), MultifacetBuildConfig(test_instructions=1))
+
+
+def test_small_source_builds_with_the_default_test_size(tmp_path):
+    source = write_jsonl(real_schema_rows(90), tmp_path / "src")
+    configs, report = build_multifacet_cf(source)  # the default: 307 would leave no training instruction
+    assert report.instructions == {"train": 81, "test": 9}
+    assert len(configs["counterfactual"]["test"]) == 9 * 24
+    result = CliRunner().invoke(
+        app, ["build-dataset", "multifacet-cf", "--source", str(source), "--output", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "test: 9 instructions" in result.output
+    with pytest.raises(ValueError, match=r"test_instructions=307 \(CLI: --test-instructions\) leaves no training"):
+        build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=307))
+
+
+def run_script(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_cli_missing_dimension_is_one_error_line(tmp_path):
+    spellings = {k: v for k, v in CARD_SPELLINGS.items() if k != "harmlessness"}
+    source = write_jsonl(real_schema_rows(12, spellings), tmp_path / "src")
+    output = tmp_path / "out"
+    result = run_script(
+        "-m", "personalign.cli", "build-dataset", "multifacet-cf", "--source", str(source), "--output", str(output)
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "'harmlessness' have no user / pair" in errors[0] and "'background knowledge' 36" in errors[0]
+    assert not output.exists()
+
+
+def test_dataset_script_builds_the_same_rows_as_the_builder_class(tmp_path):
+    from personalign.data.multifacet import MultifacetCF
+
+    script = REPO / "dataset_scripts" / "multifacet_cf.py"
+    helped = run_script(str(script), "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "--test-instructions" in helped.stdout and "--allow-missing-dimensions" in helped.stdout
+    source = write_jsonl(real_schema_rows(40, extra="tone"), tmp_path / "src")
+    output = tmp_path / "out"
+    result = run_script(str(script), "--source", str(source), "--output", str(output), "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "test: 4 instructions" in result.stderr and "'tone' 120" in result.stderr
+    builder = MultifacetCF(config_name="counterfactual", source=str(source), seed=3, cache_dir=str(tmp_path / "c"))
+    builder.download_and_prepare()
+    expected = builder.as_dataset()
+    loaded = load_dataset(str(output), "counterfactual")
+    for split in ("train", "test"):
+        assert loaded[split].to_list() == expected[split].to_list()
+    assert len(load_dataset(str(output), "responses", split="train")) == 120

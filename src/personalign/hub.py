@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from . import __version__
 from .io import atomic_output
@@ -88,6 +88,15 @@ def _shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
+def split_num_bytes(data: Dataset) -> int:
+    """The size of a split as `push_to_hub` records it in `dataset_info` (`SplitInfo.num_bytes`): the bytes of its
+    Arrow table, scaled to the selected rows when the dataset is an indices view (`select`, `shard`, ...)."""
+    num_bytes = data.data.nbytes
+    if data._indices is not None and len(data.data):
+        num_bytes = num_bytes * len(data) // len(data.data)
+    return int(num_bytes)
+
+
 def render_card(template_name: str, metadata: Mapping[str, Any], **context: Any) -> str:
     """Render a card template of `model_cards/` with `metadata` as its YAML front matter (`metadata_yaml`) and the
     library version (`version`); an unknown template variable is an error, not an empty string."""
@@ -121,12 +130,18 @@ def render_dataset_card(configs: Mapping[str, DatasetDict], spec: DatasetCardSpe
             }
             for index, name in enumerate(names)
         ],
-        # The features and sizes `push_to_hub` would record, so a local folder's card is complete too.
+        # The features and sizes `push_to_hub` would record, so a local folder's card is complete too. `datasets`
+        # reads a split entry only with all of name / num_bytes / num_examples (else it logs "Ignoring part of
+        # dataset_info ... malformed" on every load).
         "dataset_info": [
             {
                 "config_name": name,
                 "features": next(iter(configs[name].values())).features._to_yaml_list(),
-                "splits": [{"name": split, "num_examples": len(data)} for split, data in configs[name].items()],
+                "splits": [
+                    {"name": split, "num_bytes": split_num_bytes(data), "num_examples": len(data)}
+                    for split, data in configs[name].items()
+                ],
+                "dataset_size": sum(split_num_bytes(data) for data in configs[name].values()),
             }
             for name in names
         ],

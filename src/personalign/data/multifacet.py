@@ -3,10 +3,15 @@
 Multifaceted-Collection has three rows per instruction: the same `prompt`, three `system` / `preference_set` /
 `output` triples, each output the preferred answer under its own preference set. The builder:
 
-1. groups rows by `prompt` (one instruction id per group) and holds out `test_instructions` groups as the test split;
+1. groups rows by `prompt` (one instruction id per group) and holds out `test_instructions` groups as the test split
+   (the paper's 307 by default, or a tenth of the instructions when the source has fewer than 3,070);
 2. gives every response a **preference key** per dimension (style, background_knowledge, informativeness,
    harmlessness) from its `preference_set` entry: by default `"<subdimension>: <preference>"`, lower-cased with
-   punctuation folded (`match="preference"`); `match="subdimension"` keys on the subdimension alone;
+   punctuation folded (`match="preference"`); `match="subdimension"` keys on the subdimension alone. Dimension names
+   are matched after folding case, spaces, hyphens and underscores (`fold_dimension`: the card's "background
+   knowledge", the project page's "Background knowledge" and `background_knowledge` are one dimension); entries on
+   any other dimension are ignored and counted in the report, and a requested dimension that ends with no row is an
+   error (a warning with `allow_missing_dimensions=True`);
 3. makes preference pairs inside an instruction: `chosen` beats `rejected` on dimension `d` when their keys on `d`
    differ; the user of that row is "prefers `key_d(chosen)`";
 4. gives each row a feedback history of `history_size` (T, default 10) train pairs whose chosen response has the
@@ -25,6 +30,7 @@ as text: ten pairs of long answers per row would multiply the 197k-row source in
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from array import array
@@ -45,6 +51,12 @@ from .synthetic import MULTIFACETED_FEATURES
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
 MULTIFACET_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
 REQUIRED_COLUMNS = ("prompt", "output", "preference_set")
+PAPER_TEST_INSTRUCTIONS = 307
+"""The counterfactual paper's test split: 307 held-out instructions."""
+SMALL_SOURCE_TEST_FRACTION = 10
+"""Below `PAPER_TEST_INSTRUCTIONS * SMALL_SOURCE_TEST_FRACTION` instructions, the default holds out 1 in 10."""
+
+logger = logging.getLogger(__name__)
 
 RESPONSE_FEATURES = Features(
     {"response_id": Value("int64"), "instruction_id": Value("int64"), **MULTIFACETED_FEATURES}
@@ -85,9 +97,16 @@ class MultifacetBuildConfig:
             dimension: `"preference"` (subdimension and preference text) or `"subdimension"`.
         train_pairing (`str`, *optional*, defaults to `"seed"`): `"seed"` or `"counterfactual"` (module docstring).
         test_pairing (`str`, *optional*, defaults to `"counterfactual"`): The same, for the test split.
-        dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default.
-        test_instructions (`int`, *optional*, defaults to `307`): Instructions held out for the test split (the
-            seed's test size).
+        dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default. Names are
+            matched after folding case, spaces, hyphens and underscores (`"Background knowledge"` is
+            `"background_knowledge"`) and stored folded.
+        test_instructions (`int` or `None`, *optional*, defaults to `None`): Instructions held out for the test split.
+            `None` is the counterfactual paper's 307 when the source has at least 3,070 instructions (the full
+            Multifaceted-Collection has about 65,000, so a full build is the paper's), else a tenth of them (at least
+            one): `min(307, max(1, num_instructions // 10))`, see `default_test_instructions`.
+        allow_missing_dimensions (`bool`, *optional*, defaults to `False`): A requested dimension that ends with no
+            row (no response has it, or no pair differs on it) is an error naming the dimension and the dimension
+            values of the source; with `True` it is a warning (and a line of the report) instead.
         seed (`int`, *optional*, defaults to `0`): Seeds the split, the pairing and the history draws.
     """
 
@@ -97,7 +116,8 @@ class MultifacetBuildConfig:
     train_pairing: Literal["seed", "counterfactual"] = "seed"
     test_pairing: Literal["seed", "counterfactual"] = "counterfactual"
     dimensions: tuple[str, ...] = MULTIFACET_DIMENSIONS
-    test_instructions: int = 307
+    test_instructions: int | None = None
+    allow_missing_dimensions: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -106,12 +126,20 @@ class MultifacetBuildConfig:
         for name in ("train_pairing", "test_pairing"):
             if getattr(self, name) not in ("seed", "counterfactual"):
                 raise ValueError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
-        unknown = [d for d in self.dimensions if d not in MULTIFACET_DIMENSIONS]
-        if unknown or not self.dimensions:
-            raise ValueError(f"dimensions must be a non-empty subset of {', '.join(MULTIFACET_DIMENSIONS)}.")
+        if isinstance(self.dimensions, str):
+            self.dimensions = (self.dimensions,)
+        folded = tuple(dict.fromkeys(fold_dimension(d) for d in self.dimensions))
+        unknown = [d for d in self.dimensions if fold_dimension(d) not in MULTIFACET_DIMENSIONS]
+        if unknown or not folded:
+            raise ValueError(
+                f"dimensions must be a non-empty subset of {', '.join(MULTIFACET_DIMENSIONS)} (case, spaces, hyphens "
+                f"and underscores are folded), got {', '.join(repr(d) for d in unknown) or 'none'}."
+            )
         if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
             raise ValueError("need history_size >= 1 and 0 <= min_history <= history_size.")
-        self.dimensions = tuple(self.dimensions)
+        if self.test_instructions is not None and self.test_instructions < 0:
+            raise ValueError(f"test_instructions must be >= 0, or None for the default, got {self.test_instructions}.")
+        self.dimensions = folded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,12 +147,26 @@ class MultifacetBuildConfig:
 
 @dataclass
 class MultifacetBuildReport:
-    """What the builder made: rows per split and dimension, and what it dropped and why."""
+    """What the builder made: rows per split and dimension, and what it dropped and why.
+
+    Args:
+        rows (`dict[str, Counter]`): Rows per split, per dimension.
+        instructions (`dict[str, int]`): Instructions per split.
+        dropped_short_history (`Counter`): Rows dropped per dimension for a history shorter than `min_history`.
+        dropped_single_response_instructions (`int`): Instructions with a single response (no pair).
+        source_dimensions (`Counter`): Every `preference_set` dimension value of the source as written, with counts.
+        unknown_dimensions (`Counter`): The values among them that fold to no known dimension (ignored).
+        missing_dimensions (`dict[str, str]`): Requested dimensions without a row and why (only with
+            `allow_missing_dimensions=True`; otherwise they are an error).
+    """
 
     rows: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     instructions: dict[str, int] = field(default_factory=dict)
     dropped_short_history: Counter = field(default_factory=Counter)
     dropped_single_response_instructions: int = 0
+    source_dimensions: Counter = field(default_factory=Counter)
+    unknown_dimensions: Counter = field(default_factory=Counter)
+    missing_dimensions: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         out = []
@@ -140,11 +182,44 @@ class MultifacetBuildReport:
             )
         if self.dropped_single_response_instructions:
             out.append(f"instructions with a single response (no pair): {self.dropped_single_response_instructions:,}")
+        if self.unknown_dimensions:
+            out.append(
+                "preference_set entries on an unknown dimension (ignored): "
+                + _counts(self.unknown_dimensions)
+                + f"; known: {', '.join(MULTIFACET_DIMENSIONS)}"
+            )
+        for dimension, why in self.missing_dimensions.items():
+            out.append(f"no row on dimension {dimension!r} ({why})")
         return out
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ", ".join(f"{value!r} {count:,}" for value, count in sorted(counter.items(), key=lambda kv: -kv[1]))
+
+
+def fold_dimension(name: str) -> str:
+    """A `preference_set` dimension name folded for matching: lower case, runs of spaces, hyphens and underscores
+    as one `_`.
+
+    Example:
+
+    ```python
+    >>> fold_dimension("Background knowledge"), fold_dimension("background-knowledge")
+    ('background_knowledge', 'background_knowledge')
+    ```
+    """
+    return _DIMENSION_SEPARATORS.sub("_", str(name).strip().lower()).strip("_")
+
+
+def default_test_instructions(num_instructions: int) -> int:
+    """The default test split size: the paper's 307, or a tenth of the instructions (at least one) when the source
+    has fewer than `307 * 10`."""
+    return min(PAPER_TEST_INSTRUCTIONS, max(1, num_instructions // SMALL_SOURCE_TEST_FRACTION))
 
 
 # ----------------------------------------------------------------------------------------------------- reading
 _FOLD = re.compile(r"[^a-z0-9]+")
+_DIMENSION_SEPARATORS = re.compile(r"[\s_\-]+")
 
 
 def preference_key(item: Mapping[str, Any], match: str = "preference") -> str:
@@ -174,6 +249,11 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
         if missing:
             raise ValueError(
                 f"{where}, column 'preference_set' item {index}: missing {', '.join(repr(m) for m in missing)}."
+            )
+        if not isinstance(item["dimension"], str):
+            raise ValueError(
+                f"{where}, column 'preference_set' item {index}: expected a dimension name (text) in 'dimension', "
+                f"got {type(item['dimension']).__name__}."
             )
 
 
@@ -265,10 +345,22 @@ def build_multifacet_cf(
     keys: dict[str, list[str]] = {d: [] for d in MULTIFACET_DIMENSIONS}
     preference_text: dict[str, list[str]] = {d: [] for d in MULTIFACET_DIMENSIONS}
     interned: dict[str, str] = {}
+    report = MultifacetBuildReport()
+    folded: dict[str, str] = {}  # raw dimension value -> canonical name ("" when unknown)
     for batch in responses.select_columns(["prompt", "preference_set"]).iter(batch_size=10_000):
         for prompt, items in zip(batch["prompt"], batch["preference_set"], strict=True):
             group_of.append(group_ids.setdefault(prompt, len(group_ids)))
-            by_dimension = {item["dimension"]: item for item in items}
+            by_dimension = {}
+            for item in items:
+                raw = item["dimension"]
+                report.source_dimensions[raw] += 1
+                if raw not in folded:
+                    name = fold_dimension(raw)
+                    folded[raw] = name if name in MULTIFACET_DIMENSIONS else ""
+                if folded[raw]:
+                    by_dimension[folded[raw]] = item
+                else:
+                    report.unknown_dimensions[raw] += 1
             for d in MULTIFACET_DIMENSIONS:
                 item = by_dimension.get(d)
                 key = preference_key(item, config.match) if item else ""
@@ -279,15 +371,24 @@ def build_multifacet_cf(
     for response_id, group in enumerate(group_of):
         members_of[group].append(response_id)
 
-    report = MultifacetBuildReport()
+    # A requested dimension that no response has is known now: fail (or warn) before the long part of the build.
+    _check_dimensions(
+        {d: "no response's preference_set has an entry on it" for d in config.dimensions if not any(keys[d])},
+        source,
+        config,
+        report,
+    )
     report.dropped_single_response_instructions = sum(len(m) < 2 for m in members_of)
     order = [g for g in range(len(members_of)) if len(members_of[g]) >= 2]
     random.Random(f"{config.seed}:split").shuffle(order)
-    if config.test_instructions >= len(order):
+    num_test = default_test_instructions(len(order)) if config.test_instructions is None else config.test_instructions
+    if num_test >= len(order):
         raise ValueError(
-            f"test_instructions={config.test_instructions} leaves no training instruction ({len(order)} in all)."
+            f"test_instructions={num_test} (CLI: --test-instructions) leaves no training instruction ({len(order)} "
+            f"instructions with two or more responses in all); hold out fewer"
+            + ("." if config.test_instructions is None else ", or leave it unset for the default.")
         )
-    splits = {"train": sorted(order[config.test_instructions :]), "test": sorted(order[: config.test_instructions])}
+    splits = {"train": sorted(order[num_test:]), "test": sorted(order[:num_test])}
 
     index = _PairIndex()
     for group in splits["train"]:
@@ -334,6 +435,24 @@ def build_multifacet_cf(
         ]
         table = pa.Table.from_batches(batches, schema=id_features.arrow_schema)
         built[split] = _with_target_texts(Dataset(table), responses, f"{fingerprint}-{split}")
+    rows_of = Counter()
+    for counts in report.rows.values():
+        rows_of.update(counts)
+    _check_dimensions(
+        {
+            d: (
+                f"all {report.dropped_short_history[d]:,} of its rows had fewer than min_history="
+                f"{config.min_history} history pairs"
+                if report.dropped_short_history[d]
+                else "no two responses of an instruction differ on it"
+            )
+            for d in config.dimensions
+            if not rows_of[d] and d not in report.missing_dimensions
+        },
+        source,
+        config,
+        report,
+    )
     responses = responses.map(
         lambda batch, indices: {"response_id": indices, "instruction_id": [group_of[i] for i in indices]},
         batched=True,
@@ -344,6 +463,28 @@ def build_multifacet_cf(
     )
     configs = {"counterfactual": DatasetDict(built), "responses": DatasetDict({"train": responses})}
     return configs, report
+
+
+def _check_dimensions(
+    missing: Mapping[str, str], source: str | Path, config: MultifacetBuildConfig, report: MultifacetBuildReport
+) -> None:
+    """Raise on the requested dimensions without a row (`{dimension: why}`), naming the source's dimension values;
+    with `allow_missing_dimensions`, log a warning and record them in the report instead."""
+    if not missing:
+        return
+    seen = _counts(report.source_dimensions) if report.source_dimensions else "none"
+    details = "; ".join(f"{d!r}: {why}" for d, why in missing.items())
+    message = (
+        f"{source}, column 'preference_set': requested dimension(s) {', '.join(repr(d) for d in missing)} have no "
+        f"user / pair ({details}). Dimension values in the source, with counts: {seen} (names match after folding "
+        "case, spaces, hyphens and underscores)."
+    )
+    if not config.allow_missing_dimensions:
+        raise ValueError(
+            f"{message} Pass allow_missing_dimensions=True (CLI: --allow-missing-dimensions) to build without them."
+        )
+    logger.warning("%s Building without them (allow_missing_dimensions=True).", message)
+    report.missing_dimensions.update(missing)
 
 
 def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -460,11 +601,18 @@ class MultifacetCFBuilderConfig(datasets.BuilderConfig):
     seed: int = 0
     history_size: int = 10
     match: str = "preference"
-    test_instructions: int = 307
+    test_instructions: int | None = None
+    dimensions: tuple[str, ...] = MULTIFACET_DIMENSIONS
+    allow_missing_dimensions: bool = False
 
     def build_config(self) -> MultifacetBuildConfig:
         return MultifacetBuildConfig(
-            seed=self.seed, history_size=self.history_size, match=self.match, test_instructions=self.test_instructions
+            seed=self.seed,
+            history_size=self.history_size,
+            match=self.match,
+            test_instructions=self.test_instructions,
+            dimensions=tuple(self.dimensions),
+            allow_missing_dimensions=self.allow_missing_dimensions,
         )
 
 
