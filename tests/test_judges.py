@@ -1,4 +1,4 @@
-"""Judges: the seeds' prompts, tolerant parsing of messy outputs, and the judges' bookkeeping with a scripted backend
+"""Judges: the papers' prompts, tolerant parsing of messy outputs, and the judges' bookkeeping with a scripted backend
 (order randomization and its undoing, ties, unparsable outputs, rubric averaging). No model is loaded."""
 
 import math

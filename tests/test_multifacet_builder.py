@@ -52,7 +52,7 @@ def test_configs_splits_features_and_report(built):
     assert report.instructions == {"train": 130, "test": 20}
     # test: both orientations of the 3 unordered pairs on each of 4 dimensions = 24 rows per instruction
     assert len(counterfactual["test"]) == 20 * 24
-    # train (the seed's pairing): each response chosen once
+    # train (the counterfactual paper's pairing): each response chosen once
     assert len(counterfactual["train"]) == 130 * 3
     assert sum(report.rows["test"].values()) == len(counterfactual["test"])
     assert any(line.startswith("test: 20 instructions, 480 rows") for line in report.lines())

@@ -1,4 +1,5 @@
-"""PreferenceInferencer: the seed's annotation prompt, messy-answer parsing, vote arithmetic, calibration, reports."""
+"""PreferenceInferencer: the AlignX paper's annotation prompt, messy-answer parsing, vote arithmetic, calibration,
+reports."""
 
 import re
 

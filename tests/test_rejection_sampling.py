@@ -1,4 +1,4 @@
-"""Rejection sampling by reward margin (the counterfactual seed, §4.3): the exact top-p count, deterministic tie
+"""Rejection sampling by reward margin (the counterfactual paper, §4.3): the exact top-p count, deterministic tie
 handling, the RS-SFT / RS-DPO datasets, and the `personalign rejection-sample` command."""
 
 import json

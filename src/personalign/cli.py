@@ -286,7 +286,7 @@ def train_encoder_command(
     text_column: TextColumn = "text",
     include_demographics: IncludeDemographics = False,
     eval_fraction: Annotated[float, typer.Option(help="Share of personas held out for evaluation (0: none).")] = 0.1,
-    epochs: Annotated[float, typer.Option(help="Training epochs (the DPORE seed trains 30).")] = 3.0,
+    epochs: Annotated[float, typer.Option(help="Training epochs (the DPORE paper trains 30).")] = 3.0,
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps (-1: run the epochs).")] = -1,
     batch_size: Annotated[int, typer.Option(help="Rows (anchor, positive, negatives) per batch.")] = 30,
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-5,
@@ -636,7 +636,7 @@ def rejection_sample_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Score training pairs with a personalized reward model and keep the top share by margin (the counterfactual
-    seed's §4.3): writes the RS-SFT and RS-DPO datasets."""
+    paper's §4.3): writes the RS-SFT and RS-DPO datasets."""
     from dataclasses import fields
 
     from .evaluation.feedback_reward import load_reward_model

@@ -1,4 +1,4 @@
-"""Feedback-history rows (the counterfactual seed, §2-3 and Appendix B): reading a row's history, the personalized
+"""Feedback-history rows (the counterfactual paper, §2-3 and Appendix B): reading a row's history, the personalized
 reward model's input with history truncation, and in-context personalized generation.
 
 A row carries an instruction (`prompt`), a target pair (`chosen`, `rejected`) and the user's feedback history: a
@@ -41,7 +41,7 @@ class FeedbackRendering:
         chosen_column (`str`, *optional*, defaults to `"chosen"`): The preferred response (text).
         rejected_column (`str`, *optional*, defaults to `"rejected"`): The other response (text).
         history_size (`int`, *optional*, defaults to `10`): T: at most this many pairs, the most recent ones (the
-            seed uses 10). `None` keeps all.
+            counterfactual paper uses 10). `None` keeps all.
         include_history (`bool`, *optional*, defaults to `True`): `False` renders every row with an empty history
             (the "without history" ablation).
         max_length (`int`, *optional*, defaults to `12800`): Token budget of one input (history + instruction +
@@ -233,15 +233,16 @@ def generate_personalized(
     rendering: FeedbackRendering | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
-    """In-context personalized generation (the seed's Appendix B.2): each row's feedback history and instruction in
-    the B.2 prompt, answered by any `personalign.generation` backend.
+    """In-context personalized generation (the counterfactual paper's Appendix B.2): each row's feedback history and
+    instruction in the B.2 prompt, answered by any `personalign.generation` backend.
 
     Args:
         backend (`GenerationBackend`): The generator (`load_backend("vllm:...")`, a `TransformersBackend`, ...).
         rows (`Sequence[Mapping]` or `datasets.Dataset`): Rows with the instruction and the history (columns as
             in `rendering`).
         rendering (`FeedbackRendering`, *optional*): Columns, `history_size`, and `include_history=False` for the
-            seed's Table 2 ablation (the same prompt with the history removed). `max_length` is not applied here.
+            counterfactual paper's Table 2 ablation (the same prompt with the history removed). `max_length` is not
+            applied here.
         **generate_kwargs: Passed to `backend.generate` (`max_new_tokens`, `temperature`, `top_p`, `seed`).
 
     Returns:

@@ -1,6 +1,6 @@
 """A learned preference inferencer: one PersonaEncoder embedding per history item instead of 90 LLM questions.
 
-`PreferenceInferencer` (the AlignX seed, §5 and Appendix A.3) asks an LLM one question per preference dimension for
+`PreferenceInferencer` (the AlignX paper, §5 and Appendix A.3) asks an LLM one question per preference dimension for
 every comment: 90 generations per comment, 180 per pair. `LearnedPreferenceInferencer` embeds each item once with a
 `PersonaEncoder` (the same single-item text the encoder's excerpt tables use, `personas.render_history`) and reads
 the item's direction from a small classifier with three outputs per dimension (positive / negative / neutral),
@@ -609,8 +609,8 @@ class LearnedPreferenceInferencer:
 
     # ----------------------------------------------------------------------------------------- evaluation, calibration
     def evaluate(self, data: Iterable[Persona | Mapping[str, Any]], where: str = "evaluation rows") -> dict[str, Any]:
-        """`direction_report` (per-category precision / recall / F1 and macro-F1, the seed's Table 12) of the inferred
-        directions of personas (or AlignX rows) against their gold directions (`gold_directions`)."""
+        """`direction_report` (per-category precision / recall / F1 and macro-F1, the AlignX paper's Table 12) of the
+        inferred directions of personas (or AlignX rows) against their gold directions (`gold_directions`)."""
         personas = as_personas(data, self.space, where)
         return direction_report(self.infer_many(personas), gold_directions(personas, self.space))
 

@@ -88,7 +88,7 @@ class Persona:
 
     Args:
         ugc (`list[UGCItem]`): User-generated content, AlignX's P_UGC.
-        pairs (`list[PairItem]`): Pairwise comparative feedback, AlignX's P_PAIR (also the counterfactual seed's
+        pairs (`list[PairItem]`): Pairwise comparative feedback, AlignX's P_PAIR (also the counterfactual paper's
             feedback history).
         demographics (`str`, *optional*): Demographic description, AlignX's P_DEMO.
         direction (`list[float]`, *optional*): The gold direction of the row's target pair, which AlignX's persona
@@ -284,9 +284,9 @@ def to_alignx_release_prompt(messages: Messages) -> str:
     )
 
 
-# ------------------------------------------------------------------------------------- counterfactual (3rd seed)
+# ------------------------------------------------------------------------------------------ counterfactual paper
 def render_feedback_history(pairs: Sequence[PairItem]) -> str:
-    """The counterfactual seed's feedback history (Appendix B.3): numbered examples of liked / not liked responses."""
+    """The counterfactual paper's feedback history (Appendix B.3): numbered examples of liked / not liked responses."""
     return "\n\n".join(
         f"Example {number}:\n### Instruction\n{pair.prompt}\n### Response liked by the user\n{pair.chosen}\n"
         f"### Response NOT liked by the user\n{pair.rejected}"

@@ -1,11 +1,11 @@
 """Preference inference for PBA at inference time: a persona's 90-dim direction vector from its items.
 
-The AlignX seed (§5, Appendix A.3) annotates every history item with an LLM, one question per preference dimension,
+The AlignX paper (§5, Appendix A.3) annotates every history item with an LLM, one question per preference dimension,
 answered (1) positive, (2) negative or (3) cannot tell; the item votes are then aggregated with AlignX's rule
 (`PreferenceSpace.aggregate`). Appendix D.5 finds that inferred directions over-predict weak preferences (high
 recall, low precision for Positive / Negative): `calibrate_thresholds` moves the aggregation thresholds to maximise
 macro-F1 against gold vectors on a validation set, and `direction_report` gives the per-category precision and recall
-of the seed's Table 12.
+of the AlignX paper's Table 12.
 
 Pure functions (prompts, parsing, vote arithmetic, calibration, reports) need no model; `PreferenceInferencer`
 drives any `personalign.generation.GenerationBackend`.
@@ -25,7 +25,7 @@ POSITIVE, NEGATIVE, NEUTRAL = 1.0, 0.0, 0.5
 CANNOT_TELL = "Comments alone cannot reflect"
 ANSWER_VALUES = {1: POSITIVE, 2: NEGATIVE, 3: NEUTRAL}
 
-# The seed's few-shot block (Appendix A.3, "Intensity Annotation Prompt"), then the item and its question.
+# The AlignX paper's few-shot block (Appendix A.3, "Intensity Annotation Prompt"), then the item and its question.
 ANNOTATION_EXAMPLES = (
     "Example 1:\n"
     "Query:\n"
@@ -56,8 +56,9 @@ ANNOTATION_EXAMPLES = (
 
 
 def dimension_question(dimension: PreferenceDimension) -> str:
-    """The seed's per-dimension question. Interest tags ask "likes or dislikes"; the others ask what the comment
-    suggests about the dimension (its name without a leading "Degree of ", as in the seed's examples)."""
+    """The AlignX paper's per-dimension question. Interest tags ask "likes or dislikes"; the others ask what the
+    comment suggests about the dimension (its name without a leading "Degree of ", as in the AlignX paper's
+    examples)."""
     if dimension.source == "interest_tags":
         return (
             f"Does this comment indicate that the commenter likes or dislikes “{dimension.name}”? "
@@ -71,7 +72,7 @@ def dimension_question(dimension: PreferenceDimension) -> str:
 
 
 def annotation_messages(post: str, comment: str, dimension: PreferenceDimension) -> Messages:
-    """The seed's annotation prompt for one (post, comment) and one dimension, as one user message."""
+    """The AlignX paper's annotation prompt for one (post, comment) and one dimension, as one user message."""
     task = f"Your task:\nQuery:\n{post}\nComment:\n{comment}\nTask:\n{dimension_question(dimension)}\nResponse:\n"
     return [{"role": "user", "content": ANNOTATION_EXAMPLES + "\n" + task}]
 
@@ -138,7 +139,7 @@ class InferenceReport:
 
 
 class PreferenceInferencer:
-    """Infers item and persona direction vectors with an LLM and the seed's annotation prompt.
+    """Infers item and persona direction vectors with an LLM and the AlignX paper's annotation prompt.
 
     Args:
         backend (`GenerationBackend`): Any backend of `personalign.generation`.
@@ -232,7 +233,7 @@ CATEGORIES = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
 
 def direction_report(predicted: Sequence[Sequence[float]], gold: Sequence[Sequence[float]]) -> dict[str, Any]:
     """Per-category precision / recall / F1 of predicted direction vectors against gold ones, over every
-    (persona, dimension) cell (the seed's Table 12), and their macro-F1."""
+    (persona, dimension) cell (the AlignX paper's Table 12), and their macro-F1."""
     if len(predicted) != len(gold):
         raise ValueError(f"predicted has {len(predicted)} vectors for {len(gold)} gold vectors.")
     pairs = [(p, g) for pv, gv in zip(predicted, gold, strict=True) for p, g in zip(pv, gv, strict=True)]

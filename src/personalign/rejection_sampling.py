@@ -1,8 +1,8 @@
-"""Rejection sampling of training data with a personalized reward model (the counterfactual seed, §4.3, Table 3).
+"""Rejection sampling of training data with a personalized reward model (the counterfactual paper, §4.3, Table 3).
 
 The reward model scores both responses of every training pair given the user's feedback history; pairs whose
 margin `r(chosen) - r(rejected)` is small carry little of the user's preference, so only the top `keep` share
-(the seed keeps p = 60%) by margin is kept. The kept pairs become two datasets:
+(the counterfactual paper keeps p = 60%) by margin is kept. The kept pairs become two datasets:
 
 - **RS-SFT** (`rs_sft`): TRL's conversational prompt-completion rows: the Appendix B.2 prompt (history and
   instruction) and the chosen response as the completion;
@@ -166,7 +166,7 @@ def rejection_sample(
         model, tokenizer: The personalized reward model (`load_reward_model`).
         rows (`Dataset` or `Sequence[Mapping]`): Training rows: instruction, chosen, rejected and the history
             (`history_text`, or history ids with `responses`).
-        keep (`float`, *optional*, defaults to `0.6`): The share kept (the seed's p), in (0, 1].
+        keep (`float`, *optional*, defaults to `0.6`): The share kept (the counterfactual paper's p), in (0, 1].
         rendering (`FeedbackRendering`, *optional*): As the reward model was trained.
         batch_size (`int`, *optional*, defaults to `16`): Sequences per forward pass.
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar.

@@ -1,4 +1,4 @@
-"""The counterfactual MultiFacet benchmark (third seed, section 3.1 and Figure 2) built from Multifaceted-Collection.
+"""The counterfactual MultiFacet benchmark (the counterfactual paper, §3.1 and Figure 2) from Multifaceted-Collection.
 
 Multifaceted-Collection has three rows per instruction: the same `prompt`, three `system` / `preference_set` /
 `output` triples, each output the preferred answer under its own preference set. The builder:
@@ -20,8 +20,8 @@ Multifaceted-Collection has three rows per instruction: the same `prompt`, three
 
 Pairing: `"counterfactual"` keeps both orientations of every pair on every dimension where the two responses
 differ, so each pair appears under opposite users and a persona-blind model scores exactly chance (the test split
-default); `"seed"` makes the seed's three pairs per instruction (each response chosen once, against a random other
-response, on a random dimension where they differ; the train split default).
+default); `"seed"` makes the counterfactual paper's three pairs per instruction (each response chosen once, against
+a random other response, on a random dimension where they differ; the train split default).
 
 Histories are stored as response ids into the `responses` config (the validated source, one row per response), not
 as text: ten pairs of long answers per row would multiply the 197k-row source into tens of gigabytes.
@@ -318,7 +318,8 @@ def _row_pairs(
 ) -> list[tuple[str, int, int]]:
     if pairing == "counterfactual":
         return [(d, c, r) for d in dimensions for c, r in _ordered_pairs(members, keys, d)]
-    # The seed's pairing: each response chosen once, on a random dimension where some other response differs.
+    # The counterfactual paper's pairing: each response chosen once, on a random dimension where some other response
+    # differs.
     out = []
     for c in members:
         options = [(d, r) for d in dimensions for cc, r in _ordered_pairs(members, keys, d) if cc == c]

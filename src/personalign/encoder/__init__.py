@@ -1,4 +1,4 @@
-"""Persona encoders: contrastive persona embeddings (the DPORE seed, §3.2)."""
+"""Persona encoders: contrastive persona embeddings (the DPORE paper, §3.2)."""
 
 from .data import (
     alignx_excerpts,

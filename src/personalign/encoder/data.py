@@ -304,7 +304,7 @@ def contrastive_rows(excerpts: Dataset, num_negatives: int = 1, seed: int = 0) -
 def truncate_text(text: str, rng: random.Random, min_fraction: float = 0.5) -> str:
     """A random contiguous window of `text`'s words, at least `min_fraction` of them (whitespace kept as is).
 
-    The DPORE seed's augmentation: truncated excerpts stop the encoder keying on length and layout.
+    The DPORE paper's augmentation: truncated excerpts stop the encoder keying on length and layout.
     """
     words = list(_WORD.finditer(text))
     if len(words) < 2:

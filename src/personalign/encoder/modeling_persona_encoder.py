@@ -1,6 +1,6 @@
 """PersonaEncoder: a transformer backbone, pooling, an optional projection and L2 normalisation, as a `PreTrainedModel`.
 
-The DPORE seed's user-embedding extractor G (§3.2): it maps an excerpt of a user's history to a vector, trained so
+The DPORE paper's user-embedding extractor G (§3.2): it maps an excerpt of a user's history to a vector, trained so
 that excerpts of one persona land close together. `save_pretrained` / `from_pretrained` / `push_to_hub` are the
 transformers ones (safetensors); `from_pretrained` also accepts a sentence-transformers folder or Hub id (read by
 sentence-transformers itself, then adopted module by module, with its `max_seq_length`, `prompts` and

@@ -58,7 +58,7 @@ class PersonaContrastiveCollator(SentenceTransformerDataCollator):
 
 
 class PersonaEncoderTrainer(SentenceTransformerTrainer):
-    r"""Trains a [`PersonaEncoder`] with the DPORE seed's InfoNCE (eq. 1) on sentence-transformers' trainer.
+    r"""Trains a [`PersonaEncoder`] with the DPORE paper's InfoNCE (eq. 1) on sentence-transformers' trainer.
 
     The loss is `MultipleNegativesRankingLoss` with scale 1 / tau: each anchor against its positive (another excerpt
     of its persona), the row's explicit negatives and every other text of the batch. [`PersonaBatchSampler`] keeps any

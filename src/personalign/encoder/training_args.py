@@ -1,4 +1,4 @@
-"""Training arguments of the persona encoder (the DPORE seed, §3.2 and Table 7)."""
+"""Training arguments of the persona encoder (the DPORE paper, §3.2 and Table 7)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,18 @@ from .sampler import PersonaBatchSampler
 @dataclass
 class PersonaEncoderTrainingArguments(SentenceTransformerTrainingArguments):
     r"""Arguments of [`PersonaEncoderTrainer`]: sentence-transformers' training arguments plus the contrastive
-    objective's own. Defaults follow the DPORE seed's Table 7 (learning rate 2e-5, batch size 30, 100 warmup steps,
-    cosine schedule; the seed trains 30 epochs on ten dialogues per persona).
+    objective's own. Defaults follow the DPORE paper's Table 7 (learning rate 2e-5, batch size 30, 100 warmup steps,
+    cosine schedule; the DPORE paper trains 30 epochs on ten dialogues per persona).
 
     Args:
         temperature (`float`, *optional*, defaults to `0.05`):
-            InfoNCE temperature tau of the seed's eq. 1 (MultipleNegativesRankingLoss scale = 1 / tau).
+            InfoNCE temperature tau of the DPORE paper's eq. 1 (MultipleNegativesRankingLoss scale = 1 / tau).
         num_negatives (`int`, *optional*, defaults to `1`):
             Explicit negatives per anchor (excerpts of other personas) when the trainer builds contrastive rows from
             an excerpt table; the rest of the batch adds in-batch negatives.
         truncation_probability (`float`, *optional*, defaults to `0.5`):
-            Chance that a training text is randomly truncated (the seed's augmentation). Never applied in evaluation.
+            Chance that a training text is randomly truncated (the DPORE paper's augmentation). Never applied in
+            evaluation.
         min_truncation_fraction (`float`, *optional*, defaults to `0.5`):
             A truncated text keeps a contiguous window of at least this share of its words.
     """
@@ -39,11 +40,11 @@ class PersonaEncoderTrainingArguments(SentenceTransformerTrainingArguments):
     min_truncation_fraction: float = field(
         default=0.5, metadata={"help": "Smallest share of a text's words a truncation keeps."}
     )
-    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate (seed: 2e-5)."})
-    per_device_train_batch_size: int = field(default=30, metadata={"help": "Batch size (seed: 30)."})
-    warmup_steps: float = field(default=100, metadata={"help": "Linear warmup steps (seed: 100)."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate (DPORE paper: 2e-5)."})
+    per_device_train_batch_size: int = field(default=30, metadata={"help": "Batch size (DPORE paper: 30)."})
+    warmup_steps: float = field(default=100, metadata={"help": "Linear warmup steps (DPORE paper: 100)."})
     lr_scheduler_type: SchedulerType | str = field(
-        default="cosine", metadata={"help": "Learning-rate schedule (seed: cosine)."}
+        default="cosine", metadata={"help": "Learning-rate schedule (DPORE paper: cosine)."}
     )
     batch_sampler: Any = field(
         default=PersonaBatchSampler,

@@ -1,12 +1,12 @@
-"""Personalized reward modelling under counterfactual evaluation (the counterfactual seed, §3.2, §4.1, Table 1).
+"""Personalized reward modelling under counterfactual evaluation (the counterfactual paper, §3.2, §4.1, Table 1).
 
 - `score_rewards`: a trained personalized reward model's scores of both responses of every row, rendered exactly as
   `PersonalizedRewardTrainer` trains (history, instruction, response; oldest pairs dropped to fit), in
   length-sorted batches with a progress bar.
 - `evaluate_reward_model`: accuracy per preference dimension, with the history and with the history removed (the
-  same model, the same rows), in the layout of the seed's Table 1; written as JSON with a PNG bar plot beside it.
-  On counterfactual rows each target pair appears under two opposite users, so a model that ignores the history
-  scores exactly 0.5.
+  same model, the same rows), in the layout of the counterfactual paper's Table 1; written as JSON with a PNG bar
+  plot beside it. On counterfactual rows each target pair appears under two opposite users, so a model that ignores
+  the history scores exactly 0.5.
 - `FeedbackRewardJudge`: the generative in-context reward baseline: an LLM reads the Appendix B.1 prompt and answers
   `[[A]]` or `[[B]]`; responses are shown in a seeded random order; unparsable answers are counted, not guessed.
 
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 WITH_HISTORY, WITHOUT_HISTORY, GENERATIVE = "with_history", "without_history", "generative_judge"
 TABLE1_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
-"""The seed's Table 1 column order (MultiFacet's four dimensions); other dimension names follow, sorted."""
+"""The counterfactual paper's Table 1 column order (MultiFacet's four dimensions); other dimension names follow,
+sorted."""
 OVERALL = "overall"
 
 
@@ -39,8 +40,9 @@ OVERALL = "overall"
 def accuracy_table(
     correct: Mapping[str, Sequence[bool | None]], dimensions: Sequence[str | None] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Accuracy per dimension and overall, one column per setting: the layout of the seed's Table 1 (there
-    dimensions are columns and models rows; here each dimension is a row of the dict, as a JSON reader expects).
+    """Accuracy per dimension and overall, one column per setting: the layout of the counterfactual paper's Table 1
+    (there dimensions are columns and models rows; here each dimension is a row of the dict, as a JSON reader
+    expects).
 
     Args:
         correct (`Mapping[str, Sequence[bool | None]]`): Per setting (e.g. `"with_history"`), one entry per row:
@@ -287,7 +289,8 @@ def evaluate_reward_model(
     responses: Any = None,
     dimension_column: str = "dimension",
 ) -> dict[str, Any]:
-    """Counterfactual reward-model accuracy per dimension, with and without history (the seed's Table 1 layout).
+    """Counterfactual reward-model accuracy per dimension, with and without history (the counterfactual paper's
+    Table 1 layout).
 
     The same model scores the same rows twice: with each row's feedback history, and with the history removed (the
     built-in ablation; on counterfactual rows it scores exactly 0.5, since twin rows then have the same input and
@@ -387,8 +390,8 @@ class FeedbackJudgeReport(PairwiseReport):
 
 @dataclass
 class FeedbackRewardJudge(_Judge):
-    """The seed's generative in-context reward model (§3.3, Appendix B.1): an LLM reads the user's feedback history,
-    the instruction and two responses, reasons, and answers `[[A]]` or `[[B]]`.
+    """The counterfactual paper's generative in-context reward model (§3.3, Appendix B.1): an LLM reads the user's
+    feedback history, the instruction and two responses, reasons, and answers `[[A]]` or `[[B]]`.
 
     Each row's two responses are shown in a random order drawn from `random.Random(seed)` (one coin per row, in row
     order), so a run is reproducible and position bias averages out; verdicts are read with
@@ -398,7 +401,8 @@ class FeedbackRewardJudge(_Judge):
     Args:
         backend (`GenerationBackend`): The judge model (any `personalign.generation` backend).
         max_new_tokens (`int`, *optional*, defaults to `512`): The prompt asks for step-by-step reasoning first.
-        temperature (`float`, *optional*, defaults to `0.0`): The seed samples Llama / Mistral / Claude at 0.9.
+        temperature (`float`, *optional*, defaults to `0.0`): The counterfactual paper samples Llama /
+            Mistral / Claude at 0.9.
         seed (`int`, *optional*, defaults to `0`): Seeds the order and the sampling.
         randomize_order (`bool`, *optional*, defaults to `True`): `False` always shows the chosen response as A.
         rendering (`FeedbackRendering`, *optional*): Columns and T (`max_length` does not apply to the judge).

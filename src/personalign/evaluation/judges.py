@@ -1,9 +1,9 @@
-"""LLM judges of personalized responses, with the seeds' prompts, tolerant parsing and counted failures.
+"""LLM judges of personalized responses, with the papers' prompts, tolerant parsing and counted failures.
 
-- `PersonaTailoringJudge`: how tailored a response is to a user's profile and personalities, 1-5 (the DPORE seed,
+- `PersonaTailoringJudge`: how tailored a response is to a user's profile and personalities, 1-5 (the DPORE paper,
   Appendix A, Figure 3; the judge outputs only the score, decoded greedily).
 - `PairwiseJudge`: which of two responses better matches a user's behaviour history, ties allowed, response order
-  randomized under a seed (the AlignX seed, Appendix A.3 "GPT-4 Judgment Prompt"); reports Win/(Win+Lose) as the seed
+  randomized under a seed (the AlignX paper, Appendix A.3 "GPT-4 Judgment Prompt"); reports Win/(Win+Lose) as AlignX
   does, with the win / tie / lose counts.
 - `RubricJudge`: Multifaceted-Bench's rubric grading, Prometheus style (absolute grading, 1-5, with the reference
   answer): one call per rubric item, then the item scores averaged.
@@ -51,7 +51,7 @@ You should follow the criteria for evaluation:
 3. Is response human-like, engaging, and concise?
 
 You should give a score to the response ranging from 1-5, where 1 represents the least tailored to the user and 5 represents the most user-aligned. Please do not include any analysis about how you evaluate the responses. Only output the score from 1-5."""
-"""The DPORE seed's evaluation instruction (Appendix A, Figure 3), sent as one user message. Fields: `{profile}`,
+"""The DPORE paper's evaluation instruction (Appendix A, Figure 3), sent as one user message. Fields: `{profile}`,
 `{personalities}`, `{message}`, `{response}`."""
 
 PAIRWISE_JUDGE_PROMPT = """The given user behavior history reflects the user's preferences. For a new query, which response better matches the user's needs and preferences, allowing for a tie between the two responses?
@@ -71,7 +71,7 @@ PAIRWISE_JUDGE_PROMPT = """The given user behavior history reflects the user's p
 Now, please output your choice below in a JSON format by filling in the placeholders in []:
 
 {"choice": "[Response A/Response B/Tie]"}"""
-"""The AlignX seed's GPT-4 judgment prompt (Appendix A.3), sent as one user message. The paper's text keeps the
+"""The AlignX paper's GPT-4 judgment prompt (Appendix A.3), sent as one user message. The paper's text keeps the
 section titles but not their markup; they are rendered as `###` headings here. Fields: `{history}`, `{query}`,
 `{response_a}`, `{response_b}`."""
 
@@ -488,7 +488,7 @@ class PairwiseReport:
 
     @property
     def win_rate(self) -> float | None:
-        """Win / (Win + Lose), the AlignX seed's absolute win rate (ties and unparsable outputs left out); `None`
+        """Win / (Win + Lose), the AlignX paper's absolute win rate (ties and unparsable outputs left out); `None`
         when there is no decisive verdict."""
         decided = self.wins + self.losses
         return self.wins / decided if decided else None
@@ -571,13 +571,13 @@ class _Judge:
 
 @dataclass
 class PersonaTailoringJudge(_Judge):
-    """The DPORE seed's persona-tailoring judge: a 1-5 score of how tailored a response is to the user's profile and
-    personalities (`PERSONA_TAILORING_PROMPT`, greedy decoding as in the seed).
+    """The DPORE paper's persona-tailoring judge: a 1-5 score of how tailored a response is to the user's profile and
+    personalities (`PERSONA_TAILORING_PROMPT`, greedy decoding as in the DPORE paper).
 
     Args:
         backend (`GenerationBackend`): The judge model.
         max_new_tokens (`int`, *optional*, defaults to `64`): The judge is asked for the score only.
-        temperature (`float`, *optional*, defaults to `0.0`): The seed sets 0.
+        temperature (`float`, *optional*, defaults to `0.0`): The DPORE paper sets 0.
         seed (`int`, *optional*, defaults to `0`): Sampling seed (when `temperature > 0`).
         generation_kwargs (`dict`, *optional*): More arguments of `backend.generate`.
 
@@ -631,7 +631,7 @@ class PersonaTailoringJudge(_Judge):
 
 @dataclass
 class PairwiseJudge(_Judge):
-    """The AlignX seed's pairwise judge: given the user's behaviour history and a query, which of two responses better
+    """The AlignX paper's pairwise judge: given the user's behaviour history and a query, which of two responses better
     matches the user, ties allowed (`PAIRWISE_JUDGE_PROMPT`).
 
     Each pair is shown in a random order drawn from `random.Random(seed)` (one coin per pair, in input order), so a

@@ -358,7 +358,7 @@ def rendered_alignx_rows(data: Any, where: str) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------------- rendering
 def multifacet_preference_example(row: Mapping[str, Any]) -> dict[str, Any]:
     """A counterfactual MultiFacet row as a TRL conversational preference row: the feedback-history prompt of the
-    counterfactual seed (Appendix B.2: the user's liked / not liked examples, then the instruction) and the target
+    counterfactual paper (Appendix B.2: the user's liked / not liked examples, then the instruction) and the target
     pair as assistant turns. The row needs `history_text` (`attach_history`)."""
     history = [PairItem(item["prompt"], item["chosen"], item["rejected"]) for item in row[HISTORY_TEXT_COLUMN]]
     return preference_example(feedback_generation_messages(history, row["prompt"]), row["chosen"], row["rejected"])

@@ -68,7 +68,7 @@ class AlignmentEvalConfig:
         split (`str`, *optional*): The split to evaluate; by default the only one, else `"test"`.
         persona_format (`str`, *optional*): How the persona enters the prompt: AlignX rows `"pba"` (default; the
             row's ready `profile`, else the preference text aggregated from the history) or `"ica"` (the history
-            itself); MultiFacet rows `"feedback"` (the counterfactual seed's feedback-history prompt, the only
+            itself); MultiFacet rows `"feedback"` (the counterfactual paper's feedback-history prompt, the only
             choice). Ready-rendered rows (a build folder's `pba` / `ica` config) are scored as they are: it can only
             pick that config.
         flip (`bool`, *optional*, defaults to `False`): Also score every pair under the reversed persona (flip rate).

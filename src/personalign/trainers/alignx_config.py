@@ -1,4 +1,4 @@
-"""Persona rendering settings shared by the AlignX trainers (ICA and PBA; the AlignX seed, §5 and Appendix B)."""
+"""Persona rendering settings shared by the AlignX trainers (ICA and PBA; the AlignX paper, §5 and Appendix B)."""
 
 from __future__ import annotations
 

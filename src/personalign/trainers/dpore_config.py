@@ -1,4 +1,4 @@
-"""Configuration of DPO with persona-representation regularization (the DPORE seed, §3.3)."""
+"""Configuration of DPO with persona-representation regularization (the DPORE paper, §3.3)."""
 
 from __future__ import annotations
 
@@ -22,20 +22,21 @@ class DPOREConfig(DPOConfig):
         d = sim(y(m, chosen), h(G_chosen)) - sim(y(m, rejected), h(G_rejected))      (sim: `re_similarity`)
 
     **Sign convention**: minimising the loss *raises* d, so the preferred response's representation is pulled toward
-    the persona embedding and the rejected one is pushed away from it (the seed's L_reg enters L_total with a plus
-    sign inside the log-sigmoid, which is maximised).
+    the persona embedding and the rejected one is pushed away from it (the DPORE paper's L_reg enters L_total with a
+    plus sign inside the log-sigmoid, which is maximised).
 
     Args:
         re_lambda (`float`, *optional*, defaults to `5.0`):
-            lambda, the weight of the regularizer (the seed's best setting is 5; 0 is exactly DPO).
+            lambda, the weight of the regularizer (the DPORE paper's best setting is 5; 0 is exactly DPO).
         re_placement (`str`, *optional*, defaults to `"margin"`):
-            `"margin"`: inside the log-sigmoid, as in the seed's L_total:
+            `"margin"`: inside the log-sigmoid, as in the DPORE paper's L_total:
             `-log sigmoid(beta * (logratio_chosen - logratio_rejected) + lambda * d)`; needs the `"sigmoid"` loss.
             `"additive"`: `DPO loss - lambda * mean(d)`; works with every DPO loss type.
         re_pooling (`str`, *optional*, defaults to `"mean"`):
             How a response's hidden states become one vector: `"mean"` over its tokens or `"last"` (its final token).
         re_similarity (`str`, *optional*, defaults to `"cosine"`):
-            sim(., .): `"cosine"` (the seed's choice, bounded in [-1, 1]) or `"dot"` (unbounded; use a small lambda).
+            sim(., .): `"cosine"` (the DPORE paper's choice, bounded in [-1, 1]) or `"dot"` (unbounded; use a small
+            lambda).
         re_projection_hidden_size (`int`, *optional*):
             The projection head's shape: `None` is one linear layer (embedding dim -> policy hidden size); an integer
             adds a hidden layer of that size with a GELU.
@@ -45,12 +46,12 @@ class DPOREConfig(DPOConfig):
             One persona vector per row (used for both responses). Rows where it is missing (None) get no regularizer,
             which is how general preference data (e.g. UltraFeedback) is mixed in.
         persona_embedding_chosen_column (`str`, *optional*, defaults to `"persona_embedding_chosen"`):
-            Per-response variant, the seed's G(m, p): a vector for the chosen response...
+            Per-response variant, the DPORE paper's G(m, p): a vector for the chosen response...
         persona_embedding_rejected_column (`str`, *optional*, defaults to `"persona_embedding_rejected"`):
             ... and one for the rejected response, G(m, r).
         persona_text_column (`str`, *optional*, defaults to `"persona_text"`):
             With a `persona_encoder` passed to the trainer: a text column to embed once per row. Without that column,
-            the encoder embeds prompt + chosen and prompt + rejected (the seed's G(m, p) and G(m, r)).
+            the encoder embeds prompt + chosen and prompt + rejected (the DPORE paper's G(m, p) and G(m, r)).
         persona_encoder_batch_size (`int`, *optional*, defaults to `64`):
             Batch size for embedding the dataset with the persona encoder (once, during dataset preparation).
     """
@@ -59,7 +60,7 @@ class DPOREConfig(DPOConfig):
     re_placement: str = field(
         default="margin",
         metadata={
-            "help": "'margin' (inside the log-sigmoid, the seed's L_total) or 'additive' (DPO loss - lambda*d)."
+            "help": "'margin' (inside the log-sigmoid, the DPORE paper's L_total) or 'additive' (DPO loss - lambda*d)."
         },
     )
     re_pooling: str = field(default="mean", metadata={"help": "Pool response hidden states: 'mean' or 'last'."})

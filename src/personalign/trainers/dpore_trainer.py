@@ -1,4 +1,4 @@
-"""DPORETrainer: TRL's DPOTrainer plus the DPORE persona-representation regularizer (the DPORE seed, §3.3).
+"""DPORETrainer: TRL's DPOTrainer plus the DPORE persona-representation regularizer (the DPORE paper, §3.3).
 
 Everything DPO does stays TRL's: tokenization, the fused-LM-head forward, the reference log-probs, the loss and its
 metrics. This subclass adds, through TRL's documented override points:
@@ -70,8 +70,9 @@ def representation_similarities(
 
 
 def dpore_margin_losses(dpo_logits: torch.Tensor, re_difference: torch.Tensor, re_lambda: float) -> torch.Tensor:
-    """The seed's L_total per row: `-log sigmoid(beta * (logratio_c - logratio_r) + lambda * d)`, where `dpo_logits` is
-    the DPO term `beta * (...)` and `re_difference` is d = sim_chosen - sim_rejected (0 for rows without persona)."""
+    """The DPORE paper's L_total per row: `-log sigmoid(beta * (logratio_c - logratio_r) + lambda * d)`, where
+    `dpo_logits` is the DPO term `beta * (...)` and `re_difference` is d = sim_chosen - sim_rejected (0 for rows
+    without persona)."""
     return -F.logsigmoid(dpo_logits + re_lambda * re_difference)
 
 
@@ -179,8 +180,8 @@ def _message_text(value: Any) -> str:
 
 def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_name: str = "train") -> Dataset:
     """Add persona embeddings to a raw preference dataset with `encoder`, once: `persona_embedding` from
-    `args.persona_text_column` when the dataset has it (empty texts get none), else the seed's G(m, p) and G(m, r)
-    from prompt + chosen and prompt + rejected. Cached by the dataset's and the encoder's fingerprints."""
+    `args.persona_text_column` when the dataset has it (empty texts get none), else the DPORE paper's G(m, p) and
+    G(m, r) from prompt + chosen and prompt + rejected. Cached by the dataset's and the encoder's fingerprints."""
     from datasets.fingerprint import Hasher
     from trl.trainer.utils import hash_module
 
@@ -241,8 +242,8 @@ class DPORETrainer(DPOTrainer):
     the data by the given [`PersonaEncoder`]; rows without one are trained with plain DPO. A projection head h_phi
     (its parameters registered on the policy, so the optimizer, DDP and DeepSpeed see them) maps embeddings into the
     policy's hidden space, and the loss adds `lambda * (sim(y_chosen, h(G_c)) - sim(y_rejected, h(G_r)))` inside the
-    log-sigmoid (`re_placement="margin"`, the seed's L_total) or subtracts its mean from the DPO loss (`"additive"`).
-    At `re_lambda=0` it is DPO exactly.
+    log-sigmoid (`re_placement="margin"`, the DPORE paper's L_total) or subtracts its mean from the DPO loss
+    (`"additive"`). At `re_lambda=0` it is DPO exactly.
 
     ```python
     from personalign import DPOREConfig, DPORETrainer, PersonaEncoder
@@ -466,7 +467,7 @@ class DPORETrainer(DPOTrainer):
         else:
             logits = self._dpo_logits(capture, inputs, seq_len)
             weight = self.loss_weights[self.loss_types.index("sigmoid")]
-            # TRL's loss holds weight * mean(-log sigmoid(logits)); swap that term for the seed's margin form.
+            # TRL's loss holds weight * mean(-log sigmoid(logits)); swap that term for the DPORE paper's margin form.
             correction = dpore_margin_losses(logits, difference, lam) - dpore_margin_losses(logits, 0 * difference, 0)
             loss = loss + weight * correction.mean()
 

@@ -1,4 +1,4 @@
-"""Configuration of in-context alignment (ICA; the AlignX seed, eq. 1)."""
+"""Configuration of in-context alignment (ICA; the AlignX paper, eq. 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ICATrainer: in-context alignment (the AlignX seed, eq. 1) as a TRL DPOTrainer subclass."""
+"""ICATrainer: in-context alignment (the AlignX paper, eq. 1) as a TRL DPOTrainer subclass."""
 
 from __future__ import annotations
 

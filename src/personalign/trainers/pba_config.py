@@ -1,4 +1,4 @@
-"""Configuration of preference-bridged alignment (PBA; the AlignX seed, eq. 2)."""
+"""Configuration of preference-bridged alignment (PBA; the AlignX paper, eq. 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PBATrainer: preference-bridged alignment (the AlignX seed, eq. 2) as a TRL DPOTrainer subclass."""
+"""PBATrainer: preference-bridged alignment (the AlignX paper, eq. 2) as a TRL DPOTrainer subclass."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Configuration of the personalized in-context reward model (the counterfactual seed, §3.3 and Appendix A)."""
+"""Configuration of the personalized in-context reward model (the counterfactual paper, §3.3 and Appendix A)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ class PersonalizedRewardConfig(RewardConfig):
     oldest history pairs are dropped first; the instruction and the response are never cut, and a row that does not
     fit even with no history is filtered out, as TRL does with any over-long row.
 
-    Defaults that differ from `RewardConfig`: `max_length=12800` (the seed's input budget, about 10 pairs) and
-    `learning_rate=5e-6` (the seed's, with an effective batch of 256 for 3 epochs).
+    Defaults that differ from `RewardConfig`: `max_length=12800` (the counterfactual paper's input budget, about 10
+    pairs) and `learning_rate=5e-6` (the counterfactual paper's, with an effective batch of 256 for 3 epochs).
 
     Args:
         history_column (`str`, *optional*, defaults to `"history_text"`):
@@ -40,7 +40,9 @@ class PersonalizedRewardConfig(RewardConfig):
             filter out the rows that are too long.
     """
 
-    learning_rate: float = field(default=5e-6, metadata={"help": "AdamW learning rate (the seed's 5e-6)."})
+    learning_rate: float = field(
+        default=5e-6, metadata={"help": "AdamW learning rate (the counterfactual paper's 5e-6)."}
+    )
     max_length: int | None = field(
         default=12800,
         metadata={

@@ -1,4 +1,4 @@
-"""PersonalizedRewardTrainer: the counterfactual seed's in-context personalized Bradley-Terry reward model (§3.3,
+"""PersonalizedRewardTrainer: the counterfactual paper's in-context personalized Bradley-Terry reward model (§3.3,
 §4.1) as a TRL `RewardTrainer` subclass."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def render_reward_dataset(
 
 
 class PersonalizedRewardTrainer(RewardTrainer):
-    r"""The counterfactual seed's personalized reward model: a Bradley-Terry reward model (TRL's `RewardTrainer`)
+    r"""The counterfactual paper's personalized reward model: a Bradley-Terry reward model (TRL's `RewardTrainer`)
     whose input is the user's feedback history (T pairs, Appendix B.3 format), then the instruction, then the
     response.
 
