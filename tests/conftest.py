@@ -79,19 +79,28 @@ def learning_seed() -> int:
 
 @pytest.fixture
 def check_learning(request, learning_seed):
-    """`check_learning(name, value, minimum)`: assert `value >= minimum` and, when `PERSONALIGN_LEARNING_RECORD` names
-    a file, append the measurement to it as a JSON line (the margin report of `bench/learning_margins.py`)."""
+    """`check_learning(name, value, minimum)`: assert `value >= minimum`. When `PERSONALIGN_LEARNING_RECORD` names a
+    file (a margin run), every check is appended to it as a JSON line and a failed one fails the test at its end, so
+    that one low value does not hide the test's other measurements."""
     import json
 
-    def check(name: str, value: float, minimum: float) -> None:
-        record = os.environ.get(LEARNING_RECORD_ENV)
-        if record:
-            entry = {"test": request.node.nodeid, "seed": learning_seed, "name": name, "value": float(value)}
-            with open(record, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({**entry, "minimum": minimum}) + "\n")
-        assert value >= minimum, f"{name} = {value:.4f} < {minimum} (learning seed {learning_seed})"
+    record = os.environ.get(LEARNING_RECORD_ENV)
+    failures: list[str] = []
 
-    return check
+    def check(name: str, value: float, minimum: float) -> None:
+        message = f"{name} = {value:.4f} < {minimum} (learning seed {learning_seed})"
+        if not record:
+            assert value >= minimum, message
+            return
+        entry = {"test": request.node.nodeid, "seed": learning_seed, "name": name, "value": float(value)}
+        with open(record, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**entry, "minimum": minimum}) + "\n")
+        if value < minimum:
+            failures.append(message)
+
+    yield check
+    if failures:
+        pytest.fail("; ".join(failures))
 
 
 @pytest.fixture(scope="session")

@@ -155,14 +155,17 @@ def test_ready_prompts_pass_through_and_bad_settings_are_refused(tiny_lm_path, t
         ICATrainer(model=str(tiny_lm_path), args=PBAConfig(output_dir=str(tmp_path), **COMMON), train_dataset=ready)
 
 
-def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_rows, **settings):
-    """Train 3 epochs on counterfactual rows (pairs adjacent, sequential batches), then score 128 held-out rows under
-    their persona and under the reversed persona (comments and demographics dropped: free text cannot be reversed)."""
-    rows = list(alignx_rows(num_rows, seed=0, history_size=(1, 4)))
-    train = Dataset.from_list(pair_adjacent_epochs(rows, epochs=1, seed=0))
-    held_out = Dataset.from_list(list(alignx_rows(128, seed=1, history_size=(1, 4))))
+def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_rows, seed, **settings):
+    """Train on counterfactual rows (pairs adjacent, sequential batches; 3 epochs unless `settings` say otherwise),
+    then score 128 held-out rows under their persona and under the reversed persona (comments and demographics
+    dropped: free text cannot be reversed)."""
+    rows = list(alignx_rows(num_rows, seed=2 * seed, history_size=(1, 4)))
+    train = Dataset.from_list(pair_adjacent_epochs(rows, epochs=1, seed=seed))
+    held_out = Dataset.from_list(list(alignx_rows(128, seed=2 * seed + 1, history_size=(1, 4))))
     args = config_class(
-        output_dir=str(tmp_path), num_train_epochs=3, train_sampling_strategy="sequential", **{**COMMON, **settings}
+        output_dir=str(tmp_path),
+        train_sampling_strategy="sequential",
+        **{**COMMON, "num_train_epochs": 3, "seed": seed, **settings},
     )
     model = AutoModelForCausalLM.from_pretrained(path)
     trainer = trainer_class(
@@ -184,15 +187,29 @@ def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_
     return before, after, compute_alignment_metrics(**scores, **flipped_scores, beta=0.1)
 
 
-def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path):
+@pytest.mark.learning
+def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path, learning_seed, check_learning):
     """512 rows x 3 epochs (96 steps of 16). Measured: held-out accuracy 0.0 -> 0.805; flip rate 0.65, strict 0.63."""
-    before, after, metrics = _train_and_flip(PBATrainer, PBAConfig, tiny_lm_path, tokenizer, tmp_path, 512)
-    assert before == 0.0 and after >= 0.7
+    before, after, metrics = _train_and_flip(
+        PBATrainer,
+        PBAConfig,
+        tiny_lm_path,
+        tokenizer,
+        tmp_path,
+        512,
+        learning_seed,
+        num_train_epochs=5,
+        learning_rate=2e-3,
+    )
+    assert before == 0.0
+    check_learning("held-out accuracy", after, 0.7)
     assert metrics["alignment_accuracy"] == pytest.approx(after)  # the metric agrees with TRL's rewards/accuracies
-    assert metrics["flip_rate"] >= 0.5 and metrics["strict_flip_rate"] >= 0.45
+    check_learning("flip rate", metrics["flip_rate"], 0.5)
+    check_learning("strict flip rate", metrics["strict_flip_rate"], 0.45)
 
 
-def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path):
+@pytest.mark.learning
+def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path, learning_seed, check_learning):
     """256 rows x 3 epochs (96 steps of 8), at most one comment and one pair in the prompt (long prompts are slow on
     CPU). Measured: held-out accuracy 0.0 -> 0.719; flip rate 0.32, strict 0.27 (the reversed ICA prompt keeps only
     the swapped pair: comments and demographics cannot be reversed)."""
@@ -203,10 +220,13 @@ def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
         tokenizer,
         tmp_path,
         256,
+        learning_seed,
         per_device_train_batch_size=8,
         max_history_items=1,
         max_length=768,
     )
-    assert before == 0.0 and after >= 0.65
+    assert before == 0.0
+    check_learning("held-out accuracy", after, 0.65)
     assert metrics["alignment_accuracy"] == pytest.approx(after)
-    assert metrics["flip_rate"] >= 0.2 and metrics["strict_flip_rate"] >= 0.15
+    check_learning("flip rate", metrics["flip_rate"], 0.2)
+    check_learning("strict flip rate", metrics["strict_flip_rate"], 0.15)

@@ -1,4 +1,4 @@
-"""The personalized in-context reward model (the counterfactual seed, §3.3, §4.1, Appendix A/B): history truncation,
+"""The personalized in-context reward model (the counterfactual paper, §3.3, §4.1, Appendix A/B): history truncation,
 rendering in `_prepare_dataset`, learning under counterfactual evaluation with the no-history ablation, the Table 1
 report, the generative B.1 baseline and in-context B.2 generation."""
 
@@ -221,7 +221,7 @@ def twins_adjacent(rows):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_lm_path, tmp_path_factory):
+def trained(tiny_lm_path, tmp_path_factory, learning_seed):
     """Train on counterfactual style users (both orientations of every pair, adjacent, sequential batches), T = 2.
 
     The synthetic responses are cut to their style and background markers ("Picture this vividly: In plain words for
@@ -234,11 +234,15 @@ def trained(tiny_lm_path, tmp_path_factory):
     seed 0."""
     folder = tmp_path_factory.mktemp("reward_model")
     source = []
-    for row in multifaceted_rows(120, seed=0):
+    for row in multifaceted_rows(120, seed=learning_seed):
         source.append({**row, "output": row["output"].split(" Here is how")[0]})
     write_rows(source, folder / "src.parquet", MULTIFACETED_FEATURES, progress=False)
     config = MultifacetBuildConfig(
-        test_instructions=20, history_size=2, seed=1, train_pairing="counterfactual", dimensions=("style",)
+        test_instructions=20,
+        history_size=2,
+        seed=learning_seed + 1,
+        train_pairing="counterfactual",
+        dimensions=("style",),
     )
     configs, _ = build_multifacet_cf(folder / "src.parquet", config)
     responses = configs["responses"]["train"]
@@ -253,13 +257,13 @@ def trained(tiny_lm_path, tmp_path_factory):
         lr_scheduler_type="constant",
         num_train_epochs=1,
         train_sampling_strategy="sequential",
-        **COMMON,
+        **{**COMMON, "seed": learning_seed},
     )
     tokenizer = AutoTokenizer.from_pretrained(tiny_lm_path)
     trainer = PersonalizedRewardTrainer(
         model=str(tiny_lm_path),
         args=args,
-        train_dataset=Dataset.from_list(pair_adjacent_epochs(train, epochs=3, seed=0)),
+        train_dataset=Dataset.from_list(pair_adjacent_epochs(train, epochs=5, seed=learning_seed)),
         processing_class=tokenizer,
     )
     trainer.train()
@@ -268,7 +272,8 @@ def trained(tiny_lm_path, tmp_path_factory):
     return trainer, test, folder
 
 
-def test_reward_model_uses_the_history_and_is_chance_without_it(trained, tmp_path):
+@pytest.mark.learning
+def test_reward_model_uses_the_history_and_is_chance_without_it(trained, tmp_path, check_learning):
     """Measured (600 train rows x 3 epochs = 112 steps of 16, held-out 120 rows of 20 unseen instructions):
     accuracy with history 0.725, without history 0.500 (exactly: twin rows then have identical inputs)."""
     trainer, test, _ = trained
@@ -278,7 +283,7 @@ def test_reward_model_uses_the_history_and_is_chance_without_it(trained, tmp_pat
     )
     table = results["table"]
     assert list(table) == ["style", "overall"] and table["overall"]["num_pairs"] == len(test) == 120
-    assert table["overall"]["with_history"] >= 0.65
+    check_learning("held-out accuracy with history", table["overall"]["with_history"], 0.65)
     assert abs(table["overall"]["without_history"] - 0.5) <= 0.02
     assert results["mean_history_pairs"] == 2
     assert json.loads(output.read_text())["table"] == table
