@@ -77,8 +77,8 @@ ALOE_ROWS = [
             {"user": "Any hive tips?", "assistant": {"preferred": "Check monthly.", "rejected": list(REJECTED[1:3])}},
         ],
     ),
-    # `chosen` says the reply under "rejected" is the chosen one: the "preferred" text is the one left out.
-    _aloe_row("P1", [_turn("Hi.", REJECTED[3], "Hello, beekeeper.", chosen="rejected")]),
+    # `chosen` given explicitly, as the release writes it.
+    _aloe_row("P1", [_turn("Hi.", "Hello, beekeeper.", REJECTED[3], chosen="preferred")]),
     # Simplified rows: the assistant is one string; a last turn may have no reply.
     _aloe_row("P2", [{"user": "Short please.", "assistant": "Sure."}, {"user": "Thanks."}]),
     # role/content messages, flat or one list per turn; system messages are not the persona's.
@@ -142,9 +142,14 @@ def test_aloe_excerpts_load_through_the_pipeline(tmp_path):
         ({"text": "hi"}, "expected an ALOE turn"),
         ({"user": ["a", "b"]}, "expected 'user' to be a string"),
         ({"user": "a", "assistant": 5}, "expected 'assistant' to be a string or a dict"),
-        ({"user": "a", "assistant": {"preferred": "x", "rejected": "y"}, "chosen": "best"}, "'chosen' names 'best'"),
-        ({"user": "a", "assistant": {"preferred": ["x"], "rejected": "y"}}, "must be one string"),
-        ({"user": "a", "assistant": "x", "chosen": "rejected"}, "single reply"),
+        ({"user": "a", "assistant": {"preferred": "x", "rejected": "y"}, "chosen": "best"}, "'chosen' is 'best'"),
+        ({"user": "a", "assistant": {"preferred": ["x"], "rejected": "y"}}, "must be one string, got list"),
+        ({"user": "a", "assistant": {"rejected": "y"}}, "must be one string, got no 'preferred' reply"),
+        ({"user": "a", "assistant": "x", "chosen": "rejected"}, "'chosen' is 'rejected', expected 'preferred'"),
+        ({"assistant": "x"}, "expected 'user' to be a string, got no 'user'"),
+        ({"user": None, "assistant": {"preferred": "x", "rejected": "y"}}, "got no 'user'"),
+        ({"user": "a", "assistant": {"preferred": "x", "rejected": 3}}, "'rejected'] to be a string or a list of str"),
+        ({"user": "a", "assistant": {"preferred": "x", "rejected": [{"t": "y"}]}}, "a string or a list of strings"),
         ({"role": "tool", "content": "x"}, "expected a message"),
         ({"role": "user", "content": None}, "expected a message"),
     ],
@@ -154,6 +159,66 @@ def test_a_malformed_aloe_turn_names_the_row_and_turn(turn, expected):
     with pytest.raises(ValueError, match=r"dialogues.jsonl, row 1, column 'conversations', turn 1: ") as error:
         aloe_excerpts(rows, where="dialogues.jsonl")
     assert expected in str(error.value)
+
+
+ALOE_WITH_REJECTED = {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": "REJECTED-text"}}
+
+
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        # the rejected text under a `chosen` that names it: the DPORE paper and the release only know "preferred"
+        ({**ALOE_WITH_REJECTED, "chosen": "rejected"}, "turn 0: 'chosen' is 'rejected', expected 'preferred'"),
+        (
+            {
+                "user": "Hi.",
+                "assistant": {"preferred": "PREF", "rejected": ["REJECTED-a", "REJECTED-b"]},
+                "chosen": "rejected",
+            },
+            "turn 0: 'chosen' is 'rejected', expected 'preferred'",
+        ),
+        # no user: the turn used to become "Assistant: PREF" (or vanish without replies)
+        ({"assistant": ALOE_WITH_REJECTED["assistant"]}, "turn 0: expected 'user' to be a string, got no 'user'"),
+        ({**ALOE_WITH_REJECTED, "user": None}, "turn 0: expected 'user' to be a string, got no 'user'"),
+        ({**ALOE_WITH_REJECTED, "user": 7}, "turn 0: expected 'user' to be a string, got int"),
+        # malformed rejected replies
+        (
+            {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": 3}},
+            "turn 0: expected 'assistant'['rejected']",
+        ),
+        (
+            {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": [{"text": "REJECTED-text"}]}},
+            "turn 0: expected 'assistant'['rejected'] to be a string or a list of strings, got list",
+        ),
+    ],
+)
+@pytest.mark.parametrize("include_preferred_replies", [False, True])
+def test_malformed_aloe_turns_are_refused_in_every_mode(turn, expected, include_preferred_replies):
+    rows = [_aloe_row("P", [turn])]
+    with pytest.raises(ValueError, match=r"ALOE rows, row 0, column 'conversations', turn 0: ") as error:
+        aloe_excerpts(rows, include_preferred_replies=include_preferred_replies)
+    assert expected in str(error.value)
+
+
+@pytest.mark.parametrize("include_preferred_replies", [False, True])
+def test_rejected_text_never_enters_an_excerpt_in_any_accepted_form(include_preferred_replies):
+    forms = [
+        ALOE_WITH_REJECTED,
+        {**ALOE_WITH_REJECTED, "chosen": "preferred"},
+        {**ALOE_WITH_REJECTED, "chosen": None},  # Arrow fills an absent key with None
+        {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": ["REJECTED-a", "REJECTED-b"]}},
+        {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": []}},
+        {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": None}},
+        {"user": "Hi.", "assistant": "PREF"},
+        [_message("user", "Hi."), _message("assistant", "PREF")],
+    ]
+    table = aloe_excerpts(
+        [_aloe_row(f"P{i}", [form]) for i, form in enumerate(forms)],
+        include_preferred_replies=include_preferred_replies,
+    )
+    expected = "User: Hi.\nAssistant: PREF" if include_preferred_replies else "Hi."
+    assert table["text"] == [expected] * len(forms)
+    assert not any("REJECTED" in text for text in table["text"])
 
 
 def test_table_excerpts_and_aloe_column_errors():

@@ -14,6 +14,7 @@ from personalign import PreferenceSpace
 from personalign.cli import app, run
 from personalign.data.alignx import AlignXBuildConfig, normalize_row, render_row
 from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row, score_policy_and_reference
+from personalign.evaluation.rows import file_row, row_name
 
 runner = CliRunner()
 PERSONAS = (
@@ -141,11 +142,12 @@ def test_benchmark_json_list_file_scores_directly_with_per_persona_and_skips_siz
         "results.json",
     ]
 
-    # Persona sizes cannot change a PBA prompt that is a ready profile: skipped, said once, recorded, not scored.
+    # Persona sizes cannot change a PBA prompt that is a ready profile: skipped, said once, recorded, not scored. Only
+    # the sizes that would have run are named: the rows have 4 history items, so not 8 and 16.
     assert data["persona_sizes"] == [] and "persona_size" not in model
-    assert data["persona_sizes_not_applicable"]["sizes"] == [2, 4, 8, 16]
-    assert any(n.startswith("persona sizes 2, 4, 8, 16 skipped: every row's PBA prompt") for n in data["notices"])
-    assert "notice: persona sizes 2, 4, 8, 16 skipped" in result.output
+    assert data["persona_sizes_not_applicable"]["sizes"] == [2, 4]
+    assert any(n.startswith("persona sizes 2, 4 skipped: every row's PBA prompt") for n in data["notices"])
+    assert "notice: persona sizes 2, 4 skipped: every row's PBA prompt" in result.output
     assert "main 12 pairs, main_reversed 12 pairs" in result.output and "sizes" not in result.output.split("\n")[0]
 
     # The same numbers, computed directly: PBA prompts with the profile, the reversed profile under --flip.
@@ -309,6 +311,64 @@ def test_folder_of_benchmark_files_is_broken_down_by_file(tiny_lm_path, tmp_path
     assert fail(monkeypatch, capsys, *common, broken).startswith(f"error: {broken}: cannot read it as a")
 
 
+def test_folder_errors_name_the_file_and_its_row(tiny_lm_path, tmp_path, monkeypatch, capsys):
+    """A bad row of a folder of several files is named by its file and its row in that file, not by its position in
+    the split, for every row-level error: validation, --flip, scoring."""
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    write_json_list(folder / "a_p_soups.json", benchmark_rows(12))
+    second = folder / "b_prism.json"
+    common = ["--model", tiny_lm_path, "--reference", "none", "--output", tmp_path / "out", "--dataset", folder]
+
+    rows = benchmark_rows(4)
+    del rows[1]["chosen"]
+    write_json_list(second, rows)
+    assert fail(monkeypatch, capsys, *common) == (
+        f"error: {second}, row 1, column 'chosen': expected text, got NoneType."
+    )
+    assert fail(monkeypatch, capsys, *common, "--flip") == (
+        f"error: {second}, row 1, column 'chosen': expected text, got NoneType."
+    )
+
+    rows = benchmark_rows(4)
+    rows[1]["profile"] = "Likes short answers."
+    write_json_list(second, rows)
+    error = fail(monkeypatch, capsys, *common, "--flip")
+    assert error.startswith(f"error: {second}, row 1, column 'profile': --flip reverses the PBA preference text")
+
+    rows = benchmark_rows(4)
+    rows[1]["prompt"] = "Tell me about tea. " * 200
+    write_json_list(second, rows)
+    error = fail(monkeypatch, capsys, *common, "--max-length", 400)
+    assert error.startswith(f"error: scoring the pairs: {second}, row 1: The prompt has ")
+
+    # A split of one file within the folder is named by its file too; a single file keeps its split name.
+    write_json_list(second, benchmark_rows(4))
+    rows = benchmark_rows(3)
+    rows[2]["rejected"] = 7
+    test_file = write_json_list(folder / "test.json", rows)
+    assert fail(monkeypatch, capsys, *common, "--split", "test") == (
+        f"error: {test_file}, row 2, column 'rejected': expected text, got int."
+    )
+    assert fail(monkeypatch, capsys, *common[:-1], test_file) == (
+        f"error: {test_file} [train], row 2, column 'rejected': expected text, got int."
+    )
+
+
+def test_file_row_maps_split_positions_to_files():
+    files = [("f/a.json", 0), ("f/b.json", 12), ("f/c.json", 15)]
+    assert [file_row(files, index) for index in (0, 11, 12, 14, 15, 20)] == [
+        ("f/a.json", 0),
+        ("f/a.json", 11),
+        ("f/b.json", 0),
+        ("f/b.json", 2),
+        ("f/c.json", 0),
+        ("f/c.json", 5),
+    ]
+    assert row_name("f [train]", files, 13) == "f/b.json, row 1"
+    assert row_name("f [train]", None, 13) == "f [train], row 13"
+
+
 def test_unreadable_profile(tiny_lm_path, tmp_path, monkeypatch, capsys):
     """A profile that is not a list of AlignX labels: no per-dimension results (with the reason), and --flip is
     refused for PBA (naming the row and column) but works for ICA, which reverses the feedback pairs instead."""
@@ -361,7 +421,8 @@ def test_build_folder_with_only_rendered_configs(
     results, model = read_results(output)
     assert results["dataset"]["rendered"] == "pba" and results["settings"]["persona_format"] == "pba"
     assert results["dataset"]["persona_sizes_not_applicable"]["reason"].startswith("the rows hold ready-rendered")
-    assert "notice: persona sizes 2, 4, 8, 16 skipped" in result.output and "persona_size" not in model
+    assert "notice: persona sizes skipped: the rows hold ready-rendered prompts" in result.output
+    assert "(sizes asked: 2, 4, 8, 16)" in result.output and "persona_size" not in model
     assert "absent" in results["dataset"]["breakdowns"]["per_persona"]  # the rendered config has no persona column
     assert results["dataset"]["breakdowns"]["per_dimension"]["rows_by_source"]["profile"] == 12
     # A PBA profile prompt is the same whichever history the build sampled: the same pairs as the source file.

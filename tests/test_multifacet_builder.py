@@ -402,7 +402,22 @@ def test_dataset_script_builds_the_same_rows_as_the_builder_class(tmp_path):
     script = REPO / "dataset_scripts" / "multifacet_cf.py"
     helped = run_script(str(script), "--help")
     assert helped.returncode == 0, helped.stderr
-    assert "--test-instructions" in helped.stdout and "--allow-missing-dimensions" in helped.stdout
+    for option in ("--source", "--output", "--config", "--seed", "--history-size", "--match", "--test-instructions"):
+        assert option in helped.stdout, helped.stdout
+    assert "--allow-missing-dimensions" in helped.stdout and "--overwrite" in helped.stdout
+    # only what applies to multifacet-cf: no dataset kind argument, no AlignX options
+    assert "Usage: multifacet_cf.py [OPTIONS]" in helped.stdout
+    for other in (
+        "build-dataset KIND",
+        "KIND",
+        "--prompt-format",
+        "--keep-full-history",
+        "--arithmetic",
+        "--num-proc",
+    ):
+        assert other not in helped.stdout, helped.stdout
+    refused = run_script(str(script), "--source", "x", "--output", str(tmp_path / "o"), "--test-instructions", "0")
+    assert refused.returncode == 1 and refused.stderr.startswith("error: test_instructions must be >= 1")
     source = write_jsonl(real_schema_rows(40, extra="tone"), tmp_path / "src")
     output = tmp_path / "out"
     result = run_script(str(script), "--source", str(source), "--output", str(output), "--seed", "3")
@@ -415,3 +430,79 @@ def test_dataset_script_builds_the_same_rows_as_the_builder_class(tmp_path):
     for split in ("train", "test"):
         assert loaded[split].to_list() == expected[split].to_list()
     assert len(load_dataset(str(output), "responses", split="train")) == 120
+
+
+# ------------------------------------------------------------- builds that would write an empty split are refused
+def test_no_test_split_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"test_instructions must be >= 1 .* got 0 \(CLI: --test-instructions\)"):
+        MultifacetBuildConfig(test_instructions=0)
+    source = write_jsonl(real_schema_rows(30), tmp_path / "src")
+    output = tmp_path / "out"
+    result = run_script(
+        "-m", "personalign", "build-dataset", "multifacet-cf", "--source", str(source), "--output", str(output),
+        "--test-instructions", "0",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "test_instructions must be >= 1" in errors[0] and "--test-instructions" in errors[0]
+    assert not output.exists()
+
+
+def test_a_train_split_without_rows_is_refused_naming_split_counts_and_options(tmp_path):
+    source = write_jsonl(real_schema_rows(30), tmp_path / "src")
+    with pytest.raises(ValueError) as caught:
+        build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=29))
+    message = str(caught.value)
+    assert message.startswith("the train split of the 'counterfactual' config would have 0 rows")
+    assert "(1 train and 29 test instructions; test_instructions=29" in message
+    assert "all 3 of its target pairs had fewer than min_history=1 history pairs" in message
+    assert "--test-instructions" in message and "--match subdimension" in message and "min_history" in message
+    # the builder class refuses it the same way (no split written)
+    from personalign.data.multifacet import MultifacetCF
+
+    builder = MultifacetCF(source=str(source), test_instructions=29, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="the train split of the 'counterfactual' config would have 0 rows"):
+        builder.download_and_prepare()
+
+
+def test_cli_refuses_an_empty_train_split_in_one_error_line(tmp_path):
+    rows = real_schema_rows(30)
+    for row in rows:  # subdimensions that differ, so that --match subdimension still makes pairs
+        for item in row["preference_set"]:
+            item["subdimension"] = item["preference"].replace("option", "aspect")
+    source = write_jsonl(rows, tmp_path / "src")
+    output = tmp_path / "out"
+    result = run_script(
+        "-m", "personalign", "build-dataset", "multifacet-cf", "--source", str(source), "--output", str(output),
+        "--test-instructions", "29", "--match", "subdimension",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "the train split of the 'counterfactual' config would have 0 rows" in errors[0]
+    assert "1 train and 29 test instructions" in errors[0] and "--test-instructions" in errors[0]
+    assert "train: 1 instructions, 0 rows" not in result.stderr
+    assert not output.exists()
+
+
+def test_a_test_split_without_rows_is_refused_and_every_build_has_rows_in_both_splits(tmp_path):
+    rows = real_schema_rows(30)
+    for row in rows[6:]:  # instructions 2..29: the three responses agree on every dimension (no pair)
+        for item in row["preference_set"]:
+            item["preference"] = item["preference"][: -len("0")] + "0"
+    source = write_jsonl(rows, tmp_path / "src")
+    errors = {}
+    for seed in range(8):
+        try:
+            configs, _ = build_multifacet_cf(source, MultifacetBuildConfig(test_instructions=3, seed=seed))
+        except ValueError as error:
+            errors[seed] = str(error)
+        else:
+            assert all(len(configs["counterfactual"][split]) for split in ("train", "test"))
+    test_errors = [m for m in errors.values() if m.startswith("the test split")]
+    assert test_errors, errors  # most seeds hold out three instructions without a pair
+    assert "(27 train and 3 test instructions; test_instructions=3" in test_errors[0]
+    assert "no two responses of its instructions differ on the requested dimension(s)" in test_errors[0]
+    assert "hold out more instructions (--test-instructions)" in test_errors[0]
+    assert all(m.startswith(("the test split", "the train split")) for m in errors.values()), errors

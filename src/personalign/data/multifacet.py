@@ -100,10 +100,11 @@ class MultifacetBuildConfig:
         dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default. Names are
             matched after folding case, spaces, hyphens and underscores (`"Background knowledge"` is
             `"background_knowledge"`) and stored folded.
-        test_instructions (`int` or `None`, *optional*, defaults to `None`): Instructions held out for the test split.
-            `None` is the counterfactual paper's 307 when the source has at least 3,070 instructions (the full
-            Multifaceted-Collection has about 65,000, so a full build is the paper's), else a tenth of them (at least
-            one): `min(307, max(1, num_instructions // 10))`, see `default_test_instructions`.
+        test_instructions (`int` or `None`, *optional*, defaults to `None`): Instructions held out for the test split
+            (at least 1: there is no build without a test split). `None` is the counterfactual paper's 307 when the
+            source has at least 3,070 instructions (the full Multifaceted-Collection has about 65,000, so a full build
+            is the paper's), else a tenth of them (at least one): `min(307, max(1, num_instructions // 10))`, see
+            `default_test_instructions`. A build whose train or test split would end with no row is an error.
         allow_missing_dimensions (`bool`, *optional*, defaults to `False`): A requested dimension that ends with no
             row (no response has it, or no pair differs on it) is an error naming the dimension and the dimension
             values of the source; with `True` it is a warning (and a line of the report) instead.
@@ -137,8 +138,11 @@ class MultifacetBuildConfig:
             )
         if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
             raise ValueError("need history_size >= 1 and 0 <= min_history <= history_size.")
-        if self.test_instructions is not None and self.test_instructions < 0:
-            raise ValueError(f"test_instructions must be >= 0, or None for the default, got {self.test_instructions}.")
+        if self.test_instructions is not None and self.test_instructions < 1:
+            raise ValueError(
+                f"test_instructions must be >= 1 (the benchmark is scored on its held-out test split), or None for the "
+                f"default, got {self.test_instructions} (CLI: --test-instructions)."
+            )
         self.dimensions = folded
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,6 +341,12 @@ def build_multifacet_cf(
     Returns:
         `(configs, report)`: `configs["counterfactual"]` (train / test `DatasetDict`) and `configs["responses"]`
         (the response table the ids point into), and a `MultifacetBuildReport` with counts per split and dimension.
+
+    Raises:
+        `ValueError`: On a malformed source, a requested dimension without a row (see `allow_missing_dimensions`), a
+            test split that leaves no training instruction, or a train or test split that would have no row (e.g.
+            a single train instruction: a train row's history never comes from its own instruction). The message
+            names the split, its counts and the option to change.
     """
     config = config or MultifacetBuildConfig()
     responses = read_responses(source, **load_kwargs)
@@ -397,12 +407,15 @@ def build_multifacet_cf(
             for c, r in _ordered_pairs(members_of[group], keys, d):
                 index.add(d, keys[d][c], c, r)
 
+    candidates: Counter = Counter()  # target pairs per split, before the min_history filter
+
     def id_rows(split: str) -> Iterator[dict[str, Any]]:
         pairing = config.train_pairing if split == "train" else config.test_pairing
         for group in splits[split]:
             rng = random.Random(f"{config.seed}:{split}:{group}")
             members = members_of[group]
             for d, c, r in _row_pairs(members, keys, config.dimensions, pairing, rng):
+                candidates[split] += 1
                 history = index.sample(d, keys[d][c], config.history_size, group, group_of, rng)
                 if len(history) < config.min_history:
                     report.dropped_short_history[d] += 1
@@ -424,7 +437,7 @@ def build_multifacet_cf(
     id_features = Features(
         {k: v for k, v in COUNTERFACTUAL_FEATURES.items() if k not in ("prompt", "chosen", "rejected")}
     )
-    built = {}
+    tables = {}
     for split in ("train", "test"):
         report.instructions[split] = len(splits[split])
         report.rows[split] = Counter()
@@ -434,8 +447,11 @@ def build_multifacet_cf(
             pa.RecordBatch.from_pylist(chunk, schema=id_features.arrow_schema)
             for chunk in _chunks(id_rows(split), 10_000)
         ]
-        table = pa.Table.from_batches(batches, schema=id_features.arrow_schema)
-        built[split] = _with_target_texts(Dataset(table), responses, f"{fingerprint}-{split}")
+        tables[split] = pa.Table.from_batches(batches, schema=id_features.arrow_schema)
+    # An empty split would be written as a folder `load_dataset` cannot read: refuse it, naming the split.
+    for split in ("train", "test"):
+        if not tables[split].num_rows:
+            raise ValueError(_empty_split_message(split, splits, candidates[split], config))
     rows_of = Counter()
     for counts in report.rows.values():
         rows_of.update(counts)
@@ -454,6 +470,10 @@ def build_multifacet_cf(
         config,
         report,
     )
+    built = {
+        split: _with_target_texts(Dataset(tables[split]), responses, f"{fingerprint}-{split}")
+        for split in ("train", "test")
+    }
     responses = responses.map(
         lambda batch, indices: {"response_id": indices, "instruction_id": [group_of[i] for i in indices]},
         batched=True,
@@ -464,6 +484,35 @@ def build_multifacet_cf(
     )
     configs = {"counterfactual": DatasetDict(built), "responses": DatasetDict({"train": responses})}
     return configs, report
+
+
+def _empty_split_message(
+    split: str, splits: Mapping[str, Sequence[int]], candidates: int, config: MultifacetBuildConfig
+) -> str:
+    """Why a split of the `counterfactual` config would have no row, and which option to change."""
+    counts = (
+        f"the {split} split of the 'counterfactual' config would have 0 rows ({len(splits['train']):,} train and "
+        f"{len(splits['test']):,} test instructions; test_instructions={len(splits['test'])}, CLI: "
+        "--test-instructions)"
+    )
+    fewer_or_more = "fewer" if split == "train" else "more"
+    if not candidates:
+        why = f"no two responses of its instructions differ on the requested dimension(s) (match={config.match!r})"
+        fixes = [f"hold out {fewer_or_more} instructions (--test-instructions)"]
+        if config.match == "subdimension":
+            fixes.append("match on the preference text too (--match preference)")
+    else:
+        why = (
+            f"all {candidates:,} of its target pairs had fewer than min_history={config.min_history} history pairs "
+            "(a history comes from train pairs of other instructions whose chosen response has the user's key)"
+        )
+        fixes = [
+            "hold out fewer instructions, leaving more train instructions to draw histories from (--test-instructions)"
+        ]
+        if config.match == "preference":
+            fixes.append("key users on the subdimension alone (--match subdimension)")
+        fixes.append("lower min_history (Python only: MultifacetBuildConfig(min_history=0) keeps short histories)")
+    return f"{counts}: {why}. To build it, {', or '.join(fixes)}."
 
 
 def _check_dimensions(

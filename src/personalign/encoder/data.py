@@ -109,11 +109,10 @@ def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
         # A system message is the application's, not the persona's.
         return [] if role == "system" else [(role, content)]
     if isinstance(turn, Mapping) and (_present(turn, "user") or _present(turn, "assistant")):
-        parts = []
-        if _present(turn, "user"):
-            if not isinstance(turn["user"], str):
-                raise ValueError(f"{where}: expected 'user' to be a string, got {type(turn['user']).__name__}.")
-            parts.append(("user", turn["user"]))
+        if not isinstance(turn.get("user"), str):
+            got = "no 'user'" if not _present(turn, "user") else type(turn["user"]).__name__
+            raise ValueError(f"{where}: expected 'user' to be a string, got {got}; expected {ALOE_TURN}.")
+        parts = [("user", turn["user"])]
         reply = _chosen_reply(turn, where)
         if reply is not None:
             parts.append(("assistant", reply))
@@ -125,33 +124,40 @@ def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
 
 
 def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
-    """The assistant reply that the turn marks as chosen (`turn["chosen"]` names its key, default `"preferred"`)."""
+    """The assistant reply of an ALOE turn that enters an excerpt: `assistant["preferred"]` (or the one `assistant`
+    string), after checking the turn. The release's turns always say `"chosen": "preferred"`; any other value is an
+    error (the DPORE paper trains on `preferred` as the chosen reply, and a list of rejected replies is no one
+    reply)."""
+    if _present(turn, "chosen") and turn["chosen"] != "preferred":
+        raise ValueError(
+            f"{where}: 'chosen' is {turn['chosen']!r}, expected 'preferred' (the key of the chosen reply in "
+            f"'assistant'; the ALOE release always says 'preferred'); expected {ALOE_TURN}."
+        )
     assistant = turn.get("assistant")
     if assistant is None:
         return None
     if isinstance(assistant, str):  # simplified rows: one reply, nothing rejected
-        if _present(turn, "chosen") and turn["chosen"] != "preferred":
-            raise ValueError(
-                f"{where}: 'chosen' is {turn['chosen']!r} but 'assistant' is a single reply; expected {ALOE_TURN}."
-            )
         return assistant
     if not isinstance(assistant, Mapping):
         raise ValueError(
             f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}."
         )
-    chosen = turn["chosen"] if _present(turn, "chosen") else "preferred"
-    replies = {key: value for key, value in assistant.items() if value is not None}
-    if chosen not in replies:
+    rejected = assistant.get("rejected")
+    if rejected is not None and not (
+        isinstance(rejected, str)
+        or (isinstance(rejected, (list, tuple)) and all(isinstance(r, str) for r in rejected))
+    ):
         raise ValueError(
-            f"{where}: 'chosen' names {chosen!r}, which is not a reply of 'assistant' (keys {sorted(replies)}); "
-            f"expected {ALOE_TURN}."
+            f"{where}: expected 'assistant'['rejected'] to be a string or a list of strings, got "
+            f"{type(rejected).__name__} {str(rejected)[:80]!r}; expected {ALOE_TURN}."
         )
-    if not isinstance(replies[chosen], str):
+    preferred = assistant.get("preferred")
+    if not isinstance(preferred, str):
+        got = "no 'preferred' reply" if preferred is None else type(preferred).__name__
         raise ValueError(
-            f"{where}: the chosen reply 'assistant'[{chosen!r}] must be one string, got "
-            f"{type(replies[chosen]).__name__}."
+            f"{where}: the chosen reply 'assistant'['preferred'] must be one string, got {got}; expected {ALOE_TURN}."
         )
-    return replies[chosen]
+    return preferred
 
 
 def aloe_excerpts(
@@ -171,10 +177,12 @@ def aloe_excerpts(
     `Assistant: ...` lines. Rejected replies never enter an excerpt.
 
     Turns may be:
-    - ALOE turns `{"user": str, "assistant": {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}`:
-      `chosen` names the key of the chosen reply (default `"preferred"`; `"rejected"` is honoured, and then the
-      `preferred` text is the one left out);
-    - simplified turns `{"user": str, "assistant": str}` (the one reply is the chosen one; `assistant` may be absent);
+    - ALOE turns `{"user": str, "assistant": {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}`
+      (the release's schema): `user` is required, `preferred` is the chosen reply, `rejected` must be a string or a
+      list of strings and never enters an excerpt; `chosen` may be absent but, when given, must be `"preferred"` (the
+      release always says so, and a list of rejected replies cannot be the one chosen reply);
+    - simplified turns `{"user": str, "assistant": str}` (the one reply is the chosen one; `assistant` may be absent,
+      `user` may not);
     - `{role, content}` messages (`user`, `assistant`; `system` messages are skipped), or a turn given as a list of
       them. Keys holding `None` (Arrow fills absent keys so) count as absent.
 
@@ -190,8 +198,9 @@ def aloe_excerpts(
 
     Raises:
         `ValueError`: On a missing column, a conversation that is not a list, or a malformed turn (naming the row, the
-            turn index and the expected form), e.g. a bare string (whose speaker is unknown) or a `chosen` that names
-            no string reply.
+            turn index and the expected form), e.g. a bare string (whose speaker is unknown), an ALOE turn without a
+            `user` string, a `rejected` that is not a string or a list of strings, or a `chosen` other than
+            `"preferred"`.
     """
 
     def excerpts() -> Iterable[tuple[str, str]]:

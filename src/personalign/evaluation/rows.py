@@ -4,11 +4,13 @@
 Besides release rows, it reads AlignX's benchmark files (P-Soups, UF-P-4, PRISM: `.json` files holding a JSON list of
 rows with a ready `profile`, a `ground_truth_persona` and feedback pairs without vectors), and the ready-rendered `pba`
 / `ica` configs of a `personalign build-dataset alignx` folder (scored as they are). A folder of several files keeps
-the name of each row's file, for per-benchmark results.
+the name of each row's file, for per-benchmark results, and where each file's rows start, so that messages name a bad
+row by its file and its row in that file (`EvalRows.row_name`).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,6 +73,9 @@ class EvalRows:
             their shape (message lists) alone. Such rows are scored as they are.
         sources (`list[str]`, *optional*): The benchmark of each row: its file's path in the folder, without the
             suffix (e.g. `"p_soups"`), when the split's rows come from several files of a local folder.
+        files (`list[tuple[str, int]]`, *optional*): For the rows of a local folder: each file of the split, in
+            order, as `(path, first row)`: the folder as given joined with the file's path in it (`"bench/prism.json"`)
+            and the split position of the file's first row (see `file_row`).
     """
 
     data_format: str
@@ -79,6 +84,28 @@ class EvalRows:
     split: str | None
     rendered: str | None = None
     sources: list[str] | None = None
+    files: list[tuple[str, int]] | None = None
+
+    def row_name(self, index: int) -> str:
+        """The split's row `index` for messages (see `row_name`)."""
+        return row_name(self.where, self.files, index)
+
+
+def file_row(files: Sequence[tuple[str, int]], index: int) -> tuple[str, int]:
+    """The file holding a split's row `index` and the row's position in that file, from the split's `(path, first
+    row)` list (`EvalRows.files`)."""
+    position = max(bisect_right([start for _, start in files], index) - 1, 0)
+    path, start = files[position]
+    return path, index - start
+
+
+def row_name(where: str, files: Sequence[tuple[str, int]] | None, index: int) -> str:
+    """A split's row `index` for messages: `"<file>, row <n>"` (its file and its row in that file) when the split's
+    file boundaries are known (a local folder), else `"<where>, row <index>"`."""
+    if not files:
+        return f"{where}, row {index}"
+    path, row = file_row(files, index)
+    return f"{path}, row {row}"
 
 
 # ------------------------------------------------------------------------------------------------------- reading
@@ -141,20 +168,31 @@ def _benchmark_name(file: Path, folder: Path) -> str:
         return file.stem
 
 
-def _folder_splits(folder: Path) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """A folder of data files split by file name (as `personalign.data.alignx.local_splits`), and for each split of
-    several files the benchmark of each row: its file's path in the folder, without the suffix."""
-    splits, sources = {}, {}
+def _file_name(file: Path, folder: Path) -> str:
+    """A data file for messages: the folder as given joined with the file's path in it (`"bench/prism.json"`)."""
+    try:
+        return str(folder / file.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(file)
+
+
+def _folder_splits(folder: Path) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, list[tuple[str, int]]]]:
+    """A folder of data files split by file name (as `personalign.data.alignx.local_splits`); for each split of
+    several files the benchmark of each row (its file's path in the folder, without the suffix); and for each split
+    its files as `(path, first row)` (`EvalRows.files`)."""
+    splits, sources, boundaries = {}, {}, {}
     for split, files in source_files(folder).items():
         parts = []
         for file in files:
             with _reading(file):
                 parts.append(load_source_file(file))
         splits[split] = parts[0] if len(parts) == 1 else _concatenate(parts, files)
+        starts = [sum(len(part) for part in parts[:number]) for number in range(len(parts))]
+        boundaries[split] = [(_file_name(file, folder), start) for file, start in zip(files, starts, strict=True)]
         if len(parts) > 1:
             names = [_benchmark_name(file, folder) for file in files]
             sources[split] = [name for name, part in zip(names, parts, strict=True) for _ in range(len(part))]
-    return splits, sources
+    return splits, sources, boundaries
 
 
 @dataclass
@@ -163,6 +201,7 @@ class _Splits:
     responses: Any = None
     rendered: str | None = None
     sources: dict[str, list[str]] | None = None
+    files: dict[str, list[tuple[str, int]]] | None = None
 
 
 def _read_splits(source: str, persona_format: str | None = None) -> _Splits:
@@ -189,8 +228,8 @@ def _read_splits(source: str, persona_format: str | None = None) -> _Splits:
         name = persona_format or rendered[0]
         return _Splits(dict(load_dataset(source, name)), rendered=name)
     if path.is_dir():
-        splits, sources = _folder_splits(path)
-        return _Splits(splits, sources=sources)
+        splits, sources, files = _folder_splits(path)
+        return _Splits(splits, sources=sources, files=files)
     if path.exists():
         with _reading(path):
             return _Splits(local_splits(path))
@@ -235,7 +274,7 @@ def load_eval_rows(
 
     Returns:
         `EvalRows`: The format, the split's rows, a name for messages, the split, whether the prompts are ready
-        (`rendered`) and the benchmark of each row (`sources`).
+        (`rendered`), the benchmark of each row (`sources`) and the split's files (`files`, for a local folder).
 
     Raises:
         `ValueError`: For a missing file, an unknown split, unrecognised columns, rows that lack what their format
@@ -297,17 +336,20 @@ def load_eval_rows(
                 )
             data = attach_history(data, read.responses, lazy=False)
     sources = (read.sources or {}).get(split) if split is not None else None
-    return EvalRows(found, data, where, split, rendered, sources)
+    files = (read.files or {}).get(split) if split is not None else None
+    return EvalRows(found, data, where, split, rendered, sources, files)
 
 
-def normalize_alignx_rows(data: Any, where: str) -> list[dict[str, Any]]:
-    """AlignX rows (release or snake_case columns) validated into `raw`-config rows; errors name the row and
-    column."""
+def normalize_alignx_rows(
+    data: Any, where: str, files: Sequence[tuple[str, int]] | None = None
+) -> list[dict[str, Any]]:
+    """AlignX rows (release or snake_case columns) validated into `raw`-config rows; errors name the row (by its
+    file with `files`, see `row_name`) and column."""
     space = PreferenceSpace.alignx()
     rows = []
     for offset, batch in enumerate(data.iter(batch_size=1000)):
         for index, row in enumerate(batch_rows(batch)):
-            rows.append(normalize_row(row, f"{where}, row {1000 * offset + index}", space))
+            rows.append(normalize_row(row, row_name(where, files, 1000 * offset + index), space))
     return rows
 
 
@@ -327,16 +369,18 @@ def _check_turns(value: Any, where: str, conversational: bool) -> None:
             raise ValueError(f"{where}, message {number}: expected an object with text 'role' and 'content'.")
 
 
-def rendered_alignx_rows(data: Any, where: str) -> list[dict[str, Any]]:
+def rendered_alignx_rows(
+    data: Any, where: str, files: Sequence[tuple[str, int]] | None = None
+) -> list[dict[str, Any]]:
     """Ready-rendered AlignX rows (a `personalign build-dataset alignx` `pba` / `ica` config) validated for scoring
     as they are: `prompt`, `chosen`, `rejected` (message lists, or texts in the release's prompt format), and the
     `profile`, `preference_direction` and `ground_truth_persona` they carry (`None` where absent). Errors name the
-    row and column."""
+    row (by its file with `files`, see `row_name`) and column."""
     space = PreferenceSpace.alignx()
     rows = []
     for offset, batch in enumerate(data.iter(batch_size=1000)):
         for number, row in enumerate(batch_rows(batch)):
-            at = f"{where}, row {1000 * offset + number}"
+            at = row_name(where, files, 1000 * offset + number)
             conversational = not isinstance(row[PROMPT_COLUMN], str)
             for column in _TURN_COLUMNS:
                 _check_turns(row[column], f"{at}, column {column!r}", conversational)

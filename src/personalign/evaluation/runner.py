@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,6 +141,10 @@ class _Plan:
     size_labels: list[int]
     dataset: dict[str, Any]
     notices: list[str] = field(default_factory=list)
+    pair_rows: dict[str, list[int]] = field(default_factory=dict)
+    """The split position of the row behind each pair of each segment."""
+    name_row: Callable[[int], str] | None = None
+    """`EvalRows.row_name`, for rows whose files are known (a local folder): scoring errors name the file and row."""
 
 
 @dataclass
@@ -155,9 +160,9 @@ class _Rows:
     info: dict[str, Any]
 
 
-def _reverse_alignx(row: dict[str, Any], index: int, where: str, persona_format: str) -> dict[str, Any]:
+def _reverse_alignx(row: dict[str, Any], at: str, persona_format: str) -> dict[str, Any]:
     """`reverse_alignx_row` for the eval: the ICA prompt drops the text that cannot be reversed; a PBA `profile` must
-    be a list of AlignX labels (errors name the row)."""
+    be a list of AlignX labels (errors name the row: `at`, from `EvalRows.row_name`)."""
     space = PreferenceSpace.alignx()
     profile = row.get("profile")
     if persona_format == "pba" and profile:
@@ -165,7 +170,7 @@ def _reverse_alignx(row: dict[str, Any], index: int, where: str, persona_format:
             space.from_text(profile)
         except ValueError:
             raise ValueError(
-                f"{where}, row {index}, column 'profile': --flip reverses the PBA preference text, but this one "
+                f"{at}, column 'profile': --flip reverses the PBA preference text, but this one "
                 f"({profile[:60]!r}{'...' if len(profile) > 60 else ''}) is not a list of {space.name} preference "
                 "labels, so it cannot be reversed; drop --flip, or pass --persona-format ica (it reverses the "
                 "feedback pairs instead)."
@@ -174,7 +179,7 @@ def _reverse_alignx(row: dict[str, Any], index: int, where: str, persona_format:
         # Comments and demographics are free text that cannot be reversed: the reversed ICA prompt leaves them out.
         return reverse_alignx_row(row, space, drop_irreversible_text=persona_format == "ica")
     except ValueError as error:
-        raise ValueError(f"{where}, row {index}: {error}") from None
+        raise ValueError(f"{at}: {error}") from None
 
 
 def _alignx_groups(
@@ -246,14 +251,16 @@ def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalCon
         if config.limit is not None:
             data = data.select(range(min(config.limit, len(data))))
         if loaded.rendered:
-            originals = rendered_alignx_rows(data, where)
+            originals = rendered_alignx_rows(data, where, loaded.files)
         else:
-            originals = normalize_alignx_rows(data, where)
+            originals = normalize_alignx_rows(data, where, loaded.files)
             info["num_rows_target_in_history"] = rows_with_target_in_history(originals)
         indices = list(range(len(originals)))
         partners = indices if config.flip else []
         reversed_rows = (
-            [_reverse_alignx(row, i, where, persona_format) for i, row in enumerate(originals)] if config.flip else []
+            [_reverse_alignx(row, loaded.row_name(i), persona_format) for i, row in enumerate(originals)]
+            if config.flip
+            else []
         )
         groups = _alignx_groups(originals, breakdowns, loaded.rendered)
     if loaded.sources is not None:
@@ -272,14 +279,16 @@ def _fixed_prompt_rows(
     loaded: EvalRows, persona_format: str, rows: _Rows, sizes: tuple[int, ...], info: dict[str, Any]
 ) -> tuple[list[int], list[str]]:
     """The rows whose prompt cannot change with the persona size (ready-rendered rows; PBA rows with a ready
-    `profile`, which is the whole PBA persona), and the notices that say so."""
+    `profile`, which is the whole PBA persona), and the notices that say so. When that is every row, the notice and
+    `info["persona_sizes_not_applicable"]["sizes"]` list the sizes that would have been run: those some row's
+    history reaches (for ready-rendered rows, whose history is not known, the sizes asked for)."""
     if not sizes or loaded.data_format != "alignx":
         return [], []
-    listed = ", ".join(map(str, sizes))
     if loaded.rendered:
         reason = "the rows hold ready-rendered prompts, whose history cannot be cut"
         info["persona_sizes_not_applicable"] = {"sizes": list(sizes), "reason": reason}
-        return list(range(len(rows.originals))), [f"persona sizes {listed} skipped: {reason}."]
+        asked = ", ".join(map(str, sizes))
+        return list(range(len(rows.originals))), [f"persona sizes skipped: {reason} (sizes asked: {asked})."]
     if persona_format != "pba":
         return [], []
     fixed = [position for position, row in enumerate(rows.originals) if row.get("profile")]
@@ -288,8 +297,11 @@ def _fixed_prompt_rows(
             "every row's PBA prompt is its ready 'profile' text, which does not change with the history size "
             "(--persona-format ica renders the history items, whose number does)"
         )
-        info["persona_sizes_not_applicable"] = {"sizes": list(sizes), "reason": reason}
-        return fixed, [f"persona sizes {listed} skipped: {reason}."]
+        longest = max((history_length(row) for row in rows.originals), default=0)
+        reached = [size for size in sizes if size <= longest]
+        info["persona_sizes_not_applicable"] = {"sizes": reached, "reason": reason}
+        listed = f" {', '.join(map(str, reached))}" if reached else ""
+        return fixed, [f"persona sizes{listed} skipped: {reason}."]
     if fixed:
         info["persona_size_rows_fixed_profile"] = len(fixed)
         return fixed, [
@@ -311,10 +323,12 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
     else:
         render = row_renderer(data_format, persona_format, config.include_demographics)
     segments = {"main": [render(row, i) for row, i in zip(rows.originals, rows.indices, strict=True)]}
+    pair_rows = {"main": rows.indices}
     if config.flip:
         segments["main_reversed"] = [
             render(row, i) for row, i in zip(rows.reversed, rows.reversed_indices, strict=True)
         ]
+        pair_rows["main_reversed"] = rows.reversed_indices
 
     sizes, size_labels = config.persona_sizes, []
     fixed, notices = _fixed_prompt_rows(loaded, persona_format, rows, sizes, info)
@@ -352,10 +366,12 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
                 subset = subset_alignx_history(rows.originals[position], size, config.seed, index)
                 originals.append(subset)
                 if config.flip:  # subset first, then reverse: both personas hold the same items
-                    reversed_rows.append((_reverse_alignx(subset, index, loaded.where, persona_format), index))
+                    reversed_rows.append((_reverse_alignx(subset, loaded.row_name(index), persona_format), index))
         segments["sizes"] = [render(row, rows.indices[p]) for row, (p, _) in zip(originals, jobs, strict=True)]
+        pair_rows["sizes"] = [rows.indices[position] for position, _ in jobs]
         if config.flip:
             segments["sizes_reversed"] = [render(row, index) for row, index in reversed_rows]
+            pair_rows["sizes_reversed"] = [index for _, index in reversed_rows]
     if info.get("num_rows_target_in_history") and persona_format == "ica":
         notices.append(
             f"{info['num_rows_target_in_history']} rows hold their own target prompt in their history (as released): "
@@ -364,7 +380,8 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
     if "absent" in info["breakdowns"]["per_dimension"]:
         notices.append(f"no per-dimension results: {info['breakdowns']['per_dimension']['absent']}")
     info["notices"] = notices
-    return _Plan(segments, rows.groups, size_labels, info, notices)
+    name_row = loaded.row_name if loaded.files else None
+    return _Plan(segments, rows.groups, size_labels, info, notices, pair_rows, name_row)
 
 
 # ------------------------------------------------------------------------------------------------------- scoring
@@ -392,13 +409,27 @@ def _check_same_tokenizer(tokenizer: Any, name: str, reference_name: str) -> Non
         )
 
 
+def _pair_error(error: ValueError, plan: _Plan, segment: str) -> str:
+    """`score_pairs`' error, whose `row i` counts the pairs of the segment; for a folder's rows (`plan.name_row`), that
+    pair is named by its row's file and row in it (and, in the persona-size segments, its size)."""
+    message = str(error)
+    match = re.match(r"row (\d+): ", message)
+    if plan.name_row is None or match is None:
+        return message
+    pair = int(match.group(1))
+    at = plan.name_row(plan.pair_rows[segment][pair])
+    if segment.startswith("sizes"):
+        at += f", persona size {plan.size_labels[pair]}"
+    return f"{at}: {message[match.end() :]}"
+
+
 def _score_segments(
-    model: Any, tokenizer: Any, segments: Mapping[str, list], config: AlignmentEvalConfig, cache: bool = False
+    model: Any, tokenizer: Any, plan: _Plan, config: AlignmentEvalConfig, cache: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from .scoring import score_pairs
 
     scores = {}
-    for name, rows in segments.items():
+    for name, rows in plan.segments.items():
         try:
             result = score_pairs(
                 model,
@@ -409,8 +440,8 @@ def _score_segments(
                 cache_dir=config.reference_cache_dir if cache else None,
                 progress=config.progress,
             )
-        except ValueError as error:  # "row i" counts the pairs of this segment
-            raise ValueError(f"scoring the {_SEGMENTS[name]}: {error}") from None
+        except ValueError as error:
+            raise ValueError(f"scoring the {_SEGMENTS[name]}: {_pair_error(error, plan, name)}") from None
         scores[name] = (np.asarray(result["chosen_logps"]), np.asarray(result["rejected_logps"]))
     return scores
 
@@ -553,7 +584,7 @@ def evaluate_alignment(
         reference_model = (
             _load_model(str(reference), config.dtype) if isinstance(reference, (str, Path)) else reference
         )
-        reference_scores = _score_segments(reference_model, tokenizer, plan.segments, config, cache=True)
+        reference_scores = _score_segments(reference_model, tokenizer, plan, config, cache=True)
         del reference_model
         gc.collect()
     results: dict[str, Any] = {}
@@ -561,7 +592,7 @@ def evaluate_alignment(
         log(f"scoring {name}")
         policy = _load_model(str(model), config.dtype) if isinstance(model, (str, Path)) else model
         results[name] = _model_results(
-            _score_segments(policy, tokenizer, plan.segments, config), reference_scores, plan, config
+            _score_segments(policy, tokenizer, plan, config), reference_scores, plan, config
         )
         del policy
         gc.collect()
