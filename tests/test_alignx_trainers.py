@@ -189,7 +189,9 @@ def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_
 
 @pytest.mark.learning
 def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path, learning_seed, check_learning):
-    """512 rows x 3 epochs (96 steps of 16). Measured: held-out accuracy 0.0 -> 0.805; flip rate 0.65, strict 0.63."""
+    """512 rows x 5 epochs (160 steps of 16, lr 2e-3). Measured over learning seeds 0-3 (`make margins`): held-out
+    accuracy 0.0 -> 0.80-0.88, flip rate 0.69-0.73, strict 0.64-0.71. At 3 epochs and lr 1e-3 the accuracy spread
+    0.64-0.81, under the 0.7 threshold on one seed (and on another machine's kernels)."""
     before, after, metrics = _train_and_flip(
         PBATrainer,
         PBAConfig,
@@ -210,9 +212,10 @@ def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
 
 @pytest.mark.learning
 def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path, learning_seed, check_learning):
-    """256 rows x 3 epochs (96 steps of 8), at most one comment and one pair in the prompt (long prompts are slow on
-    CPU). Measured: held-out accuracy 0.0 -> 0.719; flip rate 0.32, strict 0.27 (the reversed ICA prompt keeps only
-    the swapped pair: comments and demographics cannot be reversed)."""
+    """256 rows x 5 epochs (160 steps of 8, lr 2e-3), one history item in the prompt (long prompts are slow on CPU).
+    The reversed ICA prompt keeps only a swapped pair: comments and demographics cannot be reversed, so flips are
+    rarer than PBA's. At 3 epochs and lr 1e-3 held-out accuracy spread 0.60-0.74 over learning seeds 0-3 (under the
+    threshold on two); measured with this budget: see the margin table in the issue note / `make margins`."""
     before, after, metrics = _train_and_flip(
         ICATrainer,
         ICAConfig,
@@ -221,6 +224,8 @@ def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
         tmp_path,
         256,
         learning_seed,
+        num_train_epochs=5,
+        learning_rate=2e-3,
         per_device_train_batch_size=8,
         max_history_items=1,
         max_length=768,

@@ -101,7 +101,8 @@ def test_encode_batches_and_order_do_not_change_results(tiny_encoder_path):
 def test_training_raises_held_out_retrieval_well_above_chance(
     tiny_encoder_path, tmp_path, learning_seed, check_learning
 ):
-    """60 synthetic personas (18 held out). Measured: recall@1 0.129 -> 0.258 (chance 0.056), pair AUC 0.61 -> 0.70."""
+    """60 synthetic personas (18 held out), 80 steps. Measured over learning seeds 0-3 (`make margins`): recall@1
+    3.4-4.8x chance after training, a gain of 0.049-0.096; pair AUC gain 0.027-0.076 (200 steps do no better)."""
     rows = alignx_rows(240, seed=learning_seed, num_personas=60, with_metadata=True)
     train, held_out = split_personas(alignx_excerpts(rows), 0.3, seed=learning_seed)
     encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
@@ -116,7 +117,7 @@ def test_training_raises_held_out_retrieval_well_above_chance(
     assert not torch.equal(initial, encoder.backbone.embeddings.word_embeddings.weight)  # the user's encoder trained
     check_learning("recall@1 / chance", after["recall@1"] / after["chance_recall@1"], 2.5)
     check_learning("recall@1 gain", after["recall@1"] - before["recall@1"], 0.025)
-    check_learning("pair AUC gain", after["pair_auc"] - before["pair_auc"], 0.012)
+    check_learning("pair AUC gain", after["pair_auc"] - before["pair_auc"], 0.01)
 
 
 def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):

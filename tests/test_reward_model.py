@@ -229,9 +229,9 @@ def trained(tiny_lm_path, tmp_path_factory, learning_seed):
     of the history through its last-token reward head, which the full four-marker answers make too slow for a CPU
     test (all four dimensions, full answers: 0.50 after 300 steps).
 
-    Training seeds 0-3 (head init and batch order) give 0.725, 0.50, 0.83, 0.79 held out: on counterfactual pairs the
-    persona-blind optimum is a constant reward, and seed 1 falls into it before it finds the history. The test uses
-    seed 0."""
+    On counterfactual pairs the persona-blind optimum is a constant reward, and a short run can settle in it before it
+    finds the history: at 3 epochs learning seed 1 stayed at 0.60 (and lr 5e-4 left seed 0 at 0.50). 5 epochs (188
+    steps of 16, lr 2e-4) give 0.71-0.87 over learning seeds 0-4."""
     folder = tmp_path_factory.mktemp("reward_model")
     source = []
     for row in multifaceted_rows(120, seed=learning_seed):
@@ -274,8 +274,8 @@ def trained(tiny_lm_path, tmp_path_factory, learning_seed):
 
 @pytest.mark.learning
 def test_reward_model_uses_the_history_and_is_chance_without_it(trained, tmp_path, check_learning):
-    """Measured (600 train rows x 3 epochs = 112 steps of 16, held-out 120 rows of 20 unseen instructions):
-    accuracy with history 0.725, without history 0.500 (exactly: twin rows then have identical inputs)."""
+    """Measured (600 train rows x 5 epochs, held-out 120 rows of 20 unseen instructions): accuracy with history
+    0.71-0.87 over learning seeds 0-4, without history 0.500 (exactly: twin rows then have identical inputs)."""
     trainer, test, _ = trained
     output = tmp_path / "table1.json"
     results = evaluate_reward_model(
@@ -283,7 +283,7 @@ def test_reward_model_uses_the_history_and_is_chance_without_it(trained, tmp_pat
     )
     table = results["table"]
     assert list(table) == ["style", "overall"] and table["overall"]["num_pairs"] == len(test) == 120
-    check_learning("held-out accuracy with history", table["overall"]["with_history"], 0.65)
+    check_learning("held-out accuracy with history", table["overall"]["with_history"], 0.62)
     assert abs(table["overall"]["without_history"] - 0.5) <= 0.02
     assert results["mean_history_pairs"] == 2
     assert json.loads(output.read_text())["table"] == table
