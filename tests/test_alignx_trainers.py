@@ -214,8 +214,9 @@ def test_pba_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
 def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path, learning_seed, check_learning):
     """256 rows x 5 epochs (160 steps of 8, lr 2e-3), one history item in the prompt (long prompts are slow on CPU).
     The reversed ICA prompt keeps only a swapped pair: comments and demographics cannot be reversed, so flips are
-    rarer than PBA's. At 3 epochs and lr 1e-3 held-out accuracy spread 0.60-0.74 over learning seeds 0-3 (under the
-    threshold on two); measured with this budget: see the margin table in the issue note / `make margins`."""
+    rarer than PBA's. Measured over learning seeds 1-3 (`make margins`, one thread): held-out accuracy 0.0 -> 0.69-0.81,
+    flip rate 0.38-0.50, strict 0.33-0.40. At 3 epochs and lr 1e-3 the accuracy spread 0.60-0.74 over seeds 0-3,
+    under the former 0.65 threshold on two."""
     before, after, metrics = _train_and_flip(
         ICATrainer,
         ICAConfig,
@@ -231,7 +232,7 @@ def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
         max_length=768,
     )
     assert before == 0.0
-    check_learning("held-out accuracy", after, 0.65)
+    check_learning("held-out accuracy", after, 0.62)
     assert metrics["alignment_accuracy"] == pytest.approx(after)
-    check_learning("flip rate", metrics["flip_rate"], 0.2)
-    check_learning("strict flip rate", metrics["strict_flip_rate"], 0.15)
+    check_learning("flip rate", metrics["flip_rate"], 0.25)
+    check_learning("strict flip rate", metrics["strict_flip_rate"], 0.2)
