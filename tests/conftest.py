@@ -65,6 +65,40 @@ def minilm_path(kit_cache):
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("one_thread")`): a 64-wide model gains
+    nothing from more, and on a shared 2-core machine they only contend."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def perturbed_tiny_lm(tiny_lm_path, tmp_path_factory):
+    """`perturbed_tiny_lm(seed)`: a saved copy of the tiny model (with its tokenizer) whose weights carry seeded noise
+    of scale 0.02, so that against the tiny model as reference its margins take both signs and never tie."""
+
+    def perturb(seed: int):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+        folder = tmp_path_factory.mktemp(f"perturbed-policy-{seed}")
+        model.save_pretrained(folder)
+        AutoTokenizer.from_pretrained(tiny_lm_path).save_pretrained(folder)
+        return folder
+
+    return perturb
+
+
 # The learning tests (marker `learning`) draw their data from this seed: 0 in the suite. `bench/learning_margins.py`
 # reruns them under other seeds to measure how far each measured value sits above its threshold.
 LEARNING_SEED_ENV = "PERSONALIGN_LEARNING_SEED"

@@ -6,7 +6,6 @@ import json
 import sys
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
 
@@ -24,26 +23,12 @@ PERSONAS = (
 TOPICS = ("tea", "rivers", "chess", "bread", "moths", "glass", "kites", "salt", "owls", "maps", "clay", "bells")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def policy_path(tiny_lm_path, tmp_path_factory):
-    """The tiny model with perturbed weights: against the tiny model as reference, margins of both signs."""
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
-    folder = tmp_path_factory.mktemp("policy")
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_lm_path).save_pretrained(folder)
-    return folder
+def policy_path(perturbed_tiny_lm):
+    return perturbed_tiny_lm(1)
 
 
 def profiles():

@@ -6,7 +6,6 @@ import json
 import sys
 
 import pytest
-import torch
 import yaml
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -24,27 +23,12 @@ from personalign.hub import render_dataset_card, write_dataset_folder
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A 64-wide model gains nothing from intra-op threads, and on a shared 2-core machine they only contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def policy_path(tiny_lm_path, tmp_path_factory):
-    """The tiny model with perturbed weights: against the tiny model as reference, margins of both signs, no ties."""
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
-    folder = tmp_path_factory.mktemp("policy")
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_lm_path).save_pretrained(folder)
-    return folder
+def policy_path(perturbed_tiny_lm):
+    return perturbed_tiny_lm(0)
 
 
 @pytest.fixture(scope="module")
