@@ -59,7 +59,7 @@ format:
 bench:
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
-# Each learning test's margin over its threshold, over five data seeds (about 5 minutes a seed on 2 cores).
+# Each learning test's margin over its threshold, over five data seeds (about 13 minutes a seed on 2 cores).
 margins:
 	$(BIN)/python bench/learning_margins.py --seeds 0 1 2 3 4
 
