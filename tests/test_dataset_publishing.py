@@ -270,3 +270,17 @@ def test_built_folders_load_without_dataset_info_warnings(built, tmp_path, datas
     card.write_text(re.sub(r"\n\s*num_bytes: \d+", "", card.read_text()))
     load_dataset(str(multifacet), "responses")
     assert any("malformed" in m for m in datasets_log)
+
+
+def test_split_num_bytes_follows_the_selected_rows():
+    """`split_num_bytes` reads `datasets`' internal `Dataset._indices`: a `select` view counts only its rows' share."""
+    from datasets import Dataset
+
+    from personalign.hub import split_num_bytes
+
+    full = Dataset.from_dict({"text": ["x" * 100] * 40})
+    assert split_num_bytes(full) == full.data.nbytes > 4000
+    view = full.select(range(0, 40, 4))  # not contiguous: `datasets` keeps an indices mapping
+    assert view._indices is not None  # the attribute this function relies on still exists
+    assert split_num_bytes(view) == full.data.nbytes // 4
+    assert split_num_bytes(view.flatten_indices()) == pytest.approx(full.data.nbytes / 4, rel=0.05)

@@ -90,7 +90,10 @@ def _shard_name(split: str, index: int, count: int) -> str:
 
 def split_num_bytes(data: Dataset) -> int:
     """The size of a split as `push_to_hub` records it in `dataset_info` (`SplitInfo.num_bytes`): the bytes of its
-    Arrow table, scaled to the selected rows when the dataset is an indices view (`select`, `shard`, ...)."""
+    Arrow table, scaled to the selected rows when the dataset is an indices view (`select`, `shard`, ...).
+
+    Reads `datasets`' internal `Dataset._indices` (set on an indices view), as `push_to_hub` itself does; pinned by
+    `tests/test_dataset_publishing.py::test_split_num_bytes_follows_the_selected_rows`."""
     num_bytes = data.data.nbytes
     if data._indices is not None and len(data.data):
         num_bytes = num_bytes * len(data) // len(data.data)
