@@ -48,7 +48,7 @@ threading.Thread(target=sample, daemon=True).start()
 from datasets import disable_progress_bars
 disable_progress_bars()
 from personalign.data.alignx import AlignXBuildConfig, alignx_card, build_alignx_configs
-from personalign.hub import render_dataset_card, write_dataset_folder
+from personalign.hub.datasets import render_dataset_card, write_dataset_folder
 start = time.perf_counter()
 configs = build_alignx_configs(sys.argv[1], config=AlignXBuildConfig(seed=0), num_proc=int(sys.argv[4]) or None)
 write_dataset_folder(configs, sys.argv[2], render_dataset_card(configs, alignx_card(sys.argv[1])))
@@ -65,7 +65,7 @@ os.environ["HF_DATASETS_CACHE"] = sys.argv[3]
 from datasets import disable_progress_bars
 disable_progress_bars()
 from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
-from personalign.hub import render_dataset_card, write_dataset_folder
+from personalign.hub.datasets import render_dataset_card, write_dataset_folder
 start = time.perf_counter()
 config = MultifacetBuildConfig()
 configs, report = build_multifacet_cf(sys.argv[1], config)

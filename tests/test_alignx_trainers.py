@@ -9,7 +9,7 @@ from personalign.data.alignx import AlignXBuildConfig, render_row
 from personalign.data.synthetic import alignx_rows, pair_adjacent_epochs
 from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row
 from personalign.evaluation.scoring import score_policy_and_reference
-from personalign.personas import DIRECTION_COLUMN
+from personalign.personas.persona import DIRECTION_COLUMN
 from personalign.trainers import ICAConfig, ICATrainer, PBAConfig, PBATrainer, render_for_training
 
 COMMON = dict(

@@ -16,7 +16,7 @@ def run_cli(*args, cwd=None):
     """The installed console entry point, in a subprocess (as a user runs it)."""
     env = {**os.environ, "PERSONALIGN_DEBUG": ""}
     return subprocess.run(
-        [sys.executable, "-m", "personalign.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+        [sys.executable, "-m", "personalign", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
     )
 
 

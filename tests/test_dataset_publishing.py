@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from personalign.cli import app
 from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
-from personalign.hub import HubError, load_dataset_folder, resolve_token
+from personalign.hub.auth import HubError, resolve_token
+from personalign.hub.datasets import load_dataset_folder
 from personalign.io import write_rows
 
 runner = CliRunner()
@@ -19,7 +20,7 @@ runner = CliRunner()
 
 def run_cli(*args, env=None):
     """The command line in a subprocess, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "personalign.cli", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([sys.executable, "-m", "personalign", *args], capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ def test_hub_errors_never_show_the_token(monkeypatch, built):
 
     monkeypatch.setattr("huggingface_hub.HfApi", FailingApi)
     with pytest.raises(HubError) as caught:
-        from personalign.hub import push_dataset
+        from personalign.hub.datasets import push_dataset
 
         push_dataset(load_dataset_folder(built), "me/alignx", "card")
     assert secret not in str(caught.value) and "***" in str(caught.value)
@@ -276,7 +277,7 @@ def test_split_num_bytes_follows_the_selected_rows():
     """`split_num_bytes` reads `datasets`' internal `Dataset._indices`: a `select` view counts only its rows' share."""
     from datasets import Dataset
 
-    from personalign.hub import split_num_bytes
+    from personalign.hub.datasets import split_num_bytes
 
     full = Dataset.from_dict({"text": ["x" * 100] * 40})
     assert split_num_bytes(full) == full.data.nbytes > 4000

@@ -19,7 +19,8 @@ from personalign.encoder import (
     table_excerpts,
     truncate_text,
 )
-from personalign.personas import Persona, render_history
+from personalign.personas.persona import Persona
+from personalign.personas.prompts import render_history
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_
 from personalign.data.synthetic import alignx_dataset, multifaceted_dataset
 from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row, score_policy_and_reference
 from personalign.evaluation.robustness import subset_alignx_history
-from personalign.hub import render_dataset_card, write_dataset_folder
+from personalign.hub.cards import render_dataset_card
+from personalign.hub.datasets import write_dataset_folder
 
 runner = CliRunner()
 

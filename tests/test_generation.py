@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from personalign.generation import (
+from personalign.inference.generation import (
     VLLM_INSTALL_HINT,
     BackendError,
     GenerationBackend,

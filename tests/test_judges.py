@@ -20,8 +20,8 @@ from personalign.evaluation.judges import (
     parse_score,
     persona_tailoring_messages,
 )
-from personalign.generation import GenerationBackend
-from personalign.personas import PairItem, Persona, UGCItem
+from personalign.inference.generation import GenerationBackend
+from personalign.personas.persona import PairItem, Persona, UGCItem
 
 
 class ScriptedBackend(GenerationBackend):

@@ -11,8 +11,7 @@ import pytest
 from personalign import LearnedPreferenceInferencer, PersonaEncoder, PreferenceInferencer, pba_messages
 from personalign.data.synthetic import alignx_rows
 from personalign.encoder import alignx_excerpts
-from personalign.io import OutputExistsError
-from personalign.learned_inference import (
+from personalign.inference.learned import (
     CLASS_VALUES,
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -29,9 +28,10 @@ from personalign.learned_inference import (
     probabilities_to_vectors,
     vectors_to_labels,
 )
-from personalign.personas import DIRECTION_COLUMN, PairItem, Persona, UGCItem
-from personalign.preference_inference import ANSWER_VALUES, direction_report
-from personalign.preference_space import NEGATIVE, NEUTRAL, POSITIVE
+from personalign.inference.llm import ANSWER_VALUES, direction_report
+from personalign.io import OutputExistsError
+from personalign.personas.persona import DIRECTION_COLUMN, PairItem, Persona, UGCItem
+from personalign.personas.space import NEGATIVE, NEUTRAL, POSITIVE
 
 FAST = dict(show_progress_bar=False)
 GRID = (0.1, 0.3, 0.5, 0.7, 0.9)  # item thresholds scanned by the calibration tests (the default grid has 9)
@@ -426,7 +426,7 @@ def test_comparison_with_the_llm_inferencer_on_the_tiny_model(trained, splits, t
     about 300x more personas per second (0.20 against 57)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from personalign.generation import TransformersBackend
+    from personalign.inference.generation import TransformersBackend
 
     inferencer, _ = trained
     _, _, test = splits

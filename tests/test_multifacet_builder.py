@@ -387,7 +387,7 @@ def test_cli_missing_dimension_is_one_error_line(tmp_path):
     source = write_jsonl(real_schema_rows(12, spellings), tmp_path / "src")
     output = tmp_path / "out"
     result = run_script(
-        "-m", "personalign.cli", "build-dataset", "multifacet-cf", "--source", str(source), "--output", str(output)
+        "-m", "personalign", "build-dataset", "multifacet-cf", "--source", str(source), "--output", str(output)
     )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

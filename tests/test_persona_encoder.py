@@ -9,7 +9,7 @@ import torch
 from personalign import PersonaEncoder, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
 from personalign.data.synthetic import alignx_rows
 from personalign.encoder import alignx_excerpts, evaluate_encoder, persona_document, split_personas
-from personalign.personas import Persona
+from personalign.personas.persona import Persona
 
 TEXTS = [
     "Concise communication style: keep it short.",
@@ -170,7 +170,7 @@ def test_cli_encoder_errors_are_one_line(tiny_encoder_path, tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"persona_id": "a", "body": "x"}) + "\n")
-    command = [sys.executable, "-m", "personalign.cli", "eval-encoder", "--model", str(tiny_encoder_path)]
+    command = [sys.executable, "-m", "personalign", "eval-encoder", "--model", str(tiny_encoder_path)]
     command += ["--data", str(bad), "--format", "table", "--output", str(tmp_path / "out.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ import pytest
 
 from personalign import Persona, PreferenceSpace
 from personalign.data.synthetic import alignx_rows
-from personalign.preference_inference import (
+from personalign.inference.llm import (
     PreferenceInferencer,
     annotation_messages,
     calibrate_thresholds,

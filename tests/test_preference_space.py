@@ -6,7 +6,7 @@ import re
 import pytest
 
 from personalign import PreferenceSpace
-from personalign.preference_space import PreferenceDimension
+from personalign.personas.space import PreferenceDimension
 
 
 def random_vector(rng, size, neutral_share=0.7):

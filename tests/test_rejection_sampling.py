@@ -13,16 +13,13 @@ from typer.testing import CliRunner
 from personalign.cli import app, run
 from personalign.data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
 from personalign.data.synthetic import multifaceted_dataset
-from personalign.evaluation.feedback_reward import load_reward_model, score_rewards
-from personalign.feedback import FeedbackRendering
-from personalign.hub import render_dataset_card, write_dataset_folder
-from personalign.personas import PairItem, feedback_generation_messages
-from personalign.rejection_sampling import (
-    build_rs_datasets,
-    keep_count,
-    rejection_sample,
-    select_top_margin,
-)
+from personalign.hub.cards import render_dataset_card
+from personalign.hub.datasets import write_dataset_folder
+from personalign.personas.persona import PairItem
+from personalign.personas.prompts import feedback_generation_messages
+from personalign.reward.evaluation import load_reward_model, score_rewards
+from personalign.reward.feedback import FeedbackRendering
+from personalign.reward.rejection_sampling import build_rs_datasets, keep_count, rejection_sample, select_top_margin
 
 runner = CliRunner()
 

@@ -14,22 +14,18 @@ from transformers import AutoTokenizer
 from personalign import PersonalizedRewardConfig, PersonalizedRewardTrainer
 from personalign.data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
 from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows, pair_adjacent_epochs
-from personalign.evaluation.feedback_reward import (
-    FeedbackRewardJudge,
-    accuracy_table,
-    evaluate_reward_model,
-    load_reward_model,
-)
-from personalign.feedback import (
+from personalign.inference.generation import GenerationBackend
+from personalign.io import write_rows
+from personalign.personas.persona import PairItem
+from personalign.personas.prompts import feedback_generation_messages, feedback_judge_messages
+from personalign.reward.evaluation import FeedbackRewardJudge, accuracy_table, evaluate_reward_model, load_reward_model
+from personalign.reward.feedback import (
     FeedbackRendering,
     generate_personalized,
     keep_recent_pairs,
     most_recent,
     render_reward_example,
 )
-from personalign.generation import GenerationBackend
-from personalign.io import write_rows
-from personalign.personas import PairItem, feedback_generation_messages, feedback_judge_messages
 
 COMMON = dict(
     use_cpu=True,

@@ -12,14 +12,8 @@ import yaml
 from typer.testing import CliRunner
 
 from personalign.cli import app
-from personalign.training import (
-    RUN_RECORD,
-    accelerate_command,
-    changed_fields,
-    device_policy,
-    parse_train_arguments,
-    read_yaml_config,
-)
+from personalign.cli.train import accelerate_command, device_policy, parse_train_arguments, read_yaml_config
+from personalign.hub.run_record import RUN_RECORD, changed_fields
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

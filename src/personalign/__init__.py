@@ -10,17 +10,17 @@ __version__ = "0.1.0.dev0"
 # Public names and the modules that define them. Imported on first use, so `import personalign` (and the CLI's
 # start-up) stays light: torch, transformers and TRL load only when something needs them.
 _LAZY = {
-    "PreferenceSpace": "personalign.preference_space",
-    "PreferenceDimension": "personalign.preference_space",
-    "Persona": "personalign.personas",
-    "UGCItem": "personalign.personas",
-    "PairItem": "personalign.personas",
-    "ica_messages": "personalign.personas",
-    "pba_messages": "personalign.personas",
-    "feedback_generation_messages": "personalign.personas",
-    "feedback_judge_messages": "personalign.personas",
-    "to_alignx_release_prompt": "personalign.personas",
-    "preference_example": "personalign.personas",
+    "PreferenceSpace": "personalign.personas.space",
+    "PreferenceDimension": "personalign.personas.space",
+    "Persona": "personalign.personas.persona",
+    "UGCItem": "personalign.personas.persona",
+    "PairItem": "personalign.personas.persona",
+    "ica_messages": "personalign.personas.prompts",
+    "pba_messages": "personalign.personas.prompts",
+    "feedback_generation_messages": "personalign.personas.prompts",
+    "feedback_judge_messages": "personalign.personas.prompts",
+    "to_alignx_release_prompt": "personalign.personas.prompts",
+    "preference_example": "personalign.personas.prompts",
     "PersonaEncoder": "personalign.encoder",
     "PersonaEncoderConfig": "personalign.encoder",
     "PersonaEncoderTrainer": "personalign.encoder",
@@ -34,8 +34,8 @@ _LAZY = {
     "PBATrainer": "personalign.trainers",
     "PersonalizedRewardConfig": "personalign.trainers",
     "PersonalizedRewardTrainer": "personalign.trainers",
-    "PreferenceInferencer": "personalign.preference_inference",
-    "LearnedPreferenceInferencer": "personalign.learned_inference",
+    "PreferenceInferencer": "personalign.inference.llm",
+    "LearnedPreferenceInferencer": "personalign.inference.learned",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -43,11 +43,10 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from .encoder import PersonaEncoder, PersonaEncoderConfig, PersonaEncoderTrainer, PersonaEncoderTrainingArguments
     from .evaluation import load_metric
-    from .learned_inference import LearnedPreferenceInferencer
-    from .personas import (
-        PairItem,
-        Persona,
-        UGCItem,
+    from .inference.learned import LearnedPreferenceInferencer
+    from .inference.llm import PreferenceInferencer
+    from .personas.persona import PairItem, Persona, UGCItem
+    from .personas.prompts import (
         feedback_generation_messages,
         feedback_judge_messages,
         ica_messages,
@@ -55,9 +54,17 @@ if TYPE_CHECKING:
         preference_example,
         to_alignx_release_prompt,
     )
-    from .preference_inference import PreferenceInferencer
-    from .preference_space import PreferenceDimension, PreferenceSpace
-    from .trainers import DPOREConfig, DPORETrainer, ICAConfig, ICATrainer, PBAConfig, PBATrainer
+    from .personas.space import PreferenceDimension, PreferenceSpace
+    from .trainers import (
+        DPOREConfig,
+        DPORETrainer,
+        ICAConfig,
+        ICATrainer,
+        PBAConfig,
+        PBATrainer,
+        PersonalizedRewardConfig,
+        PersonalizedRewardTrainer,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ BASE_NAME = "base (reference-free)"
 
 
 def _train(method: str, argv: list[str]) -> dict[str, Any]:
-    from .training import parse_train_arguments, run_training
+    from .cli.train import parse_train_arguments, run_training
 
     script_args, config, model_args, _ = parse_train_arguments(method, argv)
     return run_training(method, script_args, config, model_args)
@@ -57,7 +57,7 @@ def write_demo_data(folder: Path, num_train_rows: int, num_test_rows: int, seed:
 
 def plot_report(models: dict[str, dict[str, Any]], path: Path) -> Path:
     """Alignment accuracy and flip rate of each model as grouped bars, with the persona-blind level (0.5) marked."""
-    from .evaluation.feedback_reward import plot_accuracy_table
+    from .reward.evaluation import plot_accuracy_table
 
     title = "Held-out users: accuracy and flip rate (reference = base model)"
     return plot_accuracy_table(models, path, ["alignment_accuracy", "flip_rate"], title)
@@ -90,8 +90,8 @@ def run_demo(
     import shutil
 
     from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, write_alignment_results
+    from .hub.models import model_card
     from .io import atomic_output, ensure_writable
-    from .model_publishing import model_card
     from .testing import write_tiny_assets
 
     output = ensure_writable(output_dir, overwrite)

@@ -85,13 +85,8 @@ def default_cache_dir() -> Path:
 def tokenizer_corpus(seed: int = 0) -> Iterator[str]:
     """The training text for test tokenizers: synthetic data and the library's rendered prompt scaffolding."""
     from .data.synthetic import alignx_rows, corpus
-    from .personas import (
-        Persona,
-        feedback_generation_messages,
-        feedback_judge_messages,
-        ica_messages,
-        pba_messages,
-    )
+    from .personas.persona import Persona
+    from .personas.prompts import feedback_generation_messages, feedback_judge_messages, ica_messages, pba_messages
 
     yield from corpus(seed)
     for row in alignx_rows(8, seed):

@@ -6,7 +6,7 @@ Configs:
   validated. Benchmark rows (the released test files: a ready `profile`, a `ground_truth_persona`, feedback items
   without vectors) are accepted as they are; their missing fields are null.
 - `ica`, `pba`: conversational rows for TRL's `DPOTrainer` (`prompt` messages, `chosen` / `rejected` assistant
-  turns) rendered by `personalign.personas`. The history subset follows AlignX's 0-4 / 0-4 rule with a generator
+  turns) rendered by `personalign.personas.persona`. The history subset follows AlignX's 0-4 / 0-4 rule with a generator
   seeded by `(seed, row index)`, so the output is the same for any `num_proc`; `keep_full_history=True` keeps
   every item. PBA's preference text is the aggregate of the sampled items' gold vectors (or the row's `profile`).
 
@@ -26,18 +26,11 @@ import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
-from ..hub import ALIGNX_CITATION, DatasetCardSpec
-from ..personas import (
-    CHOSEN_COLUMN,
-    PROMPT_COLUMN,
-    REJECTED_COLUMN,
-    Persona,
-    ica_messages,
-    pba_messages,
-    preference_example,
-    to_alignx_release_prompt,
-)
-from ..preference_space import PreferenceSpace
+from ..hub.cards import DatasetCardSpec
+from ..papers import ALIGNX_CITATION
+from ..personas.persona import CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
+from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
+from ..personas.space import PreferenceSpace
 
 ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
 ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"

@@ -44,7 +44,8 @@ import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
-from ..hub import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION, DatasetCardSpec
+from ..hub.cards import DatasetCardSpec
+from ..papers import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION
 from .alignx import batch_rows, require_columns, source_parts
 from .synthetic import MULTIFACETED_FEATURES
 

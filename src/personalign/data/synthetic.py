@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from datasets import Dataset, Features, List, Value
 
-from ..personas import (
+from ..personas.persona import (
     CHOSEN_COLUMN,
     DEMOGRAPHICS_COLUMN,
     DIRECTION_COLUMN,
@@ -35,7 +35,7 @@ from ..personas import (
     REJECTED_COLUMN,
     UGC_COLUMN,
 )
-from ..preference_space import PreferenceSpace
+from ..personas.space import PreferenceSpace
 
 _VECTOR = List(Value("float64"))
 ALIGNX_FEATURES = Features(

@@ -20,7 +20,8 @@ from typing import Any
 from datasets import Dataset, Features, Value
 from datasets import Sequence as SequenceFeature
 
-from ..personas import Persona, render_history
+from ..personas.persona import Persona
+from ..personas.prompts import render_history
 
 PERSONA_ID_COLUMN = "persona_id"
 TEXT_COLUMN = "text"

@@ -21,7 +21,8 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ..personas import Persona, render_history
+from ..personas.persona import Persona
+from ..personas.prompts import render_history
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

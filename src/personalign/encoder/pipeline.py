@@ -11,8 +11,9 @@ from typing import Any, Literal
 from datasets import Dataset, concatenate_datasets
 
 from ..data.alignx import source_parts
-from ..hub import DPORE_CITATION, render_card
+from ..hub.cards import render_card
 from ..io import atomic_output, ensure_writable
+from ..papers import DPORE_CITATION
 from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
 from .evaluation import evaluate_encoder
 from .modeling_persona_encoder import PersonaEncoder

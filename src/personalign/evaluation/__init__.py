@@ -3,7 +3,7 @@
 `personalign eval` run (persona-size robustness, per-dimension accuracy, plots, model-card results).
 
 The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) and the
-judges are imported on first use. The judges generate through `personalign.generation` backends.
+judges are imported on first use. The judges generate through `personalign.inference.generation` backends.
 """
 
 from __future__ import annotations

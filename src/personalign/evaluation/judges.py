@@ -8,7 +8,7 @@
 - `RubricJudge`: Multifaceted-Bench's rubric grading, Prometheus style (absolute grading, 1-5, with the reference
   answer): one call per rubric item, then the item scores averaged.
 
-Every judge takes any `personalign.generation.GenerationBackend` and returns a report holding the parsed scores or
+Every judge takes any `personalign.inference.generation.GenerationBackend` and returns a report holding the parsed scores or
 verdicts, the raw judge outputs, and how many outputs could not be parsed (these are left out of the averages and
 the win rate, never guessed).
 
@@ -26,8 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..generation import GenerationBackend, Messages
-from ..personas import Persona, render_history
+from ..inference.generation import GenerationBackend, Messages
+from ..personas.persona import Persona
+from ..personas.prompts import render_history
 
 logger = logging.getLogger(__name__)
 

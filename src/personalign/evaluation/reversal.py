@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..personas import (
+from ..personas.persona import (
     ALIGNX_COLUMN_ALIASES,
     CHOSEN_COLUMN,
     DEMOGRAPHICS_COLUMN,
@@ -21,7 +21,7 @@ from ..personas import (
     REJECTED_COLUMN,
     UGC_COLUMN,
 )
-from ..preference_space import PreferenceSpace
+from ..personas.space import PreferenceSpace
 
 _ITEM_DIRECTION_KEYS = (DIRECTION_COLUMN, "preference_direction")
 

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..data.alignx import history_rng
-from ..personas import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
-from ..preference_space import PreferenceSpace
+from ..personas.persona import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
+from ..personas.space import PreferenceSpace
 
 DEFAULT_PERSONA_SIZES = (2, 4, 8, 16)
 """History sizes of AlignX's robustness experiment (Figure 3: 2 to 16 interaction examples)."""

@@ -28,16 +28,9 @@ from ..data.alignx import (
     require_columns,
     source_files,
 )
-from ..personas import (
-    ALIGNX_COLUMN_ALIASES,
-    CHOSEN_COLUMN,
-    PROMPT_COLUMN,
-    REJECTED_COLUMN,
-    PairItem,
-    feedback_generation_messages,
-    preference_example,
-)
-from ..preference_space import PreferenceSpace
+from ..personas.persona import ALIGNX_COLUMN_ALIASES, CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, PairItem
+from ..personas.prompts import feedback_generation_messages, preference_example
+from ..personas.space import PreferenceSpace
 from .reversal import MULTIFACET_KEY_COLUMNS
 from .robustness import HISTORY_TEXT_COLUMN
 

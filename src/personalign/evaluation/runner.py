@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import __version__
 from ..io import atomic_output
-from ..preference_space import PreferenceSpace
+from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .reversal import reverse_alignx_row, reverse_multifacet
 from .robustness import (

@@ -14,8 +14,8 @@ from transformers import TrainerCallback
 from trl import DPOTrainer
 
 from ..data.alignx import CHAT_FEATURES, AlignXBuildConfig, render_batch
-from ..hub import ALIGNX_CITATION
-from ..personas import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
+from ..papers import ALIGNX_CITATION
+from ..personas.persona import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
 from .alignx_config import AlignXRenderingConfig
 
 ROW_COLUMN = "alignx_row"

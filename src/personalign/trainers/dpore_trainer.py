@@ -26,7 +26,7 @@ from datasets import Dataset
 from torch import nn
 from trl import DPOTrainer
 
-from ..hub import DPORE_CITATION
+from ..papers import DPORE_CITATION
 from .dpore_config import DPOREConfig
 
 HEAD_WEIGHTS_NAME = "dpore_projection.safetensors"

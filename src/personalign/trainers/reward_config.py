@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from trl import RewardConfig
 
-from ..feedback import HISTORY_TEXT_COLUMN, FeedbackRendering
+from ..reward.feedback import HISTORY_TEXT_COLUMN, FeedbackRendering
 
 
 @dataclass
@@ -14,7 +14,7 @@ class PersonalizedRewardConfig(RewardConfig):
     r"""[`~trl.RewardConfig`] plus how rows with a feedback history become reward-model inputs.
 
     The input of the Bradley-Terry reward model is the user's feedback history (T pairs in the Appendix B.3 format),
-    then the instruction, then the response (`personalign.feedback`). When it is longer than `max_length`, the
+    then the instruction, then the response (`personalign.reward.feedback`). When it is longer than `max_length`, the
     oldest history pairs are dropped first; the instruction and the response are never cut, and a row that does not
     fit even with no history is filtered out, as TRL does with any over-long row.
 

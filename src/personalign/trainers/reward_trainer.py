@@ -14,8 +14,8 @@ from trl import RewardTrainer
 from trl.data_utils import get_dataset_column_names
 
 from ..data.multifacet import attach_history
-from ..feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch
-from ..hub import COUNTERFACTUAL_CITATION
+from ..papers import COUNTERFACTUAL_CITATION
+from ..reward.feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch
 from .reward_config import PersonalizedRewardConfig
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def render_reward_dataset(
     num_proc: int | None = None,
 ) -> Any:
     """Rows with a feedback history as tokenized reward-model rows (`chosen_ids`, `rejected_ids`, `history_pairs`,
-    `history_dropped`; a `margin` column is kept), rendered by `personalign.feedback.render_reward_example`.
+    `history_dropped`; a `margin` column is kept), rendered by `personalign.reward.feedback.render_reward_example`.
 
     Args:
         dataset (`Dataset` or `IterableDataset`): Counterfactual MultiFacet rows with `history_text` (or history

@@ -175,7 +175,7 @@ def rejection_sample(
     Returns:
         `RejectionSamplingResult`
     """
-    from .evaluation.feedback_reward import _column, _rows, score_rewards
+    from .evaluation import _column, _rows, score_rewards
 
     keep_count(0, keep)  # validate before scoring
     rendering = rendering or FeedbackRendering()
@@ -193,7 +193,7 @@ def rejection_sample(
 
 def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path) -> Path:
     """Histogram of the reward margins, kept rows and dropped rows stacked, with the threshold line (Agg backend)."""
-    from .evaluation.plots import pyplot, save_figure
+    from ..evaluation.plots import pyplot, save_figure
 
     plt = pyplot()
     kept_set = set(kept)
@@ -225,8 +225,10 @@ def write_rejection_sampling(
     Raises:
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
-    from .hub import COUNTERFACTUAL_CITATION, DatasetCardSpec, render_dataset_card, write_dataset_folder
-    from .io import atomic_output
+    from ..hub.cards import DatasetCardSpec, render_dataset_card
+    from ..hub.datasets import write_dataset_folder
+    from ..io import atomic_output
+    from ..papers import COUNTERFACTUAL_CITATION
 
     configs = {"rs_sft": DatasetDict({"train": result.sft}), "rs_dpo": DatasetDict({"train": result.dpo})}
     summary = {"reward_model": reward_model, "source": source, **result.summary}
@@ -272,7 +274,7 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     Raises:
         `ValueError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
     """
-    from .data.alignx import load_split
+    from ..data.alignx import load_split
     from .feedback import HISTORY_IDS_COLUMN, HISTORY_TEXT_COLUMN
 
     path = Path(source)
@@ -288,7 +290,7 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     if HISTORY_TEXT_COLUMN in rows.column_names:
         return rows
     if HISTORY_IDS_COLUMN in rows.column_names and is_build:
-        from .data.multifacet import attach_history
+        from ..data.multifacet import attach_history
 
         return attach_history(rows, load_split(source, "responses", "train"), lazy=True)
     raise ValueError(

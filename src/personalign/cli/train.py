@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import enum
 import json
 import os
 import shlex
@@ -20,12 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RUN_RECORD = "personalign_run.json"
-"""Written beside the trained weights: method, base model, datasets, hyperparameters and metrics. `push-model` builds
-the model card from it (the trainer's own `training_args.bin` is a pickle and is never read)."""
-
-PERSONA_ENCODER_FOLDER = "persona_encoder"
-"""Where a DPORE run saves the persona encoder it used, inside its output folder."""
+from ..hub.run_record import PERSONA_ENCODER_FOLDER, RUN_RECORD, changed_fields, to_jsonable
 
 
 @dataclass
@@ -76,23 +70,23 @@ class TrainScriptArguments:
 
 def _config_class(method: str) -> type:
     if method == "dpore":
-        from .trainers import DPOREConfig
+        from ..trainers import DPOREConfig
 
         return DPOREConfig
     if method == "pba":
-        from .trainers import PBAConfig
+        from ..trainers import PBAConfig
 
         return PBAConfig
     if method == "ica":
-        from .trainers import ICAConfig
+        from ..trainers import ICAConfig
 
         return ICAConfig
     if method == "reward":
-        from .trainers import PersonalizedRewardConfig
+        from ..trainers import PersonalizedRewardConfig
 
         return PersonalizedRewardConfig
     if method == "encoder":
-        from .encoder import PersonaEncoderTrainingArguments
+        from ..encoder import PersonaEncoderTrainingArguments
 
         return PersonaEncoderTrainingArguments
     raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}.")
@@ -224,68 +218,6 @@ def format_command(command: Sequence[str]) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------- running
-def to_jsonable(value: Any) -> Any:
-    """A config value as plain JSON / YAML data (enums by value, other objects by name)."""
-    if isinstance(value, enum.Enum):
-        return to_jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return getattr(value, "__name__", None) or str(value)
-
-
-# Settings that decide which other defaults `__post_init__` derives (a CPU run turns off pin memory, ...): the
-# reference config below is built with them, so what they imply is not listed as a change of its own.
-_DERIVING_FIELDS = ("use_cpu", "bf16", "fp16")
-
-
-def _declared_default(config_field: dataclasses.Field) -> Any:
-    if config_field.default is not dataclasses.MISSING:
-        return config_field.default
-    if config_field.default_factory is not dataclasses.MISSING:
-        return config_field.default_factory()
-    return dataclasses.MISSING
-
-
-def _reference_config(config: Any) -> Any:
-    """A config of the same class with default values, normalised by the same `__post_init__` (so that, e.g., the
-    `report_to="none"` default and its normalised `[]` compare equal), or `None` when one cannot be built."""
-    settings = {name: getattr(config, name) for name in ("output_dir", *_DERIVING_FIELDS) if hasattr(config, name)}
-    try:
-        return type(config)(**settings)
-    except (TypeError, ValueError):
-        # A config with required fields, or one whose checks reject the defaults: compare with the declared ones.
-        return None
-
-
-def changed_fields(config: Any) -> dict[str, Any]:
-    """The fields of a dataclass config that differ from their defaults (what a run record and a model card list).
-
-    A value counts as unchanged when it equals the field's declared default or the value that `__post_init__`
-    derives from the defaults (transformers turns `accelerator_config=None` into an `AcceleratorConfig`, `debug=""`
-    into `[]`, `report_to="none"` into `[]`, ...).
-    """
-    reference = _reference_config(config)
-    result = {}
-    for config_field in dataclasses.fields(config):
-        if not config_field.init or config_field.name in {"output_dir", "logging_dir", "hub_token"}:
-            continue
-        value = getattr(config, config_field.name)
-        if value == _declared_default(config_field):
-            continue
-        if (
-            reference is not None
-            and config_field.name not in _DERIVING_FIELDS
-            and to_jsonable(value) == to_jsonable(getattr(reference, config_field.name))
-        ):
-            continue
-        result[config_field.name] = to_jsonable(value)
-    return result
-
-
 def _check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -304,10 +236,10 @@ def _check_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> str | 
 def _dpore_rows(dataset: Any, persona_format: str) -> Any:
     """Raw AlignX rows as DPORE rows: the persona rendered into the prompt (`pba` / `ica`) and its history as
     `persona_text`, the text the persona encoder embeds."""
-    from .data.alignx import AlignXBuildConfig
-    from .encoder.modeling_persona_encoder import persona_document
-    from .personas import Persona
-    from .trainers.alignx_trainer import ROW_COLUMN, has_raw_personas, render_for_training
+    from ..data.alignx import AlignXBuildConfig
+    from ..encoder.modeling_persona_encoder import persona_document
+    from ..personas.persona import Persona
+    from ..trainers.alignx_trainer import ROW_COLUMN, has_raw_personas, render_for_training
 
     if not has_raw_personas(dataset.column_names):
         return dataset
@@ -339,23 +271,23 @@ def _build_trainer(method: str, script_args: TrainScriptArguments, args: Any, mo
         "peft_config": get_peft_config(model_args),
     }
     if method == "dpore":
-        from .encoder import PersonaEncoder
-        from .trainers import DPORETrainer
+        from ..encoder import PersonaEncoder
+        from ..trainers import DPORETrainer
 
         encoder = PersonaEncoder.from_pretrained(script_args.persona_encoder) if script_args.persona_encoder else None
         convert = lambda data: None if data is None else _dpore_rows(data, script_args.persona_format)  # noqa: E731
         common.update(train_dataset=convert(train), eval_dataset=convert(evaluation))
         return DPORETrainer(persona_encoder=encoder, **common), encoder
     if method == "pba":
-        from .trainers import PBATrainer
+        from ..trainers import PBATrainer
 
         return PBATrainer(**common), None
     if method == "ica":
-        from .trainers import ICATrainer
+        from ..trainers import ICATrainer
 
         return ICATrainer(**common), None
-    from .data.alignx import load_split
-    from .trainers import PersonalizedRewardTrainer
+    from ..data.alignx import load_split
+    from ..trainers import PersonalizedRewardTrainer
 
     # Counterfactual MultiFacet rows keep their histories as ids into the dataset's `responses` config.
     needs_responses = "history_text" not in train.column_names and "history" in train.column_names
@@ -364,8 +296,8 @@ def _build_trainer(method: str, script_args: TrainScriptArguments, args: Any, mo
 
 
 def _train_encoder(script_args: TrainScriptArguments, args: Any, model_args: Any) -> dict[str, Any]:
-    from .encoder import PersonaEncoder
-    from .encoder.pipeline import load_excerpts, train_encoder
+    from ..encoder import PersonaEncoder
+    from ..encoder.pipeline import load_excerpts, train_encoder
 
     output = Path(args.output_dir)
     args.output_dir = str(output.with_name(f"{output.name}-checkpoints"))
@@ -395,8 +327,8 @@ def run_training(method: str, script_args: TrainScriptArguments, args: Any, mode
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
     """
-    from .data.alignx import load_split
-    from .hub import resolve_token
+    from ..data.alignx import load_split
+    from ..hub.auth import resolve_token
 
     push = args.push_to_hub
     if push:
@@ -434,12 +366,12 @@ def run_training(method: str, script_args: TrainScriptArguments, args: Any, mode
         record["train_metrics"] = to_jsonable(result.metrics)
         if evaluation is not None:
             record["eval_metrics"] = to_jsonable(trainer.evaluate())
-    from .io import atomic_output
+    from ..io import atomic_output
 
     with atomic_output(output_dir / RUN_RECORD, overwrite=True) as path:
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     if push:
-        from .model_publishing import push_model
+        from ..hub.models import push_model
 
         record["hub_url"] = push_model(output_dir, args.hub_model_id or output_dir.name, token=args.hub_token)
     return record

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .personas import Messages, PairItem, feedback_generation_messages
+from ..personas.persona import Messages, PairItem
+from ..personas.prompts import feedback_generation_messages
 
 HISTORY_TEXT_COLUMN = "history_text"
 """The feedback-history column of counterfactual MultiFacet rows (see `attach_history`)."""
@@ -234,7 +235,7 @@ def generate_personalized(
     **generate_kwargs: Any,
 ) -> list[str]:
     """In-context personalized generation (the counterfactual paper's Appendix B.2): each row's feedback history and
-    instruction in the B.2 prompt, answered by any `personalign.generation` backend.
+    instruction in the B.2 prompt, answered by any `personalign.inference.generation` backend.
 
     Args:
         backend (`GenerationBackend`): The generator (`load_backend("vllm:...")`, a `TransformersBackend`, ...).
@@ -251,8 +252,8 @@ def generate_personalized(
     Example:
 
     ```python
-    >>> from personalign.feedback import FeedbackRendering, generate_personalized
-    >>> from personalign.generation import load_backend
+    >>> from personalign.reward.feedback import FeedbackRendering, generate_personalized
+    >>> from personalign.inference.generation import load_backend
     >>> responses = generate_personalized(load_backend("vllm:mistralai/Mistral-7B-Instruct-v0.3"), test_rows,
     ...                                   max_new_tokens=512, temperature=0.9)
     ```

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
+from personalign import __version__
 
 app = typer.Typer(
     name="personalign",
@@ -67,8 +67,8 @@ def synthetic_alignx(
     overwrite: Overwrite = False,
 ) -> None:
     """Simulated users' AlignX rows: the release's exact columns, counterfactual by construction."""
-    from .data.synthetic import ALIGNX_FEATURES, ALIGNX_METADATA_FEATURES, alignx_rows
-    from .io import write_rows
+    from personalign.data.synthetic import ALIGNX_FEATURES, ALIGNX_METADATA_FEATURES, alignx_rows
+    from personalign.io import write_rows
 
     stream = alignx_rows(
         rows,
@@ -91,8 +91,8 @@ def synthetic_multifaceted(
     overwrite: Overwrite = False,
 ) -> None:
     """Multifaceted-Collection SFT rows: three per instruction, one preference set each."""
-    from .data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
-    from .io import write_rows
+    from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+    from personalign.io import write_rows
 
     written = write_rows(
         multifaceted_rows(instructions, seed),
@@ -169,17 +169,17 @@ def _build(
     settings: dict,
 ):
     """Build the configs of a dataset kind from the command's options: `(configs, rendered card)`."""
-    from .hub import render_dataset_card
+    from personalign.hub.cards import render_dataset_card
 
     if kind == "alignx":
-        from .data.alignx import ALIGNX_CONFIGS, AlignXBuildConfig, alignx_card, build_alignx_configs
+        from personalign.data.alignx import ALIGNX_CONFIGS, AlignXBuildConfig, alignx_card, build_alignx_configs
 
         alignx_keys = ("seed", "keep_full_history", "prompt_format", "arithmetic")
         build_config = AlignXBuildConfig(**{k: settings[k] for k in alignx_keys})
         configs = build_alignx_configs(source, tuple(names or ALIGNX_CONFIGS), build_config, num_proc=num_proc)
         return configs, render_dataset_card(configs, alignx_card(source, build_config))
     if kind == "multifacet-cf":
-        from .data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
+        from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_card
 
         build_config = MultifacetBuildConfig(
             seed=settings["seed"],
@@ -214,8 +214,8 @@ def build_dataset(
     overwrite: Overwrite = False,
 ) -> None:
     """Build a dataset's configs into a folder that [bold]datasets.load_dataset(folder, config)[/bold] reads."""
-    from .hub import write_dataset_folder
-    from .io import ensure_writable
+    from personalign.hub.datasets import write_dataset_folder
+    from personalign.io import ensure_writable
 
     ensure_writable(output, overwrite)  # before the (long) build
     configs, card = _build(kind, source, config, num_proc, _settings(locals()))
@@ -244,7 +244,8 @@ def push_dataset_command(
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
 ) -> None:
     """Push every config of a dataset, and its card, to the Hub (token from HF_TOKEN or the saved login)."""
-    from .hub import load_dataset_folder, push_dataset, resolve_token
+    from personalign.hub.auth import resolve_token
+    from personalign.hub.datasets import load_dataset_folder, push_dataset
 
     resolve_token()  # fail before any build when there is no token
     if (source is None) == (from_dir is None):
@@ -307,9 +308,9 @@ def train_encoder_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Train a PersonaEncoder (InfoNCE over persona excerpts; DPORE §3.2) and write it with a model card."""
-    from .encoder import PersonaEncoder, PersonaEncoderTrainingArguments
-    from .encoder.pipeline import load_excerpts, train_encoder
-    from .io import ensure_writable
+    from personalign.encoder import PersonaEncoder, PersonaEncoderTrainingArguments
+    from personalign.encoder.pipeline import load_excerpts, train_encoder
+    from personalign.io import ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
     excerpts = load_excerpts(data, excerpt_format, persona_column, text_column, include_demographics)
@@ -359,9 +360,9 @@ def eval_encoder_command(
     """Score a persona encoder: excerpt retrieval (recall@1, recall@5, MRR) and same-persona pair AUC."""
     import json
 
-    from .encoder import PersonaEncoder, evaluate_encoder
-    from .encoder.pipeline import load_excerpts
-    from .io import atomic_output, ensure_writable
+    from personalign.encoder import PersonaEncoder, evaluate_encoder
+    from personalign.encoder.pipeline import load_excerpts
+    from personalign.io import atomic_output, ensure_writable
 
     ensure_writable(output, overwrite)
     excerpts = load_excerpts(data, excerpt_format, persona_column, text_column, include_demographics)
@@ -412,7 +413,7 @@ def train_command(
 
     import yaml
 
-    from .training import accelerate_command, format_command, parse_train_arguments, run_training
+    from personalign.cli.train import accelerate_command, format_command, parse_train_arguments, run_training
 
     if num_processes > 1 or accelerate_config is not None:
         command = accelerate_command(method, ctx.args, num_processes, accelerate_config)
@@ -422,7 +423,7 @@ def train_command(
     if notice:
         console.print(notice)
     if print_config:
-        from .training import to_jsonable
+        from personalign.hub.run_record import to_jsonable
 
         resolved = {
             name: to_jsonable(dataclasses.asdict(part))
@@ -451,7 +452,7 @@ def push_model_command(
     overwrite: Overwrite = False,
 ) -> None:
     """Push a trained checkpoint (weights, tokenizer, DPORE head and encoder) with a generated model card."""
-    from .model_publishing import export_model, push_model
+    from personalign.hub.models import export_model, push_model
 
     if (repo_id is None) == (to_dir is None):
         raise ValueError("pass exactly one of --repo-id (push to the Hub) or --to-dir (write the layout locally)")
@@ -474,7 +475,7 @@ def demo_command(
     overwrite: Overwrite = False,
 ) -> None:
     """The whole workflow offline on tiny models: data, persona encoder, DPORE and PBA, evaluation, report."""
-    from .demo import run_demo
+    from personalign.demo import run_demo
 
     report = run_demo(output, train_rows, test_rows, epochs, encoder_steps, overwrite=overwrite, log=console.print)
     for name, metrics in report["models"].items():
@@ -491,7 +492,7 @@ def show_space(
     """Show the dimensions of a preference space, in vector order."""
     from rich.table import Table
 
-    from .preference_space import PreferenceSpace
+    from personalign.personas.space import PreferenceSpace
 
     builders = {"alignx": PreferenceSpace.alignx, "psoups": PreferenceSpace.psoups}
     if name in builders:
@@ -572,8 +573,13 @@ def eval_command(
 ) -> None:
     """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension, per
     persona, per benchmark file and per persona size, as JSON and PNG plots."""
-    from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
-    from .io import ensure_writable
+    from personalign.evaluation.runner import (
+        AlignmentEvalConfig,
+        evaluate_alignment,
+        update_model_card,
+        write_alignment_results,
+    )
+    from personalign.io import ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
     if model_card is not None and len(model) != 1:
@@ -639,10 +645,10 @@ def rejection_sample_command(
     paper's §4.3): writes the RS-SFT and RS-DPO datasets."""
     from dataclasses import fields
 
-    from .evaluation.feedback_reward import load_reward_model
-    from .feedback import FeedbackRendering
-    from .io import ensure_writable
-    from .rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
+    from personalign.io import ensure_writable
+    from personalign.reward.evaluation import load_reward_model
+    from personalign.reward.feedback import FeedbackRendering
+    from personalign.reward.rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
 
     ensure_writable(output, overwrite)  # before loading models and data
     keep_count(0, keep)

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .personas import PairItem, Persona, UGCItem, render_history
-from .preference_inference import ANSWER_VALUES, calibrate_thresholds, direction_report
-from .preference_space import NEUTRAL, PreferenceSpace
+from ..personas.persona import PairItem, Persona, UGCItem
+from ..personas.prompts import render_history
+from ..personas.space import NEUTRAL, PreferenceSpace
+from .llm import ANSWER_VALUES, calibrate_thresholds, direction_report
 
 if TYPE_CHECKING:
-    from .encoder import PersonaEncoder
+    from ..encoder import PersonaEncoder
 
 CLASS_VALUES: tuple[float, ...] = tuple(ANSWER_VALUES[option] for option in sorted(ANSWER_VALUES))
 """Direction value of each class, in output order: class k is the annotation prompt's answer option k + 1
@@ -665,7 +666,7 @@ class LearnedPreferenceInferencer:
         """
         from safetensors.torch import save_file
 
-        from .io import atomic_output
+        from ..io import atomic_output
 
         head = self._require_head()
         if encoder_name_or_path is not None and self.encoder_trained:
@@ -720,7 +721,7 @@ class LearnedPreferenceInferencer:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from .encoder import PersonaEncoder
+        from ..encoder import PersonaEncoder
 
         folder = Path(pretrained_path)
         if not folder.is_dir():

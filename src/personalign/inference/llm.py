@@ -8,7 +8,7 @@ macro-F1 against gold vectors on a validation set, and `direction_report` gives 
 of the AlignX paper's Table 12.
 
 Pure functions (prompts, parsing, vote arithmetic, calibration, reports) need no model; `PreferenceInferencer`
-drives any `personalign.generation.GenerationBackend`.
+drives any `personalign.inference.generation.GenerationBackend`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .personas import Messages, PairItem, Persona, UGCItem
-from .preference_space import PreferenceDimension, PreferenceSpace
+from ..personas.persona import Messages, PairItem, Persona, UGCItem
+from ..personas.space import PreferenceDimension, PreferenceSpace
 
 POSITIVE, NEGATIVE, NEUTRAL = 1.0, 0.0, 0.5
 CANNOT_TELL = "Comments alone cannot reflect"
@@ -142,7 +142,7 @@ class PreferenceInferencer:
     """Infers item and persona direction vectors with an LLM and the AlignX paper's annotation prompt.
 
     Args:
-        backend (`GenerationBackend`): Any backend of `personalign.generation`.
+        backend (`GenerationBackend`): Any backend of `personalign.inference.generation`.
         space (`PreferenceSpace`, *optional*): Defaults to AlignX's 90 dimensions.
         upper (`float`, *optional*, defaults to `0.6`) / lower (`float`, *optional*, defaults to `0.4`):
             Aggregation thresholds (see `calibrate_thresholds`).

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..feedback import FeedbackRendering, render_reward_example, row_history
-from ..personas import feedback_judge_messages
-from .judges import Outcome, PairwiseReport, _Judge, _warn_unparsable, parse_pairwise_verdict
+from ..evaluation.judges import Outcome, PairwiseReport, _Judge, _warn_unparsable, parse_pairwise_verdict
+from ..personas.prompts import feedback_judge_messages
+from .feedback import FeedbackRendering, render_reward_example, row_history
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def plot_accuracy_table(
 ) -> Path:
     """A grouped bar plot of an `accuracy_table`: one group per dimension (and overall), one bar per setting, with
     the 0.5 chance line; a missing value is drawn as "n/a". Written atomically with matplotlib's Agg backend."""
-    from .plots import pyplot, save_figure
+    from ..evaluation.plots import pyplot, save_figure
 
     plt = pyplot()
     groups = list(table)
@@ -181,7 +181,7 @@ def score_rewards(
 ) -> dict[str, list]:
     """Score both responses of every row with a personalized reward model.
 
-    Inputs are rendered by `personalign.feedback.render_reward_example`, exactly as `PersonalizedRewardTrainer`
+    Inputs are rendered by `personalign.reward.feedback.render_reward_example`, exactly as `PersonalizedRewardTrainer`
     trains. A row whose target alone exceeds `max_length` is scored whole, never cut (counted in `over_length`).
     Rows are processed `chunk_rows` at a time, each chunk's sequences longest first in batches of `batch_size`
     (right-padded, as TRL's collator pads), so memory stays flat on large datasets.
@@ -399,7 +399,7 @@ class FeedbackRewardJudge(_Judge):
     (`num_unparsable`), never guessed.
 
     Args:
-        backend (`GenerationBackend`): The judge model (any `personalign.generation` backend).
+        backend (`GenerationBackend`): The judge model (any `personalign.inference.generation` backend).
         max_new_tokens (`int`, *optional*, defaults to `512`): The prompt asks for step-by-step reasoning first.
         temperature (`float`, *optional*, defaults to `0.0`): The counterfactual paper samples Llama /
             Mistral / Claude at 0.9.

@@ -15,8 +15,10 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from .hub import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION, HubError, _without_token, render_card
-from .training import PERSONA_ENCODER_FOLDER, RUN_RECORD
+from ..papers import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION
+from .auth import HubError, redact_token
+from .cards import render_card
+from .run_record import PERSONA_ENCODER_FOLDER, RUN_RECORD
 
 IGNORED_FILES = (
     "checkpoint-*",
@@ -241,7 +243,7 @@ def _card_for(folder: Path, repo_id: str | None) -> str:
 def export_model(folder: str | Path, target: str | Path, overwrite: bool = False, repo_id: str | None = None) -> Path:
     """Write the exact layout `push_model` uploads (published files + generated card) to a local folder,
     atomically. `from_pretrained(target)` then loads it as it would load the Hub repo."""
-    from .io import atomic_output
+    from ..io import atomic_output
 
     folder = Path(folder)
     card = _card_for(folder, repo_id)
@@ -267,7 +269,7 @@ def push_model(
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from .hub import resolve_token
+    from .auth import resolve_token
 
     folder = Path(folder)
     card = _card_for(folder, repo_id)
@@ -284,7 +286,7 @@ def push_model(
             repo_id, operations, commit_message="Upload with personalign push-model", revision=revision
         )
     except HfHubHTTPError as error:
-        raise HubError(f"pushing to {repo_id} failed: {_without_token(str(error), token)}") from None
+        raise HubError(f"pushing to {repo_id} failed: {redact_token(str(error), token)}") from None
     except (ConnectionError, OSError) as error:
         raise HubError(f"the Hugging Face Hub is unreachable ({type(error).__name__}); the push stopped.") from None
     return str(commit.commit_url)
