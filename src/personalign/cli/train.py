@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..hub.run_record import PERSONA_ENCODER_FOLDER, RUN_RECORD, changed_fields, to_jsonable
+from ..hub.run_record import RUN_RECORD, changed_fields, to_jsonable
+from ..methods import PERSONA_ENCODER_FOLDER
 
 
 @dataclass

@@ -15,10 +15,10 @@ from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from ..papers import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION
+from ..methods import METHODS, get_method
 from .auth import HubError, redact_token
 from .cards import render_card
-from .run_record import PERSONA_ENCODER_FOLDER, RUN_RECORD
+from .run_record import RUN_RECORD
 
 IGNORED_FILES = (
     "checkpoint-*",
@@ -32,65 +32,9 @@ IGNORED_FILES = (
 """Not published: checkpoints, pickles (training args, optimizer, RNG states), logs, hidden files and the old card
 (the generated one replaces it)."""
 
-METHOD_CARDS: dict[str, dict[str, str]] = {
-    "dpore": {
-        "title": "DPORE policy",
-        "description": "A policy trained with **DPORE**: DPO with a persona-representation regularizer that pulls the "
-        "policy's representation of the preferred response toward the user's persona embedding (context-aware "
-        "alignment, §3.3). The projection head and the persona encoder used in training are included.",
-        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "from personalign import PersonaEncoder\n"
-        "from personalign.trainers import PersonaProjectionHead\n\n"
-        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
-        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
-        'head = PersonaProjectionHead.from_pretrained("{repo}")        # only needed to continue training\n'
-        'encoder = PersonaEncoder.from_pretrained("{repo}", subfolder="persona_encoder")',
-        "citation": DPORE_CITATION,
-        "pipeline_tag": "text-generation",
-    },
-    "pba": {
-        "title": "PBA policy",
-        "description": "A policy trained with **preference-bridged alignment** (AlignX, §5): the prompt states the "
-        "user's preferences over the 90 AlignX dimensions as text, inferred from their history.",
-        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "from personalign import Persona, pba_messages\n\n"
-        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
-        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
-        "messages = pba_messages(post, Persona.from_alignx_row(row).profile_text())\n"
-        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')",
-        "citation": ALIGNX_CITATION,
-        "pipeline_tag": "text-generation",
-    },
-    "ica": {
-        "title": "ICA policy",
-        "description": "A policy trained with **in-context alignment** (AlignX, §5): the prompt carries the user's "
-        "history (comments, chosen/rejected pairs, demographics) directly.",
-        "usage": "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
-        "from personalign import Persona, ica_messages\n\n"
-        'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
-        'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
-        "messages = ica_messages(post, Persona.from_alignx_row(row))\n"
-        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')",
-        "citation": ALIGNX_CITATION,
-        "pipeline_tag": "text-generation",
-    },
-    "reward": {
-        "title": "Personalized reward model",
-        "description": "A Bradley-Terry **personalized in-context reward model** (counterfactual in-context "
-        "personalization, §3.3): it scores a response given the user's feedback history and the instruction.",
-        "usage": "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
-        'model = AutoModelForSequenceClassification.from_pretrained("{repo}")\n'
-        'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
-        "citation": COUNTERFACTUAL_CITATION,
-        "pipeline_tag": "text-classification",
-    },
-}
-
-FILE_NOTES = {
-    "dpore_projection.safetensors": "DPORE's projection head h_phi (persona embedding -> policy hidden size)",
-    PERSONA_ENCODER_FOLDER: "the PersonaEncoder that embedded the personas in training",
-    "alignment_eval.json": "alignment accuracy and flip rate from `personalign eval`",
-}
+FILE_NOTES = {"alignment_eval.json": "alignment accuracy and flip rate from `personalign eval`"}
+"""Files any trained folder may hold, with the line the card says about each (a method's own are in its registry
+entry, `Method.files`)."""
 
 EVAL_METRIC_NAMES = {
     "eval_rewards/accuracies": ("alignment_accuracy", "Alignment accuracy (DPO reward accuracy)"),
@@ -107,8 +51,8 @@ def read_run_record(folder: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}).") from None
-    if not isinstance(record, dict) or record.get("method") not in (*METHOD_CARDS, "encoder"):
-        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHOD_CARDS)}, encoder.")
+    if not isinstance(record, dict) or record.get("method") not in METHODS:
+        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
     return record
 
 
@@ -187,14 +131,16 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     """The README.md for a trained folder, from its run record (see `model_cards/model_card.md.j2`)."""
     folder = Path(folder)
     record = read_run_record(folder)
-    method = record["method"]
-    spec = METHOD_CARDS[method]
+    method = get_method(record["method"])
+    spec = method.card
+    if spec is None:
+        raise ValueError(f"{folder}: a {method.name} run writes its own card; there is no method card to render.")
     results = merge_results(card_results(record), existing_card_results(folder / "README.md"))
     name = repo_id.split("/")[-1] if repo_id else folder.name
     metadata: dict[str, Any] = {
         "library_name": "transformers",
-        "pipeline_tag": spec["pipeline_tag"],
-        "tags": ["personalign", method, "personalization", "trl"],
+        "pipeline_tag": spec.pipeline_tag,
+        "tags": ["personalign", method.name, "personalization", "trl"],
         "license": "apache-2.0",
     }
     if record.get("base_model") and not Path(record["base_model"]).exists():
@@ -206,18 +152,18 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     return render_card(
         "model_card.md.j2",
         metadata,
-        name=f"{name} ({spec['title']})",
-        description=spec["description"],
-        method=method,
+        name=f"{name} ({spec.title})",
+        description=spec.description,
+        method=method.name,
         base_model=record.get("base_model"),
         dataset=record.get("dataset"),
         dataset_config=record.get("dataset_config"),
-        usage=spec["usage"].format(repo=repo_id or "<this repo or folder>"),
-        files={file: note for file, note in FILE_NOTES.items() if (folder / file).exists()},
+        usage=spec.usage.format(repo=repo_id or "<this repo or folder>"),
+        files={file: note for file, note in {**method.files, **FILE_NOTES}.items() if (folder / file).exists()},
         hyperparameters=record.get("hyperparameters", {}),
         model_config=record.get("model_config", {}),
         results=results,
-        citation=spec["citation"],
+        citation=method.citation,
     )
 
 

@@ -11,9 +11,6 @@ RUN_RECORD = "personalign_run.json"
 """Written beside the trained weights: method, base model, datasets, hyperparameters and metrics. `push-model` builds
 the model card from it (the trainer's own `training_args.bin` is a pickle and is never read)."""
 
-PERSONA_ENCODER_FOLDER = "persona_encoder"
-"""Where a DPORE run saves the persona encoder it used, inside its output folder."""
-
 
 def to_jsonable(value: Any) -> Any:
     """A config value as plain JSON / YAML data (enums by value, other objects by name)."""

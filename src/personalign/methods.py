@@ -1,0 +1,201 @@
+"""The one registry of training methods (as PEFT registers each method once with its config and model classes).
+
+Each method is declared here once: its config and trainer classes, the one-line summary the CLI shows, the text its
+model card carries, the paper it cites and the files it adds to a trained folder. `personalign train`, `push-model`,
+the model card writer and the docs read this table; nothing else lists the methods.
+
+Classes are named by import path and loaded on first use, so reading the registry (the CLI's start-up, `--help`)
+does not import torch, transformers or TRL.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .papers import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION
+
+PERSONA_ENCODER_FOLDER = "persona_encoder"
+"""Where a DPORE run saves the persona encoder it used, inside its output folder."""
+
+
+@dataclass(frozen=True)
+class MethodCard:
+    """What a trained method's model card says about it.
+
+    Args:
+        title (`str`): Shown after the model's name, e.g. `"DPORE policy"`.
+        description (`str`): One paragraph (Markdown) on what the method trains, with the paper section.
+        usage (`str`): A Python snippet that loads the published model; `{repo}` is replaced by the repo id.
+        pipeline_tag (`str`): The Hub pipeline tag of the published model.
+    """
+
+    title: str
+    description: str
+    usage: str
+    pipeline_tag: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """One training method.
+
+    Args:
+        name (`str`): The name on the command line (`personalign train NAME`) and in run records.
+        summary (`str`): One line for `personalign train --help`.
+        config (`str`): `"module:Class"` of its `TrainingArguments` subclass.
+        trainer (`str`): `"module:Class"` of its trainer.
+        citation (`str`): BibTeX of the paper it implements (`personalign.papers`).
+        card (`MethodCard`, *optional*): Its model card text; `None` for a method that writes its own card.
+        files (`Mapping[str, str]`): Files or folders the method adds to a trained folder, each with the line the
+            model card says about it.
+    """
+
+    name: str
+    summary: str
+    config: str
+    trainer: str
+    citation: str
+    card: MethodCard | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def config_class(self) -> type:
+        """The config class (imported now)."""
+        return _load(self.config)
+
+    def trainer_class(self) -> type:
+        """The trainer class (imported now)."""
+        return _load(self.trainer)
+
+
+def _load(path: str) -> type:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+METHODS: dict[str, Method] = {}
+"""Every registered method, by name, in registration order."""
+
+
+def register_method(method: Method) -> Method:
+    """Add a method to the registry.
+
+    Raises:
+        `ValueError`: If a method of that name is already registered.
+    """
+    if method.name in METHODS:
+        raise ValueError(f"a method named {method.name!r} is already registered.")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The registered method called `name`.
+
+    Raises:
+        `ValueError`: If there is none, naming the ones there are.
+    """
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}: use one of {', '.join(METHODS)}.")
+    return METHODS[name]
+
+
+_POLICY_USAGE = (
+    "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+    "from personalign import Persona, {prompt}\n\n"
+    'model = AutoModelForCausalLM.from_pretrained("{{repo}}")\n'
+    'tokenizer = AutoTokenizer.from_pretrained("{{repo}}")\n'
+    "messages = {call}\n"
+    "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')"
+)
+
+register_method(
+    Method(
+        name="dpore",
+        summary="DPO with a persona-representation regularizer (the DPORE paper, §3.3).",
+        config="personalign.trainers.dpore_config:DPOREConfig",
+        trainer="personalign.trainers.dpore_trainer:DPORETrainer",
+        citation=DPORE_CITATION,
+        card=MethodCard(
+            title="DPORE policy",
+            description="A policy trained with **DPORE**: DPO with a persona-representation regularizer that pulls "
+            "the policy's representation of the preferred response toward the user's persona embedding "
+            "(context-aware alignment, §3.3). The projection head and the persona encoder used in training are "
+            "included.",
+            usage="from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            "from personalign import PersonaEncoder\n"
+            "from personalign.trainers import PersonaProjectionHead\n\n"
+            'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+            'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+            'head = PersonaProjectionHead.from_pretrained("{repo}")        # only needed to continue training\n'
+            'encoder = PersonaEncoder.from_pretrained("{repo}", subfolder="persona_encoder")',
+            pipeline_tag="text-generation",
+        ),
+        files={
+            "dpore_projection.safetensors": "DPORE's projection head h_phi (persona embedding -> policy hidden size)",
+            PERSONA_ENCODER_FOLDER: "the PersonaEncoder that embedded the personas in training",
+        },
+    )
+)
+register_method(
+    Method(
+        name="pba",
+        summary="Preference-bridged alignment: the persona as preference text in the prompt (AlignX, §5).",
+        config="personalign.trainers.pba_config:PBAConfig",
+        trainer="personalign.trainers.pba_trainer:PBATrainer",
+        citation=ALIGNX_CITATION,
+        card=MethodCard(
+            title="PBA policy",
+            description="A policy trained with **preference-bridged alignment** (AlignX, §5): the prompt states the "
+            "user's preferences over the 90 AlignX dimensions as text, inferred from their history.",
+            usage=_POLICY_USAGE.format(
+                prompt="pba_messages", call="pba_messages(post, Persona.from_alignx_row(row).profile_text())"
+            ),
+            pipeline_tag="text-generation",
+        ),
+    )
+)
+register_method(
+    Method(
+        name="ica",
+        summary="In-context alignment: the persona's history in the prompt (AlignX, §5).",
+        config="personalign.trainers.ica_config:ICAConfig",
+        trainer="personalign.trainers.ica_trainer:ICATrainer",
+        citation=ALIGNX_CITATION,
+        card=MethodCard(
+            title="ICA policy",
+            description="A policy trained with **in-context alignment** (AlignX, §5): the prompt carries the user's "
+            "history (comments, chosen/rejected pairs, demographics) directly.",
+            usage=_POLICY_USAGE.format(prompt="ica_messages", call="ica_messages(post, Persona.from_alignx_row(row))"),
+            pipeline_tag="text-generation",
+        ),
+    )
+)
+register_method(
+    Method(
+        name="reward",
+        summary="A personalized in-context reward model (the counterfactual paper, §3.3).",
+        config="personalign.trainers.reward_config:PersonalizedRewardConfig",
+        trainer="personalign.trainers.reward_trainer:PersonalizedRewardTrainer",
+        citation=COUNTERFACTUAL_CITATION,
+        card=MethodCard(
+            title="Personalized reward model",
+            description="A Bradley-Terry **personalized in-context reward model** (counterfactual in-context "
+            "personalization, §3.3): it scores a response given the user's feedback history and the instruction.",
+            usage="from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+            'model = AutoModelForSequenceClassification.from_pretrained("{repo}")\n'
+            'tokenizer = AutoTokenizer.from_pretrained("{repo}")',
+            pipeline_tag="text-classification",
+        ),
+    )
+)
+register_method(
+    Method(
+        name="encoder",
+        summary="A PersonaEncoder: InfoNCE over persona excerpts (the DPORE paper, §3.2); writes its own card.",
+        config="personalign.encoder.training_args:PersonaEncoderTrainingArguments",
+        trainer="personalign.encoder.trainer:PersonaEncoderTrainer",
+        citation=DPORE_CITATION,
+    )
+)
