@@ -1,0 +1,1 @@
+"""Small torch modules on one save / load convention (`HubModule`: huggingface_hub's `PyTorchModelHubMixin`)."""

@@ -1,0 +1,89 @@
+"""The one save / load convention of personalign's small torch modules (DPORE's projection head, the learned
+inferencer's preference head): huggingface_hub's `PyTorchModelHubMixin`, i.e. a folder with `config.json` (the
+constructor's arguments) and `model.safetensors`, loadable from a local folder or a Hub repo, also from a subfolder
+of a larger checkpoint (a policy folder carries its projection head in `projection_head/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, snapshot_download
+from huggingface_hub.errors import HFValidationError
+
+T = TypeVar("T", bound="HubModule")
+
+
+def local_folder(
+    name_or_path: str | Path,
+    subfolder: str | None = None,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    local_files_only: bool = False,
+) -> Path:
+    """A local folder holding a saved model: `name_or_path` (joined with `subfolder`) when it is a folder on disk,
+    otherwise the Hub repo's files (only those under `subfolder/` when given), downloaded with `snapshot_download`.
+
+    Raises:
+        `FileNotFoundError`: If `name_or_path` is neither a local folder nor a valid Hub repo id, or the folder has
+            no `subfolder`.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        folder = path / subfolder if subfolder else path
+    else:
+        try:
+            root = snapshot_download(
+                str(name_or_path),
+                allow_patterns=[f"{subfolder}/*"] if subfolder else None,
+                revision=revision,
+                token=token,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        except HFValidationError:
+            raise FileNotFoundError(f"{name_or_path}: neither a local folder nor a Hub repo id.") from None
+        folder = Path(root) / subfolder if subfolder else Path(root)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{name_or_path}: no folder {subfolder!r} in it.")
+    return folder
+
+
+class HubModule(torch.nn.Module, PyTorchModelHubMixin, library_name="personalign", tags=["personalign"]):
+    """Base class of a small module saved with `save_pretrained(folder)` (`config.json` + `model.safetensors`) and
+    loaded with `from_pretrained(name_or_path, subfolder=...)`. Weights are safetensors; nothing is unpickled.
+
+    A subclass's `__init__` arguments must be JSON values: the mixin records them in `config.json` and passes them
+    back on load.
+    """
+
+    @classmethod
+    def from_pretrained(
+        cls: type[T],
+        pretrained_model_name_or_path: str | Path,
+        *,
+        subfolder: str | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        **model_kwargs: Any,
+    ) -> T:
+        """Load a module saved with `save_pretrained`, from a local folder or a Hub repo, optionally from its
+        `subfolder`.
+
+        Raises:
+            `FileNotFoundError`: As `local_folder`.
+        """
+        folder = local_folder(
+            pretrained_model_name_or_path,
+            subfolder,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
+        return super().from_pretrained(folder, **model_kwargs)
