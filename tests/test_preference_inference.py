@@ -7,12 +7,11 @@ import pytest
 
 from personalign import Persona, PreferenceSpace
 from personalign.data.synthetic import alignx_rows
+from personalign.inference.calibration import calibrate_thresholds, direction_report
 from personalign.inference.llm import (
     PreferenceInferencer,
     annotation_messages,
-    calibrate_thresholds,
     dimension_question,
-    direction_report,
     pair_value,
     parse_annotation,
 )
