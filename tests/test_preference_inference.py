@@ -2,6 +2,8 @@
 reports."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -148,3 +150,14 @@ def test_direction_report_by_hand():
     assert report["neutral"]["precision"] == 1.0 and report["neutral"]["recall"] == 0.5
     with pytest.raises(ValueError, match="1 vectors for 2 gold"):
         direction_report([[1.0]], [[1.0], [0.0]])
+
+
+def test_the_llm_inferencer_and_calibration_do_not_import_torch():
+    """The LLM path (prompts, parsing, base, calibration, backends' module) stays light: torch loads only when a
+    local backend or the learned inferencer is built."""
+    code = (
+        "import sys; import personalign.inference.llm, personalign.inference.calibration, "
+        "personalign.inference.generation; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
