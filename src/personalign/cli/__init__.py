@@ -646,8 +646,8 @@ def rejection_sample_command(
     from dataclasses import fields
 
     from personalign.io import ensure_writable
-    from personalign.reward.modeling import load_reward_model
     from personalign.reward.feedback import FeedbackRendering
+    from personalign.reward.modeling import load_reward_model
     from personalign.reward.rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
 
     ensure_writable(output, overwrite)  # before loading models and data
