@@ -76,6 +76,15 @@ def test_card_has_configs_provenance_license_and_citation(built):
     assert "source dataset's card for its license" in card
 
 
+def test_card_reads_back_with_huggingface_hub(built):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(built / "README.md")
+    assert card.data.pretty_name == "AlignX (personalign build)" and card.data.license == "other"
+    assert [c["config_name"] for c in card.data["configs"]] == ["raw", "ica", "pba"]
+    assert card.text.lstrip().startswith("# AlignX (personalign build)")
+
+
 def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(built, source):
     marker = (built / "README.md").read_text()
     result = run_cli("build-dataset", "alignx", "--source", str(source), "--output", str(built))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shlex
 import sys
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..hub.run_record import RUN_RECORD, changed_fields, to_jsonable
+from ..hub.run_record import changed_fields, to_jsonable, write_run_record
 from ..methods import PERSONA_ENCODER_FOLDER
 
 
@@ -367,10 +366,7 @@ def run_training(method: str, script_args: TrainScriptArguments, args: Any, mode
         record["train_metrics"] = to_jsonable(result.metrics)
         if evaluation is not None:
             record["eval_metrics"] = to_jsonable(trainer.evaluate())
-    from ..io import atomic_output
-
-    with atomic_output(output_dir / RUN_RECORD, overwrite=True) as path:
-        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_run_record(output_dir, record)
     if push:
         from ..hub.models import push_model
 

@@ -263,6 +263,36 @@ def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path
     return save_figure(figure, path, overwrite=True, dpi=120)  # inside the caller's staging folder
 
 
+def rejection_sampling_card(
+    result: RejectionSamplingResult, reward_model: str = "", source: str = ""
+) -> DatasetCardSpec:
+    """The dataset card of rejection-sampled data (`rs_sft` / `rs_dpo`): what was kept, by which reward model, from
+    which source."""
+    return DatasetCardSpec(
+        pretty_name="Rejection-sampled personalized training data (RS-SFT / RS-DPO)",
+        summary=(
+            "Training pairs with a feedback history, filtered by a personalized reward model as in Jin et al. "
+            "(2025), §4.3: each pair's margin r(chosen) - r(rejected) given the user's history was scored and "
+            f"only the top {result.summary.get('keep')} share by margin was kept."
+        ),
+        source=source or "(in memory)",
+        descriptions={
+            "rs_sft": "prompt (Appendix B.2: history + instruction) and the chosen response as the completion.",
+            "rs_dpo": "prompt, chosen and rejected: TRL's conversational preference format.",
+        },
+        provenance={
+            "reward_model": reward_model,
+            "keep": result.summary.get("keep"),
+            "count_rule": result.summary.get("count_rule"),
+            "rows": result.summary.get("num_rows"),
+            "kept": result.summary.get("num_kept"),
+            "margin_threshold": result.summary.get("margin_threshold"),
+        },
+        citations=[COUNTERFACTUAL_CITATION],
+        tags=["rejection-sampling", "reward-model"],
+    )
+
+
 def write_rejection_sampling(
     result: RejectionSamplingResult,
     output_dir: str | Path,
@@ -288,32 +318,7 @@ def write_rejection_sampling(
     """
     configs = {"rs_sft": DatasetDict({"train": result.sft}), "rs_dpo": DatasetDict({"train": result.dpo})}
     summary = {"reward_model": reward_model, "source": source, **result.summary}
-    card = render_dataset_card(
-        configs,
-        DatasetCardSpec(
-            pretty_name="Rejection-sampled personalized training data (RS-SFT / RS-DPO)",
-            summary=(
-                "Training pairs with a feedback history, filtered by a personalized reward model as in Jin et al. "
-                "(2025), §4.3: each pair's margin r(chosen) - r(rejected) given the user's history was scored and "
-                f"only the top {result.summary.get('keep')} share by margin was kept."
-            ),
-            source=source or "(in memory)",
-            descriptions={
-                "rs_sft": "prompt (Appendix B.2: history + instruction) and the chosen response as the completion.",
-                "rs_dpo": "prompt, chosen and rejected: TRL's conversational preference format.",
-            },
-            provenance={
-                "reward_model": reward_model,
-                "keep": result.summary.get("keep"),
-                "count_rule": result.summary.get("count_rule"),
-                "rows": result.summary.get("num_rows"),
-                "kept": result.summary.get("num_kept"),
-                "margin_threshold": result.summary.get("margin_threshold"),
-            },
-            citations=[COUNTERFACTUAL_CITATION],
-            tags=["rejection-sampling", "reward-model"],
-        ),
-    )
+    card = render_dataset_card(configs, rejection_sampling_card(result, reward_model, source))
     output_dir = Path(output_dir)
     with atomic_output(output_dir, overwrite) as staging:
         write_dataset_folder(configs, staging, card)
