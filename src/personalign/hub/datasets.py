@@ -68,14 +68,6 @@ def write_dataset_folder(
     return output_dir
 
 
-def load_dataset_folder(folder: str | Path) -> dict[str, DatasetDict]:
-    """Every config of a folder written by `write_dataset_folder`, by name."""
-    from datasets import get_dataset_config_names, load_dataset
-
-    folder = str(folder)
-    return {name: load_dataset(folder, name) for name in get_dataset_config_names(folder)}
-
-
 def push_dataset(
     configs: Mapping[str, DatasetDict],
     repo_id: str,

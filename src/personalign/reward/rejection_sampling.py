@@ -29,6 +29,8 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
+from ..data.loading import load_source
+from ..data.multifacet import attach_history, multifacet_cf_responses
 from .feedback import FeedbackRendering, generation_messages
 
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
@@ -274,12 +276,10 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     Raises:
         `ValueError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
     """
-    from ..data.alignx import load_split
     from .feedback import HISTORY_IDS_COLUMN, HISTORY_TEXT_COLUMN
 
-    path = Path(source)
-    is_build = path.is_dir() and (path / "counterfactual").is_dir() and (path / "responses").is_dir()
-    rows = load_split(source, "counterfactual" if is_build else None, split)
+    dataset = load_source(source)
+    rows = dataset.split(split)
     where = f"{source} [{split}]"
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in rows.column_names]
     if missing:
@@ -289,10 +289,9 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
         )
     if HISTORY_TEXT_COLUMN in rows.column_names:
         return rows
-    if HISTORY_IDS_COLUMN in rows.column_names and is_build:
-        from ..data.multifacet import attach_history
-
-        return attach_history(rows, load_split(source, "responses", "train"), lazy=True)
+    responses = multifacet_cf_responses(dataset) if HISTORY_IDS_COLUMN in rows.column_names else None
+    if responses is not None:
+        return attach_history(rows, responses, lazy=True)
     raise ValueError(
         f"{where}: no {HISTORY_TEXT_COLUMN!r} column (the feedback history as [{{prompt, chosen, rejected}}]); pass a "
         "folder written by `personalign build-dataset multifacet-cf` (history ids are resolved through its "
