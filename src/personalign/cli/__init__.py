@@ -244,14 +244,15 @@ def push_dataset_command(
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
 ) -> None:
     """Push every config of a dataset, and its card, to the Hub (token from HF_TOKEN or the saved login)."""
+    from personalign.data.loading import load_configs
     from personalign.hub.auth import resolve_token
-    from personalign.hub.datasets import load_dataset_folder, push_dataset
+    from personalign.hub.datasets import push_dataset
 
     resolve_token()  # fail before any build when there is no token
     if (source is None) == (from_dir is None):
         raise ValueError("pass exactly one of --source (build, then push) or --from-dir (push a built folder)")
     if from_dir is not None:
-        configs = _select(load_dataset_folder(from_dir), config, str(from_dir))
+        configs = _select(load_configs(from_dir), config, str(from_dir))
         card = (from_dir / "README.md").read_text(encoding="utf-8")
     else:
         configs, card = _build(kind, source, config, num_proc, _settings(locals()))

@@ -286,12 +286,13 @@ def _build_trainer(method: str, script_args: TrainScriptArguments, args: Any, mo
         from ..trainers import ICATrainer
 
         return ICATrainer(**common), None
-    from ..data.alignx import load_split
+    from ..data.loading import load_source
+    from ..data.multifacet import multifacet_cf_responses
     from ..trainers import PersonalizedRewardTrainer
 
     # Counterfactual MultiFacet rows keep their histories as ids into the dataset's `responses` config.
     needs_responses = "history_text" not in train.column_names and "history" in train.column_names
-    responses = load_split(script_args.dataset_name, "responses", "train") if needs_responses else None
+    responses = multifacet_cf_responses(load_source(script_args.dataset_name)) if needs_responses else None
     return PersonalizedRewardTrainer(responses=responses, **common), None
 
 
@@ -327,7 +328,7 @@ def run_training(method: str, script_args: TrainScriptArguments, args: Any, mode
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
     """
-    from ..data.alignx import load_split
+    from ..data.loading import load_rows
     from ..hub.auth import resolve_token
 
     push = args.push_to_hub
@@ -349,11 +350,11 @@ def run_training(method: str, script_args: TrainScriptArguments, args: Any, mode
         output_dir = Path(args.output_dir)
         record["output_dir"] = str(output_dir)
         last_checkpoint = _check_output_dir(output_dir, script_args.resume, script_args.overwrite)
-        train = load_split(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
+        train = load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
         if script_args.max_train_samples is not None:
             train = train.select(range(min(script_args.max_train_samples, len(train))))
         evaluation = (
-            load_split(script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split)
+            load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split)
             if script_args.dataset_test_split
             else None
         )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from datasets import Dataset, concatenate_datasets
 from huggingface_hub import EvalResult, ModelCardData
 
-from ..data.alignx import source_parts
+from ..data.loading import load_source
 from ..hub.cards import render_model_card
 from ..io import atomic_output, ensure_writable
 from ..papers import DPORE_CITATION
@@ -52,7 +52,7 @@ def load_excerpts(
     if excerpt_format not in EXCERPT_FORMATS:
         raise ValueError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
     tables = []
-    for where, data in source_parts(source, **load_kwargs):
+    for where, data in load_source(source, **load_kwargs).all_parts():
         if excerpt_format == "alignx":
             tables.append(
                 alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where=where)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import huggingface_hub
-from datasets import Dataset, DatasetDict, get_dataset_config_names, load_dataset
+from datasets import Dataset, DatasetDict
 from huggingface_hub.errors import HfHubHTTPError
 
 from ..io import atomic_output
@@ -68,12 +68,6 @@ def write_dataset_folder(
                     shard.to_parquet(str(staging / name / _shard_name(split, index, count)))
         (staging / "README.md").write_text(card, encoding="utf-8")
     return output_dir
-
-
-def load_dataset_folder(folder: str | Path) -> dict[str, DatasetDict]:
-    """Every config of a folder written by `write_dataset_folder`, by name."""
-    folder = str(folder)
-    return {name: load_dataset(folder, name) for name in get_dataset_config_names(folder)}
 
 
 def push_dataset(

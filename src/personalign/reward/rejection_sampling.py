@@ -29,7 +29,8 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
-from ..data.alignx import load_split
+from ..data.loading import load_source
+from ..data.multifacet import multifacet_cf_responses
 from ..evaluation.plots import pyplot, save_figure
 from ..hub.cards import DatasetCardSpec, render_dataset_card
 from ..hub.datasets import write_dataset_folder
@@ -342,9 +343,8 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     Raises:
         `ValueError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
     """
-    path = Path(source)
-    is_build = path.is_dir() and (path / "counterfactual").is_dir() and (path / "responses").is_dir()
-    rows = load_split(source, "counterfactual" if is_build else None, split)
+    dataset = load_source(source)
+    rows = dataset.split(split)
     where = f"{source} [{split}]"
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in rows.column_names]
     if missing:
@@ -354,8 +354,9 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
         )
     if HISTORY_TEXT_COLUMN in rows.column_names:
         return rows
-    if HISTORY_IDS_COLUMN in rows.column_names and is_build:
-        return attach_history_texts(rows, load_split(source, "responses", "train"))
+    responses = multifacet_cf_responses(dataset) if HISTORY_IDS_COLUMN in rows.column_names else None
+    if responses is not None:
+        return attach_history_texts(rows, responses)
     raise ValueError(
         f"{where}: no {HISTORY_TEXT_COLUMN!r} column (the feedback history as [{{prompt, chosen, rejected}}]); pass a "
         "folder written by `personalign build-dataset multifacet-cf` (history ids are resolved through its "
