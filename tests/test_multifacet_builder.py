@@ -159,6 +159,7 @@ def test_attach_history_reads_a_view_of_the_responses_as_given(built):
     }
     assert first["chosen"] != responses[pair["chosen_id"]]["output"]
 
+
 def test_bad_sources_are_named(tmp_path):
     rows = list(multifaceted_rows(4, seed=0))
     rows[5]["preference_set"][2] = {"dimension": "informativeness", "preference": "x"}
