@@ -47,8 +47,10 @@ def test_plain_backbone_save_and_load_give_identical_embeddings(tiny_encoder_pat
         assert torch.equal(value, encoder.backbone.state_dict()[name]), name  # loaded, not re-initialised
 
     encoder.save_pretrained(tmp_path / "encoder")
-    files = {p.name for p in (tmp_path / "encoder").iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json"} <= files
+    # The PersonaEncoder's config at the root, sentence-transformers' modules around it; safetensors, no pickles.
+    files = {p.relative_to(tmp_path / "encoder").as_posix() for p in (tmp_path / "encoder").rglob("*") if p.is_file()}
+    assert {"config.json", "modules.json", "0_Transformer/model.safetensors", "0_Transformer/tokenizer.json"} <= files
+    assert "2_Dense/model.safetensors" in files
     assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
     reloaded = PersonaEncoder.from_pretrained(tmp_path / "encoder")
     assert np.array_equal(reloaded.encode(TEXTS), embeddings)
@@ -134,7 +136,8 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     runner = CliRunner()
     result = runner.invoke(app, [*common, *small, "--max-steps", "4", "--save-steps", "2"])
     assert result.exit_code == 0, result.output
-    assert {"config.json", "model.safetensors", "README.md", "eval_results.json"} <= {p.name for p in output.iterdir()}
+    assert {"config.json", "modules.json", "README.md", "eval_results.json"} <= {p.name for p in output.iterdir()}
+    assert (output / "0_Transformer" / "model.safetensors").is_file()
     card = (output / "README.md").read_text()
     assert "model-index" in card and "recall_at_1" in card and "DPORE" in card and "temperature" in card
     results = json.loads((output / "eval_results.json").read_text())
@@ -199,24 +202,67 @@ def test_config_reads_the_old_max_length_name_and_checks_its_settings(tiny_encod
             PersonaEncoderConfig(backbone_config=backbone, **settings)
 
 
-@pytest.mark.parametrize("mode", ["mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken"])
-@pytest.mark.parametrize("padding", ["right", "left"])
-@pytest.mark.parametrize("prompt_length", [None, 2])
-def test_pooling_matches_sentence_transformers(mode, padding, prompt_length):
-    from sentence_transformers.sentence_transformer.modules import Pooling
+@pytest.mark.parametrize(
+    ("settings", "include_prompt"),
+    [
+        ({}, True),  # mean pooling, normalised: the default
+        ({"pooling": "cls", "projection_dim": 16}, True),
+        ({"pooling": "max", "normalize": False}, True),
+        ({"pooling": "mean_sqrt_len_tokens", "projection_dim": 8}, False),
+        ({"pooling": "lasttoken"}, False),
+        ({"pooling": "weightedmean", "normalize": False}, True),
+    ],
+)
+def test_a_saved_encoder_embeds_alike_in_both_libraries(tiny_encoder_path, tmp_path, settings, include_prompt):
+    """save_pretrained -> PersonaEncoder.from_pretrained and SentenceTransformer: the same embeddings, with the
+    query / document prompts, the default prompt, pooling without prompt tokens, projection and normalisation."""
+    from sentence_transformers import SentenceTransformer
 
-    from personalign.encoder import pool_token_states
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path, **settings)
+    encoder.config.prompts = {"query": "query: ", "document": "passage: "}
+    encoder.config.default_prompt_name = "query"
+    encoder.to_sentence_transformer().set_pooling_include_prompt(include_prompt)  # the same Pooling module
+    encoder.save_pretrained(tmp_path / "encoder")
+    reloaded = PersonaEncoder.from_pretrained(tmp_path / "encoder")
+    assert reloaded.config.include_prompt is include_prompt and reloaded.config.default_prompt_name == "query"
+    model = SentenceTransformer(str(tmp_path / "encoder"), device="cpu")
 
-    states = torch.randn(3, 6, 8, generator=torch.Generator().manual_seed(0))
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
-    if padding == "left":
-        mask = mask.flip(1)
-    pooling = Pooling(8, mode, include_prompt=prompt_length is None)
-    features = {"token_embeddings": states, "attention_mask": mask}
-    if prompt_length:
-        features["prompt_length"] = prompt_length
-    expected = pooling(features)["sentence_embedding"]
-    assert torch.allclose(pool_token_states(states, mask, mode, prompt_length), expected, atol=1e-6)
+    def close(a, b):
+        return torch.allclose(torch.as_tensor(a), torch.as_tensor(b), atol=1e-6)
+
+    for ours in (encoder, reloaded):
+        assert close(ours.encode(TEXTS), model.encode(TEXTS))  # the default prompt, "query: "
+        assert close(ours.encode(TEXTS, prompt_name="query"), model.encode_query(TEXTS))
+        assert close(ours.encode(TEXTS, prompt_name="document"), model.encode_document(TEXTS))
+        assert close(ours.encode(TEXTS, prompt=""), model.encode(TEXTS, prompt=""))
+    assert not close(encoder.encode(TEXTS), encoder.encode(TEXTS, prompt=""))  # the prompt is applied
+    norms = np.linalg.norm(model.encode(TEXTS), axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-6) == settings.get("normalize", True)
+
+
+def test_training_drives_the_encoders_own_modules_and_loading_refuses_what_it_cannot_read(tiny_encoder_path, tmp_path):
+    from datasets import Dataset
+
+    from personalign import PersonaEncoderConfig
+
+    encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
+    excerpts = Dataset.from_dict({"persona_id": ["a", "a", "b", "b"], "text": ["x y", "y z", "p q", "q r"]})
+    trainer = PersonaEncoderTrainer(encoder, _training_args(tmp_path), train_dataset=excerpts)
+    assert all(a is b for a, b in zip(trainer.model.children(), encoder.sentence_transformer_modules(), strict=True))
+
+    with pytest.raises(ValueError, match="built around a loaded backbone"):
+        PersonaEncoder(PersonaEncoderConfig(backbone_config=encoder.config.backbone_config))
+    old = tmp_path / "old"  # the single-file layout: config.json + model.safetensors, no modules.json
+    old.mkdir()
+    encoder.config.save_pretrained(old)
+    with pytest.raises(ValueError, match="single-file layout"):
+        PersonaEncoder.from_pretrained(old)
+    encoder.save_pretrained(tmp_path / "edited")
+    config = json.loads((tmp_path / "edited" / "config.json").read_text())
+    config["pooling"] = "cls"  # no longer what 1_Pooling says
+    (tmp_path / "edited" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"disagree .*pooling 'cls' vs 'mean'"):
+        PersonaEncoder.from_pretrained(tmp_path / "edited")
 
 
 def test_prompts_on_the_tiny_encoder_prepend_text_and_count_in_the_limit(tiny_encoder_path):

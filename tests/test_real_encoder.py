@@ -87,6 +87,30 @@ def test_save_and_load_keep_the_embeddings_and_save_max_seq_length(minilm_path, 
         PersonaEncoder.from_pretrained(old)
 
 
+def test_a_saved_encoder_embeds_alike_in_both_libraries(prompted_path, tmp_path):
+    """all-MiniLM-L6-v2 with query / document prompts: save_pretrained, then PersonaEncoder.from_pretrained and
+    SentenceTransformer give the same (normalised, prompted) embeddings as the encoder that was saved."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    encoder = PersonaEncoder.from_pretrained(prompted_path)
+    encoder.config.prompts = {**encoder.config.prompts, "document": "passage: "}
+    encoder.save_pretrained(tmp_path / "encoder")
+    reloaded = PersonaEncoder.from_pretrained(tmp_path / "encoder")
+    model = SentenceTransformer(str(tmp_path / "encoder"), device="cpu")
+    assert (model.default_prompt_name, model.max_seq_length, reloaded.max_seq_length) == ("query", 256, 256)
+
+    def close(a, b):
+        return torch.allclose(torch.as_tensor(a), torch.as_tensor(b), atol=1e-6)
+
+    for ours in (encoder, reloaded):
+        assert close(ours.encode(TEXTS), model.encode(TEXTS))  # the default prompt, "query: "
+        assert close(ours.encode(TEXTS, prompt_name="document"), model.encode_document(TEXTS))
+        assert close(ours.encode(TEXTS, prompt=""), model.encode(TEXTS, prompt=""))
+    assert np.allclose(np.linalg.norm(model.encode(TEXTS), axis=1), 1.0, atol=1e-6)
+    assert _max_abs(model.encode(TEXTS), model.encode(TEXTS, prompt="")) > 0.05  # the prompt is applied
+
+
 def test_max_seq_length_is_settable_and_checked(minilm_path, reference):
     encoder = PersonaEncoder.from_pretrained(minilm_path)
     encoder.max_seq_length = 16
@@ -167,6 +191,8 @@ def test_the_trainer_trains_on_prompted_texts(prompted_path, minilm_path, tmp_pa
 
 
 def test_cli_train_encoder_on_the_real_model(prompted_path, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
     from personalign.data.synthetic import alignx_dataset
 
     data = tmp_path / "alignx.parquet"
@@ -186,6 +212,8 @@ def test_cli_train_encoder_on_the_real_model(prompted_path, tmp_path):
     embeddings = trained.encode(TEXTS)
     assert embeddings.shape == (4, 384) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
     assert _max_abs(embeddings, PersonaEncoder.from_pretrained(prompted_path).encode(TEXTS)) > 1e-4  # it trained
+    # The folder is a sentence-transformers model too: normalised, with the default prompt.
+    assert _max_abs(SentenceTransformer(str(output), device="cpu").encode(TEXTS), embeddings) < 1e-6
     assert {"before", "after"} <= set(json.loads((output / "eval_results.json").read_text()))
 
 

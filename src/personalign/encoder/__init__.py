@@ -20,7 +20,6 @@ from .modeling_persona_encoder import (
     PersonaEncoderConfig,
     PersonaEncoderOutput,
     persona_document,
-    pool_token_states,
 )
 from .sampler import PersonaBatchSampler, persona_batches
 from .trainer import PersonaContrastiveCollator, PersonaEncoderTrainer
@@ -43,7 +42,6 @@ __all__ = [
     "persona_batches",
     "persona_document",
     "persona_embedding_metrics",
-    "pool_token_states",
     "retrieval_metrics",
     "split_personas",
     "table_excerpts",

@@ -1,36 +1,48 @@
-"""PersonaEncoder: a transformer backbone, pooling, an optional projection and L2 normalisation, as a `PreTrainedModel`.
+"""PersonaEncoder: sentence-transformers' Transformer, Pooling, optional Dense and Normalize, as a `PreTrainedModel`.
 
 The DPORE paper's user-embedding extractor G (§3.2): it maps an excerpt of a user's history to a vector, trained so
-that excerpts of one persona land close together. `save_pretrained` / `from_pretrained` / `push_to_hub` are the
-transformers ones (safetensors); `from_pretrained` also accepts a sentence-transformers folder or Hub id (read by
-sentence-transformers itself, then adopted module by module, with its `max_seq_length`, `prompts` and
-`default_prompt_name`) or a plain encoder id, used as the backbone.
+that excerpts of one persona land close together. Its modules are sentence-transformers' own, so tokenization,
+prompts, pooling, projection and normalisation have one implementation; this class gives them a transformers face
+(`PersonaEncoderConfig`, `AutoModel` registration, `from_pretrained` / `save_pretrained` / `push_to_hub`, a `forward`
+returning a `ModelOutput`) and the persona-specific helpers (`encode_persona`).
+
+A saved PersonaEncoder is a sentence-transformers folder (`modules.json`; `config_sentence_transformers.json` with the
+prompts; `0_Transformer/` with the backbone, its tokenizer and safetensors weights; `1_Pooling/`; `2_Dense/` with a
+projection; a `Normalize` folder when it normalises) plus the PersonaEncoder's own `config.json` at the root. Both
+`PersonaEncoder.from_pretrained(path)` and `SentenceTransformer(path)` load it and embed alike, prompts and
+normalisation included. `from_pretrained` also reads any sentence-transformers model of those modules (folder or Hub
+id) and turns a plain encoder (`AutoModel`) into the backbone of a new PersonaEncoder.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from huggingface_hub import hf_hub_download, snapshot_download
+from huggingface_hub.errors import EntryNotFoundError
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules import Dense, Normalize, Transformer
+from sentence_transformers.sentence_transformer.modules import Pooling
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, BatchEncoding, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
-POOLING_MODES = ("mean", "cls", "max", "mean_sqrt_len_tokens", "lasttoken")
+POOLING_MODES = Pooling.POOLING_MODES
 PROJECTION_ACTIVATIONS = {"identity": nn.Identity, "tanh": nn.Tanh}
 # Progress bars appear by default only when encoding takes more than a handful of batches.
 PROGRESS_BAR_MIN_BATCHES = 8
+# Loading arguments that locate files (transformers' names); everything else goes to the backbone's `from_pretrained`.
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "trust_remote_code")
 
 
 class PersonaEncoderConfig(PretrainedConfig):
@@ -40,16 +52,17 @@ class PersonaEncoderConfig(PretrainedConfig):
         backbone_config (`PretrainedConfig` or `dict`, *optional*):
             Configuration of the transformer backbone (any `AutoModel` encoder, e.g. BERT or MiniLM).
         pooling (`str`, *optional*, defaults to `"mean"`):
-            How token states become one vector: `"mean"` (over non-padding tokens), `"cls"`, `"max"`,
-            `"mean_sqrt_len_tokens"` or `"lasttoken"` (the sentence-transformers modes of the same names).
+            How token states become one vector: a sentence-transformers `Pooling` mode (`"mean"` over non-padding
+            tokens, `"cls"`, `"max"`, `"mean_sqrt_len_tokens"`, `"weightedmean"` or `"lasttoken"`).
         projection_dim (`int`, *optional*):
-            Output size of a linear projection after pooling. `None` keeps the backbone's hidden size.
+            Output size of a projection after pooling (a sentence-transformers `Dense`). `None` keeps the
+            backbone's hidden size.
         projection_activation (`str`, *optional*, defaults to `"identity"`):
             Activation after the projection: `"identity"` or `"tanh"` (sentence-transformers' `Dense` default).
         projection_bias (`bool`, *optional*, defaults to `True`):
             Whether the projection has a bias.
         normalize (`bool`, *optional*, defaults to `True`):
-            L2-normalise the output, so dot products are cosine similarities.
+            L2-normalise the output (a sentence-transformers `Normalize`), so dot products are cosine similarities.
         max_seq_length (`int`, *optional*):
             Token limit of `encode` (prompt included, as in sentence-transformers); defaults to the tokenizer's limit
             capped at the backbone's positions. Configs saved before the rename hold it as `max_length`, a
@@ -152,54 +165,6 @@ class PersonaEncoderOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
 
 
-def exclude_prompt_tokens(attention_mask: torch.Tensor, prompt_length: int) -> torch.Tensor:
-    """A copy of `attention_mask` `(B, T)` with the first `prompt_length` attended tokens of each row set to 0 (and,
-    with left padding, the padding before them): sentence-transformers' `Pooling._exclude_prompt_from_mask`."""
-    attention_mask = attention_mask.clone()
-    pad_lengths = attention_mask.to(torch.int32).argmax(dim=1)
-    if pad_lengths.sum() == 0:
-        attention_mask[:, :prompt_length] = 0
-    else:
-        positions = torch.arange(attention_mask.size(1), device=attention_mask.device).unsqueeze(0)
-        attention_mask[positions < (pad_lengths + prompt_length).unsqueeze(1)] = 0
-    return attention_mask
-
-
-def pool_token_states(
-    states: torch.Tensor, attention_mask: torch.Tensor, mode: str, prompt_length: int | None = None
-) -> torch.Tensor:
-    """Pool `(B, T, H)` token states into `(B, H)` over the tokens where `attention_mask` `(B, T)` is 1.
-
-    Matches sentence-transformers' `Pooling` for the same mode (left or right padding). `prompt_length` excludes
-    that many leading prompt tokens, as `Pooling(include_prompt=False)` does.
-
-    Raises:
-        `ValueError`: If `mode` is not one of `POOLING_MODES`.
-    """
-    if prompt_length:
-        attention_mask = exclude_prompt_tokens(attention_mask, prompt_length)
-    mask = attention_mask.to(states.dtype).unsqueeze(-1)
-    if mode == "cls":
-        # The first attended token (position 0 with right padding), as sentence-transformers picks it.
-        first = attention_mask.to(torch.int).argmax(dim=1)
-        return states[torch.arange(states.shape[0], device=states.device), first]
-    if mode == "max":
-        floor = torch.finfo(states.dtype).min
-        return states.masked_fill(mask == 0, floor).max(dim=1).values
-    if mode == "lasttoken":
-        # The last attended position of each row: the highest index whose mask is 1.
-        positions = torch.arange(states.shape[1], device=states.device)
-        last = (attention_mask * positions).argmax(dim=1)
-        return states[torch.arange(states.shape[0], device=states.device), last]
-    summed = (states * mask).sum(dim=1)
-    counts = mask.sum(dim=1).clamp(min=1e-9)
-    if mode == "mean":
-        return summed / counts
-    if mode == "mean_sqrt_len_tokens":
-        return summed / counts.sqrt()
-    raise ValueError(f"pooling must be one of {POOLING_MODES}, got {mode!r}.")
-
-
 def persona_document(persona: Persona, include_demographics: bool = True) -> str:
     """The text `PersonaEncoder.encode_persona` embeds: the persona's history rendered by
     `personas.render_history` (its comments, then its chosen/rejected pairs, then the demographic description),
@@ -208,24 +173,29 @@ def persona_document(persona: Persona, include_demographics: bool = True) -> str
 
 
 class PersonaEncoder(PreTrainedModel):
-    r"""Contrastive persona encoder: backbone -> pooling -> optional projection -> L2 normalisation.
+    r"""Contrastive persona encoder: backbone -> pooling -> optional projection -> L2 normalisation, each step a
+    sentence-transformers module (`transformer`, `pooling`, `projection`, `normalization`).
 
-    Load it like any transformers model; the tokenizer travels with it (`encoder.tokenizer`) and is saved by
-    `save_pretrained`.
+    Load it like any transformers model; the backbone (`encoder.backbone`) and its tokenizer (`encoder.tokenizer`)
+    live in the `transformer` module.
 
     ```python
     from personalign import PersonaEncoder
 
-    encoder = PersonaEncoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")  # ST layout or plain encoder
+    encoder = PersonaEncoder.from_pretrained("sentence-transformers/all-MiniLM-L6-v2")  # ST model or plain encoder
     vectors = encoder.encode(["I like short answers.", "Tell me every detail."], batch_size=64)
-    encoder.save_pretrained("my-persona-encoder")
+    encoder.save_pretrained("my-persona-encoder")  # SentenceTransformer("my-persona-encoder") reads it too
     ```
 
     Args:
-        config ([`PersonaEncoderConfig`]): The configuration.
-        backbone (`PreTrainedModel`, *optional*): An already loaded backbone to use instead of a fresh one built from
-            `config.backbone_config` (its weights are kept as they are).
-        tokenizer (*optional*): The backbone's tokenizer.
+        config ([`PersonaEncoderConfig`]): The configuration; `pooling`, `projection_*` and `normalize` build the
+            modules after the backbone, and `max_seq_length` (when set) becomes the transformer's.
+        transformer (`sentence_transformers.base.modules.Transformer`): The loaded backbone and tokenizer. A
+            PersonaEncoder cannot be built from a configuration alone (sentence-transformers builds a `Transformer`
+            only by loading one): use [`PersonaEncoder.from_pretrained`].
+
+    Raises:
+        `ValueError`: Without a `transformer`.
     """
 
     config_class = PersonaEncoderConfig
@@ -234,94 +204,99 @@ class PersonaEncoder(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
-    def __init__(self, config: PersonaEncoderConfig, backbone: PreTrainedModel | None = None, tokenizer: Any = None):
-        if backbone is not None:
-            config.backbone_config = backbone.config
+    def __init__(self, config: PersonaEncoderConfig, transformer: Transformer | None = None) -> None:
+        if transformer is None:
+            raise ValueError(
+                "a PersonaEncoder is built around a loaded backbone: use PersonaEncoder.from_pretrained(...) with a "
+                "backbone, a sentence-transformers model or a saved PersonaEncoder."
+            )
+        config.backbone_config = transformer.auto_model.config
         super().__init__(config)
-        if config.backbone_config is None:
-            raise ValueError("PersonaEncoderConfig.backbone_config is required to build a PersonaEncoder.")
-        self.backbone = backbone if backbone is not None else AutoModel.from_config(config.backbone_config)
-        self.projection = (
-            nn.Linear(config.backbone_config.hidden_size, config.projection_dim, bias=config.projection_bias)
-            if config.projection_dim
-            else None
-        )
-        self.projection_activation = PROJECTION_ACTIVATIONS[config.projection_activation]()
-        self.tokenizer = tokenizer
-        self._backbone_inputs: set[str] | None = None
+        hidden_size = transformer.get_embedding_dimension()
+        self.transformer = transformer
+        self.pooling = Pooling(hidden_size, config.pooling, include_prompt=config.include_prompt)
+        self.projection = None
+        if config.projection_dim:
+            activation = PROJECTION_ACTIVATIONS[config.projection_activation]()
+            self.projection = Dense(hidden_size, config.projection_dim, config.projection_bias, activation)
+        self.normalization = Normalize() if config.normalize else None
+        if config.max_seq_length is not None:
+            transformer.max_seq_length = config.max_seq_length
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        # Only the projection is ours; the backbone initialises (or has loaded) its own weights.
-        if module is self.projection:
-            std = getattr(self.config.backbone_config, "initializer_range", 0.02)
-            nn.init.normal_(module.weight, mean=0.0, std=std)
+        # Only a new projection is ours to initialise; the backbone has loaded its weights.
+        if self.projection is not None and module is self.projection.linear:
+            nn.init.normal_(
+                module.weight, mean=0.0, std=getattr(self.config.backbone_config, "initializer_range", 0.02)
+            )
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def _backbone_kwargs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        if self._backbone_inputs is None:
-            import inspect
+    @property
+    def backbone(self) -> PreTrainedModel:
+        """The transformer backbone (`AutoModel`) inside `self.transformer`."""
+        return self.transformer.auto_model
 
-            self._backbone_inputs = set(inspect.signature(self.backbone.forward).parameters)
-        return {key: value for key, value in inputs.items() if key in self._backbone_inputs and value is not None}
+    @property
+    def tokenizer(self) -> Any:
+        """The backbone's tokenizer, inside `self.transformer`."""
+        return self.transformer.tokenizer
+
+    def sentence_transformer_modules(self) -> list[nn.Module]:
+        """The sentence-transformers modules this encoder runs, in order: Transformer, Pooling, [Dense],
+        [Normalize]."""
+        return [m for m in (self.transformer, self.pooling, self.projection, self.normalization) if m is not None]
 
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
-        inputs_embeds: torch.FloatTensor | None = None,
         prompt_length: int | None = None,
         **kwargs: Any,
     ) -> PersonaEncoderOutput:
-        """Embed a tokenized batch.
+        """Embed a tokenized batch (as `tokenize` returns it) through the modules, in order.
 
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): Token ids.
             attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): 1 for real tokens.
+            token_type_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*): Segment ids.
             prompt_length (`int`, *optional*): Tokens of a prepended prompt (as `tokenize` reports it); pooling
                 skips them when `config.include_prompt` is `False`, and ignores it otherwise.
+            **kwargs: Other features of `tokenize` (`modality`, ...) or backbone inputs (`inputs_embeds`, ...).
 
         Returns:
             [`PersonaEncoderOutput`]: `embeddings` of shape `(batch_size, embedding_dim)` and the backbone's states.
         """
-        inputs = {
+        features = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "token_type_ids": token_type_ids,
-            "inputs_embeds": inputs_embeds,
+            "prompt_length": prompt_length,
             **kwargs,
         }
-        states = self.backbone(**self._backbone_kwargs(inputs)).last_hidden_state
-        if attention_mask is None:
-            attention_mask = torch.ones(states.shape[:2], dtype=torch.long, device=states.device)
-        skip = prompt_length if not self.config.include_prompt else None
-        embeddings = pool_token_states(states, attention_mask, self.config.pooling, skip)
-        if self.projection is not None:
-            embeddings = self.projection_activation(self.projection(embeddings))
-        if self.config.normalize:
-            embeddings = nn.functional.normalize(embeddings, p=2, dim=-1)
-        return PersonaEncoderOutput(embeddings=embeddings, last_hidden_state=states)
+        features = {key: value for key, value in features.items() if value is not None}
+        for module in self.sentence_transformer_modules():
+            features = module(features)
+        return PersonaEncoderOutput(
+            embeddings=features["sentence_embedding"], last_hidden_state=features["token_embeddings"]
+        )
 
     # ------------------------------------------------------------------------------------------------ encoding
     @property
     def max_seq_length(self) -> int | None:
-        """Token limit of `encode`, prompt included: `config.max_seq_length`, else the tokenizer's limit capped at
-        the backbone's positions (sentence-transformers' rule). Settable, like `SentenceTransformer.max_seq_length`."""
-        if self.config.max_seq_length:
-            return self.config.max_seq_length
-        limits = [getattr(self.config.backbone_config, "max_position_embeddings", None)]
-        if self.tokenizer is not None:
-            limits.append(self.tokenizer.model_max_length)
-        limits = [int(limit) for limit in limits if limit and 0 < limit < 1_000_000]
-        return min(limits) if limits else None
+        """Token limit of `encode`, prompt included: the transformer module's (its tokenizer's limit, capped at the
+        backbone's positions unless `config.max_seq_length` sets it). Settable, like
+        `SentenceTransformer.max_seq_length`; setting it also sets `config.max_seq_length`."""
+        return self.transformer.max_seq_length
 
     @max_seq_length.setter
-    def max_seq_length(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"max_seq_length must be a positive integer or None, got {value!r}.")
+    def max_seq_length(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_seq_length must be a positive integer, got {value!r}.")
         self.config.max_seq_length = value
+        self.transformer.max_seq_length = value
 
     def resolve_prompt(self, prompt_name: str | None = None, prompt: str | None = None) -> str:
         """The prompt `encode` prepends: `prompt` itself, else `config.prompts[prompt_name]`, else the default
@@ -345,46 +320,23 @@ class PersonaEncoder(PreTrainedModel):
             return prompts[self.config.default_prompt_name]
         return ""
 
-    def tokenize(self, texts: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None) -> Any:
-        """Tokenize texts exactly as `encode` does: the resolved prompt prepended, padded, truncated to
-        `max_seq_length` (prompt included), as `torch` tensors. Use it to run `forward` with gradients.
+    def tokenize(
+        self, texts: str | Sequence[str], prompt_name: str | None = None, prompt: str | None = None
+    ) -> BatchEncoding:
+        """Tokenize texts exactly as `encode` does (the transformer module's `preprocess`): the resolved prompt
+        prepended, padded, truncated to `max_seq_length` (prompt included). Use it to run `forward` with gradients.
 
         Returns:
             `BatchEncoding`: `input_ids` and `attention_mask` of shape `(len(texts), seq_len)` (plus whatever else
             the tokenizer returns), and `prompt_length` (an `int`) when a prompt was prepended.
 
         Raises:
-            `ValueError`: Without a tokenizer, or on a bad prompt (see `resolve_prompt`).
+            `ValueError`: On a bad prompt (see `resolve_prompt`).
         """
-        tokenizer = self._require_tokenizer()
-        texts = [texts] if isinstance(texts, str) else list(texts)
         prefix = self.resolve_prompt(prompt_name, prompt)
-        if prefix:
-            texts = [prefix + text for text in texts]
-        features = tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt")
-        if prefix:
-            features["prompt_length"] = self._prompt_length(prefix)
-        return features
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        return BatchEncoding(self.transformer.preprocess(texts, prompt=prefix or None))
 
-    def _prompt_length(self, prompt: str) -> int:
-        # sentence-transformers' Transformer._get_prompt_length: the prompt tokenized alone, less a trailing special
-        # token (the [SEP] that would follow it alone, not the text that follows it in use).
-        tokenizer = self._require_tokenizer()
-        ids = tokenizer([prompt], truncation=True, max_length=self.max_seq_length)["input_ids"][0]
-        length = len(ids)
-        if ids and ids[-1] in set(tokenizer.all_special_ids):
-            length -= 1
-        return length
-
-    def _require_tokenizer(self) -> Any:
-        if self.tokenizer is None:
-            raise ValueError(
-                "This PersonaEncoder has no tokenizer: load it with PersonaEncoder.from_pretrained(...) or set "
-                "`encoder.tokenizer = AutoTokenizer.from_pretrained(...)` before calling encode()."
-            )
-        return self.tokenizer
-
-    @torch.inference_mode()
     def encode(
         self,
         texts: str | Sequence[str],
@@ -395,10 +347,8 @@ class PersonaEncoder(PreTrainedModel):
         convert_to_tensor: bool = False,
         device: str | torch.device | None = None,
     ) -> np.ndarray | torch.Tensor:
-        """Embed texts, batched, longest first (so padding is minimal), in inference mode.
-
-        Prompts work as in `SentenceTransformer.encode`: the prompt is prepended to every text before tokenization
-        (so it counts in `max_seq_length`), and its tokens are pooled unless `config.include_prompt` is `False`.
+        """Embed texts with `SentenceTransformer.encode` over this encoder's modules (batched longest first, in
+        inference mode); the training mode is restored afterwards.
 
         Args:
             texts (`str` or `list[str]`): One text or a list of texts.
@@ -415,37 +365,29 @@ class PersonaEncoder(PreTrainedModel):
             `np.ndarray` or `torch.Tensor`: Shape `(len(texts), embedding_dim)`, or `(embedding_dim,)` for one string.
 
         Raises:
-            `ValueError`: Without a tokenizer, with both `prompt` and `prompt_name`, or an unknown `prompt_name`.
+            `ValueError`: With both `prompt` and `prompt_name`, or an unknown `prompt_name`.
         """
-        self._require_tokenizer()
         prefix = self.resolve_prompt(prompt_name, prompt)  # fail before any work
-        single = isinstance(texts, str)
-        texts = [texts] if single else list(texts)
+        texts = texts if isinstance(texts, str) else list(texts)
         if device is not None:
             self.to(device)
-        was_training = self.training
-        self.eval()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        starts = range(0, len(texts), batch_size)
+        if isinstance(texts, list) and not texts:
+            empty = torch.empty(0, self.config.embedding_dim, device=self.device)
+            return empty if convert_to_tensor else empty.cpu().numpy()
         if show_progress_bar is None:
-            show_progress_bar = len(starts) > PROGRESS_BAR_MIN_BATCHES
-        if show_progress_bar:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="Encoding", unit="batch")
-        chunks = []
-        for start in starts:
-            batch = [texts[i] for i in order[start : start + batch_size]]
-            features = self.tokenize(batch, prompt=prefix).to(self.device)
-            chunks.append(self(**features).embeddings.float())
-        self.train(was_training)
-        hidden = self.config.embedding_dim
-        sorted_embeddings = torch.cat(chunks) if chunks else torch.empty(0, hidden, device=self.device)
-        embeddings = torch.empty_like(sorted_embeddings)
-        embeddings[torch.tensor(order, device=self.device, dtype=torch.long)] = sorted_embeddings
-        if single:
-            embeddings = embeddings[0]
-        return embeddings if convert_to_tensor else embeddings.cpu().numpy()
+            show_progress_bar = math.ceil(len(texts) / batch_size) > PROGRESS_BAR_MIN_BATCHES
+        was_training = self.training
+        try:
+            embeddings = self.to_sentence_transformer().encode(
+                texts,
+                prompt=prefix,
+                batch_size=batch_size,
+                show_progress_bar=show_progress_bar,
+                convert_to_tensor=convert_to_tensor,
+            )
+        finally:
+            self.train(was_training)  # sentence-transformers leaves its modules in eval mode
+        return embeddings if convert_to_tensor else np.asarray(embeddings, dtype=np.float32)
 
     def encode_persona(
         self, persona: Persona | Sequence[Persona], include_demographics: bool = True, **encode_kwargs: Any
@@ -462,12 +404,102 @@ class PersonaEncoder(PreTrainedModel):
             return self.encode(persona_document(persona, include_demographics), **encode_kwargs)
         return self.encode([persona_document(p, include_demographics) for p in persona], **encode_kwargs)
 
+    # ------------------------------------------------------------------------------ sentence-transformers
+    def to_sentence_transformer(self) -> SentenceTransformer:
+        """This encoder as a `SentenceTransformer` over the same module objects (nothing is copied: training, moving
+        or saving one does it to the other), with `config.prompts` and `config.default_prompt_name`."""
+        return SentenceTransformer(
+            modules=self.sentence_transformer_modules(),
+            device=str(self.device),
+            prompts=dict(self.config.prompts) if self.config.prompts else None,
+            default_prompt_name=self.config.default_prompt_name,
+        )
+
+    @classmethod
+    def from_sentence_transformer(
+        cls, model: SentenceTransformer, config: PersonaEncoderConfig | None = None
+    ) -> PersonaEncoder:
+        """Wrap a loaded `SentenceTransformer` of Transformer, Pooling, [Dense], [Normalize]. Its modules are
+        adopted, not copied: training either object trains both. Without `config`, the new configuration keeps the
+        model's `max_seq_length`, `prompts`, `default_prompt_name` and pooling `include_prompt`, so `encode` matches
+        `model.encode`.
+
+        Args:
+            model (`SentenceTransformer`): The model to wrap.
+            config ([`PersonaEncoderConfig`], *optional*): The configuration saved with it (a saved PersonaEncoder's
+                `config.json`); its module settings must describe the model's modules.
+
+        Raises:
+            `ValueError`: On other modules, a pooling mode, Dense layer or Normalize a PersonaEncoder config cannot
+                describe, a `truncate_dim` (a PersonaEncoder does not truncate embeddings), or a `config` that
+                disagrees with the modules.
+        """
+        children = list(model.children())
+        kinds = [type(module).__name__ for module in children]
+        rest = list(children)
+        transformer = rest.pop(0) if rest and isinstance(rest[0], Transformer) else None
+        pooling = rest.pop(0) if rest and isinstance(rest[0], Pooling) else None
+        dense = rest.pop(0) if rest and isinstance(rest[0], Dense) else None
+        normalization = rest.pop(0) if rest and isinstance(rest[0], Normalize) else None
+        if transformer is None or pooling is None or rest:
+            raise ValueError(
+                f"a PersonaEncoder needs a sentence-transformers model of Transformer, Pooling, [Dense], [Normalize]; "
+                f"got {kinds}."
+            )
+        if getattr(model, "truncate_dim", None) is not None:
+            raise ValueError(
+                f"this sentence-transformers model truncates embeddings to {model.truncate_dim} dimensions, which a "
+                "PersonaEncoder does not do; load it with truncate_dim=None (or add a Dense projection)."
+            )
+        settings = _module_settings(pooling, dense, normalization)
+        if config is None:
+            config = PersonaEncoderConfig(
+                backbone_config=transformer.auto_model.config,
+                max_seq_length=model.max_seq_length,
+                prompts=dict(model.prompts) if model.prompts else None,
+                default_prompt_name=model.default_prompt_name,
+                **settings,
+            )
+        differing = {
+            key: (getattr(config, key), value) for key, value in settings.items() if getattr(config, key) != value
+        }
+        if differing:
+            raise ValueError(
+                "config.json and the sentence-transformers modules disagree (config, modules): "
+                + ", ".join(f"{key} {ours!r} vs {theirs!r}" for key, (ours, theirs) in differing.items())
+            )
+        encoder = cls(config, transformer)
+        # Adopt the model's own modules, after post_init so that the loaded projection keeps its weights.
+        encoder.pooling, encoder.projection, encoder.normalization = pooling, dense, normalization
+        return encoder
+
     # ----------------------------------------------------------------------------------------- save / load
-    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
-        """`PreTrainedModel.save_pretrained` (safetensors), plus the tokenizer when there is one."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, safe_serialization: bool = True, max_shard_size: Any = None
+    ) -> None:
+        """Write a folder that `PersonaEncoder.from_pretrained` and `SentenceTransformer` both load: the modules in
+        sentence-transformers' layout (`SentenceTransformer.save`, with the transformer in `0_Transformer/` because
+        the root's `config.json` is this encoder's [`PersonaEncoderConfig`]) and that config.
+
+        Args:
+            save_directory (`str` or `os.PathLike`): The folder (created if needed; files in it are replaced).
+            safe_serialization (`bool`, *optional*, defaults to `True`): safetensors weights (else pickles).
+            max_shard_size: Accepted because `push_to_hub` passes it; sentence-transformers writes one file per
+                module.
+        """
+        folder = Path(save_directory)
+        # `save_in_root` is sentence-transformers' documented switch for where the first module's files go.
+        self.transformer.save_in_root = False
+        try:
+            self.to_sentence_transformer().save(
+                str(folder), create_model_card=False, safe_serialization=safe_serialization
+            )
+        finally:
+            del self.transformer.save_in_root
+        # The modules are what runs: describe them as they are now (e.g. after `set_pooling_include_prompt`).
+        self.config.update(_module_settings(self.pooling, self.projection, self.normalization))
+        self.config.architectures = [type(self).__name__]
+        self.config.save_pretrained(folder)
 
     @classmethod
     def from_pretrained(
@@ -479,180 +511,137 @@ class PersonaEncoder(PreTrainedModel):
         normalize: bool | None = None,
         **kwargs: Any,
     ) -> PersonaEncoder:
-        """Load a PersonaEncoder, a sentence-transformers model, or a plain encoder used as the backbone.
+        """Load a saved PersonaEncoder, a sentence-transformers model, or a plain encoder used as the backbone.
 
         Args:
             pretrained_model_name_or_path (`str` or `os.PathLike`): A local folder or a Hub id. A folder with a
-                `modules.json` is read by sentence-transformers and adopted (Transformer, Pooling, Dense, Normalize,
-                with its `max_seq_length`, `prompts` and `default_prompt_name`); a `persona_encoder` config loads
-                natively (an old config's `max_length` is read as `max_seq_length`); anything else is an
-                `AutoModel` backbone.
-            pooling, projection_dim, normalize: Settings for a new encoder around a plain backbone (ignored, and
-                refused if they conflict, for saved PersonaEncoders and sentence-transformers models).
-            **kwargs: Passed to the transformers / sentence-transformers loaders (`revision`, `token`, `dtype`, ...).
+                `modules.json` (a saved PersonaEncoder, or any sentence-transformers model of Transformer, Pooling,
+                [Dense], [Normalize]) is read by sentence-transformers and adopted, with the saved `config.json`
+                when it is a PersonaEncoder's (an old config's `max_length` is read as `max_seq_length`); anything
+                else is an `AutoModel` backbone with its tokenizer.
+            pooling, projection_dim, normalize: Settings for a new encoder around a plain backbone (refused for saved
+                PersonaEncoders and sentence-transformers models, whose files fix them).
+            **kwargs: `revision`, `token`, `cache_dir`, `local_files_only`, `subfolder`, `trust_remote_code` locate
+                the files; `device` places the model (default: CPU, as transformers does); the rest (`dtype`,
+                `device_map`, `attn_implementation`, ...) goes to the backbone's `from_pretrained`. `config` (what
+                `AutoModel.from_pretrained` passes) is the PersonaEncoder configuration.
+
+        Raises:
+            `ValueError`: On settings for a saved model, or a PersonaEncoder in the earlier single-file layout
+                (config.json and model.safetensors without `modules.json`, unreleased), which is no longer read.
         """
+        if model_args:
+            raise TypeError(f"PersonaEncoder.from_pretrained takes no positional model arguments, got {model_args}.")
         name = str(pretrained_model_name_or_path)
         new_settings = {"pooling": pooling, "projection_dim": projection_dim, "normalize": normalize}
         new_settings = {key: value for key, value in new_settings.items() if value is not None}
-        if _is_sentence_transformers_model(name, kwargs):
-            _refuse_settings(name, new_settings, "a sentence-transformers model")
-            from sentence_transformers import SentenceTransformer
-
-            st_kwargs = {key: kwargs[key] for key in ("revision", "token", "cache_folder", "device") if key in kwargs}
-            return cls.from_sentence_transformer(SentenceTransformer(name, **st_kwargs))
-        config = AutoConfig.from_pretrained(name, **_hub_kwargs(kwargs))
-        if isinstance(config, PersonaEncoderConfig):
-            _refuse_settings(name, new_settings, "a saved PersonaEncoder")
-            encoder = super().from_pretrained(name, *model_args, **kwargs)
-            encoder.tokenizer = _optional_tokenizer(name, kwargs)
-            return encoder
-        backbone = AutoModel.from_pretrained(name, *model_args, **kwargs)
-        encoder = cls(PersonaEncoderConfig(backbone_config=backbone.config, **new_settings), backbone=backbone)
-        encoder.tokenizer = _optional_tokenizer(name, kwargs)
+        config = kwargs.pop("config", None)
+        device = kwargs.pop("device", None)
+        hub = {key: value for key in HUB_KWARGS if (value := kwargs.pop(key, None)) is not None}
+        # What AutoModel.from_pretrained adds on its way here (`_from_auto`, an empty `adapter_kwargs`) is not ours.
+        model_kwargs = {key: value for key, value in kwargs.items() if not key.startswith("_")}
+        if not model_kwargs.get("adapter_kwargs"):
+            model_kwargs.pop("adapter_kwargs", None)
+        if not isinstance(config, PersonaEncoderConfig):
+            config = _saved_config(name, hub)
+        if _is_sentence_transformers_model(name, hub):
+            if new_settings:
+                kind = "a saved PersonaEncoder" if config is not None else "a sentence-transformers model"
+                raise ValueError(
+                    f"{name} is {kind}: its pooling / projection / normalisation are fixed by its files, "
+                    f"so {sorted(new_settings)} cannot be set when loading it."
+                )
+            if device is None and "device_map" not in model_kwargs:
+                device = "cpu"  # as transformers loads, not sentence-transformers' "the GPU when there is one"
+            model = _load_sentence_transformer(name, hub, device, model_kwargs)
+            encoder = cls.from_sentence_transformer(model, config=config)
+        elif config is not None:
+            raise ValueError(
+                f"{name} is a PersonaEncoder in the earlier single-file layout (config.json and model.safetensors, no "
+                "modules.json), which is no longer read; train it again with this version of personalign."
+            )
+        else:
+            transformer = Transformer(
+                name, model_kwargs={**hub, **model_kwargs}, processor_kwargs=dict(hub), config_kwargs=dict(hub)
+            )
+            encoder = cls(
+                PersonaEncoderConfig(backbone_config=transformer.auto_model.config, **new_settings), transformer
+            )
+            if device is not None:
+                encoder.to(device)
+        encoder.config.name_or_path = name
         return encoder
 
-    # ------------------------------------------------------------------------------ sentence-transformers
-    @classmethod
-    def from_sentence_transformer(cls, model: SentenceTransformer) -> PersonaEncoder:
-        """Wrap a loaded `SentenceTransformer` whose modules are Transformer, Pooling and optionally Dense and
-        Normalize. The modules are adopted, not copied: training either object trains both. Its `max_seq_length`,
-        `prompts`, `default_prompt_name` and the pooling's `include_prompt` are kept, so `encode` matches
-        `model.encode`.
 
-        Raises:
-            `ValueError`: On other modules, a pooling mode or Dense activation a PersonaEncoder lacks, or a
-                `truncate_dim` (a PersonaEncoder does not truncate embeddings).
-        """
-        from sentence_transformers.base.modules import Dense, Normalize, Transformer
-        from sentence_transformers.sentence_transformer.modules import Pooling
+def _module_settings(pooling: Pooling, dense: Dense | None, normalization: Normalize | None) -> dict[str, Any]:
+    """The [`PersonaEncoderConfig`] fields that describe these sentence-transformers modules (`pooling`,
+    `include_prompt`, `projection_*`, `normalize`).
 
-        modules = list(model.children())
-        kinds = [type(module).__name__ for module in modules]
-        expected = "Transformer, Pooling, [Dense], [Normalize]"
-        if not modules or not isinstance(modules[0], Transformer):
-            raise ValueError(f"a PersonaEncoder needs a sentence-transformers model of {expected}; got {kinds}.")
-        transformer, rest = modules[0], modules[1:]
-        pooling, dense, normalize = "cls", None, False
-        include_prompt = True
-        if rest and isinstance(rest[0], Pooling):
-            include_prompt = bool(getattr(rest[0], "include_prompt", True))
-            mode = rest.pop(0).pooling_mode
-            if not isinstance(mode, str) or mode not in POOLING_MODES or (rest and isinstance(rest[0], Pooling)):
-                raise ValueError(f"unsupported sentence-transformers pooling {mode!r}: use one of {POOLING_MODES}.")
-            pooling = mode
-        if rest and isinstance(rest[0], Dense):
-            dense = rest.pop(0)
-        if rest and isinstance(rest[0], Normalize):
-            rest.pop(0)
-            normalize = True
-        if rest:
-            raise ValueError(f"a PersonaEncoder needs a sentence-transformers model of {expected}; got {kinds}.")
-        if getattr(model, "truncate_dim", None) is not None:
-            raise ValueError(
-                f"this sentence-transformers model truncates embeddings to {model.truncate_dim} dimensions, which a "
-                "PersonaEncoder does not do; load it with truncate_dim=None (or add a Dense projection)."
-            )
-        activation = "identity"
-        if dense is not None:
-            activation = _activation_name(dense.activation_function)
-        config = PersonaEncoderConfig(
-            backbone_config=transformer.model.config,
-            pooling=pooling,
-            projection_dim=dense.linear.out_features if dense is not None else None,
-            projection_activation=activation,
-            projection_bias=dense.linear.bias is not None if dense is not None else True,
-            normalize=normalize,
-            max_seq_length=model.max_seq_length,
-            prompts=dict(model.prompts) if model.prompts else None,
-            default_prompt_name=model.default_prompt_name,
-            include_prompt=include_prompt,
-        )
-        encoder = cls(config, backbone=transformer.model, tokenizer=transformer.tokenizer)
-        if dense is not None:
-            encoder.projection = dense.linear
-        return encoder.to(transformer.model.device)
-
-    def to_sentence_transformer(self) -> SentenceTransformer:
-        """This encoder as a `SentenceTransformer` (Transformer, Pooling, [Dense], [Normalize]) computing the same
-        embeddings, with the same `max_seq_length`, `prompts` and `default_prompt_name`. The result owns a copy of the
-        weights; `share_modules_with` makes this encoder use them."""
-        from sentence_transformers import SentenceTransformer
-        from sentence_transformers.base.modules import Dense, Normalize, Transformer
-        from sentence_transformers.sentence_transformer.modules import Pooling
-
-        tokenizer = self._require_tokenizer()
-        with tempfile.TemporaryDirectory(prefix="personalign-encoder-") as folder:
-            self.backbone.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            transformer = Transformer(folder, max_seq_length=self.max_seq_length)
-        pooling = Pooling(
-            self.config.backbone_config.hidden_size, self.config.pooling, include_prompt=self.config.include_prompt
-        )
-        modules: list[nn.Module] = [transformer, pooling]
-        if self.projection is not None:
-            dense = Dense(
-                self.projection.in_features,
-                self.projection.out_features,
-                bias=self.projection.bias is not None,
-                activation_function=PROJECTION_ACTIVATIONS[self.config.projection_activation](),
-            )
-            dense.linear.load_state_dict(self.projection.state_dict())
-            modules.append(dense)
-        if self.config.normalize:
-            modules.append(Normalize())
-        return SentenceTransformer(
-            modules=modules,
-            device=str(self.device),
-            prompts=dict(self.config.prompts) if self.config.prompts else None,
-            default_prompt_name=self.config.default_prompt_name,
-        )
-
-    def share_modules_with(self, model: SentenceTransformer) -> None:
-        """Use `model`'s backbone (and Dense layer) in place of this encoder's own, so that training `model`
-        trains this encoder. `model` must come from `to_sentence_transformer()` of an equal configuration."""
-        adopted = type(self).from_sentence_transformer(model)
-        mine = self.config.to_diff_dict()
-        theirs = adopted.config.to_diff_dict()
-        for key in ("pooling", "projection_dim", "projection_activation", "normalize", "include_prompt"):
-            if mine.get(key) != theirs.get(key):
-                raise ValueError(f"cannot share modules: {key} is {mine.get(key)!r} here, {theirs.get(key)!r} there.")
-        self.backbone = adopted.backbone
-        self.projection = adopted.projection
-        self._backbone_inputs = None
+    Raises:
+        `ValueError`: On modules a PersonaEncoderConfig cannot describe: several pooling modes, a Dense layer with a
+            residual, renamed features or another activation than identity / tanh, or a Normalize of other features.
+    """
+    if not isinstance(pooling.pooling_mode, str):
+        raise ValueError(f"unsupported pooling {pooling.pooling_mode!r}: a PersonaEncoder pools with one mode.")
+    if dense is not None and (dense.use_residual or dense.module_output_name != "sentence_embedding"):
+        raise ValueError("unsupported Dense layer: a PersonaEncoder projection has no residual and no renaming.")
+    if normalization is not None and normalization.module_input_name != "sentence_embedding":
+        raise ValueError("unsupported Normalize: a PersonaEncoder normalises the sentence embedding.")
+    return {
+        "pooling": pooling.pooling_mode,
+        "include_prompt": bool(pooling.include_prompt),
+        "projection_dim": dense.out_features if dense is not None else None,
+        "projection_activation": _activation_name(dense.activation_function) if dense is not None else "identity",
+        "projection_bias": bool(dense.bias) if dense is not None else True,
+        "normalize": normalization is not None,
+    }
 
 
-def _hub_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "trust_remote_code")
-    return {key: kwargs[key] for key in keys if key in kwargs}
-
-
-def _is_sentence_transformers_model(name: str, kwargs: dict[str, Any]) -> bool:
-    if os.path.isdir(name):
-        return os.path.isfile(os.path.join(name, "modules.json"))
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
+def _saved_config(name: str, hub: dict[str, Any]) -> PersonaEncoderConfig | None:
+    """The PersonaEncoderConfig in `name`'s config.json; `None` without one, or when it is another model's."""
     try:
-        hf_hub_download(name, "modules.json", **{k: v for k, v in _hub_kwargs(kwargs).items() if k != "subfolder"})
+        config, _ = PersonaEncoderConfig.get_config_dict(
+            name, **{k: v for k, v in hub.items() if k != "trust_remote_code"}
+        )
+    except OSError:
+        return None  # e.g. a sentence-transformers folder whose transformer lives in a subfolder
+    if config.get("model_type") != PersonaEncoderConfig.model_type:
+        return None
+    return PersonaEncoderConfig.from_dict(config)
+
+
+def _is_sentence_transformers_model(name: str, hub: dict[str, Any]) -> bool:
+    subfolder = hub.get("subfolder", "")
+    if os.path.isdir(name):
+        return os.path.isfile(os.path.join(name, subfolder, "modules.json"))
+    try:
+        hf_hub_download(name, "modules.json", **{key: hub[key] for key in hub if key != "trust_remote_code"})
     except EntryNotFoundError:
         return False
     return True
 
 
-def _optional_tokenizer(name: str, kwargs: dict[str, Any]) -> Any:
-    try:
-        return AutoTokenizer.from_pretrained(name, **_hub_kwargs(kwargs))
-    except (OSError, ValueError):
-        # An encoder saved without a tokenizer still loads; encode() then asks for one.
-        return None
-
-
-def _refuse_settings(name: str, settings: dict[str, Any], kind: str) -> None:
-    if settings:
-        raise ValueError(
-            f"{name} is {kind}: its pooling / projection / normalisation are fixed by its files, "
-            f"so {sorted(settings)} cannot be set when loading it."
-        )
+def _load_sentence_transformer(
+    name: str, hub: dict[str, Any], device: str, model_kwargs: dict[str, Any]
+) -> SentenceTransformer:
+    subfolder = hub.get("subfolder", "")
+    path = name
+    if os.path.isdir(name):
+        path = os.path.join(name, subfolder)
+    elif subfolder:
+        # SentenceTransformer reads a repository's root; fetch just the subfolder (e.g. a policy's persona_encoder/).
+        download = {key: hub[key] for key in ("revision", "token", "cache_dir", "local_files_only") if key in hub}
+        path = os.path.join(snapshot_download(name, allow_patterns=[f"{subfolder}/*"], **download), subfolder)
+    return SentenceTransformer(
+        path,
+        device=device,
+        revision=hub.get("revision"),
+        token=hub.get("token"),
+        cache_folder=hub.get("cache_dir"),
+        local_files_only=bool(hub.get("local_files_only", False)),
+        trust_remote_code=bool(hub.get("trust_remote_code", False)),
+        model_kwargs=model_kwargs or None,
+    )
 
 
 def _activation_name(activation: nn.Module) -> str:

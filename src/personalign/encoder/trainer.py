@@ -63,9 +63,10 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
     The loss is `MultipleNegativesRankingLoss` with scale 1 / tau: each anchor against its positive (another excerpt
     of its persona), the row's explicit negatives and every other text of the batch. [`PersonaBatchSampler`] keeps any
     other excerpt of an anchor's persona out of its batch, so no in-batch negative is a false one; the collator
-    truncates texts at random as augmentation. Training updates the given encoder in place (its modules are shared
-    with the `SentenceTransformer` the trainer drives); checkpoints are sentence-transformers folders, which
-    `PersonaEncoder.from_pretrained` and `resume_from_checkpoint` both read.
+    truncates texts at random as augmentation. Training updates the given encoder in place: the trainer drives
+    `model.to_sentence_transformer()`, a `SentenceTransformer` over the encoder's own modules (nothing is copied).
+    Checkpoints are sentence-transformers folders, which `PersonaEncoder.from_pretrained` and `resume_from_checkpoint`
+    both read.
 
     An encoder with a default prompt (`config.default_prompt_name`) trains on prompted texts, as `encode` embeds
     them, unless `args.prompts` says otherwise (sentence-transformers' own trainer applies only `args.prompts`).
@@ -104,8 +105,7 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
             raise TypeError(f"PersonaEncoderTrainer trains a PersonaEncoder, got {type(model).__name__}.")
         args = args if args is not None else PersonaEncoderTrainingArguments(output_dir="persona-encoder")
         self.persona_encoder = model
-        sentence_model = model.to_sentence_transformer()
-        model.share_modules_with(sentence_model)
+        sentence_model = model.to_sentence_transformer()  # the encoder's own modules, so training trains it
         train_dataset = _as_contrastive(train_dataset, args)
         if isinstance(eval_dataset, (dict, DatasetDict)):
             eval_dataset = DatasetDict({name: _as_contrastive(ds, args) for name, ds in eval_dataset.items()})
