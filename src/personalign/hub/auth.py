@@ -3,8 +3,10 @@ logged or saved; `redact_token` takes it out of any text shown to the user."""
 
 from __future__ import annotations
 
+from ..errors import PersonalignError
 
-class HubError(OSError):
+
+class HubError(PersonalignError, OSError):
     """A Hub operation failed for a reason the user can act on (no token, Hub unreachable, ...)."""
 
 
