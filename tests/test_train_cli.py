@@ -387,6 +387,18 @@ def test_train_encoder_takes_every_option_the_old_train_encoder_command_had():
     assert script.resume and script.overwrite
 
 
+def test_each_method_s_script_parses_its_registered_config():
+    from trl import ModelConfig
+
+    from personalign.methods import METHODS
+    from personalign.scripts.utils import ScriptArguments
+
+    for method in METHODS.values():
+        script_arguments, config, model = method.script_module().make_parser().dataclass_types
+        assert issubclass(script_arguments, ScriptArguments) and model is ModelConfig
+        assert config is method.config_class(), method.name
+
+
 def test_train_help_lists_the_registered_methods():
     from personalign.methods import METHODS
 

@@ -194,7 +194,12 @@ def train_help() -> str:
 
 
 class TrainCommand(TyperCommand):
-    """The `train` command, whose help is `train_help()` at the time it is shown."""
+    """The `train` command, whose help is `train_help()` at the time it is shown.
+
+    Relies on Typer building the command from `typer.core.TyperCommand` (the `cls=` of `app.command`) and rendering
+    its help from `self.help` in click's `Command.format_help`; `test_train_help_lists_the_registered_methods` and
+    the registry test fail if either changes.
+    """
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         self.help = train_help()
