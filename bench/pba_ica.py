@@ -123,9 +123,9 @@ def inference_rates(options: argparse.Namespace, path: str) -> None:
 
     from personalign import LearnedPreferenceInferencer, Persona, PersonaEncoder, PreferenceInferencer
     from personalign.data.synthetic import alignx_rows
+    from personalign.inference.calibration import direction_report, gold_directions
     from personalign.inference.generation import TransformersBackend
-    from personalign.inference.learned import LearnedInferenceConfig, gold_directions
-    from personalign.inference.llm import direction_report
+    from personalign.inference.learned import LearnedInferenceConfig
     from personalign.testing import tiny_encoder
 
     learned = LearnedPreferenceInferencer(PersonaEncoder.from_pretrained(str(tiny_encoder())))

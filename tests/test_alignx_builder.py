@@ -12,8 +12,8 @@ from personalign.data.alignx import (
     AlignXBuildConfig,
     build_alignx,
     read_alignx,
-    source_files,
 )
+from personalign.data.loading import data_files
 from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
 from personalign.io import write_rows
 
@@ -43,9 +43,9 @@ def release_folder(tmp_path_factory):
     return folder, rows
 
 
-def test_source_files_follow_the_datasets_split_rules(release_folder):
+def test_data_files_follow_the_datasets_split_rules(release_folder):
     folder, _ = release_folder
-    files = source_files(folder)
+    files = data_files(folder)
     assert sorted(files) == ["test", "train"]
     assert [p.name for p in files["train"]] == ["train-00000-of-00002.parquet", "train-00001-of-00002.parquet"]
 

@@ -10,9 +10,9 @@ from datasets import load_dataset
 from typer.testing import CliRunner
 
 from personalign.cli import app
+from personalign.data.loading import load_configs
 from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
 from personalign.hub.auth import HubError, resolve_token
-from personalign.hub.datasets import load_dataset_folder
 from personalign.io import write_rows
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_built_folder_loads_back_with_identical_rows(built, source):
         for split in ("train", "test"):
             assert loaded[split].features == expected[name][split].features
             assert loaded[split].to_list() == expected[name][split].to_list()
-    assert sorted(load_dataset_folder(built)) == ["ica", "pba", "raw"]
+    assert sorted(load_configs(built)) == ["ica", "pba", "raw"]
 
 
 def test_card_has_configs_provenance_license_and_citation(built):
@@ -74,6 +74,15 @@ def test_card_has_configs_provenance_license_and_citation(built):
     assert "'seed': 4" in card
     assert "From 1,000,000 Users to Every User" in card
     assert "source dataset's card for its license" in card
+
+
+def test_card_reads_back_with_huggingface_hub(built):
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(built / "README.md")
+    assert card.data.pretty_name == "AlignX (personalign build)" and card.data.license == "other"
+    assert [c["config_name"] for c in card.data["configs"]] == ["raw", "ica", "pba"]
+    assert card.text.lstrip().startswith("# AlignX (personalign build)")
 
 
 def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(built, source):
@@ -196,7 +205,7 @@ def test_hub_errors_never_show_the_token(monkeypatch, built):
     with pytest.raises(HubError) as caught:
         from personalign.hub.datasets import push_dataset
 
-        push_dataset(load_dataset_folder(built), "me/alignx", "card")
+        push_dataset(load_configs(built), "me/alignx", "card")
     assert secret not in str(caught.value) and "***" in str(caught.value)
 
 

@@ -1,15 +1,19 @@
 """Judges: the papers' prompts, tolerant parsing of messy outputs, and the judges' bookkeeping with a scripted backend
 (order randomization and its undoing, ties, unparsable outputs, rubric averaging). No model is loaded."""
 
+import hashlib
+import logging
 import math
 
 import pytest
 
 import personalign.evaluation as evaluation
+from personalign.evaluation import judges
 from personalign.evaluation.judges import (
     PAIRWISE_JUDGE_PROMPT,
     PERSONA_TAILORING_PROMPT,
     PROMETHEUS_SYSTEM_PROMPT,
+    LLMJudge,
     PairwiseJudge,
     PersonaTailoringJudge,
     RubricJudge,
@@ -155,6 +159,22 @@ def test_pairwise_prompt_is_the_seeds_and_renders_personas():
     assert text.index("QUERY") < text.index("RESP-A") < text.index("RESP-B")
     assert text.endswith('{"choice": "[Response A/Response B/Tie]"}')
     assert PAIRWISE_JUDGE_PROMPT.count("{") == 5  # four fields and the JSON answer format
+
+
+# The SHA-256 of every paper prompt: a change of one byte (whitespace included) fails here.
+PAPER_PROMPT_SHA256 = {
+    "PERSONA_TAILORING_PROMPT": "c2aa2692c514f13cac93dfdfd9c7a9326370f6211110e1715bd84b3b95340c1f",
+    "PAIRWISE_JUDGE_PROMPT": "8306e8db3a577b48569692d28bd71bf6bad80ab5708905c50eb4b793015c8444",
+    "PROMETHEUS_SYSTEM_PROMPT": "526b5b77a2d7eeaf33b21720197b6be536710d867d22cb468b0fb8f6022b62ab",
+    "PROMETHEUS_ABSOLUTE_PROMPT": "fdc61c777c8d5b9d1b281ffa08eec03787d17469074cea1410afe4f153f5d469",
+    "PROMETHEUS_ABSOLUTE_PROMPT_NO_REFERENCE": "e4a5fb23843318fc0a3406d86206644aad7476f71f1b1ca761f60adceebea56a",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PROMPT_SHA256))
+def test_paper_prompts_are_byte_identical(name):
+    assert hashlib.sha256(getattr(judges.prompts, name).encode()).hexdigest() == PAPER_PROMPT_SHA256[name]
+    assert getattr(judges, name) is getattr(judges.prompts, name)  # one definition, re-exported by the package
 
 
 def test_format_rubric():
@@ -303,6 +323,14 @@ def test_backend_returning_too_few_outputs_is_an_error():
 
     with pytest.raises(RuntimeError, match="0 outputs for 1 prompts"):
         PersonaTailoringJudge(Short(str)).judge(["r"], ["m"], "p", "q")
+
+
+def test_judges_share_the_public_base_and_warn_with_their_name(caplog):
+    for judge in (PersonaTailoringJudge, PairwiseJudge, RubricJudge):
+        assert issubclass(judge, LLMJudge)
+    with caplog.at_level(logging.WARNING):
+        PersonaTailoringJudge(ScriptedBackend(lambda text: "no idea")).judge(["r", "s"], ["m", "m"], "p", "q")
+    assert "persona_tailoring: 2 of 2 judge outputs could not be parsed" in caplog.text
 
 
 def test_lazy_exports():

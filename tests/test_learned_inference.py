@@ -3,33 +3,41 @@ the comparison with the LLM PreferenceInferencer on the tiny model."""
 
 import json
 import random
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from personalign import LearnedPreferenceInferencer, PersonaEncoder, PreferenceInferencer, pba_messages
 from personalign.data.synthetic import alignx_rows
 from personalign.encoder import alignx_excerpts
-from personalign.inference.learned import (
+from personalign.inference.base import BasePreferenceInferencer, as_personas
+from personalign.inference.calibration import (
     CLASS_VALUES,
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    LearnedInferenceConfig,
-    PreferenceHead,
     aggregate_directions,
-    as_personas,
     calibrate_item_thresholds,
-    class_weights,
+    direction_report,
     gold_directions,
-    item_examples,
-    item_text,
     labels_to_vectors,
+    persona_direction,
     probabilities_to_vectors,
     vectors_to_labels,
 )
-from personalign.inference.llm import ANSWER_VALUES, direction_report
+from personalign.inference.generation import TransformersBackend
+from personalign.inference.learned import (
+    CONFIG_NAME,
+    HEAD_FOLDER,
+    LearnedInferenceConfig,
+    class_weights,
+    item_examples,
+    item_text,
+)
+from personalign.inference.llm import ANSWER_VALUES
 from personalign.io import OutputExistsError
+from personalign.models.preference_head import PreferenceHead
 from personalign.personas.persona import DIRECTION_COLUMN, PairItem, Persona, UGCItem
 from personalign.personas.space import NEGATIVE, NEUTRAL, POSITIVE
 
@@ -236,8 +244,6 @@ def test_learned_inferencer_beats_chance_on_held_out_personas(
 
 
 def test_fit_is_seeded_and_leaves_the_global_generator_alone(embedded):
-    import torch
-
     encoder, examples = embedded
     torch.manual_seed(123)
     expected = torch.rand(1)
@@ -349,8 +355,12 @@ def test_save_and_load_give_identical_predictions(trained, splits, tiny_encoder_
     inferencer.item_threshold, inferencer.upper, inferencer.lower = 0.45, 0.65, 0.35
     folder = inferencer.save_pretrained(tmp_path / "inferencer")
     files = sorted(p.name for p in folder.iterdir())
-    assert files == sorted([CONFIG_NAME, WEIGHTS_NAME, "encoder"])
+    assert files == sorted([CONFIG_NAME, HEAD_FOLDER, "encoder"])
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in folder.rglob("*"))
+    # The head is on the HubModule convention: config.json + model.safetensors, loadable by itself.
+    assert {"config.json", "model.safetensors"} <= {p.name for p in (folder / HEAD_FOLDER).iterdir()}
+    head = PreferenceHead.from_pretrained(folder, subfolder=HEAD_FOLDER)
+    assert all(torch.equal(head.state_dict()[k], v.cpu()) for k, v in inferencer.head.state_dict().items())
     config = json.loads((folder / CONFIG_NAME).read_text())
     assert config["item_threshold"] == 0.45 and config["upper"] == 0.65 and config["training_args"]["seed"] == 0
 
@@ -382,20 +392,51 @@ def test_loading_bad_folders_fails_clearly(trained, tiny_encoder_path, tmp_path)
     with pytest.raises(ValueError, match="not valid JSON"):
         LearnedPreferenceInferencer.from_pretrained(folder)
     inferencer.save_pretrained(folder, encoder_name_or_path=str(tiny_encoder_path), overwrite=True)
-    config = json.loads((folder / CONFIG_NAME).read_text())
-    (folder / CONFIG_NAME).write_text(json.dumps({**config, "hidden_dim": 16}))
+    head_config_path, weights_path = folder / HEAD_FOLDER / "config.json", folder / HEAD_FOLDER / "model.safetensors"
+    head_config = json.loads(head_config_path.read_text())
+    head_config_path.write_text(json.dumps({**head_config, "hidden_dim": 16}))  # the head's shape is in its config
     with pytest.raises(ValueError, match="do not match the config's head shape"):
         LearnedPreferenceInferencer.from_pretrained(folder)
+    head_config_path.write_text(json.dumps({**head_config, "input_dim": 32}))
+    with pytest.raises(ValueError, match="do not match the config's head shape"):
+        LearnedPreferenceInferencer.from_pretrained(folder)
+    head_config_path.write_text("{not json")
+    with pytest.raises(ValueError, match=r"config\.json: not valid JSON"):
+        LearnedPreferenceInferencer.from_pretrained(folder)
+    head_config_path.write_text(json.dumps(head_config))
+    config = json.loads((folder / CONFIG_NAME).read_text())
     (folder / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 99}))
     with pytest.raises(ValueError, match="newer than this library reads"):
         LearnedPreferenceInferencer.from_pretrained(folder)
+    (folder / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 1}))
+    with pytest.raises(ValueError, match=r"format_version 1 .* is no longer read"):
+        LearnedPreferenceInferencer.from_pretrained(folder)
     (folder / CONFIG_NAME).write_text(json.dumps(config))
-    (folder / WEIGHTS_NAME).write_bytes(b"not safetensors")
+    weights_path.write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         LearnedPreferenceInferencer.from_pretrained(folder)
-    (folder / WEIGHTS_NAME).unlink()
-    with pytest.raises(FileNotFoundError, match=f"missing {WEIGHTS_NAME}"):
+    weights_path.unlink()
+    with pytest.raises(FileNotFoundError, match=f"missing {HEAD_FOLDER}/model.safetensors"):
         LearnedPreferenceInferencer.from_pretrained(folder)
+    with pytest.raises(FileNotFoundError, match="not a folder written by save_pretrained"):
+        LearnedPreferenceInferencer.from_pretrained(folder / CONFIG_NAME)  # a file, not a folder
+
+
+def test_loading_from_a_relative_folder_stays_local(trained, splits, tiny_encoder_path, tmp_path, monkeypatch):
+    """Relative paths that do not start with "." are folders when they exist (`local_folder`), never Hub ids: the
+    inferencer's folder and an encoder referenced by a relative path both load from disk."""
+    inferencer, _ = trained
+    personas = splits[2][:4]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "encoders").mkdir()
+    PersonaEncoder.from_pretrained(tiny_encoder_path).save_pretrained(tmp_path / "encoders" / "tiny")
+    inferencer.save_pretrained("runs/inferencer")
+    inferencer.save_pretrained("runs/light", encoder_name_or_path="encoders/tiny")
+    for relative in ("runs/inferencer", "runs/light", Path("runs") / "inferencer"):
+        loaded = LearnedPreferenceInferencer.from_pretrained(relative)
+        assert loaded.infer_many(personas) == inferencer.infer_many(personas)
+    with pytest.raises(FileNotFoundError):  # HF_HUB_OFFLINE: a missing folder reads as an uncached Hub id
+        LearnedPreferenceInferencer.from_pretrained("runs/missing")
 
 
 # ------------------------------------------------------------------------------------------------- drop-in use
@@ -419,14 +460,72 @@ def test_drop_in_for_the_llm_inferencer(trained, splits, alignx_space):
     )
 
 
+class CyclingBackend:
+    """A scripted "LLM" for the shared-interface tests: answers 1, 2 or 3 by prompt length, sometimes messily."""
+
+    def generate(self, prompts, max_new_tokens=8, **kwargs):
+        return [("(1) yes", " 2\n", "3. Comments alone cannot reflect")[len(m[-1]["content"]) % 3] for m in prompts]
+
+
+@pytest.fixture(params=["llm", "learned"])
+def make_inferencer(request, embedded, alignx_space):
+    """Builds either inferencer with the given thresholds: the LLM one on a scripted backend, the learned one with a
+    seeded untrained head (the interface, not the quality, is under test)."""
+    encoder, _ = embedded
+
+    def make(**kwargs):
+        if request.param == "llm":
+            return PreferenceInferencer(CyclingBackend(), space=alignx_space, **kwargs)
+        torch.manual_seed(0)
+        head = PreferenceHead(encoder.config.embedding_dim, len(alignx_space))
+        return LearnedPreferenceInferencer(encoder, space=alignx_space, head=head, **kwargs)
+
+    return make
+
+
+@pytest.mark.parametrize(("upper", "lower"), [(0.4, 0.6), (0.5, 0.5)])
+def test_both_inferencers_refuse_crossed_thresholds_alike(make_inferencer, upper, lower):
+    with pytest.raises(ValueError, match=re.escape(f"lower must be below upper, got lower={lower}, upper={upper}.")):
+        make_inferencer(upper=upper, lower=lower)
+
+
+def test_both_inferencers_keep_one_interface(make_inferencer, splits, alignx_space):
+    """The same calls, shapes and types from both implementations of `BasePreferenceInferencer`."""
+    inferencer = make_inferencer(upper=0.65, lower=0.35)
+    assert isinstance(inferencer, BasePreferenceInferencer)
+    assert (inferencer.upper, inferencer.lower, inferencer.space) == (0.65, 0.35, alignx_space)
+    personas = [Persona(ugc=p.ugc[:1], pairs=p.pairs[:1]) for p in splits[2][:3]]
+    items = [*personas[0].ugc, *personas[0].pairs]
+    item_vectors = inferencer.infer_items(items)
+    assert isinstance(item_vectors, list) and len(item_vectors) == len(items) == 2
+    assert all(isinstance(v, list) and len(v) == 90 and set(v) <= {0.0, 0.5, 1.0} for v in item_vectors)
+    assert all(type(value) is float for v in item_vectors for value in v)
+    direction = inferencer.infer(personas[0])
+    assert direction == persona_direction(item_vectors, alignx_space, 0.65, 0.35)
+    assert isinstance(direction, list) and len(direction) == 90 and all(type(value) is float for value in direction)
+    assert inferencer.infer(Persona()) == alignx_space.neutral()
+    directions = inferencer.infer_many([*personas, Persona()])
+    assert directions == [*(inferencer.infer(p) for p in personas), alignx_space.neutral()]
+    assert inferencer.profile_text(personas[0]) == alignx_space.to_text(direction)
+
+    report = inferencer.evaluate(personas)
+    assert report == direction_report(directions[:3], gold_directions(personas, alignx_space))
+    assert set(report) == {"positive", "negative", "neutral", "macro_f1", "num_cells"} and report["num_cells"] == 270
+
+    result = inferencer.calibrate(personas, grid=(0.6, 0.8))
+    assert {"upper", "lower", "macro_f1", "scores"} <= set(result) and result["upper"] in (0.6, 0.8)
+    assert (inferencer.upper, inferencer.lower) == (result["upper"], result["lower"])
+    assert isinstance(result["macro_f1"], float) and 0.0 <= result["macro_f1"] <= 1.0
+    with pytest.raises(ValueError, match="empty rows: calibration needs at least one persona"):
+        inferencer.calibrate([], where="empty rows")
+
+
 def test_comparison_with_the_llm_inferencer_on_the_tiny_model(trained, splits, tiny_lm_path, alignx_space):
     """The same held-out personas (three, one comment and one pair each: the LLM asks 90 questions per comment) through
     both inferencers. Measured: the random tiny LM answers nothing readable, every item is neutral and AlignX's
     fallback makes every dimension negative (macro-F1 0.005); the learned one scores 0.67 on these few items and infers
     about 300x more personas per second (0.20 against 57)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from personalign.inference.generation import TransformersBackend
 
     inferencer, _ = trained
     _, _, test = splits

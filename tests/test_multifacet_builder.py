@@ -143,6 +143,23 @@ def test_attach_history_lazy_and_eager_agree(built):
     }
 
 
+def test_attach_history_reads_a_view_of_the_responses_as_given(built):
+    """Ids address the rows of `responses` as given: a `select` / `shuffle` view (datasets' internal
+    `Dataset._indices`, which `attach_history` reads) is flattened before its Arrow table is read."""
+    configs, _ = built
+    rows, responses = configs["counterfactual"]["test"].select(range(4)), configs["responses"]["train"]
+    view = responses.select(list(reversed(range(len(responses)))))
+    assert view._indices is not None  # the internal this test pins
+    pair = rows[0]["history"][0]
+    first = attach_history(rows, view, lazy=False)[0]["history_text"][0]
+    assert first == {
+        "prompt": view[pair["chosen_id"]]["prompt"],
+        "chosen": view[pair["chosen_id"]]["output"],
+        "rejected": view[pair["rejected_id"]]["output"],
+    }
+    assert first["chosen"] != responses[pair["chosen_id"]]["output"]
+
+
 def test_bad_sources_are_named(tmp_path):
     rows = list(multifaceted_rows(4, seed=0))
     rows[5]["preference_set"][2] = {"dimension": "informativeness", "preference": "x"}

@@ -2,17 +2,18 @@
 reports."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from personalign import Persona, PreferenceSpace
 from personalign.data.synthetic import alignx_rows
+from personalign.inference.calibration import calibrate_thresholds, direction_report
 from personalign.inference.llm import (
     PreferenceInferencer,
     annotation_messages,
-    calibrate_thresholds,
     dimension_question,
-    direction_report,
     pair_value,
     parse_annotation,
 )
@@ -149,3 +150,14 @@ def test_direction_report_by_hand():
     assert report["neutral"]["precision"] == 1.0 and report["neutral"]["recall"] == 0.5
     with pytest.raises(ValueError, match="1 vectors for 2 gold"):
         direction_report([[1.0]], [[1.0], [0.0]])
+
+
+def test_the_llm_inferencer_and_calibration_do_not_import_torch():
+    """The LLM path (prompts, parsing, base, calibration, backends' module) stays light: torch loads only when a
+    local backend or the learned inferencer is built."""
+    code = (
+        "import sys; import personalign.inference.llm, personalign.inference.calibration, "
+        "personalign.inference.generation; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]

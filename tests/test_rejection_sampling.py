@@ -17,8 +17,8 @@ from personalign.hub.cards import render_dataset_card
 from personalign.hub.datasets import write_dataset_folder
 from personalign.personas.persona import PairItem
 from personalign.personas.prompts import feedback_generation_messages
-from personalign.reward.evaluation import load_reward_model, score_rewards
 from personalign.reward.feedback import FeedbackRendering
+from personalign.reward.modeling import load_reward_model, score_rewards
 from personalign.reward.rejection_sampling import build_rs_datasets, keep_count, rejection_sample, select_top_margin
 
 runner = CliRunner()

@@ -4,7 +4,10 @@ report, the generative B.1 baseline and in-context B.2 generation."""
 
 import json
 import logging
+import os
 import random
+import subprocess
+import sys
 
 import pytest
 from datasets import Dataset
@@ -14,18 +17,25 @@ from transformers import AutoTokenizer
 from personalign import PersonalizedRewardConfig, PersonalizedRewardTrainer
 from personalign.data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
 from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows, pair_adjacent_epochs
+from personalign.evaluation.judges import LLMJudge
 from personalign.inference.generation import GenerationBackend
 from personalign.io import write_rows
 from personalign.personas.persona import PairItem
 from personalign.personas.prompts import feedback_generation_messages, feedback_judge_messages
-from personalign.reward.evaluation import FeedbackRewardJudge, accuracy_table, evaluate_reward_model, load_reward_model
+from personalign.reward.evaluation import FeedbackRewardJudge, accuracy_table, evaluate_reward_model
 from personalign.reward.feedback import (
+    RENDERING_FILE,
     FeedbackRendering,
+    attach_history_texts,
+    column_values,
     generate_personalized,
     keep_recent_pairs,
     most_recent,
+    read_rendering_file,
     render_reward_example,
+    write_rendering_file,
 )
+from personalign.reward.modeling import load_reward_model
 
 COMMON = dict(
     use_cpu=True,
@@ -303,6 +313,45 @@ def test_saved_reward_model_reloads_with_its_rendering(trained):
     assert again["table"] == first["table"]
 
 
+def test_rendering_file_round_trip_and_bad_files(tmp_path):
+    rendering = FeedbackRendering(history_size=3, max_length=256, include_history=False)
+    path = write_rendering_file(tmp_path, rendering)
+    assert path == tmp_path / RENDERING_FILE and json.loads(path.read_text()) == {"rendering": rendering.to_dict()}
+    assert FeedbackRendering.from_dict(read_rendering_file(tmp_path)) == rendering
+    write_rendering_file(tmp_path, FeedbackRendering())  # a later save of the same model replaces it
+    assert read_rendering_file(tmp_path) == FeedbackRendering().to_dict()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RENDERING_FILE]  # no staging left behind
+    assert read_rendering_file(tmp_path / "elsewhere") == {}  # no file: a model trained elsewhere
+    # a setting this version does not know is ignored; a bad value is refused
+    assert FeedbackRendering.from_dict({"history_size": 4, "future_setting": 1}) == FeedbackRendering(history_size=4)
+    with pytest.raises(ValueError, match="history_size"):
+        FeedbackRendering.from_dict({"history_size": -1})
+    for text in ("{not json", "[1, 2]", '{"rendering": 3}'):
+        (tmp_path / RENDERING_FILE).write_text(text)
+        with pytest.raises(ValueError, match=f"{RENDERING_FILE}: "):
+            read_rendering_file(tmp_path)
+
+
+def test_column_values_and_history_attachment():
+    rows = [{"dimension": "style", "x": 1}, {"dimension": "harmlessness"}]
+    assert column_values(rows, "dimension") == ["style", "harmlessness"]
+    assert column_values(rows, "x") is None and column_values([], "x") is None
+    data = Dataset.from_list(rows)
+    assert column_values(data, "dimension") == ["style", "harmlessness"] and column_values(data, "y") is None
+    assert attach_history_texts(rows, responses=data) is rows  # not a Dataset with history ids: unchanged
+    assert attach_history_texts(data) is data
+
+
+def test_reward_package_imports_neither_torch_nor_the_trainers():
+    modules = ("torch", "transformers", "trl", "personalign.trainers")
+    code = (
+        "import sys, personalign.reward.evaluation, personalign.reward.rejection_sampling; "
+        f"print([m for m in {modules!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_accuracy_table_layout():
     correct = {"with_history": [True, False, True, True, None], "without_history": [True, False, False, True, True]}
     dimensions = ["harmlessness", "style", "custom", "style", "style"]
@@ -364,6 +413,10 @@ def test_b1_judge_randomizes_order_and_maps_verdicts_back():
     assert always_a.accuracy == 1 - sum(report.swapped) / len(rows)  # position bias shows as chance-level accuracy
     fixed = FeedbackRewardJudge(ScriptedBackend(lambda c: "[[A]]"), randomize_order=False).judge(rows)
     assert fixed.accuracy == 1.0 and not any(fixed.swapped)
+
+
+def test_b1_judge_is_an_llm_judge():
+    assert issubclass(FeedbackRewardJudge, LLMJudge) and FeedbackRewardJudge.name == "feedback_reward_b1"
 
 
 def test_b1_judge_counts_unparsable_outputs():

@@ -183,14 +183,15 @@ def push_built(
         `InputError`: Unless exactly one of `source` and `from_dir` is given.
         `HubError`: If there is no token (checked before any build) or the push fails.
     """
+    from ..data.loading import load_configs
     from ..hub.auth import resolve_token
-    from ..hub.datasets import load_dataset_folder, push_dataset
+    from ..hub.datasets import push_dataset
 
     resolve_token()  # fail before any build when there is no token
     if (source is None) == (from_dir is None):
         raise InputError("pass exactly one of --source (build, then push) or --from-dir (push a built folder)")
     if from_dir is not None:
-        configs = select_configs(load_dataset_folder(from_dir), names, str(from_dir))
+        configs = select_configs(load_configs(from_dir), names, str(from_dir))
         card = (from_dir / "README.md").read_text(encoding="utf-8")
     else:
         configs, card = build()

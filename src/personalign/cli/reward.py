@@ -36,8 +36,8 @@ def rejection_sample_command(
     """Score training pairs with a personalized reward model and keep the top share by margin (the counterfactual
     paper's §4.3): writes the RS-SFT and RS-DPO datasets."""
     from ..io import ensure_writable
-    from ..reward.evaluation import load_reward_model
     from ..reward.feedback import FeedbackRendering
+    from ..reward.modeling import load_reward_model
     from ..reward.rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
 
     ensure_writable(output, overwrite)  # before loading models and data

@@ -31,11 +31,11 @@ from ..papers import ALIGNX_CITATION
 from ..personas.persona import CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
 from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
 from ..personas.space import PreferenceSpace
+from .loading import batch_rows, load_source, require_columns
 
 ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
 ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"
 ALIGNX_CONFIGS = ("raw", "ica", "pba")
-SOURCE_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 _VECTOR = List(Value("float64"))
 RAW_FEATURES = Features(
@@ -124,102 +124,6 @@ class AlignXBuildConfig:
 
 
 # ----------------------------------------------------------------------------------------------------- reading
-def source_files(folder: str | Path) -> dict[str, list[Path]]:
-    """The data files of a local release folder by split, with the split rules of `datasets.load_dataset(folder)`
-    (file names containing `train`, `test`, `validation`, ...; everything is `train` otherwise)."""
-    from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
-
-    folder = Path(folder)
-    try:
-        patterns = get_data_patterns(str(folder))
-    except EmptyDatasetError:
-        raise ValueError(f"{folder}: no {', '.join(SOURCE_SUFFIXES)} files found.") from None
-    resolved = DataFilesDict.from_patterns(patterns, base_path=str(folder))
-    splits = {
-        str(split): sorted(Path(f) for f in files if Path(f).suffix in SOURCE_SUFFIXES)
-        for split, files in resolved.items()
-    }
-    splits = {split: files for split, files in splits.items() if files}
-    if not splits:
-        raise ValueError(f"{folder}: no {', '.join(SOURCE_SUFFIXES)} files found.")
-    return splits
-
-
-def load_source_file(path: Path) -> Dataset:
-    """One parquet / jsonl / json file of a release as a (memory-mapped) `Dataset`."""
-    if path.suffix == ".parquet":
-        return Dataset.from_parquet(str(path))
-    return Dataset.from_json(str(path))
-
-
-def source_parts(source: str | Path, **load_kwargs: Any) -> list[tuple[str, Dataset]]:
-    """Every file of a local folder, a single local file, or every split of a Hub dataset, as `(where, Dataset)`
-    pairs; `where` names the file or Hub split for error messages."""
-    path = Path(source)
-    if path.exists():
-        files = [path] if path.is_file() else [f for split in source_files(path).values() for f in split]
-        return [(str(file), load_source_file(file)) for file in files]
-    from datasets import load_dataset
-
-    loaded = load_dataset(str(source), **load_kwargs)
-    return [(f"{source} [{split}]", data) for split, data in loaded.items()]
-
-
-def local_splits(path: str | Path) -> dict[str, Dataset]:
-    """A local file (the `train` split) or a folder of data files (split by file name, as `source_files`), as
-    `{split: Dataset}` with each split's files concatenated."""
-    path = Path(path)
-    if path.is_file():
-        if path.suffix not in SOURCE_SUFFIXES:
-            raise ValueError(f"{path}: expected a {', '.join(SOURCE_SUFFIXES)} file.")
-        return {"train": load_source_file(path)}
-    splits = {}
-    for split, files in source_files(path).items():
-        parts = [load_source_file(file) for file in files]
-        splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-    return splits
-
-
-def load_split(source: str | Path, name: str | None = None, split: str = "train", **load_kwargs: Any) -> Dataset:
-    """One split of a dataset given as a local file, a local folder or a Hub id.
-
-    - a `.parquet` / `.jsonl` / `.json` file is the `train` split;
-    - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk` is read with `load_from_disk`;
-    - a folder with a dataset card (e.g. written by `personalign build-dataset`, with its configs) and a Hub id go
-      through `datasets.load_dataset(source, name, split=split)`, as on the Hub;
-    - any other folder is split by file name (`local_splits`).
-
-    Raises:
-        `ValueError`: If the split does not exist, naming the splits that do.
-    """
-    import datasets as hf_datasets
-
-    path = Path(source)
-    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
-        loaded = hf_datasets.load_from_disk(str(path))
-        splits = {"train": loaded} if isinstance(loaded, Dataset) else dict(loaded)
-    elif path.exists() and not (path / "README.md").is_file():
-        splits = local_splits(path)
-    else:
-        try:
-            return hf_datasets.load_dataset(str(source), name, split=split, **load_kwargs)
-        except ValueError as error:
-            raise ValueError(f"{source}: cannot load split {split!r} ({error}).") from None
-    if split not in splits:
-        raise ValueError(f"{source}: no {split!r} split (found: {', '.join(splits)}).")
-    return splits[split]
-
-
-def require_columns(dataset: Dataset, required: tuple[str, ...], where: str, row_kind: str) -> None:
-    """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need."""
-    missing = [c for c in required if c not in dataset.column_names]
-    if missing:
-        raise ValueError(
-            f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; {row_kind} row needs "
-            f"{', '.join(required)} (found: {', '.join(dataset.column_names)})."
-        )
-
-
 def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None) -> dict[str, Any]:
     """One release row (release column names or snake_case) as a `RAW_FEATURES` row; errors name `where`, the
     column and the item."""
@@ -244,12 +148,6 @@ def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | N
         "profile": persona.profile,
         "ground_truth_persona": truth if truth is None or isinstance(truth, str) else str(truth),
     }
-
-
-def batch_rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
-    """The rows of a column batch (as `Dataset.map(batched=True)` and `Dataset.iter` give them)."""
-    size = len(next(iter(batch.values())))
-    return [{key: values[i] for key, values in batch.items()} for i in range(size)]
 
 
 def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
@@ -286,29 +184,26 @@ def read_alignx(
     """The `raw` config: read AlignX from a local folder / file or a Hub id, validate every row, normalise it.
 
     Args:
-        source (`str` or `Path`, *optional*, defaults to `"JinaLeejnl/AlignX"`): A local folder of parquet / jsonl /
-            json files (splits by file name, as `load_dataset(folder)`), a single such file, or a Hub dataset id.
+        source (`str` or `Path`, *optional*, defaults to `"JinaLeejnl/AlignX"`): Any source
+            `personalign.data.loading.load_source` reads: a local folder of parquet / jsonl / json files (splits by
+            file name, as `load_dataset(folder)`), a single such file (a benchmark file's JSON list too), a built
+            folder (its `raw` config) or a Hub dataset id.
         num_proc (`int`, *optional*): Processes for the batched validation.
         batch_size (`int`, *optional*, defaults to `1000`): Rows per `map` batch.
         **load_kwargs: Passed to `datasets.load_dataset` for a Hub id (e.g. `revision`, `token`).
 
     Returns:
-        `DatasetDict` with `RAW_FEATURES`. Errors name the file (or Hub split), row and column.
-    """
-    path = Path(source)
-    if path.exists():
-        files = {"train": [path]} if path.is_file() else source_files(path)
-        splits = {}
-        for split, paths in files.items():
-            parts = [_normalize(load_source_file(p), str(p), num_proc, batch_size) for p in paths]
-            splits[split] = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-        return DatasetDict(splits)
-    from datasets import load_dataset
+        `DatasetDict` with `RAW_FEATURES`.
 
-    loaded = load_dataset(str(source), **load_kwargs)
-    return DatasetDict(
-        {split: _normalize(data, f"{source} [{split}]", num_proc, batch_size) for split, data in loaded.items()}
-    )
+    Raises:
+        `ValueError`: On a bad source (see `load_source`) or row, naming the file (or Hub split), row and column.
+    """
+    loaded = load_source(source, **load_kwargs)
+    splits = {}
+    for split, parts in loaded.parts.items():
+        normalized = [_normalize(data, where, num_proc, batch_size) for where, data in parts]
+        splits[split] = normalized[0] if len(normalized) == 1 else concatenate_datasets(normalized)
+    return DatasetDict(splits)
 
 
 # --------------------------------------------------------------------------------------------------- rendering

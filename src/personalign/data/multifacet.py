@@ -30,6 +30,7 @@ as text: ten pairs of long answers per row would multiply the 197k-row source in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import re
@@ -46,7 +47,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 
 from ..hub.cards import DatasetCardSpec
 from ..papers import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION
-from .alignx import batch_rows, require_columns, source_parts
+from .loading import DatasetSource, batch_rows, load_source, require_columns
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -84,6 +85,9 @@ COUNTERFACTUAL_FEATURES = Features(
 `attach_history`)."""
 
 HISTORY_TEXT = List({"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string")})
+MULTIFACET_CF_CONFIGS = ("counterfactual", "responses")
+"""The configs of a `personalign build-dataset multifacet-cf` build: the rows, and the response table their history
+ids point into."""
 
 
 @dataclass
@@ -263,9 +267,10 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
 
 
 def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -> Dataset:
-    """Read Multifaceted-Collection SFT rows (every split / file) and validate them; errors name file, row, column."""
+    """Read Multifaceted-Collection SFT rows (every split / file of a source `personalign.data.loading.load_source`
+    reads) and validate them; errors name file, row, column."""
     checked = []
-    for where, data in source_parts(source, **load_kwargs):
+    for where, data in load_source(source, **load_kwargs).all_parts():
         require_columns(data, REQUIRED_COLUMNS, where, "a Multifaceted-Collection")
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
@@ -550,8 +555,6 @@ def _chunks(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str
 
 
 def _fingerprint(source: str | Path, config: MultifacetBuildConfig) -> str:
-    import hashlib
-
     return hashlib.sha256(repr((str(source), sorted(config.to_dict().items()))).encode()).hexdigest()[:16]
 
 
@@ -588,8 +591,21 @@ def attach_history(rows: Dataset, responses: Dataset, lazy: bool = True) -> Data
     """Add `history_text`: the row's feedback history as `[{prompt, chosen, rejected}, ...]`, taken from the
     `responses` config by id. `lazy=True` resolves it on access (`with_transform`: no copy, for training);
     `lazy=False` materialises the column (for small sets, e.g. the test split).
+
+    Ids address the rows of `responses` as given (the built `responses` config: its `response_id`). The texts are
+    read from its Arrow table, so a `select` / `shuffle` view is flattened first; that test reads `datasets`'
+    internal `Dataset._indices` (set on such a view), as `push_to_hub` does, pinned by
+    `tests/test_multifacet_builder.py::test_attach_history_reads_a_view_of_the_responses_as_given`.
+
+    Args:
+        rows (`Dataset`): Rows of the `counterfactual` config (their `history` ids).
+        responses (`Dataset`): The `responses` config's rows the ids point into.
+        lazy (`bool`, *optional*, defaults to `True`): Resolve on access instead of materialising the column.
+
+    Returns:
+        `Dataset`: `rows` with `history_text`.
     """
-    if responses._indices is not None:  # a selected / shuffled view: ids address the underlying table's rows
+    if responses._indices is not None:  # a view: the Arrow table beneath holds other rows, or in another order
         responses = responses.flatten_indices()
 
     def resolve(batch: Mapping[str, list]) -> dict[str, list]:
@@ -615,6 +631,22 @@ def attach_history(rows: Dataset, responses: Dataset, lazy: bool = True) -> Data
     return rows.map(
         resolve, batched=True, batch_size=1_000, features=Features({**rows.features, "history_text": HISTORY_TEXT})
     )
+
+
+def multifacet_cf_responses(dataset: DatasetSource) -> Dataset | None:
+    """The `responses` table of a counterfactual MultiFacet build (the texts its rows' history ids point into), or
+    `None` when `dataset` is not one. The one test of "is this a `personalign build-dataset multifacet-cf` dataset"
+    (a built folder or its Hub push): it declares both `MULTIFACET_CF_CONFIGS`.
+
+    Args:
+        dataset (`DatasetSource`): A dataset as `personalign.data.loading.load_source` reads it.
+
+    Returns:
+        `Dataset` or `None`: The `responses` config's `train` split, for `attach_history`.
+    """
+    if not all(config in dataset.configs for config in MULTIFACET_CF_CONFIGS):
+        return None
+    return dataset.with_config("responses").split("train")
 
 
 def multifacet_card(

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from datasets import Dataset, concatenate_datasets
+from huggingface_hub import EvalResult, ModelCardData
 
-from ..data.alignx import source_parts
-from ..hub.cards import render_card
+from ..data.loading import load_source
+from ..hub.cards import render_model_card
 from ..io import atomic_output, ensure_writable
 from ..papers import DPORE_CITATION
 from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
@@ -51,7 +52,7 @@ def load_excerpts(
     if excerpt_format not in EXCERPT_FORMATS:
         raise ValueError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
     tables = []
-    for where, data in source_parts(source, **load_kwargs):
+    for where, data in load_source(source, **load_kwargs).all_parts():
         if excerpt_format == "alignx":
             tables.append(
                 alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where=where)
@@ -75,38 +76,35 @@ def encoder_card(
     results: Mapping[str, Any] | None,
     name: str = "Persona encoder",
 ) -> str:
-    """The README.md of a trained encoder: YAML metadata (base model, tags, `model-index` with held-out results) and
-    a body rendered from `model_cards/persona_encoder_card.md.j2`."""
-    metadata: dict[str, Any] = {
-        "library_name": "personalign",
-        "pipeline_tag": "feature-extraction",
-        "tags": ["personalign", "persona-encoder", "personalization", "sentence-similarity", "dpore"],
-        "license": "apache-2.0",
-    }
-    if not Path(base_model).exists():
-        metadata["base_model"] = base_model
-    if not Path(dataset).exists():
-        metadata["datasets"] = [dataset]
-    if results:
-        metadata["model-index"] = [
-            {
-                "name": name,
-                "results": [
-                    {
-                        "task": {"type": "feature-extraction", "name": "Held-out persona retrieval"},
-                        "dataset": {"name": dataset, "type": dataset, "split": "held-out personas"},
-                        "metrics": [
-                            {"type": key.replace("@", "_at_"), "value": round(results["after"][key], 4), "name": key}
-                            for key in CARD_METRICS
-                        ],
-                    }
-                ],
-            }
-        ]
+    """The README.md of a trained encoder: metadata (base model, tags, `model-index` with the held-out results) and a
+    body rendered from `model_cards/persona_encoder_card.md.j2`, written by `personalign.hub.cards`."""
+    data = ModelCardData(
+        base_model=None if Path(base_model).exists() else base_model,  # a local path is not a Hub id
+        datasets=None if Path(dataset).exists() else [dataset],
+        library_name="personalign",
+        license="apache-2.0",
+        pipeline_tag="feature-extraction",
+        tags=["personalign", "persona-encoder", "personalization", "sentence-similarity", "dpore"],
+    )
+    evaluation = [
+        EvalResult(
+            task_type="feature-extraction",
+            task_name="Held-out persona retrieval",
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="held-out personas",
+            metric_type=key.replace("@", "_at_"),
+            metric_value=round(results["after"][key], 4),
+            metric_name=key,
+        )
+        for key in (CARD_METRICS if results else ())
+    ]
     config = encoder.config
-    return render_card(
+    return render_model_card(
         "persona_encoder_card.md.j2",
-        metadata,
+        data,
+        name,
+        evaluation,
         name=name,
         temperature=hyperparameters.get("temperature"),
         base_model=base_model,
@@ -121,7 +119,7 @@ def encoder_card(
         projection_activation=config.projection_activation,
         normalize=config.normalize,
         hyperparameters=dict(hyperparameters),
-        results=results,
+        held_out=results,
         metric_keys=CARD_METRICS,
         citation=DPORE_CITATION,
     )

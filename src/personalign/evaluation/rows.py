@@ -1,7 +1,8 @@
-"""The rows `personalign eval` scores: reading AlignX or counterfactual MultiFacet rows from a file, a folder, a
-`personalign build-dataset` folder or the Hub, and rendering them as persona-conditioned TRL preference rows.
+"""The rows `personalign eval` scores: AlignX or counterfactual MultiFacet rows from any source
+`personalign.data.loading.load_source` reads (a file, a folder, a `personalign build-dataset` folder or the Hub),
+recognised by their columns, validated, and rendered as persona-conditioned TRL preference rows.
 
-Besides release rows, it reads AlignX's benchmark files (P-Soups, UF-P-4, PRISM: `.json` files holding a JSON list of
+Besides release rows, it scores AlignX's benchmark files (P-Soups, UF-P-4, PRISM: `.json` files holding a JSON list of
 rows with a ready `profile`, a `ground_truth_persona` and feedback pairs without vectors), and the ready-rendered `pba`
 / `ica` configs of a `personalign build-dataset alignx` folder (scored as they are). A folder of several files keeps
 the name of each row's file, for per-benchmark results, and where each file's rows start, so that messages name a bad
@@ -10,24 +11,15 @@ row by its file and its row in that file (`EvalRows.row_name`).
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..data.alignx import (
-    SOURCE_SUFFIXES,
-    AlignXBuildConfig,
-    batch_rows,
-    load_source_file,
-    local_splits,
-    normalize_row,
-    render_row,
-    require_columns,
-    source_files,
-)
+from datasets import Dataset, LargeList, List
+
+from ..data.alignx import AlignXBuildConfig, normalize_row, render_row
+from ..data.loading import DatasetSource, batch_rows, load_source, require_columns, row_name
+from ..data.multifacet import attach_history, multifacet_cf_responses
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, PairItem
 from ..personas.prompts import feedback_generation_messages, preference_example
 from ..personas.space import PreferenceSpace
@@ -68,7 +60,7 @@ class EvalRows:
             suffix (e.g. `"p_soups"`), when the split's rows come from several files of a local folder.
         files (`list[tuple[str, int]]`, *optional*): For the rows of a local folder: each file of the split, in
             order, as `(path, first row)`: the folder as given joined with the file's path in it (`"bench/prism.json"`)
-            and the split position of the file's first row (see `file_row`).
+            and the split position of the file's first row (see `personalign.data.loading.file_row`).
     """
 
     data_format: str
@@ -84,155 +76,25 @@ class EvalRows:
         return row_name(self.where, self.files, index)
 
 
-def file_row(files: Sequence[tuple[str, int]], index: int) -> tuple[str, int]:
-    """The file holding a split's row `index` and the row's position in that file, from the split's `(path, first
-    row)` list (`EvalRows.files`)."""
-    position = max(bisect_right([start for _, start in files], index) - 1, 0)
-    path, start = files[position]
-    return path, index - start
-
-
-def row_name(where: str, files: Sequence[tuple[str, int]] | None, index: int) -> str:
-    """A split's row `index` for messages: `"<file>, row <n>"` (its file and its row in that file) when the split's
-    file boundaries are known (a local folder), else `"<where>, row <index>"`."""
-    if not files:
-        return f"{where}, row {index}"
-    path, row = file_row(files, index)
-    return f"{path}, row {row}"
-
-
 # ------------------------------------------------------------------------------------------------------- reading
-def _declared_configs(source: str) -> list[str]:
-    """The configs a dataset folder (`personalign build-dataset` output) or Hub repo declares in its card."""
-    from datasets import get_dataset_config_names
-
-    path = Path(source)
-    if path.is_file() or (path.is_dir() and not (path / "README.md").is_file()):
-        return []
-    return [name for name in get_dataset_config_names(str(source)) if name != "default"]
-
-
-def _looks_local(source: str) -> bool:
-    return source.startswith((".", "/", "~")) or Path(source).suffix in SOURCE_SUFFIXES or source.count("/") > 1
-
-
-def _concatenate(parts: list[Any], files: list[Path]) -> Any:
-    """The files of one split as one `Dataset`. A column that some files lack (benchmark files differ in their
-    optional columns) is null in their rows; columns of conflicting types are an error naming the files."""
-    from datasets import concatenate_datasets
-
-    features: dict[str, Any] = {}
-    for part in parts:
-        for name, feature in part.features.items():
-            features.setdefault(name, feature)
-    filled = []
-    for part in parts:
-        for name in features:
-            if name not in part.column_names:
-                part = part.add_column(name, [None] * len(part), feature=features[name])
-        filled.append(part.select_columns(list(features)))
-    try:
-        return concatenate_datasets(filled)
-    except ValueError as error:
-        reason = " ".join(str(error).split())
+def _read(source: str, persona_format: str | None) -> DatasetSource:
+    """The config `personalign eval` scores: a build's `counterfactual` or `raw` config (the loader's primary one),
+    else its ready-rendered `pba` / `ica` config (`persona_format` picks between the two)."""
+    loaded = load_source(source)
+    if loaded.config not in RENDERED_CONFIGS:
+        return loaded
+    rendered = [name for name in RENDERED_CONFIGS if name in loaded.configs]
+    if persona_format is not None and persona_format not in rendered:
         raise ValueError(
-            f"the files {', '.join(map(str, files))} cannot form one split: their columns differ in type ({reason}); "
-            "evaluate them one at a time."
-        ) from None
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Turn `datasets`' failure to parse a data file (bad JSON, ...) into one line naming the file."""
-    from datasets.exceptions import DatasetGenerationError
-
-    try:
-        yield
-    except DatasetGenerationError as error:
-        reason = " ".join(str(error.__cause__ or error).split())
-        raise ValueError(f"{path}: cannot read it as a {', '.join(SOURCE_SUFFIXES)} data file ({reason}).") from None
-
-
-def _benchmark_name(file: Path, folder: Path) -> str:
-    """A data file's path in its folder without the suffix (`"p_soups"`, `"prism/test"`): its benchmark's name."""
-    try:
-        return file.resolve().relative_to(folder.resolve()).with_suffix("").as_posix()
-    except ValueError:
-        return file.stem
-
-
-def _file_name(file: Path, folder: Path) -> str:
-    """A data file for messages: the folder as given joined with the file's path in it (`"bench/prism.json"`)."""
-    try:
-        return str(folder / file.resolve().relative_to(folder.resolve()))
-    except ValueError:
-        return str(file)
-
-
-def _folder_splits(folder: Path) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, list[tuple[str, int]]]]:
-    """A folder of data files split by file name (as `personalign.data.alignx.local_splits`); for each split of
-    several files the benchmark of each row (its file's path in the folder, without the suffix); and for each split
-    its files as `(path, first row)` (`EvalRows.files`)."""
-    splits, sources, boundaries = {}, {}, {}
-    for split, files in source_files(folder).items():
-        parts = []
-        for file in files:
-            with _reading(file):
-                parts.append(load_source_file(file))
-        splits[split] = parts[0] if len(parts) == 1 else _concatenate(parts, files)
-        starts = [sum(len(part) for part in parts[:number]) for number in range(len(parts))]
-        boundaries[split] = [(_file_name(file, folder), start) for file, start in zip(files, starts, strict=True)]
-        if len(parts) > 1:
-            names = [_benchmark_name(file, folder) for file in files]
-            sources[split] = [name for name, part in zip(names, parts, strict=True) for _ in range(len(part))]
-    return splits, sources, boundaries
-
-
-@dataclass
-class _Splits:
-    splits: dict[str, Any]
-    responses: Any = None
-    rendered: str | None = None
-    sources: dict[str, list[str]] | None = None
-    files: dict[str, list[tuple[str, int]]] | None = None
-
-
-def _read_splits(source: str, persona_format: str | None = None) -> _Splits:
-    """The splits of a local file / folder, a dataset folder or a Hub dataset, with what `EvalRows` records."""
-    from datasets import load_dataset
-
-    path = Path(source)
-    if not path.exists() and _looks_local(source):
-        raise ValueError(f"dataset {source}: no such file or folder.")
-    configs = _declared_configs(source)
-    if "counterfactual" in configs:
-        responses = load_dataset(source, "responses", split="train") if "responses" in configs else None
-        return _Splits(dict(load_dataset(source, "counterfactual")), responses)
-    if "raw" in configs:
-        return _Splits(dict(load_dataset(source, "raw")))
-    rendered = [name for name in RENDERED_CONFIGS if name in configs]
-    if rendered:
-        if persona_format is not None and persona_format not in rendered:
-            raise ValueError(
-                f"dataset {source} holds only the ready-rendered {' and '.join(rendered)} config of "
-                f"`personalign build-dataset alignx` (no raw config): --persona-format {persona_format} cannot "
-                "re-render it; drop --persona-format, or evaluate the source file or a folder built with --config raw."
-            )
-        name = persona_format or rendered[0]
-        return _Splits(dict(load_dataset(source, name)), rendered=name)
-    if path.is_dir():
-        splits, sources, files = _folder_splits(path)
-        return _Splits(splits, sources=sources, files=files)
-    if path.exists():
-        with _reading(path):
-            return _Splits(local_splits(path))
-    return _Splits(dict(load_dataset(source)))
+            f"dataset {source} holds only the ready-rendered {' and '.join(rendered)} config of "
+            f"`personalign build-dataset alignx` (no raw config): --persona-format {persona_format} cannot "
+            "re-render it; drop --persona-format, or evaluate the source file or a folder built with --config raw."
+        )
+    return loaded if persona_format in (None, loaded.config) else loaded.with_config(persona_format)
 
 
 def _has_message_prompts(data: Any) -> bool:
     """Whether the rows' `prompt` is a list (of messages): a rendered config, not release rows."""
-    from datasets import LargeList, List
-
     return isinstance(data.features.get(PROMPT_COLUMN), (List, LargeList, list))
 
 
@@ -273,24 +135,18 @@ def load_eval_rows(
         `ValueError`: For a missing file, an unknown split, unrecognised columns, rows that lack what their format
             needs, or MultiFacet rows without histories.
     """
-    from datasets import Dataset
-
-    from ..data.multifacet import attach_history
-
-    read = _Splits({})
+    loaded = None
     if isinstance(source, Dataset):
         data, where = source, "dataset"
     else:
-        read = _read_splits(str(source), persona_format)
-        splits = read.splits
+        loaded = _read(str(source), persona_format)
+        splits = loaded.splits
         if split is None:
             if len(splits) != 1 and "test" not in splits:
                 raise ValueError(f"dataset {source} has splits {', '.join(splits)}: pick one with --split.")
-            split = next(iter(splits)) if len(splits) == 1 else "test"
-        if split not in splits:
-            raise ValueError(f"dataset {source} has no split {split!r}; its splits: {', '.join(splits)}.")
-        data, where = splits[split], f"{source} [{split}]"
-    rendered = read.rendered
+            split = splits[0] if len(splits) == 1 else "test"
+        data, where = loaded.split(split), loaded.where(split)
+    rendered = loaded.config if loaded is not None and loaded.config in RENDERED_CONFIGS else None
     if rendered is None and data_format != "multifacet" and _has_message_prompts(data):
         rendered = RENDERED
         if persona_format is not None:
@@ -321,15 +177,16 @@ def load_eval_rows(
         if missing:
             raise ValueError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} of MultiFacet rows.")
         if HISTORY_TEXT_COLUMN not in data.column_names:
-            if read.responses is None:
+            responses = None if loaded is None else multifacet_cf_responses(loaded)
+            if responses is None:
                 raise ValueError(
                     f"{where}: the rows hold history ids but no 'history_text'; evaluate the folder written by "
                     "`personalign build-dataset multifacet-cf` (it has the `responses` config the ids point into), "
                     "or rows from `attach_history(..., lazy=False)`."
                 )
-            data = attach_history(data, read.responses, lazy=False)
-    sources = (read.sources or {}).get(split) if split is not None else None
-    files = (read.files or {}).get(split) if split is not None else None
+            data = attach_history(data, responses, lazy=False)
+    sources = None if loaded is None else loaded.benchmarks(split)
+    files = None if loaded is None else loaded.files(split)
     return EvalRows(found, data, where, split, rendered, sources, files)
 
 

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from huggingface_hub import EvalResult
 
 from .. import __version__
+from ..hub.cards import add_results_to_card
 from ..io import atomic_output
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
@@ -644,8 +646,11 @@ def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, 
 
 
 def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: str | None = None) -> Path:
-    """Put a model's overall results into a model card's `model-index` (`huggingface_hub.ModelCard`), replacing any
-    earlier entry for the same dataset, split and metric and keeping everything else; a missing card is created.
+    """Put a model's overall results into a model card's `model-index`, each with its arguments: the dataset's split,
+    format, persona format and row limit / length cut (`dataset_args`; ICA also whether demographics were shown) and
+    beta and the reference (`metric_args`). A result measured again with the same arguments replaces its old value;
+    every other result, the card's text and its other metadata are kept (`personalign.hub.cards`); a missing card is
+    created.
 
     Args:
         card_path (`str` or `Path`): The card (a model folder's `README.md`).
@@ -654,9 +659,10 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
 
     Returns:
         `Path`: `card_path`.
-    """
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+    Raises:
+        `ValueError`: If `model` is missing or unknown, or the existing card's metadata cannot be read.
+    """
     models = results["models"]
     if model is None:
         if len(models) != 1:
@@ -664,15 +670,15 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         model = next(iter(models))
     if model not in models:
         raise ValueError(f"no results for {model!r}; results hold {', '.join(models)}.")
-    card_path = Path(card_path)
-    if card_path.is_file():
-        card = ModelCard.load(card_path)
-    else:
-        name = Path(model).name
-        card = ModelCard(
-            f"---\n{ModelCardData(model_name=name).to_yaml()}\n---\n\n# {name}\n\nEvaluated with `personalign eval`.\n"
-        )
     data, settings, overall = results["dataset"], results["settings"], models[model]["overall"]
+    dataset_args = {
+        "format": data["format"],
+        "persona_format": settings["persona_format"],
+        "limit": settings.get("limit"),
+        "max_length": settings.get("max_length"),
+    }
+    if settings["persona_format"] == "ica":
+        dataset_args["include_demographics"] = settings.get("include_demographics", True)
     new = [
         EvalResult(
             task_type="text-generation",
@@ -680,7 +686,7 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
             dataset_type=str(data["source"]),
             dataset_name=str(data["source"]),
             dataset_split=settings.get("split") or None,
-            dataset_args={"format": data["format"], "persona_format": settings["persona_format"]},
+            dataset_args=dataset_args,
             metric_type=metric,
             metric_value=round(float(overall[metric]), 4),
             metric_name=metric.replace("_", " "),
@@ -689,15 +695,4 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         for metric in CARD_METRICS
         if metric in overall
     ]
-
-    def key(result: Any) -> tuple:
-        args = json.dumps(result.dataset_args or {}, sort_keys=True)
-        return result.dataset_type, result.dataset_split, args, result.metric_type
-
-    replaced = {key(r) for r in new}
-    kept = [r for r in card.data.eval_results or [] if key(r) not in replaced]
-    card.data.eval_results = kept + new
-    card.data.model_name = card.data.model_name or Path(model).name
-    with atomic_output(card_path, overwrite=True) as temporary:
-        temporary.write_text(str(card), encoding="utf-8")
-    return card_path
+    return add_results_to_card(card_path, new, Path(model).name, description="Evaluated with `personalign eval`.")

@@ -3,6 +3,8 @@ logged or saved; `redact_token` takes it out of any text shown to the user."""
 
 from __future__ import annotations
 
+import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
+
 from ..errors import PersonalignError
 
 
@@ -16,9 +18,7 @@ def resolve_token(token: str | None = None) -> str:
     Raises:
         `HubError`: If there is none, with what to do about it.
     """
-    from huggingface_hub import get_token
-
-    token = token or get_token()
+    token = token or huggingface_hub.get_token()
     if not token:
         raise HubError(
             "no Hugging Face token found: set HF_TOKEN or run `hf auth login` (the token is never printed)."
@@ -27,4 +27,5 @@ def resolve_token(token: str | None = None) -> str:
 
 
 def redact_token(text: str, token: str) -> str:
+    """`text` with every occurrence of `token` replaced by `***` (for error messages that may quote it)."""
     return text.replace(token, "***") if token else text

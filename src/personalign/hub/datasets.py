@@ -16,7 +16,9 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+import huggingface_hub
 from datasets import Dataset, DatasetDict
+from huggingface_hub.errors import HfHubHTTPError
 
 from ..io import atomic_output
 from .auth import HubError, redact_token, resolve_token
@@ -68,14 +70,6 @@ def write_dataset_folder(
     return output_dir
 
 
-def load_dataset_folder(folder: str | Path) -> dict[str, DatasetDict]:
-    """Every config of a folder written by `write_dataset_folder`, by name."""
-    from datasets import get_dataset_config_names, load_dataset
-
-    folder = str(folder)
-    return {name: load_dataset(folder, name) for name in get_dataset_config_names(folder)}
-
-
 def push_dataset(
     configs: Mapping[str, DatasetDict],
     repo_id: str,
@@ -91,11 +85,8 @@ def push_dataset(
     Returns:
         `str`: The repo URL.
     """
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
     token = resolve_token(token)
-    api = HfApi(token=token)
+    api = huggingface_hub.HfApi(token=token)  # looked up at call time, so a stand-in client can replace it
     try:
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         api.upload_file(

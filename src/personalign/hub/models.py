@@ -8,17 +8,21 @@ from that record, never from the trainer's pickled `training_args.bin`, which is
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from ..methods import METHODS, get_method
-from .auth import HubError, redact_token
-from .cards import render_card
-from .run_record import RUN_RECORD
+import huggingface_hub
+from huggingface_hub import CommitOperationAdd, EvalResult, ModelCardData
+from huggingface_hub.errors import HfHubHTTPError
+
+from ..io import atomic_output
+from ..methods import get_method
+from .auth import HubError, redact_token, resolve_token
+from .cards import merge_results, read_card_results, render_model_card
+from .run_record import read_run_record
 
 IGNORED_FILES = (
     "checkpoint-*",
@@ -40,129 +44,72 @@ EVAL_METRIC_NAMES = {
     "eval_rewards/accuracies": ("alignment_accuracy", "Alignment accuracy (DPO reward accuracy)"),
     "eval_accuracy": ("accuracy", "Preference accuracy"),
 }
+"""The trainer's end-of-run metrics a card reports: metric key -> (`model-index` metric type, metric name)."""
 
 
-def read_run_record(folder: str | Path) -> dict[str, Any]:
-    """The `personalign_run.json` of a trained folder."""
-    path = Path(folder) / RUN_RECORD
-    if not path.is_file():
-        raise ValueError(f"{folder}: no {RUN_RECORD}; push-model publishes folders written by `personalign train`.")
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}).") from None
-    if not isinstance(record, dict) or record.get("method") not in METHODS:
-        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
-    return record
-
-
-def card_results(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Evaluation results of a run as flat entries `{dataset, split, type, name, value}`: the trainer's end-of-run
-    evaluation and every result added by `personalign eval` (`record["results"]`)."""
-    results = []
-    split = record.get("eval_split") or "test"
-    for key, (metric_type, name) in EVAL_METRIC_NAMES.items():
-        value = (record.get("eval_metrics") or {}).get(key)
-        if value is not None:
-            results.append(
-                {"dataset": record["dataset"], "split": split, "type": metric_type, "name": name, "value": value}
-            )
-    results += [dict(entry) for entry in record.get("results", [])]
-    return results
-
-
-def existing_card_results(card_path: str | Path) -> list[dict[str, Any]]:
-    """The `model-index` results already in a card (e.g. added by `personalign eval --model-card`), as flat entries;
-    none when there is no card or it has no results."""
-    from huggingface_hub import ModelCard
-
-    card_path = Path(card_path)
-    if not card_path.is_file():
-        return []
-    try:
-        data = ModelCard.load(card_path).data
-    except ValueError:  # a README without (valid) metadata
-        return []
+def run_results(record: Mapping[str, Any]) -> list[EvalResult]:
+    """The trainer's end-of-run evaluation of a run (`record["eval_metrics"]`) as card results, on the run's dataset,
+    config and evaluation split (`eval_split`, else `"test"`), rounded to 4 decimals."""
+    metrics = record.get("eval_metrics") or {}
     return [
-        {
-            "dataset": result.dataset_name or result.dataset_type,
-            "split": result.dataset_split or "test",
-            "type": result.metric_type,
-            "name": result.metric_name or result.metric_type,
-            "value": result.metric_value,
-        }
-        for result in (data.eval_results or [])
-    ]
-
-
-def merge_results(*groups: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per (dataset, split, metric type); a later group replaces an earlier one's value."""
-    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for group in groups:
-        for entry in group:
-            merged[(str(entry["dataset"]), str(entry["split"]), str(entry["type"]))] = dict(entry)
-    return list(merged.values())
-
-
-def model_index(name: str, results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The card's `model-index` (the Hub's evaluation-results metadata), one entry per dataset and split."""
-    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for result in results:
-        grouped.setdefault((result["dataset"], result["split"]), []).append(result)
-    return [
-        {
-            "name": name,
-            "results": [
-                {
-                    "task": {"type": "text-generation", "name": "Personalized preference alignment"},
-                    "dataset": {"name": dataset, "type": dataset, "split": split},
-                    "metrics": [
-                        {"type": entry["type"], "value": round(float(entry["value"]), 4), "name": entry["name"]}
-                        for entry in entries
-                    ],
-                }
-                for (dataset, split), entries in grouped.items()
-            ],
-        }
+        EvalResult(
+            task_type="text-generation",
+            task_name="Personalized preference alignment",
+            dataset_type=record["dataset"],
+            dataset_name=record["dataset"],
+            dataset_config=record.get("dataset_config"),
+            dataset_split=record.get("eval_split") or "test",
+            metric_type=metric_type,
+            metric_value=round(float(metrics[key]), 4),
+            metric_name=name,
+        )
+        for key, (metric_type, name) in EVAL_METRIC_NAMES.items()
+        if metrics.get(key) is not None
     ]
 
 
 def model_card(folder: str | Path, repo_id: str | None = None) -> str:
-    """The README.md for a trained folder, from its run record (see `model_cards/model_card.md.j2`)."""
+    """The README.md for a trained folder, from its run record and the registry entry of its method (see
+    `model_cards/model_card.md.j2`), with every result: the trainer's end-of-run evaluation and those already in the
+    folder's card (added by `personalign eval --model-card` or by hand), each with its arguments.
+
+    Raises:
+        `ValueError`: If the folder has no valid run record, its method writes its own card, or its card's metadata
+            cannot be read.
+    """
     folder = Path(folder)
     record = read_run_record(folder)
     method = get_method(record["method"])
     spec = method.card
     if spec is None:
         raise ValueError(f"{folder}: a {method.name} run writes its own card; there is no method card to render.")
-    results = merge_results(card_results(record), existing_card_results(folder / "README.md"))
+    results = merge_results(run_results(record), read_card_results(folder / "README.md"))
     name = repo_id.split("/")[-1] if repo_id else folder.name
-    metadata: dict[str, Any] = {
-        "library_name": "transformers",
-        "pipeline_tag": spec.pipeline_tag,
-        "tags": ["personalign", method.name, "personalization", "trl"],
-        "license": "apache-2.0",
-    }
-    if record.get("base_model") and not Path(record["base_model"]).exists():
-        metadata["base_model"] = record["base_model"]
-    if record.get("dataset") and not Path(record["dataset"]).exists():
-        metadata["datasets"] = [record["dataset"]]
-    if results:
-        metadata["model-index"] = model_index(name, results)
-    return render_card(
+    base_model, dataset = record.get("base_model"), record.get("dataset")
+    data = ModelCardData(
+        # A local path is not a Hub id: the metadata names only Hub ids (the body names both).
+        base_model=base_model if base_model and not Path(base_model).exists() else None,
+        datasets=[dataset] if dataset and not Path(dataset).exists() else None,
+        library_name="transformers",
+        license="apache-2.0",
+        pipeline_tag=spec.pipeline_tag,
+        tags=["personalign", method.name, "personalization", "trl"],
+    )
+    return render_model_card(
         "model_card.md.j2",
-        metadata,
+        data,
+        name,
+        results,
         name=f"{name} ({spec.title})",
         description=spec.description,
         method=method.name,
-        base_model=record.get("base_model"),
-        dataset=record.get("dataset"),
+        base_model=base_model,
+        dataset=dataset,
         dataset_config=record.get("dataset_config"),
         usage=spec.usage.format(repo=repo_id or "<this repo or folder>"),
         files={file: note for file, note in {**method.files, **FILE_NOTES}.items() if (folder / file).exists()},
         hyperparameters=record.get("hyperparameters", {}),
         model_config=record.get("model_config", {}),
-        results=results,
         citation=method.citation,
     )
 
@@ -180,8 +127,8 @@ def _published(folder: Path) -> list[Path]:
 
 
 def _card_for(folder: Path, repo_id: str | None) -> str:
-    record = read_run_record(folder)
-    if record["method"] == "encoder":  # `train encoder` already wrote the encoder's own card
+    """The card to publish: the generated one, or the folder's own for a method that writes its own (the encoder)."""
+    if get_method(read_run_record(folder)["method"]).card is None:
         return (folder / "README.md").read_text(encoding="utf-8")
     return model_card(folder, repo_id)
 
@@ -189,8 +136,6 @@ def _card_for(folder: Path, repo_id: str | None) -> str:
 def export_model(folder: str | Path, target: str | Path, overwrite: bool = False, repo_id: str | None = None) -> Path:
     """Write the exact layout `push_model` uploads (published files + generated card) to a local folder,
     atomically. `from_pretrained(target)` then loads it as it would load the Hub repo."""
-    from ..io import atomic_output
-
     folder = Path(folder)
     card = _card_for(folder, repo_id)
     with atomic_output(target, overwrite) as staging:
@@ -212,15 +157,10 @@ def push_model(
     Returns:
         `str`: The URL of the commit.
     """
-    from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    from .auth import resolve_token
-
     folder = Path(folder)
     card = _card_for(folder, repo_id)
     token = resolve_token(token)
-    api = HfApi(token=token)
+    api = huggingface_hub.HfApi(token=token)  # looked up at call time, so a stand-in client can replace it
     operations = [
         CommitOperationAdd(path_in_repo=relative.as_posix(), path_or_fileobj=str(folder / relative))
         for relative in _published(folder)

@@ -1,11 +1,18 @@
 """The run record (`personalign_run.json`) written beside trained weights: method, base model, datasets, the
-hyperparameters that differ from their defaults, metrics. Model cards are built from it."""
+hyperparameters that differ from their defaults, metrics. Model cards are built from it. Everything about the file
+lives here: its name, what goes into it (`changed_fields`, `to_jsonable`), writing and reading it."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from ..io import atomic_output
+from ..methods import METHODS
 
 RUN_RECORD = "personalign_run.json"
 """Written beside the trained weights: method, base model, datasets, hyperparameters and metrics. `push-model` builds
@@ -72,3 +79,38 @@ def changed_fields(config: Any) -> dict[str, Any]:
             continue
         result[config_field.name] = to_jsonable(value)
     return result
+
+
+def write_run_record(folder: str | Path, record: Mapping[str, Any]) -> Path:
+    """Write `personalign_run.json` into a trained folder, replacing the previous one in one rename (a resumed run
+    updates its record).
+
+    Args:
+        folder (`str` or `Path`): The trained folder.
+        record (`Mapping`): The record (JSON-ready: pass config values through `to_jsonable`).
+
+    Returns:
+        `Path`: The record's path.
+    """
+    path = Path(folder) / RUN_RECORD
+    with atomic_output(path, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_run_record(folder: str | Path) -> dict[str, Any]:
+    """The `personalign_run.json` of a trained folder.
+
+    Raises:
+        `ValueError`: If the folder has none, it is not valid JSON, or its `method` is not a registered one.
+    """
+    path = Path(folder) / RUN_RECORD
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {RUN_RECORD}; push-model publishes folders written by `personalign train`.")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}).") from None
+    if not isinstance(record, dict) or record.get("method") not in METHODS:
+        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
+    return record

@@ -33,9 +33,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from tqdm.auto import tqdm
 
-Messages = list[dict[str, str]]
+from ..personas.persona import Messages
+
+logger = logging.getLogger(__name__)
 
 VLLM_INSTALL_HINT = 'pip install "personalign[vllm]"'
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -155,7 +157,7 @@ class TransformersBackend(GenerationBackend):
         self.show_progress = show_progress
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generation_kwargs = dict(generation_kwargs or {})
-        path = getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
+        path = getattr(getattr(model, "config", None), "name_or_path", None) or type(model).__name__
         self.name = name or f"transformers:{path}"
 
     @classmethod
@@ -208,7 +210,6 @@ class TransformersBackend(GenerationBackend):
         self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
         import torch
-        from tqdm.auto import tqdm
 
         encoded = [self._encode(messages) for messages in prompts]
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))

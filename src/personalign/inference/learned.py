@@ -12,10 +12,12 @@ preference text can come from either.
 Most (item, dimension) cells are neutral (on AlignX and on the synthetic data, over 98%): training offers class
 weighting (`class_weighting`) and `calibrate` picks the item decision threshold (`item_threshold`, the probability
 mass on the two poles above which an item takes a pole) together with the aggregation thresholds that maximise
-macro-F1 on validation personas (`preference_inference.calibrate_thresholds`).
+macro-F1 on validation personas (`personalign.inference.calibration.calibrate_item_thresholds`).
 
-Pure parts (rows to (text, labels) examples, labels and vectors, class weights, probabilities to vectors) are plain
-functions; the model parts are a `PreferenceHead` (`torch.nn.Module`) and the inferencer that wires it to an encoder.
+Pure parts (rows to (text, labels) examples, class weights) are plain functions; the classifier is a
+`personalign.models.preference_head.PreferenceHead`, and the inferencer wires it to an encoder. A saved inferencer is a folder: the
+head in `preference_head/` (the `HubModule` convention: `config.json` + `model.safetensors`), the encoder in
+`encoder/` (or a reference to it), and `learned_inference_config.json` (space, thresholds, training settings).
 """
 
 from __future__ import annotations
@@ -26,30 +28,42 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub.constants import CONFIG_NAME as HEAD_CONFIG_NAME
+from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE as HEAD_WEIGHTS_NAME
+from safetensors import SafetensorError
+from tqdm.auto import tqdm
 
+from ..encoder import PersonaEncoder
+from ..io import atomic_output
+from ..models.hub_mixin import local_folder
+from ..models.preference_head import PreferenceHead
 from ..personas.persona import PairItem, Persona, UGCItem
 from ..personas.prompts import render_history
-from ..personas.space import NEUTRAL, PreferenceSpace
-from .llm import ANSWER_VALUES, calibrate_thresholds, direction_report
+from ..personas.space import PreferenceSpace
+from .base import BasePreferenceInferencer, persona_items
+from .calibration import (
+    CLASS_VALUES,
+    DEFAULT_ITEM_THRESHOLDS,
+    DEFAULT_UPPER_GRID,
+    aggregate_directions,
+    calibrate_item_thresholds,
+    check_item_threshold,
+    gold_directions,
+    probabilities_to_vectors,
+    vectors_to_labels,
+)
 
-if TYPE_CHECKING:
-    from ..encoder import PersonaEncoder
-
-CLASS_VALUES: tuple[float, ...] = tuple(ANSWER_VALUES[option] for option in sorted(ANSWER_VALUES))
-"""Direction value of each class, in output order: class k is the annotation prompt's answer option k + 1
-(positive, negative, neutral)."""
-POSITIVE_CLASS, NEGATIVE_CLASS, NEUTRAL_CLASS = range(len(CLASS_VALUES))
 CLASS_WEIGHTINGS = ("none", "balanced", "sqrt")
 CONFIG_NAME = "learned_inference_config.json"
-WEIGHTS_NAME = "learned_inference_head.safetensors"
+HEAD_FOLDER = "preference_head"
 ENCODER_FOLDER = "encoder"
-FORMAT_VERSION = 1
-DEFAULT_ITEM_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-_VALUE_TO_CLASS = {value: index for index, value in enumerate(CLASS_VALUES)}
+FORMAT_VERSION = 2
+"""Version of the folder layout `save_pretrained` writes. 2: the head in `preference_head/` (`HubModule`); 1 (no
+longer read): the head flat in `learned_inference_head.safetensors`, its shape in the config."""
 
 
 # ------------------------------------------------------------------------------------------------------ pure parts
@@ -61,45 +75,6 @@ def item_text(item: UGCItem | PairItem) -> str:
     if isinstance(item, UGCItem):
         return render_history(Persona(ugc=[item], pairs=[], demographics=""))
     raise TypeError(f"expected a UGCItem or a PairItem, got {type(item).__name__}.")
-
-
-def vectors_to_labels(vectors: Sequence[Sequence[float]], space: PreferenceSpace | None = None) -> np.ndarray:
-    """Direction vectors as class indices (`CLASS_VALUES` order), shape `(n, num_dimensions)`, dtype int64.
-
-    Raises:
-        `ValueError`: If a vector has the wrong length or a value outside 0 / 0.5 / 1 (naming the vector and index).
-    """
-    space = space or PreferenceSpace.alignx()
-    labels = np.empty((len(vectors), len(space)), dtype=np.int64)
-    for row, vector in enumerate(vectors):
-        labels[row] = [_VALUE_TO_CLASS[value] for value in space.validate(vector, where=f"vector {row}")]
-    return labels
-
-
-def labels_to_vectors(labels: np.ndarray) -> list[list[float]]:
-    """Class indices `(n, num_dimensions)` back to direction vectors."""
-    values = np.asarray(CLASS_VALUES)[np.asarray(labels)]
-    return values.tolist()
-
-
-def probabilities_to_vectors(probabilities: np.ndarray, item_threshold: float = 0.5) -> list[list[float]]:
-    """Item direction vectors from class probabilities `(n, num_dimensions, 3)` (`CLASS_VALUES` order).
-
-    A cell takes a pole when the probability mass on the two poles reaches `item_threshold`, and then the more
-    probable pole (positive on an exact tie); otherwise it is neutral. Lower thresholds predict more preferences.
-    """
-    if not 0.0 < item_threshold <= 1.0:
-        raise ValueError(f"item_threshold must be in (0, 1], got {item_threshold}.")
-    probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 3 or probabilities.shape[-1] != len(CLASS_VALUES):
-        raise ValueError(f"expected probabilities of shape (items, dimensions, 3), got {probabilities.shape}.")
-    positive, negative = probabilities[..., POSITIVE_CLASS], probabilities[..., NEGATIVE_CLASS]
-    labels = np.where(
-        positive + negative >= item_threshold,
-        np.where(positive >= negative, POSITIVE_CLASS, NEGATIVE_CLASS),
-        NEUTRAL_CLASS,
-    )
-    return labels_to_vectors(labels)
 
 
 def class_weights(labels: np.ndarray, mode: str = "sqrt") -> np.ndarray:
@@ -149,11 +124,6 @@ class ItemExamples:
         return len(self.texts)
 
 
-def persona_items(persona: Persona) -> list[UGCItem | PairItem]:
-    """A persona's history items in the order the inferencers read them: comments, then pairs."""
-    return [*persona.ugc, *persona.pairs]
-
-
 def item_examples(
     rows: Iterable[Mapping[str, Any]], space: PreferenceSpace | None = None, where: str = "rows"
 ) -> ItemExamples:
@@ -195,85 +165,6 @@ def item_examples(
             f"({num_skipped} item(s) without one); the learned inferencer trains on per-item gold vectors."
         )
     return ItemExamples(texts, vectors_to_labels(vectors, space), num_rows, num_skipped, num_duplicates)
-
-
-def as_personas(
-    data: Iterable[Persona | Mapping[str, Any]], space: PreferenceSpace | None = None, where: str = "rows"
-) -> list[Persona]:
-    """Personas from `Persona` objects or AlignX rows (validated, errors naming the row)."""
-    space = space or PreferenceSpace.alignx()
-    personas = []
-    for index, entry in enumerate(data):
-        if isinstance(entry, Persona):
-            personas.append(entry)
-        elif isinstance(entry, Mapping):
-            personas.append(Persona.from_alignx_row(entry, space=space, where=f"{where}, row {index}"))
-        else:
-            raise ValueError(f"{where}, row {index}: expected a Persona or an AlignX row, got {type(entry).__name__}.")
-    return personas
-
-
-def gold_directions(personas: Sequence[Persona], space: PreferenceSpace | None = None) -> list[list[float]]:
-    """Each persona's gold direction: its annotated items' vectors aggregated with AlignX's rule (the release's
-    0.6 / 0.4), or its `direction` when no item is annotated (`Persona.preference_vector`)."""
-    space = space or PreferenceSpace.alignx()
-    return [persona.preference_vector(space) for persona in personas]
-
-
-def aggregate_directions(
-    persona_probabilities: Sequence[np.ndarray],
-    space: PreferenceSpace | None = None,
-    item_threshold: float = 0.5,
-    upper: float = 0.6,
-    lower: float = 0.4,
-) -> list[list[float]]:
-    """Persona directions from their items' class probabilities: `probabilities_to_vectors` per item, then
-    `PreferenceSpace.aggregate` (all neutral for a persona without items).
-
-    Args:
-        persona_probabilities (list of `np.ndarray`): Per persona, `(num_items, num_dimensions, 3)` probabilities.
-        space (`PreferenceSpace`, *optional*): AlignX's by default.
-        item_threshold, upper, lower: The item decision threshold and the aggregation thresholds.
-    """
-    space = space or PreferenceSpace.alignx()
-    directions = []
-    for probabilities in persona_probabilities:
-        vectors = probabilities_to_vectors(probabilities, item_threshold)
-        directions.append(space.aggregate(vectors, upper=upper, lower=lower) if vectors else space.neutral())
-    return directions
-
-
-def calibrate_item_thresholds(
-    persona_probabilities: Sequence[np.ndarray],
-    gold: Sequence[Sequence[float]],
-    space: PreferenceSpace | None = None,
-    item_thresholds: Sequence[float] = DEFAULT_ITEM_THRESHOLDS,
-    grid: Sequence[float] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
-) -> dict[str, Any]:
-    """Choose the item threshold and the aggregation thresholds (upper, lower = 1 - upper) that maximise macro-F1
-    against gold directions: for each item threshold, `preference_inference.calibrate_thresholds` scans `grid`.
-    Ties keep the smallest upper threshold, then the item threshold closest to 0.5.
-
-    Returns:
-        `dict`: `item_threshold`, `upper`, `lower`, `macro_f1`, and `scores` (`{item_threshold: {upper: F1}}`).
-    """
-    space = space or PreferenceSpace.alignx()
-    if len(persona_probabilities) != len(gold):
-        raise ValueError(f"{len(persona_probabilities)} personas' probabilities for {len(gold)} gold vectors.")
-    if not gold:
-        raise ValueError("calibration needs at least one persona.")
-    results = {}
-    for threshold in item_thresholds:
-        item_vectors = [probabilities_to_vectors(p, threshold) for p in persona_probabilities]
-        results[threshold] = calibrate_thresholds(item_vectors, gold, space, grid)
-    best = max(item_thresholds, key=lambda t: (results[t]["macro_f1"], -results[t]["upper"], -abs(t - 0.5)))
-    return {
-        "item_threshold": best,
-        "upper": results[best]["upper"],
-        "lower": results[best]["lower"],
-        "macro_f1": results[best]["macro_f1"],
-        "scores": {t: results[t]["scores"] for t in item_thresholds},
-    }
 
 
 # ----------------------------------------------------------------------------------------------------- the model
@@ -327,44 +218,12 @@ class LearnedInferenceConfig:
             raise ValueError("learning rates must be positive.")
 
 
-class PreferenceHead(torch.nn.Module):
-    """Embedding -> logits of shape `(batch, num_dimensions, 3)`: standardisation (the training embeddings' mean
-    and standard deviation, kept as buffers), then a linear layer or a one-hidden-layer MLP.
-
-    Args:
-        input_dim (`int`): The encoder's embedding size.
-        num_dimensions (`int`): Dimensions of the preference space.
-        hidden_dim (`int`, *optional*, defaults to `0`): Hidden width; 0 for a linear head.
-    """
-
-    def __init__(self, input_dim: int, num_dimensions: int, hidden_dim: int = 0) -> None:
-        super().__init__()
-        self.input_dim, self.num_dimensions, self.hidden_dim = input_dim, num_dimensions, hidden_dim
-        self.register_buffer("shift", torch.zeros(input_dim))
-        self.register_buffer("scale", torch.ones(input_dim))
-        outputs = num_dimensions * len(CLASS_VALUES)
-        if hidden_dim:
-            self.net = torch.nn.Sequential(
-                torch.nn.Linear(input_dim, hidden_dim), torch.nn.GELU(), torch.nn.Linear(hidden_dim, outputs)
-            )
-        else:
-            self.net = torch.nn.Linear(input_dim, outputs)
-
-    def set_standardization(self, embeddings: torch.Tensor) -> None:
-        """Standardise inputs with the mean and standard deviation of these (training) embeddings."""
-        self.shift.copy_(embeddings.mean(dim=0))
-        self.scale.copy_(embeddings.std(dim=0).clamp(min=1e-6) if len(embeddings) > 1 else self.scale)
-
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        logits = self.net((embeddings - self.shift) / self.scale)
-        return logits.view(embeddings.shape[0], self.num_dimensions, len(CLASS_VALUES))
-
-
-class LearnedPreferenceInferencer:
+class LearnedPreferenceInferencer(BasePreferenceInferencer):
     """Infers item and persona direction vectors from PersonaEncoder embeddings with a trained classifier.
 
-    A drop-in alternative to [`~personalign.PreferenceInferencer`]: the same `infer_items`, `infer` and
-    `profile_text`, and the same aggregation (`space.aggregate(..., upper, lower)`).
+    A [`BasePreferenceInferencer`], interchangeable with the LLM [`~personalign.PreferenceInferencer`]: the same
+    `infer_items`, `infer`, `infer_many`, `profile_text`, `evaluate` and `calibrate`, and the same aggregation
+    (`space.aggregate(..., upper, lower)`).
 
     ```python
     from personalign import LearnedPreferenceInferencer, PersonaEncoder
@@ -385,6 +244,10 @@ class LearnedPreferenceInferencer:
         item_threshold (`float`, *optional*, defaults to `0.5`): Probability mass on the two poles at which an item
             takes a pole on a dimension (see `probabilities_to_vectors`).
         batch_size (`int`, *optional*, defaults to `64`): Texts per encoder forward pass at inference.
+
+    Raises:
+        `ValueError`: If `lower` is not below `upper`, `item_threshold` is outside (0, 1], or `head` does not fit the
+            encoder and the space.
     """
 
     def __init__(
@@ -397,15 +260,12 @@ class LearnedPreferenceInferencer:
         item_threshold: float = 0.5,
         batch_size: int = 64,
     ) -> None:
+        super().__init__(space, upper, lower)
+        check_item_threshold(item_threshold)
         self.encoder = encoder
-        self.space = space or PreferenceSpace.alignx()
         if head is not None:
             self._check_head(head)
         self.head = head
-        if not lower < upper:
-            raise ValueError(f"lower must be below upper, got lower={lower}, upper={upper}.")
-        self.upper, self.lower = upper, lower
-        probabilities_to_vectors(np.zeros((0, 1, 3)), item_threshold)  # validates the threshold
         self.item_threshold = item_threshold
         self.batch_size = batch_size
         self.training_args: LearnedInferenceConfig | None = None
@@ -418,6 +278,8 @@ class LearnedPreferenceInferencer:
                 f"the head maps {head.input_dim}-dim embeddings to {head.num_dimensions} dimensions, but the encoder "
                 f"gives {dim}-dim embeddings and the space has {len(self.space)} dimensions."
             )
+        if head.num_classes != len(CLASS_VALUES):
+            raise ValueError(f"the head has {head.num_classes} classes per dimension; expected {len(CLASS_VALUES)}.")
 
     def _require_head(self) -> PreferenceHead:
         if self.head is None:
@@ -503,8 +365,6 @@ class LearnedPreferenceInferencer:
     ) -> list[float]:
         """The optimisation loop of `fit`: cross-entropy over every (item, dimension) cell; returns the mean loss of
         each epoch."""
-        from tqdm.auto import tqdm
-
         device = next(head.parameters()).device
         embeddings = torch.as_tensor(examples.embeddings, dtype=torch.float32, device=device)
         labels = torch.from_numpy(examples.labels).to(device)
@@ -513,7 +373,6 @@ class LearnedPreferenceInferencer:
             parameters.append({"params": self.encoder.parameters(), "lr": args.encoder_learning_rate})
         optimizer = torch.optim.AdamW(parameters, weight_decay=args.weight_decay)
         loss_function = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device))
-        tokenizer = self.encoder._require_tokenizer() if args.train_encoder else None
         progress = tqdm(
             total=args.num_epochs * math.ceil(len(examples) / args.batch_size),
             desc="Training the preference head" + (" and encoder" if args.train_encoder else ""),
@@ -527,7 +386,7 @@ class LearnedPreferenceInferencer:
                 total = 0.0
                 for start in range(0, len(order), args.batch_size):
                     batch = order[start : start + args.batch_size]
-                    if tokenizer is not None:
+                    if args.train_encoder:
                         # The encoder's own tokenization (its default prompt, max_seq_length), as encode() uses.
                         features = self.encoder.tokenize([examples.texts[i] for i in batch]).to(device)
                         inputs = self.encoder(**features).embeddings.float()
@@ -560,8 +419,8 @@ class LearnedPreferenceInferencer:
         return self.probabilities_from_embeddings(embeddings)
 
     def probabilities_from_embeddings(self, embeddings: np.ndarray | torch.Tensor) -> np.ndarray:
-        """Class probabilities `(n, num_dimensions, 3)` from the encoder's embeddings of `n` item texts (`item_text`),
-        e.g. embeddings computed once and read by several heads."""
+        """Class probabilities `(n, num_dimensions, 3)` from the encoder's embeddings `(n, embedding_dim)` of `n` item
+        texts (`item_text`), e.g. embeddings computed once and read by several heads."""
         head = self._require_head()
         device = next(head.parameters()).device
         with torch.inference_mode():
@@ -574,14 +433,6 @@ class LearnedPreferenceInferencer:
         """One direction vector per history item (comment or pair), one embedding each."""
         return probabilities_to_vectors(self.item_probabilities(items), self.item_threshold)
 
-    def infer(self, persona: Persona) -> list[float]:
-        """The persona's direction: its items' vectors aggregated with AlignX's rule and this inferencer's thresholds
-        (all neutral for a persona without items)."""
-        items = persona_items(persona)
-        if not items:
-            return [NEUTRAL] * len(self.space)
-        return self.space.aggregate(self.infer_items(items), upper=self.upper, lower=self.lower)
-
     def infer_many(self, personas: Sequence[Persona], show_progress_bar: bool | None = None) -> list[list[float]]:
         """`infer` for many personas, embedding all their items in one batched pass."""
         return aggregate_directions(
@@ -591,10 +442,6 @@ class LearnedPreferenceInferencer:
             self.upper,
             self.lower,
         )
-
-    def profile_text(self, persona: Persona) -> str:
-        """PBA's preference text for the persona, from the inferred direction."""
-        return self.space.to_text(self.infer(persona))
 
     def persona_probabilities(
         self, personas: Sequence[Persona], show_progress_bar: bool | None = None
@@ -608,18 +455,12 @@ class LearnedPreferenceInferencer:
         bounds = np.cumsum([0, *counts])
         return [probabilities[bounds[k] : bounds[k + 1]] for k in range(len(personas))]
 
-    # ----------------------------------------------------------------------------------------- evaluation, calibration
-    def evaluate(self, data: Iterable[Persona | Mapping[str, Any]], where: str = "evaluation rows") -> dict[str, Any]:
-        """`direction_report` (per-category precision / recall / F1 and macro-F1, the AlignX paper's Table 12) of the
-        inferred directions of personas (or AlignX rows) against their gold directions (`gold_directions`)."""
-        personas = as_personas(data, self.space, where)
-        return direction_report(self.infer_many(personas), gold_directions(personas, self.space))
-
+    # ------------------------------------------------------------------------------------------------- calibration
     def calibrate(
         self,
         data: Iterable[Persona | Mapping[str, Any]],
         item_thresholds: Sequence[float] = DEFAULT_ITEM_THRESHOLDS,
-        grid: Sequence[float] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
+        grid: Sequence[float] = DEFAULT_UPPER_GRID,
         where: str = "validation rows",
     ) -> dict[str, Any]:
         """Choose `item_threshold` and the aggregation thresholds (upper, lower = 1 - upper) that maximise macro-F1
@@ -627,12 +468,20 @@ class LearnedPreferenceInferencer:
 
         Items are embedded once; see `calibrate_item_thresholds` for the search.
 
+        Args:
+            data (iterable of `Persona` or `dict`): Validation personas or AlignX rows.
+            item_thresholds (`Sequence[float]`, *optional*, defaults to `DEFAULT_ITEM_THRESHOLDS`): Candidate item
+                thresholds.
+            grid (`Sequence[float]`, *optional*, defaults to `DEFAULT_UPPER_GRID`): Candidate upper thresholds.
+            where (`str`, *optional*, defaults to `"validation rows"`): Names the data in error messages.
+
         Returns:
             `dict`: `item_threshold`, `upper`, `lower`, `macro_f1`, and `scores` (`{item_threshold: {upper: F1}}`).
+
+        Raises:
+            `ValueError`: If `data` holds no persona, or a persona has no gold direction.
         """
-        personas = as_personas(data, self.space, where)
-        if not personas:
-            raise ValueError(f"{where}: calibration needs at least one persona.")
+        personas = self._calibration_personas(data, where)
         result = calibrate_item_thresholds(
             self.persona_probabilities(personas),
             gold_directions(personas, self.space),
@@ -650,8 +499,9 @@ class LearnedPreferenceInferencer:
         encoder_name_or_path: str | None = None,
         overwrite: bool = False,
     ) -> Path:
-        """Write the head (`learned_inference_head.safetensors`), a JSON config (space, thresholds, head shape,
-        training settings) and the encoder (`encoder/`, a `PersonaEncoder` folder), atomically.
+        """Write the inferencer's folder, atomically: the head in `preference_head/` (`PreferenceHead.save_pretrained`:
+        `config.json` + `model.safetensors`), the encoder in `encoder/` (a `PersonaEncoder` folder), and
+        `learned_inference_config.json` (space, thresholds, training settings, where the encoder is).
 
         Args:
             save_directory (`str` or `os.PathLike`): The folder to write.
@@ -660,14 +510,13 @@ class LearnedPreferenceInferencer:
                 head was trained on; refused when the encoder was fine-tuned with the head.
             overwrite (`bool`, *optional*, defaults to `False`): Replace an existing folder.
 
+        Returns:
+            `Path`: `save_directory`.
+
         Raises:
             `OutputExistsError`: If the folder exists and `overwrite` is False.
             `ValueError`: If there is no trained head, or a fine-tuned encoder would not be saved.
         """
-        from safetensors.torch import save_file
-
-        from ..io import atomic_output
-
         head = self._require_head()
         if encoder_name_or_path is not None and self.encoder_trained:
             raise ValueError(
@@ -677,9 +526,6 @@ class LearnedPreferenceInferencer:
         config = {
             "format_version": FORMAT_VERSION,
             "class_values": list(CLASS_VALUES),
-            "input_dim": head.input_dim,
-            "num_dimensions": head.num_dimensions,
-            "hidden_dim": head.hidden_dim,
             "upper": self.upper,
             "lower": self.lower,
             "item_threshold": self.item_threshold,
@@ -691,8 +537,7 @@ class LearnedPreferenceInferencer:
         }
         with atomic_output(save_directory, overwrite=overwrite) as folder:
             folder.mkdir(parents=True)
-            state = {name: tensor.detach().cpu().contiguous() for name, tensor in head.state_dict().items()}
-            save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+            head.save_pretrained(folder / HEAD_FOLDER)
             (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
             if encoder_name_or_path is None:
                 self.encoder.save_pretrained(folder / ENCODER_FOLDER)
@@ -701,50 +546,42 @@ class LearnedPreferenceInferencer:
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_path: str | os.PathLike,
+        pretrained_model_name_or_path: str | os.PathLike,
         encoder: PersonaEncoder | None = None,
         **encoder_kwargs: Any,
     ) -> LearnedPreferenceInferencer:
-        """Load an inferencer written by `save_pretrained` (a local folder, or a Hub repo id downloaded with
-        `huggingface_hub.snapshot_download`). Weights are read from safetensors; nothing is unpickled.
+        """Load an inferencer written by `save_pretrained` from a local folder (any path, relative or absolute) or a
+        Hub repo (downloaded with `huggingface_hub.snapshot_download`; `personalign.models.hub_mixin.local_folder`
+        decides which). Weights are read from safetensors; nothing is unpickled.
 
         Args:
-            pretrained_path (`str` or `os.PathLike`): The folder or Hub id.
+            pretrained_model_name_or_path (`str` or `os.PathLike`): The folder or Hub id.
             encoder (`PersonaEncoder`, *optional*): Use this encoder instead of the saved / referenced one (its
                 embedding size must match the head's).
             **encoder_kwargs: Passed to `PersonaEncoder.from_pretrained` (`revision`, `token`, `device_map`, ...).
 
         Raises:
-            `FileNotFoundError`: If the folder lacks the config or the weights.
-            `ValueError`: If the config is malformed or does not match the weights or the encoder.
+            `FileNotFoundError`: If the path is neither a folder nor a Hub repo, or the folder lacks the config or the
+                head.
+            `ValueError`: If a config is malformed or does not match the weights or the encoder.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        from ..encoder import PersonaEncoder
-
-        folder = Path(pretrained_path)
-        if not folder.is_dir():
-            if folder.exists() or str(pretrained_path).startswith((".", "/", "~")):
-                raise FileNotFoundError(f"{pretrained_path}: not a folder written by save_pretrained.")
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(pretrained_path)))
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for path in (config_path, weights_path):
+        if Path(pretrained_model_name_or_path).is_file():
+            raise FileNotFoundError(f"{pretrained_model_name_or_path}: not a folder written by save_pretrained.")
+        try:
+            folder = local_folder(pretrained_model_name_or_path)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(
+                f"{pretrained_model_name_or_path}: not a folder written by save_pretrained ({error})"
+            ) from error
+        config_path = folder / CONFIG_NAME
+        for path in (config_path, folder / HEAD_FOLDER / HEAD_CONFIG_NAME, folder / HEAD_FOLDER / HEAD_WEIGHTS_NAME):
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"{folder}: missing {path.name}; expected a LearnedPreferenceInferencer folder."
+                    f"{folder}: missing {path.relative_to(folder).as_posix()}; expected a LearnedPreferenceInferencer "
+                    "folder."
                 )
-        try:
-            config = json.loads(config_path.read_text("utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path}: not valid JSON ({error}).") from error
-        missing = [
-            key
-            for key in ("format_version", "class_values", "input_dim", "num_dimensions", "hidden_dim", "space")
-            if key not in config
-        ]
+        config = _read_json(config_path)
+        missing = [key for key in ("format_version", "class_values", "space") if key not in config]
         if missing:
             raise ValueError(f"{config_path}: missing {', '.join(missing)}.")
         if config["format_version"] > FORMAT_VERSION:
@@ -752,19 +589,15 @@ class LearnedPreferenceInferencer:
                 f"{config_path}: format_version {config['format_version']} is newer than this library reads "
                 f"({FORMAT_VERSION}); upgrade personalign."
             )
+        if config["format_version"] < FORMAT_VERSION:
+            raise ValueError(
+                f"{config_path}: format_version {config['format_version']} (the head flat in the folder) is no longer "
+                f"read; this library reads {FORMAT_VERSION} (the head in {HEAD_FOLDER}/): retrain and save again."
+            )
         if [float(v) for v in config["class_values"]] != list(CLASS_VALUES):
             raise ValueError(f"{config_path}: class_values {config['class_values']} differ from {list(CLASS_VALUES)}.")
         space = PreferenceSpace.from_dict(config["space"])
-        head = PreferenceHead(int(config["input_dim"]), int(config["num_dimensions"]), int(config["hidden_dim"]))
-        try:
-            state = load_file(str(weights_path))
-        except SafetensorError as error:
-            raise ValueError(f"{weights_path}: not a readable safetensors file ({error}).") from error
-        try:
-            head.load_state_dict(state, strict=True)
-        except RuntimeError as error:
-            raise ValueError(f"{weights_path}: the weights do not match the config's head shape ({error}).") from error
-        head.eval()
+        head = _load_head(folder)
         if encoder is None:
             reference = config.get("encoder")
             if not reference:
@@ -774,14 +607,41 @@ class LearnedPreferenceInferencer:
         inferencer = cls(
             encoder,
             space=space,
+            head=head,
             upper=float(config.get("upper", 0.6)),
             lower=float(config.get("lower", 0.4)),
             item_threshold=float(config.get("item_threshold", 0.5)),
             batch_size=int(config.get("batch_size", 64)),
         )
-        inferencer._check_head(head)
         inferencer.head = head.to(encoder.device)
         inferencer.encoder_trained = bool(config.get("encoder_trained", False))
         if config.get("training_args"):
             inferencer.training_args = LearnedInferenceConfig(**config["training_args"])
         return inferencer
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`, or a `ValueError` naming the file."""
+    try:
+        value = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}).") from error
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}.")
+    return value
+
+
+def _load_head(folder: Path) -> PreferenceHead:
+    """The `PreferenceHead` saved in `folder / HEAD_FOLDER`, strictly (every weight present, no extra one), with
+    one-line errors naming the file."""
+    head_folder = folder / HEAD_FOLDER
+    config_path, weights_path = head_folder / HEAD_CONFIG_NAME, head_folder / HEAD_WEIGHTS_NAME
+    missing = [key for key in ("input_dim", "num_dimensions") if key not in _read_json(config_path)]
+    if missing:
+        raise ValueError(f"{config_path}: missing {', '.join(missing)}.")
+    try:
+        return PreferenceHead.from_pretrained(folder, subfolder=HEAD_FOLDER, strict=True)
+    except SafetensorError as error:
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({error}).") from error
+    except RuntimeError as error:  # missing, unexpected or mis-shaped tensors (torch's load_state_dict)
+        raise ValueError(f"{weights_path}: the weights do not match the config's head shape ({error}).") from error

@@ -3,12 +3,12 @@
 The AlignX paper (§5, Appendix A.3) annotates every history item with an LLM, one question per preference dimension,
 answered (1) positive, (2) negative or (3) cannot tell; the item votes are then aggregated with AlignX's rule
 (`PreferenceSpace.aggregate`). Appendix D.5 finds that inferred directions over-predict weak preferences (high
-recall, low precision for Positive / Negative): `calibrate_thresholds` moves the aggregation thresholds to maximise
-macro-F1 against gold vectors on a validation set, and `direction_report` gives the per-category precision and recall
-of the AlignX paper's Table 12.
+recall, low precision for Positive / Negative): `PreferenceInferencer.calibrate` (from `BasePreferenceInferencer`)
+moves the aggregation thresholds to maximise macro-F1 against gold vectors on a validation set, and `evaluate` gives
+the per-category precision and recall of the AlignX paper's Table 12 (both in `personalign.inference.calibration`).
 
-Pure functions (prompts, parsing, vote arithmetic, calibration, reports) need no model; `PreferenceInferencer`
-drives any `personalign.inference.generation.GenerationBackend`.
+Pure functions (prompts, parsing, vote arithmetic) need no model; `PreferenceInferencer` drives any
+`personalign.inference.generation.GenerationBackend`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..personas.persona import Messages, PairItem, Persona, UGCItem
-from ..personas.space import PreferenceDimension, PreferenceSpace
+from ..personas.persona import Messages, PairItem, UGCItem
+from ..personas.space import NEUTRAL, PreferenceDimension, PreferenceSpace
+from .base import BasePreferenceInferencer
+from .calibration import CLASS_VALUES
+from .generation import GenerationBackend
 
-POSITIVE, NEGATIVE, NEUTRAL = 1.0, 0.0, 0.5
 CANNOT_TELL = "Comments alone cannot reflect"
-ANSWER_VALUES = {1: POSITIVE, 2: NEGATIVE, 3: NEUTRAL}
+ANSWER_VALUES: dict[int, float] = {option: value for option, value in enumerate(CLASS_VALUES, start=1)}
+"""Direction value of each answer option of the annotation prompt: (1) positive, (2) negative, (3) cannot tell."""
 
 # The AlignX paper's few-shot block (Appendix A.3, "Intensity Annotation Prompt"), then the item and its question.
 ANNOTATION_EXAMPLES = (
@@ -138,30 +141,36 @@ class InferenceReport:
         }
 
 
-class PreferenceInferencer:
+class PreferenceInferencer(BasePreferenceInferencer):
     """Infers item and persona direction vectors with an LLM and the AlignX paper's annotation prompt.
 
+    A [`BasePreferenceInferencer`]: `infer`, `infer_many`, `profile_text`, `evaluate` and `calibrate` work as for
+    the learned inferencer.
+
     Args:
-        backend (`GenerationBackend`): Any backend of `personalign.inference.generation`.
+        backend (`GenerationBackend`): Any backend of `personalign.inference.generation` (or an object with its
+            `generate(prompts, max_new_tokens=...)`).
         space (`PreferenceSpace`, *optional*): Defaults to AlignX's 90 dimensions.
         upper (`float`, *optional*, defaults to `0.6`) / lower (`float`, *optional*, defaults to `0.4`):
-            Aggregation thresholds (see `calibrate_thresholds`).
+            Aggregation thresholds (see `calibrate`).
         max_new_tokens (`int`, *optional*, defaults to `8`): The answer is one option number.
         batch_size (`int`, *optional*, defaults to `256`): Prompts per backend call.
+
+    Raises:
+        `ValueError`: If `lower` is not below `upper`.
     """
 
     def __init__(
         self,
-        backend: Any,
+        backend: GenerationBackend,
         space: PreferenceSpace | None = None,
         upper: float = 0.6,
         lower: float = 0.4,
         max_new_tokens: int = 8,
         batch_size: int = 256,
     ) -> None:
+        super().__init__(space, upper, lower)
         self.backend = backend
-        self.space = space or PreferenceSpace.alignx()
-        self.upper, self.lower = upper, lower
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.report = InferenceReport()
@@ -213,70 +222,3 @@ class PreferenceInferencer:
             else:
                 result.append(next(vectors))
         return result
-
-    def infer(self, persona: Persona) -> list[float]:
-        """The persona's direction: its items' inferred vectors aggregated with AlignX's rule and this inferencer's
-        thresholds (all neutral for a persona without items)."""
-        items = [*persona.ugc, *persona.pairs]
-        if not items:
-            return [NEUTRAL] * len(self.space)
-        return self.space.aggregate(self.infer_items(items), upper=self.upper, lower=self.lower)
-
-    def profile_text(self, persona: Persona) -> str:
-        """PBA's preference text for the persona, from the inferred direction."""
-        return self.space.to_text(self.infer(persona))
-
-
-# ------------------------------------------------------------------------------------------- evaluation, calibration
-CATEGORIES = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
-
-
-def direction_report(predicted: Sequence[Sequence[float]], gold: Sequence[Sequence[float]]) -> dict[str, Any]:
-    """Per-category precision / recall / F1 of predicted direction vectors against gold ones, over every
-    (persona, dimension) cell (the AlignX paper's Table 12), and their macro-F1."""
-    if len(predicted) != len(gold):
-        raise ValueError(f"predicted has {len(predicted)} vectors for {len(gold)} gold vectors.")
-    pairs = [(p, g) for pv, gv in zip(predicted, gold, strict=True) for p, g in zip(pv, gv, strict=True)]
-    report: dict[str, Any] = {}
-    for name, value in CATEGORIES.items():
-        true_positive = sum(1 for p, g in pairs if p == value and g == value)
-        predicted_count = sum(1 for p, _ in pairs if p == value)
-        gold_count = sum(1 for _, g in pairs if g == value)
-        precision = true_positive / predicted_count if predicted_count else 0.0
-        recall = true_positive / gold_count if gold_count else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        report[name] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count}
-    report["macro_f1"] = sum(report[name]["f1"] for name in CATEGORIES) / len(CATEGORIES)
-    report["num_cells"] = len(pairs)
-    return report
-
-
-def calibrate_thresholds(
-    item_vectors: Sequence[Sequence[Sequence[float]]],
-    gold: Sequence[Sequence[float]],
-    space: PreferenceSpace | None = None,
-    grid: Sequence[float] = (0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0),
-) -> dict[str, Any]:
-    """Choose the aggregation thresholds (upper, lower = 1 - upper) that maximise macro-F1 against gold directions.
-
-    Args:
-        item_vectors: Per validation persona, its items' inferred vectors (`PreferenceInferencer.infer_items`).
-        gold: Per persona, its gold direction vector.
-        space: The preference space (AlignX by default).
-        grid: Candidate upper thresholds, each > 0.5 (lower = 1 - upper: symmetric around neutral); ties keep the
-            smallest.
-
-    Returns:
-        `dict`: `upper`, `lower`, `macro_f1`, and `scores` (macro-F1 per candidate upper).
-    """
-    space = space or PreferenceSpace.alignx()
-    scores = {}
-    for upper in grid:
-        lower = round(1.0 - upper, 10)
-        predicted = [
-            space.aggregate(items, upper=upper, lower=lower) if items else [NEUTRAL] * len(space)
-            for items in item_vectors
-        ]
-        scores[upper] = direction_report(predicted, gold)["macro_f1"]
-    best = max(grid, key=lambda upper: (scores[upper], -upper))
-    return {"upper": best, "lower": round(1.0 - best, 10), "macro_f1": scores[best], "scores": scores}

@@ -10,7 +10,9 @@ from typing import Any, TypeVar
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, snapshot_download
+from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE
 from huggingface_hub.errors import HFValidationError
+from safetensors.torch import load_model
 
 T = TypeVar("T", bound="HubModule")
 
@@ -87,3 +89,28 @@ class HubModule(torch.nn.Module, PyTorchModelHubMixin, library_name="personalign
             local_files_only=local_files_only,
         )
         return super().from_pretrained(folder, **model_kwargs)
+
+    @classmethod
+    def _from_pretrained(
+        cls: type[T],
+        *,
+        model_id: str,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ) -> T:
+        """The mixin's documented loading hook, narrowed to what `from_pretrained` hands it: a local folder. Reads
+        `model.safetensors` strictly (a missing or unexpected tensor is an error; the mixin's default is lenient and
+        falls back to a pickled `pytorch_model.bin`) and prints nothing.
+
+        Raises:
+            `FileNotFoundError`: If the folder has no `model.safetensors`.
+        """
+        for hub_argument in ("revision", "cache_dir", "force_download", "local_files_only", "token"):
+            model_kwargs.pop(hub_argument, None)  # already used by `local_folder`
+        weights = Path(model_id) / SAFETENSORS_SINGLE_FILE
+        if not weights.is_file():
+            raise FileNotFoundError(f"{model_id}: no {SAFETENSORS_SINGLE_FILE}.")
+        model = cls(**model_kwargs)
+        load_model(model, weights, strict=strict, device=map_location)
+        return model

@@ -1,8 +1,6 @@
-"""Personalized reward modelling under counterfactual evaluation (the counterfactual paper, §3.2, §4.1, Table 1).
+"""Evaluating personalized reward models under counterfactual evaluation (the counterfactual paper, §3.2, §4.1,
+Table 1).
 
-- `score_rewards`: a trained personalized reward model's scores of both responses of every row, rendered exactly as
-  `PersonalizedRewardTrainer` trains (history, instruction, response; oldest pairs dropped to fit), in
-  length-sorted batches with a progress bar.
 - `evaluate_reward_model`: accuracy per preference dimension, with the history and with the history removed (the
   same model, the same rows), in the layout of the counterfactual paper's Table 1; written as JSON with a PNG bar
   plot beside it. On counterfactual rows each target pair appears under two opposite users, so a model that ignores
@@ -10,24 +8,25 @@
 - `FeedbackRewardJudge`: the generative in-context reward baseline: an LLM reads the Appendix B.1 prompt and answers
   `[[A]]` or `[[B]]`; responses are shown in a seeded random order; unparsable answers are counted, not guessed.
 
-Accuracy is TRL's: a row is correct when r(chosen) > r(rejected), strictly (a tie is wrong).
+Accuracy is TRL's: a row is correct when r(chosen) > r(rejected), strictly (a tie is wrong). Loading and scoring a
+trained reward model live in `personalign.reward.modeling`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..evaluation.judges import Outcome, PairwiseReport, _Judge, _warn_unparsable, parse_pairwise_verdict
+from ..evaluation.judges import LLMJudge, Outcome, PairwiseReport, parse_pairwise_verdict
+from ..evaluation.plots import pyplot, save_figure
+from ..io import atomic_output, ensure_writable
 from ..personas.prompts import feedback_judge_messages
-from .feedback import FeedbackRendering, render_reward_example, row_history
-
-logger = logging.getLogger(__name__)
+from .feedback import FeedbackRendering, attach_history_texts, column_values, row_history
+from .modeling import score_rewards
 
 WITH_HISTORY, WITHOUT_HISTORY, GENERATIVE = "with_history", "without_history", "generative_judge"
 TABLE1_DIMENSIONS = ("style", "background_knowledge", "informativeness", "harmlessness")
@@ -77,7 +76,15 @@ def accuracy_table(
 
 
 def ranked_right(chosen_rewards: Sequence[float], rejected_rewards: Sequence[float]) -> list[bool]:
-    """Whether each row's chosen response scored strictly higher (TRL's reward accuracy)."""
+    """Whether each row's chosen response scored strictly higher (TRL's reward accuracy; a tie is wrong).
+
+    Args:
+        chosen_rewards (`Sequence[float]`): r(chosen) per row.
+        rejected_rewards (`Sequence[float]`): r(rejected) per row, as many.
+
+    Returns:
+        `list[bool]`
+    """
     return [float(c) > float(r) for c, r in zip(chosen_rewards, rejected_rewards, strict=True)]
 
 
@@ -89,9 +96,21 @@ def plot_accuracy_table(
     overwrite: bool = False,
 ) -> Path:
     """A grouped bar plot of an `accuracy_table`: one group per dimension (and overall), one bar per setting, with
-    the 0.5 chance line; a missing value is drawn as "n/a". Written atomically with matplotlib's Agg backend."""
-    from ..evaluation.plots import pyplot, save_figure
+    the 0.5 chance line; a missing value is drawn as "n/a". Written atomically with matplotlib's Agg backend.
 
+    Args:
+        table (`Mapping[str, Mapping]`): An `accuracy_table`.
+        path (`str` or `Path`): The PNG to write.
+        settings (`Sequence[str]`, *optional*): The bars of each group (default: every column but the counts).
+        title (`str`, *optional*): The plot title (default: "Personalized reward accuracy (counterfactual)").
+        overwrite (`bool`, *optional*, defaults to `False`): Replace an existing file.
+
+    Returns:
+        `Path`: The file written.
+
+    Raises:
+        `OutputExistsError`: If `path` exists and `overwrite` is False.
+    """
     plt = pyplot()
     groups = list(table)
     settings = list(settings or [k for k in next(iter(table.values())) if not k.startswith("num_")])
@@ -122,161 +141,7 @@ def plot_accuracy_table(
     return save_figure(figure, path, overwrite, dpi=120)
 
 
-# -------------------------------------------------------------------------------------------------- the model
-def load_reward_model(path: str | Path, device: str | None = None, **model_kwargs: Any) -> tuple[Any, Any, dict]:
-    """A personalized reward model, its tokenizer and the rendering it was trained with.
-
-    Args:
-        path (`str` or `Path`): A folder saved by `PersonalizedRewardTrainer` (or any sequence-classification model
-            with one label), or a Hub id.
-        device (`str`, *optional*): Where to put the model; the first GPU if there is one, else the CPU.
-        **model_kwargs: More arguments of `AutoModelForSequenceClassification.from_pretrained`.
-
-    Returns:
-        `(model, tokenizer, rendering_settings)`: the settings of `personalign_reward.json` (empty when absent).
-
-    Raises:
-        `ValueError`: If the model does not output a single score (`num_labels != 1`).
-    """
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from ..trainers.reward_trainer import RENDERING_FILE
-
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), **model_kwargs)
-    if model.config.num_labels != 1:
-        raise ValueError(
-            f"{path}: a reward model outputs one score (num_labels=1), this one has {model.config.num_labels}."
-        )
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    settings_file = Path(str(path)) / RENDERING_FILE
-    settings = json.loads(settings_file.read_text("utf-8")).get("rendering", {}) if settings_file.is_file() else {}
-    return model, tokenizer, settings
-
-
-def _rows(rows: Any, responses: Any = None) -> Any:
-    from datasets import Dataset
-
-    if responses is not None and isinstance(rows, Dataset) and "history" in rows.column_names:
-        from ..data.multifacet import attach_history
-
-        return attach_history(rows, responses, lazy=True)
-    return rows
-
-
-def score_rewards(
-    model: Any,
-    tokenizer: Any,
-    rows: Iterable[Mapping[str, Any]],
-    rendering: FeedbackRendering | None = None,
-    batch_size: int = 16,
-    progress: bool = True,
-    responses: Any = None,
-    chunk_rows: int = 2048,
-) -> dict[str, list]:
-    """Score both responses of every row with a personalized reward model.
-
-    Inputs are rendered by `personalign.reward.feedback.render_reward_example`, exactly as `PersonalizedRewardTrainer`
-    trains. A row whose target alone exceeds `max_length` is scored whole, never cut (counted in `over_length`).
-    Rows are processed `chunk_rows` at a time, each chunk's sequences longest first in batches of `batch_size`
-    (right-padded, as TRL's collator pads), so memory stays flat on large datasets.
-
-    Args:
-        model: A sequence-classification model with one label (`load_reward_model`).
-        tokenizer: Its tokenizer.
-        rows (`Iterable[Mapping]` or `Dataset`): Rows with instruction, both responses and the history.
-        rendering (`FeedbackRendering`, *optional*): Columns, T, the ablation switch and the token budget.
-        batch_size (`int`, *optional*, defaults to `16`): Sequences per forward pass.
-        progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
-        responses (`Dataset`, *optional*): The `responses` table, for rows whose history is response ids.
-        chunk_rows (`int`, *optional*, defaults to `2048`): Rows rendered and sorted together.
-
-    Returns:
-        `dict`: `chosen_rewards`, `rejected_rewards` (floats), `history_pairs` (pairs kept per row) and `over_length`
-        (rows longer than `max_length` even without history).
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    rendering = rendering or FeedbackRendering()
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    rows = _rows(rows, responses)
-    pad_id = model.config.pad_token_id
-    pad_id = tokenizer.pad_token_id if pad_id is None else pad_id
-    if pad_id is None:
-        raise ValueError(
-            "The reward model needs a pad token id (set tokenizer.pad_token or model.config.pad_token_id)."
-        )
-    device = next(model.parameters()).device
-    out: dict[str, list] = {"chosen_rewards": [], "rejected_rewards": [], "history_pairs": [], "over_length": 0}
-    total = len(rows) if hasattr(rows, "__len__") else None
-    bar = tqdm(total=total, desc="Scoring with the reward model", unit="row", disable=not progress)
-
-    def flush(chunk: list[dict[str, Any]]) -> None:
-        sequences = [(c["chosen_ids"], i, 0) for i, c in enumerate(chunk)] + [
-            (c["rejected_ids"], i, 1) for i, c in enumerate(chunk)
-        ]
-        sequences.sort(key=lambda s: -len(s[0]))
-        scores = [[0.0, 0.0] for _ in chunk]
-        for start in range(0, len(sequences), batch_size):
-            batch = sequences[start : start + batch_size]
-            width = max(len(ids) for ids, _, _ in batch)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for position, (sequence, _, _) in enumerate(batch):
-                ids[position, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-                mask[position, : len(sequence)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-            for (_, row, side), value in zip(batch, logits[:, 0].float().cpu().tolist(), strict=True):
-                scores[row][side] = value
-        for rendered, (chosen, rejected) in zip(chunk, scores, strict=True):
-            out["chosen_rewards"].append(chosen)
-            out["rejected_rewards"].append(rejected)
-            out["history_pairs"].append(rendered["history_pairs"])
-            limit = rendering.max_length
-            if limit is not None and max(len(rendered["chosen_ids"]), len(rendered["rejected_ids"])) > limit:
-                out["over_length"] += 1
-        bar.update(len(chunk))
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            chunk: list[dict[str, Any]] = []
-            for index, row in enumerate(rows):
-                chunk.append(render_reward_example(row, tokenizer, rendering, f"row {index}"))
-                if len(chunk) == chunk_rows:
-                    flush(chunk)
-                    chunk = []
-            if chunk:
-                flush(chunk)
-    finally:
-        model.train(was_training)
-        bar.close()
-    if out["over_length"]:
-        logger.warning(
-            "%d rows exceed max_length=%s even without history; they were scored whole.",
-            out["over_length"],
-            rendering.max_length,
-        )
-    return out
-
-
-def _column(rows: Any, name: str) -> list[Any] | None:
-    from datasets import Dataset
-
-    if isinstance(rows, Dataset):  # without the format: a lazily attached history is not resolved for this
-        return list(rows.with_format(None)[name]) if name in rows.column_names else None
-    rows = list(rows)
-    return [row.get(name) for row in rows] if rows and all(name in row for row in rows) else None
-
-
+# --------------------------------------------------------------------------------------------- the reward model
 def evaluate_reward_model(
     model: Any,
     tokenizer: Any,
@@ -312,9 +177,8 @@ def evaluate_reward_model(
 
     Raises:
         `OutputExistsError`: If `output` (or its plot) exists and `overwrite` is False, before any scoring.
+        `ValueError`: If `output` is not a `.json` file, or a row is malformed.
     """
-    from ..io import atomic_output, ensure_writable
-
     rendering = rendering or FeedbackRendering()
     plot_path = None
     if output is not None:
@@ -324,8 +188,8 @@ def evaluate_reward_model(
         plot_path = output.with_suffix(".png")
         ensure_writable(output, overwrite)
         ensure_writable(plot_path, overwrite)
-    rows = _rows(rows, responses)
-    dimensions = _column(rows, dimension_column)
+    rows = attach_history_texts(rows, responses)
+    dimensions = column_values(rows, dimension_column)
     with_history = score_rewards(model, tokenizer, rows, rendering, batch_size, progress)
     without = score_rewards(model, tokenizer, rows, replace(rendering, include_history=False), batch_size, progress)
     correct = {
@@ -379,6 +243,7 @@ class FeedbackJudgeReport(PairwiseReport):
         return accuracy_table({GENERATIVE: correct}, dimensions)
 
     def to_dict(self, include_outputs: bool = False) -> dict[str, Any]:
+        """`PairwiseReport.to_dict` plus `accuracy`, `accuracy_unparsable_as_chance` and the per-dimension `table`."""
         summary = super().to_dict(include_outputs)
         summary.update(
             accuracy=self.accuracy,
@@ -389,7 +254,7 @@ class FeedbackJudgeReport(PairwiseReport):
 
 
 @dataclass
-class FeedbackRewardJudge(_Judge):
+class FeedbackRewardJudge(LLMJudge):
     """The counterfactual paper's generative in-context reward model (§3.3, Appendix B.1): an LLM reads the user's
     feedback history, the instruction and two responses, reasons, and answers `[[A]]` or `[[B]]`.
 
@@ -449,7 +314,7 @@ class FeedbackRewardJudge(_Judge):
         """
         rows = list(rows)
         prompts, swapped = self.prompts(rows)
-        outputs = self._generate(prompts) if prompts else []
+        outputs = self.generate(prompts) if prompts else []
         verdicts = [parse_pairwise_verdict(output) for output in outputs]
         outcomes: list[Outcome | None] = []
         for verdict, swap in zip(verdicts, swapped, strict=True):
@@ -459,5 +324,5 @@ class FeedbackRewardJudge(_Judge):
                 outcomes.append("win" if verdict == ("B" if swap else "A") else "lose")
         dimensions = [row.get(self.dimension_column) for row in rows]
         report = FeedbackJudgeReport(self.name, self.backend.name, outcomes, verdicts, swapped, outputs, dimensions)
-        _warn_unparsable(self.name, report.num_unparsable, report.num_examples)
+        self.warn_unparsable(report.num_unparsable, report.num_examples)
         return report

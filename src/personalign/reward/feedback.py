@@ -12,15 +12,24 @@ target (instruction and response) is never cut. Chosen and rejected keep the sam
 pair always see the same user. A row that does not fit even with no history at all is left whole: TRL's
 `RewardTrainer` then filters it out, as it does any over-long row.
 
+The rendering a reward model was trained with is saved beside it (`RENDERING_FILE`, `write_rendering_file`) and
+read back (`read_rendering_file`), so that scoring and rejection sampling see exactly the training tokens.
+
 Nothing here imports torch; tokenizers are only called.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
+
+from ..data.multifacet import attach_history
+from ..io import atomic_output
 from ..personas.persona import Messages, PairItem
 from ..personas.prompts import feedback_generation_messages
 
@@ -28,6 +37,10 @@ HISTORY_TEXT_COLUMN = "history_text"
 """The feedback-history column of counterfactual MultiFacet rows (see `attach_history`)."""
 HISTORY_IDS_COLUMN = "history"
 """The same history as response ids into the `responses` config."""
+RENDERING_FILE = "personalign_reward.json"
+"""Written beside every saved personalized reward model (`PersonalizedRewardTrainer.save_model`): the
+`FeedbackRendering` it was trained with, as `{"rendering": {...}}`, so that scoring and rejection sampling render
+inputs exactly as training did."""
 
 
 @dataclass
@@ -64,7 +77,67 @@ class FeedbackRendering:
             raise ValueError(f"max_length must be positive or None, got {self.max_length}.")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (what `RENDERING_FILE` stores)."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> FeedbackRendering:
+        """A rendering from saved settings (`to_dict`, `read_rendering_file`); keys that are not settings of this
+        version are ignored.
+
+        Args:
+            settings (`Mapping[str, Any]`): Setting names and values.
+
+        Returns:
+            `FeedbackRendering`
+
+        Raises:
+            `ValueError`: If `history_size` or `max_length` is out of range.
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in settings.items() if name in names})
+
+
+def write_rendering_file(folder: str | Path, rendering: FeedbackRendering) -> Path:
+    """Write `RENDERING_FILE` into a saved reward model's folder, atomically (replacing the one an earlier save of the
+    same model wrote).
+
+    Args:
+        folder (`str` or `Path`): The model folder.
+        rendering (`FeedbackRendering`): The rendering the model was trained with.
+
+    Returns:
+        `Path`: The file written.
+    """
+    path = Path(folder) / RENDERING_FILE
+    with atomic_output(path, overwrite=True) as staging:
+        staging.write_text(json.dumps({"rendering": rendering.to_dict()}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_rendering_file(folder: str | Path) -> dict[str, Any]:
+    """The rendering settings saved beside a reward model (`write_rendering_file`); empty when the folder has none
+    (a reward model trained elsewhere, or a Hub id: the file is read from local folders only).
+
+    Args:
+        folder (`str` or `Path`): The model folder.
+
+    Returns:
+        `dict`: The settings, for `FeedbackRendering.from_dict`.
+
+    Raises:
+        `ValueError`: If the file is not JSON of the form `{"rendering": {...}}`, naming the file.
+    """
+    path = Path(str(folder)) / RENDERING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text("utf-8")).get("rendering", {})
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError(f'{path}: expected JSON of the form {{"rendering": {{...}}}} ({error}).') from error
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: 'rendering' must be a mapping of settings, got {type(settings).__name__}.")
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------- pure functions
@@ -139,6 +212,40 @@ def history_pairs(row: Mapping[str, Any], column: str = HISTORY_TEXT_COLUMN, whe
             )
         pairs.append(PairItem(item["prompt"], item["chosen"], item["rejected"]))
     return pairs
+
+
+def attach_history_texts(rows: Any, responses: Dataset | None = None) -> Any:
+    """Rows with their feedback-history texts: a `Dataset` whose history is response ids (`history`) gets
+    `history_text` resolved lazily through `responses` (`attach_history`); other rows are returned as they are.
+
+    Args:
+        rows (`Dataset` or `Iterable[Mapping]`): Counterfactual rows.
+        responses (`Dataset`, *optional*): The `responses` config the history ids point into.
+
+    Returns:
+        The rows, with `history_text` attached when `responses` is given and the rows carry history ids.
+    """
+    if responses is not None and isinstance(rows, Dataset) and HISTORY_IDS_COLUMN in rows.column_names:
+        return attach_history(rows, responses, lazy=True)
+    return rows
+
+
+def column_values(rows: Any, name: str) -> list[Any] | None:
+    """One column of a `Dataset` or of a list of mappings, as a list; `None` when some row lacks it.
+
+    A `Dataset` is read without its format, so a lazily attached history is not resolved to read another column.
+
+    Args:
+        rows (`Dataset` or `Iterable[Mapping]`): The rows.
+        name (`str`): The column.
+
+    Returns:
+        `list` or `None`
+    """
+    if isinstance(rows, Dataset):
+        return list(rows.with_format(None)[name]) if name in rows.column_names else None
+    rows = list(rows)
+    return [row.get(name) for row in rows] if rows and all(name in row for row in rows) else None
 
 
 def _text(row: Mapping[str, Any], column: str, where: str) -> str:

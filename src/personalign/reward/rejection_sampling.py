@@ -29,7 +29,22 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
-from .feedback import FeedbackRendering, generation_messages
+from ..data.loading import load_source
+from ..data.multifacet import multifacet_cf_responses
+from ..evaluation.plots import pyplot, save_figure
+from ..hub.cards import DatasetCardSpec, render_dataset_card
+from ..hub.datasets import write_dataset_folder
+from ..io import atomic_output
+from ..papers import COUNTERFACTUAL_CITATION
+from .feedback import (
+    HISTORY_IDS_COLUMN,
+    HISTORY_TEXT_COLUMN,
+    FeedbackRendering,
+    attach_history_texts,
+    column_values,
+    generation_messages,
+)
+from .modeling import score_rewards
 
 MESSAGES = List({"role": Value("string"), "content": Value("string")})
 METADATA_COLUMNS = {"instruction_id": Value("int64"), "dimension": Value("string"), "preference": Value("string")}
@@ -40,6 +55,13 @@ PLOT_FILE = "margins.png"
 # ---------------------------------------------------------------------------------------------- pure functions
 def keep_count(num_rows: int, keep: float) -> int:
     """How many rows rejection sampling keeps: `floor(keep * num_rows)`, on the exact decimal value of `keep`.
+
+    Args:
+        num_rows (`int`): Rows scored.
+        keep (`float`): The share kept (the counterfactual paper's p), in (0, 1].
+
+    Returns:
+        `int`: The number of rows kept (`keep_count(100, 0.29) == 29`, with no floating-point surprise).
 
     Raises:
         `ValueError`: If `keep` is not in (0, 1] or `num_rows` is negative.
@@ -101,6 +123,19 @@ def build_rs_datasets(
 ) -> tuple[Dataset, Dataset]:
     """The RS-SFT and RS-DPO datasets of the kept rows (prompts rendered with the Appendix B.2 template; the
     history is capped at `history_size` but not cut to a token budget: the policy trainer's `max_length` decides).
+
+    Args:
+        rows (`Dataset` or `Sequence[Mapping]`): The scored rows, with their history texts.
+        margins (`Sequence[float]`): Every row's margin.
+        kept (`Sequence[int]`): The rows to keep (`select_top_margin`).
+        rendering (`FeedbackRendering`, *optional*): Columns and T.
+
+    Returns:
+        `(sft, dpo)`: TRL's conversational prompt-completion and preference datasets, each with `margin`,
+        `source_row` and the source's `instruction_id` / `dimension` / `preference` when present.
+
+    Raises:
+        `ValueError`: If a kept row is malformed, naming the row and column.
     """
     rendering = rendering or FeedbackRendering()
     metadata = _metadata(rows)
@@ -132,7 +167,18 @@ def build_rs_datasets(
 def summarize(
     margins: Sequence[float], kept: Sequence[int], keep: float, dimensions: Sequence[str | None] | None = None
 ) -> dict[str, Any]:
-    """Counts, the lowest kept margin (the threshold), margin statistics and per-dimension counts."""
+    """Counts, the lowest kept margin (the threshold), margin statistics and per-dimension counts.
+
+    Args:
+        margins (`Sequence[float]`): Every row's margin.
+        kept (`Sequence[int]`): The kept rows.
+        keep (`float`): The share kept.
+        dimensions (`Sequence[str | None]`, *optional*): Each row's preference dimension, for `per_dimension`.
+
+    Returns:
+        `dict`: `keep`, `count_rule`, `num_rows`, `num_kept`, `margin_threshold`, `margin_mean`, `kept_margin_mean`,
+        `positive_margin_rate` and, with dimensions, `per_dimension` (`{dimension: {"rows", "kept"}}`).
+    """
     kept_margins = [margins[i] for i in kept]
     summary: dict[str, Any] = {
         "keep": keep,
@@ -175,26 +221,32 @@ def rejection_sample(
     Returns:
         `RejectionSamplingResult`
     """
-    from .evaluation import _column, _rows, score_rewards
-
     keep_count(0, keep)  # validate before scoring
     rendering = rendering or FeedbackRendering()
-    rows = _rows(rows, responses)
+    rows = attach_history_texts(rows, responses)
     if not isinstance(rows, Dataset):
         rows = list(rows)
     scores = score_rewards(model, tokenizer, rows, rendering, batch_size, progress)
     margins = [c - r for c, r in zip(scores["chosen_rewards"], scores["rejected_rewards"], strict=True)]
     kept = select_top_margin(margins, keep)
     sft, dpo = build_rs_datasets(rows, margins, kept, rendering)
-    summary = summarize(margins, kept, keep, _column(rows, "dimension"))
+    summary = summarize(margins, kept, keep, column_values(rows, "dimension"))
     summary.update(rendering=rendering.to_dict(), over_length=scores["over_length"])
     return RejectionSamplingResult(sft, dpo, margins, kept, summary)
 
 
 def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path) -> Path:
-    """Histogram of the reward margins, kept rows and dropped rows stacked, with the threshold line (Agg backend)."""
-    from ..evaluation.plots import pyplot, save_figure
+    """Histogram of the reward margins, kept rows and dropped rows stacked, with the threshold line (Agg backend).
 
+    Args:
+        margins (`Sequence[float]`): Every row's margin.
+        kept (`Sequence[int]`): The kept rows.
+        path (`str` or `Path`): The PNG to write (replaced if present: it is written inside the caller's staging
+            folder).
+
+    Returns:
+        `Path`: The file written.
+    """
     plt = pyplot()
     kept_set = set(kept)
     kept_values = [m for i, m in enumerate(margins) if i in kept_set]
@@ -212,6 +264,36 @@ def plot_margins(margins: Sequence[float], kept: Sequence[int], path: str | Path
     return save_figure(figure, path, overwrite=True, dpi=120)  # inside the caller's staging folder
 
 
+def rejection_sampling_card(
+    result: RejectionSamplingResult, reward_model: str = "", source: str = ""
+) -> DatasetCardSpec:
+    """The dataset card of rejection-sampled data (`rs_sft` / `rs_dpo`): what was kept, by which reward model, from
+    which source."""
+    return DatasetCardSpec(
+        pretty_name="Rejection-sampled personalized training data (RS-SFT / RS-DPO)",
+        summary=(
+            "Training pairs with a feedback history, filtered by a personalized reward model as in Jin et al. "
+            "(2025), §4.3: each pair's margin r(chosen) - r(rejected) given the user's history was scored and "
+            f"only the top {result.summary.get('keep')} share by margin was kept."
+        ),
+        source=source or "(in memory)",
+        descriptions={
+            "rs_sft": "prompt (Appendix B.2: history + instruction) and the chosen response as the completion.",
+            "rs_dpo": "prompt, chosen and rejected: TRL's conversational preference format.",
+        },
+        provenance={
+            "reward_model": reward_model,
+            "keep": result.summary.get("keep"),
+            "count_rule": result.summary.get("count_rule"),
+            "rows": result.summary.get("num_rows"),
+            "kept": result.summary.get("num_kept"),
+            "margin_threshold": result.summary.get("margin_threshold"),
+        },
+        citations=[COUNTERFACTUAL_CITATION],
+        tags=["rejection-sampling", "reward-model"],
+    )
+
+
 def write_rejection_sampling(
     result: RejectionSamplingResult,
     output_dir: str | Path,
@@ -222,42 +304,22 @@ def write_rejection_sampling(
     """Write the RS datasets as a dataset folder (`load_dataset(output_dir, "rs_sft")` / `"rs_dpo"`) with a card,
     the summary (`rejection_sampling.json`) and the margin histogram (`margins.png`), all in one atomic rename.
 
+    Args:
+        result (`RejectionSamplingResult`): What `rejection_sample` made.
+        output_dir (`str` or `Path`): The folder to write.
+        overwrite (`bool`, *optional*, defaults to `False`): Replace an existing folder.
+        reward_model (`str`, *optional*): The reward model's folder or Hub id, recorded in the card and summary.
+        source (`str`, *optional*): The training rows' source, recorded likewise.
+
+    Returns:
+        `Path`: `output_dir`.
+
     Raises:
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
-    from ..hub.cards import DatasetCardSpec, render_dataset_card
-    from ..hub.datasets import write_dataset_folder
-    from ..io import atomic_output
-    from ..papers import COUNTERFACTUAL_CITATION
-
     configs = {"rs_sft": DatasetDict({"train": result.sft}), "rs_dpo": DatasetDict({"train": result.dpo})}
     summary = {"reward_model": reward_model, "source": source, **result.summary}
-    card = render_dataset_card(
-        configs,
-        DatasetCardSpec(
-            pretty_name="Rejection-sampled personalized training data (RS-SFT / RS-DPO)",
-            summary=(
-                "Training pairs with a feedback history, filtered by a personalized reward model as in Jin et al. "
-                "(2025), §4.3: each pair's margin r(chosen) - r(rejected) given the user's history was scored and "
-                f"only the top {result.summary.get('keep')} share by margin was kept."
-            ),
-            source=source or "(in memory)",
-            descriptions={
-                "rs_sft": "prompt (Appendix B.2: history + instruction) and the chosen response as the completion.",
-                "rs_dpo": "prompt, chosen and rejected: TRL's conversational preference format.",
-            },
-            provenance={
-                "reward_model": reward_model,
-                "keep": result.summary.get("keep"),
-                "count_rule": result.summary.get("count_rule"),
-                "rows": result.summary.get("num_rows"),
-                "kept": result.summary.get("num_kept"),
-                "margin_threshold": result.summary.get("margin_threshold"),
-            },
-            citations=[COUNTERFACTUAL_CITATION],
-            tags=["rejection-sampling", "reward-model"],
-        ),
-    )
+    card = render_dataset_card(configs, rejection_sampling_card(result, reward_model, source))
     output_dir = Path(output_dir)
     with atomic_output(output_dir, overwrite) as staging:
         write_dataset_folder(configs, staging, card)
@@ -271,15 +333,18 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     `personalign build-dataset multifacet-cf` (its `counterfactual` config; history ids are resolved through its
     `responses` config), a saved dataset or a Hub id.
 
+    Args:
+        source (`str` or `Path`): Where the rows are.
+        split (`str`, *optional*, defaults to `"train"`): The split.
+
+    Returns:
+        `Dataset`: Rows with `prompt`, `chosen`, `rejected` and `history_text` (attached lazily for a build folder).
+
     Raises:
         `ValueError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
     """
-    from ..data.alignx import load_split
-    from .feedback import HISTORY_IDS_COLUMN, HISTORY_TEXT_COLUMN
-
-    path = Path(source)
-    is_build = path.is_dir() and (path / "counterfactual").is_dir() and (path / "responses").is_dir()
-    rows = load_split(source, "counterfactual" if is_build else None, split)
+    dataset = load_source(source)
+    rows = dataset.split(split)
     where = f"{source} [{split}]"
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in rows.column_names]
     if missing:
@@ -289,10 +354,9 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
         )
     if HISTORY_TEXT_COLUMN in rows.column_names:
         return rows
-    if HISTORY_IDS_COLUMN in rows.column_names and is_build:
-        from ..data.multifacet import attach_history
-
-        return attach_history(rows, load_split(source, "responses", "train"), lazy=True)
+    responses = multifacet_cf_responses(dataset) if HISTORY_IDS_COLUMN in rows.column_names else None
+    if responses is not None:
+        return attach_history_texts(rows, responses)
     raise ValueError(
         f"{where}: no {HISTORY_TEXT_COLUMN!r} column (the feedback history as [{{prompt, chosen, rejected}}]); pass a "
         "folder written by `personalign build-dataset multifacet-cf` (history ids are resolved through its "

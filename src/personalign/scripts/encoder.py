@@ -25,9 +25,9 @@ from .utils import ScriptArguments, finish_run, start_run
 
 @dataclass
 class EncoderScriptArguments(ScriptArguments):
-    """`ScriptArguments` plus the encoder's own. The excerpts come from every file (or Hub split) of
-    `dataset_name`, and `eval_fraction` of the personas are held out, so `dataset_train_split` keeps its default and
-    `dataset_test_split` is not set; `max_train_samples` keeps the first N excerpts.
+    """`ScriptArguments` plus the encoder's own. The excerpts come from every split of `dataset_name` (of its
+    `dataset_config`), and `eval_fraction` of the personas are held out, so `dataset_train_split` keeps its default
+    and `dataset_test_split` is not set; `max_train_samples` keeps the first N excerpts.
 
     Args:
         excerpt_format (`str`, *optional*, defaults to `"alignx"`): `"alignx"` (comments and pairs of AlignX rows),
@@ -91,14 +91,13 @@ def main(
     output = ensure_writable(training_args.output_dir, script_args.overwrite)  # before loading models and data
     record, push = start_run("encoder", script_args, training_args, model_args)
     training_args.output_dir = script_args.checkpoint_dir or str(output.with_name(f"{output.name}-checkpoints"))
-    load_kwargs = {"name": script_args.dataset_config} if script_args.dataset_config else {}
     excerpts = load_excerpts(
         script_args.dataset_name,
         script_args.excerpt_format,
         script_args.persona_column,
         script_args.text_column,
         script_args.include_demographics,
-        **load_kwargs,
+        config=script_args.dataset_config,
     )
     if script_args.max_train_samples is not None:
         excerpts = excerpts.select(range(min(script_args.max_train_samples, len(excerpts))))

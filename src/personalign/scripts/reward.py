@@ -10,7 +10,8 @@ from typing import Any
 from datasets import Dataset
 from trl import ModelConfig, TrlParser
 
-from ..data.alignx import load_split
+from ..data.loading import load_source
+from ..data.multifacet import multifacet_cf_responses
 from ..trainers.reward_config import PersonalizedRewardConfig
 from ..trainers.reward_trainer import PersonalizedRewardTrainer
 from .utils import ScriptArguments, train_and_save, trainer_kwargs
@@ -26,7 +27,7 @@ def build_trainer(
     """The reward trainer; counterfactual MultiFacet rows keep their histories as ids into the dataset's
     `responses` config, which is loaded for them."""
     needs_responses = "history_text" not in train_dataset.column_names and "history" in train_dataset.column_names
-    responses = load_split(script_args.dataset_name, "responses", "train") if needs_responses else None
+    responses = multifacet_cf_responses(load_source(script_args.dataset_name)) if needs_responses else None
     kwargs = trainer_kwargs(training_args, model_args, train_dataset, eval_dataset)
     return PersonalizedRewardTrainer(responses=responses, **kwargs)
 

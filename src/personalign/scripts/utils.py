@@ -4,7 +4,6 @@ trainer (output folder checks, data splits, training, saving, the run record, th
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +13,11 @@ import torch
 from transformers.trainer_utils import get_last_checkpoint
 from trl import get_peft_config
 
-from ..data.alignx import load_split
+from ..data.loading import load_rows
 from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
-from ..hub.run_record import RUN_RECORD, changed_fields, to_jsonable
-from ..io import atomic_output
+from ..hub.run_record import changed_fields, to_jsonable, write_run_record
 
 
 @dataclass
@@ -132,8 +130,7 @@ def finish_run(record: dict[str, Any], output_dir: str | Path, push: bool, train
         `dict`: The record, with `hub_url` after a push.
     """
     output_dir = Path(output_dir)
-    with atomic_output(output_dir / RUN_RECORD, overwrite=True) as path:
-        path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_run_record(output_dir, record)
     if push:
         repo_id = training_args.hub_model_id or output_dir.name
         record["hub_url"] = push_model(output_dir, repo_id, token=training_args.hub_token)
@@ -165,12 +162,12 @@ def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> s
 
 def load_datasets(script_args: ScriptArguments) -> tuple[Any, Any]:
     """The training split (cut to `max_train_samples`) and the evaluation split (`None` without one)."""
-    train = load_split(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
+    train = load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
     if script_args.max_train_samples is not None:
         train = train.select(range(min(script_args.max_train_samples, len(train))))
     evaluation = None
     if script_args.dataset_test_split:
-        evaluation = load_split(script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split)
+        evaluation = load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split)
     return train, evaluation
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import textwrap
 from pathlib import Path
@@ -15,14 +14,10 @@ from trl.data_utils import get_dataset_column_names
 
 from ..data.multifacet import attach_history
 from ..papers import COUNTERFACTUAL_CITATION
-from ..reward.feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch
+from ..reward.feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch, write_rendering_file
 from .reward_config import PersonalizedRewardConfig
 
 logger = logging.getLogger(__name__)
-
-RENDERING_FILE = "personalign_reward.json"
-"""Written beside every saved reward model: the `FeedbackRendering` it was trained with, so that scoring and
-rejection sampling render inputs exactly as training did."""
 
 
 def _first_row(dataset: Any) -> dict[str, Any]:
@@ -199,12 +194,12 @@ class PersonalizedRewardTrainer(RewardTrainer):
 
     # ------------------------------------------------------------------------------------------------- saving
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save the model as TRL does, plus `personalign_reward.json` (the input rendering it was trained with)."""
+        """Save the model as TRL does, plus `personalign_reward.json` (`personalign.reward.feedback.RENDERING_FILE`:
+        the input rendering it was trained with, which `load_reward_model` reads back)."""
         super().save_model(output_dir, _internal_call)
         folder = Path(output_dir or self.args.output_dir)
         if self.is_world_process_zero() and folder.is_dir():
-            payload = {"rendering": self.args.rendering().to_dict()}
-            (folder / RENDERING_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+            write_rendering_file(folder, self.args.rendering())
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """TRL's model card, plus the input format (history, T, budget) the reward model expects."""

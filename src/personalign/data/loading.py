@@ -1,0 +1,402 @@
+"""Loading a personalign dataset: one reader for every source a builder, trainer or command takes.
+
+A source is any of:
+
+- a Hub dataset id, read with `datasets.load_dataset(name, config)`;
+- a local `.parquet` / `.jsonl` / `.json` file (JSON lines, or a JSON list of rows as AlignX's benchmark files:
+  P-Soups, UF-P-4, PRISM): the `train` split;
+- a local folder of such files, split by file name as `datasets.load_dataset(folder)` splits it; each row keeps its
+  file, so that messages name a bad row by its file and its row in that file, and results can be broken down by
+  file (benchmark);
+- a folder written by `personalign build-dataset` (or any folder whose card declares configs), read with
+  `datasets.load_dataset(folder, config)` as on the Hub;
+- a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`.
+
+`load_source` reads every split of one config, keeping where each row comes from (`DatasetSource`); `load_rows`
+returns one split; `load_configs` every config. Without a config, a source that declares several takes its primary
+one (`PRIMARY_CONFIGS`). Bad input fails with one line naming the file (or the Hub split), the row and the column.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from datasets import (
+    Dataset,
+    DatasetDict,
+    concatenate_datasets,
+    get_dataset_config_names,
+    load_dataset,
+    load_from_disk,
+)
+from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
+from datasets.exceptions import DatasetGenerationError
+
+DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
+"""The local data files a source may hold."""
+PRIMARY_CONFIGS = ("counterfactual", "raw", "pba", "ica")
+"""The config read when none is asked for, the first one a source declares: the rows of a `personalign
+build-dataset multifacet-cf` build (`counterfactual`), the validated rows of an AlignX build (`raw`), else its
+ready-rendered rows (`pba`, then `ica`). A source that declares none of them gets `datasets`' choice: the config its
+card marks `default`, or its only one."""
+SAVE_TO_DISK_FILES = ("dataset_dict.json", "state.json")
+"""The files that mark a folder written by `DatasetDict.save_to_disk` / `Dataset.save_to_disk`."""
+
+
+# -------------------------------------------------------------------------------------------- naming rows
+def file_row(files: Sequence[tuple[str, int]], index: int) -> tuple[str, int]:
+    """The file holding a split's row `index` and the row's position in that file, from the split's `(path, first
+    row)` list (`DatasetSource.files`)."""
+    position = max(bisect_right([start for _, start in files], index) - 1, 0)
+    path, start = files[position]
+    return path, index - start
+
+
+def row_name(where: str, files: Sequence[tuple[str, int]] | None, index: int) -> str:
+    """A split's row `index` for messages: `"<file>, row <n>"` (its file and its row in that file) when the split's
+    file boundaries are known (a local folder), else `"<where>, row <index>"`."""
+    if not files:
+        return f"{where}, row {index}"
+    path, row = file_row(files, index)
+    return f"{path}, row {row}"
+
+
+def require_columns(dataset: Dataset, required: Sequence[str], where: str, row_kind: str) -> None:
+    """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need.
+
+    Args:
+        dataset (`Dataset`): The rows.
+        required (`Sequence[str]`): The columns the rows need.
+        where (`str`): The file or Hub split, for the message.
+        row_kind (`str`): What a row is, for the message (`"an AlignX"`).
+
+    Raises:
+        `ValueError`: If a column is missing, naming `where`, the missing and the found columns.
+    """
+    missing = [c for c in required if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; {row_kind} row needs "
+            f"{', '.join(required)} (found: {', '.join(dataset.column_names)})."
+        )
+
+
+def batch_rows(batch: Mapping[str, list]) -> list[dict[str, Any]]:
+    """The rows of a column batch (as `Dataset.map(batched=True)` and `Dataset.iter` give them)."""
+    size = len(next(iter(batch.values())))
+    return [{key: values[i] for key, values in batch.items()} for i in range(size)]
+
+
+# ------------------------------------------------------------------------------------------- local files
+def data_files(folder: str | Path) -> dict[str, list[Path]]:
+    """The data files of a local folder by split, with the split rules of `datasets.load_dataset(folder)` (file
+    names containing `train`, `test`, `validation`, ...; everything is `train` otherwise).
+
+    Uses `datasets.data_files.get_data_patterns` / `DataFilesDict.from_patterns` (not exported at the package top),
+    the functions `load_dataset` itself resolves a folder with; pinned by
+    `tests/test_alignx_builder.py::test_data_files_follow_the_datasets_split_rules`.
+
+    Raises:
+        `ValueError`: If the folder holds no `.parquet` / `.jsonl` / `.json` file.
+    """
+    folder = Path(folder)
+    try:
+        patterns = get_data_patterns(str(folder))
+    except EmptyDatasetError:
+        raise ValueError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.") from None
+    resolved = DataFilesDict.from_patterns(patterns, base_path=str(folder))
+    splits = {
+        str(split): sorted(Path(f) for f in files if Path(f).suffix in DATA_FILE_SUFFIXES)
+        for split, files in resolved.items()
+    }
+    splits = {split: files for split, files in splits.items() if files}
+    if not splits:
+        raise ValueError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.")
+    return splits
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn `datasets`' failure to parse a data file (bad JSON, ...) into one line naming the file."""
+    try:
+        yield
+    except DatasetGenerationError as error:
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise ValueError(
+            f"{path}: cannot read it as a {', '.join(DATA_FILE_SUFFIXES)} data file ({reason})."
+        ) from None
+
+
+def read_data_file(path: str | Path) -> Dataset:
+    """One local `.parquet` / `.jsonl` / `.json` file (JSON lines or a JSON list of rows) as a memory-mapped
+    `Dataset`.
+
+    Raises:
+        `ValueError`: If the file has another suffix or cannot be parsed, naming the file.
+    """
+    path = Path(path)
+    if path.suffix not in DATA_FILE_SUFFIXES:
+        raise ValueError(f"{path}: expected a {', '.join(DATA_FILE_SUFFIXES)} file.")
+    with _reading(path):
+        if path.suffix == ".parquet":
+            return Dataset.from_parquet(str(path))
+        return Dataset.from_json(str(path))
+
+
+def _file_name(file: Path, folder: Path) -> str:
+    """A data file for messages: the folder as given joined with the file's path in it (`"bench/prism.json"`)."""
+    try:
+        return str(folder / file.resolve().relative_to(folder.resolve()))
+    except ValueError:
+        return str(file)
+
+
+def _benchmark_name(file: Path, folder: Path) -> str:
+    """A data file's path in its folder without the suffix (`"p_soups"`, `"prism/test"`): its benchmark's name."""
+    try:
+        return file.resolve().relative_to(folder.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        return file.stem
+
+
+def _concatenate(parts: Sequence[tuple[str, Dataset]]) -> Dataset:
+    """The parts of one split as one `Dataset`. A column that some files lack (benchmark files differ in their
+    optional columns) is null in their rows; columns of conflicting types are an error naming the files."""
+    if len(parts) == 1:
+        return parts[0][1]
+    features: dict[str, Any] = {}
+    for _, part in parts:
+        for name, feature in part.features.items():
+            features.setdefault(name, feature)
+    filled = []
+    for _, part in parts:
+        for name in features:
+            if name not in part.column_names:
+                part = part.add_column(name, [None] * len(part), feature=features[name])
+        filled.append(part.select_columns(list(features)))
+    try:
+        return concatenate_datasets(filled)
+    except ValueError as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(
+            f"the files {', '.join(name for name, _ in parts)} cannot form one split: their columns differ in type "
+            f"({reason}); pass them one at a time."
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------- the loader
+@dataclass
+class DatasetSource:
+    """One config of a dataset as `load_source` reads it: every split, as the parts (files, or the Hub split) it
+    was read from, in order.
+
+    Args:
+        name (`str`): The source as given: a Hub id, a file or a folder.
+        config (`str` or `None`): The config read (`None` for a source that declares none).
+        configs (`tuple[str, ...]`): The configs the source declares in its card (`"default"` left out).
+        parts (`dict[str, list[tuple[str, Dataset]]]`): Each split's parts as `(where, rows)`: `where` names the
+            file (or the Hub split) for messages.
+        folder (`Path`, *optional*): The folder of data files the splits were read from, where they were: its rows
+            keep their files (`files`, `benchmarks`).
+        benchmarks_by_split (`dict[str, list[str]]`): For a folder, each split's files as benchmark names (their
+            path in the folder without the suffix).
+        load_kwargs (`dict`): What was passed on to `datasets.load_dataset` (e.g. `revision`, `token`).
+    """
+
+    name: str
+    config: str | None
+    configs: tuple[str, ...]
+    parts: dict[str, list[tuple[str, Dataset]]]
+    folder: Path | None = None
+    benchmarks_by_split: dict[str, list[str]] = field(default_factory=dict)
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    _joined: dict[str, Dataset] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def splits(self) -> list[str]:
+        """The split names, in the source's order."""
+        return list(self.parts)
+
+    def where(self, split: str) -> str:
+        """The split for messages: `"<source> [<split>]"`."""
+        return f"{self.name} [{split}]"
+
+    def split(self, split: str) -> Dataset:
+        """The rows of one split, its files concatenated (a column some files lack is null in their rows).
+
+        Raises:
+            `ValueError`: If there is no such split (naming those there are), or the files' columns conflict.
+        """
+        if split not in self.parts:
+            raise ValueError(f"dataset {self.name} has no split {split!r}; its splits: {', '.join(self.parts)}.")
+        if split not in self._joined:
+            self._joined[split] = _concatenate(self.parts[split])
+        return self._joined[split]
+
+    def all_parts(self) -> list[tuple[str, Dataset]]:
+        """Every part of every split, as `(where, rows)`."""
+        return [part for parts in self.parts.values() for part in parts]
+
+    def files(self, split: str) -> list[tuple[str, int]] | None:
+        """For a folder of data files: the split's files in order as `(path, first row)` (see `row_name`);
+        `None` for other sources."""
+        if self.folder is None:
+            return None
+        parts = self.parts[split]
+        starts = accumulate((len(data) for _, data in parts[:-1]), initial=0)
+        return [(where, start) for (where, _), start in zip(parts, starts, strict=True)]
+
+    def benchmarks(self, split: str) -> list[str] | None:
+        """For a split of several files of a folder: the benchmark of each row (its file's path in the folder,
+        without the suffix, e.g. `"p_soups"`); `None` otherwise."""
+        names = self.benchmarks_by_split.get(split)
+        if not names or len(names) < 2:
+            return None
+        return [name for name, (_, data) in zip(names, self.parts[split], strict=True) for _ in range(len(data))]
+
+    def to_dataset_dict(self) -> DatasetDict:
+        """Every split as a `DatasetDict`."""
+        return DatasetDict({split: self.split(split) for split in self.parts})
+
+    def with_config(self, config: str) -> DatasetSource:
+        """Another config of the same dataset, read with the same `load_kwargs`.
+
+        Raises:
+            `ValueError`: If the dataset does not declare `config`.
+        """
+        if config not in self.configs:
+            raise ValueError(
+                f"dataset {self.name} has no config {config!r}; its configs: {', '.join(self.configs) or 'none'}."
+            )
+        return _read_config(self.name, config, self.configs, self.load_kwargs)
+
+
+def dataset_configs(name_or_path: str | Path, **load_kwargs: Any) -> tuple[str, ...]:
+    """The configs a dataset declares in its card (`"default"` left out): those of a folder written by `personalign
+    build-dataset` (or any folder with a card) or of a Hub dataset; none for a local file or a folder without a card.
+
+    Args:
+        name_or_path (`str` or `Path`): The source.
+        **load_kwargs: `revision` and `token` are passed on for a Hub dataset.
+
+    Raises:
+        `ValueError`: For a local path that does not exist.
+    """
+    _require_local_path(str(name_or_path))
+    path = Path(name_or_path)
+    if path.is_file() or (path.is_dir() and not (path / "README.md").is_file()):
+        return ()
+    hub = {key: load_kwargs[key] for key in ("revision", "token") if key in load_kwargs}
+    return tuple(name for name in get_dataset_config_names(str(name_or_path), **hub) if name != "default")
+
+
+def _require_local_path(name: str) -> None:
+    """Fail on a source that does not exist but was meant as a local path (a Hub id is `owner/name`)."""
+    looks_local = name.startswith((".", "/", "~")) or Path(name).suffix in DATA_FILE_SUFFIXES or name.count("/") > 1
+    if looks_local and not Path(name).exists():
+        raise ValueError(f"dataset {name}: no such file or folder.")
+
+
+def _read_config(
+    name: str, config: str | None, configs: tuple[str, ...], load_kwargs: dict[str, Any]
+) -> DatasetSource:
+    """A card folder or Hub dataset: one config through `datasets.load_dataset` (`None`: `datasets`' choice)."""
+    try:
+        loaded = load_dataset(name, config, **load_kwargs)
+    except DatasetGenerationError as error:
+        reason = " ".join(str(error.__cause__ or error).split())
+        raise ValueError(f"dataset {name}: cannot read config {config!r} ({reason}).") from None
+    except ValueError as error:
+        if config is None and len(configs) > 1:  # no default config: `datasets` asks for a name
+            raise ValueError(f"dataset {name} has configs {', '.join(configs)}: pick one.") from None
+        reason = " ".join(str(error).split())
+        raise ValueError(f"dataset {name}: cannot load config {config!r} ({reason}).") from None
+    parts = {str(split): [(f"{name} [{split}]", data)] for split, data in loaded.items()}
+    if config is None and configs:
+        config = next(iter(loaded.values())).info.config_name  # the one `datasets` chose
+    return DatasetSource(name, config, configs, parts, load_kwargs=dict(load_kwargs))
+
+
+def load_source(name_or_path: str | Path, config: str | None = None, **load_kwargs: Any) -> DatasetSource:
+    """Read every split of one config of a dataset, keeping where each row comes from.
+
+    Args:
+        name_or_path (`str` or `Path`): A Hub dataset id, a local `.parquet` / `.jsonl` / `.json` file (the `train`
+            split), a local folder of such files (split by file name, as `datasets.load_dataset(folder)`), a folder
+            written by `personalign build-dataset` (or any folder whose card declares configs), or a folder written
+            by `save_to_disk`.
+        config (`str`, *optional*): The config, for a source that declares configs; by default the first of
+            `PRIMARY_CONFIGS` it declares, else the one its card marks `default`, else its only one.
+        **load_kwargs: Passed to `datasets.load_dataset` for a Hub dataset or a card folder (e.g. `revision`,
+            `token`).
+
+    Returns:
+        `DatasetSource`: The splits, each as its parts (files, or the Hub split) with names for messages.
+
+    Raises:
+        `ValueError`: For a local path that does not exist, a file of another format or that cannot be parsed, a
+            folder without data files, a config the source does not declare, or a source of several configs and
+            none asked for (naming them).
+    """
+    name = str(name_or_path)
+    path = Path(name_or_path)
+    _require_local_path(name)
+    if path.is_dir() and any((path / marker).exists() for marker in SAVE_TO_DISK_FILES):
+        if config is not None:
+            raise ValueError(f"dataset {name}: a folder written by save_to_disk has no configs (asked: {config!r}).")
+        saved = load_from_disk(str(path))
+        splits = {"train": saved} if isinstance(saved, Dataset) else dict(saved)
+        return DatasetSource(name, None, (), {split: [(f"{name} [{split}]", data)] for split, data in splits.items()})
+    configs = dataset_configs(name, **load_kwargs)
+    if path.is_file() or (path.is_dir() and not configs):
+        if config is not None:
+            raise ValueError(
+                f"dataset {name}: a data file or a folder of data files has no configs (asked: {config!r})."
+            )
+        if path.is_file():
+            return DatasetSource(name, None, (), {"train": [(name, read_data_file(path))]})
+        parts, benchmarks = {}, {}
+        for split, files in data_files(path).items():
+            parts[split] = [(_file_name(file, path), read_data_file(file)) for file in files]
+            benchmarks[split] = [_benchmark_name(file, path) for file in files]
+        return DatasetSource(name, None, (), parts, folder=path, benchmarks_by_split=benchmarks)
+    if config is None:
+        config = next((c for c in PRIMARY_CONFIGS if c in configs), None)
+    elif configs and config not in configs:
+        raise ValueError(f"dataset {name} has no config {config!r}; its configs: {', '.join(configs)}.")
+    return _read_config(name, config, configs, load_kwargs)
+
+
+def load_rows(
+    name_or_path: str | Path, config: str | None = None, split: str = "train", **load_kwargs: Any
+) -> Dataset:
+    """One split of a dataset (see `load_source` for the sources and the config rule).
+
+    Example:
+
+    ```python
+    >>> from personalign.data.loading import load_rows
+    >>> train = load_rows("alignx-build", "pba", split="train")  # a `personalign build-dataset alignx` folder
+    >>> bench = load_rows("benchmark/p_soups.json")  # an AlignX benchmark file: its `train` split
+    ```
+
+    Raises:
+        `ValueError`: As `load_source`, and if the split does not exist (naming those that do).
+    """
+    return load_source(name_or_path, config, **load_kwargs).split(split)
+
+
+def load_configs(name_or_path: str | Path, **load_kwargs: Any) -> dict[str, DatasetDict]:
+    """Every config of a dataset folder (`personalign build-dataset` output) or Hub dataset, by name; a source
+    without declared configs is one config, `"default"`."""
+    name = str(name_or_path)
+    configs = dataset_configs(name, **load_kwargs)
+    if not configs:
+        return {"default": load_source(name, **load_kwargs).to_dataset_dict()}
+    return {config: _read_config(name, config, configs, load_kwargs).to_dataset_dict() for config in configs}

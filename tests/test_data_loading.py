@@ -1,0 +1,153 @@
+"""`personalign.data.loading`: the one loader, over every kind of source, and the multifacet-cf build check."""
+
+import json
+
+import pytest
+from datasets import Dataset, DatasetDict
+
+from personalign.data.loading import (
+    PRIMARY_CONFIGS,
+    dataset_configs,
+    load_configs,
+    load_rows,
+    load_source,
+    read_data_file,
+)
+from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_cf_responses
+from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+from personalign.hub.datasets import write_dataset_folder
+from personalign.io import write_rows
+
+ROWS = [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(5)]
+
+
+def write_built(configs, folder, default=None):
+    """A dataset folder as `personalign build-dataset` writes one: shards, and a card declaring each config."""
+    card = "---\nconfigs:\n"
+    for name, splits in configs.items():
+        card += f"- config_name: {name}\n" + ("  default: true\n" if name == default else "") + "  data_files:\n"
+        card += "".join(f"  - split: {split}\n    path: {name}/{split}-*.parquet\n" for split in splits)
+    return write_dataset_folder(configs, folder, card + "---\n")
+
+
+def write_json_list(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_a_file_is_the_train_split_in_every_format(tmp_path):
+    jsonl = tmp_path / "rows.jsonl"
+    write_rows(ROWS, jsonl, progress=False)
+    listed = write_json_list(tmp_path / "rows.json", ROWS)
+    parquet = tmp_path / "rows.parquet"
+    Dataset.from_list(ROWS).to_parquet(str(parquet))
+    for path in (jsonl, listed, parquet):
+        source = load_source(path)
+        assert source.splits == ["train"] and source.config is None and source.configs == ()
+        assert source.split("train").to_list() == ROWS
+        assert source.all_parts()[0][0] == str(path) and source.where("train") == f"{path} [train]"
+        assert source.files("train") is None and source.benchmarks("train") is None
+    assert load_rows(listed).to_list() == ROWS
+
+
+def test_a_folder_keeps_each_rows_file(tmp_path):
+    folder = tmp_path / "bench"
+    write_json_list(folder / "p_soups.json", ROWS[:3])
+    write_json_list(folder / "prism.json", [{**row, "profile": "x"} for row in ROWS[3:]])
+    source = load_source(folder)
+    assert source.splits == ["train"]
+    train = source.split("train")
+    assert len(train) == 5 and train["profile"] == [None, None, None, "x", "x"]  # a missing column is null
+    assert source.files("train") == [(str(folder / "p_soups.json"), 0), (str(folder / "prism.json"), 3)]
+    assert source.benchmarks("train") == ["p_soups"] * 3 + ["prism"] * 2
+    with pytest.raises(ValueError, match=r"dataset .*bench has no split 'validation'; its splits: "):
+        source.split("validation")
+    # split by file name as `datasets.load_dataset(folder)`: once a file names a split, the others are left out
+    write_json_list(folder / "test.json", ROWS[:1])
+    write_json_list(folder / "train.json", ROWS[1:])
+    source = load_source(folder)
+    assert source.splits == ["train", "test"]
+    assert source.files("test") == [(str(folder / "test.json"), 0)] and source.benchmarks("test") is None
+
+
+def test_built_folders_read_their_primary_config_or_the_one_asked(tmp_path):
+    splits = DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:2])})
+    other = DatasetDict({"train": Dataset.from_list(ROWS[:1])})
+    built = write_built({"pba": other, "raw": splits}, tmp_path / "built")
+    assert dataset_configs(built) == ("pba", "raw")
+    source = load_source(built)
+    assert source.config == "raw" == next(c for c in PRIMARY_CONFIGS if c in source.configs)
+    assert source.split("test").to_list() == ROWS[:2] and source.where("test") == f"{built} [test]"
+    assert source.files("test") is None  # rows of a card folder are named by split, not file
+    assert load_rows(built, "pba").to_list() == ROWS[:1]
+    assert source.with_config("pba").split("train").to_list() == ROWS[:1]
+    assert {name: len(data["train"]) for name, data in load_configs(built).items()} == {"pba": 1, "raw": 5}
+    with pytest.raises(ValueError, match="has no config 'ica'; its configs: pba, raw"):
+        load_source(built, "ica")
+    with pytest.raises(ValueError, match="has no config 'ica'; its configs: pba, raw"):
+        source.with_config("ica")
+
+
+def test_other_configs_follow_the_cards_default_or_need_a_choice(tmp_path):
+    sft, dpo = (DatasetDict({"train": Dataset.from_list(rows)}) for rows in (ROWS[:2], ROWS))
+    built = write_built({"rs_sft": sft, "rs_dpo": dpo}, tmp_path / "rs")
+    with pytest.raises(ValueError, match=f"dataset {built} has configs rs_sft, rs_dpo: pick one"):
+        load_source(built)
+    assert load_rows(built, "rs_dpo").to_list() == ROWS
+    marked = write_built({"rs_sft": sft, "rs_dpo": dpo}, tmp_path / "marked", default="rs_dpo")
+    source = load_source(marked)
+    assert source.config == "rs_dpo" and source.split("train").to_list() == ROWS
+    only = write_built({"rs_sft": sft}, tmp_path / "only")
+    assert load_source(only).config == "rs_sft"
+
+
+def test_saved_to_disk_folders(tmp_path):
+    DatasetDict({"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:1])}).save_to_disk(tmp_path / "d")
+    Dataset.from_list(ROWS).save_to_disk(tmp_path / "s")
+    assert load_rows(tmp_path / "d", split="test").to_list() == ROWS[:1]
+    assert load_rows(tmp_path / "s").to_list() == ROWS
+    with pytest.raises(ValueError, match="save_to_disk has no configs"):
+        load_source(tmp_path / "d", "raw")
+
+
+def test_bad_sources_are_one_line_naming_the_file(tmp_path):
+    missing = tmp_path / "missing.parquet"
+    with pytest.raises(ValueError, match=f"dataset {missing}: no such file or folder"):
+        load_source(missing)
+    with pytest.raises(ValueError, match=f"dataset {missing}: no such file or folder"):
+        load_configs(missing)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"prompt": "a",')
+    with pytest.raises(ValueError, match=f"{broken}: cannot read it as a .parquet, .jsonl, .json data file"):
+        load_source(broken)
+    csv = tmp_path / "rows.csv"
+    csv.write_text("prompt\na\n")
+    with pytest.raises(ValueError, match=r"rows.csv: expected a \.parquet, \.jsonl, \.json file"):
+        read_data_file(csv)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"no \.parquet, \.jsonl, \.json files found"):
+        load_source(tmp_path / "empty")
+    with pytest.raises(ValueError, match="a data file or a folder of data files has no configs"):
+        load_source(broken, "raw")
+    # files whose columns conflict in type cannot form one split, and the message names them
+    folder = tmp_path / "mixed"
+    write_json_list(folder / "a.json", [{"x": "text"}])
+    write_json_list(folder / "b.json", [{"x": 3}])
+    with pytest.raises(ValueError, match=f"the files {folder / 'a.json'}, {folder / 'b.json'} cannot form one split"):
+        load_rows(folder)
+
+
+def test_multifacet_cf_responses_is_the_one_build_check(tmp_path):
+    source = tmp_path / "source.jsonl"
+    write_rows(multifaceted_rows(12, seed=0), source, MULTIFACETED_FEATURES, progress=False)
+    configs, _ = build_multifacet_cf(source, MultifacetBuildConfig(history_size=2, test_instructions=2))
+    built = write_built(configs, tmp_path / "built")
+    loaded = load_source(built)
+    assert loaded.config == "counterfactual" and set(loaded.configs) == {"counterfactual", "responses"}
+    responses = multifacet_cf_responses(loaded)
+    assert responses is not None and len(responses) == len(configs["responses"]["train"])
+    assert multifacet_cf_responses(load_source(source)) is None  # a plain file is not a build
+    rows_only = tmp_path / "rows.parquet"
+    configs["counterfactual"]["train"].to_parquet(str(rows_only))
+    assert multifacet_cf_responses(load_source(rows_only)) is None  # history ids alone are not a build
