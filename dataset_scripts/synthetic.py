@@ -6,7 +6,8 @@
 The same as `personalign synthetic ...`; see `--help` of each command.
 """
 
-from personalign.cli import run, synthetic_app
+from personalign.cli import run
+from personalign.cli.data import synthetic_app
 
 if __name__ == "__main__":
     run(synthetic_app)

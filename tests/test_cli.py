@@ -87,3 +87,107 @@ def test_space_command_lists_dimensions():
     result = runner.invoke(app, ["space", "psoups"])
     assert result.exit_code == 0
     assert "Prefers concise answers" in result.output
+
+
+# ------------------------------------------------------------------------------------ start-up and the error map
+def test_help_imports_no_torch_transformers_or_trl():
+    code = (
+        "import sys\n"
+        "from personalign.cli import main\n"
+        "sys.argv = ['personalign', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+    assert "train" in result.stdout and "eval" in result.stdout
+
+
+def run_main(monkeypatch, capsys, *args, debug=False):
+    """The console entry point in this process: `(exit code, stderr)`."""
+    from personalign.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["personalign", *args])
+    monkeypatch.setenv("PERSONALIGN_DEBUG", "1" if debug else "")
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def break_space_command(monkeypatch, error):
+    from personalign.personas.space import PreferenceSpace
+
+    def broken(cls):
+        raise error
+
+    monkeypatch.setattr(PreferenceSpace, "psoups", classmethod(broken))
+
+
+@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), KeyError("dimensions")])
+def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, capsys, error):
+    break_space_command(monkeypatch, error)
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups")
+    lines = stderr.strip().splitlines()
+    assert code == 1 and "Traceback" not in stderr
+    assert lines == [
+        f"error: internal error in personalign (a bug; please report it): {type(error).__name__}: {error}",
+        "set PERSONALIGN_DEBUG=1 for the traceback",
+    ]
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups", debug=True)
+    assert code == 1 and stderr.startswith("Traceback") and "broken" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: internal error in personalign (a bug")
+
+
+def test_a_known_error_is_one_line_and_its_traceback_only_under_debug(monkeypatch, capsys):
+    from personalign.errors import InputError
+
+    break_space_command(monkeypatch, InputError("row 3: no 'prompt' column"))
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups")
+    assert (code, stderr.strip().splitlines()) == (1, ["error: row 3: no 'prompt' column"])
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups", debug=True)
+    assert code == 1 and stderr.startswith("Traceback")
+    assert stderr.strip().splitlines()[-1] == "error: row 3: no 'prompt' column"
+
+
+def test_ctrl_c_is_one_line_and_exit_code_130(monkeypatch, capsys):
+    break_space_command(monkeypatch, KeyboardInterrupt())
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups")
+    assert (code, stderr.strip().splitlines()) == (130, ["error: interrupted"])
+
+
+def test_usage_errors_keep_typer_s_message(monkeypatch, capsys):
+    code, stderr = run_main(monkeypatch, capsys, "build-dataset", "alignx", "--source", "s", "--output", "o",
+                            "--history-size", "3")  # fmt: skip
+    assert code == 2 and "No such option" in stderr and "--history-size" in stderr
+
+
+def test_the_error_map():
+    import json
+
+    import yaml
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from personalign.cli.error_map import error_message, is_user_error
+    from personalign.errors import InputError, PersonalignError
+    from personalign.hub.auth import HubError
+    from personalign.io import OutputExistsError
+
+    # Our errors are also the builtins they replaced, so `except ValueError` and friends keep working.
+    assert issubclass(InputError, ValueError) and issubclass(OutputExistsError, FileExistsError)
+    assert issubclass(HubError, OSError)
+    known = [InputError("x"), OutputExistsError("x"), HubError("x"), FileNotFoundError("x"), PermissionError("x"),
+             IsADirectoryError("x"), yaml.YAMLError("x"), json.JSONDecodeError("x", "doc", 0), ConnectionError("x")]  # fmt: skip
+    assert all(isinstance(error, PersonalignError) for error in known[:3])
+    assert all(is_user_error(error) for error in known)
+    for error in (KeyError("x"), ZeroDivisionError("x"), TypeError("x"), AttributeError("x"), OSError("x")):
+        assert not is_user_error(error)
+    # transformers re-raises huggingface_hub's "not in the cache" as a plain OSError from it: user-facing.
+    try:
+        try:
+            raise LocalEntryNotFoundError("not cached")
+        except LocalEntryNotFoundError as cause:
+            raise OSError("We couldn't connect to 'https://huggingface.co'\nCheck your connection.") from cause
+    except OSError as error:
+        assert is_user_error(error)
+        assert error_message(error) == "We couldn't connect to 'https://huggingface.co' Check your connection."

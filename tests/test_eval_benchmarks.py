@@ -83,7 +83,7 @@ def benchmark_file(tmp_path_factory):
 
 
 def invoke(*args):
-    result = runner.invoke(app, ["eval", *map(str, args)])
+    result = runner.invoke(app, ["eval", "policy", *map(str, args)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
 
@@ -106,7 +106,7 @@ def run_in_process(monkeypatch, capsys, *args):
 def fail(monkeypatch, capsys, *args):
     """Run `personalign eval *args` through the console entry point, expect exit code 1 and return its one `error:`
     line (the last line, no traceback; progress bars may come before it)."""
-    code, lines = run_in_process(monkeypatch, capsys, "eval", *args)
+    code, lines = run_in_process(monkeypatch, capsys, "eval", "policy", *args)
     errors = [line for line in lines if line.startswith("error:")]
     assert code == 1 and errors == [lines[-1]] and "Traceback" not in "\n".join(lines), lines
     return errors[0]

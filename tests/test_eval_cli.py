@@ -53,14 +53,14 @@ def multifacet_folder(tmp_path_factory):
 
 
 def invoke(*args):
-    result = runner.invoke(app, ["eval", *map(str, args)])
+    result = runner.invoke(app, ["eval", "policy", *map(str, args)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result
 
 
 def run_in_process(monkeypatch, capsys, *args):
     """The console entry point's error handling (`run`), in this process: `(exit code, stderr lines)`."""
-    monkeypatch.setattr(sys, "argv", ["personalign", "eval", *map(str, args)])
+    monkeypatch.setattr(sys, "argv", ["personalign", "eval", "policy", *map(str, args)])
     monkeypatch.delenv("PERSONALIGN_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         run(app)

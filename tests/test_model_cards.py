@@ -134,7 +134,7 @@ def test_results_of_two_formats_and_two_betas_all_reach_the_published_card(
     card = folder / "README.md"
 
     def evaluate(persona_format, beta, name):
-        args = ["eval", "--model", folder, "--reference", tiny_lm_path, "--dataset", rows_file, "--flip"]
+        args = ["eval", "policy", "--model", folder, "--reference", tiny_lm_path, "--dataset", rows_file, "--flip"]
         args += ["--persona-format", persona_format, "--beta", beta, "--persona-sizes", "none"]
         outcome = runner.invoke(app, [*map(str, args), "--output", str(tmp_path / name), "--model-card", str(card)])
         assert outcome.exit_code == 0, outcome.output + repr(outcome.exception)

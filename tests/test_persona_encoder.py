@@ -131,10 +131,12 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     data = tmp_path / "alignx.jsonl"
     write_rows(alignx_rows(80, seed=0, num_personas=20, with_metadata=True), data)
     output = tmp_path / "encoder"
-    common = ["train-encoder", "--model", str(tiny_encoder_path), "--data", str(data), "--output", str(output)]
-    small = ["--batch-size", "8", "--learning-rate", "1e-3", "--warmup-steps", "0", "--eval-fraction", "0.25"]
+    common = ["train", "encoder", "--model_name_or_path", str(tiny_encoder_path), "--dataset_name", str(data)]
+    common += ["--output_dir", str(output), "--report_to", "none", "--seed", "0"]
+    small = ["--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--warmup_steps", "0"]
+    small += ["--eval_fraction", "0.25"]
     runner = CliRunner()
-    result = runner.invoke(app, [*common, *small, "--max-steps", "4", "--save-steps", "2"])
+    result = runner.invoke(app, [*common, *small, "--max_steps", "4", "--save_steps", "2"])
     assert result.exit_code == 0, result.output
     assert {"config.json", "modules.json", "README.md", "eval_results.json"} <= {p.name for p in output.iterdir()}
     assert (output / "0_Transformer" / "model.safetensors").is_file()
@@ -144,7 +146,7 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     assert set(results) >= {"before", "after"} and 0 <= results["after"]["recall@1"] <= 1
 
     # An existing output is never replaced silently; an interrupted run resumes from its last checkpoint.
-    again = runner.invoke(app, [*common, *small, "--max-steps", "6"])
+    again = runner.invoke(app, [*common, *small, "--max_steps", "6"])
     assert again.exit_code != 0 and "already exists" in str(again.exception)
     starts = []
     original_train = PersonaEncoderTrainer.train
@@ -154,14 +156,16 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
         return original_train(self, *args, **kwargs)
 
     monkeypatch.setattr(PersonaEncoderTrainer, "train", recording_train)
-    resumed = runner.invoke(app, [*common, *small, "--max-steps", "6", "--save-steps", "2", "--resume", "--overwrite"])
+    resumed = runner.invoke(app, [*common, *small, "--max_steps", "6", "--save_steps", "2", "--resume", "--overwrite"])
     assert resumed.exit_code == 0, resumed.output
     assert starts == [str(tmp_path / "encoder-checkpoints" / "checkpoint-4")]
     state = json.loads((tmp_path / "encoder-checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
 
     scores = tmp_path / "scores.json"
-    result = runner.invoke(app, ["eval-encoder", "--model", str(output), "--data", str(data), "--output", str(scores)])
+    result = runner.invoke(
+        app, ["eval", "encoder", "--model", str(output), "--dataset", str(data), "--output", str(scores)]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads(scores.read_text())
     assert {"recall@1", "recall@5", "mrr", "pair_auc", "chance_recall@1"} <= set(metrics)
@@ -173,8 +177,8 @@ def test_cli_encoder_errors_are_one_line(tiny_encoder_path, tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"persona_id": "a", "body": "x"}) + "\n")
-    command = [sys.executable, "-m", "personalign", "eval-encoder", "--model", str(tiny_encoder_path)]
-    command += ["--data", str(bad), "--format", "table", "--output", str(tmp_path / "out.json")]
+    command = [sys.executable, "-m", "personalign", "eval", "encoder", "--model", str(tiny_encoder_path)]
+    command += ["--dataset", str(bad), "--format", "table", "--output", str(tmp_path / "out.json")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # (progress bars aside)

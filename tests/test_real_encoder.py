@@ -200,9 +200,10 @@ def test_cli_train_encoder_on_the_real_model(prompted_path, tmp_path):
     output = tmp_path / "encoder"
     result = runner.invoke(
         app,
-        ["train-encoder", "--model", str(prompted_path), "--data", str(data), "--output", str(output),
-         "--max-steps", "2", "--batch-size", "8", "--learning-rate", "1e-4", "--warmup-steps", "0",
-         "--eval-fraction", "0.25", "--save-steps", "2"],
+        ["train", "encoder", "--model_name_or_path", str(prompted_path), "--dataset_name", str(data),
+         "--output_dir", str(output), "--max_steps", "2", "--per_device_train_batch_size", "8",
+         "--learning_rate", "1e-4", "--warmup_steps", "0", "--eval_fraction", "0.25", "--save_steps", "2",
+         "--report_to", "none", "--seed", "0"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = json.loads((output / "config.json").read_text())

@@ -12,8 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from personalign.cli import app
-from personalign.cli.train import accelerate_command, device_policy, parse_train_arguments, read_yaml_config
+from personalign.cli.train import accelerate_command, parse_train_arguments, read_yaml_config
 from personalign.hub.run_record import RUN_RECORD, changed_fields
+from personalign.scripts.utils import device_policy
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -344,3 +345,143 @@ def test_train_reward_and_load_the_pushed_layout(assets, tmp_path):
     assert model.config.num_labels == 1
     card = (exported / "README.md").read_text()
     assert "Personalized reward model" in card and "history_size" in card
+
+
+# ------------------------------------------------------------------------------------------- the method registry
+def test_a_flag_or_key_of_another_method_is_an_error_naming_that_method(tmp_path):
+    from personalign.errors import InputError
+
+    required = ["--model_name_or_path", "m", "--dataset_name", "d"]
+    with pytest.raises(InputError, match=r"unknown option\(s\) --excerpt_format aloe .*`personalign train encoder`"):
+        parse_train_arguments("pba", [*required, "--excerpt_format", "aloe"], CPU)
+    with pytest.raises(InputError, match=r"--re_lambda is an option of `personalign train dpore`"):
+        parse_train_arguments("ica", [*required, "--re_lambda", "1"], CPU)
+    config = tmp_path / "cfg.yaml"
+    config.write_text("model_name_or_path: m\ndataset_name: d\npersona_encoder: enc\n")
+    with pytest.raises(InputError, match=r"unknown key\(s\) 'persona_encoder'.*`personalign train dpore`"):
+        parse_train_arguments("reward", ["--config", str(config)], CPU)
+    with pytest.raises(InputError, match="persona_format must be 'pba' or 'ica'"):
+        parse_train_arguments("dpore", [*required, "--persona_format", "aloe"], CPU)
+    with pytest.raises(InputError, match="takes no dataset_train_split / dataset_test_split"):
+        parse_train_arguments("encoder", [*required, "--dataset_test_split", "test"], CPU)
+
+
+def test_train_encoder_takes_every_option_the_old_train_encoder_command_had():
+    script, config, model, _ = parse_train_arguments(
+        "encoder",
+        ["--model_name_or_path", "backbone", "--dataset_name", "rows.parquet", "--output_dir", "out",
+         "--excerpt_format", "table", "--persona_column", "user", "--text_column", "body", "--include_demographics",
+         "--eval_fraction", "0.2", "--num_train_epochs", "2", "--max_steps", "7", "--per_device_train_batch_size", "4",
+         "--learning_rate", "1e-4", "--warmup_steps", "3", "--temperature", "0.1", "--num_negatives", "2",
+         "--truncation_probability", "0.3", "--pooling", "cls", "--projection_dim", "64", "--save_steps", "5",
+         "--checkpoint_dir", "ckpt", "--seed", "1", "--resume", "--overwrite"],
+        CPU,
+    )  # fmt: skip
+    assert (model.model_name_or_path, script.dataset_name, config.output_dir) == ("backbone", "rows.parquet", "out")
+    assert (script.excerpt_format, script.persona_column, script.text_column) == ("table", "user", "body")
+    assert script.include_demographics and script.eval_fraction == 0.2
+    assert (config.num_train_epochs, config.max_steps, config.per_device_train_batch_size) == (2, 7, 4)
+    assert (config.learning_rate, config.warmup_steps, config.temperature) == (1e-4, 3, 0.1)
+    assert (config.num_negatives, config.truncation_probability, config.save_steps, config.seed) == (2, 0.3, 5, 1)
+    assert (script.pooling, script.projection_dim, script.checkpoint_dir) == ("cls", 64, "ckpt")
+    assert script.resume and script.overwrite
+
+
+def test_each_method_s_script_parses_its_registered_config():
+    from trl import ModelConfig
+
+    from personalign.methods import METHODS
+    from personalign.scripts.utils import ScriptArguments
+
+    for method in METHODS.values():
+        script_arguments, config, model = method.script_module().make_parser().dataclass_types
+        assert issubclass(script_arguments, ScriptArguments) and model is ModelConfig
+        assert config is method.config_class(), method.name
+
+
+def test_train_help_lists_the_registered_methods():
+    from personalign.methods import METHODS
+
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    for name, method in METHODS.items():
+        assert f"{name}: {' '.join(method.summary.split()[:4])}" in output
+
+
+TOY_METHOD = '''"""A throwaway method: PBA with a setting of its own (one file, plus one registry entry in the test)."""
+
+from dataclasses import dataclass, field
+
+from trl import ModelConfig, TrlParser
+
+from personalign.scripts.utils import ScriptArguments, train_and_save, trainer_kwargs
+from personalign.trainers import PBAConfig, PBATrainer
+
+
+@dataclass
+class ToyConfig(PBAConfig):
+    toy_weight: float = field(default=1.0, metadata={"help": "A setting only this method has."})
+
+
+class ToyTrainer(PBATrainer):
+    pass
+
+
+@dataclass
+class ToyScriptArguments(ScriptArguments):
+    toy_note: str = field(default="", metadata={"help": "A script argument only this method has."})
+
+
+def build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset):
+    return ToyTrainer(**trainer_kwargs(training_args, model_args, train_dataset, eval_dataset))
+
+
+def make_parser():
+    return TrlParser((ToyScriptArguments, ToyConfig, ModelConfig), exit_on_error=False)
+
+
+def main(script_args, training_args, model_args):
+    return train_and_save("toy", script_args, training_args, model_args, build_trainer)
+'''
+
+
+def test_a_new_method_is_one_file_and_one_registry_entry(assets, tmp_path, monkeypatch):
+    from personalign.errors import InputError
+    from personalign.methods import METHODS, Method, register_method, unregister_method
+    from personalign.papers import ALIGNX_CITATION
+
+    (tmp_path / "toy_method.py").write_text(TOY_METHOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    register_method(
+        Method(name="toy", summary="A throwaway method for the registry test.", config="toy_method:ToyConfig",
+               trainer="toy_method:ToyTrainer", script="toy_method", citation=ALIGNX_CITATION,
+               card=METHODS["pba"].card)
+    )  # fmt: skip
+    try:
+        help_text = " ".join(runner.invoke(app, ["train", "--help"]).output.split())
+        assert "toy: A throwaway method for the registry test." in help_text
+        script, config, _, _ = parse_train_arguments(
+            "toy", ["--model_name_or_path", "m", "--dataset_name", "d", "--toy_weight", "2", "--toy_note", "n"], CPU
+        )
+        assert type(config).__name__ == "ToyConfig" and config.toy_weight == 2.0 and script.toy_note == "n"
+        with pytest.raises(InputError, match="--toy_weight is an option of `personalign train toy`"):
+            parse_train_arguments(
+                "pba", ["--model_name_or_path", "m", "--dataset_name", "d", "--toy_weight", "2"], CPU
+            )
+
+        output = tmp_path / "toy"
+        args = [*tiny_args(assets, "pba", output)]
+        args[1] = "toy"
+        result = runner.invoke(app, [*args, "--toy_weight", "3"])
+        assert result.exit_code == 0, result.output
+        record = json.loads((output / RUN_RECORD).read_text())
+        assert record["method"] == "toy" and record["hyperparameters"]["toy_weight"] == 3.0
+        assert record["train_metrics"]["train_loss"] > 0 and (output / "model.safetensors").exists()
+        exported = tmp_path / "exported"
+        assert runner.invoke(app, ["push-model", str(output), "--to-dir", str(exported)]).exit_code == 0
+        assert "toy_weight" in (exported / "README.md").read_text()  # the card reads the registry too
+    finally:
+        unregister_method("toy")
+        sys.modules.pop("toy_method", None)
+    assert "toy" not in METHODS

@@ -4,49 +4,56 @@
 2. a tiny PersonaEncoder, trained on excerpts of the training personas (`personalign train encoder`);
 3. DPORE (with that encoder) and PBA on a tiny causal LM (`personalign train dpore|pba`);
 4. the base model and both policies evaluated on held-out users: alignment accuracy and flip rate
-   (`personalign eval`), with the reference = the base model;
+   (`personalign eval policy`), with the reference = the base model;
 5. a report in the output folder: `report.json`, `report.png`, the evaluation's JSON and plots, and the model cards
    `push-model` would publish.
 
-Every step is the library call behind the matching CLI command, with the tiny configs of `examples/configs/tiny/`.
+Every step is the library call behind the matching CLI command (the training scripts' `main`, `evaluate_alignment`,
+`model_card`), with settings like the tiny configs of `examples/configs/tiny/`.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from datasets import Dataset
+from trl import ModelConfig
+
+from .data.synthetic import alignx_rows, pair_adjacent_epochs
+from .encoder.training_args import PersonaEncoderTrainingArguments
+from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, write_alignment_results
+from .hub.models import model_card
+from .io import atomic_output, ensure_writable
+from .reward.evaluation import plot_accuracy_table
+from .scripts import dpore, encoder, pba
+from .scripts.utils import ScriptArguments, make_config
+from .testing import write_tiny_assets
+from .trainers.dpore_config import DPOREConfig
+from .trainers.pba_config import PBAConfig
+
 BASE_NAME = "base (reference-free)"
 
 
-def _train(method: str, argv: list[str]) -> dict[str, Any]:
-    from .cli.train import parse_train_arguments, run_training
-
-    script_args, config, model_args, _ = parse_train_arguments(method, argv)
-    return run_training(method, script_args, config, model_args)
-
-
-def _common_policy_args(assets: Path, data: Path, output: Path, epochs: int) -> list[str]:
-    return [
-        "--model_name_or_path", str(assets / "causal_lm"), "--dataset_name", str(data),
-        "--output_dir", str(output), "--num_train_epochs", str(epochs), "--max_steps", "-1",
-        "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant",
-        "--train_sampling_strategy", "sequential", "--beta", "0.1", "--max_length", "1024",
-        "--gradient_checkpointing", "false", "--save_strategy", "no", "--logging_steps", "8",
-        "--report_to", "none", "--seed", "0",
-    ]  # fmt: skip
+def _policy_config(config_class: type, output: Path, epochs: int, **extra: Any) -> Any:
+    """The demo's policy training settings (the tiny configs', with sequential batches that keep each user next to
+    their mirror), device policy applied."""
+    return make_config(
+        config_class,
+        output_dir=str(output), num_train_epochs=epochs, max_steps=-1, per_device_train_batch_size=16,
+        learning_rate=1e-3, lr_scheduler_type="constant", train_sampling_strategy="sequential", beta=0.1,
+        max_length=1024, gradient_checkpointing=False, save_strategy="no", logging_steps=8, report_to="none", seed=0,
+        **extra,
+    )  # fmt: skip
 
 
 def write_demo_data(folder: Path, num_train_rows: int, num_test_rows: int, seed: int = 0) -> Path:
     """Counterfactual AlignX rows: train rows with each user next to their mirror (sequential batches keep the pair
     together), held-out rows from other users."""
-    from datasets import Dataset
-
-    from .data.synthetic import alignx_rows, pair_adjacent_epochs
-
     folder.mkdir(parents=True, exist_ok=True)
     train = pair_adjacent_epochs(list(alignx_rows(num_train_rows, seed=seed, history_size=(1, 4))), 1, seed)
     Dataset.from_list(train).to_parquet(str(folder / "train.parquet"))
@@ -57,8 +64,6 @@ def write_demo_data(folder: Path, num_train_rows: int, num_test_rows: int, seed:
 
 def plot_report(models: dict[str, dict[str, Any]], path: Path) -> Path:
     """Alignment accuracy and flip rate of each model as grouped bars, with the persona-blind level (0.5) marked."""
-    from .reward.evaluation import plot_accuracy_table
-
     title = "Held-out users: accuracy and flip rate (reference = base model)"
     return plot_accuracy_table(models, path, ["alignment_accuracy", "flip_rate"], title)
 
@@ -87,13 +92,6 @@ def run_demo(
     Returns:
         `dict`: The report written to `report.json`.
     """
-    import shutil
-
-    from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, write_alignment_results
-    from .hub.models import model_card
-    from .io import atomic_output, ensure_writable
-    from .testing import write_tiny_assets
-
     output = ensure_writable(output_dir, overwrite)
     if output.exists():
         shutil.rmtree(output)
@@ -113,23 +111,28 @@ def run_demo(
     step("data")
 
     log("[2/5] persona encoder (InfoNCE over the training personas' excerpts)")
-    encoder = _train(
-        "encoder",
-        [
-            "--model_name_or_path", str(assets / "encoder_backbone"), "--dataset_name", str(data / "train.parquet"),
-            "--output_dir", str(output / "encoder"), "--max_steps", str(encoder_steps),
-            "--per_device_train_batch_size", "32", "--learning_rate", "1e-3", "--warmup_steps", "0",
-            "--eval_fraction", "0.2", "--save_strategy", "no", "--report_to", "none", "--seed", "0",
-        ],
+    encoder_config = make_config(
+        PersonaEncoderTrainingArguments,
+        output_dir=str(output / "encoder"), max_steps=encoder_steps, per_device_train_batch_size=32,
+        learning_rate=1e-3, warmup_steps=0, save_strategy="no", report_to="none", seed=0,
     )  # fmt: skip
+    encoder_record = encoder.main(
+        encoder.EncoderScriptArguments(dataset_name=str(data / "train.parquet"), eval_fraction=0.2),
+        encoder_config,
+        ModelConfig(model_name_or_path=str(assets / "encoder_backbone")),
+    )
     step("encoder")
 
     log("[3/5] DPORE policy (lambda 1, the trained persona encoder)")
-    common = _common_policy_args(assets, data, output / "dpore", epochs)
-    _train("dpore", [*common, "--persona_encoder", str(output / "encoder"), "--re_lambda", "1.0"])
+    policy_model = ModelConfig(model_name_or_path=str(assets / "causal_lm"))
+    dpore.main(
+        dpore.DPOREScriptArguments(dataset_name=str(data), persona_encoder=str(output / "encoder")),
+        _policy_config(DPOREConfig, output / "dpore", epochs, re_lambda=1.0),
+        policy_model,
+    )
     step("dpore")
     log("[4/5] PBA policy")
-    _train("pba", _common_policy_args(assets, data, output / "pba", epochs))
+    pba.main(ScriptArguments(dataset_name=str(data)), _policy_config(PBAConfig, output / "pba", epochs), policy_model)
     step("pba")
 
     log("[5/5] evaluation on held-out users: alignment accuracy and flip rate")
@@ -160,7 +163,7 @@ def run_demo(
     shutil.copy(output / "encoder" / "README.md", cards / "encoder.md")
     report = {
         "models": summary,
-        "encoder": {key: encoder["eval"][key] for key in ("before", "after")},
+        "encoder": {key: encoder_record["eval"][key] for key in ("before", "after")},
         "num_train_rows": num_train_rows,
         "num_test_rows": num_test_rows,
         "epochs": epochs,

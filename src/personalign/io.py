@@ -14,10 +14,12 @@ from typing import Any
 
 from datasets import Features
 
+from .errors import PersonalignError
+
 SUPPORTED_ROW_FORMATS = (".parquet", ".jsonl")
 
 
-class OutputExistsError(FileExistsError):
+class OutputExistsError(PersonalignError, FileExistsError):
     """An output already exists and overwriting was not requested."""
 
 

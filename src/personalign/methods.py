@@ -1,8 +1,10 @@
 """The one registry of training methods (as PEFT registers each method once with its config and model classes).
 
-Each method is declared here once: its config and trainer classes, the one-line summary the CLI shows, the text its
-model card carries, the paper it cites and the files it adds to a trained folder. `personalign train`, `push-model`,
-the model card writer and the docs read this table; nothing else lists the methods.
+Each method is declared here once: its config and trainer classes, its training script (`personalign.scripts.<name>`:
+its script arguments, `make_parser()` and `main()`), the one-line summary the CLI shows, the text its model card
+carries, the paper it cites and the files it adds to a trained folder. `personalign train`, `push-model`, the model
+card writer and the docs read this table; nothing else lists the methods. Adding a method is one new script module
+(with its config and trainer) plus one `register_method` call.
 
 Classes are named by import path and loaded on first use, so reading the registry (the CLI's start-up, `--help`)
 does not import torch, transformers or TRL.
@@ -13,7 +15,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 
+from .errors import InputError
 from .papers import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION
 
 PERSONA_ENCODER_FOLDER = "persona_encoder"
@@ -46,6 +50,10 @@ class Method:
         summary (`str`): One line for `personalign train --help`.
         config (`str`): `"module:Class"` of its `TrainingArguments` subclass.
         trainer (`str`): `"module:Class"` of its trainer.
+        script (`str`): The module of its training script (e.g. `"personalign.scripts.dpore"`), which defines
+            `make_parser() -> trl.TrlParser` over (script arguments, config, `trl.ModelConfig`) and
+            `main(script_args, training_args, model_args) -> dict` (trains, writes the output folder and returns the
+            run record); `personalign train NAME` parses with the one and runs the other.
         citation (`str`): BibTeX of the paper it implements (`personalign.papers`).
         card (`MethodCard`, *optional*): Its model card text; `None` for a method that writes its own card.
         files (`Mapping[str, str]`): Files or folders the method adds to a trained folder, each with the line the
@@ -56,6 +64,7 @@ class Method:
     summary: str
     config: str
     trainer: str
+    script: str
     citation: str
     card: MethodCard | None = None
     files: Mapping[str, str] = field(default_factory=dict)
@@ -67,6 +76,10 @@ class Method:
     def trainer_class(self) -> type:
         """The trainer class (imported now)."""
         return _load(self.trainer)
+
+    def script_module(self) -> ModuleType:
+        """The training script module (imported now)."""
+        return importlib.import_module(self.script)
 
 
 def _load(path: str) -> type:
@@ -90,14 +103,23 @@ def register_method(method: Method) -> Method:
     return method
 
 
+def unregister_method(name: str) -> Method:
+    """Remove a method from the registry (tests register throwaway methods and remove them again).
+
+    Returns:
+        `Method`: The removed entry.
+    """
+    return METHODS.pop(name)
+
+
 def get_method(name: str) -> Method:
     """The registered method called `name`.
 
     Raises:
-        `ValueError`: If there is none, naming the ones there are.
+        `InputError`: If there is none, naming the ones there are.
     """
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}: use one of {', '.join(METHODS)}.")
+        raise InputError(f"unknown method {name!r}: use one of {', '.join(METHODS)}.")
     return METHODS[name]
 
 
@@ -116,6 +138,7 @@ register_method(
         summary="DPO with a persona-representation regularizer (the DPORE paper, §3.3).",
         config="personalign.trainers.dpore_config:DPOREConfig",
         trainer="personalign.trainers.dpore_trainer:DPORETrainer",
+        script="personalign.scripts.dpore",
         citation=DPORE_CITATION,
         card=MethodCard(
             title="DPORE policy",
@@ -144,6 +167,7 @@ register_method(
         summary="Preference-bridged alignment: the persona as preference text in the prompt (AlignX, §5).",
         config="personalign.trainers.pba_config:PBAConfig",
         trainer="personalign.trainers.pba_trainer:PBATrainer",
+        script="personalign.scripts.pba",
         citation=ALIGNX_CITATION,
         card=MethodCard(
             title="PBA policy",
@@ -162,6 +186,7 @@ register_method(
         summary="In-context alignment: the persona's history in the prompt (AlignX, §5).",
         config="personalign.trainers.ica_config:ICAConfig",
         trainer="personalign.trainers.ica_trainer:ICATrainer",
+        script="personalign.scripts.ica",
         citation=ALIGNX_CITATION,
         card=MethodCard(
             title="ICA policy",
@@ -178,6 +203,7 @@ register_method(
         summary="A personalized in-context reward model (the counterfactual paper, §3.3).",
         config="personalign.trainers.reward_config:PersonalizedRewardConfig",
         trainer="personalign.trainers.reward_trainer:PersonalizedRewardTrainer",
+        script="personalign.scripts.reward",
         citation=COUNTERFACTUAL_CITATION,
         card=MethodCard(
             title="Personalized reward model",
@@ -196,6 +222,7 @@ register_method(
         summary="A PersonaEncoder: InfoNCE over persona excerpts (the DPORE paper, §3.2); writes its own card.",
         config="personalign.encoder.training_args:PersonaEncoderTrainingArguments",
         trainer="personalign.encoder.trainer:PersonaEncoderTrainer",
+        script="personalign.scripts.encoder",
         citation=DPORE_CITATION,
     )
 )

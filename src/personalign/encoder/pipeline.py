@@ -1,4 +1,4 @@
-"""The persona-encoder workflow behind `personalign train-encoder` / `eval-encoder`: read excerpts from a source,
+"""The persona-encoder workflow behind `personalign train encoder` / `eval encoder`: read excerpts from a source,
 train with held-out personas, write the encoder, its card and its results."""
 
 from __future__ import annotations

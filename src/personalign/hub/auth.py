@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
 
+from ..errors import PersonalignError
 
-class HubError(OSError):
+
+class HubError(PersonalignError, OSError):
     """A Hub operation failed for a reason the user can act on (no token, Hub unreachable, ...)."""
 
 

@@ -1,0 +1,103 @@
+"""The typed error map at the command line's boundary (as huggingface_hub's CLI maps known exception types to
+messages): a known user-facing error ends the command with one `error: <message>` line and exit code 1; Ctrl-C with
+one line and exit code 130; anything else is a bug in personalign and says so. `PERSONALIGN_DEBUG=1` adds the
+traceback in every case."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+from rich.markup import escape
+
+from ..errors import PersonalignError
+from .common import console
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    PersonalignError,  # InputError, OutputExistsError, HubError
+    FileNotFoundError,  # also datasets' DatasetNotFoundError / DataFilesNotFoundError, huggingface_hub's
+    PermissionError,  # LocalEntryNotFoundError (not in the local cache, offline)
+    IsADirectoryError,
+    NotADirectoryError,
+    ConnectionError,  # the Hub or a dataset host unreachable (also datasets' offline-mode error)
+    TimeoutError,
+    json.JSONDecodeError,
+    ValueError,  # transitional: the lead removes this after the InputError sweep
+)
+"""Exception types whose message is meant for the user (the user can fix the input, the path or the network)."""
+
+LIBRARY_USER_ERRORS = {
+    "yaml": ("YAMLError",),
+    "datasets.exceptions": ("DatasetNotFoundError",),
+    "huggingface_hub.errors": ("HfHubHTTPError", "HFValidationError"),
+}
+"""User-facing error types of the field's libraries, by module. They are looked up only in modules already imported
+(an exception of a module that was never imported cannot have been raised), so the map imports none of them."""
+
+DEBUG_ENV = "PERSONALIGN_DEBUG"
+INTERRUPTED_EXIT_CODE = 130
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """`USER_ERRORS` plus the `LIBRARY_USER_ERRORS` of the libraries imported so far."""
+    found = []
+    for module_name, names in LIBRARY_USER_ERRORS.items():
+        module = sys.modules.get(module_name)
+        found += [getattr(module, name) for name in names if hasattr(module, name)]
+    return USER_ERRORS + tuple(found)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether `error` is user-facing: one of `user_error_types()`, or raised `from` one (transformers, for one,
+    re-raises huggingface_hub's "not in the cache" and "not a repo id" errors as a plain `OSError` from them)."""
+    known = user_error_types()
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, known):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def error_message(error: BaseException) -> str:
+    """The message of the `error:` line for `error`: its text on one line (a library's multi-line message joined
+    with spaces), prefixed for an internal error with what it is and its type."""
+    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    if is_user_error(error):
+        return text or type(error).__name__
+    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return f"internal error in personalign (a bug; please report it): {described}"
+
+
+def print_error(message: str) -> None:
+    """One `error: <message>` line on stderr."""
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def report(error: BaseException) -> int:
+    """Print `error` on stderr: its traceback under `PERSONALIGN_DEBUG=1`, then the `error:` line, then for an
+    internal error (without the traceback) a hint how to get it.
+
+    Returns:
+        `int`: The exit code, 1.
+    """
+    debug = bool(os.environ.get(DEBUG_ENV))
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+        sys.stderr.flush()
+    print_error(error_message(error))
+    if not debug and not is_user_error(error):
+        console.print(f"set {DEBUG_ENV}=1 for the traceback", highlight=False)
+    return 1
+
+
+def report_interrupt() -> int:
+    """Print the one line for Ctrl-C.
+
+    Returns:
+        `int`: 130, the shell's code for a command ended by SIGINT.
+    """
+    print_error("interrupted")
+    return INTERRUPTED_EXIT_CODE

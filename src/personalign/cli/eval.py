@@ -1,0 +1,169 @@
+"""`personalign eval policy|encoder`: the one evaluation front-end, one sub-command per kind of model (as `train`
+has one per method). Each is the library's evaluation with its results written to disk: `evaluate_alignment` +
+`write_alignment_results` (+ `update_model_card`) for policies, `evaluate_encoder` for persona encoders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..errors import InputError
+from .common import Overwrite, console
+
+eval_app = typer.Typer(
+    help="Evaluate a model: [bold]policy[/bold] (alignment accuracy and flip rate of policies on persona-conditioned "
+    "pairs) or [bold]encoder[/bold] (persona retrieval of a persona encoder).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@eval_app.command("policy")
+def eval_policy(
+    model: Annotated[
+        list[str], typer.Option("--model", help="Policy: local folder or Hub id (repeat to compare several).")
+    ],
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Reference model of the DPO reward: folder or Hub id; [bold]none[/bold] scores reference-free "
+            "(the policy's log-probs alone)."
+        ),
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="AlignX or counterfactual MultiFacet rows: parquet / jsonl / json file (JSON lines or a JSON list, "
+            "as AlignX's benchmark files) or folder (several files: results per file too), a build-dataset folder "
+            "(raw, else its ready pba / ica prompts, scored as they are), or a Hub id."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            help="Output folder: results.json, persona_size.png, per_dimension.png (per_persona.png, "
+            "per_benchmark.png where the rows allow)."
+        ),
+    ],
+    flip: Annotated[bool, typer.Option("--flip", help="Also score under the reversed persona (flip rate).")] = False,
+    persona_sizes: Annotated[
+        str | None,
+        typer.Option(
+            help="History sizes of the robustness run, e.g. 2,4,8,16, or [bold]none[/bold]. Default 2,4,8,16 "
+            "without the sizes no row reaches."
+        ),
+    ] = None,
+    data_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="[bold]alignx[/bold] or [bold]multifacet[/bold]: overrides the detection from the columns.",
+        ),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split; by default the only one, else test.")] = None,
+    persona_format: Annotated[
+        str | None,
+        typer.Option(help="AlignX prompts: [bold]pba[/bold] (default) or [bold]ica[/bold]; MultiFacet: feedback."),
+    ] = None,
+    beta: Annotated[float, typer.Option(help="DPO temperature of the implicit reward.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Pairs per forward pass.")] = 8,
+    max_length: Annotated[int | None, typer.Option(help="Cut prompt+response to this many tokens.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate the first N rows only.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the persona-size history subsets.")] = 0,
+    no_demographics: Annotated[
+        bool, typer.Option("--no-demographics", help="ICA: leave the demographic description out.")
+    ] = False,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    reference_cache: Annotated[Path | None, typer.Option(help="Cache the reference log-probs in this folder.")] = None,
+    model_card: Annotated[
+        Path | None, typer.Option(help="Write the overall results into this model card's model-index (README.md).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension, per
+    persona, per benchmark file and per persona size, as JSON and PNG plots."""
+    from ..evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
+    from ..io import ensure_writable
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    if model_card is not None and len(model) != 1:
+        raise InputError("--model-card takes the results of exactly one --model")
+    config = AlignmentEvalConfig(
+        data_format=data_format,
+        split=split,
+        persona_format=persona_format,
+        flip=flip,
+        persona_sizes="2,4,8,16" if persona_sizes is None else persona_sizes,
+        skip_unavailable_sizes=persona_sizes is None,
+        beta=beta,
+        batch_size=batch_size,
+        max_length=max_length,
+        limit=limit,
+        seed=seed,
+        include_demographics=not no_demographics,
+        dtype=dtype,
+        reference_cache_dir=None if reference_cache is None else str(reference_cache),
+    )
+    no_reference = reference.strip().lower() == "none"
+
+    def log(line: str) -> None:
+        console.print(escape(line), soft_wrap=True)
+
+    results = evaluate_alignment(model, None if no_reference else reference, dataset, config=config, log=log)
+    for path in write_alignment_results(results, output, overwrite=overwrite):
+        console.print(f"wrote {path}")
+    for name, result in results["models"].items():
+        overall = result["overall"]
+        shown = [f"{key} {overall[key]:.4f}" for key in ("alignment_accuracy", "flip_rate") if key in overall]
+        sizes = result.get("persona_size") or {}
+        if sizes:
+            shown.append("by size " + ", ".join(f"{s}: {m['alignment_accuracy']:.3f}" for s, m in sizes.items()))
+        console.print(f"{escape(name)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
+    if model_card is not None:
+        console.print(f"updated the model-index of {update_model_card(model_card, results)}")
+
+
+@eval_app.command("encoder")
+def eval_encoder(
+    model: Annotated[str, typer.Option(help="PersonaEncoder (or sentence-transformers / backbone): id or path.")],
+    dataset: Annotated[str, typer.Option(help="Local parquet / jsonl file or folder, or a Hub dataset id.")],
+    output: Annotated[Path, typer.Option(help="Results JSON file.")],
+    excerpt_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="[bold]alignx[/bold] (comments and pairs of AlignX rows), [bold]aloe[/bold] (profile, personality, "
+            "conversations) or [bold]table[/bold] (a persona column and a text column).",
+        ),
+    ] = "alignx",
+    persona_column: Annotated[
+        str | None, typer.Option(help="Persona column (alignx: groups rows; table: defaults to persona_id).")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="Text column of a table.")] = "text",
+    include_demographics: Annotated[
+        bool, typer.Option("--include-demographics", help="alignx: the demographic text is one more excerpt.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    overwrite: Overwrite = False,
+) -> None:
+    """Persona retrieval of a persona encoder: excerpt retrieval (recall@1, recall@5, MRR) and same-persona pair
+    AUC, as JSON."""
+    from ..encoder.evaluation import evaluate_encoder
+    from ..encoder.modeling_persona_encoder import PersonaEncoder
+    from ..encoder.pipeline import load_excerpts
+    from ..io import atomic_output, ensure_writable
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    excerpts = load_excerpts(dataset, excerpt_format, persona_column, text_column, include_demographics)
+    encoder = PersonaEncoder.from_pretrained(model)
+    results = {"model": model, "data": dataset, **evaluate_encoder(encoder, excerpts, batch_size=batch_size)}
+    with atomic_output(output, overwrite) as path:
+        path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    console.print(
+        " ".join(f"{key} {results[key]:.4f}" for key in ("recall@1", "recall@5", "mrr", "pair_auc", "chance_recall@1"))
+    )
+    console.print(f"wrote {output}")
