@@ -569,9 +569,7 @@ class DPORETrainer(DPOTrainer):
             if resume_from_checkpoint is None:
                 raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
         if resume_from_checkpoint and self.projection_head is not None:
-            saved = PersonaProjectionHead.from_pretrained(
-                resume_from_checkpoint, subfolder=PROJECTION_HEAD_FOLDER, strict=True
-            )
+            saved = PersonaProjectionHead.from_pretrained(resume_from_checkpoint, subfolder=PROJECTION_HEAD_FOLDER)
             self.projection_head.load_state_dict(saved.state_dict())
         with self.representation_hooks():
             return super().train(resume_from_checkpoint, *args, **kwargs)
