@@ -12,7 +12,8 @@ from trl import DPOConfig, DPOTrainer
 
 from personalign import Persona, pba_messages, preference_example
 from personalign.data.synthetic import alignx_rows, pair_adjacent_epochs
-from personalign.trainers import DPOREConfig, DPORETrainer, PersonaProjectionHead
+from personalign.models.projection_head import PersonaProjectionHead
+from personalign.trainers import DPOREConfig, DPORETrainer
 
 COMMON = dict(
     per_device_train_batch_size=4,
@@ -177,6 +178,7 @@ def test_regularizer_matches_the_seed_formula_by_hand(tiny_lm_path, tokenizer, t
         (dict(sync_ref_model=True), "does not support sync_ref_model=True"),
         (dict(padding_free=True), "does not support padding_free=True"),
         (dict(loss_type=["hinge"]), "re_placement='margin' puts the regularizer inside"),
+        (dict(loss_type=["sigmoid", "sft"]), r"loss_type=\['sigmoid', 'sft'\] \(needs \['sigmoid'\] alone\)"),
     ],
 )
 def test_unsupported_configurations_are_refused(tiny_lm_path, settings, message):
@@ -212,7 +214,7 @@ def test_checkpoints_load_as_causal_lm_and_resume_on_the_same_trajectory(tiny_lm
     )
     interrupted.train()
     checkpoint = tmp_path / "b" / "checkpoint-2"
-    assert (checkpoint / "dpore_projection.safetensors").is_file()
+    assert (checkpoint / "projection_head" / "model.safetensors").is_file()
     _, info = AutoModelForCausalLM.from_pretrained(checkpoint, output_loading_info=True)
     assert not any(info.values()), info  # a plain causal LM: no missing, unexpected or mismatched keys
     card = (tmp_path / "b" / "README.md").read_text()
@@ -222,7 +224,7 @@ def test_checkpoints_load_as_causal_lm_and_resume_on_the_same_trajectory(tiny_lm
     resumed = DPORETrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     head_before = {k: v.clone() for k, v in resumed.projection_head.state_dict().items()}
     resumed.train(resume_from_checkpoint=True)
-    saved_head = PersonaProjectionHead.from_pretrained(checkpoint).state_dict()
+    saved_head = PersonaProjectionHead.from_pretrained(checkpoint, subfolder="projection_head").state_dict()
     assert any(not torch.equal(head_before[k], saved_head[k]) for k in saved_head)  # the head was restored...
     assert _log(resumed, "loss")[-2:] == pytest.approx(_log(straight, "loss")[-2:], abs=1e-6)  # ...and the run
     for (name, a), (_, b) in zip(straight.model.named_parameters(), resumed.model.named_parameters(), strict=True):
@@ -248,7 +250,7 @@ def test_lora_trains_the_head_with_the_adapters_and_other_options_run(tiny_lm_pa
     assert any("dpore_projection" in n for n in changed) and any("lora_" in n for n in changed)
     assert not any("lora_" not in n and "dpore_projection" not in n for n in changed)  # the base stays frozen
     trainer.save_model(str(tmp_path / "lora-final"))
-    assert (tmp_path / "lora-final" / "dpore_projection.safetensors").is_file()
+    assert (tmp_path / "lora-final" / "projection_head" / "model.safetensors").is_file()
 
     # Gradient checkpointing, gradient accumulation, precomputed reference log-probs and the eval loop together.
     args = DPOREConfig(
@@ -369,3 +371,345 @@ def test_similarity_functions_by_hand():
     assert torch.allclose(cosine[0], torch.tensor([1.0])) and torch.allclose(cosine[1], torch.tensor([0.6]))
     dot = representation_similarities(chosen, rejected, target, target, "dot")
     assert dot[0].item() == 25.0 and dot[1].item() == 3.0
+
+
+# ------------------------------------------------------------------------------- the margin loss, computed once
+def _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, rows=8, peft_config=None, **settings):
+    """A DPORE trainer whose policy has moved away from its reference, so the DPO term is not 0."""
+    args = DPOREConfig(output_dir=str(tmp_path), **{**COMMON, **settings})
+    kwargs = {"peft_config": peft_config} if peft_config is not None else {}
+    trainer = DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        args=args,
+        train_dataset=Dataset.from_list(persona_rows(rows, seed=5)),
+        processing_class=tokenizer,
+        **kwargs,
+    )
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, parameter in trainer.model.named_parameters():
+            if "dpore_projection" not in name and (peft_config is None or "lora_" in name):
+                parameter.add_(0.02 * torch.randn_like(parameter))
+    return trainer
+
+
+def _without_persona(batch):
+    return {
+        k: v
+        for k, v in batch.items()
+        if k not in ("persona_embedding_chosen", "persona_embedding_rejected", "persona_mask")
+    }
+
+
+@pytest.mark.parametrize(("beta", "lam", "weight"), [(0.1, 2.0, 1.0), (0.5, 5.0, 0.5), (2.0, 0.5, 3.0)])
+def test_margin_loss_equals_the_subtract_and_readd_formulation_with_its_gradient(
+    tiny_lm_path, tokenizer, tmp_path, beta, lam, weight
+):
+    """DPORE now computes L_total once from the captured log-probs; before, it took TRL's loss, subtracted its sigmoid
+    term and added L_total back. The old formulation is written here from the DPORE paper's formula (§3.3), with its
+    DPO logits and d computed by hand from full logits and a separate backbone pass; both give the same loss and the
+    same gradient for every parameter (policy and projection head)."""
+    trainer = _perturbed_trainer(
+        tiny_lm_path, tokenizer, tmp_path, beta=beta, re_lambda=lam, loss_weights=[weight], re_placement="margin"
+    )
+    model = trainer.model
+    model.eval()
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    new = trainer.compute_loss(model, dict(batch))
+    new_grads = torch.autograd.grad(new, parameters)
+
+    reference = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+
+    def sequence_logps(lm):
+        logits = lm(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return (token_logps * completion[:, 1:]).sum(dim=1)
+
+    trl_loss = DPOTrainer.compute_loss(trainer, model, _without_persona(batch))  # TRL's own: w * mean(-logsig(.))
+    pol_c, pol_r = sequence_logps(model).chunk(2)
+    with torch.no_grad():
+        ref_c, ref_r = sequence_logps(reference).chunk(2)
+    hidden = model.model(input_ids=ids, attention_mask=attention).last_hidden_state
+    mask = completion.unsqueeze(-1).float()
+    pooled_c, pooled_r = ((hidden * mask).sum(1) / mask.sum(1)).chunk(2)
+    head = trainer.projection_head
+    d = F.cosine_similarity(pooled_c, head(batch["persona_embedding_chosen"]), dim=-1) - F.cosine_similarity(
+        pooled_r, head(batch["persona_embedding_rejected"]), dim=-1
+    )
+    logits = beta * ((pol_c - ref_c) - (pol_r - ref_r))
+    correction = -F.logsigmoid(logits + lam * d) - -F.logsigmoid(logits)  # L_total minus TRL's sigmoid term
+    old = trl_loss + weight * correction.mean()
+    old_grads = torch.autograd.grad(old, parameters)
+
+    assert abs(logits).max() > 1e-3 and abs(d).max() > 1e-3 and abs(correction).max() > 1e-4  # all terms present
+    assert new.item() == pytest.approx(old.item(), abs=1e-5)
+    for (name, _), a, b in zip(
+        [(n, p) for n, p in model.named_parameters() if p.requires_grad], new_grads, old_grads, strict=True
+    ):
+        # Float32 noise only: the old formulation reads its logits from full logits, the new from the fused head.
+        assert (a - b).abs().max() <= 1e-4 * b.abs().max(), name
+    assert any(g.abs().sum() > 0 for g in new_grads[-2:])  # the head learns from the margin
+
+
+# ------------------------------------------------------------------------------------------------------- hooks
+def _hook_counts(trainer, model):
+    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    reference = trainer.ref_model
+    return (
+        len(causal_lm.base_model._forward_hooks),
+        len(causal_lm._forward_hooks),
+        len(reference._forward_hooks) if reference is not None else 0,
+    )
+
+
+class _RecordHooks(TrainerCallback):
+    def __init__(self, count):
+        self.count, self.seen = count, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seen.append(self.count())
+
+
+@pytest.mark.parametrize(
+    ("settings", "during"),
+    [
+        (dict(re_lambda=0.0), (0, 0, 0)),  # plain DPO: no hook at all
+        (dict(re_placement="additive"), (1, 0, 0)),  # the backbone's hidden states only
+        (dict(re_placement="margin"), (1, 1, 1)),  # + policy and (separate) reference log-probs
+        (dict(re_placement="margin", precompute_ref_log_probs=True), (1, 1, 0)),  # reference from the batch
+    ],
+)
+def test_only_the_hooks_a_configuration_needs_and_none_after_training(
+    tiny_lm_path, tokenizer, tmp_path, settings, during
+):
+    data = Dataset.from_list(persona_rows(8, seed=3))
+    args = DPOREConfig(output_dir=str(tmp_path), max_steps=2, **{**COMMON, **settings})
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    trainer = DPORETrainer(model=model, args=args, train_dataset=data, eval_dataset=data, processing_class=tokenizer)
+    record = _RecordHooks(lambda: _hook_counts(trainer, model))
+    trainer.add_callback(record)
+    assert _hook_counts(trainer, model) == (0, 0, 0)  # nothing installed at construction
+    trainer.train()
+    assert record.seen == [during, during]
+    assert _hook_counts(trainer, model) == (0, 0, 0)  # removed when training ends
+    trainer.evaluate()  # evaluation after training installs them again for its duration, and removes them
+    assert _hook_counts(trainer, model) == (0, 0, 0)
+
+
+def test_two_trainers_on_one_model_never_stack_hooks(tiny_lm_path, tokenizer, tmp_path):
+    data = Dataset.from_list(persona_rows(8, seed=3))
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    first, second = (
+        DPORETrainer(
+            model=model,
+            args=DPOREConfig(output_dir=str(tmp_path / name), max_steps=2, **COMMON),
+            train_dataset=data,
+            processing_class=tokenizer,
+        )
+        for name in ("first", "second")
+    )
+    backbone_and_lm = lambda: _hook_counts(second, model)[:2]  # noqa: E731
+    assert backbone_and_lm() == (0, 0)
+    with first.representation_hooks():
+        assert backbone_and_lm() == (1, 1) and first.hooks.installed
+        with second.representation_hooks():  # the second trainer takes the model over: still one set
+            assert backbone_and_lm() == (1, 1) and second.hooks.installed and not first.hooks.installed
+        record = _RecordHooks(backbone_and_lm)
+        second.add_callback(record)
+        second.train()
+        assert record.seen == [(1, 1), (1, 1)]
+    assert backbone_and_lm() == (0, 0)
+    first.train()  # and the first trains on the model again, with its own hooks, removed at the end
+    assert backbone_and_lm() == (0, 0)
+    assert all(math.isfinite(v) for v in _log(first, "loss") + _log(second, "loss"))
+
+
+def test_hooks_are_removed_when_training_fails(tiny_lm_path, tokenizer, tmp_path):
+    class Boom(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+    trainer = DPORETrainer(
+        model=model,
+        args=DPOREConfig(output_dir=str(tmp_path), max_steps=2, **COMMON),
+        train_dataset=Dataset.from_list(persona_rows(8, seed=3)),
+        processing_class=tokenizer,
+        callbacks=[Boom()],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert _hook_counts(trainer, model) == (0, 0, 0) and not trainer.hooks.installed
+
+
+# ------------------------------------------------------------------- TRL internals DPORETrainer relies on (pins)
+# Numbered as in DPORETrainer's docstring. Each failure message names the internal that changed.
+def test_trl_internal_1_prepare_dataset_signature():
+    import inspect
+
+    parameters = list(inspect.signature(DPOTrainer._prepare_dataset).parameters)
+    assert parameters == ["self", "dataset", "processing_class", "args", "dataset_name"], (
+        f"TRL internal 1 changed: DPOTrainer._prepare_dataset parameters are now {parameters}"
+    )
+
+
+def test_trl_internal_2_signature_columns_keep_the_embeddings(tiny_lm_path, tokenizer, tmp_path):
+    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "persona_embedding" in (trainer._signature_columns or []), (
+        "TRL internal 2 changed: DPOTrainer._set_signature_columns_if_needed no longer sets Trainer._signature_columns"
+    )
+    assert batch["persona_mask"].sum() == len(batch["persona_mask"]), (
+        "TRL internal 2 changed: the persona embedding column no longer reaches the collator"
+    )
+
+
+@pytest.mark.parametrize("reference", ["ref_model", "peft", "precomputed"])
+def test_trl_internals_3_5_6_7_forward_order_and_loss(tiny_lm_path, tokenizer, tmp_path, reference):
+    """With the head's output zeroed, d = 0 and DPORE's margin loss, computed from the log-probs its hooks read, is
+    TRL's own sigmoid loss on the same batch, exactly: the hooks took the policy and the reference from the right
+    calls (internal 3), the batch layout is [chosen; rejected] (5), TRL's loss is the sigmoid term alone (6), and
+    `ref_model` is None where the reference comes from elsewhere (7). The policy is moved away from the reference
+    first, so mixing the two up changes the loss."""
+    settings, peft_config = dict(loss_weights=[0.7], beta=0.3), None
+    if reference == "peft":
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    if reference == "precomputed":
+        settings["precompute_ref_log_probs"] = True
+    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, peft_config=peft_config, **settings)
+    assert (trainer.ref_model is None) == (reference != "ref_model"), (
+        f"TRL internal 7 changed: DPOTrainer.ref_model is {type(trainer.ref_model).__name__} with a {reference} reference"
+    )
+    with torch.no_grad():
+        for parameter in trainer.projection_head.parameters():
+            parameter.zero_()
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    assert batch["input_ids"].shape[0] == 2 * batch["persona_mask"].shape[0] and "completion_mask" in batch, (
+        "TRL internal 5 changed: the batch is no longer [chosen; rejected] rows with a completion_mask"
+    )
+    trainer.model.train()
+    dpore = trainer.compute_loss(trainer.model, dict(batch))
+    trl = DPOTrainer.compute_loss(trainer, trainer.model, _without_persona(batch))
+    assert abs(trl.item() - 0.7 * math.log(2)) > 1e-4  # the policy really differs from the reference
+    assert torch.equal(dpore, trl), (
+        f"TRL internals 3/6 changed: DPORE's L_total at d = 0 ({dpore.item()}) is not TRL's sigmoid loss "
+        f"({trl.item()}) with a {reference} reference: the forward order in DPOTrainer._compute_loss or its loss moved"
+    )
+
+
+def test_trl_internal_3_changes_fail_loudly(tiny_lm_path, tokenizer, tmp_path, monkeypatch):
+    """If TRL's loss stops running the policy forward first (or at all), DPORE raises instead of training on the
+    wrong tensors."""
+    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    original = DPOTrainer._compute_loss
+
+    def reference_first(self, model, inputs, return_outputs):
+        with torch.no_grad():
+            model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        return original(self, model, inputs, return_outputs)
+
+    trainer.model.train()
+    monkeypatch.setattr(DPOTrainer, "_compute_loss", reference_first)
+    with pytest.raises(
+        RuntimeError, match="relies on a TRL internal that has changed: the policy forward is the first"
+    ):
+        trainer.compute_loss(trainer.model, dict(batch))
+    monkeypatch.setattr(DPOTrainer, "_compute_loss", lambda self, model, inputs, return_outputs: torch.tensor(0.0))
+    with pytest.raises(RuntimeError, match="relies on a TRL internal that has changed: DPOTrainer's loss runs the"):
+        trainer.compute_loss(trainer.model, dict(batch))
+
+
+def test_trl_internal_4_fused_lm_head(tiny_lm_path, tokenizer, tmp_path):
+    from trl.trainer.utils import add_fused_lm_head  # noqa: F401  (the public helper DPOTrainer patches with)
+
+    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    ids, completion = batch["input_ids"], batch["completion_mask"]
+    seen = []
+    handle = trainer.model.base_model.register_forward_hook(lambda m, a, out: seen.append(out.last_hidden_state.shape))
+    try:
+        labels = ids.masked_fill(completion == 0, -100)
+        with torch.no_grad():
+            output = trainer.model(
+                input_ids=ids, attention_mask=batch["attention_mask"], labels=labels, fused_lm_head=True
+            )
+    finally:
+        handle.remove()
+    assert seen and seen[0][:2] == ids.shape, (
+        "TRL internal 4 changed: the fused LM head no longer runs model.base_model"
+    )
+    log_probs = getattr(output, "log_probs", None)
+    assert log_probs is not None and log_probs.shape == (ids.shape[0], ids.shape[1] - 1), (
+        "TRL internal 4 changed: the fused LM head's output has no log_probs of shape (2B, T - 1)"
+    )
+    assert torch.all(log_probs[completion[:, 1:] == 0] == 0), (
+        "TRL internal 4 changed: log_probs are not 0 off the completion"
+    )
+
+
+def test_trl_internal_6_router_loss_rule_and_its_refusal(tiny_lm_path, tokenizer, tmp_path):
+    """A Mixture-of-Experts policy: TRL adds its load-balancing loss by the rule `refuse_router_aux_loss` mirrors (the
+    config's coefficient unless `router_aux_loss_coef` is set; 0 disables it), so the margin placement refuses it."""
+    from transformers import MixtralConfig
+
+    config = MixtralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    assert config.router_aux_loss_coef > 0
+    data = Dataset.from_list(persona_rows(4, seed=3, conversational=False))
+
+    def trainer(trainer_class, config_class, **settings):
+        torch.manual_seed(0)
+        model, ref_model = AutoModelForCausalLM.from_config(config), AutoModelForCausalLM.from_config(config)
+        args = config_class(output_dir=str(tmp_path), **{**COMMON, **settings})
+        return trainer_class(
+            model=model, ref_model=ref_model, args=args, train_dataset=data, processing_class=tokenizer
+        )
+
+    def loss(built):
+        batch = {k: v for k, v in next(iter(built.get_train_dataloader())).items() if k != "persona_embedding"}
+        return DPOTrainer.compute_loss(built, built.model, _without_persona(batch)).item()
+
+    with_router = loss(trainer(DPOTrainer, DPOConfig))
+    without_router = loss(trainer(DPOTrainer, DPOConfig, router_aux_loss_coef=0.0))
+    assert with_router != without_router, "TRL internal 6 changed: TRL no longer adds the MoE router loss by default"
+    with pytest.raises(ValueError, match="no MoE load-balancing term"):
+        trainer(DPORETrainer, DPOREConfig)
+    trainer(DPORETrainer, DPOREConfig, router_aux_loss_coef=0.0)  # accepted: TRL's loss is the sigmoid term alone
+    trainer(DPORETrainer, DPOREConfig, re_placement="additive")  # accepted: TRL's loss is kept, router term included
+
+
+def test_trl_internals_8_9_10_card_fingerprint_and_saving(tiny_lm_path, tokenizer, tmp_path):
+    import inspect
+
+    from transformers import PreTrainedModel, Trainer
+    from trl.trainer.utils import hash_module
+
+    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    trainer.create_model_card(model_name="dpore-test")
+    card = (tmp_path / "README.md").read_text()
+    assert "@misc{dpore2025" in card and "- dpore" in card, (
+        "TRL internal 8 changed: create_model_card no longer reads _paper['citation'] / _tag_names"
+    )
+    assert isinstance(Dataset.from_list([{"a": 1}])._fingerprint, str), "internal 9 changed: Dataset._fingerprint"
+    assert isinstance(hash_module(trainer.projection_head), str), (
+        "TRL internal 9 changed: trl.trainer.utils.hash_module"
+    )
+    assert hasattr(PreTrainedModel, "_keys_to_ignore_on_save"), "internal 10 changed: _keys_to_ignore_on_save"
+    assert "_internal_call" in inspect.signature(Trainer.save_model).parameters, (
+        "internal 10 changed: Trainer.save_model(output_dir, _internal_call)"
+    )

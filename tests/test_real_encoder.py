@@ -255,7 +255,7 @@ def test_dpore_run_with_the_real_encoder_and_its_published_parts_reload(minilm_p
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values(), strict=True)
     )
-    head = PersonaProjectionHead.from_pretrained(exported)
+    head = PersonaProjectionHead.from_pretrained(exported, subfolder="projection_head")
     assert (head.config["embedding_dim"], head.config["hidden_size"]) == (384, model.config.hidden_size)
     encoder = PersonaEncoder.from_pretrained(exported, subfolder="persona_encoder")
     assert encoder.max_seq_length == 256

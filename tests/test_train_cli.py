@@ -206,13 +206,14 @@ def test_train_dpore_push_model_round_trip(assets, tmp_path):
     args = [*tiny_args(assets, "dpore", output), "--persona_encoder", str(assets / "encoder")]
     result = runner.invoke(app, [*args, "--dataset_test_split", "test"])
     assert result.exit_code == 0, result.output
-    assert (output / "dpore_projection.safetensors").exists() and (output / "persona_encoder").is_dir()
+    assert (output / "projection_head" / "model.safetensors").exists() and (output / "persona_encoder").is_dir()
 
     exported = tmp_path / "exported"
     result = runner.invoke(app, ["push-model", str(output), "--to-dir", str(exported)])
     assert result.exit_code == 0, result.output
     published = {p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file()}
-    assert {"model.safetensors", "config.json", "README.md", "dpore_projection.safetensors", RUN_RECORD} <= published
+    head_files = {"projection_head/model.safetensors", "projection_head/config.json"}
+    assert {"model.safetensors", "config.json", "README.md", *head_files, RUN_RECORD} <= published
     assert not any(name.startswith("checkpoint-") or name.endswith((".bin", ".pt", ".pth")) for name in published)
 
     model = AutoModelForCausalLM.from_pretrained(exported)
@@ -221,7 +222,7 @@ def test_train_dpore_push_model_round_trip(assets, tmp_path):
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values(), strict=True)
     )
     assert AutoTokenizer.from_pretrained(exported).chat_template
-    head = PersonaProjectionHead.from_pretrained(exported)
+    head = PersonaProjectionHead.from_pretrained(exported, subfolder="projection_head")
     assert head.config["hidden_size"] == model.config.hidden_size
     encoder = PersonaEncoder.from_pretrained(exported, subfolder="persona_encoder")
     assert encoder.encode(["a comment about cooking"]).shape[1] == head.config["embedding_dim"]

@@ -22,6 +22,9 @@ from .papers import ALIGNX_CITATION, COUNTERFACTUAL_CITATION, DPORE_CITATION
 
 PERSONA_ENCODER_FOLDER = "persona_encoder"
 """Where a DPORE run saves the persona encoder it used, inside its output folder."""
+PROJECTION_HEAD_FOLDER = "projection_head"
+"""Where DPORE saves its projection head (`config.json` + `model.safetensors`) inside its output folder and each
+checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -148,15 +151,15 @@ register_method(
             "included.",
             usage="from transformers import AutoModelForCausalLM, AutoTokenizer\n"
             "from personalign import PersonaEncoder\n"
-            "from personalign.trainers import PersonaProjectionHead\n\n"
+            "from personalign.models.projection_head import PersonaProjectionHead\n\n"
             'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
             'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
-            'head = PersonaProjectionHead.from_pretrained("{repo}")        # only needed to continue training\n'
+            'head = PersonaProjectionHead.from_pretrained("{repo}", subfolder="projection_head")  # to continue training\n'
             'encoder = PersonaEncoder.from_pretrained("{repo}", subfolder="persona_encoder")',
             pipeline_tag="text-generation",
         ),
         files={
-            "dpore_projection.safetensors": "DPORE's projection head h_phi (persona embedding -> policy hidden size)",
+            PROJECTION_HEAD_FOLDER: "DPORE's projection head h_phi (persona embedding -> policy hidden size)",
             PERSONA_ENCODER_FOLDER: "the PersonaEncoder that embedded the personas in training",
         },
     )

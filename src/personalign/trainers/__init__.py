@@ -1,12 +1,12 @@
 """TRL trainers for personalized alignment."""
 
+from ..models.projection_head import PersonaProjectionHead
 from .alignx_config import AlignXRenderingConfig
 from .alignx_trainer import AlignXPersonaTrainer, EpochRedrawDataset, render_for_training
 from .dpore_config import DPOREConfig
 from .dpore_trainer import (
     DPORETrainer,
     PersonaEmbeddingCollator,
-    PersonaProjectionHead,
     dpore_margin_losses,
     embed_personas,
     pool_response_states,

@@ -1,37 +1,44 @@
 """DPORETrainer: TRL's DPOTrainer plus the DPORE persona-representation regularizer (the DPORE paper, §3.3).
 
-Everything DPO does stays TRL's: tokenization, the fused-LM-head forward, the reference log-probs, the loss and its
-metrics. This subclass adds, through TRL's documented override points:
+Tokenization, the fused-LM-head forward, the reference log-probs and DPO's metrics stay TRL's. This module adds:
 
-- `_prepare_dataset`: persona embeddings computed once by a `PersonaEncoder` (batched, cached by fingerprint);
-- `_set_signature_columns_if_needed` and a collator wrapper: the embedding columns reach the batch;
-- `_compute_loss`: forward hooks read the policy's last hidden states and per-token log-probs from the *same*
-  forward TRL runs (no extra pass), and the regularizer is added in the margin or additively;
-- `save_model` / `train`: the projection head is saved as safetensors with every checkpoint and restored on resume.
+- `embed_personas`: persona embeddings computed once by a `PersonaEncoder` (batched, cached by fingerprint);
+- `PersonaEmbeddingCollator`: the embedding columns reach the batch, and never the model;
+- `RepresentationHooks`: forward hooks that read the policy's last hidden states (and the fused LM head's per-token
+  log-probs) from the forwards TRL's loss already runs, so DPORE costs no extra pass;
+- `dpore_margin_losses`: the DPORE paper's L_total per row, from sequence log-probs and the representation term;
+- `DPORETrainer`: the above wired into `DPOTrainer`, with the projection head saved in `projection_head/` beside every
+  checkpoint and restored on resume.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import contextlib
 import textwrap
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from datasets.fingerprint import Hasher
 from torch import nn
+from torch.utils.hooks import RemovableHandle
+from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOTrainer
+from trl.trainer.utils import hash_module
 
+from ..methods import PROJECTION_HEAD_FOLDER
+from ..models.projection_head import PersonaProjectionHead
 from ..papers import DPORE_CITATION
 from .dpore_config import DPOREConfig
 
-HEAD_WEIGHTS_NAME = "dpore_projection.safetensors"
-HEAD_CONFIG_NAME = "dpore_projection.json"
 HEAD_ATTRIBUTE = "dpore_projection"
+"""Name of the projection head's submodule on the policy (its parameters are `dpore_projection.*`)."""
 # Batch keys the collator adds; popped before anything reaches the model.
 CHOSEN_KEY, REJECTED_KEY, MASK_KEY = "persona_embedding_chosen", "persona_embedding_rejected", "persona_mask"
 BATCH_KEYS = (CHOSEN_KEY, REJECTED_KEY, MASK_KEY)
@@ -39,8 +46,19 @@ BATCH_KEYS = (CHOSEN_KEY, REJECTED_KEY, MASK_KEY)
 
 # ----------------------------------------------------------------------------------------------- pure functions
 def pool_response_states(hidden: torch.Tensor, completion_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """Pool `(N, T, H)` hidden states over each row's response tokens (`completion_mask == 1`): `"mean"` averages
-    them, `"last"` takes the final response token."""
+    """Pool hidden states over each row's response tokens (`completion_mask == 1`).
+
+    Args:
+        hidden (`torch.Tensor`): `(N, T, H)` hidden states.
+        completion_mask (`torch.Tensor`): `(N, T)`, 1 on response tokens.
+        mode (`str`): `"mean"` averages the response tokens, `"last"` takes the final one.
+
+    Returns:
+        `torch.Tensor`: `(N, H)`, y(m, response) of the DPORE paper.
+
+    Raises:
+        `ValueError`: If `mode` is neither.
+    """
     mask = completion_mask.to(hidden.dtype).unsqueeze(-1)
     if mode == "mean":
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -58,7 +76,19 @@ def representation_similarities(
     target_rejected: torch.Tensor,
     similarity: str = "cosine",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`(sim(y(m, chosen), h(G_chosen)), sim(y(m, rejected), h(G_rejected)))` per row; sim is `"cosine"` or `"dot"`."""
+    """`(sim(y(m, chosen), h(G_chosen)), sim(y(m, rejected), h(G_rejected)))` per row (the DPORE paper's L_reg terms).
+
+    Args:
+        pooled_chosen, pooled_rejected (`torch.Tensor`): `(B, H)` pooled policy representations.
+        target_chosen, target_rejected (`torch.Tensor`): `(B, H)` projected persona embeddings h(G).
+        similarity (`str`, *optional*, defaults to `"cosine"`): `"cosine"` or `"dot"`.
+
+    Returns:
+        `tuple[torch.Tensor, torch.Tensor]`: Two `(B,)` similarities.
+
+    Raises:
+        `ValueError`: If `similarity` is neither.
+    """
     if similarity == "cosine":
         return (
             F.cosine_similarity(pooled_chosen, target_chosen, dim=-1),
@@ -69,62 +99,36 @@ def representation_similarities(
     raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}.")
 
 
-def dpore_margin_losses(dpo_logits: torch.Tensor, re_difference: torch.Tensor, re_lambda: float) -> torch.Tensor:
-    """The DPORE paper's L_total per row: `-log sigmoid(beta * (logratio_c - logratio_r) + lambda * d)`, where
-    `dpo_logits` is the DPO term `beta * (...)` and `re_difference` is d = sim_chosen - sim_rejected (0 for rows
-    without persona)."""
-    return -F.logsigmoid(dpo_logits + re_lambda * re_difference)
+def dpore_margin_losses(
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    re_difference: torch.Tensor,
+    beta: float,
+    re_lambda: float,
+) -> torch.Tensor:
+    r"""The DPORE paper's L_total per row (§3.3), as a loss to minimise:
 
+        -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)) + lambda * d)
 
-# ----------------------------------------------------------------------------------------------- projection head
-class PersonaProjectionHead(nn.Module):
-    """h_phi: persona embedding -> policy hidden space. Linear, or a 2-layer MLP with a GELU when
-    `intermediate_size` is set. Saved as safetensors beside each checkpoint."""
+    The DPO term appears once, inside the sigmoid; at `lambda * d = 0` this is DPO's sigmoid loss exactly (the same
+    operations in the same order as TRL's).
 
-    def __init__(self, embedding_dim: int, hidden_size: int, intermediate_size: int | None = None) -> None:
-        super().__init__()
-        self.config = {
-            "embedding_dim": embedding_dim,
-            "hidden_size": hidden_size,
-            "intermediate_size": intermediate_size,
-        }
-        if intermediate_size:
-            self.layers = nn.Sequential(
-                nn.Linear(embedding_dim, intermediate_size), nn.GELU(), nn.Linear(intermediate_size, hidden_size)
-            )
-        else:
-            self.layers = nn.Sequential(nn.Linear(embedding_dim, hidden_size))
+    Args:
+        chosen_logps, rejected_logps (`torch.Tensor`): `(B,)` policy log-probs of each response (summed over its
+            tokens, nats).
+        ref_chosen_logps, ref_rejected_logps (`torch.Tensor`): `(B,)` the same under the reference model.
+        re_difference (`torch.Tensor`): `(B,)` d = sim_chosen - sim_rejected (0 for rows without a persona).
+        beta (`float`): DPO's beta.
+        re_lambda (`float`): lambda, the regularizer's weight.
 
-    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.layers(embeddings)
-
-    def save_pretrained(self, folder: str | os.PathLike) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {key: value.detach().contiguous().cpu() for key, value in self.state_dict().items()}
-        save_file(state, str(folder / HEAD_WEIGHTS_NAME))
-        (folder / HEAD_CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
-
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **hub_kwargs: Any) -> PersonaProjectionHead:
-        """Load the head from a DPORE output folder or checkpoint, or from a Hub model repo (only the head's two
-        files are downloaded; `hub_kwargs` such as `revision` / `token` go to `snapshot_download`)."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            allow = [HEAD_CONFIG_NAME, HEAD_WEIGHTS_NAME]
-            folder = Path(snapshot_download(str(folder), allow_patterns=allow, **hub_kwargs))
-        config_path = folder / HEAD_CONFIG_NAME
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{folder}: no {HEAD_CONFIG_NAME} (not a DPORE checkpoint?).")
-        head = cls(**json.loads(config_path.read_text(encoding="utf-8")))
-        head.load_state_dict(load_file(str(folder / HEAD_WEIGHTS_NAME)))
-        return head
+    Returns:
+        `torch.Tensor`: `(B,)` per-row losses.
+    """
+    chosen_logratios = chosen_logps - ref_chosen_logps
+    rejected_logratios = rejected_logps - ref_rejected_logps
+    return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios) + re_lambda * re_difference)
 
 
 # --------------------------------------------------------------------------------------------------- collation
@@ -181,10 +185,18 @@ def _message_text(value: Any) -> str:
 def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_name: str = "train") -> Dataset:
     """Add persona embeddings to a raw preference dataset with `encoder`, once: `persona_embedding` from
     `args.persona_text_column` when the dataset has it (empty texts get none), else the DPORE paper's G(m, p) and
-    G(m, r) from prompt + chosen and prompt + rejected. Cached by the dataset's and the encoder's fingerprints."""
-    from datasets.fingerprint import Hasher
-    from trl.trainer.utils import hash_module
+    G(m, r) from prompt + chosen and prompt + rejected. Cached by the dataset's and the encoder's fingerprints.
 
+    Args:
+        dataset (`datasets.Dataset`): Raw preference rows (`prompt`, `chosen`, `rejected`, standard or conversational).
+        encoder (`PersonaEncoder`): Anything with `encode(texts, batch_size=...)` returning `(N, D)` vectors.
+        args (`DPOREConfig`): Names the columns and the encoding batch size.
+        dataset_name (`str`, *optional*, defaults to `"train"`): Shown in the progress bar.
+
+    Returns:
+        `datasets.Dataset`: `dataset` with `persona_embedding` (or `persona_embedding_chosen` and
+        `persona_embedding_rejected`) added; rows whose text is empty hold `None`.
+    """
     text_column = args.persona_text_column
     per_row = text_column in dataset.column_names
 
@@ -223,17 +235,121 @@ def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_na
     )
 
 
-# ----------------------------------------------------------------------------------------------------- capture
+# ------------------------------------------------------------------------------------------------------- hooks
 @dataclass
-class _Capture:
-    """What the hooks record during one `_compute_loss`: the policy backbone's last hidden state (first call only) and
-    every causal-LM output's per-token log-probs, in call order (policy first; under PEFT the reference second)."""
+class CapturedForwards:
+    """What `RepresentationHooks` records while armed (one loss computation).
+
+    Attributes:
+        hidden (`torch.Tensor`, *optional*): The backbone's `last_hidden_state` `(2B, T, H)` from its first call.
+        hidden_grad_enabled (`bool`): Whether gradients were on during that first call (the policy forward of a
+            training step runs with them; TRL's reference forwards run under `torch.no_grad()`).
+        log_probs (`list[torch.Tensor]`): Per-token `log_probs` `(2B, T - 1)` of each fused-LM-head call of the policy
+            model, in call order.
+        reference_log_probs (`list[torch.Tensor]`): The same for a separate reference model.
+    """
 
     hidden: torch.Tensor | None = None
-    log_probs: list[torch.Tensor] | None = None
-    ref_log_probs: torch.Tensor | None = None
+    hidden_grad_enabled: bool = False
+    log_probs: list[torch.Tensor] = field(default_factory=list)
+    reference_log_probs: list[torch.Tensor] = field(default_factory=list)
 
 
+class RepresentationHooks:
+    """The forward hooks DPORE reads from, with their handles: one on the policy's backbone (its last hidden states),
+    and for the margin placement one on the policy's causal LM and one on a separate reference model (the fused LM
+    head's per-token log-probs). They record only while `capturing()` is open, and a model carries at most one set:
+    installing on a model that another `RepresentationHooks` is installed on removes that set first.
+    """
+
+    _owners: ClassVar[weakref.WeakKeyDictionary[nn.Module, RepresentationHooks]] = weakref.WeakKeyDictionary()
+
+    def __init__(self) -> None:
+        self.handles: list[RemovableHandle] = []
+        self.capture: CapturedForwards | None = None
+        self._backbone: weakref.ref[nn.Module] | None = None
+
+    @property
+    def installed(self) -> bool:
+        """Whether this set of hooks is on a model now."""
+        return bool(self.handles)
+
+    def install(
+        self, backbone: nn.Module, causal_lm: nn.Module | None = None, reference: nn.Module | None = None
+    ) -> None:
+        """Register the hooks (no-op when already installed).
+
+        Args:
+            backbone (`nn.Module`): The policy's backbone (`model.base_model`), whose output has `last_hidden_state`.
+            causal_lm (`nn.Module`, *optional*): The policy's causal LM, patched with TRL's fused LM head.
+            reference (`nn.Module`, *optional*): A separate reference model, patched the same way.
+        """
+        if self.installed:
+            return
+        previous = self._owners.get(backbone)
+        if previous is not None:
+            previous.remove()
+        self.handles.append(backbone.register_forward_hook(self._on_backbone))
+        if causal_lm is not None:
+            self.handles.append(causal_lm.register_forward_hook(self._on_causal_lm))
+        if reference is not None:
+            self.handles.append(reference.register_forward_hook(self._on_reference))
+        self._owners[backbone] = self
+        self._backbone = weakref.ref(backbone)
+
+    def remove(self) -> None:
+        """Remove the hooks (no-op when none are installed)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        backbone = self._backbone() if self._backbone is not None else None
+        if backbone is not None and self._owners.get(backbone) is self:
+            del self._owners[backbone]
+        self._backbone = None
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[CapturedForwards]:
+        """Record the forwards run inside the block; yields the record, filled as they run."""
+        self.capture = CapturedForwards()
+        try:
+            yield self.capture
+        finally:
+            self.capture = None
+
+    # Hooks return None: they read the outputs and never replace them.
+    def _on_backbone(self, module: nn.Module, args: Any, output: Any) -> None:
+        capture = self.capture
+        if capture is not None and capture.hidden is None:
+            capture.hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
+            capture.hidden_grad_enabled = torch.is_grad_enabled()
+
+    def _on_causal_lm(self, module: nn.Module, args: Any, output: Any) -> None:
+        # TRL's `return_outputs=True` path runs one more forward without the fused head: it has no `log_probs`.
+        if self.capture is not None and getattr(output, "log_probs", None) is not None:
+            self.capture.log_probs.append(output.log_probs)
+
+    def _on_reference(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self.capture is not None and getattr(output, "log_probs", None) is not None:
+            self.capture.reference_log_probs.append(output.log_probs)
+
+
+def trl_changed(internal: str, found: str) -> RuntimeError:
+    """The error DPORE raises when a TRL internal it relies on (listed in `DPORETrainer`'s docstring) has changed.
+
+    Args:
+        internal (`str`): What DPORE assumed, naming TRL's code.
+        found (`str`): What it found instead.
+
+    Returns:
+        `RuntimeError`: To raise.
+    """
+    return RuntimeError(
+        f"DPORETrainer relies on a TRL internal that has changed: {internal}; found {found}. "
+        "personalign supports trl>=1.16,<1.17; install that, or report this with your TRL version."
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- trainer
 class DPORETrainer(DPOTrainer):
     r"""DPO with persona-representation regularization (DPORE), a drop-in [`~trl.DPOTrainer`].
 
@@ -241,9 +357,16 @@ class DPORETrainer(DPOTrainer):
     (`persona_embedding`, or `persona_embedding_chosen` and `persona_embedding_rejected`) or are computed once from
     the data by the given [`PersonaEncoder`]; rows without one are trained with plain DPO. A projection head h_phi
     (its parameters registered on the policy, so the optimizer, DDP and DeepSpeed see them) maps embeddings into the
-    policy's hidden space, and the loss adds `lambda * (sim(y_chosen, h(G_c)) - sim(y_rejected, h(G_r)))` inside the
-    log-sigmoid (`re_placement="margin"`, the DPORE paper's L_total) or subtracts its mean from the DPO loss
-    (`"additive"`). At `re_lambda=0` it is DPO exactly.
+    policy's hidden space. With d = sim(y_chosen, h(G_c)) - sim(y_rejected, h(G_r)) per row:
+
+    - `re_placement="margin"` (the DPORE paper's L_total, §3.3): the loss is computed once, by DPORE, from the
+      sequence log-probs of TRL's forwards and d: `loss_weights[0] * mean(-log sigmoid(beta * delta + lambda * d))`
+      (`dpore_margin_losses`); TRL's own loss value is not used. Needs `loss_type=["sigmoid"]`.
+    - `re_placement="additive"`: TRL's DPO loss (any `loss_type`) minus `lambda * mean(d)`.
+
+    At `re_lambda=0` there is no head and no hook: it is `DPOTrainer` exactly. The forward hooks that read the
+    policy's hidden states (and log-probs) are installed by `train`, `evaluate` and `compute_loss` for their duration
+    only (`representation_hooks`), and a model never carries two sets.
 
     ```python
     from personalign import DPOREConfig, DPORETrainer, PersonaEncoder
@@ -256,6 +379,33 @@ class DPORETrainer(DPOTrainer):
     )
     trainer.train()
     ```
+
+    **TRL internals relied on** (trl 1.16; each is pinned by a test in `tests/test_dpore.py` that names it when it
+    breaks, and the loss raises `trl_changed(...)` at run time where it can tell):
+
+    1. `DPOTrainer._prepare_dataset(dataset, processing_class, args, dataset_name)`: overridden to embed personas
+       before tokenization; it skips datasets that already hold `prompt_ids`.
+    2. `DPOTrainer._set_signature_columns_if_needed()` and transformers' `Trainer._signature_columns`: extended so
+       the embedding columns survive `remove_unused_columns`.
+    3. The forward order inside `DPOTrainer._compute_loss` (reached through the public `compute_loss`): the policy
+       forward is the first call of the model's backbone and of its fused LM head, with gradients on in training;
+       under PEFT without `ref_model` (and without precomputed reference log-probs) the reference forward is the
+       second fused call of the same model; a separate `ref_model` runs its fused forward once.
+    4. TRL's fused LM head (`trl.trainer.utils.add_fused_lm_head`, called by `DPOTrainer.__init__`): the policy's
+       causal LM returns `log_probs` `(2B, T - 1)` (right-aligned, 0 off the completion) and runs the backbone as
+       `model.base_model`, whose output has `last_hidden_state` `(2B, T, H)`.
+    5. The batch: `[chosen; rejected]` stacked rows with `input_ids` and `completion_mask`, and with
+       `precompute_ref_log_probs=True` the columns `ref_chosen_logps` / `ref_rejected_logps`.
+    6. TRL's loss for `loss_type=["sigmoid"]` is `loss_weights[0] * mean(-log sigmoid(beta * delta))` and nothing
+       else (no MoE router term: refused), so the margin placement can replace it.
+    7. `DPOTrainer.ref_model`: `None` under PEFT (the reference is the adapter-disabled policy) and with precomputed
+       reference log-probs.
+    8. `_tag_names`, `_name`, `_paper`: the class attributes TRL's `create_model_card` reads.
+    9. `trl.trainer.utils.hash_module` and datasets' `Dataset._fingerprint`: the embedding cache's fingerprint.
+    10. transformers' `PreTrainedModel._keys_to_ignore_on_save`: keeps the head out of the policy's checkpoint, and
+        `Trainer._save_checkpoint` saving through `save_model(output_dir, _internal_call=True)`.
+
+    Metrics (`re/sim_chosen`, `re/sim_rejected`, `re/term`, `re/persona_rows`) are logged through the public `log`.
     """
 
     _tag_names: ClassVar[list[str]] = ["trl", "dpo", "dpore", "personalign"]
@@ -289,7 +439,11 @@ class DPORETrainer(DPOTrainer):
             raise TypeError(f"DPORETrainer needs a DPOREConfig, got {type(args).__name__}.")
         refuse_unsupported(args)
         self.persona_encoder = persona_encoder
-        self._capture: _Capture | None = None
+        self.hooks = RepresentationHooks()
+        self.representation_metrics: dict[str, defaultdict[str, list[float]]] = {
+            "train": defaultdict(list),
+            "eval": defaultdict(list),
+        }
         super().__init__(
             model,
             ref_model=ref_model,
@@ -304,6 +458,7 @@ class DPORETrainer(DPOTrainer):
             quantization_config=quantization_config,
             peft_config=peft_config,
         )
+        refuse_router_aux_loss(args, self._causal_lm().config.get_text_config())
         self.embedding_dim = self._embedding_dim()
         self.data_collator = PersonaEmbeddingCollator(
             self.data_collator,
@@ -315,10 +470,11 @@ class DPORETrainer(DPOTrainer):
         self.projection_head: PersonaProjectionHead | None = None
         if args.re_lambda > 0:
             self._attach_head()
-        self._install_hooks()
 
     # ------------------------------------------------------------------------------------------ data preparation
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
+        """`DPOTrainer._prepare_dataset` (TRL internal 1), after embedding the personas of a raw dataset once when a
+        `persona_encoder` was given and the dataset has no embedding column yet."""
         columns = getattr(dataset, "column_names", None) or []
         embedded = {args.persona_embedding_column, args.persona_embedding_chosen_column} & set(columns)
         if self.persona_encoder is not None and "prompt_ids" not in columns and not embedded:
@@ -328,6 +484,8 @@ class DPORETrainer(DPOTrainer):
         return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
     def _set_signature_columns_if_needed(self) -> None:
+        """TRL's signature columns plus the three embedding columns, so `remove_unused_columns` keeps them (TRL
+        internal 2)."""
         super()._set_signature_columns_if_needed()
         extra = [
             self.args.persona_embedding_column,
@@ -337,6 +495,8 @@ class DPORETrainer(DPOTrainer):
         self._signature_columns = [*self._signature_columns, *[c for c in extra if c not in self._signature_columns]]
 
     def _embedding_dim(self) -> int:
+        """D: `re_embedding_dim`, else the encoder's, else the first embedding found in the data; 1 when DPORE is
+        off and there is none."""
         if self.args.re_embedding_dim:
             return self.args.re_embedding_dim
         if self.persona_encoder is not None:
@@ -368,10 +528,12 @@ class DPORETrainer(DPOTrainer):
 
     # ---------------------------------------------------------------------------------------------------- head
     def _causal_lm(self) -> nn.Module:
+        """The policy as a transformers causal LM (under PEFT, the model inside the adapter wrapper)."""
         model = self.accelerator.unwrap_model(self.model)
         return model.get_base_model() if hasattr(model, "get_base_model") else model
 
     def _attach_head(self) -> None:
+        """Create h_phi and register it on the policy as `dpore_projection`."""
         hidden_size = self._causal_lm().config.get_text_config().hidden_size
         with torch.random.fork_rng(devices=[]):
             # Seeded on its own, so adding the head does not shift any other random draw of the run.
@@ -388,108 +550,203 @@ class DPORETrainer(DPOTrainer):
         self.projection_head = head
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """`Trainer.save_model`, plus the projection head as `dpore_projection.safetensors` (+ its JSON config)."""
+        """`Trainer.save_model`, plus the projection head in `projection_head/` (`config.json` + `model.safetensors`,
+        loadable with `PersonaProjectionHead.from_pretrained(folder, subfolder="projection_head")`)."""
         super().save_model(output_dir, _internal_call=_internal_call)
         if self.projection_head is not None and self.args.should_save:
-            self.projection_head.save_pretrained(output_dir or self.args.output_dir)
+            self.projection_head.save_pretrained(Path(output_dir or self.args.output_dir) / PROJECTION_HEAD_FOLDER)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
-        """`Trainer.train`; when resuming, the projection head is restored from the checkpoint first."""
-        if resume_from_checkpoint is True:
-            from transformers.trainer_utils import get_last_checkpoint
+        """`Trainer.train`, with DPORE's hooks installed for its duration (and removed when it ends, however it
+        ends); when resuming, the projection head is restored from the checkpoint's `projection_head/` first.
 
+        Raises:
+            `ValueError`: If `resume_from_checkpoint=True` and `output_dir` holds no checkpoint.
+            `FileNotFoundError`: If the checkpoint has no `projection_head/`.
+        """
+        if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
         if resume_from_checkpoint and self.projection_head is not None:
-            saved = PersonaProjectionHead.from_pretrained(resume_from_checkpoint)
+            saved = PersonaProjectionHead.from_pretrained(resume_from_checkpoint, subfolder=PROJECTION_HEAD_FOLDER)
             self.projection_head.load_state_dict(saved.state_dict())
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        with self.representation_hooks():
+            return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """`DPOTrainer.evaluate`, with DPORE's hooks installed for its duration."""
+        with self.representation_hooks():
+            return super().evaluate(*args, **kwargs)
 
     # --------------------------------------------------------------------------------------------------- hooks
-    def _install_hooks(self) -> None:
+    @contextlib.contextmanager
+    def representation_hooks(self) -> Iterator[None]:
+        """Install the forward hooks this configuration needs for the duration of the block, unless they already
+        are (then the block changes nothing). None at `re_lambda=0`; the backbone's for `"additive"`; for `"margin"`
+        also the policy's causal LM's, and the reference model's when there is a separate one and its log-probs are
+        not precomputed."""
+        if self.projection_head is None:
+            yield
+            return
+        installed_here = not self.hooks.installed
         causal_lm = self._causal_lm()
-
-        def on_backbone(module: nn.Module, inputs: Any, output: Any) -> None:
-            capture = self._capture
-            if capture is not None and capture.hidden is None:
-                capture.hidden = output.last_hidden_state if hasattr(output, "last_hidden_state") else output[0]
-
-        def on_causal_lm(module: nn.Module, inputs: Any, output: Any) -> None:
-            if self._capture is not None and getattr(output, "log_probs", None) is not None:
-                self._capture.log_probs.append(output.log_probs)
-
-        def on_reference(module: nn.Module, inputs: Any, output: Any) -> None:
-            if self._capture is not None and self._capture.ref_log_probs is None:
-                self._capture.ref_log_probs = output.log_probs
-
-        causal_lm.base_model.register_forward_hook(on_backbone)
-        causal_lm.register_forward_hook(on_causal_lm)
-        if self.ref_model is not None:
-            self.accelerator.unwrap_model(self.ref_model).register_forward_hook(on_reference)
+        margin = self.args.re_placement == "margin"
+        reference = None
+        if margin and not self.args.precompute_ref_log_probs and self.ref_model is not None:
+            reference = self.accelerator.unwrap_model(self.ref_model)
+        self.hooks.install(causal_lm.base_model, causal_lm if margin else None, reference)
+        try:
+            yield
+        finally:
+            if installed_here:
+                self.hooks.remove()
 
     # ---------------------------------------------------------------------------------------------------- loss
     def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> Any:
+        """`DPOTrainer.compute_ref_log_probs` without the persona keys (they must not reach the model)."""
         return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k not in BATCH_KEYS})
 
-    def _compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool) -> Any:
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        """DPO's loss with the representation regularizer (see the class docstring for the two placements).
+
+        TRL's `compute_loss` runs the forwards (and DPO's metrics) while the hooks record the policy's hidden states
+        and log-probs; DPORE then computes its loss from those once.
+
+        Returns:
+            `torch.Tensor` or `tuple`: The loss, and TRL's outputs when `return_outputs`.
+
+        Raises:
+            `RuntimeError`: If TRL's forwards no longer look as listed in the class docstring (`trl_changed`).
+        """
         persona = {key: inputs[key] for key in BATCH_KEYS if key in inputs}
         inputs = {key: value for key, value in inputs.items() if key not in BATCH_KEYS}
         if self.projection_head is None or not persona:
-            return super()._compute_loss(model, inputs, return_outputs)
-        self._capture = _Capture(log_probs=[])
-        try:
-            result = super()._compute_loss(model, inputs, return_outputs)
-            capture = self._capture
-        finally:
-            self._capture = None
-        loss, outputs = result if return_outputs else (result, None)
-        mode = "train" if self.model.training else "eval"
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        with self.representation_hooks(), self.hooks.capturing() as capture:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        dpo_loss, outputs = result if return_outputs else (result, None)
+        loss = self._dpore_loss(dpo_loss, capture, inputs, persona)
+        return (loss, outputs) if return_outputs else loss
 
+    def _dpore_loss(
+        self,
+        dpo_loss: torch.Tensor,
+        capture: CapturedForwards,
+        inputs: Mapping[str, Any],
+        persona: Mapping[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """The loss of one batch from TRL's loss and what the hooks captured; records the `re/*` metrics."""
         completion_mask = inputs["completion_mask"]
         seq_len = completion_mask.shape[1]
-        hidden = capture.hidden[:, -seq_len:].float()  # prompt-learning PEFT prepends virtual tokens
+        hidden = self._policy_hidden(capture, completion_mask)[:, -seq_len:].float()  # PEFT may prepend tokens
         pooled_chosen, pooled_rejected = pool_response_states(hidden, completion_mask, self.args.re_pooling).chunk(2)
         head = self.projection_head
+        head_dtype = next(head.parameters()).dtype
         sim_chosen, sim_rejected = representation_similarities(
             pooled_chosen,
             pooled_rejected,
-            head(persona[CHOSEN_KEY].to(hidden.device, head.layers[0].weight.dtype)).float(),
-            head(persona[REJECTED_KEY].to(hidden.device, head.layers[0].weight.dtype)).float(),
+            head(persona[CHOSEN_KEY].to(hidden.device, head_dtype)).float(),
+            head(persona[REJECTED_KEY].to(hidden.device, head_dtype)).float(),
             self.args.re_similarity,
         )
         mask = persona[MASK_KEY].to(hidden.device)
         difference = (sim_chosen - sim_rejected) * mask
-        rows = mask.sum().clamp(min=1.0)
         lam = self.args.re_lambda
         if self.args.re_placement == "additive":
-            loss = loss - lam * difference.sum() / rows
+            loss = dpo_loss - lam * difference.sum() / mask.sum().clamp(min=1.0)
         else:
-            logits = self._dpo_logits(capture, inputs, seq_len)
-            weight = self.loss_weights[self.loss_types.index("sigmoid")]
-            # TRL's loss holds weight * mean(-log sigmoid(logits)); swap that term for the DPORE paper's margin form.
-            correction = dpore_margin_losses(logits, difference, lam) - dpore_margin_losses(logits, 0 * difference, 0)
-            loss = loss + weight * correction.mean()
+            chosen, rejected, ref_chosen, ref_rejected = self._sequence_log_probs(capture, inputs)
+            weight = self.args.loss_weights[0] if self.args.loss_weights else 1.0
+            losses = dpore_margin_losses(chosen, rejected, ref_chosen, ref_rejected, difference, self.args.beta, lam)
+            loss = losses.mean() * weight
 
+        metrics = self.representation_metrics["train" if self.model.training else "eval"]
         gather = self.accelerator.gather
-        total_rows = gather(mask.sum()).sum().clamp(min=1.0)
-        self._metrics[mode]["re/sim_chosen"].append((gather((sim_chosen * mask).sum()).sum() / total_rows).item())
-        self._metrics[mode]["re/sim_rejected"].append((gather((sim_rejected * mask).sum()).sum() / total_rows).item())
-        self._metrics[mode]["re/term"].append((lam * gather(difference.detach().sum()).sum() / total_rows).item())
-        self._metrics[mode]["re/persona_rows"].append((gather(mask).mean()).item())
-        return (loss, outputs) if return_outputs else loss
+        rows = gather(mask.sum()).sum().clamp(min=1.0)
+        metrics["re/sim_chosen"].append((gather((sim_chosen * mask).detach().sum()).sum() / rows).item())
+        metrics["re/sim_rejected"].append((gather((sim_rejected * mask).detach().sum()).sum() / rows).item())
+        metrics["re/term"].append((lam * gather(difference.detach().sum()).sum() / rows).item())
+        metrics["re/persona_rows"].append(gather(mask).mean().item())
+        return loss
 
-    def _dpo_logits(self, capture: _Capture, inputs: dict[str, Any], seq_len: int) -> torch.Tensor:
-        """Per-row `beta * (logratio_chosen - logratio_rejected)` from the log-probs of the forward TRL just ran."""
-        shifted = seq_len - 1  # log-probs are per predicted token: one fewer than the sequence
-        policy = capture.log_probs[0][:, -shifted:].sum(dim=1)
-        if self.precompute_ref_logps:
-            ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
-        else:
-            ref_per_token = capture.ref_log_probs if capture.ref_log_probs is not None else capture.log_probs[1]
-            ref_chosen, ref_rejected = ref_per_token[:, -shifted:].sum(dim=1).chunk(2)
-        chosen, rejected = policy.chunk(2)
-        return self.beta * ((chosen - ref_chosen.to(chosen.dtype)) - (rejected - ref_rejected.to(rejected.dtype)))
+    def _policy_hidden(self, capture: CapturedForwards, completion_mask: torch.Tensor) -> torch.Tensor:
+        """The policy's last hidden states, checked against internals 3 and 4 of the class docstring."""
+        if capture.hidden is None:
+            raise trl_changed(
+                "DPOTrainer's loss runs the policy's backbone (`model.base_model`, called by TRL's fused LM head)",
+                "no backbone call during compute_loss",
+            )
+        if self.model.training and not capture.hidden_grad_enabled:
+            raise trl_changed(
+                "the policy forward is the first backbone call inside DPOTrainer._compute_loss",
+                "a first backbone call without gradients (a reference forward?)",
+            )
+        rows, length = completion_mask.shape
+        if capture.hidden.dim() != 3 or capture.hidden.shape[0] != rows or capture.hidden.shape[1] < length:
+            raise trl_changed(
+                f"the backbone's last_hidden_state is (2B, T, H) = ({rows}, >={length}, H) for the [chosen; rejected] "
+                "batch",
+                f"shape {tuple(capture.hidden.shape)}",
+            )
+        return capture.hidden
+
+    def _sequence_log_probs(
+        self, capture: CapturedForwards, inputs: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(chosen, rejected, ref_chosen, ref_rejected)` `(B,)` sequence log-probs, summed over each completion as
+        TRL sums them, from the fused LM head's outputs (internals 3-5 and 7 of the class docstring)."""
+        shift_mask = inputs["completion_mask"][:, 1:]
+        length = shift_mask.shape[1]
+        reference_in_policy = not self.args.precompute_ref_log_probs and self.ref_model is None
+        expected_calls = 2 if reference_in_policy else 1
+        if len(capture.log_probs) != expected_calls:
+            raise trl_changed(
+                f"DPOTrainer._compute_loss runs {expected_calls} fused-LM-head forward(s) of the policy model (the "
+                "policy" + (", then the adapter-disabled reference" if reference_in_policy else "") + ")",
+                f"{len(capture.log_probs)}",
+            )
+
+        def summed(per_token: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if per_token.dim() != 2 or per_token.shape[1] < length:
+                raise trl_changed(
+                    f"the fused LM head's log_probs are (2B, T - 1) with T - 1 = {length}",
+                    f"shape {tuple(per_token.shape)}",
+                )
+            return (per_token[:, -length:] * shift_mask).sum(dim=1).chunk(2)
+
+        chosen, rejected = summed(capture.log_probs[0])
+        if self.args.precompute_ref_log_probs:
+            missing = {"ref_chosen_logps", "ref_rejected_logps"} - set(inputs)
+            if missing:
+                raise trl_changed(
+                    "with precompute_ref_log_probs=True the batch holds ref_chosen_logps / ref_rejected_logps",
+                    f"no {', '.join(sorted(missing))}",
+                )
+            return chosen, rejected, inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        if reference_in_policy:
+            return (chosen, rejected, *summed(capture.log_probs[1]))
+        if len(capture.reference_log_probs) != 1:
+            raise trl_changed(
+                "DPOTrainer._compute_loss runs the separate ref_model's fused forward once",
+                f"{len(capture.reference_log_probs)} reference call(s)",
+            )
+        return (chosen, rejected, *summed(capture.reference_log_probs[0]))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """`DPOTrainer.log`, plus DPORE's metrics averaged since the last log (`eval_`-prefixed in evaluation)."""
+        mode = "train" if self.model.training else "eval"
+        metrics = self.representation_metrics[mode]
+        prefix = "eval_" if mode == "eval" else ""
+        logs.update({f"{prefix}{key}": sum(values) / len(values) for key, values in metrics.items() if values})
+        metrics.clear()
+        super().log(logs, start_time)
 
     # ----------------------------------------------------------------------------------------------- model card
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
@@ -517,7 +774,12 @@ class DPORETrainer(DPOTrainer):
 
 
 def refuse_unsupported(args: DPOREConfig) -> None:
-    """Refuse, with the reason, the configurations DPORE cannot honour."""
+    """Refuse, with the reason, the configurations DPORE cannot honour.
+
+    Raises:
+        `ValueError`: For the Liger kernel, `sync_ref_model`, `padding_free`, and, with `re_placement="margin"`, any
+            setting that makes TRL's loss more than DPO's sigmoid term (which the margin placement replaces).
+    """
     if args.use_liger_kernel:
         raise ValueError(
             "DPORETrainer does not support use_liger_kernel=True: Liger's fused loss path replaces the forward that "
@@ -535,8 +797,8 @@ def refuse_unsupported(args: DPOREConfig) -> None:
         )
     if args.re_lambda > 0 and args.re_placement == "margin":
         problems = []
-        if "sigmoid" not in args.loss_type:
-            problems.append(f"loss_type={args.loss_type} (needs 'sigmoid')")
+        if list(args.loss_type) != ["sigmoid"]:
+            problems.append(f"loss_type={args.loss_type} (needs ['sigmoid'] alone)")
         if args.f_divergence_type != "reverse_kl":
             problems.append(f"f_divergence_type={args.f_divergence_type!r}")
         if args.ld_alpha is not None:
@@ -545,6 +807,32 @@ def refuse_unsupported(args: DPOREConfig) -> None:
             problems.append("use_weighting=True")
         if problems:
             raise ValueError(
-                "re_placement='margin' puts the regularizer inside DPO's sigmoid log-likelihood, which "
-                f"{', '.join(problems)} changes; use re_placement='additive' with these settings."
+                "re_placement='margin' puts the regularizer inside DPO's sigmoid log-likelihood and computes the whole "
+                f"loss as the DPORE paper's L_total, which {', '.join(problems)} changes; use re_placement='additive' "
+                "with these settings."
             )
+
+
+def refuse_router_aux_loss(args: DPOREConfig, text_config: Any) -> None:
+    """Refuse the margin placement on a Mixture-of-Experts policy whose load-balancing loss TRL would add: the margin
+    placement computes the whole loss as L_total, which has no such term. The rule is `DPOConfig.router_aux_loss_coef`'s
+    documented one: the argument when set, else the model config's coefficient; 0 disables it.
+
+    Args:
+        args (`DPOREConfig`): The run's configuration.
+        text_config (`transformers.PretrainedConfig`): The policy's text config.
+
+    Raises:
+        `ValueError`: If the router loss is on and `re_placement="margin"` with `re_lambda > 0`.
+    """
+    if args.re_lambda == 0 or args.re_placement != "margin" or not hasattr(text_config, "output_router_logits"):
+        return
+    coefficient = args.router_aux_loss_coef
+    if coefficient is None:
+        coefficient = getattr(text_config, "router_aux_loss_coef", 0.0)
+    if coefficient:
+        raise ValueError(
+            "re_placement='margin' computes the whole loss as the DPORE paper's L_total, which has no MoE "
+            f"load-balancing term (router_aux_loss_coef={coefficient}); use re_placement='additive', or set "
+            "router_aux_loss_coef=0.0."
+        )
