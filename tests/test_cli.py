@@ -124,7 +124,11 @@ def break_space_command(monkeypatch, error):
     monkeypatch.setattr(PreferenceSpace, "psoups", classmethod(broken))
 
 
-@pytest.mark.parametrize("error", [ZeroDivisionError("division by zero"), KeyError("dimensions")])
+# A plain ValueError is a bug too: user-facing problems raise InputError (a ValueError), library ValueErrors on user
+# input are turned into one at the boundary that reads the input (e.g. data/loading.py).
+@pytest.mark.parametrize(
+    "error", [ZeroDivisionError("division by zero"), KeyError("dimensions"), ValueError("shapes (2,) and (3,)")]
+)
 def test_an_unexpected_exception_is_reported_as_a_bug(monkeypatch, capsys, error):
     break_space_command(monkeypatch, error)
     code, stderr = run_main(monkeypatch, capsys, "space", "psoups")
@@ -180,7 +184,14 @@ def test_the_error_map():
              IsADirectoryError("x"), yaml.YAMLError("x"), json.JSONDecodeError("x", "doc", 0), ConnectionError("x")]  # fmt: skip
     assert all(isinstance(error, PersonalignError) for error in known[:3])
     assert all(is_user_error(error) for error in known)
-    for error in (KeyError("x"), ZeroDivisionError("x"), TypeError("x"), AttributeError("x"), OSError("x")):
+    for error in (
+        KeyError("x"),
+        ZeroDivisionError("x"),
+        TypeError("x"),
+        AttributeError("x"),
+        OSError("x"),
+        ValueError("x"),
+    ):
         assert not is_user_error(error)
     # transformers re-raises huggingface_hub's "not in the cache" as a plain OSError from it: user-facing.
     try:

@@ -15,6 +15,7 @@ from personalign.data.loading import (
 )
 from personalign.data.multifacet import MultifacetBuildConfig, build_multifacet_cf, multifacet_cf_responses
 from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
+from personalign.errors import InputError
 from personalign.hub.datasets import write_dataset_folder
 from personalign.io import write_rows
 
@@ -121,6 +122,16 @@ def test_bad_sources_are_one_line_naming_the_file(tmp_path):
     broken.write_text('[{"prompt": "a",')
     with pytest.raises(ValueError, match=f"{broken}: cannot read it as a .parquet, .jsonl, .json data file"):
         load_source(broken)
+    # files with no rows: an empty JSON list, an empty file (datasets fails on these with a bare StopIteration or
+    # a message that names no file)
+    no_rows = tmp_path / "no_rows.json"
+    no_rows.write_text("[]")
+    with pytest.raises(InputError, match=f"{no_rows}: cannot read it as a .parquet, .jsonl, .json data file"):
+        load_source(no_rows)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(InputError, match=f"{empty}: the file is empty; expected rows"):
+        load_source(empty)
     csv = tmp_path / "rows.csv"
     csv.write_text("prompt\na\n")
     with pytest.raises(ValueError, match=r"rows.csv: expected a \.parquet, \.jsonl, \.json file"):

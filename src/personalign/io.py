@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import Features
 
-from .errors import PersonalignError
+from .errors import InputError, PersonalignError
 
 SUPPORTED_ROW_FORMATS = (".parquet", ".jsonl")
 
@@ -97,11 +97,11 @@ def write_rows(
 
     path = Path(path)
     if path.suffix not in SUPPORTED_ROW_FORMATS:
-        raise ValueError(
+        raise InputError(
             f"{path}: unsupported output format {path.suffix!r}; use one of {', '.join(SUPPORTED_ROW_FORMATS)}."
         )
     if path.suffix == ".parquet" and features is None:
-        raise ValueError(f"{path}: writing parquet needs the dataset features.")
+        raise InputError(f"{path}: writing parquet needs the dataset features.")
     written = 0
     with atomic_output(path, overwrite=overwrite) as temporary, Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"writing {path.name}", total=total)

@@ -98,10 +98,10 @@ def register_method(method: Method) -> Method:
     """Add a method to the registry.
 
     Raises:
-        `ValueError`: If a method of that name is already registered.
+        `InputError`: If a method of that name is already registered.
     """
     if method.name in METHODS:
-        raise ValueError(f"a method named {method.name!r} is already registered.")
+        raise InputError(f"a method named {method.name!r} is already registered.")
     METHODS[method.name] = method
     return method
 

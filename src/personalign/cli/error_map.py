@@ -24,7 +24,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,  # the Hub or a dataset host unreachable (also datasets' offline-mode error)
     TimeoutError,
     json.JSONDecodeError,
-    ValueError,  # transitional: the lead removes this after the InputError sweep
 )
 """Exception types whose message is meant for the user (the user can fix the input, the path or the network)."""
 

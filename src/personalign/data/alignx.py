@@ -26,6 +26,7 @@ import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
+from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import ALIGNX_CITATION
 from ..personas.persona import CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
@@ -115,9 +116,9 @@ class AlignXBuildConfig:
 
     def __post_init__(self) -> None:
         if self.prompt_format not in ("chat", "alignx_release"):
-            raise ValueError(f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r}.")
+            raise InputError(f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r}.")
         if self.arithmetic not in ("exact", "float32"):
-            raise ValueError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r}.")
+            raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,7 +130,7 @@ def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | N
     column and the item."""
     for column in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN):
         if not isinstance(row.get(column), str):
-            raise ValueError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
     persona = Persona.from_alignx_row(row, space=space, where=where)
     truth = row.get("ground_truth_persona")
     return {
@@ -196,7 +197,7 @@ def read_alignx(
         `DatasetDict` with `RAW_FEATURES`.
 
     Raises:
-        `ValueError`: On a bad source (see `load_source`) or row, naming the file (or Hub split), row and column.
+        `InputError`: On a bad source (see `load_source`) or row, naming the file (or Hub split), row and column.
     """
     loaded = load_source(source, **load_kwargs)
     splits = {}
@@ -255,7 +256,7 @@ def render_alignx(
 ) -> DatasetDict:
     """Render a `raw` DatasetDict (from `read_alignx`) as the `ica` or `pba` config."""
     if style not in ("ica", "pba"):
-        raise ValueError(f"style must be 'ica' or 'pba', got {style!r}.")
+        raise InputError(f"style must be 'ica' or 'pba', got {style!r}.")
     config = config or AlignXBuildConfig()
     features = RELEASE_FORMAT_FEATURES if config.prompt_format == "alignx_release" else CHAT_FEATURES
     return DatasetDict(
@@ -287,7 +288,7 @@ def build_alignx_configs(
     """Build several AlignX configs from one read of the source: `{config name: DatasetDict}`."""
     unknown = [name for name in config_names if name not in ALIGNX_CONFIGS]
     if unknown or not config_names:
-        raise ValueError(
+        raise InputError(
             f"unknown AlignX config {unknown[0] if unknown else ''!r}; choose from {', '.join(ALIGNX_CONFIGS)}."
         )
     raw = read_alignx(source, num_proc=num_proc, batch_size=batch_size, **load_kwargs)

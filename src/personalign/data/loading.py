@@ -38,6 +38,8 @@ from datasets import (
 from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
 from datasets.exceptions import DatasetGenerationError
 
+from ..errors import InputError
+
 DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 """The local data files a source may hold."""
 PRIMARY_CONFIGS = ("counterfactual", "raw", "pba", "ica")
@@ -77,11 +79,11 @@ def require_columns(dataset: Dataset, required: Sequence[str], where: str, row_k
         row_kind (`str`): What a row is, for the message (`"an AlignX"`).
 
     Raises:
-        `ValueError`: If a column is missing, naming `where`, the missing and the found columns.
+        `InputError`: If a column is missing, naming `where`, the missing and the found columns.
     """
     missing = [c for c in required if c not in dataset.column_names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; {row_kind} row needs "
             f"{', '.join(required)} (found: {', '.join(dataset.column_names)})."
         )
@@ -103,13 +105,13 @@ def data_files(folder: str | Path) -> dict[str, list[Path]]:
     `tests/test_alignx_builder.py::test_data_files_follow_the_datasets_split_rules`.
 
     Raises:
-        `ValueError`: If the folder holds no `.parquet` / `.jsonl` / `.json` file.
+        `InputError`: If the folder holds no `.parquet` / `.jsonl` / `.json` file.
     """
     folder = Path(folder)
     try:
         patterns = get_data_patterns(str(folder))
     except EmptyDatasetError:
-        raise ValueError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.") from None
+        raise InputError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.") from None
     resolved = DataFilesDict.from_patterns(patterns, base_path=str(folder))
     splits = {
         str(split): sorted(Path(f) for f in files if Path(f).suffix in DATA_FILE_SUFFIXES)
@@ -117,18 +119,19 @@ def data_files(folder: str | Path) -> dict[str, list[Path]]:
     }
     splits = {split: files for split, files in splits.items() if files}
     if not splits:
-        raise ValueError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.")
+        raise InputError(f"{folder}: no {', '.join(DATA_FILE_SUFFIXES)} files found.")
     return splits
 
 
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
-    """Turn `datasets`' failure to parse a data file (bad JSON, ...) into one line naming the file."""
+    """Turn `datasets`' failure to parse a data file (bad JSON, no rows, ...) into one line naming the file."""
     try:
         yield
-    except DatasetGenerationError as error:
+    except (DatasetGenerationError, ValueError) as error:
+        # ValueError: `datasets` refuses a file with no rows (`[]`, an empty file) with "corresponds to no data".
         reason = " ".join(str(error.__cause__ or error).split())
-        raise ValueError(
+        raise InputError(
             f"{path}: cannot read it as a {', '.join(DATA_FILE_SUFFIXES)} data file ({reason})."
         ) from None
 
@@ -138,11 +141,13 @@ def read_data_file(path: str | Path) -> Dataset:
     `Dataset`.
 
     Raises:
-        `ValueError`: If the file has another suffix or cannot be parsed, naming the file.
+        `InputError`: If the file has another suffix or cannot be parsed, naming the file.
     """
     path = Path(path)
     if path.suffix not in DATA_FILE_SUFFIXES:
-        raise ValueError(f"{path}: expected a {', '.join(DATA_FILE_SUFFIXES)} file.")
+        raise InputError(f"{path}: expected a {', '.join(DATA_FILE_SUFFIXES)} file.")
+    if path.is_file() and path.stat().st_size == 0:  # `datasets` fails on it with a bare StopIteration
+        raise InputError(f"{path}: the file is empty; expected rows.")
     with _reading(path):
         if path.suffix == ".parquet":
             return Dataset.from_parquet(str(path))
@@ -184,7 +189,7 @@ def _concatenate(parts: Sequence[tuple[str, Dataset]]) -> Dataset:
         return concatenate_datasets(filled)
     except ValueError as error:
         reason = " ".join(str(error).split())
-        raise ValueError(
+        raise InputError(
             f"the files {', '.join(name for name, _ in parts)} cannot form one split: their columns differ in type "
             f"({reason}); pass them one at a time."
         ) from None
@@ -231,10 +236,10 @@ class DatasetSource:
         """The rows of one split, its files concatenated (a column some files lack is null in their rows).
 
         Raises:
-            `ValueError`: If there is no such split (naming those there are), or the files' columns conflict.
+            `InputError`: If there is no such split (naming those there are), or the files' columns conflict.
         """
         if split not in self.parts:
-            raise ValueError(f"dataset {self.name} has no split {split!r}; its splits: {', '.join(self.parts)}.")
+            raise InputError(f"dataset {self.name} has no split {split!r}; its splits: {', '.join(self.parts)}.")
         if split not in self._joined:
             self._joined[split] = _concatenate(self.parts[split])
         return self._joined[split]
@@ -268,10 +273,10 @@ class DatasetSource:
         """Another config of the same dataset, read with the same `load_kwargs`.
 
         Raises:
-            `ValueError`: If the dataset does not declare `config`.
+            `InputError`: If the dataset does not declare `config`.
         """
         if config not in self.configs:
-            raise ValueError(
+            raise InputError(
                 f"dataset {self.name} has no config {config!r}; its configs: {', '.join(self.configs) or 'none'}."
             )
         return _read_config(self.name, config, self.configs, self.load_kwargs)
@@ -286,7 +291,7 @@ def dataset_configs(name_or_path: str | Path, **load_kwargs: Any) -> tuple[str, 
         **load_kwargs: `revision` and `token` are passed on for a Hub dataset.
 
     Raises:
-        `ValueError`: For a local path that does not exist.
+        `InputError`: For a local path that does not exist.
     """
     _require_local_path(str(name_or_path))
     path = Path(name_or_path)
@@ -300,7 +305,7 @@ def _require_local_path(name: str) -> None:
     """Fail on a source that does not exist but was meant as a local path (a Hub id is `owner/name`)."""
     looks_local = name.startswith((".", "/", "~")) or Path(name).suffix in DATA_FILE_SUFFIXES or name.count("/") > 1
     if looks_local and not Path(name).exists():
-        raise ValueError(f"dataset {name}: no such file or folder.")
+        raise InputError(f"dataset {name}: no such file or folder.")
 
 
 def _read_config(
@@ -311,12 +316,12 @@ def _read_config(
         loaded = load_dataset(name, config, **load_kwargs)
     except DatasetGenerationError as error:
         reason = " ".join(str(error.__cause__ or error).split())
-        raise ValueError(f"dataset {name}: cannot read config {config!r} ({reason}).") from None
+        raise InputError(f"dataset {name}: cannot read config {config!r} ({reason}).") from None
     except ValueError as error:
         if config is None and len(configs) > 1:  # no default config: `datasets` asks for a name
-            raise ValueError(f"dataset {name} has configs {', '.join(configs)}: pick one.") from None
+            raise InputError(f"dataset {name} has configs {', '.join(configs)}: pick one.") from None
         reason = " ".join(str(error).split())
-        raise ValueError(f"dataset {name}: cannot load config {config!r} ({reason}).") from None
+        raise InputError(f"dataset {name}: cannot load config {config!r} ({reason}).") from None
     parts = {str(split): [(f"{name} [{split}]", data)] for split, data in loaded.items()}
     if config is None and configs:
         config = next(iter(loaded.values())).info.config_name  # the one `datasets` chose
@@ -340,7 +345,7 @@ def load_source(name_or_path: str | Path, config: str | None = None, **load_kwar
         `DatasetSource`: The splits, each as its parts (files, or the Hub split) with names for messages.
 
     Raises:
-        `ValueError`: For a local path that does not exist, a file of another format or that cannot be parsed, a
+        `InputError`: For a local path that does not exist, a file of another format or that cannot be parsed, a
             folder without data files, a config the source does not declare, or a source of several configs and
             none asked for (naming them).
     """
@@ -349,14 +354,14 @@ def load_source(name_or_path: str | Path, config: str | None = None, **load_kwar
     _require_local_path(name)
     if path.is_dir() and any((path / marker).exists() for marker in SAVE_TO_DISK_FILES):
         if config is not None:
-            raise ValueError(f"dataset {name}: a folder written by save_to_disk has no configs (asked: {config!r}).")
+            raise InputError(f"dataset {name}: a folder written by save_to_disk has no configs (asked: {config!r}).")
         saved = load_from_disk(str(path))
         splits = {"train": saved} if isinstance(saved, Dataset) else dict(saved)
         return DatasetSource(name, None, (), {split: [(f"{name} [{split}]", data)] for split, data in splits.items()})
     configs = dataset_configs(name, **load_kwargs)
     if path.is_file() or (path.is_dir() and not configs):
         if config is not None:
-            raise ValueError(
+            raise InputError(
                 f"dataset {name}: a data file or a folder of data files has no configs (asked: {config!r})."
             )
         if path.is_file():
@@ -369,7 +374,7 @@ def load_source(name_or_path: str | Path, config: str | None = None, **load_kwar
     if config is None:
         config = next((c for c in PRIMARY_CONFIGS if c in configs), None)
     elif configs and config not in configs:
-        raise ValueError(f"dataset {name} has no config {config!r}; its configs: {', '.join(configs)}.")
+        raise InputError(f"dataset {name} has no config {config!r}; its configs: {', '.join(configs)}.")
     return _read_config(name, config, configs, load_kwargs)
 
 
@@ -387,7 +392,7 @@ def load_rows(
     ```
 
     Raises:
-        `ValueError`: As `load_source`, and if the split does not exist (naming those that do).
+        `InputError`: As `load_source`, and if the split does not exist (naming those that do).
     """
     return load_source(name_or_path, config, **load_kwargs).split(split)
 

@@ -45,6 +45,7 @@ import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
 
+from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION
 from .loading import DatasetSource, batch_rows, load_source, require_columns
@@ -128,23 +129,23 @@ class MultifacetBuildConfig:
 
     def __post_init__(self) -> None:
         if self.match not in ("preference", "subdimension"):
-            raise ValueError(f"match must be 'preference' or 'subdimension', got {self.match!r}.")
+            raise InputError(f"match must be 'preference' or 'subdimension', got {self.match!r}.")
         for name in ("train_pairing", "test_pairing"):
             if getattr(self, name) not in ("seed", "counterfactual"):
-                raise ValueError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
+                raise InputError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
         if isinstance(self.dimensions, str):
             self.dimensions = (self.dimensions,)
         folded = tuple(dict.fromkeys(fold_dimension(d) for d in self.dimensions))
         unknown = [d for d in self.dimensions if fold_dimension(d) not in MULTIFACET_DIMENSIONS]
         if unknown or not folded:
-            raise ValueError(
+            raise InputError(
                 f"dimensions must be a non-empty subset of {', '.join(MULTIFACET_DIMENSIONS)} (case, spaces, hyphens "
                 f"and underscores are folded), got {', '.join(repr(d) for d in unknown) or 'none'}."
             )
         if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
-            raise ValueError("need history_size >= 1 and 0 <= min_history <= history_size.")
+            raise InputError("need history_size >= 1 and 0 <= min_history <= history_size.")
         if self.test_instructions is not None and self.test_instructions < 1:
-            raise ValueError(
+            raise InputError(
                 f"test_instructions must be >= 1 (the benchmark is scored on its held-out test split), or None for the "
                 f"default, got {self.test_instructions} (CLI: --test-instructions)."
             )
@@ -245,10 +246,10 @@ def preference_key(item: Mapping[str, Any], match: str = "preference") -> str:
 def _check_row(row: Mapping[str, Any], where: str) -> None:
     for column in ("prompt", "output"):
         if not isinstance(row.get(column), str):
-            raise ValueError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
     items = row.get("preference_set")
     if not isinstance(items, list):
-        raise ValueError(
+        raise InputError(
             f"{where}, column 'preference_set': expected a list of preferences, got {type(items).__name__}."
         )
     for index, item in enumerate(items):
@@ -256,11 +257,11 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
             k for k in ("dimension", "subdimension", "preference") if not isinstance(item, Mapping) or k not in item
         ]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"{where}, column 'preference_set' item {index}: missing {', '.join(repr(m) for m in missing)}."
             )
         if not isinstance(item["dimension"], str):
-            raise ValueError(
+            raise InputError(
                 f"{where}, column 'preference_set' item {index}: expected a dimension name (text) in 'dimension', "
                 f"got {type(item['dimension']).__name__}."
             )
@@ -349,7 +350,7 @@ def build_multifacet_cf(
         (the response table the ids point into), and a `MultifacetBuildReport` with counts per split and dimension.
 
     Raises:
-        `ValueError`: On a malformed source, a requested dimension without a row (see `allow_missing_dimensions`), a
+        `InputError`: On a malformed source, a requested dimension without a row (see `allow_missing_dimensions`), a
             test split that leaves no training instruction, or a train or test split that would have no row (e.g.
             a single train instruction: a train row's history never comes from its own instruction). The message
             names the split, its counts and the option to change.
@@ -400,7 +401,7 @@ def build_multifacet_cf(
     random.Random(f"{config.seed}:split").shuffle(order)
     num_test = default_test_instructions(len(order)) if config.test_instructions is None else config.test_instructions
     if num_test >= len(order):
-        raise ValueError(
+        raise InputError(
             f"test_instructions={num_test} (CLI: --test-instructions) leaves no training instruction ({len(order)} "
             f"instructions with two or more responses in all); hold out fewer"
             + ("." if config.test_instructions is None else ", or leave it unset for the default.")
@@ -457,7 +458,7 @@ def build_multifacet_cf(
     # An empty split would be written as a folder `load_dataset` cannot read: refuse it, naming the split.
     for split in ("train", "test"):
         if not tables[split].num_rows:
-            raise ValueError(_empty_split_message(split, splits, candidates[split], config))
+            raise InputError(_empty_split_message(split, splits, candidates[split], config))
     rows_of = Counter()
     for counts in report.rows.values():
         rows_of.update(counts)
@@ -536,7 +537,7 @@ def _check_dimensions(
         "case, spaces, hyphens and underscores)."
     )
     if not config.allow_missing_dimensions:
-        raise ValueError(
+        raise InputError(
             f"{message} Pass allow_missing_dimensions=True (CLI: --allow-missing-dimensions) to build without them."
         )
     logger.warning("%s Building without them (allow_missing_dimensions=True).", message)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from datasets import Dataset, Features, List, Value
 
+from ..errors import InputError
 from ..personas.persona import (
     CHOSEN_COLUMN,
     DEMOGRAPHICS_COLUMN,
@@ -360,22 +361,22 @@ def alignx_rows(
         `dict`: One row per iteration, with the columns of `ALIGNX_FEATURES` (or `ALIGNX_METADATA_FEATURES`).
     """
     if num_rows < 0 or num_rows % 2:
-        raise ValueError(
+        raise InputError(
             f"num_rows must be a non-negative even number (rows come in counterfactual pairs), got {num_rows}."
         )
     if num_personas is not None and (num_personas < 2 or num_personas % 2):
-        raise ValueError(
+        raise InputError(
             f"num_personas must be an even number >= 2 (users come with their mirror), got {num_personas}."
         )
     if not 0 <= item_noise < 0.5:
-        raise ValueError(f"item_noise must be in [0, 0.5), got {item_noise}.")
+        raise InputError(f"item_noise must be in [0, 0.5), got {item_noise}.")
     low, high = active_dimensions
     if not 1 <= low <= high <= len(EXPRESSED_DIMENSIONS):
-        raise ValueError(
+        raise InputError(
             f"active_dimensions must satisfy 1 <= low <= high <= {len(EXPRESSED_DIMENSIONS)}, got {active_dimensions}."
         )
     if history_size[0] < 0 or history_size[0] > history_size[1]:
-        raise ValueError(
+        raise InputError(
             f"history_size must be an inclusive range (low, high) with 0 <= low <= high, got {history_size}."
         )
     space = PreferenceSpace.alignx()
@@ -413,7 +414,7 @@ def pair_adjacent_epochs(rows: Sequence[dict], epochs: int, seed: int = 0) -> li
     of noise (tiny model: held-out accuracy 0.57 after 32 DPO steps, against 0.50 with shuffled rows).
     """
     if len(rows) % 2:
-        raise ValueError(f"counterfactual rows come in pairs; got an odd number of rows ({len(rows)}).")
+        raise InputError(f"counterfactual rows come in pairs; got an odd number of rows ({len(rows)}).")
     rng, ordered = random.Random(seed), []
     for _ in range(epochs):
         pairs = list(range(len(rows) // 2))
@@ -568,7 +569,7 @@ def multifaceted_rows(num_instructions: int, seed: int = 0) -> Iterator[dict]:
         seed (`int`, *optional*, defaults to `0`): Everything is a function of the seed and the instruction index.
     """
     if num_instructions < 0:
-        raise ValueError(f"num_instructions must be non-negative, got {num_instructions}.")
+        raise InputError(f"num_instructions must be non-negative, got {num_instructions}.")
     for index in range(num_instructions):
         rng = _rng(seed, "multifaceted", index)
         topic = rng.choice(TOPICS)

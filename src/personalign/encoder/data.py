@@ -20,6 +20,7 @@ from typing import Any
 from datasets import Dataset, Features, Value
 from datasets import Sequence as SequenceFeature
 
+from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
 
@@ -103,7 +104,7 @@ def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
     if isinstance(turn, Mapping) and _present(turn, "role"):
         role, content = turn["role"], turn.get("content")
         if role not in _MESSAGE_ROLES or not isinstance(content, str):
-            raise ValueError(
+            raise InputError(
                 f"{where}: expected a message {{role: one of {list(_MESSAGE_ROLES)}, content: str}}, "
                 f"got role {role!r} and content {type(content).__name__}."
             )
@@ -112,13 +113,13 @@ def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
     if isinstance(turn, Mapping) and (_present(turn, "user") or _present(turn, "assistant")):
         if not isinstance(turn.get("user"), str):
             got = "no 'user'" if not _present(turn, "user") else type(turn["user"]).__name__
-            raise ValueError(f"{where}: expected 'user' to be a string, got {got}; expected {ALOE_TURN}.")
+            raise InputError(f"{where}: expected 'user' to be a string, got {got}; expected {ALOE_TURN}.")
         parts = [("user", turn["user"])]
         reply = _chosen_reply(turn, where)
         if reply is not None:
             parts.append(("assistant", reply))
         return parts
-    raise ValueError(
+    raise InputError(
         f"{where}: expected an ALOE turn {ALOE_TURN} or a {{role, content}} message (or a list of them), "
         f"got {type(turn).__name__} {str(turn)[:80]!r}."
     )
@@ -130,7 +131,7 @@ def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
     error (the DPORE paper trains on `preferred` as the chosen reply, and a list of rejected replies is no one
     reply)."""
     if _present(turn, "chosen") and turn["chosen"] != "preferred":
-        raise ValueError(
+        raise InputError(
             f"{where}: 'chosen' is {turn['chosen']!r}, expected 'preferred' (the key of the chosen reply in "
             f"'assistant'; the ALOE release always says 'preferred'); expected {ALOE_TURN}."
         )
@@ -140,7 +141,7 @@ def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
     if isinstance(assistant, str):  # simplified rows: one reply, nothing rejected
         return assistant
     if not isinstance(assistant, Mapping):
-        raise ValueError(
+        raise InputError(
             f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}."
         )
     rejected = assistant.get("rejected")
@@ -148,14 +149,14 @@ def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
         isinstance(rejected, str)
         or (isinstance(rejected, (list, tuple)) and all(isinstance(r, str) for r in rejected))
     ):
-        raise ValueError(
+        raise InputError(
             f"{where}: expected 'assistant'['rejected'] to be a string or a list of strings, got "
             f"{type(rejected).__name__} {str(rejected)[:80]!r}; expected {ALOE_TURN}."
         )
     preferred = assistant.get("preferred")
     if not isinstance(preferred, str):
         got = "no 'preferred' reply" if preferred is None else type(preferred).__name__
-        raise ValueError(
+        raise InputError(
             f"{where}: the chosen reply 'assistant'['preferred'] must be one string, got {got}; expected {ALOE_TURN}."
         )
     return preferred
@@ -198,7 +199,7 @@ def aloe_excerpts(
         `Dataset` with `persona_id` and `text`; dialogues with no text (e.g. no turns) give no excerpt.
 
     Raises:
-        `ValueError`: On a missing column, a conversation that is not a list, or a malformed turn (naming the row, the
+        `InputError`: On a missing column, a conversation that is not a list, or a malformed turn (naming the row, the
             turn index and the expected form), e.g. a bare string (whose speaker is unknown), an ALOE turn without a
             `user` string, a `rejected` that is not a string or a list of strings, or a `chosen` other than
             `"preferred"`.
@@ -209,12 +210,12 @@ def aloe_excerpts(
             here = f"{where}, row {index}"
             missing = [c for c in (*persona_columns, conversations_column) if c not in row]
             if missing:
-                raise ValueError(
+                raise InputError(
                     f"{here}: missing column(s) {missing}; expected {[*persona_columns, conversations_column]}."
                 )
             turns = row[conversations_column]
             if not isinstance(turns, (list, tuple)):
-                raise ValueError(
+                raise InputError(
                     f"{here}, column {conversations_column!r}: expected a list of turns, got {type(turns).__name__}."
                 )
             persona_id = "\n".join(str(row[c]) for c in persona_columns)
@@ -240,16 +241,16 @@ def table_excerpts(
     if isinstance(table, Dataset):
         missing = [c for c in (persona_column, text_column) if c not in table.column_names]
         if missing:
-            raise ValueError(f"{where}: missing column(s) {missing}; the columns are {table.column_names}.")
+            raise InputError(f"{where}: missing column(s) {missing}; the columns are {table.column_names}.")
         table = table.select_columns([persona_column, text_column])
 
     def excerpts() -> Iterable[tuple[str, str]]:
         for index, row in enumerate(table):
             for column in (persona_column, text_column):
                 if row.get(column) is None:
-                    raise ValueError(f"{where}, row {index}, column {column!r}: expected a value, found none.")
+                    raise InputError(f"{where}, row {index}, column {column!r}: expected a value, found none.")
             if not isinstance(row[text_column], str):
-                raise ValueError(f"{where}, row {index}, column {text_column!r}: expected a string.")
+                raise InputError(f"{where}, row {index}, column {text_column!r}: expected a string.")
             yield str(row[persona_column]), row[text_column]
 
     return _excerpt_table(excerpts())
@@ -258,7 +259,7 @@ def table_excerpts(
 def split_personas(excerpts: Dataset, test_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Split an excerpt table by persona (held-out personas never appear in training)."""
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}.")
     personas = sorted(set(excerpts[PERSONA_ID_COLUMN]))
     random.Random(seed).shuffle(personas)
     held_out = set(personas[: max(1, round(len(personas) * test_fraction))])
@@ -286,12 +287,12 @@ def contrastive_rows(excerpts: Dataset, num_negatives: int = 1, seed: int = 0) -
         by_persona[persona_id].append(text)
     personas = sorted(by_persona)
     if num_negatives < 0 or num_negatives > len(personas) - 1:
-        raise ValueError(
+        raise InputError(
             f"num_negatives must be between 0 and the number of other personas ({len(personas) - 1}), "
             f"got {num_negatives}."
         )
     if not any(len(texts) >= 2 for texts in by_persona.values()):
-        raise ValueError("no persona has two excerpts: contrastive training needs positive pairs.")
+        raise InputError("no persona has two excerpts: contrastive training needs positive pairs.")
     rng = random.Random(seed)
     columns: dict[str, list] = defaultdict(list)
     for persona_id in personas:

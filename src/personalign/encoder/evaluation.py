@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 
+from ..errors import InputError
 from .data import PERSONA_ID_COLUMN, TEXT_COLUMN
 
 DEFAULT_KS = (1, 5)
@@ -22,14 +23,14 @@ MAX_AUC_PAIRS = 2_000_000
 def _unit(embeddings: np.ndarray) -> np.ndarray:
     embeddings = np.asarray(embeddings, dtype=np.float64)
     if embeddings.ndim != 2:
-        raise ValueError(f"embeddings must be a 2-D array (texts x dims), got shape {embeddings.shape}.")
+        raise InputError(f"embeddings must be a 2-D array (texts x dims), got shape {embeddings.shape}.")
     norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
     return embeddings / np.maximum(norms, 1e-12)
 
 
 def _labels(persona_ids: Sequence[Any], count: int) -> np.ndarray:
     if len(persona_ids) != count:
-        raise ValueError(f"persona_ids has {len(persona_ids)} entries for {count} embeddings.")
+        raise InputError(f"persona_ids has {len(persona_ids)} entries for {count} embeddings.")
     _, labels = np.unique(np.asarray([str(p) for p in persona_ids]), return_inverse=True)
     return labels
 
@@ -52,7 +53,7 @@ def retrieval_metrics(
     sizes = np.bincount(labels)
     queries = np.flatnonzero(sizes[labels] >= 2)
     if not len(queries):
-        raise ValueError("retrieval needs at least one persona with two excerpts.")
+        raise InputError("retrieval needs at least one persona with two excerpts.")
     ranks = np.empty(len(queries), dtype=np.int64)
     for start in range(0, len(queries), chunk_size):
         rows = queries[start : start + chunk_size]
@@ -89,7 +90,7 @@ def pair_auc(
         first, second = first[keep], second[keep]
     same = labels[first] == labels[second]
     if same.all() or not same.any():
-        raise ValueError("pair AUC needs both same-persona and different-persona pairs.")
+        raise InputError("pair AUC needs both same-persona and different-persona pairs.")
     scores = np.einsum("ij,ij->i", unit[first], unit[second])
     return float(roc_auc_score(same, scores))
 

@@ -34,6 +34,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, BatchEncoding, PretrainedConfig, PreTrainedModel
 from transformers.utils import ModelOutput
 
+from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
 
@@ -76,7 +77,7 @@ class PersonaEncoderConfig(PretrainedConfig):
             Whether prompt tokens count in pooling (sentence-transformers' `Pooling(include_prompt=...)`).
 
     Raises:
-        `ValueError`: On an unknown pooling or activation, a non-positive `projection_dim` or `max_seq_length`,
+        `InputError`: On an unknown pooling or activation, a non-positive `projection_dim` or `max_seq_length`,
             `max_length` and `max_seq_length` that disagree, prompts that are not a `str -> str` mapping, or a
             `default_prompt_name` that is not one of them.
     """
@@ -103,7 +104,7 @@ class PersonaEncoderConfig(PretrainedConfig):
         legacy_max_length = kwargs.pop("max_length", None)
         if legacy_max_length is not None:
             if max_seq_length is not None and max_seq_length != legacy_max_length:
-                raise ValueError(
+                raise InputError(
                     f"max_length={legacy_max_length} (the old name) and max_seq_length={max_seq_length} disagree; "
                     "set only max_seq_length."
                 )
@@ -111,26 +112,26 @@ class PersonaEncoderConfig(PretrainedConfig):
         if max_seq_length is not None and (
             isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 1
         ):
-            raise ValueError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
+            raise InputError(f"max_seq_length must be a positive integer or None, got {max_seq_length!r}.")
         if prompts is not None and (
             not isinstance(prompts, dict)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in prompts.items())
         ):
-            raise ValueError(f"prompts must be a dict of prompt name -> prompt text (str -> str), got {prompts!r}.")
+            raise InputError(f"prompts must be a dict of prompt name -> prompt text (str -> str), got {prompts!r}.")
         if default_prompt_name is not None and default_prompt_name not in (prompts or {}):
-            raise ValueError(
+            raise InputError(
                 f"default_prompt_name {default_prompt_name!r} is not one of the prompts {sorted(prompts or {})}."
             )
         if isinstance(backbone_config, dict):
             backbone_config = AutoConfig.for_model(**backbone_config)
         if pooling not in POOLING_MODES:
-            raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
+            raise InputError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}.")
         if projection_activation not in PROJECTION_ACTIVATIONS:
-            raise ValueError(
+            raise InputError(
                 f"projection_activation must be one of {tuple(PROJECTION_ACTIVATIONS)}, got {projection_activation!r}."
             )
         if projection_dim is not None and projection_dim < 1:
-            raise ValueError(f"projection_dim must be a positive integer or None, got {projection_dim}.")
+            raise InputError(f"projection_dim must be a positive integer or None, got {projection_dim}.")
         if isinstance(backbone_config, PretrainedConfig):
             # The attention implementation propagates to sub-configs: keep the backbone's (e.g. sdpa) instead of
             # resetting it to None, which silently changes a loaded backbone's numerics.
@@ -195,7 +196,7 @@ class PersonaEncoder(PreTrainedModel):
             only by loading one): use [`PersonaEncoder.from_pretrained`].
 
     Raises:
-        `ValueError`: Without a `transformer`.
+        `InputError`: Without a `transformer`.
     """
 
     config_class = PersonaEncoderConfig
@@ -206,7 +207,7 @@ class PersonaEncoder(PreTrainedModel):
 
     def __init__(self, config: PersonaEncoderConfig, transformer: Transformer | None = None) -> None:
         if transformer is None:
-            raise ValueError(
+            raise InputError(
                 "a PersonaEncoder is built around a loaded backbone: use PersonaEncoder.from_pretrained(...) with a "
                 "backbone, a sentence-transformers model or a saved PersonaEncoder."
             )
@@ -294,7 +295,7 @@ class PersonaEncoder(PreTrainedModel):
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"max_seq_length must be a positive integer, got {value!r}.")
+            raise InputError(f"max_seq_length must be a positive integer, got {value!r}.")
         self.config.max_seq_length = value
         self.transformer.max_seq_length = value
 
@@ -303,16 +304,16 @@ class PersonaEncoder(PreTrainedModel):
         prompt, else `""` (sentence-transformers' order; an explicit `prompt=""` turns the default off).
 
         Raises:
-            `ValueError`: If both are given (sentence-transformers only warns), or `prompt_name` is not a prompt.
+            `InputError`: If both are given (sentence-transformers only warns), or `prompt_name` is not a prompt.
         """
         prompts = self.config.prompts or {}
         if prompt is not None:
             if prompt_name is not None:
-                raise ValueError(f"pass prompt or prompt_name, not both (got {prompt!r} and {prompt_name!r}).")
+                raise InputError(f"pass prompt or prompt_name, not both (got {prompt!r} and {prompt_name!r}).")
             return prompt
         if prompt_name is not None:
             if prompt_name not in prompts:
-                raise ValueError(
+                raise InputError(
                     f"prompt_name {prompt_name!r} is not one of this encoder's prompts {sorted(prompts)}."
                 )
             return prompts[prompt_name]
@@ -331,7 +332,7 @@ class PersonaEncoder(PreTrainedModel):
             the tokenizer returns), and `prompt_length` (an `int`) when a prompt was prepended.
 
         Raises:
-            `ValueError`: On a bad prompt (see `resolve_prompt`).
+            `InputError`: On a bad prompt (see `resolve_prompt`).
         """
         prefix = self.resolve_prompt(prompt_name, prompt)
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -365,7 +366,7 @@ class PersonaEncoder(PreTrainedModel):
             `np.ndarray` or `torch.Tensor`: Shape `(len(texts), embedding_dim)`, or `(embedding_dim,)` for one string.
 
         Raises:
-            `ValueError`: With both `prompt` and `prompt_name`, or an unknown `prompt_name`.
+            `InputError`: With both `prompt` and `prompt_name`, or an unknown `prompt_name`.
         """
         prefix = self.resolve_prompt(prompt_name, prompt)  # fail before any work
         texts = texts if isinstance(texts, str) else list(texts)
@@ -430,7 +431,7 @@ class PersonaEncoder(PreTrainedModel):
                 `config.json`); its module settings must describe the model's modules.
 
         Raises:
-            `ValueError`: On other modules, a pooling mode, Dense layer or Normalize a PersonaEncoder config cannot
+            `InputError`: On other modules, a pooling mode, Dense layer or Normalize a PersonaEncoder config cannot
                 describe, a `truncate_dim` (a PersonaEncoder does not truncate embeddings), or a `config` that
                 disagrees with the modules.
         """
@@ -442,12 +443,12 @@ class PersonaEncoder(PreTrainedModel):
         dense = rest.pop(0) if rest and isinstance(rest[0], Dense) else None
         normalization = rest.pop(0) if rest and isinstance(rest[0], Normalize) else None
         if transformer is None or pooling is None or rest:
-            raise ValueError(
+            raise InputError(
                 f"a PersonaEncoder needs a sentence-transformers model of Transformer, Pooling, [Dense], [Normalize]; "
                 f"got {kinds}."
             )
         if getattr(model, "truncate_dim", None) is not None:
-            raise ValueError(
+            raise InputError(
                 f"this sentence-transformers model truncates embeddings to {model.truncate_dim} dimensions, which a "
                 "PersonaEncoder does not do; load it with truncate_dim=None (or add a Dense projection)."
             )
@@ -464,7 +465,7 @@ class PersonaEncoder(PreTrainedModel):
             key: (getattr(config, key), value) for key, value in settings.items() if getattr(config, key) != value
         }
         if differing:
-            raise ValueError(
+            raise InputError(
                 "config.json and the sentence-transformers modules disagree (config, modules): "
                 + ", ".join(f"{key} {ours!r} vs {theirs!r}" for key, (ours, theirs) in differing.items())
             )
@@ -527,7 +528,7 @@ class PersonaEncoder(PreTrainedModel):
                 `AutoModel.from_pretrained` passes) is the PersonaEncoder configuration.
 
         Raises:
-            `ValueError`: On settings for a saved model, or a PersonaEncoder in the earlier single-file layout
+            `InputError`: On settings for a saved model, or a PersonaEncoder in the earlier single-file layout
                 (config.json and model.safetensors without `modules.json`, unreleased), which is no longer read.
         """
         if model_args:
@@ -547,7 +548,7 @@ class PersonaEncoder(PreTrainedModel):
         if _is_sentence_transformers_model(name, hub):
             if new_settings:
                 kind = "a saved PersonaEncoder" if config is not None else "a sentence-transformers model"
-                raise ValueError(
+                raise InputError(
                     f"{name} is {kind}: its pooling / projection / normalisation are fixed by its files, "
                     f"so {sorted(new_settings)} cannot be set when loading it."
                 )
@@ -556,7 +557,7 @@ class PersonaEncoder(PreTrainedModel):
             model = _load_sentence_transformer(name, hub, device, model_kwargs)
             encoder = cls.from_sentence_transformer(model, config=config)
         elif config is not None:
-            raise ValueError(
+            raise InputError(
                 f"{name} is a PersonaEncoder in the earlier single-file layout (config.json and model.safetensors, no "
                 "modules.json), which is no longer read; train it again with this version of personalign."
             )
@@ -578,15 +579,15 @@ def _module_settings(pooling: Pooling, dense: Dense | None, normalization: Norma
     `include_prompt`, `projection_*`, `normalize`).
 
     Raises:
-        `ValueError`: On modules a PersonaEncoderConfig cannot describe: several pooling modes, a Dense layer with a
+        `InputError`: On modules a PersonaEncoderConfig cannot describe: several pooling modes, a Dense layer with a
             residual, renamed features or another activation than identity / tanh, or a Normalize of other features.
     """
     if not isinstance(pooling.pooling_mode, str):
-        raise ValueError(f"unsupported pooling {pooling.pooling_mode!r}: a PersonaEncoder pools with one mode.")
+        raise InputError(f"unsupported pooling {pooling.pooling_mode!r}: a PersonaEncoder pools with one mode.")
     if dense is not None and (dense.use_residual or dense.module_output_name != "sentence_embedding"):
-        raise ValueError("unsupported Dense layer: a PersonaEncoder projection has no residual and no renaming.")
+        raise InputError("unsupported Dense layer: a PersonaEncoder projection has no residual and no renaming.")
     if normalization is not None and normalization.module_input_name != "sentence_embedding":
-        raise ValueError("unsupported Normalize: a PersonaEncoder normalises the sentence embedding.")
+        raise InputError("unsupported Normalize: a PersonaEncoder normalises the sentence embedding.")
     return {
         "pooling": pooling.pooling_mode,
         "include_prompt": bool(pooling.include_prompt),
@@ -648,7 +649,7 @@ def _activation_name(activation: nn.Module) -> str:
     for name, kind in PROJECTION_ACTIVATIONS.items():
         if type(activation) is kind:
             return name
-    raise ValueError(
+    raise InputError(
         f"unsupported Dense activation {type(activation).__name__}: a PersonaEncoder projection supports "
         f"{tuple(PROJECTION_ACTIVATIONS)}."
     )

@@ -12,6 +12,7 @@ from datasets import Dataset, concatenate_datasets
 from huggingface_hub import EvalResult, ModelCardData
 
 from ..data.loading import load_source
+from ..errors import InputError
 from ..hub.cards import render_model_card
 from ..io import atomic_output, ensure_writable
 from ..papers import DPORE_CITATION
@@ -50,7 +51,7 @@ def load_excerpts(
             assistant replies (by default only what the user said; rejected replies never).
     """
     if excerpt_format not in EXCERPT_FORMATS:
-        raise ValueError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
+        raise InputError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
     tables = []
     for where, data in load_source(source, **load_kwargs).all_parts():
         if excerpt_format == "alignx":
@@ -63,7 +64,7 @@ def load_excerpts(
             tables.append(table_excerpts(data, persona_column or PERSONA_ID_COLUMN, text_column, where=where))
     excerpts = tables[0] if len(tables) == 1 else concatenate_datasets(tables)
     if not len(excerpts):
-        raise ValueError(f"{source}: no excerpts found (format {excerpt_format!r}).")
+        raise InputError(f"{source}: no excerpts found (format {excerpt_format!r}).")
     return excerpts
 
 
@@ -154,9 +155,9 @@ def train_encoder(
     checkpoints = Path(args.output_dir)
     last_checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if resume and last_checkpoint is None:
-        raise ValueError(f"--resume: no checkpoint found in {checkpoints}.")
+        raise InputError(f"--resume: no checkpoint found in {checkpoints}.")
     if not resume and last_checkpoint is not None and not overwrite:
-        raise ValueError(
+        raise InputError(
             f"{checkpoints} holds checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
             "start again."
         )

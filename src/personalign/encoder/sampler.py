@@ -9,6 +9,7 @@ import torch
 from datasets import Dataset
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
+from ..errors import InputError
 from .data import NEGATIVE_PERSONAS_COLUMN, PERSONA_ID_COLUMN
 
 
@@ -75,7 +76,7 @@ class PersonaBatchSampler(DefaultBatchSampler):
             seed=seed,
         )
         if PERSONA_ID_COLUMN not in dataset.column_names:
-            raise ValueError(
+            raise InputError(
                 f"PersonaBatchSampler needs a {PERSONA_ID_COLUMN!r} column (see personalign.encoder.contrastive_rows); "
                 f"the columns are {dataset.column_names}."
             )

@@ -11,6 +11,7 @@ from sentence_transformers import SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
+from ..errors import InputError
 from .data import (
     NEGATIVE_PERSONAS_COLUMN,
     PERSONA_ID_COLUMN,
@@ -151,7 +152,7 @@ def _as_contrastive(dataset: Dataset | None, args: PersonaEncoderTrainingArgumen
         return dataset
     if {PERSONA_ID_COLUMN, TEXT_COLUMN} <= set(dataset.column_names):
         return contrastive_rows(dataset, num_negatives=args.num_negatives, seed=args.seed)
-    raise ValueError(
+    raise InputError(
         f"expected an excerpt table ({PERSONA_ID_COLUMN!r}, {TEXT_COLUMN!r}) or contrastive rows ('anchor', "
         f"'positive', ...); got columns {dataset.column_names}."
     )

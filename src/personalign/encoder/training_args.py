@@ -8,6 +8,7 @@ from typing import Any
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 from transformers.trainer_utils import SchedulerType
 
+from ..errors import InputError
 from .sampler import PersonaBatchSampler
 
 
@@ -58,10 +59,10 @@ class PersonaEncoderTrainingArguments(SentenceTransformerTrainingArguments):
             self.dataloader_pin_memory = False  # pinning needs an accelerator; on CPU it only warns
         super().__post_init__()
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+            raise InputError(f"temperature must be positive, got {self.temperature}.")
         if not 0 <= self.truncation_probability <= 1:
-            raise ValueError(f"truncation_probability must be in [0, 1], got {self.truncation_probability}.")
+            raise InputError(f"truncation_probability must be in [0, 1], got {self.truncation_probability}.")
         if not 0 < self.min_truncation_fraction <= 1:
-            raise ValueError(f"min_truncation_fraction must be in (0, 1], got {self.min_truncation_fraction}.")
+            raise InputError(f"min_truncation_fraction must be in (0, 1], got {self.min_truncation_fraction}.")
         if self.num_negatives < 0:
-            raise ValueError(f"num_negatives must be >= 0, got {self.num_negatives}.")
+            raise InputError(f"num_negatives must be >= 0, got {self.num_negatives}.")

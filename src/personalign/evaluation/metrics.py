@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
+
 LOGPS_COLUMNS = (
     "policy_chosen_logps",
     "policy_rejected_logps",
@@ -31,21 +33,21 @@ rejected one)."""
 def _as_logps(name: str, values: Any, length: int | None = None) -> np.ndarray:
     """`values` as a 1-D float64 array of finite numbers, or a `ValueError` that names the argument."""
     if isinstance(values, (str, bytes, Mapping)):
-        raise ValueError(f"{name} must be a sequence of numbers, got {type(values).__name__}.")
+        raise InputError(f"{name} must be a sequence of numbers, got {type(values).__name__}.")
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a sequence of numbers: {error}") from None
+        raise InputError(f"{name} must be a sequence of numbers: {error}") from None
     if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional (one value per pair), got shape {array.shape}.")
+        raise InputError(f"{name} must be one-dimensional (one value per pair), got shape {array.shape}.")
     if length is not None and len(array) != length:
-        raise ValueError(
+        raise InputError(
             f"{name} has {len(array)} values, but {LOGPS_COLUMNS[0]} has {length}: every input needs one value per "
             "pair, in the same order."
         )
     bad = np.flatnonzero(~np.isfinite(array))
     if bad.size:
-        raise ValueError(
+        raise InputError(
             f"{name} holds a non-finite value ({array[bad[0]]}) at index {bad[0]} ({bad.size} in total); log-probs "
             "must be finite numbers."
         )
@@ -54,7 +56,7 @@ def _as_logps(name: str, values: Any, length: int | None = None) -> np.ndarray:
 
 def _check_beta(beta: Any) -> float:
     if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not np.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}.")
+        raise InputError(f"beta must be a finite number > 0, got {beta!r}.")
     return float(beta)
 
 
@@ -97,10 +99,10 @@ def _group_members(name: str, labels: Any, num_pairs: int) -> dict[Any, list[int
     """Row indices per label. A label may be a scalar, a list of scalars (the row counts in each), or None / an empty
     list (the row is in no group)."""
     if isinstance(labels, (str, bytes, Mapping)) or not hasattr(labels, "__len__"):
-        raise ValueError(f"groups[{name!r}] must be a sequence of labels (one per pair), got {type(labels).__name__}.")
+        raise InputError(f"groups[{name!r}] must be a sequence of labels (one per pair), got {type(labels).__name__}.")
     labels = list(labels)
     if len(labels) != num_pairs:
-        raise ValueError(
+        raise InputError(
             f"groups[{name!r}] has {len(labels)} labels, but there are {num_pairs} pairs: give one label per pair."
         )
     members: dict[Any, list[int]] = {}
@@ -113,7 +115,7 @@ def _group_members(name: str, labels: Any, num_pairs: int) -> dict[Any, list[int
             if isinstance(value, np.generic):
                 value = value.item()
             if not isinstance(value, (str, numbers.Number)):
-                raise ValueError(
+                raise InputError(
                     f"groups[{name!r}] label at index {index} is {value!r}; labels are strings or numbers (or lists "
                     "of them)."
                 )
@@ -179,7 +181,7 @@ def compute_alignment_metrics(
         same numbers computed on that group's pairs (labels sorted, numbers numerically).
 
     Raises:
-        `ValueError`: On an empty input, inputs of different lengths, non-numeric or non-finite values, a partial set
+        `InputError`: On an empty input, inputs of different lengths, non-numeric or non-finite values, a partial set
             of reversed inputs, `beta <= 0`, or malformed group labels; the message names the argument.
 
     Example:
@@ -194,7 +196,7 @@ def compute_alignment_metrics(
     policy_chosen = _as_logps("policy_chosen_logps", policy_chosen_logps)
     num_pairs = len(policy_chosen)
     if num_pairs == 0:
-        raise ValueError("policy_chosen_logps is empty: there is no pair to evaluate.")
+        raise InputError("policy_chosen_logps is empty: there is no pair to evaluate.")
     policy_rejected = _as_logps("policy_rejected_logps", policy_rejected_logps, num_pairs)
     reference_chosen = _as_logps("reference_chosen_logps", reference_chosen_logps, num_pairs)
     reference_rejected = _as_logps("reference_rejected_logps", reference_rejected_logps, num_pairs)
@@ -214,7 +216,7 @@ def compute_alignment_metrics(
     reversed_outcomes = None
     if len(missing) < len(given):
         if missing:
-            raise ValueError(f"Reversed inputs must come as all four or none; missing {', '.join(missing)}.")
+            raise InputError(f"Reversed inputs must come as all four or none; missing {', '.join(missing)}.")
         arrays = {name: _as_logps(name, values, num_pairs) for name, values in given.items()}
         reversed_chosen_rewards = beta * (
             arrays["policy_chosen_logps_reversed"] - arrays["reference_chosen_logps_reversed"]
@@ -231,7 +233,7 @@ def compute_alignment_metrics(
     result = _summary(correct, ties, margins, reversed_outcomes)
     if groups is not None:
         if not isinstance(groups, Mapping):
-            raise ValueError(f"groups must be a dict of label lists, got {type(groups).__name__}.")
+            raise InputError(f"groups must be a dict of label lists, got {type(groups).__name__}.")
         breakdown: dict[str, dict[str, dict[str, Any]]] = {}
         for name, labels in groups.items():
             members = _group_members(str(name), labels, num_pairs)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..io import atomic_output
 
 
@@ -45,7 +46,7 @@ def plot_persona_size(models: Mapping[str, Mapping[str, Any]], path: str | Path,
         `Path`: `path`.
 
     Raises:
-        `ValueError`: If no model has persona-size results.
+        `InputError`: If no model has persona-size results.
     """
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
@@ -64,7 +65,7 @@ def plot_persona_size(models: Mapping[str, Mapping[str, Any]], path: str | Path,
         plotted = True
     if not plotted:
         plt.close(figure)
-        raise ValueError("no persona-size results to plot.")
+        raise InputError("no persona-size results to plot.")
     axes.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="chance (accuracy)")
     axes.set_xscale("log", base=2)
     all_sizes = sorted({int(s) for r in models.values() for s in (r.get("persona_size") or {})})
@@ -109,13 +110,13 @@ def plot_per_group(
         `Path`: `path`.
 
     Raises:
-        `ValueError`: If no model has results for `key`.
+        `InputError`: If no model has results for `key`.
     """
     plt = pyplot()
     name_of_group = _GROUP_TITLES.get(key, key)
     panels = {name: r[key] for name, r in models.items() if r.get(key)}
     if not panels:
-        raise ValueError(f"no {key.replace('_', '-')} results to plot.")
+        raise InputError(f"no {key.replace('_', '-')} results to plot.")
     rows = max(len(d) for d in panels.values())
     longest = max(len(str(label)) for d in panels.values() for label in d)
     height = max(2.5, 0.26 * rows + 1.2)
@@ -149,6 +150,6 @@ def plot_per_dimension(models: Mapping[str, Mapping[str, Any]], path: str | Path
     """Accuracy per preference dimension (AlignX Table 8): `plot_per_group(models, path, "per_dimension")`.
 
     Raises:
-        `ValueError`: If no model has per-dimension results.
+        `InputError`: If no model has per-dimension results.
     """
     return plot_per_group(models, path, "per_dimension", overwrite)

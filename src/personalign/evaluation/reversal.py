@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import InputError
 from ..personas.persona import (
     ALIGNX_COLUMN_ALIASES,
     CHOSEN_COLUMN,
@@ -78,7 +79,7 @@ def reverse_alignx_row(
         `dict`: The reversed row, with the same keys as `row`.
 
     Raises:
-        `ValueError`: If a direction vector is invalid (the message names the column and item), or a `profile` cannot
+        `InputError`: If a direction vector is invalid (the message names the column and item), or a `profile` cannot
             be parsed and `drop_irreversible_text` is False.
     """
     space = space or PreferenceSpace.alignx()
@@ -113,7 +114,7 @@ def reverse_alignx_row(
             reversed_row["profile"] = space.to_text(space.reverse(space.from_text(profile)))
         except ValueError as error:
             if not drop_irreversible_text:
-                raise ValueError(
+                raise InputError(
                     f"column 'profile' is not a preference text of the {space.name} space, so it cannot be reversed "
                     f"({error}); pass drop_irreversible_text=True to drop it."
                 ) from None
@@ -166,7 +167,7 @@ def _key_columns(rows: Any) -> dict[str, list]:
         missing = [name for name in MULTIFACET_KEY_COLUMNS if rows and name not in rows[0]]
         columns = {} if missing else {name: [row[name] for row in rows] for name in MULTIFACET_KEY_COLUMNS}
     if missing:
-        raise ValueError(
+        raise InputError(
             f"missing column(s) {', '.join(repr(m) for m in missing)}: pairing opposite users needs "
             f"{', '.join(MULTIFACET_KEY_COLUMNS)} (counterfactual MultiFacet rows, see build_multifacet_cf)."
         )
@@ -185,7 +186,7 @@ def multifacet_counterparts(rows: Any) -> list[int | None]:
         `list[int | None]`: One entry per row.
 
     Raises:
-        `ValueError`: If a key column is missing, or two rows have the same instruction, dimension and pair (the
+        `InputError`: If a key column is missing, or two rows have the same instruction, dimension and pair (the
             opposite user would be ambiguous); the message names both rows.
     """
     columns = _key_columns(rows)
@@ -193,7 +194,7 @@ def multifacet_counterparts(rows: Any) -> list[int | None]:
     keys = list(zip(*(columns[name] for name in MULTIFACET_KEY_COLUMNS), strict=True))
     for index, key in enumerate(keys):
         if key in position:
-            raise ValueError(
+            raise InputError(
                 f"rows {position[key]} and {index} are the same target pair (instruction_id={key[0]}, "
                 f"dimension={key[1]!r}, chosen_id={key[2]}, rejected_id={key[3]}): the opposite user is ambiguous."
             )
@@ -223,16 +224,16 @@ def reverse_multifacet(rows: Any, on_missing: Literal["error", "drop"] = "error"
         `MultifacetReversal`: `original` and `reversed`, aligned row by row, of the input's type.
 
     Raises:
-        `ValueError`: If a key column is missing, a target pair is duplicated, or (with `on_missing="error"`) a row
+        `InputError`: If a key column is missing, a target pair is duplicated, or (with `on_missing="error"`) a row
             has no opposite user.
     """
     if on_missing not in ("error", "drop"):
-        raise ValueError(f"on_missing must be 'error' or 'drop', got {on_missing!r}.")
+        raise InputError(f"on_missing must be 'error' or 'drop', got {on_missing!r}.")
     counterparts = multifacet_counterparts(rows)
     missing = [index for index, other in enumerate(counterparts) if other is None]
     if missing and on_missing == "error":
         row = rows[missing[0]]
-        raise ValueError(
+        raise InputError(
             f"row {missing[0]} (instruction_id={row['instruction_id']}, dimension={row['dimension']!r}, "
             f"chosen_id={row['chosen_id']}, rejected_id={row['rejected_id']}) has no opposite-user row with the ids "
             f"swapped ({len(missing)} of {len(counterparts)} rows have none); build the rows with counterfactual "

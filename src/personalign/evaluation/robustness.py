@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..data.alignx import history_rng
+from ..errors import InputError
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
 from ..personas.space import PreferenceSpace
 
@@ -31,7 +32,7 @@ def parse_persona_sizes(text: str | Sequence[int] | None) -> tuple[int, ...]:
     `"none"` give `()` (no robustness run).
 
     Raises:
-        `ValueError`: If an entry is not an integer >= 1.
+        `InputError`: If an entry is not an integer >= 1.
     """
     if text is None:
         return ()
@@ -48,7 +49,7 @@ def parse_persona_sizes(text: str | Sequence[int] | None) -> tuple[int, ...]:
         except (TypeError, ValueError):
             size = 0
         if size < 1 or str(size) != str(part).strip():
-            raise ValueError(f"persona sizes must be integers >= 1 separated by commas (e.g. 2,4,8,16), got {part!r}.")
+            raise InputError(f"persona sizes must be integers >= 1 separated by commas (e.g. 2,4,8,16), got {part!r}.")
         sizes.add(size)
     return tuple(sorted(sizes))
 
@@ -72,9 +73,9 @@ def history_order(num_items: int, seed: int, index: int) -> list[int]:
 
 def _check_size(size: int, available: int, index: int) -> None:
     if size < 1:
-        raise ValueError(f"a persona size must be >= 1, got {size}.")
+        raise InputError(f"a persona size must be >= 1, got {size}.")
     if size > available:
-        raise ValueError(f"row {index} has {available} history items, fewer than the persona size {size}.")
+        raise InputError(f"row {index} has {available} history items, fewer than the persona size {size}.")
 
 
 def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: int) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: i
         `dict`: The row with the subset history.
 
     Raises:
-        `ValueError`: If the row has fewer than `size` items.
+        `InputError`: If the row has fewer than `size` items.
     """
     ugc_key, pairs_key = _alignx_key(row, UGC_COLUMN), _alignx_key(row, PAIRS_COLUMN)
     ugc, pairs = list(row.get(ugc_key) or []), list(row.get(pairs_key) or [])
@@ -112,7 +113,7 @@ def subset_multifacet_history(row: Mapping[str, Any], size: int, seed: int, inde
     `subset_alignx_history`; `history` (ids) and `history_text` (texts, from `attach_history`) are cut alike.
 
     Raises:
-        `ValueError`: If the row has fewer than `size` pairs.
+        `InputError`: If the row has fewer than `size` pairs.
     """
     available = history_length(row)
     _check_size(size, available, index)

@@ -20,6 +20,7 @@ from datasets import Dataset, LargeList, List
 from ..data.alignx import AlignXBuildConfig, normalize_row, render_row
 from ..data.loading import DatasetSource, batch_rows, load_source, require_columns, row_name
 from ..data.multifacet import attach_history, multifacet_cf_responses
+from ..errors import InputError
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, PairItem
 from ..personas.prompts import feedback_generation_messages, preference_example
 from ..personas.space import PreferenceSpace
@@ -85,7 +86,7 @@ def _read(source: str, persona_format: str | None) -> DatasetSource:
         return loaded
     rendered = [name for name in RENDERED_CONFIGS if name in loaded.configs]
     if persona_format is not None and persona_format not in rendered:
-        raise ValueError(
+        raise InputError(
             f"dataset {source} holds only the ready-rendered {' and '.join(rendered)} config of "
             f"`personalign build-dataset alignx` (no raw config): --persona-format {persona_format} cannot "
             "re-render it; drop --persona-format, or evaluate the source file or a folder built with --config raw."
@@ -104,7 +105,7 @@ def detect_format(columns: Sequence[str], where: str) -> str:
         return "multifacet"
     if any(column in columns for column in _ALIGNX_MARKERS):
         return "alignx"
-    raise ValueError(
+    raise InputError(
         f"{where}: cannot tell the row format from the columns ({', '.join(columns)}): AlignX rows have "
         f"'Preference Direction' / persona columns; counterfactual MultiFacet rows have "
         f"{', '.join(MULTIFACET_KEY_COLUMNS)} (pass --format to say which)."
@@ -132,7 +133,7 @@ def load_eval_rows(
         (`rendered`), the benchmark of each row (`sources`) and the split's files (`files`, for a local folder).
 
     Raises:
-        `ValueError`: For a missing file, an unknown split, unrecognised columns, rows that lack what their format
+        `InputError`: For a missing file, an unknown split, unrecognised columns, rows that lack what their format
             needs, or MultiFacet rows without histories.
     """
     loaded = None
@@ -143,43 +144,43 @@ def load_eval_rows(
         splits = loaded.splits
         if split is None:
             if len(splits) != 1 and "test" not in splits:
-                raise ValueError(f"dataset {source} has splits {', '.join(splits)}: pick one with --split.")
+                raise InputError(f"dataset {source} has splits {', '.join(splits)}: pick one with --split.")
             split = splits[0] if len(splits) == 1 else "test"
         data, where = loaded.split(split), loaded.where(split)
     rendered = loaded.config if loaded is not None and loaded.config in RENDERED_CONFIGS else None
     if rendered is None and data_format != "multifacet" and _has_message_prompts(data):
         rendered = RENDERED
         if persona_format is not None:
-            raise ValueError(
+            raise InputError(
                 f"{where}: the rows hold ready-rendered prompts (message lists, as a `personalign build-dataset "
                 f"alignx` pba / ica config); --persona-format {persona_format} cannot re-render them: drop it, or "
                 "evaluate the release rows."
             )
     if rendered is not None:
         if data_format not in (None, "alignx"):
-            raise ValueError(
+            raise InputError(
                 f"{where}: --format {data_format} was given, but the rows are ready-rendered AlignX rows."
             )
         found = "alignx"
     else:
         found = data_format or detect_format(data.column_names, where)
     if not len(data):
-        raise ValueError(f"{where}: no rows to evaluate.")
+        raise InputError(f"{where}: no rows to evaluate.")
     if found == "alignx":
         require_columns(data, _TURN_COLUMNS, where, "an AlignX")
         if rendered is None and not any(column in data.column_names for column in _ALIGNX_MARKERS):
-            raise ValueError(
+            raise InputError(
                 f"{where}: no persona column in ({', '.join(data.column_names)}); AlignX rows need at least one of "
                 f"{', '.join(repr(c) for c in _ALIGNX_MARKERS)}."
             )
     if found == "multifacet":
         missing = [c for c in MULTIFACET_COLUMNS if c not in data.column_names]
         if missing:
-            raise ValueError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} of MultiFacet rows.")
+            raise InputError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} of MultiFacet rows.")
         if HISTORY_TEXT_COLUMN not in data.column_names:
             responses = None if loaded is None else multifacet_cf_responses(loaded)
             if responses is None:
-                raise ValueError(
+                raise InputError(
                     f"{where}: the rows hold history ids but no 'history_text'; evaluate the folder written by "
                     "`personalign build-dataset multifacet-cf` (it has the `responses` config the ids point into), "
                     "or rows from `attach_history(..., lazy=False)`."
@@ -206,17 +207,17 @@ def normalize_alignx_rows(
 def _check_turns(value: Any, where: str, conversational: bool) -> None:
     if not conversational:
         if not isinstance(value, str):
-            raise ValueError(f"{where}: expected text (as the row's 'prompt'), got {type(value).__name__}.")
+            raise InputError(f"{where}: expected text (as the row's 'prompt'), got {type(value).__name__}.")
         return
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{where}: expected a non-empty list of messages, got {type(value).__name__}.")
+        raise InputError(f"{where}: expected a non-empty list of messages, got {type(value).__name__}.")
     for number, message in enumerate(value):
         if not (
             isinstance(message, Mapping)
             and isinstance(message.get("role"), str)
             and isinstance(message.get("content"), str)
         ):
-            raise ValueError(f"{where}, message {number}: expected an object with text 'role' and 'content'.")
+            raise InputError(f"{where}, message {number}: expected an object with text 'role' and 'content'.")
 
 
 def rendered_alignx_rows(
@@ -266,7 +267,7 @@ def row_renderer(
     through `personalign.data.alignx.render_row`, `"feedback"` for MultiFacet)."""
     allowed = PERSONA_FORMATS[data_format]
     if persona_format not in allowed:
-        raise ValueError(
+        raise InputError(
             f"persona format {persona_format!r} is for other rows; {data_format} rows take {', '.join(allowed)}."
         )
     if data_format == "multifacet":

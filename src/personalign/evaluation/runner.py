@@ -22,6 +22,7 @@ import numpy as np
 from huggingface_hub import EvalResult
 
 from .. import __version__
+from ..errors import InputError
 from ..hub.cards import add_results_to_card
 from ..io import atomic_output
 from ..personas.space import PreferenceSpace
@@ -111,19 +112,19 @@ class AlignmentEvalConfig:
 
     def __post_init__(self) -> None:
         if self.data_format is not None and self.data_format not in DATA_FORMATS:
-            raise ValueError(f"unknown data format {self.data_format!r}; use {' or '.join(DATA_FORMATS)}.")
+            raise InputError(f"unknown data format {self.data_format!r}; use {' or '.join(DATA_FORMATS)}.")
         known = {f for formats in PERSONA_FORMATS.values() for f in formats}
         if self.persona_format is not None and self.persona_format not in known:
-            raise ValueError(f"unknown persona format {self.persona_format!r}; use one of {', '.join(sorted(known))}.")
+            raise InputError(f"unknown persona format {self.persona_format!r}; use one of {', '.join(sorted(known))}.")
         self.persona_sizes = parse_persona_sizes(self.persona_sizes)
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+            raise InputError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be >= 1, got {self.limit}.")
+            raise InputError(f"limit must be >= 1, got {self.limit}.")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
+            raise InputError(f"dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}.")
         if not (isinstance(self.beta, (int, float)) and self.beta > 0):
-            raise ValueError(f"beta must be > 0, got {self.beta!r}.")
+            raise InputError(f"beta must be > 0, got {self.beta!r}.")
 
 
 _SEGMENTS = {
@@ -171,7 +172,7 @@ def _reverse_alignx(row: dict[str, Any], at: str, persona_format: str) -> dict[s
         try:
             space.from_text(profile)
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"{at}, column 'profile': --flip reverses the PBA preference text, but this one "
                 f"({profile[:60]!r}{'...' if len(profile) > 60 else ''}) is not a list of {space.name} preference "
                 "labels, so it cannot be reversed; drop --flip, or pass --persona-format ica (it reverses the "
@@ -181,7 +182,7 @@ def _reverse_alignx(row: dict[str, Any], at: str, persona_format: str) -> dict[s
         # Comments and demographics are free text that cannot be reversed: the reversed ICA prompt leaves them out.
         return reverse_alignx_row(row, space, drop_irreversible_text=persona_format == "ica")
     except ValueError as error:
-        raise ValueError(f"{at}: {error}") from None
+        raise InputError(f"{at}: {error}") from None
 
 
 def _alignx_groups(
@@ -233,7 +234,7 @@ def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalCon
             info["num_unpaired_dropped"] = pairing.num_dropped
             indices, partners = pairing.kept, pairing.counterparts
             if not indices:
-                raise ValueError(f"{where}: no row has an opposite user (build the rows with counterfactual pairing).")
+                raise InputError(f"{where}: no row has an opposite user (build the rows with counterfactual pairing).")
         else:
             indices, partners = list(range(len(data))), []
         if config.limit is not None:
@@ -245,7 +246,7 @@ def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalCon
         breakdowns["per_persona"] = {"absent": "MultiFacet rows carry no 'ground_truth_persona'."}
     else:
         if loaded.rendered and config.flip:
-            raise ValueError(
+            raise InputError(
                 f"{where}: --flip reverses each row's persona, but these rows hold ready-rendered prompts "
                 f"({loaded.rendered}); evaluate the source file, or a `personalign build-dataset alignx` folder with "
                 "the raw config (--config raw)."
@@ -343,7 +344,7 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
         lengths[position] = 0
     unavailable = [size for size in sizes if size > max(lengths)]
     if unavailable and not config.skip_unavailable_sizes:
-        raise ValueError(
+        raise InputError(
             f"{loaded.where}: persona size {unavailable[0]} is larger than every row's history (at most "
             f"{max(lengths)} items); pass smaller --persona-sizes, or none."
         )
@@ -405,7 +406,7 @@ def _load_tokenizer(name: str) -> Any:
 def _check_same_tokenizer(tokenizer: Any, name: str, reference_name: str) -> None:
     other = _load_tokenizer(name)
     if other.get_vocab() != tokenizer.get_vocab() or other.chat_template != tokenizer.chat_template:
-        raise ValueError(
+        raise InputError(
             f"the tokenizer of {name} differs from that of {reference_name} (vocabulary or chat template): log-probs "
             "under different tokenizations cannot be compared."
         )
@@ -443,7 +444,7 @@ def _score_segments(
                 progress=config.progress,
             )
         except ValueError as error:
-            raise ValueError(f"scoring the {_SEGMENTS[name]}: {_pair_error(error, plan, name)}") from None
+            raise InputError(f"scoring the {_SEGMENTS[name]}: {_pair_error(error, plan, name)}") from None
         scores[name] = (np.asarray(result["chosen_logps"]), np.asarray(result["rejected_logps"]))
     return scores
 
@@ -482,7 +483,7 @@ def _named_models(models: Any) -> dict[str, Any]:
     else:
         named = {_model_name(model): model for model in models}
     if not named:
-        raise ValueError("no model to evaluate.")
+        raise InputError("no model to evaluate.")
     return named
 
 
@@ -541,7 +542,7 @@ def evaluate_alignment(
         metrics; JSON-serialisable.
 
     Raises:
-        `ValueError`: On bad settings or data (see `load_eval_rows`), or mismatched tokenizers.
+        `InputError`: On bad settings or data (see `load_eval_rows`), or mismatched tokenizers.
 
     Example:
 
@@ -567,7 +568,7 @@ def evaluate_alignment(
     by_name = [str(m) for m in [*named.values(), reference] if isinstance(m, (str, Path))]
     if tokenizer is None:
         if not by_name:
-            raise ValueError("pass a tokenizer when every model is given as a loaded model.")
+            raise InputError("pass a tokenizer when every model is given as a loaded model.")
         tokenizer = _load_tokenizer(by_name[0])
     for name in by_name[1:]:
         _check_same_tokenizer(tokenizer, name, by_name[0])
@@ -661,15 +662,15 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         `Path`: `card_path`.
 
     Raises:
-        `ValueError`: If `model` is missing or unknown, or the existing card's metadata cannot be read.
+        `InputError`: If `model` is missing or unknown, or the existing card's metadata cannot be read.
     """
     models = results["models"]
     if model is None:
         if len(models) != 1:
-            raise ValueError(f"results hold {len(models)} models; say which one goes into the card.")
+            raise InputError(f"results hold {len(models)} models; say which one goes into the card.")
         model = next(iter(models))
     if model not in models:
-        raise ValueError(f"no results for {model!r}; results hold {', '.join(models)}.")
+        raise InputError(f"no results for {model!r}; results hold {', '.join(models)}.")
     data, settings, overall = results["dataset"], results["settings"], models[model]["overall"]
     dataset_args = {
         "format": data["format"],

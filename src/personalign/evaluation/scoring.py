@@ -29,6 +29,7 @@ import torch
 from trl import extract_prompt, is_conversational
 from trl.data_utils import common_prefix_length
 
+from ..errors import InputError
 from ..io import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def tokenize_preference_example(
         `dict[str, list[int]]`: `prompt_ids`, `chosen_ids`, `rejected_ids`.
 
     Raises:
-        `ValueError`: If the prompt tokenizes to nothing, or fills `max_length` (TRL drops such rows; a score is
+        `InputError`: If the prompt tokenizes to nothing, or fills `max_length` (TRL drops such rows; a score is
             needed for every row here).
     """
     if "prompt" not in example:
@@ -95,14 +96,14 @@ def tokenize_preference_example(
         common_prefix_length(prompt_ids, prompt_chosen_ids), common_prefix_length(prompt_ids, prompt_rejected_ids)
     )
     if prompt_length == 0:
-        raise ValueError(
+        raise InputError(
             "The prompt tokenizes to no token shared with the prompt+completion, so nothing conditions the first "
             "response token; prepend a BOS token or use a chat template."
         )
     chosen_ids, rejected_ids = prompt_chosen_ids[prompt_length:], prompt_rejected_ids[prompt_length:]
     if max_length is not None:
         if prompt_length >= max_length:
-            raise ValueError(
+            raise InputError(
                 f"The prompt has {prompt_length} tokens, which fills max_length={max_length}: no response token "
                 "would be scored (DPOTrainer drops such rows). Raise max_length or pass max_length=None."
             )
@@ -315,10 +316,10 @@ def _tokenize_all(tokenizer: Any, dataset: Iterable[Mapping[str, Any]], max_leng
         try:
             tokenized = tokenize_preference_example(example, tokenizer, max_length)
         except ValueError as error:
-            raise ValueError(f"row {index}: {error}") from None
+            raise InputError(f"row {index}: {error}") from None
         pairs.append((tokenized["prompt_ids"], tokenized["chosen_ids"], tokenized["rejected_ids"]))
     if not pairs:
-        raise ValueError("The dataset is empty: there is no pair to score.")
+        raise InputError("The dataset is empty: there is no pair to score.")
     return pairs
 
 
@@ -338,7 +339,7 @@ def _score(
     progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     path = None
     if cache_dir is not None:
         model_key = fingerprint or _model_fingerprint(model)

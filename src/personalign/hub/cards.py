@@ -27,6 +27,7 @@ from datasets import DatasetDict
 from huggingface_hub import CardData, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from .. import __version__
+from ..errors import InputError
 from ..io import atomic_output
 from .datasets import split_num_bytes
 
@@ -132,7 +133,7 @@ def read_card_results(card_path: str | Path) -> list[EvalResult]:
     `ModelCard.load`; none when there is no card or it has no results.
 
     Raises:
-        `ValueError`: If the card's metadata or `model-index` cannot be read, naming the file.
+        `InputError`: If the card's metadata or `model-index` cannot be read, naming the file.
     """
     card_path = Path(card_path)
     if not card_path.is_file():
@@ -145,7 +146,7 @@ def _load_model_card(card_path: Path) -> ModelCard:
         return ModelCard.load(card_path)
     except (ValueError, yaml.YAMLError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"{card_path}: its metadata could not be read ({reason}); fix or remove it.") from None
+        raise InputError(f"{card_path}: its metadata could not be read ({reason}); fix or remove it.") from None
 
 
 def _arguments(result: EvalResult) -> str:
@@ -185,7 +186,7 @@ def card_metadata(data: CardData, model_name: str | None = None, results: Sequen
     metadata = data.to_dict()
     if results:
         if not model_name:
-            raise ValueError("a card with evaluation results needs a model name for its model-index.")
+            raise InputError("a card with evaluation results needs a model name for its model-index.")
         metadata["model-index"] = model_index(model_name, results)
     return metadata
 
@@ -232,7 +233,7 @@ def add_results_to_card(
         `Path`: `card_path`.
 
     Raises:
-        `ValueError`: If an existing card's metadata cannot be read, naming the file.
+        `InputError`: If an existing card's metadata cannot be read, naming the file.
     """
     card_path = Path(card_path)
     if card_path.is_file():

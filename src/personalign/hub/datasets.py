@@ -20,6 +20,7 @@ import huggingface_hub
 from datasets import Dataset, DatasetDict
 from huggingface_hub.errors import HfHubHTTPError
 
+from ..errors import InputError
 from ..io import atomic_output
 from .auth import HubError, redact_token, resolve_token
 
@@ -56,7 +57,7 @@ def write_dataset_folder(
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False (before anything is built or written).
     """
     if not configs:
-        raise ValueError("write_dataset_folder needs at least one config.")
+        raise InputError("write_dataset_folder needs at least one config.")
     output_dir = Path(output_dir)
     with atomic_output(output_dir, overwrite=overwrite) as staging:
         for name, splits in configs.items():

@@ -18,6 +18,7 @@ import huggingface_hub
 from huggingface_hub import CommitOperationAdd, EvalResult, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
 
+from ..errors import InputError
 from ..io import atomic_output
 from ..methods import get_method
 from .auth import HubError, redact_token, resolve_token
@@ -74,7 +75,7 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     folder's card (added by `personalign eval --model-card` or by hand), each with its arguments.
 
     Raises:
-        `ValueError`: If the folder has no valid run record, its method writes its own card, or its card's metadata
+        `InputError`: If the folder has no valid run record, its method writes its own card, or its card's metadata
             cannot be read.
     """
     folder = Path(folder)
@@ -82,7 +83,7 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     method = get_method(record["method"])
     spec = method.card
     if spec is None:
-        raise ValueError(f"{folder}: a {method.name} run writes its own card; there is no method card to render.")
+        raise InputError(f"{folder}: a {method.name} run writes its own card; there is no method card to render.")
     results = merge_results(run_results(record), read_card_results(folder / "README.md"))
     name = repo_id.split("/")[-1] if repo_id else folder.name
     base_model, dataset = record.get("base_model"), record.get("dataset")

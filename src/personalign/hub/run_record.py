@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..io import atomic_output
 from ..methods import METHODS
 
@@ -102,15 +103,15 @@ def read_run_record(folder: str | Path) -> dict[str, Any]:
     """The `personalign_run.json` of a trained folder.
 
     Raises:
-        `ValueError`: If the folder has none, it is not valid JSON, or its `method` is not a registered one.
+        `InputError`: If the folder has none, it is not valid JSON, or its `method` is not a registered one.
     """
     path = Path(folder) / RUN_RECORD
     if not path.is_file():
-        raise ValueError(f"{folder}: no {RUN_RECORD}; push-model publishes folders written by `personalign train`.")
+        raise InputError(f"{folder}: no {RUN_RECORD}; push-model publishes folders written by `personalign train`.")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}).") from None
+        raise InputError(f"{path}: not valid JSON ({error}).") from None
     if not isinstance(record, dict) or record.get("method") not in METHODS:
-        raise ValueError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
+        raise InputError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
     return record

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..errors import InputError
 from ..personas.persona import PairItem, Persona, UGCItem
 from ..personas.space import PreferenceSpace
 from .calibration import (
@@ -41,7 +42,7 @@ def as_personas(
         where (`str`, *optional*, defaults to `"rows"`): Names the source in error messages.
 
     Raises:
-        `ValueError`: On an entry that is neither, or a malformed row (naming the row).
+        `InputError`: On an entry that is neither, or a malformed row (naming the row).
     """
     space = space or PreferenceSpace.alignx()
     personas = []
@@ -51,7 +52,7 @@ def as_personas(
         elif isinstance(entry, Mapping):
             personas.append(Persona.from_alignx_row(entry, space=space, where=f"{where}, row {index}"))
         else:
-            raise ValueError(f"{where}, row {index}: expected a Persona or an AlignX row, got {type(entry).__name__}.")
+            raise InputError(f"{where}, row {index}: expected a Persona or an AlignX row, got {type(entry).__name__}.")
     return personas
 
 
@@ -67,7 +68,7 @@ class BasePreferenceInferencer(ABC):
             thresholds of AlignX's rule (`PreferenceSpace.aggregate`); see `calibrate`.
 
     Raises:
-        `ValueError`: If `lower` is not below `upper`.
+        `InputError`: If `lower` is not below `upper`.
     """
 
     def __init__(self, space: PreferenceSpace | None = None, upper: float = 0.6, lower: float = 0.4) -> None:
@@ -128,7 +129,7 @@ class BasePreferenceInferencer(ABC):
             `dict`: `upper`, `lower`, `macro_f1`, and `scores` (macro-F1 per candidate upper).
 
         Raises:
-            `ValueError`: If `data` holds no persona, or a persona has no gold direction.
+            `InputError`: If `data` holds no persona, or a persona has no gold direction.
         """
         personas = self._calibration_personas(data, where)
         item_vectors = [self.infer_items(items) if (items := persona_items(p)) else [] for p in personas]
@@ -140,5 +141,5 @@ class BasePreferenceInferencer(ABC):
         """The personas of `calibrate`'s data; at least one."""
         personas = as_personas(data, self.space, where)
         if not personas:
-            raise ValueError(f"{where}: calibration needs at least one persona.")
+            raise InputError(f"{where}: calibration needs at least one persona.")
         return personas

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.space import NEGATIVE, NEUTRAL, POSITIVE, PreferenceSpace
 
@@ -44,20 +45,20 @@ def check_thresholds(upper: float, lower: float) -> None:
         lower (`float`): Mean at or below which a dimension is negative.
 
     Raises:
-        `ValueError`: If `lower` is not below `upper`.
+        `InputError`: If `lower` is not below `upper`.
     """
     if not lower < upper:
-        raise ValueError(f"lower must be below upper, got lower={lower}, upper={upper}.")
+        raise InputError(f"lower must be below upper, got lower={lower}, upper={upper}.")
 
 
 def check_item_threshold(item_threshold: float) -> None:
     """Check an item decision threshold (`probabilities_to_vectors`).
 
     Raises:
-        `ValueError`: If it is outside (0, 1].
+        `InputError`: If it is outside (0, 1].
     """
     if not 0.0 < item_threshold <= 1.0:
-        raise ValueError(f"item_threshold must be in (0, 1], got {item_threshold}.")
+        raise InputError(f"item_threshold must be in (0, 1], got {item_threshold}.")
 
 
 # ------------------------------------------------------------------------------------------------ items to personas
@@ -85,7 +86,7 @@ def gold_directions(personas: Sequence[Persona], space: PreferenceSpace | None =
     0.6 / 0.4), or its `direction` when no item is annotated (`Persona.preference_vector`).
 
     Raises:
-        `ValueError`: If a persona has neither annotated items nor a gold direction.
+        `InputError`: If a persona has neither annotated items nor a gold direction.
     """
     space = space or PreferenceSpace.alignx()
     return [persona.preference_vector(space) for persona in personas]
@@ -95,7 +96,7 @@ def vectors_to_labels(vectors: Sequence[Sequence[float]], space: PreferenceSpace
     """Direction vectors as class indices (`CLASS_VALUES` order), shape `(n, num_dimensions)`, dtype int64.
 
     Raises:
-        `ValueError`: If a vector has the wrong length or a value outside 0 / 0.5 / 1 (naming the vector and index).
+        `InputError`: If a vector has the wrong length or a value outside 0 / 0.5 / 1 (naming the vector and index).
     """
     space = space or PreferenceSpace.alignx()
     labels = np.empty((len(vectors), len(space)), dtype=np.int64)
@@ -125,12 +126,12 @@ def probabilities_to_vectors(probabilities: np.ndarray, item_threshold: float = 
         `list[list[float]]`: One direction vector per item.
 
     Raises:
-        `ValueError`: If `item_threshold` is outside (0, 1] or the array has the wrong shape.
+        `InputError`: If `item_threshold` is outside (0, 1] or the array has the wrong shape.
     """
     check_item_threshold(item_threshold)
     probabilities = np.asarray(probabilities)
     if probabilities.ndim != 3 or probabilities.shape[-1] != len(CLASS_VALUES):
-        raise ValueError(f"expected probabilities of shape (items, dimensions, 3), got {probabilities.shape}.")
+        raise InputError(f"expected probabilities of shape (items, dimensions, 3), got {probabilities.shape}.")
     positive, negative = probabilities[..., POSITIVE_CLASS], probabilities[..., NEGATIVE_CLASS]
     labels = np.where(
         positive + negative >= item_threshold,
@@ -181,10 +182,10 @@ def direction_report(predicted: Sequence[Sequence[float]], gold: Sequence[Sequen
         category); `macro_f1` (mean F1 of the three categories) and `num_cells`.
 
     Raises:
-        `ValueError`: If the two lists differ in length.
+        `InputError`: If the two lists differ in length.
     """
     if len(predicted) != len(gold):
-        raise ValueError(f"predicted has {len(predicted)} vectors for {len(gold)} gold vectors.")
+        raise InputError(f"predicted has {len(predicted)} vectors for {len(gold)} gold vectors.")
     pairs = [(p, g) for pv, gv in zip(predicted, gold, strict=True) for p, g in zip(pv, gv, strict=True)]
     report: dict[str, Any] = {}
     for name, value in CATEGORIES.items():
@@ -253,13 +254,13 @@ def calibrate_item_thresholds(
         `dict`: `item_threshold`, `upper`, `lower`, `macro_f1`, and `scores` (`{item_threshold: {upper: F1}}`).
 
     Raises:
-        `ValueError`: If the lists differ in length or are empty.
+        `InputError`: If the lists differ in length or are empty.
     """
     space = space or PreferenceSpace.alignx()
     if len(persona_probabilities) != len(gold):
-        raise ValueError(f"{len(persona_probabilities)} personas' probabilities for {len(gold)} gold vectors.")
+        raise InputError(f"{len(persona_probabilities)} personas' probabilities for {len(gold)} gold vectors.")
     if not gold:
-        raise ValueError("calibration needs at least one persona.")
+        raise InputError("calibration needs at least one persona.")
     results = {}
     for threshold in item_thresholds:
         item_vectors = [probabilities_to_vectors(p, threshold) for p in persona_probabilities]

@@ -35,6 +35,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from ..personas.persona import Messages
 
 logger = logging.getLogger(__name__)
@@ -145,9 +146,9 @@ class TransformersBackend(GenerationBackend):
         name: str | None = None,
     ):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+            raise InputError(f"batch_size must be at least 1, got {batch_size}.")
         if getattr(tokenizer, "chat_template", None) is None:
-            raise ValueError(
+            raise InputError(
                 "The tokenizer has no chat template, so chat prompts cannot be rendered; set `tokenizer.chat_template` "
                 "or use an instruction-tuned model's tokenizer."
             )
@@ -363,9 +364,9 @@ class OpenAIBackend(GenerationBackend):
         name: str | None = None,
     ):
         if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}.")
+            raise InputError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if num_workers < 1:
-            raise ValueError(f"num_workers must be at least 1, got {num_workers}.")
+            raise InputError(f"num_workers must be at least 1, got {num_workers}.")
         base_url = base_url.rstrip("/")
         self.url = base_url if base_url.endswith("/chat/completions") else f"{base_url}/chat/completions"
         self.model = model
@@ -452,7 +453,7 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
             has none).
 
     Raises:
-        `ValueError`: If the spec is empty or an `openai` spec lacks its model.
+        `InputError`: If the spec is empty or an `openai` spec lacks its model.
     """
     spec = spec.strip()
     kind, sep, rest = spec.partition(":")
@@ -460,13 +461,13 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
         kind, rest = "transformers", spec  # a bare path or Hub id (which may itself contain ':' only in paths)
     kind = kind.lower()
     if not rest:
-        raise ValueError(f"Empty backend spec {spec!r}; expected e.g. 'transformers:PATH', 'openai:URL@MODEL'.")
+        raise InputError(f"Empty backend spec {spec!r}; expected e.g. 'transformers:PATH', 'openai:URL@MODEL'.")
     if kind != "openai":
         return kind, {"model": rest}
     if "://" in rest:
         base_url, at, model = rest.rpartition("@")
         if not at or not model or "://" not in base_url:
-            raise ValueError(
+            raise InputError(
                 f"Backend spec {spec!r} has a URL but no model: write 'openai:BASE_URL@MODEL', "
                 "e.g. 'openai:http://localhost:8000/v1@my-model'."
             )

@@ -38,6 +38,7 @@ from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from ..encoder import PersonaEncoder
+from ..errors import InputError
 from ..io import atomic_output
 from ..models.hub_mixin import local_folder
 from ..models.preference_head import PreferenceHead
@@ -89,7 +90,7 @@ def class_weights(labels: np.ndarray, mode: str = "sqrt") -> np.ndarray:
         `np.ndarray` of shape `(3,)`, float32.
     """
     if mode not in CLASS_WEIGHTINGS:
-        raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {mode!r}.")
+        raise InputError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {mode!r}.")
     counts = np.bincount(np.asarray(labels).ravel(), minlength=len(CLASS_VALUES)).astype(np.float64)
     if mode == "none":
         return np.ones(len(CLASS_VALUES), dtype=np.float32)
@@ -136,7 +137,7 @@ def item_examples(
         where (`str`, *optional*, defaults to `"rows"`): Names the source in error messages.
 
     Raises:
-        `ValueError`: On a malformed row (naming the row, column and item), or when no item carries a vector.
+        `InputError`: On a malformed row (naming the row, column and item), or when no item carries a vector.
     """
     space = space or PreferenceSpace.alignx()
     texts: list[str] = []
@@ -145,7 +146,7 @@ def item_examples(
     num_rows = num_skipped = num_duplicates = 0
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise ValueError(f"{where}, row {index}: expected an AlignX row (a mapping), got {type(row).__name__}.")
+            raise InputError(f"{where}, row {index}: expected an AlignX row (a mapping), got {type(row).__name__}.")
         persona = Persona.from_alignx_row(row, space=space, where=f"{where}, row {index}")
         num_rows += 1
         for item in persona_items(persona):
@@ -160,7 +161,7 @@ def item_examples(
             texts.append(text)
             vectors.append(list(vector))
     if not texts:
-        raise ValueError(
+        raise InputError(
             f"{where}: no history item with a 'Preference Direction' vector in {num_rows} row(s) "
             f"({num_skipped} item(s) without one); the learned inferencer trains on per-item gold vectors."
         )
@@ -208,14 +209,14 @@ class LearnedInferenceConfig:
 
     def __post_init__(self) -> None:
         if self.class_weighting not in CLASS_WEIGHTINGS:
-            raise ValueError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}.")
+            raise InputError(f"class_weighting must be one of {CLASS_WEIGHTINGS}, got {self.class_weighting!r}.")
         for name in ("num_epochs", "batch_size", "encode_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.hidden_dim < 0:
-            raise ValueError(f"hidden_dim must be 0 (linear head) or positive, got {self.hidden_dim}.")
+            raise InputError(f"hidden_dim must be 0 (linear head) or positive, got {self.hidden_dim}.")
         if self.learning_rate <= 0 or self.encoder_learning_rate <= 0:
-            raise ValueError("learning rates must be positive.")
+            raise InputError("learning rates must be positive.")
 
 
 class LearnedPreferenceInferencer(BasePreferenceInferencer):
@@ -246,7 +247,7 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
         batch_size (`int`, *optional*, defaults to `64`): Texts per encoder forward pass at inference.
 
     Raises:
-        `ValueError`: If `lower` is not below `upper`, `item_threshold` is outside (0, 1], or `head` does not fit the
+        `InputError`: If `lower` is not below `upper`, `item_threshold` is outside (0, 1], or `head` does not fit the
             encoder and the space.
     """
 
@@ -274,16 +275,16 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
     def _check_head(self, head: PreferenceHead) -> None:
         dim = self.encoder.config.embedding_dim
         if head.input_dim != dim or head.num_dimensions != len(self.space):
-            raise ValueError(
+            raise InputError(
                 f"the head maps {head.input_dim}-dim embeddings to {head.num_dimensions} dimensions, but the encoder "
                 f"gives {dim}-dim embeddings and the space has {len(self.space)} dimensions."
             )
         if head.num_classes != len(CLASS_VALUES):
-            raise ValueError(f"the head has {head.num_classes} classes per dimension; expected {len(CLASS_VALUES)}.")
+            raise InputError(f"the head has {head.num_classes} classes per dimension; expected {len(CLASS_VALUES)}.")
 
     def _require_head(self) -> PreferenceHead:
         if self.head is None:
-            raise ValueError(
+            raise InputError(
                 "This LearnedPreferenceInferencer has no trained head: call fit(rows) or load one with "
                 "LearnedPreferenceInferencer.from_pretrained(folder)."
             )
@@ -318,12 +319,12 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
             `epoch_losses` (mean training loss per epoch).
 
         Raises:
-            `ValueError`: On malformed rows (naming row, column and item) or rows without any annotated item.
+            `InputError`: On malformed rows (naming row, column and item) or rows without any annotated item.
         """
         args = args or LearnedInferenceConfig()
         examples = rows if isinstance(rows, ItemExamples) else item_examples(rows, self.space, where)
         if examples.labels.shape[1:] != (len(self.space),):
-            raise ValueError(
+            raise InputError(
                 f"the examples have {examples.labels.shape[1]} dimensions, the space has {len(self.space)}."
             )
         # The frozen encoder's embeddings, computed once (or given); with `train_encoder` they only standardise.
@@ -426,7 +427,7 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
         with torch.inference_mode():
             embeddings = torch.as_tensor(embeddings, dtype=torch.float32, device=device)
             if embeddings.ndim != 2 or embeddings.shape[1] != head.input_dim:
-                raise ValueError(f"expected embeddings of shape (n, {head.input_dim}), got {tuple(embeddings.shape)}.")
+                raise InputError(f"expected embeddings of shape (n, {head.input_dim}), got {tuple(embeddings.shape)}.")
             return torch.softmax(head(embeddings), dim=-1).cpu().numpy()
 
     def infer_items(self, items: Sequence[UGCItem | PairItem]) -> list[list[float]]:
@@ -479,7 +480,7 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
             `dict`: `item_threshold`, `upper`, `lower`, `macro_f1`, and `scores` (`{item_threshold: {upper: F1}}`).
 
         Raises:
-            `ValueError`: If `data` holds no persona, or a persona has no gold direction.
+            `InputError`: If `data` holds no persona, or a persona has no gold direction.
         """
         personas = self._calibration_personas(data, where)
         result = calibrate_item_thresholds(
@@ -515,11 +516,11 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
 
         Raises:
             `OutputExistsError`: If the folder exists and `overwrite` is False.
-            `ValueError`: If there is no trained head, or a fine-tuned encoder would not be saved.
+            `InputError`: If there is no trained head, or a fine-tuned encoder would not be saved.
         """
         head = self._require_head()
         if encoder_name_or_path is not None and self.encoder_trained:
-            raise ValueError(
+            raise InputError(
                 "the encoder was fine-tuned with the head, so its weights exist only here: save it too "
                 "(encoder_name_or_path=None)."
             )
@@ -563,7 +564,7 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
         Raises:
             `FileNotFoundError`: If the path is neither a folder nor a Hub repo, or the folder lacks the config or the
                 head.
-            `ValueError`: If a config is malformed or does not match the weights or the encoder.
+            `InputError`: If a config is malformed or does not match the weights or the encoder.
         """
         if Path(pretrained_model_name_or_path).is_file():
             raise FileNotFoundError(f"{pretrained_model_name_or_path}: not a folder written by save_pretrained.")
@@ -583,25 +584,25 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
         config = _read_json(config_path)
         missing = [key for key in ("format_version", "class_values", "space") if key not in config]
         if missing:
-            raise ValueError(f"{config_path}: missing {', '.join(missing)}.")
+            raise InputError(f"{config_path}: missing {', '.join(missing)}.")
         if config["format_version"] > FORMAT_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"{config_path}: format_version {config['format_version']} is newer than this library reads "
                 f"({FORMAT_VERSION}); upgrade personalign."
             )
         if config["format_version"] < FORMAT_VERSION:
-            raise ValueError(
+            raise InputError(
                 f"{config_path}: format_version {config['format_version']} (the head flat in the folder) is no longer "
                 f"read; this library reads {FORMAT_VERSION} (the head in {HEAD_FOLDER}/): retrain and save again."
             )
         if [float(v) for v in config["class_values"]] != list(CLASS_VALUES):
-            raise ValueError(f"{config_path}: class_values {config['class_values']} differ from {list(CLASS_VALUES)}.")
+            raise InputError(f"{config_path}: class_values {config['class_values']} differ from {list(CLASS_VALUES)}.")
         space = PreferenceSpace.from_dict(config["space"])
         head = _load_head(folder)
         if encoder is None:
             reference = config.get("encoder")
             if not reference:
-                raise ValueError(f"{config_path}: no encoder saved or referenced; pass encoder=...")
+                raise InputError(f"{config_path}: no encoder saved or referenced; pass encoder=...")
             location = folder / reference if reference == ENCODER_FOLDER else reference
             encoder = PersonaEncoder.from_pretrained(str(location), **encoder_kwargs)
         inferencer = cls(
@@ -625,9 +626,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text("utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}).") from error
+        raise InputError(f"{path}: not valid JSON ({error}).") from error
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}.")
+        raise InputError(f"{path}: expected a JSON object, got {type(value).__name__}.")
     return value
 
 
@@ -638,10 +639,10 @@ def _load_head(folder: Path) -> PreferenceHead:
     config_path, weights_path = head_folder / HEAD_CONFIG_NAME, head_folder / HEAD_WEIGHTS_NAME
     missing = [key for key in ("input_dim", "num_dimensions") if key not in _read_json(config_path)]
     if missing:
-        raise ValueError(f"{config_path}: missing {', '.join(missing)}.")
+        raise InputError(f"{config_path}: missing {', '.join(missing)}.")
     try:
         return PreferenceHead.from_pretrained(folder, subfolder=HEAD_FOLDER, strict=True)
     except SafetensorError as error:
-        raise ValueError(f"{weights_path}: not a readable safetensors file ({error}).") from error
+        raise InputError(f"{weights_path}: not a readable safetensors file ({error}).") from error
     except RuntimeError as error:  # missing, unexpected or mis-shaped tensors (torch's load_state_dict)
-        raise ValueError(f"{weights_path}: the weights do not match the config's head shape ({error}).") from error
+        raise InputError(f"{weights_path}: the weights do not match the config's head shape ({error}).") from error

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from .hub_mixin import HubModule
 
 
@@ -24,13 +25,13 @@ class PreferenceHead(HubModule):
             the learned inferencer, in `personalign.inference.calibration.CLASS_VALUES` order).
 
     Raises:
-        `ValueError`: If a size is not positive (`hidden_dim` may be 0).
+        `InputError`: If a size is not positive (`hidden_dim` may be 0).
     """
 
     def __init__(self, input_dim: int, num_dimensions: int, hidden_dim: int = 0, num_classes: int = 3) -> None:
         super().__init__()
         if min(input_dim, num_dimensions, num_classes) < 1 or hidden_dim < 0:
-            raise ValueError(
+            raise InputError(
                 f"PreferenceHead needs positive sizes (hidden_dim 0 for a linear head), got input_dim={input_dim}, "
                 f"num_dimensions={num_dimensions}, hidden_dim={hidden_dim}, num_classes={num_classes}."
             )

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..errors import InputError
 from .space import PreferenceSpace
 
 Messages = list[dict[str, str]]
@@ -157,7 +158,7 @@ class Persona:
             return space.aggregate(vectors, **aggregate_kwargs)
         if self.direction is not None:
             return list(self.direction)
-        raise ValueError("This persona has no annotated item and no gold direction to derive preferences from.")
+        raise InputError("This persona has no annotated item and no gold direction to derive preferences from.")
 
     def profile_text(self, space: PreferenceSpace | None = None, **aggregate_kwargs: Any) -> str:
         """PBA's preference text: the persona's ready `profile` if it has one, else `to_text` of
@@ -170,10 +171,10 @@ class Persona:
 
 def _require_keys(item: Any, keys: Sequence[str], where: str) -> None:
     if not isinstance(item, Mapping):
-        raise ValueError(f"{where}: expected an object with {', '.join(keys)}, got {type(item).__name__}.")
+        raise InputError(f"{where}: expected an object with {', '.join(keys)}, got {type(item).__name__}.")
     missing = [key for key in keys if key not in item]
     if missing:
-        raise ValueError(f"{where}: missing {', '.join(repr(key) for key in missing)}.")
+        raise InputError(f"{where}: missing {', '.join(repr(key) for key in missing)}.")
 
 
 def _item_direction(item: Mapping[str, Any]) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import InputError
 from .persona import Messages, PairItem, Persona
 
 ICA_SYSTEM_PROMPT = "Generate a task-specific response based on user historical behavior and preferences."
@@ -105,7 +106,7 @@ def to_alignx_release_prompt(messages: Messages) -> str:
     directly, and the release appends `<|eot_id|>` as EOS after it.
     """
     if [m["role"] for m in messages] != ["system", "user"]:
-        raise ValueError("The AlignX release format takes exactly one system and one user message.")
+        raise InputError("The AlignX release format takes exactly one system and one user message.")
     system, user = messages[0]["content"], messages[1]["content"]
     return (
         f"<|start_header_id|>system<|end_header_id|>\n\n{system}\n<|eot_id|>"

@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import InputError
+
 POSITIVE = 1.0
 NEGATIVE = 0.0
 NEUTRAL = 0.5
@@ -73,17 +75,17 @@ class PreferenceSpace:
 
     def __init__(self, dimensions: Sequence[PreferenceDimension], name: str = "custom") -> None:
         if not dimensions:
-            raise ValueError(f"Preference space {name!r} needs at least one dimension.")
+            raise InputError(f"Preference space {name!r} needs at least one dimension.")
         seen: dict[str, int] = {}
         for index, dimension in enumerate(dimensions):
             for label in (dimension.positive_label, dimension.negative_label):
                 if not label or label != label.strip():
-                    raise ValueError(
+                    raise InputError(
                         f"Preference space {name!r}, dimension {index} ({dimension.name!r}): labels must be non-empty "
                         f"and have no surrounding whitespace, got {label!r}."
                     )
                 if label in seen:
-                    raise ValueError(
+                    raise InputError(
                         f"Preference space {name!r}: label {label!r} is used by dimensions {seen[label]} and {index}; "
                         "labels must be unique so that text can be mapped back to a vector."
                     )
@@ -127,14 +129,14 @@ class PreferenceSpace:
         """
         entries = data.get("dimensions")
         if not isinstance(entries, list):
-            raise ValueError("A preference space needs a 'dimensions' list.")
+            raise InputError("A preference space needs a 'dimensions' list.")
         dims = []
         for position, entry in enumerate(entries):
             missing = [key for key in ("name", "positive_label", "negative_label") if key not in entry]
             if missing:
-                raise ValueError(f"Preference space dimension {position} lacks {', '.join(missing)}.")
+                raise InputError(f"Preference space dimension {position} lacks {', '.join(missing)}.")
             if "index" in entry and entry["index"] != position:
-                raise ValueError(f"Preference space dimension at position {position} declares index {entry['index']}.")
+                raise InputError(f"Preference space dimension at position {position} declares index {entry['index']}.")
             dims.append(
                 PreferenceDimension(
                     name=entry["name"],
@@ -152,7 +154,7 @@ class PreferenceSpace:
         try:
             data = json.loads(path.read_text("utf-8"))
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error}).") from error
+            raise InputError(f"{path}: not valid JSON ({error}).") from error
         return cls.from_dict(data, name=path.stem)
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,10 +194,10 @@ class PreferenceSpace:
         vector = self.neutral()
         for index, value in values.items():
             if not 0 <= index < len(self):
-                raise ValueError(f"index {index} is outside the {self.name} space (0..{len(self) - 1}).")
+                raise InputError(f"index {index} is outside the {self.name} space (0..{len(self) - 1}).")
             # Checked per entry, not with `validate`: this sits on the synthetic data's hot path.
             if value not in ALLOWED_VALUES:
-                raise ValueError(f"index {index} holds {value!r}; expected one of 0, 0.5, 1.")
+                raise InputError(f"index {index} holds {value!r}; expected one of 0, 0.5, 1.")
             vector[index] = float(value)
         return vector
 
@@ -208,15 +210,15 @@ class PreferenceSpace:
             where (`str`, *optional*): Where the vector comes from (file, row, column); prefixed to error messages.
 
         Raises:
-            `ValueError`: If the length differs from the space's, or an entry is not one of 0, 0.5, 1 (NaN included).
+            `InputError`: If the length differs from the space's, or an entry is not one of 0, 0.5, 1 (NaN included).
                 The message names the offending index and value.
         """
         prefix = f"{where}: " if where else ""
         if isinstance(vector, (str, bytes, Mapping)) or not hasattr(vector, "__len__"):
-            raise ValueError(f"{prefix}expected a preference vector (a list of {len(self)} numbers), got {vector!r}.")
+            raise InputError(f"{prefix}expected a preference vector (a list of {len(self)} numbers), got {vector!r}.")
         values = list(vector)
         if len(values) != len(self):
-            raise ValueError(
+            raise InputError(
                 f"{prefix}preference vector has length {len(values)}; the {self.name} space expects {len(self)}."
             )
         try:
@@ -233,7 +235,7 @@ class PreferenceSpace:
             except TypeError:
                 allowed = False
             if not allowed:
-                raise ValueError(f"{prefix}index {index} holds {value!r}; expected one of 0, 0.5, 1.")
+                raise InputError(f"{prefix}index {index} holds {value!r}; expected one of 0, 0.5, 1.")
         raise AssertionError("unreachable")
 
     # ----------------------------------------------------------------------------------------------------- text
@@ -251,7 +253,7 @@ class PreferenceSpace:
         is parsed label by label in dimension order rather than split on commas.
 
         Raises:
-            `ValueError`: If the text is not a dimension-ordered, comma-separated list of this space's labels; the
+            `InputError`: If the text is not a dimension-ordered, comma-separated list of this space's labels; the
                 message quotes the part that could not be read.
         """
         vector = self.neutral()
@@ -259,7 +261,7 @@ class PreferenceSpace:
             return vector
         assignment = self._parse_labels(text, 0, 0)
         if assignment is None:
-            raise ValueError(f"Cannot read {text!r} as a {self.name} preference text: {self._first_unknown(text)!r}.")
+            raise InputError(f"Cannot read {text!r} as a {self.name} preference text: {self._first_unknown(text)!r}.")
         for index, value in assignment:
             vector[index] = value
         return vector
@@ -323,10 +325,10 @@ class PreferenceSpace:
             `list[float]`: The aggregated vector, values in {0, 0.5, 1}.
         """
         if not lower < upper:
-            raise ValueError(f"aggregate needs lower < upper, got lower={lower}, upper={upper}.")
+            raise InputError(f"aggregate needs lower < upper, got lower={lower}, upper={upper}.")
         rows = [self.validate(vector, where=f"item {index}") for index, vector in enumerate(vectors)]
         if not rows:
-            raise ValueError("aggregate needs at least one direction vector.")
+            raise InputError("aggregate needs at least one direction vector.")
         if arithmetic == "exact":
             # Values are multiples of 1/2, so each mean is an integer `total` over `2 * count`; thresholds are read
             # as the decimals they were written as (0.6 -> 3/5), so "exactly at the threshold" means exactly, and
@@ -353,7 +355,7 @@ class PreferenceSpace:
             result = [POSITIVE if m >= upper else NEGATIVE if m <= lower else NEUTRAL for m in means]
             one = 1.0
         else:
-            raise ValueError(f"arithmetic must be 'exact' or 'float32', got {arithmetic!r}.")
+            raise InputError(f"arithmetic must be 'exact' or 'float32', got {arithmetic!r}.")
         if fallback and all(value == NEUTRAL for value in result):
             highest, lowest = max(means), min(means)
             if one - highest < lowest:

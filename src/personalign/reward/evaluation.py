@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..evaluation.judges import LLMJudge, Outcome, PairwiseReport, parse_pairwise_verdict
 from ..evaluation.plots import pyplot, save_figure
 from ..io import atomic_output, ensure_writable
@@ -57,7 +58,7 @@ def accuracy_table(
     lengths = {name: len(values) for name, values in correct.items()}
     n = next(iter(lengths.values()), 0)
     if len(set(lengths.values())) > 1 or (dimensions is not None and len(dimensions) != n):
-        raise ValueError(f"Every setting needs one entry per row: {lengths}, dimensions {len(dimensions or [])}.")
+        raise InputError(f"Every setting needs one entry per row: {lengths}, dimensions {len(dimensions or [])}.")
     dimensions = list(dimensions) if dimensions is not None else [None] * n
     present = {d for d in dimensions if d is not None}
     order = [d for d in TABLE1_DIMENSIONS if d in present] + sorted(present - set(TABLE1_DIMENSIONS))
@@ -177,14 +178,14 @@ def evaluate_reward_model(
 
     Raises:
         `OutputExistsError`: If `output` (or its plot) exists and `overwrite` is False, before any scoring.
-        `ValueError`: If `output` is not a `.json` file, or a row is malformed.
+        `InputError`: If `output` is not a `.json` file, or a row is malformed.
     """
     rendering = rendering or FeedbackRendering()
     plot_path = None
     if output is not None:
         output = Path(output)
         if output.suffix != ".json":
-            raise ValueError(f"{output}: the results file must be .json (the plot is written beside it as .png).")
+            raise InputError(f"{output}: the results file must be .json (the plot is written beside it as .png).")
         plot_path = output.with_suffix(".png")
         ensure_writable(output, overwrite)
         ensure_writable(plot_path, overwrite)

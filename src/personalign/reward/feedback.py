@@ -29,6 +29,7 @@ from typing import Any
 from datasets import Dataset
 
 from ..data.multifacet import attach_history
+from ..errors import InputError
 from ..io import atomic_output
 from ..personas.persona import Messages, PairItem
 from ..personas.prompts import feedback_generation_messages
@@ -72,9 +73,9 @@ class FeedbackRendering:
 
     def __post_init__(self) -> None:
         if self.history_size is not None and self.history_size < 0:
-            raise ValueError(f"history_size must be non-negative or None, got {self.history_size}.")
+            raise InputError(f"history_size must be non-negative or None, got {self.history_size}.")
         if self.max_length is not None and self.max_length < 1:
-            raise ValueError(f"max_length must be positive or None, got {self.max_length}.")
+            raise InputError(f"max_length must be positive or None, got {self.max_length}.")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict (what `RENDERING_FILE` stores)."""
@@ -92,7 +93,7 @@ class FeedbackRendering:
             `FeedbackRendering`
 
         Raises:
-            `ValueError`: If `history_size` or `max_length` is out of range.
+            `InputError`: If `history_size` or `max_length` is out of range.
         """
         names = {f.name for f in fields(cls)}
         return cls(**{name: value for name, value in settings.items() if name in names})
@@ -126,7 +127,7 @@ def read_rendering_file(folder: str | Path) -> dict[str, Any]:
         `dict`: The settings, for `FeedbackRendering.from_dict`.
 
     Raises:
-        `ValueError`: If the file is not JSON of the form `{"rendering": {...}}`, naming the file.
+        `InputError`: If the file is not JSON of the form `{"rendering": {...}}`, naming the file.
     """
     path = Path(str(folder)) / RENDERING_FILE
     if not path.is_file():
@@ -134,9 +135,9 @@ def read_rendering_file(folder: str | Path) -> dict[str, Any]:
     try:
         settings = json.loads(path.read_text("utf-8")).get("rendering", {})
     except (json.JSONDecodeError, AttributeError) as error:
-        raise ValueError(f'{path}: expected JSON of the form {{"rendering": {{...}}}} ({error}).') from error
+        raise InputError(f'{path}: expected JSON of the form {{"rendering": {{...}}}} ({error}).') from error
     if not isinstance(settings, dict):
-        raise ValueError(f"{path}: 'rendering' must be a mapping of settings, got {type(settings).__name__}.")
+        raise InputError(f"{path}: 'rendering' must be a mapping of settings, got {type(settings).__name__}.")
     return settings
 
 
@@ -157,7 +158,7 @@ def keep_recent_pairs(num_pairs: int, fits: Callable[[int], bool]) -> int | None
         the target alone (`k = 0`) does not fit.
     """
     if num_pairs < 0:
-        raise ValueError(f"num_pairs must be non-negative, got {num_pairs}.")
+        raise InputError(f"num_pairs must be non-negative, got {num_pairs}.")
     if fits(num_pairs):
         return num_pairs
     if num_pairs == 0 or not fits(0):
@@ -183,11 +184,11 @@ def history_pairs(row: Mapping[str, Any], column: str = HISTORY_TEXT_COLUMN, whe
     """A row's feedback history as `PairItem`s (oldest first).
 
     Raises:
-        `ValueError`: If the column is missing or an item is not a `{prompt, chosen, rejected}` mapping of texts,
+        `InputError`: If the column is missing or an item is not a `{prompt, chosen, rejected}` mapping of texts,
             naming `where`, the column and the item.
     """
     if column not in row:
-        raise ValueError(
+        raise InputError(
             f"{where}: missing column {column!r} (the feedback history, a list of {{prompt, chosen, rejected}}); "
             "build it with personalign.data.multifacet.attach_history."
         )
@@ -195,7 +196,7 @@ def history_pairs(row: Mapping[str, Any], column: str = HISTORY_TEXT_COLUMN, whe
     if items is None:
         return []
     if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
-        raise ValueError(f"{where}, column {column!r}: expected a list of pairs, got {type(items).__name__}.")
+        raise InputError(f"{where}, column {column!r}: expected a list of pairs, got {type(items).__name__}.")
     pairs = []
     for index, item in enumerate(items):
         if isinstance(item, PairItem):
@@ -207,7 +208,7 @@ def history_pairs(row: Mapping[str, Any], column: str = HISTORY_TEXT_COLUMN, whe
             if not isinstance(item, Mapping) or not isinstance(item.get(key), str)
         ]
         if bad:
-            raise ValueError(
+            raise InputError(
                 f"{where}, column {column!r}, item {index}: expected text under {', '.join(repr(k) for k in bad)}."
             )
         pairs.append(PairItem(item["prompt"], item["chosen"], item["rejected"]))
@@ -250,10 +251,10 @@ def column_values(rows: Any, name: str) -> list[Any] | None:
 
 def _text(row: Mapping[str, Any], column: str, where: str) -> str:
     if column not in row:
-        raise ValueError(f"{where}: missing column {column!r}.")
+        raise InputError(f"{where}: missing column {column!r}.")
     value = row[column]
     if not isinstance(value, str):
-        raise ValueError(f"{where}, column {column!r}: expected text, got {type(value).__name__}.")
+        raise InputError(f"{where}, column {column!r}: expected text, got {type(value).__name__}.")
     return value
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from .feedback import FeedbackRendering, attach_history_texts, read_rendering_file, render_reward_example
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def load_reward_model(path: str | Path, device: str | None = None, **model_kwarg
         the rendering with `FeedbackRendering.from_dict`).
 
     Raises:
-        `ValueError`: If the model does not output a single score (`num_labels != 1`), or its rendering file is
+        `InputError`: If the model does not output a single score (`num_labels != 1`), or its rendering file is
             malformed.
     """
     import torch
@@ -46,7 +47,7 @@ def load_reward_model(path: str | Path, device: str | None = None, **model_kwarg
 
     model = AutoModelForSequenceClassification.from_pretrained(str(path), **model_kwargs)
     if model.config.num_labels != 1:
-        raise ValueError(
+        raise InputError(
             f"{path}: a reward model outputs one score (num_labels=1), this one has {model.config.num_labels}."
         )
     tokenizer = AutoTokenizer.from_pretrained(str(path))
@@ -90,19 +91,19 @@ def score_rewards(
         `over_length` (rows longer than `max_length` even without history).
 
     Raises:
-        `ValueError`: If `batch_size` is below 1, the model has no pad token id, or a row is malformed (named by
+        `InputError`: If `batch_size` is below 1, the model has no pad token id, or a row is malformed (named by
             row and column).
     """
     import torch
 
     rendering = rendering or FeedbackRendering()
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
     rows = attach_history_texts(rows, responses)
     pad_id = model.config.pad_token_id
     pad_id = tokenizer.pad_token_id if pad_id is None else pad_id
     if pad_id is None:
-        raise ValueError(
+        raise InputError(
             "The reward model needs a pad token id (set tokenizer.pad_token or model.config.pad_token_id)."
         )
     device = next(model.parameters()).device

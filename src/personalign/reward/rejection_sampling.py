@@ -31,6 +31,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value
 
 from ..data.loading import load_source
 from ..data.multifacet import multifacet_cf_responses
+from ..errors import InputError
 from ..evaluation.plots import pyplot, save_figure
 from ..hub.cards import DatasetCardSpec, render_dataset_card
 from ..hub.datasets import write_dataset_folder
@@ -64,12 +65,12 @@ def keep_count(num_rows: int, keep: float) -> int:
         `int`: The number of rows kept (`keep_count(100, 0.29) == 29`, with no floating-point surprise).
 
     Raises:
-        `ValueError`: If `keep` is not in (0, 1] or `num_rows` is negative.
+        `InputError`: If `keep` is not in (0, 1] or `num_rows` is negative.
     """
     if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
-        raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}.")
+        raise InputError(f"keep must be a fraction in (0, 1], got {keep!r}.")
     if num_rows < 0:
-        raise ValueError(f"num_rows must be non-negative, got {num_rows}.")
+        raise InputError(f"num_rows must be non-negative, got {num_rows}.")
     return math.floor(Fraction(str(keep)) * num_rows)
 
 
@@ -84,11 +85,11 @@ def select_top_margin(margins: Sequence[float], keep: float) -> list[int]:
         `list[int]`: The kept row indices, in source order.
 
     Raises:
-        `ValueError`: If a margin is not a finite number (naming the row).
+        `InputError`: If a margin is not a finite number (naming the row).
     """
     for index, margin in enumerate(margins):
         if not math.isfinite(margin):
-            raise ValueError(f"row {index}: the reward margin is {margin}; every margin must be a finite number.")
+            raise InputError(f"row {index}: the reward margin is {margin}; every margin must be a finite number.")
     ranked = sorted(range(len(margins)), key=lambda i: (-margins[i], i))
     return sorted(ranked[: keep_count(len(margins), keep)])
 
@@ -135,7 +136,7 @@ def build_rs_datasets(
         `source_row` and the source's `instruction_id` / `dimension` / `preference` when present.
 
     Raises:
-        `ValueError`: If a kept row is malformed, naming the row and column.
+        `InputError`: If a kept row is malformed, naming the row and column.
     """
     rendering = rendering or FeedbackRendering()
     metadata = _metadata(rows)
@@ -341,14 +342,14 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
         `Dataset`: Rows with `prompt`, `chosen`, `rejected` and `history_text` (attached lazily for a build folder).
 
     Raises:
-        `ValueError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
+        `InputError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
     """
     dataset = load_source(source)
     rows = dataset.split(split)
     where = f"{source} [{split}]"
     missing = [c for c in ("prompt", "chosen", "rejected") if c not in rows.column_names]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{where}: missing column(s) {', '.join(repr(c) for c in missing)}; a row needs prompt, chosen, rejected "
             f"and {HISTORY_TEXT_COLUMN} (found: {', '.join(rows.column_names)})."
         )
@@ -357,7 +358,7 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
     responses = multifacet_cf_responses(dataset) if HISTORY_IDS_COLUMN in rows.column_names else None
     if responses is not None:
         return attach_history_texts(rows, responses)
-    raise ValueError(
+    raise InputError(
         f"{where}: no {HISTORY_TEXT_COLUMN!r} column (the feedback history as [{{prompt, chosen, rejected}}]); pass a "
         "folder written by `personalign build-dataset multifacet-cf` (history ids are resolved through its "
         f"responses config) or rows with {HISTORY_TEXT_COLUMN} (found: {', '.join(rows.column_names)})."

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trl import DPOConfig
 
 from ..data.alignx import AlignXBuildConfig
+from ..errors import InputError
 
 
 @dataclass
@@ -37,7 +38,7 @@ class AlignXRenderingConfig(DPOConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.redraw_history_each_epoch and self.precompute_ref_log_probs and not self.keep_full_history:
-            raise ValueError(
+            raise InputError(
                 "precompute_ref_log_probs=True fixes one rendering of every prompt, but redraw_history_each_epoch=True "
                 "changes the prompts each epoch; set one of them to False."
             )

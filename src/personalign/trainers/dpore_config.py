@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from trl import DPOConfig
 
+from ..errors import InputError
+
 RE_PLACEMENTS = ("margin", "additive")
 RE_POOLINGS = ("mean", "last")
 RE_SIMILARITIES = ("cosine", "dot")
@@ -91,10 +93,10 @@ class DPOREConfig(DPOConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.re_placement not in RE_PLACEMENTS:
-            raise ValueError(f"re_placement must be one of {RE_PLACEMENTS}, got {self.re_placement!r}.")
+            raise InputError(f"re_placement must be one of {RE_PLACEMENTS}, got {self.re_placement!r}.")
         if self.re_pooling not in RE_POOLINGS:
-            raise ValueError(f"re_pooling must be one of {RE_POOLINGS}, got {self.re_pooling!r}.")
+            raise InputError(f"re_pooling must be one of {RE_POOLINGS}, got {self.re_pooling!r}.")
         if self.re_similarity not in RE_SIMILARITIES:
-            raise ValueError(f"re_similarity must be one of {RE_SIMILARITIES}, got {self.re_similarity!r}.")
+            raise InputError(f"re_similarity must be one of {RE_SIMILARITIES}, got {self.re_similarity!r}.")
         if self.re_lambda < 0:
-            raise ValueError(f"re_lambda must be >= 0, got {self.re_lambda}.")
+            raise InputError(f"re_lambda must be >= 0, got {self.re_lambda}.")

@@ -32,6 +32,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOTrainer
 from trl.trainer.utils import hash_module
 
+from ..errors import InputError
 from ..methods import PROJECTION_HEAD_FOLDER
 from ..models.projection_head import PersonaProjectionHead
 from ..papers import DPORE_CITATION
@@ -57,7 +58,7 @@ def pool_response_states(hidden: torch.Tensor, completion_mask: torch.Tensor, mo
         `torch.Tensor`: `(N, H)`, y(m, response) of the DPORE paper.
 
     Raises:
-        `ValueError`: If `mode` is neither.
+        `InputError`: If `mode` is neither.
     """
     mask = completion_mask.to(hidden.dtype).unsqueeze(-1)
     if mode == "mean":
@@ -66,7 +67,7 @@ def pool_response_states(hidden: torch.Tensor, completion_mask: torch.Tensor, mo
         positions = torch.arange(hidden.shape[1], device=hidden.device)
         last = (completion_mask.long() * positions).argmax(dim=1)
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ValueError(f"re_pooling must be 'mean' or 'last', got {mode!r}.")
+    raise InputError(f"re_pooling must be 'mean' or 'last', got {mode!r}.")
 
 
 def representation_similarities(
@@ -87,7 +88,7 @@ def representation_similarities(
         `tuple[torch.Tensor, torch.Tensor]`: Two `(B,)` similarities.
 
     Raises:
-        `ValueError`: If `similarity` is neither.
+        `InputError`: If `similarity` is neither.
     """
     if similarity == "cosine":
         return (
@@ -96,7 +97,7 @@ def representation_similarities(
         )
     if similarity == "dot":
         return (pooled_chosen * target_chosen).sum(dim=-1), (pooled_rejected * target_rejected).sum(dim=-1)
-    raise ValueError(f"similarity must be 'cosine' or 'dot', got {similarity!r}.")
+    raise InputError(f"similarity must be 'cosine' or 'dot', got {similarity!r}.")
 
 
 def dpore_margin_losses(
@@ -479,7 +480,7 @@ class DPORETrainer(DPOTrainer):
         embedded = {args.persona_embedding_column, args.persona_embedding_chosen_column} & set(columns)
         if self.persona_encoder is not None and "prompt_ids" not in columns and not embedded:
             if not isinstance(dataset, Dataset):
-                raise ValueError("a persona_encoder embeds map-style Datasets only; precompute the column instead.")
+                raise InputError("a persona_encoder embeds map-style Datasets only; precompute the column instead.")
             dataset = embed_personas(dataset, self.persona_encoder, args, dataset_name)
         return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
@@ -520,7 +521,7 @@ class DPORETrainer(DPOTrainer):
                             if value is not None:
                                 return len(value)
         if self.args.re_lambda > 0:
-            raise ValueError(
+            raise InputError(
                 f"DPORE needs persona embeddings: add a {columns[0]!r} column (or {columns[1]!r} and {columns[2]!r}), "
                 "pass persona_encoder=, or set re_embedding_dim for data whose rows all lack them."
             )
@@ -561,13 +562,13 @@ class DPORETrainer(DPOTrainer):
         ends); when resuming, the projection head is restored from the checkpoint's `projection_head/` first.
 
         Raises:
-            `ValueError`: If `resume_from_checkpoint=True` and `output_dir` holds no checkpoint.
+            `InputError`: If `resume_from_checkpoint=True` and `output_dir` holds no checkpoint.
             `FileNotFoundError`: If the checkpoint has no `projection_head/`.
         """
         if resume_from_checkpoint is True:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
-                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+                raise InputError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
         if resume_from_checkpoint and self.projection_head is not None:
             saved = PersonaProjectionHead.from_pretrained(resume_from_checkpoint, subfolder=PROJECTION_HEAD_FOLDER)
             self.projection_head.load_state_dict(saved.state_dict())
@@ -777,21 +778,21 @@ def refuse_unsupported(args: DPOREConfig) -> None:
     """Refuse, with the reason, the configurations DPORE cannot honour.
 
     Raises:
-        `ValueError`: For the Liger kernel, `sync_ref_model`, `padding_free`, and, with `re_placement="margin"`, any
+        `InputError`: For the Liger kernel, `sync_ref_model`, `padding_free`, and, with `re_placement="margin"`, any
             setting that makes TRL's loss more than DPO's sigmoid term (which the margin placement replaces).
     """
     if args.use_liger_kernel:
-        raise ValueError(
+        raise InputError(
             "DPORETrainer does not support use_liger_kernel=True: Liger's fused loss path replaces the forward that "
             "DPORE reads the policy's hidden states from. Set use_liger_kernel=False."
         )
     if args.sync_ref_model:
-        raise ValueError(
+        raise InputError(
             "DPORETrainer does not support sync_ref_model=True: the projection head is registered on the policy, so "
             "TRL's parameter-by-parameter reference sync would pair the wrong tensors. Set sync_ref_model=False."
         )
     if args.padding_free:
-        raise ValueError(
+        raise InputError(
             "DPORETrainer does not support padding_free=True: the regularizer pools each response's hidden states "
             "from the padded [chosen; rejected] batch. Set padding_free=False."
         )
@@ -806,7 +807,7 @@ def refuse_unsupported(args: DPOREConfig) -> None:
         if args.use_weighting:
             problems.append("use_weighting=True")
         if problems:
-            raise ValueError(
+            raise InputError(
                 "re_placement='margin' puts the regularizer inside DPO's sigmoid log-likelihood and computes the whole "
                 f"loss as the DPORE paper's L_total, which {', '.join(problems)} changes; use re_placement='additive' "
                 "with these settings."
@@ -823,7 +824,7 @@ def refuse_router_aux_loss(args: DPOREConfig, text_config: Any) -> None:
         text_config (`transformers.PretrainedConfig`): The policy's text config.
 
     Raises:
-        `ValueError`: If the router loss is on and `re_placement="margin"` with `re_lambda > 0`.
+        `InputError`: If the router loss is on and `re_placement="margin"` with `re_lambda > 0`.
     """
     if args.re_lambda == 0 or args.re_placement != "margin" or not hasattr(text_config, "output_router_logits"):
         return
@@ -831,7 +832,7 @@ def refuse_router_aux_loss(args: DPOREConfig, text_config: Any) -> None:
     if coefficient is None:
         coefficient = getattr(text_config, "router_aux_loss_coef", 0.0)
     if coefficient:
-        raise ValueError(
+        raise InputError(
             "re_placement='margin' computes the whole loss as the DPORE paper's L_total, which has no MoE "
             f"load-balancing term (router_aux_loss_coef={coefficient}); use re_placement='additive', or set "
             "router_aux_loss_coef=0.0."

@@ -13,6 +13,7 @@ from trl import RewardTrainer
 from trl.data_utils import get_dataset_column_names
 
 from ..data.multifacet import attach_history
+from ..errors import InputError
 from ..papers import COUNTERFACTUAL_CITATION
 from ..reward.feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch, write_rendering_file
 from .reward_config import PersonalizedRewardConfig
@@ -59,18 +60,18 @@ def render_reward_dataset(
         num_proc (`int`, *optional*): Processes for `Dataset.map`.
 
     Raises:
-        `ValueError`: If rows carry history ids but no `responses` table is given, or a row is malformed (named by
+        `InputError`: If rows carry history ids but no `responses` table is given, or a row is malformed (named by
             dataset, row and column).
     """
     first = _first_row(dataset)
     if rendering.history_column not in first and rendering.include_history:
         if HISTORY_IDS_COLUMN not in first:
-            raise ValueError(
+            raise InputError(
                 f"The {dataset_name} dataset has no {rendering.history_column!r} column (the feedback history as "
                 f"[{{prompt, chosen, rejected}}]) and no {HISTORY_IDS_COLUMN!r} ids (found: {', '.join(first)})."
             )
         if responses is None:
-            raise ValueError(
+            raise InputError(
                 f"The {dataset_name} dataset carries history ids ({HISTORY_IDS_COLUMN!r}) but no history texts: pass "
                 "responses= (the 'responses' config of the counterfactual MultiFacet build), or attach them with "
                 "personalign.data.multifacet.attach_history."

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ...errors import InputError
 from ...inference.generation import GenerationBackend, Messages
 from ...personas.persona import Persona
 from .parsing import parse_pairwise_verdict, parse_score
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 def _same_length(**columns: Sequence[Any]) -> int:
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"The inputs differ in length: {lengths}")
+        raise InputError(f"The inputs differ in length: {lengths}")
     return next(iter(lengths.values()), 0)
 
 
@@ -48,7 +49,7 @@ def _broadcast(value: Any, n: int, name: str) -> list[Any]:
         return [value] * n
     values = list(value)
     if len(values) != n:
-        raise ValueError(f"{name} has {len(values)} entries for {n} responses.")
+        raise InputError(f"{name} has {len(values)} entries for {n} responses.")
     return values
 
 
@@ -240,7 +241,7 @@ class PairwiseJudge(LLMJudge):
 def _rubric_items(rubric: Any) -> list[Mapping[str, Any]]:
     items = [rubric] if isinstance(rubric, Mapping) else list(rubric or [])
     if not items:
-        raise ValueError("Every response needs at least one rubric item.")
+        raise InputError("Every response needs at least one rubric item.")
     return items
 
 
@@ -315,7 +316,7 @@ class RubricJudge(LLMJudge):
         for index, row in enumerate(rows):
             rubric = row.get("rubric", row.get("rubrics"))
             if rubric is None:
-                raise ValueError(f"Row {index} has no 'rubric' (or 'rubrics') column.")
+                raise InputError(f"Row {index} has no 'rubric' (or 'rubrics') column.")
             rubrics.append(rubric)
         return self.judge(
             [row["prompt"] for row in rows],

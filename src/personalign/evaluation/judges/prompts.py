@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ...errors import InputError
 from ...personas.persona import Messages, Persona
 from ...personas.prompts import render_history
 
@@ -128,16 +129,16 @@ def format_rubric(item: Mapping[str, Any], low: int = 1, high: int = 5) -> str:
         `str`: The rubric text for the `{rubric}` field of Prometheus' prompt.
 
     Raises:
-        `ValueError`: If the criteria or a score description is missing.
+        `InputError`: If the criteria or a score description is missing.
     """
     if not isinstance(item, Mapping) or not item.get("criteria"):
-        raise ValueError(f"A rubric item needs 'criteria' and 'score_descriptions'; got {item!r:.120}")
+        raise InputError(f"A rubric item needs 'criteria' and 'score_descriptions'; got {item!r:.120}")
     descriptions = item.get("score_descriptions") or {}
     lines = [f"[{item['criteria']}]"]
     for score in range(low, high + 1):
         text = descriptions.get(str(score), descriptions.get(score, item.get(f"score{score}_description")))
         if text is None:
-            raise ValueError(f"Rubric item {item['criteria']!r:.80} has no description for score {score}.")
+            raise InputError(f"Rubric item {item['criteria']!r:.80} has no description for score {score}.")
         lines.append(f"Score {score}: {text}")
     return "\n".join(lines)
 
@@ -201,7 +202,7 @@ def rubric_judge_messages(
         `Messages`: The system message (when given), then the user message.
 
     Raises:
-        `ValueError`: If the rubric item lacks its criteria or a score description.
+        `InputError`: If the rubric item lacks its criteria or a score description.
     """
     fields = {"instruction": instruction, "response": response, "rubric": format_rubric(rubric_item)}
     if reference_answer:
