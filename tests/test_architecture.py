@@ -32,7 +32,8 @@ class _Imports(ast.NodeVisitor):
 
     def __init__(self, module: str, is_package: bool) -> None:
         self.package = module if is_package else module.rsplit(".", 1)[0]
-        self.found: list[tuple[str, list[str], bool, int]] = []  # (target module, names, at import time, line)
+        # (target module, names, runs when the module is imported, line, sits inside a function)
+        self.found: list[tuple[str, list[str], bool, int, bool]] = []
         self._depth = 0
         self._type_checking = 0
 
@@ -60,12 +61,14 @@ class _Imports(ast.NodeVisitor):
             target = node.module or ""
         if target == "personalign" or target.startswith("personalign."):
             runs_on_import = self._depth == 0 and self._type_checking == 0
-            self.found.append((target, [alias.name for alias in node.names], runs_on_import, node.lineno))
+            names = [alias.name for alias in node.names]
+            self.found.append((target, names, runs_on_import, node.lineno, self._depth > 0))
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             if alias.name.startswith("personalign"):
-                self.found.append((alias.name, [], self._depth == 0 and self._type_checking == 0, node.lineno))
+                runs_on_import = self._depth == 0 and self._type_checking == 0
+                self.found.append((alias.name, [], runs_on_import, node.lineno, self._depth > 0))
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -82,7 +85,7 @@ def _modules() -> dict[str, tuple[Path, bool]]:
 MODULES = _modules()
 
 
-def _imports() -> dict[str, list[tuple[str, list[str], bool, int]]]:
+def _imports() -> dict[str, list[tuple[str, list[str], bool, int, bool]]]:
     result = {}
     for module, (path, is_package) in MODULES.items():
         visitor = _Imports(module, is_package)
@@ -125,7 +128,7 @@ def test_each_component_imports_only_what_the_table_allows(component):
     for module, found in IMPORTS.items():
         if _component(module) != component:
             continue
-        for target, names, _, line in found:
+        for target, names, _, line, _ in found:
             if target == "personalign":
                 # The package root is the lazy public facade: only its version may be imported from inside.
                 if set(names) - {"__version__"}:
@@ -140,7 +143,7 @@ def test_no_import_cycle_between_modules():
     """Among the imports that run when a module is imported (not inside functions, not under TYPE_CHECKING)."""
     graph: dict[str, set[str]] = defaultdict(set)
     for module, found in IMPORTS.items():
-        for target, names, runs_on_import, _ in found:
+        for target, names, runs_on_import, _, _ in found:
             if not runs_on_import:
                 continue
             # `from personalign.x import y` imports personalign.x.y when y is a submodule.
@@ -170,7 +173,7 @@ def test_no_private_name_is_imported_across_modules():
     private = [
         f"{module}:{line} imports {name} from {target}"
         for module, found in IMPORTS.items()
-        for target, names, _, line in found
+        for target, names, _, line, _ in found
         for name in names
         if name.startswith("_") and not name.startswith("__") and target != module
     ]
@@ -183,10 +186,23 @@ def test_the_lazy_export_table_and_the_type_checking_imports_agree():
     import personalign
 
     checked = {}
-    for target, names, runs_on_import, _ in IMPORTS["personalign"]:
+    for target, names, runs_on_import, _, _ in IMPORTS["personalign"]:
         assert not runs_on_import, "the package root must not import its submodules at import time"
         for name in names:
             checked[name] = target
     assert checked == dict(personalign._LAZY)
     for name in personalign._LAZY:
         assert getattr(personalign, name) is not None
+
+
+def test_internal_imports_sit_at_the_top_of_modules_outside_the_cli():
+    """A file's top shows what it depends on. Only the CLI imports personalign modules inside its commands: each
+    command loads its own (torch, transformers, TRL behind them) so that `personalign --help` stays light."""
+    inside = [
+        f"{module}:{line} imports {target}"
+        for module, found in IMPORTS.items()
+        if _component(module) not in {"cli", "personalign"}
+        for target, _, _, line, in_function in found
+        if in_function
+    ]
+    assert inside == []

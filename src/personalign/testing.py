@@ -18,7 +18,19 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .io import atomic_output
+from .data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
+from .data.synthetic import (
+    MULTIFACETED_FEATURES,
+    alignx_dataset,
+    alignx_rows,
+    corpus,
+    multifaceted_rows,
+    text_banks_fingerprint,
+)
+from .encoder import PersonaEncoder
+from .io import atomic_output, write_rows
+from .personas.persona import Persona
+from .personas.prompts import feedback_generation_messages, feedback_judge_messages, ica_messages, pba_messages
 
 KIT_VERSION = 2
 """Bumped whenever a build changes, so stale cached builds are never reused."""
@@ -84,9 +96,6 @@ def default_cache_dir() -> Path:
 
 def tokenizer_corpus(seed: int = 0) -> Iterator[str]:
     """The training text for test tokenizers: synthetic data and the library's rendered prompt scaffolding."""
-    from .data.synthetic import alignx_rows, corpus
-    from .personas.persona import Persona
-    from .personas.prompts import feedback_generation_messages, feedback_judge_messages, ica_messages, pba_messages
 
     yield from corpus(seed)
     for row in alignx_rows(8, seed):
@@ -236,7 +245,6 @@ def _cached(name: str, build: Callable[[Path], Path], cache_dir: str | Path | No
 
 
 def _cache_key(kind: str, seed: int) -> str:
-    from .data.synthetic import text_banks_fingerprint
 
     # The tokenizers are trained on the synthetic text, so a change to it must not reuse an old build.
     return f"{kind}-v{KIT_VERSION}-{text_banks_fingerprint()}-seed{seed}"
@@ -275,9 +283,6 @@ def write_tiny_assets(
     """
     import shutil
 
-    from .data.synthetic import alignx_dataset
-    from .encoder import PersonaEncoder
-
     with atomic_output(folder, overwrite) as staging:
         staging.mkdir(parents=True)
         shutil.copytree(tiny_causal_lm(cache_dir, seed), staging / "causal_lm")
@@ -292,10 +297,6 @@ def write_tiny_assets(
 
 def _write_tiny_multifacet(folder: Path, num_instructions: int, seed: int) -> None:
     import tempfile
-
-    from .data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
-    from .data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
-    from .io import write_rows
 
     folder.mkdir()
     with tempfile.TemporaryDirectory() as scratch:

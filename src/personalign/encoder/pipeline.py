@@ -17,8 +17,9 @@ from ..hub.cards import render_model_card
 from ..io import atomic_output, ensure_writable
 from ..papers import DPORE_CITATION
 from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
-from .evaluation import evaluate_encoder
+from .evaluation import PersonaRetrievalEvaluator, evaluate_encoder
 from .modeling_persona_encoder import PersonaEncoder
+from .trainer import PersonaEncoderTrainer
 
 ExcerptFormat = Literal["alignx", "aloe", "table"]
 EXCERPT_FORMATS = ("alignx", "aloe", "table")
@@ -147,9 +148,6 @@ def train_encoder(
         `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
     """
     from transformers.trainer_utils import get_last_checkpoint
-
-    from .evaluation import PersonaRetrievalEvaluator
-    from .trainer import PersonaEncoderTrainer
 
     ensure_writable(output, overwrite)
     checkpoints = Path(args.output_dir)

@@ -27,6 +27,7 @@ from ..hub.cards import add_results_to_card
 from ..io import atomic_output
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
+from .plots import plot_per_group, plot_persona_size
 from .reversal import reverse_alignx_row, reverse_multifacet
 from .robustness import (
     DEFAULT_PERSONA_SIZES,
@@ -46,6 +47,7 @@ from .rows import (
     rendered_alignx_rows,
     row_renderer,
 )
+from .scoring import score_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -429,7 +431,6 @@ def _pair_error(error: ValueError, plan: _Plan, segment: str) -> str:
 def _score_segments(
     model: Any, tokenizer: Any, plan: _Plan, config: AlignmentEvalConfig, cache: bool = False
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from .scoring import score_pairs
 
     scores = {}
     for name, rows in plan.segments.items():
@@ -628,7 +629,6 @@ def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, 
     Raises:
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
-    from .plots import plot_per_group, plot_persona_size
 
     output_dir = Path(output_dir)
     names = [RESULTS_FILE]
