@@ -164,6 +164,22 @@ def test_print_config_shows_the_resolved_values(tmp_path):
     assert resolved["model"]["model_name_or_path"] == "runs/tiny/causal_lm"
 
 
+def test_print_config_with_accelerate_prints_and_launches_nothing(monkeypatch):
+    def launched(command):
+        raise AssertionError(f"launched {command}")
+
+    monkeypatch.setattr(subprocess, "call", launched)
+    config = str(EXAMPLES / "configs" / "tiny" / "pba.yaml")
+    result = runner.invoke(app, ["train", "pba", "--config", config, "--num-processes", "2", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert "would launch:" in result.stderr and "--num_processes 2" in result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["model"]["model_name_or_path"] == "runs/tiny/causal_lm"
+    # a bad key fails once, before anything is launched
+    result = runner.invoke(app, ["train", "pba", "--config", config, "--num-processes", "2", "--learning_rat", "1"])
+    assert result.exit_code != 0 and "learning_rat" in str(result.exception or result.output)
+
+
 def test_bad_config_exits_with_one_line(tmp_path):
     config = tmp_path / "cfg.yaml"
     config.write_text("model_name_or_path: m\ndataset_name: d\nlearning_rat: 1\n")

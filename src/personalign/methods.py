@@ -98,10 +98,10 @@ def register_method(method: Method) -> Method:
     """Add a method to the registry.
 
     Raises:
-        `InputError`: If a method of that name is already registered.
+        `ValueError`: If a method of that name is already registered (a programming error, not the user's).
     """
     if method.name in METHODS:
-        raise InputError(f"a method named {method.name!r} is already registered.")
+        raise ValueError(f"a method named {method.name!r} is already registered.")
     METHODS[method.name] = method
     return method
 

@@ -223,14 +223,11 @@ def train_command(
     ] = False,
 ) -> None:
     """Train a registered method from a YAML config and flags (the help lists the methods)."""
-    if num_processes > 1 or accelerate_config is not None:
-        get_method(method)  # an unknown method fails here, not in each launched process
-        command = accelerate_command(method, ctx.args, num_processes, accelerate_config)
-        console.print(f"launching: {escape(format_command(command))}")
-        raise typer.Exit(subprocess.call(command))
+    # Parsed here even when the run is launched through accelerate: a bad flag or key fails once, in this process,
+    # and --print-config shows what each launched process will parse.
     script_args, config, model_args, notice = parse_train_arguments(method, ctx.args)
-    if notice:
-        console.print(notice)
+    launch = num_processes > 1 or accelerate_config is not None
+    command = accelerate_command(method, ctx.args, num_processes, accelerate_config) if launch else None
     if print_config:
         import yaml
 
@@ -241,7 +238,14 @@ def train_command(
             for name, part in (("script", script_args), ("config", config), ("model", model_args))
         }
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
+        if command is not None:
+            console.print(f"would launch: {escape(format_command(command))}")
         return
+    if command is not None:
+        console.print(f"launching: {escape(format_command(command))}")
+        raise typer.Exit(subprocess.call(command))
+    if notice:
+        console.print(notice)
     record = get_method(method).script_module().main(script_args, config, model_args)
     for line in summary_lines(record):
         console.print(line)

@@ -86,7 +86,14 @@ def encoder_card(
         library_name="personalign",
         license="apache-2.0",
         pipeline_tag="feature-extraction",
-        tags=["personalign", "persona-encoder", "personalization", "sentence-similarity", "dpore"],
+        tags=[
+            "personalign",
+            "persona-encoder",
+            "personalization",
+            "sentence-transformers",
+            "sentence-similarity",
+            "dpore",
+        ],
     )
     evaluation = [
         EvalResult(

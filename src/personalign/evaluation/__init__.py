@@ -1,6 +1,6 @@
 """Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, the
 `evaluate` metric over them, LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics), and the
-`personalign eval` run (persona-size robustness, per-dimension accuracy, plots, model-card results).
+`personalign eval policy` run (persona-size robustness, per-dimension accuracy, plots, model-card results).
 
 The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) and the
 judges are imported on first use. The judges generate through `personalign.inference.generation` backends.

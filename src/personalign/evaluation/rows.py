@@ -1,4 +1,4 @@
-"""The rows `personalign eval` scores: AlignX or counterfactual MultiFacet rows from any source
+"""The rows `personalign eval policy` scores: AlignX or counterfactual MultiFacet rows from any source
 `personalign.data.loading.load_source` reads (a file, a folder, a `personalign build-dataset` folder or the Hub),
 recognised by their columns, validated, and rendered as persona-conditioned TRL preference rows.
 
@@ -47,7 +47,7 @@ _TURN_COLUMNS = (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN)
 
 @dataclass
 class EvalRows:
-    """The rows `personalign eval` scores, as `load_eval_rows` reads them.
+    """The rows `personalign eval policy` scores, as `load_eval_rows` reads them.
 
     Args:
         data_format (`str`): `"alignx"` or `"multifacet"`.
@@ -79,7 +79,7 @@ class EvalRows:
 
 # ------------------------------------------------------------------------------------------------------- reading
 def _read(source: str, persona_format: str | None) -> DatasetSource:
-    """The config `personalign eval` scores: a build's `counterfactual` or `raw` config (the loader's primary one),
+    """The config `personalign eval policy` scores: a build's `counterfactual` or `raw` config (the loader's primary one),
     else its ready-rendered `pba` / `ica` config (`persona_format` picks between the two)."""
     loaded = load_source(source)
     if loaded.config not in RENDERED_CONFIGS:

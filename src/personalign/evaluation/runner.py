@@ -1,4 +1,4 @@
-"""The alignment evaluation behind `personalign eval`: read persona rows (AlignX or counterfactual MultiFacet), render
+"""The alignment evaluation behind `personalign eval policy`: read persona rows (AlignX or counterfactual MultiFacet), render
 them as persona-conditioned prompts, score them under one or more policies and a reference, and compute alignment
 accuracy overall, per dimension, per persona (`ground_truth_persona`), per benchmark (source file), per persona size
 and, with `flip`, under the reversed persona.
@@ -66,7 +66,7 @@ CARD_METRICS = ("alignment_accuracy", "flip_rate", "reversed_alignment_accuracy"
 
 @dataclass
 class AlignmentEvalConfig:
-    """Settings of `evaluate_alignment` (the options of `personalign eval`).
+    """Settings of `evaluate_alignment` (the options of `personalign eval policy`).
 
     Args:
         data_format (`str`, *optional*): `"alignx"` or `"multifacet"` (counterfactual MultiFacet rows); detected from
@@ -696,4 +696,6 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         for metric in CARD_METRICS
         if metric in overall
     ]
-    return add_results_to_card(card_path, new, Path(model).name, description="Evaluated with `personalign eval`.")
+    return add_results_to_card(
+        card_path, new, Path(model).name, description="Evaluated with `personalign eval policy`."
+    )

@@ -3,7 +3,7 @@
 Metadata is built with huggingface_hub's card classes (`ModelCardData`, `DatasetCardData`) and evaluation results are
 `EvalResult`s, so a card reads back with `ModelCard.load` / `DatasetCard.load`. Card bodies are the Jinja templates
 of `model_cards/` (installed as `personalign.model_cards`). Callers say what they know: `hub.models` (trained
-folders, `push-model`), `encoder.pipeline` (the persona encoder), `evaluation.runner` (`eval --model-card`) and the
+folders, `push-model`), `encoder.pipeline` (the persona encoder), `evaluation.runner` (`eval policy --model-card`) and the
 dataset builders (`DatasetCardSpec`).
 
 Every result keeps its arguments (dataset config, split, dataset args such as the persona format, metric args such as

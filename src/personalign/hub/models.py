@@ -2,7 +2,7 @@
 `push-model` (the Hub, or a local folder with the exact same layout).
 
 A folder written by `personalign train` holds the weights (policy or reward model, plus DPORE's
-`dpore_projection.safetensors` and `persona_encoder/`), the tokenizer, and `personalign_run.json`; the card is built
+`projection_head/` and `persona_encoder/`), the tokenizer, and `personalign_run.json`; the card is built
 from that record, never from the trainer's pickled `training_args.bin`, which is not published either.
 """
 
@@ -37,7 +37,7 @@ IGNORED_FILES = (
 """Not published: checkpoints, pickles (training args, optimizer, RNG states), logs, hidden files and the old card
 (the generated one replaces it)."""
 
-FILE_NOTES = {"alignment_eval.json": "alignment accuracy and flip rate from `personalign eval`"}
+FILE_NOTES = {"alignment_eval.json": "alignment accuracy and flip rate from `personalign eval policy`"}
 """Files any trained folder may hold, with the line the card says about each (a method's own are in its registry
 entry, `Method.files`)."""
 
