@@ -193,6 +193,9 @@ def test_the_error_map():
         ValueError("x"),
     ):
         assert not is_user_error(error)
+    # An unreachable host: huggingface_hub's HTTP client (httpx2) raises transport errors that are not OSErrors.
+    httpx2 = pytest.importorskip("httpx2")  # huggingface_hub 2's client (1.x: httpx, same class names)
+    assert is_user_error(httpx2.ConnectError("[Errno -2] Name or service not known"))
     # transformers re-raises huggingface_hub's "not in the cache" as a plain OSError from it: user-facing.
     try:
         try:

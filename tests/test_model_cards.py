@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 
 from personalign.cli import app
 from personalign.data.synthetic import alignx_dataset
+from personalign.errors import InputError
 from personalign.evaluation.runner import CARD_METRICS
 from personalign.hub.cards import (
     add_results_to_card,
+    check_card_path,
     merge_results,
     model_index,
     read_card_results,
@@ -184,3 +186,43 @@ def test_results_of_two_formats_and_two_betas_all_reach_the_published_card(
     assert evaluate("pba", 0.1, "pba-again") == expected[("pba", 0.1)]
     _, again = published()
     assert described(again) == described(results)
+
+
+def test_a_model_card_path_that_cannot_take_results_is_refused_before_anything_is_written(tmp_path):
+    """`--model-card runs/pba` (the run folder instead of its README.md) used to replace the whole folder by a card."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(InputError, match="is a folder; the model card is a file"):
+        add_results_to_card(run, [result()], "run")
+    assert (run / "model.safetensors").read_bytes() == b"weights"
+    with pytest.raises(InputError, match="does not exist"):
+        check_card_path(tmp_path / "missing" / "README.md")
+    assert not (tmp_path / "missing").exists()
+    broken = tmp_path / "README.md"
+    broken.write_text("---\nmodel-index: [\n---\n# card\n")
+    with pytest.raises(InputError, match="its metadata could not be read"):
+        check_card_path(broken)
+    # the command checks the card before it loads a model or reads data
+    outcome = CliRunner().invoke(
+        app,
+        ["eval", "policy", "--model", "m", "--reference", "none", "--dataset", "d.json",
+         "--output", str(tmp_path / "out"), "--model-card", str(run)],
+    )  # fmt: skip
+    assert isinstance(outcome.exception, InputError) and "is a folder; the model card is a file" in str(
+        outcome.exception
+    )
+    assert (run / "model.safetensors").read_bytes() == b"weights" and not (tmp_path / "out").exists()
+
+
+def test_a_reference_free_result_says_so_on_the_card(tmp_path):
+    from personalign.evaluation.runner import update_model_card
+
+    results = {
+        "models": {"runs/pba": {"overall": {"alignment_accuracy": 0.75, "num_pairs": 8}}},
+        "dataset": {"format": "alignx", "source": "rows.json"},
+        "settings": {"persona_format": "pba", "beta": 0.1, "reference": None, "split": "test"},
+    }
+    card = update_model_card(tmp_path / "README.md", results)
+    (result,) = ModelCard.load(card).data.eval_results
+    assert result.metric_args == {"beta": 0.1, "reference": "none"} and result.metric_value == 0.75

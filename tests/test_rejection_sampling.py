@@ -206,3 +206,14 @@ def test_cli_bad_input_is_one_error_line(built, reward_model_path, tmp_path, mon
         assert [line for line in lines if line.startswith("error:")] == [lines[-1]]
         assert lines[-1].startswith(message), lines
     assert not (tmp_path / "out").exists()
+
+
+def test_a_policy_is_not_taken_for_a_reward_model(tiny_lm_path, tmp_path):
+    """A causal LM would load with a fresh, random score head and score at random: it is refused by architecture."""
+    from personalign.errors import InputError
+    from personalign.reward.modeling import load_reward_model
+
+    with pytest.raises(InputError, match="ForCausalLM is not a reward model"):
+        load_reward_model(tiny_lm_path)
+    with pytest.raises(InputError, match="no such file or folder"):
+        load_reward_model(tmp_path / "missing" / "model")

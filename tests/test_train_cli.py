@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from personalign.cli import app
 from personalign.cli.train import accelerate_command, parse_train_arguments, read_yaml_config
+from personalign.errors import InputError
 from personalign.hub.run_record import RUN_RECORD, changed_fields
 from personalign.scripts.utils import device_policy
 
@@ -178,6 +179,33 @@ def test_print_config_with_accelerate_prints_and_launches_nothing(monkeypatch):
     # a bad key fails once, before anything is launched
     result = runner.invoke(app, ["train", "pba", "--config", config, "--num-processes", "2", "--learning_rat", "1"])
     assert result.exit_code != 0 and "learning_rat" in str(result.exception or result.output)
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("learning_rate", "-5"), ("per_device_train_batch_size", "0"), ("beta", "-1")]
+)
+def test_values_that_must_be_positive_are_refused_naming_the_flag(flag, value):
+    config = str(EXAMPLES / "configs" / "tiny" / "pba.yaml")
+    with pytest.raises(InputError, match=f"--{flag} must be above 0, got"):
+        parse_train_arguments("pba", ["--config", config, f"--{flag}", value])
+
+
+@pytest.mark.parametrize(
+    "method, flags, message",
+    [
+        ("pba", ["--model_name_or_path", "./missing_model"], "model ./missing_model: no such file or folder"),
+        ("dpore", ["--persona_encoder", "/missing/encoder"], "persona encoder /missing/encoder: no such file"),
+    ],
+)
+def test_a_missing_local_model_is_named_not_sent_to_the_hub(tmp_path, method, flags, message):
+    """A missing local folder used to reach the Hub client, whose error is about the form of repo ids."""
+    from personalign.scripts.utils import start_run
+
+    config = str(EXAMPLES / "configs" / "tiny" / f"{method}.yaml")
+    model = ["--model_name_or_path", str(tmp_path)]  # exists
+    script_args, training_args, model_args, _ = parse_train_arguments(method, ["--config", config, *model, *flags])
+    with pytest.raises(InputError, match=message):
+        start_run(method, script_args, training_args, model_args)
 
 
 def test_bad_config_exits_with_one_line(tmp_path):

@@ -122,3 +122,21 @@ def write_rows(
                     written += len(batch)
                     bar.update(task, advance=len(batch))
     return written
+
+
+def require_local_path(name: str, kind: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Fail, naming `name`, when it was meant as a local path but does not exist. A Hub repo id is `name` or
+    `owner/name`; something starting with `.`, `/` or `~`, with more than one `/`, or ending in one of `suffixes`
+    is a path. Without this check a missing local folder reaches the Hub client, whose message is about repo ids.
+
+    Args:
+        name (`str`): A local path or a Hub repo id.
+        kind (`str`): What it is, for the message (`"dataset"`, `"model"`, ...).
+        suffixes (`tuple[str, ...]`, *optional*): File suffixes that mark a path (e.g. `(".json", ".parquet")`).
+
+    Raises:
+        `InputError`: `"<kind> <name>: no such file or folder."`.
+    """
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix in suffixes
+    if looks_local and not Path(name).expanduser().exists():
+        raise InputError(f"{kind} {name}: no such file or folder.")

@@ -13,6 +13,7 @@ import traceback
 from rich.markup import escape
 
 from ..errors import PersonalignError
+from ..hub.auth import network_error_types
 from .common import console
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -21,8 +22,6 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     PermissionError,  # LocalEntryNotFoundError (not in the local cache, offline)
     IsADirectoryError,
     NotADirectoryError,
-    ConnectionError,  # the Hub or a dataset host unreachable (also datasets' offline-mode error)
-    TimeoutError,
     json.JSONDecodeError,
 )
 """Exception types whose message is meant for the user (the user can fix the input, the path or the network)."""
@@ -40,12 +39,14 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """`USER_ERRORS` plus the `LIBRARY_USER_ERRORS` of the libraries imported so far."""
+    """`USER_ERRORS`, the `LIBRARY_USER_ERRORS` of the libraries imported so far, and the errors that mean a host is
+    unreachable (`hub.auth.network_error_types`: `ConnectionError`, `TimeoutError`, the HTTP clients' transport
+    errors; also datasets' offline-mode error)."""
     found = []
     for module_name, names in LIBRARY_USER_ERRORS.items():
         module = sys.modules.get(module_name)
         found += [getattr(module, name) for name in names if hasattr(module, name)]
-    return USER_ERRORS + tuple(found)
+    return USER_ERRORS + tuple(found) + network_error_types()
 
 
 def is_user_error(error: BaseException) -> bool:

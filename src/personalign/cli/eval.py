@@ -87,11 +87,14 @@ def eval_policy(
     """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension, per
     persona, per benchmark file and per persona size, as JSON and PNG plots."""
     from ..evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
+    from ..hub.cards import check_card_path
     from ..io import ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
-    if model_card is not None and len(model) != 1:
-        raise InputError("--model-card takes the results of exactly one --model")
+    if model_card is not None:
+        if len(model) != 1:
+            raise InputError("--model-card takes the results of exactly one --model")
+        check_card_path(model_card)  # a folder, a missing folder or a broken card fails now, not after the run
     config = AlignmentEvalConfig(
         data_format=data_format,
         split=split,

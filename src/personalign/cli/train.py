@@ -98,6 +98,29 @@ def other_methods_hint(name: str, keys: Sequence[str]) -> str:
     return ""
 
 
+POSITIVE_FIELDS = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "beta",
+)
+"""Config fields that must be above zero. transformers and TRL do not check them when the config is built: torch
+refuses them later, mid-run, with a message that names no option (or, for beta, trains on without a word)."""
+
+
+def check_positive(config: Any, where: str) -> None:
+    """Refuse a value of `POSITIVE_FIELDS` that is not above zero, naming its flag.
+
+    Raises:
+        `InputError`: `"<where>: --learning_rate must be above 0, got -5.0."`.
+    """
+    for name in POSITIVE_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise InputError(f"{where}: --{name} must be above 0, got {value}.")
+
+
 def parse_train_arguments(
     name: str, argv: Sequence[str], gpu_state: Callable[[], tuple[bool, bool]] | None = None
 ) -> tuple[Any, Any, Any, str | None]:
@@ -156,6 +179,7 @@ def parse_train_arguments(
         except ValueError as error:  # a config's own checks: bad values of the user's arguments
             raise InputError(f"{where}: {error}") from error
     script_args, config, model_args = built
+    check_positive(config, where)
     if not script_args.dataset_name:
         raise InputError(f"{where}: set dataset_name (in the YAML file or --dataset_name).")
     if not model_args.model_name_or_path:

@@ -39,6 +39,7 @@ from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patte
 from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
+from ..io import require_local_path
 
 DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 """The local data files a source may hold."""
@@ -148,6 +149,9 @@ def read_data_file(path: str | Path) -> Dataset:
         raise InputError(f"{path}: expected a {', '.join(DATA_FILE_SUFFIXES)} file.")
     if path.is_file() and path.stat().st_size == 0:  # `datasets` fails on it with a bare StopIteration
         raise InputError(f"{path}: the file is empty; expected rows.")
+    small_json = path.suffix == ".json" and path.is_file() and path.stat().st_size <= 64
+    if small_json and "".join(path.read_text(encoding="utf-8", errors="replace").split()) in ("[]", "{}"):
+        raise InputError(f"{path}: holds no rows (an empty JSON list); expected rows.")
     with _reading(path):
         if path.suffix == ".parquet":
             return Dataset.from_parquet(str(path))
@@ -293,19 +297,12 @@ def dataset_configs(name_or_path: str | Path, **load_kwargs: Any) -> tuple[str, 
     Raises:
         `InputError`: For a local path that does not exist.
     """
-    _require_local_path(str(name_or_path))
+    require_local_path(str(name_or_path), "dataset", DATA_FILE_SUFFIXES)
     path = Path(name_or_path)
     if path.is_file() or (path.is_dir() and not (path / "README.md").is_file()):
         return ()
     hub = {key: load_kwargs[key] for key in ("revision", "token") if key in load_kwargs}
     return tuple(name for name in get_dataset_config_names(str(name_or_path), **hub) if name != "default")
-
-
-def _require_local_path(name: str) -> None:
-    """Fail on a source that does not exist but was meant as a local path (a Hub id is `owner/name`)."""
-    looks_local = name.startswith((".", "/", "~")) or Path(name).suffix in DATA_FILE_SUFFIXES or name.count("/") > 1
-    if looks_local and not Path(name).exists():
-        raise InputError(f"dataset {name}: no such file or folder.")
 
 
 def _read_config(
@@ -351,7 +348,7 @@ def load_source(name_or_path: str | Path, config: str | None = None, **load_kwar
     """
     name = str(name_or_path)
     path = Path(name_or_path)
-    _require_local_path(name)
+    require_local_path(name, "dataset", DATA_FILE_SUFFIXES)
     if path.is_dir() and any((path / marker).exists() for marker in SAVE_TO_DISK_FILES):
         if config is not None:
             raise InputError(f"dataset {name}: a folder written by save_to_disk has no configs (asked: {config!r}).")

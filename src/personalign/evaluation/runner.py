@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult
 from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
-from ..io import atomic_output
+from ..io import atomic_output, require_local_path
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .plots import plot_per_group, plot_persona_size
@@ -394,6 +394,7 @@ def _load_model(name: str, dtype: str) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    require_local_path(name, "model")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(name, dtype="auto" if dtype == "auto" else getattr(torch, dtype))
     return model.to(device)
@@ -402,6 +403,7 @@ def _load_model(name: str, dtype: str) -> Any:
 def _load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
+    require_local_path(name, "model")
     return AutoTokenizer.from_pretrained(name)
 
 
@@ -691,7 +693,8 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
             metric_type=metric,
             metric_value=round(float(overall[metric]), 4),
             metric_name=metric.replace("_", " "),
-            metric_args={"beta": settings["beta"], "reference": settings["reference"]},
+            # "none": reference-free (the implicit-reward form), spelled as `--reference none`
+            metric_args={"beta": settings["beta"], "reference": settings["reference"] or "none"},
         )
         for metric in CARD_METRICS
         if metric in overall

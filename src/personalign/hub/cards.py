@@ -216,6 +216,27 @@ def render_model_card(
     return _render(template_name, metadata, evaluation=results_table(results), **context)
 
 
+def check_card_path(card_path: str | Path) -> Path:
+    """Check, before any work, that results can be written into the model card at `card_path`: a Markdown file
+    (existing or new) in an existing folder, whose metadata, if it exists, can be read.
+
+    Returns:
+        `Path`: `card_path`.
+
+    Raises:
+        `InputError`: If `card_path` is a folder (a model folder's card is its `README.md`), its folder does not
+            exist, or the existing card's metadata cannot be read; naming the path.
+    """
+    card_path = Path(card_path)
+    if card_path.is_dir():
+        raise InputError(f"{card_path} is a folder; the model card is a file (e.g. {card_path / 'README.md'}).")
+    if not card_path.parent.is_dir():
+        raise InputError(f"{card_path}: its folder {card_path.parent} does not exist.")
+    if card_path.is_file():
+        _load_model_card(card_path)
+    return card_path
+
+
 def add_results_to_card(
     card_path: str | Path, results: Sequence[EvalResult], model_name: str, description: str = ""
 ) -> Path:
@@ -233,9 +254,9 @@ def add_results_to_card(
         `Path`: `card_path`.
 
     Raises:
-        `InputError`: If an existing card's metadata cannot be read, naming the file.
+        `InputError`: As `check_card_path` (a folder, a missing folder, unreadable metadata), naming the path.
     """
-    card_path = Path(card_path)
+    card_path = check_card_path(card_path)
     if card_path.is_file():
         card = _load_model_card(card_path)
         data, body = card.data, card.text

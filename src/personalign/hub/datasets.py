@@ -22,7 +22,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from ..errors import InputError
 from ..io import atomic_output
-from .auth import HubError, redact_token, resolve_token
+from .auth import HubError, network_error_types, redact_token, resolve_token
 
 MAX_SHARD_BYTES = 500 * 2**20
 
@@ -103,6 +103,6 @@ def push_dataset(
             )
     except HfHubHTTPError as error:
         raise HubError(f"pushing to {repo_id} failed: {redact_token(str(error), token)}") from None
-    except (ConnectionError, OSError) as error:
+    except (OSError, *network_error_types()) as error:
         raise HubError(f"the Hugging Face Hub is unreachable ({type(error).__name__}); the push stopped.") from None
     return str(url)

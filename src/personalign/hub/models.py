@@ -21,7 +21,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from ..errors import InputError
 from ..io import atomic_output
 from ..methods import get_method
-from .auth import HubError, redact_token, resolve_token
+from .auth import HubError, network_error_types, redact_token, resolve_token
 from .cards import merge_results, read_card_results, render_model_card
 from .run_record import read_run_record
 
@@ -174,6 +174,6 @@ def push_model(
         )
     except HfHubHTTPError as error:
         raise HubError(f"pushing to {repo_id} failed: {redact_token(str(error), token)}") from None
-    except (ConnectionError, OSError) as error:
+    except (OSError, *network_error_types()) as error:
         raise HubError(f"the Hugging Face Hub is unreachable ({type(error).__name__}); the push stopped.") from None
     return str(commit.commit_url)

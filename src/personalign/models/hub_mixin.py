@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin, snapshot_download
+from huggingface_hub import ModelCard, PyTorchModelHubMixin, snapshot_download
 from huggingface_hub.constants import SAFETENSORS_SINGLE_FILE
 from huggingface_hub.errors import HFValidationError
 from safetensors.torch import load_model
@@ -54,7 +54,32 @@ def local_folder(
     return folder
 
 
-class HubModule(torch.nn.Module, PyTorchModelHubMixin, library_name="personalign", tags=["personalign"]):
+SMALL_MODULE_CARD = """---
+{{ card_data }}
+---
+
+# {{ class_name }}
+
+A small module saved by [personalign](https://github.com/personalign/personalign): `config.json` holds its
+constructor's arguments, `model.safetensors` its weights. Load it with
+
+```python
+from {{ module_name }} import {{ class_name }}
+
+module = {{ class_name }}.from_pretrained("<this repo or folder>")  # add subfolder="..." when it sits in one
+```
+"""
+"""The README.md `save_pretrained` writes beside a small module (huggingface_hub's default asks for "More
+Information Needed")."""
+
+
+class HubModule(
+    torch.nn.Module,
+    PyTorchModelHubMixin,
+    library_name="personalign",
+    tags=["personalign"],
+    model_card_template=SMALL_MODULE_CARD,
+):
     """Base class of a small module saved with `save_pretrained(folder)` (`config.json` + `model.safetensors`) and
     loaded with `from_pretrained(name_or_path, subfolder=...)`. Weights are safetensors; nothing is unpickled.
 
@@ -114,3 +139,9 @@ class HubModule(torch.nn.Module, PyTorchModelHubMixin, library_name="personalign
         model = cls(**model_kwargs)
         load_model(model, weights, strict=strict, device=map_location)
         return model
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The mixin's card hook: `SMALL_MODULE_CARD` filled with this module's class and import path."""
+        kwargs.setdefault("class_name", type(self).__name__)
+        kwargs.setdefault("module_name", type(self).__module__)
+        return super().generate_model_card(*args, **kwargs)

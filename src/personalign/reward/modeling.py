@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import InputError
+from ..io import require_local_path
 from .feedback import FeedbackRendering, attach_history_texts, read_rendering_file, render_reward_example
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,20 @@ def load_reward_model(path: str | Path, device: str | None = None, **model_kwarg
         the rendering with `FeedbackRendering.from_dict`).
 
     Raises:
-        `InputError`: If the model does not output a single score (`num_labels != 1`), or its rendering file is
-            malformed.
+        `InputError`: If a local `path` does not exist, the model is not a sequence-classification model or does not
+            output a single score (`num_labels != 1`), or its rendering file is malformed.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    require_local_path(str(path), "reward model")
+    # A policy (e.g. a `...ForCausalLM`) would load with a fresh, random score head: refuse it by its architecture.
+    architectures = AutoConfig.from_pretrained(str(path)).architectures or []
+    if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):
+        raise InputError(
+            f"{path}: a {architectures[0]} is not a reward model (a sequence-classification model with one score); "
+            "train one with `personalign train reward`."
+        )
     model = AutoModelForSequenceClassification.from_pretrained(str(path), **model_kwargs)
     if model.config.num_labels != 1:
         raise InputError(

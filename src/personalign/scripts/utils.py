@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
 from ..hub.run_record import changed_fields, to_jsonable, write_run_record
+from ..io import require_local_path
 
 
 @dataclass
@@ -99,14 +100,19 @@ def make_config(config_class: type, **values: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------------- a run
 def start_run(method: str, script_args: ScriptArguments, training_args: Any, model_args: Any) -> tuple[dict, bool]:
-    """The run record's first fields, and whether to push at the end. With `training_args.push_to_hub` the token is
-    checked now (failing before training, not after it) and the trainer's own pushes at every save are turned off:
+    """The run record's first fields, and whether to push at the end. A local model or persona encoder path that does
+    not exist is refused now. With `training_args.push_to_hub` the token is checked now (failing before training,
+    not after it) and the trainer's own pushes at every save are turned off:
     the folder is pushed once, with personalign's card, by `finish_run`.
 
     Returns:
         `tuple[dict, bool]`: The record (method, base model, dataset, the hyperparameters and model settings that
         differ from their defaults) and whether to push.
     """
+    # A missing local model or encoder folder fails here, naming it (the Hub client would talk about repo ids).
+    require_local_path(model_args.model_name_or_path, "model")
+    if getattr(script_args, "persona_encoder", None):
+        require_local_path(script_args.persona_encoder, "persona encoder")
     push = bool(getattr(training_args, "push_to_hub", False))
     if push:
         resolve_token(training_args.hub_token)
