@@ -239,6 +239,27 @@ def test_train_pba_then_resume_from_the_last_checkpoint(assets, tmp_path):
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]
 
 
+SECRET = "hf_personalignTestSecret0123456789"
+
+
+def test_a_hub_token_is_never_printed_or_saved(assets, tmp_path):
+    """`--hub_token` used to be echoed by --print-config and the launch line, and pickled into every
+    `training_args.bin`."""
+    output = tmp_path / "pba"
+    shown = runner.invoke(
+        app, [*tiny_args(assets, "pba", output), "--hub_token", SECRET, "--num-processes", "2", "--print-config"]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert SECRET not in shown.stdout + shown.stderr
+    assert yaml.safe_load(shown.stdout)["config"]["hub_token"] == "***" and "--hub_token '***'" in shown.stderr
+    trained = runner.invoke(app, [*tiny_args(assets, "pba", output), "--hub_token", SECRET])
+    assert trained.exit_code == 0, trained.output
+    assert SECRET not in trained.stdout + trained.stderr
+    files = [path for path in output.rglob("*") if path.is_file()]
+    assert any(path.name == "training_args.bin" for path in files)
+    assert [str(path) for path in files if SECRET.encode() in path.read_bytes()] == []
+
+
 def test_train_dpore_push_model_round_trip(assets, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -24,6 +24,7 @@ from rich.markup import escape
 from typer.core import TyperCommand
 
 from ..errors import InputError
+from ..hub.auth import mask_token_arguments
 from ..methods import METHODS, get_method
 from .common import console
 
@@ -261,12 +262,14 @@ def train_command(
             name: to_jsonable(dataclasses.asdict(part))
             for name, part in (("script", script_args), ("config", config), ("model", model_args))
         }
+        if resolved["config"].get("hub_token"):
+            resolved["config"]["hub_token"] = "***"  # never printed
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         if command is not None:
-            console.print(f"would launch: {escape(format_command(command))}")
+            console.print(f"would launch: {escape(format_command(mask_token_arguments(command)))}")
         return
     if command is not None:
-        console.print(f"launching: {escape(format_command(command))}")
+        console.print(f"launching: {escape(format_command(mask_token_arguments(command)))}")
         raise typer.Exit(subprocess.call(command))
     if notice:
         console.print(notice)

@@ -48,3 +48,20 @@ def network_error_types() -> tuple[type[BaseException], ...]:
         if isinstance(error_type, type) and issubclass(error_type, BaseException):
             found.append(error_type)
     return tuple(found)
+
+
+TOKEN_FLAGS = ("--hub_token", "--hub-token", "--token")
+"""Command-line flags whose value is a token."""
+
+
+def mask_token_arguments(argv: list[str]) -> list[str]:
+    """`argv` with the value of every `TOKEN_FLAGS` flag (`--hub_token X` or `--hub_token=X`) replaced by `***`,
+    for echoing a command."""
+    masked = list(argv)
+    for index, part in enumerate(masked):
+        flag, equals, _ = part.partition("=")
+        if flag in TOKEN_FLAGS and equals:
+            masked[index] = f"{flag}=***"
+        elif part in TOKEN_FLAGS and index + 1 < len(masked):
+            masked[index + 1] = "***"
+    return masked

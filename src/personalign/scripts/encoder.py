@@ -89,7 +89,7 @@ def main(
         personas).
     """
     output = ensure_writable(training_args.output_dir, script_args.overwrite)  # before loading models and data
-    record, push = start_run("encoder", script_args, training_args, model_args)
+    record, push_token = start_run("encoder", script_args, training_args, model_args)
     training_args.output_dir = script_args.checkpoint_dir or str(output.with_name(f"{output.name}-checkpoints"))
     excerpts = load_excerpts(
         script_args.dataset_name,
@@ -119,4 +119,4 @@ def main(
         overwrite=script_args.overwrite,
     )
     record.update(output_dir=str(output), eval=results)
-    return finish_run(record, output, push, training_args)
+    return finish_run(record, output, push_token, training_args)

@@ -99,23 +99,31 @@ def make_config(config_class: type, **values: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------------- a run
-def start_run(method: str, script_args: ScriptArguments, training_args: Any, model_args: Any) -> tuple[dict, bool]:
-    """The run record's first fields, and whether to push at the end. A local model or persona encoder path that does
-    not exist is refused now. With `training_args.push_to_hub` the token is checked now (failing before training,
-    not after it) and the trainer's own pushes at every save are turned off:
-    the folder is pushed once, with personalign's card, by `finish_run`.
+def start_run(
+    method: str, script_args: ScriptArguments, training_args: Any, model_args: Any
+) -> tuple[dict, str | None]:
+    """The run record's first fields, and the token to push with at the end. A local model or persona encoder path
+    that does not exist is refused now. With `training_args.push_to_hub` the token is checked now (failing before
+    training, not after it) and the trainer's own pushes at every save are turned off: the folder is pushed once,
+    with personalign's card, by `finish_run`.
+
+    `training_args.hub_token` is taken out of the arguments (set to `None`): the trainer saves its arguments in every
+    checkpoint's `training_args.bin`, and a token must never be saved.
 
     Returns:
-        `tuple[dict, bool]`: The record (method, base model, dataset, the hyperparameters and model settings that
-        differ from their defaults) and whether to push.
+        `tuple[dict, str | None]`: The record (method, base model, dataset, the hyperparameters and model settings that
+        differ from their defaults) and the token to push with (`None`: no push).
     """
     # A missing local model or encoder folder fails here, naming it (the Hub client would talk about repo ids).
     require_local_path(model_args.model_name_or_path, "model")
     if getattr(script_args, "persona_encoder", None):
         require_local_path(script_args.persona_encoder, "persona encoder")
-    push = bool(getattr(training_args, "push_to_hub", False))
-    if push:
-        resolve_token(training_args.hub_token)
+    token = getattr(training_args, "hub_token", None)
+    if token is not None:
+        training_args.hub_token = None
+    push_token = None
+    if getattr(training_args, "push_to_hub", False):
+        push_token = resolve_token(token)
         training_args.push_to_hub = False
     record = {
         "method": method,
@@ -125,21 +133,23 @@ def start_run(method: str, script_args: ScriptArguments, training_args: Any, mod
         "hyperparameters": changed_fields(training_args),
         "model_config": changed_fields(model_args),
     }
-    return record, push
+    return record, push_token
 
 
-def finish_run(record: dict[str, Any], output_dir: str | Path, push: bool, training_args: Any) -> dict[str, Any]:
+def finish_run(
+    record: dict[str, Any], output_dir: str | Path, push_token: str | None, training_args: Any
+) -> dict[str, Any]:
     """Write the run record (`personalign_run.json`, what `push-model` turns into a model card) into `output_dir`
-    and, when asked, push the folder with `push_model`.
+    and, with a `push_token` (from `start_run`), push the folder with `push_model`.
 
     Returns:
         `dict`: The record, with `hub_url` after a push.
     """
     output_dir = Path(output_dir)
     write_run_record(output_dir, record)
-    if push:
+    if push_token is not None:
         repo_id = training_args.hub_model_id or output_dir.name
-        record["hub_url"] = push_model(output_dir, repo_id, token=training_args.hub_token)
+        record["hub_url"] = push_model(output_dir, repo_id, token=push_token)
     return record
 
 
@@ -225,7 +235,7 @@ def train_and_save(
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
     """
-    record, push = start_run(method, script_args, training_args, model_args)
+    record, push_token = start_run(method, script_args, training_args, model_args)
     output_dir = Path(training_args.output_dir)
     record["output_dir"] = str(output_dir)
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite)
@@ -238,4 +248,4 @@ def train_and_save(
     record["train_metrics"] = to_jsonable(result.metrics)
     if eval_dataset is not None:
         record["eval_metrics"] = to_jsonable(trainer.evaluate())
-    return finish_run(record, output_dir, push, training_args)
+    return finish_run(record, output_dir, push_token, training_args)
