@@ -4,6 +4,7 @@ value, anything else is kept."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -226,3 +227,36 @@ def test_a_reference_free_result_says_so_on_the_card(tmp_path):
     card = update_model_card(tmp_path / "README.md", results)
     (result,) = ModelCard.load(card).data.eval_results
     assert result.metric_args == {"beta": 0.1, "reference": "none"} and result.metric_value == 0.75
+
+
+def test_push_model_publishes_from_an_allow_list_and_only_files_that_load(tmp_path):
+    """Pickles (optimizer, RNG states, a `pytorch_model.bin`) stay behind whatever their name; a half-written
+    `model.safetensors` stops the export before anything is written."""
+    import torch
+    from safetensors.torch import save_file
+
+    from personalign.hub.models import PUBLISHED_SUFFIXES
+
+    folder = tmp_path / "run"
+    (folder / "projection_head").mkdir(parents=True)
+    (folder / "checkpoint-2").mkdir()
+    write_run_record(folder, {"method": "pba", "base_model": "org/base", "dataset": "org/data"})
+    save_file({"w": torch.zeros(4)}, str(folder / "model.safetensors"))
+    save_file({"w": torch.ones(2)}, str(folder / "projection_head" / "model.safetensors"))
+    for name, text in {"config.json": "{}", "tokenizer.json": "{}", "chat_template.jinja": "{{ x }}",
+                       "vocab.txt": "a\nb\n", "projection_head/config.json": "{}", "checkpoint-2/model.safetensors": "x"}.items():  # fmt: skip
+        (folder / name).write_text(text)
+    for pickle in ("pytorch_model.bin", "training_args.bin", "optimizer.pt", "random_states_0.pkl", "notes.npy"):
+        (folder / pickle).write_bytes(b"\x80\x04pickled")
+    exported = export_model(folder, tmp_path / "exported")
+    published = sorted(str(path.relative_to(exported)) for path in exported.rglob("*") if path.is_file())
+    assert published == [
+        "README.md", "chat_template.jinja", "config.json", "model.safetensors", RUN_RECORD,
+        "projection_head/config.json", "projection_head/model.safetensors", "tokenizer.json", "vocab.txt",
+    ]  # fmt: skip
+    assert all(Path(name).suffix in (*PUBLISHED_SUFFIXES, ".md") for name in published)
+    weights = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(InputError, match=r"model\.safetensors: does not load .*nothing was published"):
+        export_model(folder, tmp_path / "exported_again")
+    assert not (tmp_path / "exported_again").exists()

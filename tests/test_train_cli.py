@@ -319,10 +319,12 @@ def test_train_encoder_from_yaml(assets, tmp_path):
 
 def test_push_model_to_the_hub_with_a_fake_client(assets, tmp_path, monkeypatch):
     import huggingface_hub
+    import torch
+    from safetensors.torch import save_file
 
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "model.safetensors").write_bytes(b"weights")
+    save_file({"w": torch.zeros(2)}, str(folder / "model.safetensors"))  # push-model checks that weights load
     (folder / "training_args.bin").write_bytes(b"pickle")
     (folder / "checkpoint-1").mkdir()
     (folder / "checkpoint-1" / "model.safetensors").write_bytes(b"old")
@@ -382,9 +384,12 @@ def test_push_without_a_token_is_one_line(tmp_path):
 
 
 def test_push_with_the_hub_offline_is_one_line(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
     folder = tmp_path / "run"
     folder.mkdir()
-    (folder / "model.safetensors").write_bytes(b"weights")
+    save_file({"w": torch.zeros(2)}, str(folder / "model.safetensors"))  # weights that load: the push is what fails
     (folder / RUN_RECORD).write_text(json.dumps({"method": "pba", "base_model": "m", "dataset": "d"}))
     env = {**os.environ, "PERSONALIGN_DEBUG": "", "HF_TOKEN": "hf_not_a_real_token", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
@@ -394,6 +399,7 @@ def test_push_with_the_hub_offline_is_one_line(tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
     assert "hf_not_a_real_token" not in result.stderr + result.stdout
+    assert "does not load" not in result.stderr
 
 
 def test_train_reward_and_load_the_pushed_layout(assets, tmp_path):

@@ -8,6 +8,7 @@ from that record, never from the trainer's pickled `training_args.bin`, which is
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
 from fnmatch import fnmatch
@@ -17,6 +18,7 @@ from typing import Any
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, EvalResult, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
+from safetensors import SafetensorError, safe_open
 
 from ..errors import InputError
 from ..io import atomic_output
@@ -25,17 +27,14 @@ from .auth import HubError, network_error_types, redact_token, resolve_token
 from .cards import merge_results, read_card_results, render_model_card
 from .run_record import read_run_record
 
-IGNORED_FILES = (
-    "checkpoint-*",
-    "training_args.bin",
-    "*.pt",
-    "*.pth",
-    "runs",
-    "README.md",
-    ".*",
-)
-"""Not published: checkpoints, pickles (training args, optimizer, RNG states), logs, hidden files and the old card
-(the generated one replaces it)."""
+PUBLISHED_SUFFIXES = (".safetensors", ".json", ".jinja", ".txt", ".model")
+"""What is published, by suffix (an allow-list): weights as safetensors, configs and tokenizer files (JSON, a chat
+template, vocab / merges text, a sentencepiece model). Anything else (pickles such as `training_args.bin`,
+`pytorch_model.bin`, `optimizer.pt`, `random_states_0.pkl`; logs) stays behind, whatever its name."""
+
+SKIPPED_PARTS = ("checkpoint-*", "runs", ".*", "README.md")
+"""Never published, at any depth: checkpoints, logs, hidden files and the old card (the generated one replaces
+it)."""
 
 FILE_NOTES = {"alignment_eval.json": "alignment accuracy and flip rate from `personalign eval policy`"}
 """Files any trained folder may hold, with the line the card says about each (a method's own are in its registry
@@ -115,16 +114,40 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     )
 
 
-def _published(folder: Path) -> list[Path]:
-    """The files of `folder` that are published (relative paths), skipping `IGNORED_FILES` at any depth."""
+def published_files(folder: Path) -> list[Path]:
+    """The files of `folder` that are published (relative paths): those with a `PUBLISHED_SUFFIXES` suffix outside
+    `SKIPPED_PARTS`, each checked to load (a safetensors file's header and size, a JSON file's syntax), so that a
+    half-written file is never published.
+
+    Raises:
+        `InputError`: If a file to publish does not load, naming it.
+    """
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if any(fnmatch(part, pattern) for part in relative.parts for pattern in IGNORED_FILES):
+        if any(fnmatch(part, pattern) for part in relative.parts for pattern in SKIPPED_PARTS):
             continue
-        if path.is_file():
+        if path.is_file() and path.suffix in PUBLISHED_SUFFIXES:
+            check_loads(path)
             files.append(relative)
     return files
+
+
+def check_loads(path: Path) -> None:
+    """Open a file as what its suffix says: safetensors (header, and every tensor's bytes present) or JSON.
+
+    Raises:
+        `InputError`: If it does not load, naming it.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="numpy") as weights:
+                weights.keys()
+        elif path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, SafetensorError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise InputError(f"{path}: does not load ({reason}); nothing was published.") from None
 
 
 def _card_for(folder: Path, repo_id: str | None) -> str:
@@ -140,7 +163,7 @@ def export_model(folder: str | Path, target: str | Path, overwrite: bool = False
     folder = Path(folder)
     card = _card_for(folder, repo_id)
     with atomic_output(target, overwrite) as staging:
-        for relative in _published(folder):
+        for relative in published_files(folder):
             destination = staging / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(folder / relative, destination)
@@ -164,7 +187,7 @@ def push_model(
     api = huggingface_hub.HfApi(token=token)  # looked up at call time, so a stand-in client can replace it
     operations = [
         CommitOperationAdd(path_in_repo=relative.as_posix(), path_or_fileobj=str(folder / relative))
-        for relative in _published(folder)
+        for relative in published_files(folder)
     ]
     operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode("utf-8")))
     try:
