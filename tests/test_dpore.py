@@ -374,7 +374,7 @@ def test_similarity_functions_by_hand():
 
 
 # ------------------------------------------------------------------------------- the margin loss, computed once
-def _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, rows=8, peft_config=None, **settings):
+def perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, rows=8, peft_config=None, **settings):
     """A DPORE trainer whose policy has moved away from its reference, so the DPO term is not 0."""
     args = DPOREConfig(output_dir=str(tmp_path), **{**COMMON, **settings})
     kwargs = {"peft_config": peft_config} if peft_config is not None else {}
@@ -393,12 +393,41 @@ def _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, rows=8, peft_config=No
     return trainer
 
 
-def _without_persona(batch):
+def without_persona(batch):
     return {
         k: v
         for k, v in batch.items()
         if k not in ("persona_embedding_chosen", "persona_embedding_rejected", "persona_mask")
     }
+
+
+def reference_margin_loss(trainer, batch, reference, beta, lam, weight):
+    """The old formulation of DPORE's margin loss, from the DPORE paper's L_total (§3.3): TRL's own loss
+    (`w * mean(-logsig(.))`), minus its sigmoid term, plus L_total, with the DPO logits and d computed by hand from
+    full logits and a separate backbone pass. Returns `(loss, dpo_logits, d, correction)`, in float32, so the same
+    code serves under bf16 autocast (tests/test_gpu.py)."""
+    model = trainer.model
+    ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+
+    def sequence_logps(lm):
+        logits = lm(input_ids=ids, attention_mask=attention).logits[:, :-1]
+        token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return (token_logps * completion[:, 1:]).sum(dim=1)
+
+    trl_loss = DPOTrainer.compute_loss(trainer, model, without_persona(batch))
+    pol_c, pol_r = sequence_logps(model).chunk(2)
+    with torch.no_grad():
+        ref_c, ref_r = sequence_logps(reference).chunk(2)
+    hidden = model.model(input_ids=ids, attention_mask=attention).last_hidden_state.float()
+    mask = completion.unsqueeze(-1).float()
+    pooled_c, pooled_r = ((hidden * mask).sum(1) / mask.sum(1)).chunk(2)
+    head = trainer.projection_head
+    d = F.cosine_similarity(pooled_c, head(batch["persona_embedding_chosen"]).float(), dim=-1) - F.cosine_similarity(
+        pooled_r, head(batch["persona_embedding_rejected"]).float(), dim=-1
+    )
+    logits = beta * ((pol_c - ref_c) - (pol_r - ref_r))
+    correction = -F.logsigmoid(logits + lam * d) - -F.logsigmoid(logits)  # L_total minus TRL's sigmoid term
+    return trl_loss.float() + weight * correction.mean(), logits, d, correction
 
 
 @pytest.mark.parametrize(("beta", "lam", "weight"), [(0.1, 2.0, 1.0), (0.5, 5.0, 0.5), (2.0, 0.5, 3.0)])
@@ -409,7 +438,7 @@ def test_margin_loss_equals_the_subtract_and_readd_formulation_with_its_gradient
     term and added L_total back. The old formulation is written here from the DPORE paper's formula (§3.3), with its
     DPO logits and d computed by hand from full logits and a separate backbone pass; both give the same loss and the
     same gradient for every parameter (policy and projection head)."""
-    trainer = _perturbed_trainer(
+    trainer = perturbed_trainer(
         tiny_lm_path, tokenizer, tmp_path, beta=beta, re_lambda=lam, loss_weights=[weight], re_placement="margin"
     )
     model = trainer.model
@@ -420,28 +449,9 @@ def test_margin_loss_equals_the_subtract_and_readd_formulation_with_its_gradient
     new = trainer.compute_loss(model, dict(batch))
     new_grads = torch.autograd.grad(new, parameters)
 
-    reference = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
-    ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
-
-    def sequence_logps(lm):
-        logits = lm(input_ids=ids, attention_mask=attention).logits[:, :-1]
-        token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return (token_logps * completion[:, 1:]).sum(dim=1)
-
-    trl_loss = DPOTrainer.compute_loss(trainer, model, _without_persona(batch))  # TRL's own: w * mean(-logsig(.))
-    pol_c, pol_r = sequence_logps(model).chunk(2)
-    with torch.no_grad():
-        ref_c, ref_r = sequence_logps(reference).chunk(2)
-    hidden = model.model(input_ids=ids, attention_mask=attention).last_hidden_state
-    mask = completion.unsqueeze(-1).float()
-    pooled_c, pooled_r = ((hidden * mask).sum(1) / mask.sum(1)).chunk(2)
-    head = trainer.projection_head
-    d = F.cosine_similarity(pooled_c, head(batch["persona_embedding_chosen"]), dim=-1) - F.cosine_similarity(
-        pooled_r, head(batch["persona_embedding_rejected"]), dim=-1
+    old, logits, d, correction = reference_margin_loss(
+        trainer, batch, AutoModelForCausalLM.from_pretrained(tiny_lm_path), beta, lam, weight
     )
-    logits = beta * ((pol_c - ref_c) - (pol_r - ref_r))
-    correction = -F.logsigmoid(logits + lam * d) - -F.logsigmoid(logits)  # L_total minus TRL's sigmoid term
-    old = trl_loss + weight * correction.mean()
     old_grads = torch.autograd.grad(old, parameters)
 
     assert abs(logits).max() > 1e-3 and abs(d).max() > 1e-3 and abs(correction).max() > 1e-4  # all terms present
@@ -455,7 +465,7 @@ def test_margin_loss_equals_the_subtract_and_readd_formulation_with_its_gradient
 
 
 # ------------------------------------------------------------------------------------------------------- hooks
-def _hook_counts(trainer, model):
+def hook_counts(trainer, model):
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     reference = trainer.ref_model
     return (
@@ -465,7 +475,7 @@ def _hook_counts(trainer, model):
     )
 
 
-class _RecordHooks(TrainerCallback):
+class RecordHooks(TrainerCallback):
     def __init__(self, count):
         self.count, self.seen = count, []
 
@@ -489,14 +499,14 @@ def test_only_the_hooks_a_configuration_needs_and_none_after_training(
     args = DPOREConfig(output_dir=str(tmp_path), max_steps=2, **{**COMMON, **settings})
     model = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
     trainer = DPORETrainer(model=model, args=args, train_dataset=data, eval_dataset=data, processing_class=tokenizer)
-    record = _RecordHooks(lambda: _hook_counts(trainer, model))
+    record = RecordHooks(lambda: hook_counts(trainer, model))
     trainer.add_callback(record)
-    assert _hook_counts(trainer, model) == (0, 0, 0)  # nothing installed at construction
+    assert hook_counts(trainer, model) == (0, 0, 0)  # nothing installed at construction
     trainer.train()
     assert record.seen == [during, during]
-    assert _hook_counts(trainer, model) == (0, 0, 0)  # removed when training ends
+    assert hook_counts(trainer, model) == (0, 0, 0)  # removed when training ends
     trainer.evaluate()  # evaluation after training installs them again for its duration, and removes them
-    assert _hook_counts(trainer, model) == (0, 0, 0)
+    assert hook_counts(trainer, model) == (0, 0, 0)
 
 
 def test_two_trainers_on_one_model_never_stack_hooks(tiny_lm_path, tokenizer, tmp_path):
@@ -511,13 +521,13 @@ def test_two_trainers_on_one_model_never_stack_hooks(tiny_lm_path, tokenizer, tm
         )
         for name in ("first", "second")
     )
-    backbone_and_lm = lambda: _hook_counts(second, model)[:2]  # noqa: E731
+    backbone_and_lm = lambda: hook_counts(second, model)[:2]  # noqa: E731
     assert backbone_and_lm() == (0, 0)
     with first.representation_hooks():
         assert backbone_and_lm() == (1, 1) and first.hooks.installed
         with second.representation_hooks():  # the second trainer takes the model over: still one set
             assert backbone_and_lm() == (1, 1) and second.hooks.installed and not first.hooks.installed
-        record = _RecordHooks(backbone_and_lm)
+        record = RecordHooks(backbone_and_lm)
         second.add_callback(record)
         second.train()
         assert record.seen == [(1, 1), (1, 1)]
@@ -542,7 +552,7 @@ def test_hooks_are_removed_when_training_fails(tiny_lm_path, tokenizer, tmp_path
     )
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
-    assert _hook_counts(trainer, model) == (0, 0, 0) and not trainer.hooks.installed
+    assert hook_counts(trainer, model) == (0, 0, 0) and not trainer.hooks.installed
 
 
 # ------------------------------------------------------------------- TRL internals DPORETrainer relies on (pins)
@@ -557,7 +567,7 @@ def test_trl_internal_1_prepare_dataset_signature():
 
 
 def test_trl_internal_2_signature_columns_keep_the_embeddings(tiny_lm_path, tokenizer, tmp_path):
-    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
     batch = next(iter(trainer.get_train_dataloader()))
     assert "persona_embedding" in (trainer._signature_columns or []), (
         "TRL internal 2 changed: DPOTrainer._set_signature_columns_if_needed no longer sets Trainer._signature_columns"
@@ -581,7 +591,7 @@ def test_trl_internals_3_5_6_7_forward_order_and_loss(tiny_lm_path, tokenizer, t
         peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     if reference == "precomputed":
         settings["precompute_ref_log_probs"] = True
-    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, peft_config=peft_config, **settings)
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, peft_config=peft_config, **settings)
     assert (trainer.ref_model is None) == (reference != "ref_model"), (
         f"TRL internal 7 changed: DPOTrainer.ref_model is {type(trainer.ref_model).__name__} with a {reference} reference"
     )
@@ -594,7 +604,7 @@ def test_trl_internals_3_5_6_7_forward_order_and_loss(tiny_lm_path, tokenizer, t
     )
     trainer.model.train()
     dpore = trainer.compute_loss(trainer.model, dict(batch))
-    trl = DPOTrainer.compute_loss(trainer, trainer.model, _without_persona(batch))
+    trl = DPOTrainer.compute_loss(trainer, trainer.model, without_persona(batch))
     assert abs(trl.item() - 0.7 * math.log(2)) > 1e-4  # the policy really differs from the reference
     assert torch.equal(dpore, trl), (
         f"TRL internals 3/6 changed: DPORE's L_total at d = 0 ({dpore.item()}) is not TRL's sigmoid loss "
@@ -605,7 +615,7 @@ def test_trl_internals_3_5_6_7_forward_order_and_loss(tiny_lm_path, tokenizer, t
 def test_trl_internal_3_changes_fail_loudly(tiny_lm_path, tokenizer, tmp_path, monkeypatch):
     """If TRL's loss stops running the policy forward first (or at all), DPORE raises instead of training on the
     wrong tensors."""
-    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
     batch = dict(next(iter(trainer.get_train_dataloader())))
     original = DPOTrainer._compute_loss
 
@@ -628,7 +638,7 @@ def test_trl_internal_3_changes_fail_loudly(tiny_lm_path, tokenizer, tmp_path, m
 def test_trl_internal_4_fused_lm_head(tiny_lm_path, tokenizer, tmp_path):
     from trl.trainer.utils import add_fused_lm_head  # noqa: F401  (the public helper DPOTrainer patches with)
 
-    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
     batch = next(iter(trainer.get_train_dataloader()))
     ids, completion = batch["input_ids"], batch["completion_mask"]
     seen = []
@@ -682,7 +692,7 @@ def test_trl_internal_6_router_loss_rule_and_its_refusal(tiny_lm_path, tokenizer
 
     def loss(built):
         batch = {k: v for k, v in next(iter(built.get_train_dataloader())).items() if k != "persona_embedding"}
-        return DPOTrainer.compute_loss(built, built.model, _without_persona(batch)).item()
+        return DPOTrainer.compute_loss(built, built.model, without_persona(batch)).item()
 
     with_router = loss(trainer(DPOTrainer, DPOConfig))
     without_router = loss(trainer(DPOTrainer, DPOConfig, router_aux_loss_coef=0.0))
@@ -699,7 +709,7 @@ def test_trl_internals_8_9_10_card_fingerprint_and_saving(tiny_lm_path, tokenize
     from transformers import PreTrainedModel, Trainer
     from trl.trainer.utils import hash_module
 
-    trainer = _perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path)
     trainer.create_model_card(model_name="dpore-test")
     card = (tmp_path / "README.md").read_text()
     assert "@misc{dpore2025" in card and "- dpore" in card, (

@@ -12,14 +12,15 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import DPOTrainer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from personalign import Persona, pba_messages, preference_example
 from personalign.data.synthetic import alignx_rows
 from personalign.trainers import DPOREConfig, DPORETrainer, PBAConfig, PBATrainer
+
+# The DPORE test module's helpers (rows with persona embeddings, hook counts, the reference formulation of the
+# margin loss), so that the GPU run checks the very code the CPU suite checks.
+from test_dpore import RecordHooks, hook_counts, persona_rows, perturbed_trainer, reference_margin_loss
 
 DEVICE = os.environ.get("PERSONALIGN_GPU_TESTS_DEVICE", "cuda")
 ON_CPU = DEVICE == "cpu"
@@ -51,18 +52,6 @@ def report(name, **values):
     print(f"\nGPU-RESULT {name} [{DEVICE}]: {shown}")
 
 
-def persona_rows(num_rows, seed):
-    rows = []
-    for row in alignx_rows(num_rows, seed):
-        persona = Persona.from_alignx_row(row)
-        example = preference_example(
-            pba_messages(row["prompt"], persona.profile_text()), row["chosen"], row["rejected"]
-        )
-        example["persona_embedding"] = [value - 0.5 for value in persona.preference_vector()]
-        rows.append(example)
-    return rows
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tiny_lm_path):
     return AutoTokenizer.from_pretrained(tiny_lm_path)
@@ -82,23 +71,6 @@ def changed(model, before):
 
 def on_device(model):
     return next(model.parameters()).device.type == torch.device(DEVICE).type
-
-
-def hook_counts(trainer, model):
-    reference = trainer.ref_model
-    return (
-        len(model.base_model._forward_hooks),
-        len(model._forward_hooks),
-        len(reference._forward_hooks) if reference is not None else 0,
-    )
-
-
-class RecordHooks(TrainerCallback):
-    def __init__(self, count):
-        self.count, self.seen = count, []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.seen.append(self.count())
 
 
 def check_training(name, trainer, model, before, result, steps):
@@ -183,30 +155,6 @@ def test_personalized_reward_trains_in_bf16(tiny_lm_path, tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------ DPORE's loss, on the device
-def _perturbed_dpore_trainer(tiny_lm_path, tokenizer, tmp_path, bf16, **settings):
-    args = DPOREConfig(output_dir=str(tmp_path), bf16=bf16, **{**COMMON, **settings})
-    trainer = DPORETrainer(
-        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
-        args=args,
-        train_dataset=Dataset.from_list(persona_rows(8, seed=5)),
-        processing_class=tokenizer,
-    )
-    torch.manual_seed(1)
-    with torch.no_grad():  # move the policy away from its reference, so the DPO term is not 0
-        for name, parameter in trainer.model.named_parameters():
-            if "dpore_projection" not in name:
-                parameter.add_(0.02 * torch.randn_like(parameter))
-    return trainer
-
-
-def _without_persona(batch):
-    return {
-        k: v
-        for k, v in batch.items()
-        if k not in ("persona_embedding_chosen", "persona_embedding_rejected", "persona_mask")
-    }
-
-
 # bf16 autocast rounds each matmul's inputs to 8 bits of mantissa: the two formulations (fused LM head vs full logits,
 # hooked hidden states vs a second backbone pass) round differently, so they agree to bf16 noise, not to fp32's.
 TOLERANCES = {"fp32": dict(loss=1e-5, grad=1e-4), "bf16": dict(loss=1e-2, grad=1e-1)}
@@ -219,8 +167,16 @@ def test_margin_loss_equals_the_reference_formulation_on_the_device(tiny_lm_path
     both run under the autocast that bf16 training uses."""
     beta, lam, weight = 0.1, 2.0, 1.0
     bf16 = precision == "bf16"
-    trainer = _perturbed_dpore_trainer(
-        tiny_lm_path, tokenizer, tmp_path, bf16, beta=beta, re_lambda=lam, loss_weights=[weight], re_placement="margin"
+    trainer = perturbed_trainer(
+        tiny_lm_path,
+        tokenizer,
+        tmp_path,
+        bf16=bf16,
+        use_cpu=ON_CPU,
+        beta=beta,
+        re_lambda=lam,
+        loss_weights=[weight],
+        re_placement="margin",
     )
     model = trainer.model
     assert on_device(model)
@@ -240,29 +196,10 @@ def test_margin_loss_equals_the_reference_formulation_on_the_device(tiny_lm_path
         new = trainer.compute_loss(model, dict(batch))
     new_grads = torch.autograd.grad(new, parameters)
 
-    reference = AutoModelForCausalLM.from_pretrained(tiny_lm_path).to(device)
-    ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
-
-    def sequence_logps(lm):
-        logits = lm(input_ids=ids, attention_mask=attention).logits[:, :-1]
-        token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return (token_logps * completion[:, 1:]).sum(dim=1)
-
     with autocast():
-        trl_loss = DPOTrainer.compute_loss(trainer, model, _without_persona(batch))
-        pol_c, pol_r = sequence_logps(model).chunk(2)
-        with torch.no_grad():
-            ref_c, ref_r = sequence_logps(reference).chunk(2)
-        hidden = model.model(input_ids=ids, attention_mask=attention).last_hidden_state.float()
-        mask = completion.unsqueeze(-1).float()
-        pooled_c, pooled_r = ((hidden * mask).sum(1) / mask.sum(1)).chunk(2)
-        head = trainer.projection_head
-        d = F.cosine_similarity(
-            pooled_c, head(batch["persona_embedding_chosen"]).float(), dim=-1
-        ) - F.cosine_similarity(pooled_r, head(batch["persona_embedding_rejected"]).float(), dim=-1)
-        logits = beta * ((pol_c - ref_c) - (pol_r - ref_r))
-        correction = -F.logsigmoid(logits + lam * d) - -F.logsigmoid(logits)
-        old = trl_loss.float() + weight * correction.mean()
+        old, logits, d, correction = reference_margin_loss(
+            trainer, batch, AutoModelForCausalLM.from_pretrained(tiny_lm_path).to(device), beta, lam, weight
+        )
     old_grads = torch.autograd.grad(old, parameters)
 
     names = [n for n, p in model.named_parameters() if p.requires_grad]
