@@ -15,6 +15,9 @@ as an internal error (a bug), see `personalign.cli.error_map`.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping, Sequence
+
 
 class PersonalignError(Exception):
     """Base class of every error personalign raises for a problem the user can fix."""
@@ -23,3 +26,16 @@ class PersonalignError(Exception):
 class InputError(PersonalignError, ValueError):
     """Bad data, configuration or arguments: the message names the file / row / column / option and what was
     expected."""
+
+
+def imported_error_types(by_module: Mapping[str, Sequence[str]]) -> tuple[type[BaseException], ...]:
+    """The exception classes named in `by_module` (`{"yaml": ("YAMLError",)}`) of the modules already imported. A
+    module that was never imported cannot have raised, so none is imported here (the CLI's start-up stays light)."""
+    found = []
+    for module_name, names in by_module.items():
+        module = sys.modules.get(module_name)
+        for name in names:
+            error_type = getattr(module, name, None)
+            if isinstance(error_type, type) and issubclass(error_type, BaseException):
+                found.append(error_type)
+    return tuple(found)

@@ -12,7 +12,7 @@ import traceback
 
 from rich.markup import escape
 
-from ..errors import PersonalignError
+from ..errors import PersonalignError, imported_error_types
 from ..hub.auth import network_error_types
 from .common import console
 
@@ -32,7 +32,7 @@ LIBRARY_USER_ERRORS = {
     "huggingface_hub.errors": ("HfHubHTTPError", "HFValidationError"),
 }
 """User-facing error types of the field's libraries, by module. They are looked up only in modules already imported
-(an exception of a module that was never imported cannot have been raised), so the map imports none of them."""
+(`errors.imported_error_types`), so the map imports none of them."""
 
 DEBUG_ENV = "PERSONALIGN_DEBUG"
 INTERRUPTED_EXIT_CODE = 130
@@ -42,11 +42,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """`USER_ERRORS`, the `LIBRARY_USER_ERRORS` of the libraries imported so far, and the errors that mean a host is
     unreachable (`hub.auth.network_error_types`: `ConnectionError`, `TimeoutError`, the HTTP clients' transport
     errors; also datasets' offline-mode error)."""
-    found = []
-    for module_name, names in LIBRARY_USER_ERRORS.items():
-        module = sys.modules.get(module_name)
-        found += [getattr(module, name) for name in names if hasattr(module, name)]
-    return USER_ERRORS + tuple(found) + network_error_types()
+    return USER_ERRORS + imported_error_types(LIBRARY_USER_ERRORS) + network_error_types()
 
 
 def is_user_error(error: BaseException) -> bool:

@@ -3,11 +3,9 @@ logged or saved; `redact_token` takes it out of any text shown to the user."""
 
 from __future__ import annotations
 
-import sys
-
 import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
 
-from ..errors import PersonalignError
+from ..errors import PersonalignError, imported_error_types
 
 
 class HubError(PersonalignError, OSError):
@@ -33,21 +31,15 @@ def redact_token(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-HTTP_TRANSPORT_ERRORS = {"httpx2": "TransportError", "httpx": "TransportError", "requests": "ConnectionError"}
+HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",), "requests": ("ConnectionError",)}
 """The HTTP clients huggingface_hub and datasets use (huggingface_hub 1.x-2.x: httpx / httpx2; older: requests),
 each with its base class of "the host could not be reached" errors, which are not `OSError`s in httpx."""
 
 
 def network_error_types() -> tuple[type[BaseException], ...]:
     """The exception types that mean "the Hub (or another host) is unreachable": `ConnectionError`, `TimeoutError`
-    and the transport errors of the HTTP clients in `HTTP_TRANSPORT_ERRORS` already imported (a client that was
-    never imported cannot have raised, so none is imported here)."""
-    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    for module_name, name in HTTP_TRANSPORT_ERRORS.items():
-        error_type = getattr(sys.modules.get(module_name), name, None)
-        if isinstance(error_type, type) and issubclass(error_type, BaseException):
-            found.append(error_type)
-    return tuple(found)
+    and the transport errors of the HTTP clients in `HTTP_TRANSPORT_ERRORS` already imported."""
+    return (ConnectionError, TimeoutError, *imported_error_types(HTTP_TRANSPORT_ERRORS))
 
 
 TOKEN_FLAGS = ("--hub_token", "--hub-token", "--token")
