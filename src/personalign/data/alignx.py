@@ -393,3 +393,37 @@ class AlignX(datasets.ArrowBasedBuilder):
     def _generate_tables(self, dataset: Dataset) -> Iterator[tuple[tuple[int, int], pa.Table]]:
         for index, batch in enumerate(dataset.data.to_batches(max_chunksize=10_000)):
             yield (0, index), pa.Table.from_batches([batch])
+
+
+# ------------------------------------------------------------------------------------------- validation only
+def _check_batch(batch: Mapping[str, list], indices: list[int], where: str) -> None:
+    _normalize_batch(batch, indices, where)  # raises on the first bad row; the normalised rows are not kept
+
+
+def check_alignx_rows(dataset: Dataset, where: str, num_proc: int | None = None, batch_size: int = 1000) -> None:
+    """Validate AlignX rows exactly as `read_alignx` (`personalign build-dataset alignx`) does, with the same
+    messages, without writing the normalised rows: for the trainers, which render the rows as they are.
+
+    One batched pass (`Dataset.map` whose function returns nothing, so no cache file is written).
+
+    Args:
+        dataset (`Dataset`): AlignX rows (release column names or snake_case) of one file or Hub split.
+        where (`str`): The file (or Hub split) for messages; rows are named by their index in it.
+        num_proc (`int`, *optional*): Processes for the pass.
+        batch_size (`int`, *optional*, defaults to `1000`): Rows per batch.
+
+    Raises:
+        `InputError`: If a column is missing or a row is bad (a prompt that is not text, a vector of the wrong
+            length or with a value outside {0, 0.5, 1}, an item without its fields), naming `where`, the row and the
+            column.
+    """
+    require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
+    dataset.map(
+        _check_batch,
+        batched=True,
+        batch_size=batch_size,
+        with_indices=True,
+        fn_kwargs={"where": where},
+        num_proc=num_proc,
+        desc=f"Validating {where}",
+    )

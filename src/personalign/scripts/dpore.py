@@ -21,7 +21,7 @@ from ..personas.persona import Persona
 from ..trainers.alignx_trainer import ROW_COLUMN, has_raw_personas, render_for_training
 from ..trainers.dpore_config import DPOREConfig
 from ..trainers.dpore_trainer import DPORETrainer
-from .utils import ScriptArguments, train_and_save, trainer_kwargs
+from .utils import ScriptArguments, data_sources, persona_row_check, train_and_save, trainer_kwargs
 
 PERSONA_FORMATS = ("pba", "ica")
 
@@ -75,7 +75,7 @@ def build_trainer(
     if eval_dataset is not None:
         eval_dataset = dpore_rows(eval_dataset, script_args.persona_format)
     kwargs = trainer_kwargs(training_args, model_args, train_dataset, eval_dataset)
-    return DPORETrainer(persona_encoder=encoder, **kwargs)
+    return DPORETrainer(persona_encoder=encoder, data_sources=data_sources(script_args), **kwargs)
 
 
 def save_persona_encoder(trainer: DPORETrainer, script_args: DPOREScriptArguments, output_dir: Path) -> dict[str, Any]:
@@ -97,4 +97,12 @@ def main(script_args: DPOREScriptArguments, training_args: DPOREConfig, model_ar
     Returns:
         `dict`: The run record (see `utils.train_and_save`), with `persona_encoder`.
     """
-    return train_and_save("dpore", script_args, training_args, model_args, build_trainer, save_persona_encoder)
+    return train_and_save(
+        "dpore",
+        script_args,
+        training_args,
+        model_args,
+        build_trainer,
+        save_persona_encoder,
+        check_rows=persona_row_check("dpore"),
+    )

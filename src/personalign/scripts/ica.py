@@ -11,7 +11,7 @@ from trl import ModelConfig, TrlParser
 
 from ..trainers.ica_config import ICAConfig
 from ..trainers.ica_trainer import ICATrainer
-from .utils import ScriptArguments, train_and_save, trainer_kwargs
+from .utils import ScriptArguments, data_sources, persona_row_check, train_and_save, trainer_kwargs
 
 
 def build_trainer(
@@ -21,8 +21,10 @@ def build_trainer(
     train_dataset: Any,
     eval_dataset: Any,
 ) -> ICATrainer:
-    """The ICA trainer for the parsed arguments and the loaded splits."""
-    return ICATrainer(**trainer_kwargs(training_args, model_args, train_dataset, eval_dataset))
+    """The ICA trainer for the parsed arguments and the loaded splits (named in its messages by
+    `data_sources`)."""
+    kwargs = trainer_kwargs(training_args, model_args, train_dataset, eval_dataset)
+    return ICATrainer(data_sources=data_sources(script_args), **kwargs)
 
 
 def make_parser() -> TrlParser:
@@ -36,4 +38,6 @@ def main(script_args: ScriptArguments, training_args: ICAConfig, model_args: Mod
     Returns:
         `dict`: The run record (see `utils.train_and_save`).
     """
-    return train_and_save("ica", script_args, training_args, model_args, build_trainer)
+    return train_and_save(
+        "ica", script_args, training_args, model_args, build_trainer, check_rows=persona_row_check("ica")
+    )

@@ -11,7 +11,7 @@ from trl import ModelConfig, TrlParser
 
 from ..trainers.pba_config import PBAConfig
 from ..trainers.pba_trainer import PBATrainer
-from .utils import ScriptArguments, train_and_save, trainer_kwargs
+from .utils import ScriptArguments, data_sources, persona_row_check, train_and_save, trainer_kwargs
 
 
 def build_trainer(
@@ -21,8 +21,10 @@ def build_trainer(
     train_dataset: Any,
     eval_dataset: Any,
 ) -> PBATrainer:
-    """The PBA trainer for the parsed arguments and the loaded splits."""
-    return PBATrainer(**trainer_kwargs(training_args, model_args, train_dataset, eval_dataset))
+    """The PBA trainer for the parsed arguments and the loaded splits (named in its messages by
+    `data_sources`)."""
+    kwargs = trainer_kwargs(training_args, model_args, train_dataset, eval_dataset)
+    return PBATrainer(data_sources=data_sources(script_args), **kwargs)
 
 
 def make_parser() -> TrlParser:
@@ -36,4 +38,6 @@ def main(script_args: ScriptArguments, training_args: PBAConfig, model_args: Mod
     Returns:
         `dict`: The run record (see `utils.train_and_save`).
     """
-    return train_and_save("pba", script_args, training_args, model_args, build_trainer)
+    return train_and_save(
+        "pba", script_args, training_args, model_args, build_trainer, check_rows=persona_row_check("pba")
+    )

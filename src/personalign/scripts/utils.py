@@ -9,16 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
+from datasets import Dataset
 from transformers.trainer_utils import get_last_checkpoint
 from trl import get_peft_config
 
-from ..data.loading import load_rows
+from ..data.alignx import check_alignx_rows
+from ..data.loading import DatasetSource, load_source, require_columns, row_name
 from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
 from ..hub.run_record import changed_fields, to_jsonable, write_run_record
 from ..io import require_local_path
+from ..trainers.alignx_trainer import has_raw_personas
 
 
 @dataclass
@@ -176,15 +181,67 @@ def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> s
     return None
 
 
-def load_datasets(script_args: ScriptArguments) -> tuple[Any, Any]:
-    """The training split (cut to `max_train_samples`) and the evaluation split (`None` without one)."""
-    train = load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split)
-    if script_args.max_train_samples is not None:
-        train = train.select(range(min(script_args.max_train_samples, len(train))))
+RowCheck = Callable[[Dataset, str, Any], None]
+"""`check_rows(rows, where, training_args)`: refuse the first bad row of one file (or Hub split) `where` with an
+`InputError` naming it, the row and the column; `training_args` is the method's config (its column names)."""
+
+
+def check_split(
+    source: DatasetSource, split: str, check_rows: RowCheck, training_args: Any, limit: int | None = None
+) -> None:
+    """Run `check_rows` over each file (or Hub split) of one split, so that messages name the file and the row in
+    it, as `personalign build-dataset` does; with `limit`, only the first `limit` rows of the split (those trained).
+
+    Raises:
+        `InputError`: From `check_rows`, or if the split does not exist.
+    """
+    source.split(split)  # a missing split is reported first, naming those there are
+    remaining = limit
+    for where, rows in source.parts[split]:
+        if remaining is not None:
+            if remaining <= 0:
+                break
+            rows = rows.select(range(min(remaining, len(rows))))
+            remaining -= len(rows)
+        check_rows(rows, where, training_args)
+
+
+def load_datasets(
+    script_args: ScriptArguments, check_rows: RowCheck | None = None, training_args: Any = None
+) -> tuple[Any, Any]:
+    """The training split (cut to `max_train_samples`) and the evaluation split (`None` without one), each checked
+    by `check_rows` file by file before anything else loads.
+
+    Args:
+        script_args (`ScriptArguments`): The dataset, its config and splits.
+        check_rows (`RowCheck`, *optional*): The method's row check (see `check_split`).
+        training_args (*optional*): The method's config, passed to `check_rows`.
+
+    Raises:
+        `InputError`: If the dataset cannot be read, a split is missing or a row is bad.
+    """
+    source = load_source(script_args.dataset_name, script_args.dataset_config)
+    train = source.split(script_args.dataset_train_split)
+    limit = script_args.max_train_samples
+    if limit is not None:
+        train = train.select(range(min(limit, len(train))))
+    if check_rows is not None:
+        check_split(source, script_args.dataset_train_split, check_rows, training_args, limit)
     evaluation = None
     if script_args.dataset_test_split:
-        evaluation = load_rows(script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split)
+        evaluation = source.split(script_args.dataset_test_split)
+        if check_rows is not None:
+            check_split(source, script_args.dataset_test_split, check_rows, training_args)
     return train, evaluation
+
+
+def data_sources(script_args: ScriptArguments) -> dict[str, str]:
+    """The training and evaluation data for messages, by the trainers' dataset names (`"train"`, `"eval"`):
+    `"<dataset_name> [<split>]"`."""
+    sources = {"train": f"{script_args.dataset_name} [{script_args.dataset_train_split}]"}
+    if script_args.dataset_test_split:
+        sources["eval"] = f"{script_args.dataset_name} [{script_args.dataset_test_split}]"
+    return sources
 
 
 def trainer_kwargs(training_args: Any, model_args: Any, train_dataset: Any, eval_dataset: Any) -> dict[str, Any]:
@@ -218,6 +275,7 @@ def train_and_save(
     model_args: Any,
     build_trainer: BuildTrainer,
     save_extras: Callable[[Any, Any, Path], dict[str, Any]] | None = None,
+    check_rows: RowCheck | None = None,
 ) -> dict[str, Any]:
     """Train a trainer-based method and write its output folder: the model (and tokenizer), whatever `save_extras`
     adds, and the run record; push it when `training_args.push_to_hub`.
@@ -231,6 +289,8 @@ def train_and_save(
         save_extras (`Callable[[Trainer, ScriptArguments, Path], dict]`, *optional*): Saves what the method adds
             beside the model (DPORE's persona encoder) into the output folder and returns the fields to add to the
             run record.
+        check_rows (`RowCheck`, *optional*): Validates the rows file by file before the model loads (see
+            `check_split`).
 
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
@@ -239,7 +299,7 @@ def train_and_save(
     output_dir = Path(training_args.output_dir)
     record["output_dir"] = str(output_dir)
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite)
-    train_dataset, eval_dataset = load_datasets(script_args)
+    train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
     trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset)
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
     trainer.save_model(str(output_dir))
@@ -249,3 +309,81 @@ def train_and_save(
     if eval_dataset is not None:
         record["eval_metrics"] = to_jsonable(trainer.evaluate())
     return finish_run(record, output_dir, push_token, training_args)
+
+
+# ------------------------------------------------------------------------------------------------- row checks
+PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected")
+"""The columns of a TRL preference row."""
+
+
+def first_null_row(column: pa.ChunkedArray | pa.Array) -> int | None:
+    """The index of the first null of an Arrow column, or `None` (vectorised: no Python loop over the rows)."""
+    nulls = pc.is_null(column)
+    if not pc.any(nulls).as_py():
+        return None
+    return pc.index(nulls, True).as_py()
+
+
+def check_text_columns(rows: Dataset, columns: tuple[str, ...], where: str) -> None:
+    """Each of `columns` holds, in every row, text or a list of chat messages whose `content` is text (TRL's
+    standard and conversational formats). One vectorised pass per column over Arrow data.
+
+    Raises:
+        `InputError`: `"<where>, row 3, column 'prompt': expected text, got NoneType."` (the message
+            `personalign build-dataset` gives), or the column's type when it is neither.
+    """
+    table = rows.with_format("arrow")[:]  # the rows of this view only (a `select` keeps the whole table beneath)
+    for name in columns:
+        column = table.column(name)
+        index = first_null_row(column)
+        if index is not None:
+            raise InputError(f"{row_name(where, None, index)}, column {name!r}: expected text, got NoneType.")
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            continue
+        is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind)
+        item = kind.value_type if is_list else None
+        if item is None or not pa.types.is_struct(item) or item.get_field_index("content") < 0:
+            raise InputError(
+                f"{where}, column {name!r}: expected text or a list of chat messages ({{role, content}}), got "
+                f"values of type {kind}."
+            )
+        contents = pc.struct_field(pc.list_flatten(column), "content")
+        position = first_null_row(contents)
+        if position is not None:
+            index = pc.list_parent_indices(column)[position].as_py()
+            raise InputError(
+                f"{row_name(where, None, index)}, column {name!r}: a message without text content (null)."
+            )
+
+
+def check_preference_rows(rows: Dataset, where: str, method: str) -> None:
+    """Ready TRL preference rows: `prompt`, `chosen` and `rejected` present and text (or chat messages) in every row.
+
+    Raises:
+        `InputError`: Naming `where`, the missing column (and what a `personalign train METHOD` row needs) or the
+            first bad row.
+    """
+    require_columns(rows, PREFERENCE_COLUMNS, where, f"a `personalign train {method}`")
+    check_text_columns(rows, PREFERENCE_COLUMNS, where)
+
+
+def persona_row_check(method: str) -> RowCheck:
+    """The row check of the persona-prompt methods (PBA, ICA, DPORE): AlignX rows with raw persona columns are
+    validated as `personalign build-dataset alignx` validates them (`check_alignx_rows`: same messages); rows with
+    a ready prompt by `check_preference_rows`.
+
+    Args:
+        method (`str`): The method's registry name, for messages.
+
+    Returns:
+        `RowCheck`
+    """
+
+    def check(rows: Dataset, where: str, training_args: Any) -> None:
+        if has_raw_personas(rows.column_names):
+            check_alignx_rows(rows, where, num_proc=getattr(training_args, "dataset_num_proc", None))
+        else:
+            check_preference_rows(rows, where, method)
+
+    return check

@@ -17,6 +17,7 @@ from ..data.alignx import CHAT_FEATURES, AlignXBuildConfig, render_batch
 from ..papers import ALIGNX_CITATION
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
 from .alignx_config import AlignXRenderingConfig
+from .kept_rows import DPO_DROP_REASON, data_label, report_kept_rows
 
 ROW_COLUMN = "alignx_row"
 RAW_PERSONA_COLUMNS = frozenset(ALIGNX_COLUMN_ALIASES[UGC_COLUMN] + ALIGNX_COLUMN_ALIASES[PAIRS_COLUMN])
@@ -93,7 +94,11 @@ class AlignXPersonaTrainer(DPOTrainer):
     """Base of [`ICATrainer`] and [`PBATrainer`]: TRL's DPOTrainer whose `_prepare_dataset` first renders AlignX rows
     (raw persona columns, release or snake_case names) into persona-conditioned prompts with the foundation's
     renderers; the tokenizer's chat template then applies as for any conversational row. Rows with a ready prompt
-    pass through unchanged. With `redraw_history_each_epoch`, training epoch e uses history draw e."""
+    pass through unchanged. With `redraw_history_each_epoch`, training epoch e uses history draw e.
+
+    Rows that TRL drops for `max_length` (their prompt alone fills it) are counted and reported; a dataset of which
+    none is left is refused (`personalign.trainers.kept_rows`). `data_sources=` (`{"train": ..., "eval": ...}`)
+    names the data in those messages, e.g. by file."""
 
     _style: ClassVar[str] = ""
     _config_class: ClassVar[type[AlignXRenderingConfig]] = AlignXRenderingConfig
@@ -110,6 +115,7 @@ class AlignXPersonaTrainer(DPOTrainer):
         if not isinstance(args, self._config_class):
             raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
         self._raw_train_dataset: Dataset | None = None
+        self.data_sources: dict[str, str] = dict(kwargs.pop("data_sources", None) or {})
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
         if self._raw_train_dataset is not None and args.redraw_history_each_epoch and not args.keep_full_history:
             self.train_dataset = EpochRedrawDataset(self.train_dataset, self._prepare_epoch)
@@ -120,7 +126,10 @@ class AlignXPersonaTrainer(DPOTrainer):
             if dataset_name == "train" and isinstance(dataset, Dataset):
                 self._raw_train_dataset = dataset
             dataset = render_for_training(dataset, self._style, args.rendering(), 0, dataset_name)
-        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        prepared = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        source = data_label(self.data_sources, dataset_name)
+        report_kept_rows(dataset, prepared, args.max_length, source, DPO_DROP_REASON)
+        return prepared
 
     def _prepare_epoch(self, epoch: int) -> Dataset:
         rendered = render_for_training(self._raw_train_dataset, self._style, self.args.rendering(), epoch, "train")

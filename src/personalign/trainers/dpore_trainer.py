@@ -37,6 +37,7 @@ from ..methods import PROJECTION_HEAD_FOLDER
 from ..models.projection_head import PersonaProjectionHead
 from ..papers import DPORE_CITATION
 from .dpore_config import DPOREConfig
+from .kept_rows import DPO_DROP_REASON, data_label, report_kept_rows
 
 HEAD_ATTRIBUTE = "dpore_projection"
 """Name of the projection head's submodule on the policy (its parameters are `dpore_projection.*`)."""
@@ -354,7 +355,9 @@ def trl_changed(internal: str, found: str) -> RuntimeError:
 class DPORETrainer(DPOTrainer):
     r"""DPO with persona-representation regularization (DPORE), a drop-in [`~trl.DPOTrainer`].
 
-    The constructor is `DPOTrainer`'s plus `persona_encoder=`. Persona embeddings come from columns of the dataset
+    The constructor is `DPOTrainer`'s plus `persona_encoder=` and `data_sources=` (`{"train": ..., "eval": ...}`:
+    names the data, e.g. by file, in the report of rows TRL drops for `max_length`; a dataset of which none is left
+    is refused, see `personalign.trainers.kept_rows`). Persona embeddings come from columns of the dataset
     (`persona_embedding`, or `persona_embedding_chosen` and `persona_embedding_rejected`) or are computed once from
     the data by the given [`PersonaEncoder`]; rows without one are trained with plain DPO. A projection head h_phi
     (its parameters registered on the policy, so the optimizer, DDP and DeepSpeed see them) maps embeddings into the
@@ -432,6 +435,7 @@ class DPORETrainer(DPOTrainer):
         quantization_config: Any = None,
         peft_config: Any = None,
         persona_encoder: Any = None,
+        data_sources: dict[str, str] | None = None,
     ) -> None:
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
@@ -440,6 +444,7 @@ class DPORETrainer(DPOTrainer):
             raise TypeError(f"DPORETrainer needs a DPOREConfig, got {type(args).__name__}.")
         refuse_unsupported(args)
         self.persona_encoder = persona_encoder
+        self.data_sources = dict(data_sources or {})
         self.hooks = RepresentationHooks()
         self.representation_metrics: dict[str, defaultdict[str, list[float]]] = {
             "train": defaultdict(list),
@@ -482,7 +487,10 @@ class DPORETrainer(DPOTrainer):
             if not isinstance(dataset, Dataset):
                 raise InputError("a persona_encoder embeds map-style Datasets only; precompute the column instead.")
             dataset = embed_personas(dataset, self.persona_encoder, args, dataset_name)
-        return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        prepared = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        source = data_label(self.data_sources, dataset_name)
+        report_kept_rows(dataset, prepared, args.max_length, source, DPO_DROP_REASON)
+        return prepared
 
     def _set_signature_columns_if_needed(self) -> None:
         """TRL's signature columns plus the three embedding columns, so `remove_unused_columns` keeps them (TRL

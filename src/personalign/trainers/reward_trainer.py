@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,9 +15,8 @@ from ..data.multifacet import attach_history
 from ..errors import InputError
 from ..papers import COUNTERFACTUAL_CITATION
 from ..reward.feedback import HISTORY_IDS_COLUMN, FeedbackRendering, render_reward_batch, write_rendering_file
+from .kept_rows import data_label, report_kept_rows
 from .reward_config import PersonalizedRewardConfig
-
-logger = logging.getLogger(__name__)
 
 
 def _first_row(dataset: Any) -> dict[str, Any]:
@@ -125,6 +123,9 @@ class PersonalizedRewardTrainer(RewardTrainer):
             As in [`~trl.RewardTrainer`]; `args` must be a [`PersonalizedRewardConfig`].
         responses (`Dataset`, *optional*):
             The `responses` config of the counterfactual MultiFacet build, for rows whose history is response ids.
+        data_sources (`dict[str, str]`, *optional*):
+            Names the data (`{"train": ..., "eval": ...}`, e.g. by file) in the report of rows longer than
+            `max_length` even without history, which TRL drops; a dataset of which none is left is refused.
     """
 
     _tag_names: ClassVar[list[str]] = ["trl", "reward-trainer", "personalized-reward-model", "personalign"]
@@ -151,6 +152,7 @@ class PersonalizedRewardTrainer(RewardTrainer):
         quantization_config: Any = None,
         peft_config: Any = None,
         responses: Dataset | None = None,
+        data_sources: dict[str, str] | None = None,
     ) -> None:
         if args is None:
             name = model if isinstance(model, str) else model.config._name_or_path
@@ -158,6 +160,7 @@ class PersonalizedRewardTrainer(RewardTrainer):
         if not isinstance(args, PersonalizedRewardConfig):
             raise TypeError(f"PersonalizedRewardTrainer needs a PersonalizedRewardConfig, got {type(args).__name__}.")
         self.responses = responses
+        self.data_sources = dict(data_sources or {})
         super().__init__(
             model,
             args=args,
@@ -182,15 +185,8 @@ class PersonalizedRewardTrainer(RewardTrainer):
             dataset, processing_class, rendering, dataset_name, self.responses, args.dataset_num_proc
         )
         prepared = super()._prepare_dataset(rendered, processing_class, args, dataset_name)
-        if isinstance(rendered, Dataset) and len(prepared) < len(rendered):
-            logger.warning(
-                "%d of %d rows of the %s dataset exceed max_length=%s even without any history; they are filtered "
-                "out (TRL's behaviour for over-long rows). Raise max_length to keep them.",
-                len(rendered) - len(prepared),
-                len(rendered),
-                dataset_name,
-                args.max_length,
-            )
+        source = data_label(self.data_sources, dataset_name)
+        report_kept_rows(rendered, prepared, args.max_length, source, "even without any history; TRL drops them")
         return prepared
 
     # ------------------------------------------------------------------------------------------------- saving
