@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import os
 import shlex
 import subprocess
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Union
 
 import typer
 from rich.markup import escape
@@ -61,6 +64,104 @@ def read_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
     for key, value in env.items():
         os.environ[str(key)] = str(value)
     return config
+
+
+BOOL_STRINGS = ("true", "false", "yes", "no", "t", "f", "y", "n", "1", "0")
+"""The texts `transformers.HfArgumentParser` reads as a boolean (its `string_to_bool`)."""
+
+
+def value_matches(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a dataclass field's type hint as `TrlParser` would take it: a text value must parse
+    as the flag would (argparse converts text defaults), other values must already have the type (argparse passes
+    them through untouched, so a wrong one reaches the config, or the optimizer, as it is). Types this does not know
+    are accepted: only what is certainly wrong is refused."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (Union, types.UnionType):
+        enums = [arm for arm in args if isinstance(arm, type) and issubclass(arm, enum.Enum)]
+        if enums and isinstance(value, str):  # `SchedulerType | str`: HfArgumentParser offers the enum's values
+            return any(value_matches(value, arm) for arm in enums)
+        return any(value_matches(value, arm) for arm in args)
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return value in args
+    if value is None:
+        return False
+    if hint is bool:
+        return isinstance(value, bool) or (isinstance(value, str) and value.lower() in BOOL_STRINGS)
+    if hint in (int, float):
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, str):
+            try:
+                hint(value)
+            except ValueError:
+                return False
+            return True
+        return isinstance(value, int) or (hint is float and isinstance(value, float))
+    if hint is str:
+        return not isinstance(value, (list, dict))
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        item = args[0] if args else Any
+        items = value if isinstance(value, list) else [value]  # one value for a list field: argparse's nargs default
+        return all(value_matches(element, item) for element in items)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return value in {member.value for member in hint} or value in hint.__members__
+    return True
+
+
+def describe_type(hint: Any) -> str:
+    """A type hint in words, for messages (`"a number"`, `"an integer or null"`, `"a list of text"`)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        enums = [arm for arm in args if isinstance(arm, type) and issubclass(arm, enum.Enum)]
+        words = [describe_type(arm) for arm in (enums or args) if arm is not type(None)]
+        return " or ".join(dict.fromkeys(words)) + (" or null" if type(None) in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        return f"a list of {describe_type(args[0]).removeprefix('a ').removeprefix('an ')}" if args else "a list"
+    if origin is dict or hint is dict:
+        return "a mapping"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(repr(member.value) for member in hint)
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_yaml_types(config: dict[str, Any], parser: Any, path: str | os.PathLike) -> None:
+    """Refuse a YAML value that does not fit its field's type, naming the file, the key and the expected type, before
+    anything loads. `TrlParser` would pass a non-text value through unchecked (`learning_rate: [1, 2]` reached the
+    optimizer) and report a bad text value as a flag (`--max_steps: invalid int value`) without the file.
+
+    Args:
+        config (`dict`): The YAML mapping (from `read_yaml_config`).
+        parser (`trl.TrlParser`): The method's parser (its `dataclass_types`).
+        path (`str` or `os.PathLike`): The YAML file, for messages.
+
+    Raises:
+        `InputError`: `"cfg.yaml: key 'learning_rate' must be a number; got [1, 2] (list)."`.
+    """
+    for dataclass_type in parser.dataclass_types:
+        hints = typing.get_type_hints(dataclass_type)
+        for field in dataclasses.fields(dataclass_type):
+            if field.name not in config or field.name not in hints:
+                continue
+            value, hint = config[field.name], hints[field.name]
+            choices = field.metadata.get("choices")  # as HfArgumentParser reads them
+            if value is None and field.default is None:
+                continue  # a field that defaults to None takes null whatever its hint says
+            fits = value_matches(value, hint)
+            if fits and isinstance(value, str) and choices:
+                fits = value in choices
+            if not fits:
+                expected = f"one of {', '.join(map(repr, choices))}" if choices else describe_type(hint)
+                got = "null" if value is None else f"{value!r} ({type(value).__name__})"
+                raise InputError(f"{path}: key {field.name!r} must be {expected}; got {got}.")
 
 
 def split_config_flag(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -153,7 +254,9 @@ def parse_train_arguments(
     where = f"`personalign train {name}`"
     config_path, args = split_config_flag(argv)
     if config_path is not None:
-        unknown = parser.set_defaults_with_config(**read_yaml_config(config_path))
+        yaml_config = read_yaml_config(config_path)
+        check_yaml_types(yaml_config, parser, config_path)
+        unknown = parser.set_defaults_with_config(**yaml_config)
         if unknown:
             keys = [item[2:] for item in unknown[::2]]
             expected = ", ".join(t.__name__ for t in parser.dataclass_types[:-1])
@@ -218,17 +321,84 @@ def train_help() -> str:
     )
 
 
+METHOD_HELP = "personalign_method_help"
+"""`ctx.meta` key: the method whose own help `personalign train METHOD --help` shows."""
+
+
+def own_fields(dataclass_type: type) -> list[dataclasses.Field]:
+    """The fields a dataclass gets from personalign's classes (its own and its personalign bases'), not from TRL or
+    transformers."""
+    names = {
+        name
+        for base in dataclass_type.__mro__
+        if base.__module__.split(".")[0] == "personalign"
+        for name in getattr(base, "__annotations__", {})
+    }
+    return [f for f in dataclasses.fields(dataclass_type) if f.name in names and f.init]
+
+
+def describe_field(field: dataclasses.Field) -> str:
+    """A field as one help entry's right side: its help and its default."""
+    default = field.default if field.default is not dataclasses.MISSING else None
+    return f"{field.metadata.get('help', '')} [default: {default}]".strip()
+
+
+def method_help(name: str) -> tuple[str, list[tuple[str, str]], list[tuple[str, str]]]:
+    """`personalign train NAME --help`: the method's summary, its own options (script arguments and the
+    personalign fields of its config) as `(--flag, help)` pairs, and the TRL / transformers classes whose every field
+    is an option too, as `(class, field names)` pairs."""
+    method = get_method(name)
+    script_type, config_type, model_type = method.script_module().make_parser().dataclass_types
+    own = [
+        (f"--{field.name}", describe_field(field))
+        for dataclass_type in (script_type, config_type)
+        for field in own_fields(dataclass_type)
+    ]
+    own_names = {flag[2:] for flag, _ in own}
+    inherited = []
+    for dataclass_type in (config_type, model_type):
+        base = next(b for b in dataclass_type.__mro__ if b.__module__.split(".")[0] != "personalign")
+        fields = [f.name for f in dataclasses.fields(dataclass_type) if f.init and f.name not in own_names]
+        inherited.append((f"{base.__module__.split('.')[0]}.{base.__name__}", ", ".join(fields)))
+    return method.summary, own, inherited
+
+
 class TrainCommand(TyperCommand):
-    """The `train` command, whose help is `train_help()` at the time it is shown.
+    """The `train` command, whose help is `train_help()` at the time it is shown, or, for `personalign train METHOD
+    --help`, the method's own options (`method_help`).
 
     Relies on Typer building the command from `typer.core.TyperCommand` (the `cls=` of `app.command`) and rendering
-    its help from `self.help` in click's `Command.format_help`; `test_train_help_lists_the_registered_methods` and
-    the registry test fail if either changes.
+    its help from `self.help` in click's `Command.format_help`, and on click's `Command.parse_args(ctx, args)` seeing
+    the arguments before the eager `--help` prints; `test_train_help_lists_the_registered_methods`,
+    `test_train_method_help_shows_its_own_fields` and the registry test fail if either changes.
     """
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--help" in args:
+            method = next((arg for arg in args if arg in METHODS), None)
+            if method is not None:
+                ctx.meta[METHOD_HELP] = method
+        return super().parse_args(ctx, args)
+
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        self.help = train_help()
-        super().format_help(ctx, formatter)
+        name = ctx.meta.get(METHOD_HELP)
+        if name is None:
+            self.help = train_help()
+            super().format_help(ctx, formatter)
+            return
+        summary, own, inherited = method_help(name)
+        formatter.write_usage(f"personalign train {name}", "--config cfg.yaml [--key value ...]")
+        formatter.write_paragraph()
+        formatter.write_text(f"{name}: {summary}")
+        formatter.write_text(
+            "YAML keys and --flags are the same names; YAML values are defaults, flags override them. "
+            "--num-processes, --accelerate-config, --print-config: see `personalign train --help`."
+        )
+        with formatter.section(f"Options of personalign train {name}"):
+            formatter.write_dl(own)
+        for class_name, names in inherited:
+            with formatter.section(f"Every field of {class_name} (see its documentation)"):
+                formatter.write_text(names)
 
 
 Method = Annotated[str, typer.Argument(help="A registered method (listed above).", show_default=False)]
