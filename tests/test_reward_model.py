@@ -3,7 +3,6 @@ rendering in `_prepare_dataset`, learning under counterfactual evaluation with t
 report, the generative B.1 baseline and in-context B.2 generation."""
 
 import json
-import logging
 import os
 import random
 import subprocess
@@ -17,6 +16,7 @@ from transformers import AutoTokenizer
 from personalign import PersonalizedRewardConfig, PersonalizedRewardTrainer
 from personalign.data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
 from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows, pair_adjacent_epochs
+from personalign.errors import InputError
 from personalign.evaluation.judges import LLMJudge
 from personalign.inference.generation import GenerationBackend
 from personalign.io import write_rows
@@ -191,13 +191,10 @@ def test_prepare_dataset_renders_history_rows_ids_and_ready_rows(tiny_lm_path, t
         model=str(tiny_lm_path), args=ablation, train_dataset=rows, processing_class=tokenizer
     )
     assert blind.train_dataset[0]["chosen_ids"] == chat_ids(tokenizer, [], rows[0]["prompt"], rows[0]["chosen"])
-    # rows too long even without history are filtered out, as TRL does, and said so
-    caplog.set_level(logging.WARNING)
+    # rows too long even without history are filtered out, as TRL does; when none is left it is an error
     short = PersonalizedRewardConfig(output_dir=str(tmp_path / "rm"), max_length=60, **COMMON)
-    cut = PersonalizedRewardTrainer(
-        model=str(tiny_lm_path), args=short, train_dataset=rows, processing_class=tokenizer
-    )
-    assert len(cut.train_dataset) == 0 and "6 of 6 rows of the train dataset exceed max_length=60" in caplog.text
+    with pytest.raises(InputError, match="the train dataset: all 6 rows are longer than max_length=60"):
+        PersonalizedRewardTrainer(model=str(tiny_lm_path), args=short, train_dataset=rows, processing_class=tokenizer)
     # ready TRL rows pass through untouched
     ready = Dataset.from_list([{"prompt": "Hi", "chosen": "Yo", "rejected": "Hello there"}] * 2)
     plain = PersonalizedRewardTrainer(

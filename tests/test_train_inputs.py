@@ -1,0 +1,243 @@
+"""`personalign train` on bad inputs: every one ends with one `error:` line naming the file (row, column, key) and what
+was expected, before the model loads and before the output folder is made; rows dropped for `max_length` are counted,
+and dropping all of them is an error."""
+
+import json
+import logging
+import re
+
+import pytest
+from datasets import Dataset
+from typer.testing import CliRunner
+
+from personalign.cli import app
+from personalign.cli.train import parse_train_arguments
+from personalign.errors import InputError
+from personalign.scripts.utils import check_text_columns
+from personalign.trainers.kept_rows import report_kept_rows
+
+runner = CliRunner()
+CPU = lambda: (False, False)  # noqa: E731
+TINY = ["--max_steps", "1", "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--report_to", "none"]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory, kit_cache):
+    from personalign.testing import write_tiny_assets
+
+    return write_tiny_assets(tmp_path_factory.mktemp("tiny") / "tiny", 16, 8, cache_dir=kit_cache)
+
+
+@pytest.fixture(scope="module")
+def alignx_rows(assets):
+    return Dataset.from_parquet(str(assets / "alignx" / "train.parquet")).to_list()
+
+
+@pytest.fixture(scope="module")
+def multifacet_rows(assets):
+    return Dataset.from_parquet(str(assets / "multifacet" / "train.parquet")).to_list()
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def train(method, assets, dataset, output, *flags):
+    """`personalign train METHOD` in process; returns (result, the error line or None)."""
+    args = ["train", method, "--model_name_or_path", str(assets / "causal_lm"), "--dataset_name", str(dataset),
+            "--output_dir", str(output), "--max_length", "512", *TINY, *flags]  # fmt: skip
+    result = runner.invoke(app, args)
+    return result, (str(result.exception) if isinstance(result.exception, InputError) else None)
+
+
+def refused_before_loading(monkeypatch):
+    """Make loading a model fail loudly: a check that must run before it would otherwise pass unnoticed."""
+    import transformers
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the rows were checked")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_model)
+    monkeypatch.setattr(transformers.AutoModelForSequenceClassification, "from_pretrained", no_model)
+
+
+# ----------------------------------------------------------------------------------------- 1-2: rows up front
+@pytest.mark.parametrize("method", ["pba", "ica", "dpore"])
+def test_alignx_rows_without_chosen_name_the_file_and_column(assets, alignx_rows, tmp_path, monkeypatch, method):
+    refused_before_loading(monkeypatch)
+    data = write_jsonl(tmp_path / "rows.jsonl", [{k: v for k, v in r.items() if k != "chosen"} for r in alignx_rows])
+    result, error = train(method, assets, data, tmp_path / "out")
+    assert error is not None, result.output
+    assert f"{data}: missing column(s) 'chosen'; an AlignX row needs prompt, chosen, rejected" in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda rows: rows[3].update(prompt=None), "row 3, column 'prompt': expected text, got NoneType."),
+        (
+            lambda rows: rows[5]["Pair-wise Comparative Feedback"][0]["Preference Direction"].__setitem__(0, 0.7),
+            "row 5, column 'Pair-wise Comparative Feedback' item 0 'Preference Direction': index 0 holds 0.7",
+        ),
+        (
+            lambda rows: rows[2]["User-Generated Content"][1].update({"Preference Direction": [0.5] * 5}),
+            "row 2, column 'User-Generated Content' item 1 'Preference Direction': preference vector has length 5",
+        ),
+    ],
+    ids=["null-prompt", "value-outside-0-0.5-1", "wrong-length"],
+)
+def test_bad_alignx_rows_get_the_build_dataset_message(assets, alignx_rows, tmp_path, monkeypatch, change, message):
+    """A null prompt used to train on the text "None"; a bad history vector passed epoch 0 and aborted at the
+    epoch-1 redraw naming neither file nor row. Both are refused up front, as `build-dataset alignx` refuses them."""
+    import copy
+
+    rows = copy.deepcopy(alignx_rows)
+    change(rows)
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    build = runner.invoke(app, ["build-dataset", "alignx", "--source", str(data), "--output", str(tmp_path / "b")])
+    assert message in str(build.exception)
+    refused_before_loading(monkeypatch)
+    result, error = train("pba", assets, data, tmp_path / "out")
+    assert error == str(build.exception) and error.startswith(f"{data}, row"), result.output
+
+
+def test_ready_rows_with_a_null_prompt_or_message_are_refused(tmp_path):
+    text = Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": None, "chosen": "c",
+                              "rejected": "r"}])  # fmt: skip
+    with pytest.raises(InputError, match=r"^f.jsonl, row 1, column 'prompt': expected text, got NoneType.$"):
+        check_text_columns(text, ("prompt", "chosen", "rejected"), "f.jsonl")
+    turn = lambda content: [{"role": "user", "content": content}]  # noqa: E731
+    chat = Dataset.from_list([{"prompt": turn("a"), "chosen": turn("b")}, {"prompt": turn("a"), "chosen": turn(None)}])
+    with pytest.raises(InputError, match=r"f.jsonl, row 1, column 'chosen': a message without text content"):
+        check_text_columns(chat, ("prompt", "chosen"), "f.jsonl")
+    numbers = Dataset.from_list([{"prompt": 1}])
+    with pytest.raises(InputError, match=r"f.jsonl, column 'prompt': expected text or a list of chat messages"):
+        check_text_columns(numbers, ("prompt",), "f.jsonl")
+    check_text_columns(text.select([0]), ("prompt", "chosen", "rejected"), "f.jsonl")  # a view: only its rows
+
+
+def test_only_the_rows_trained_are_checked(assets, alignx_rows, tmp_path, monkeypatch):
+    from personalign.scripts.utils import ScriptArguments, load_datasets, persona_row_check
+
+    rows = [dict(row) for row in alignx_rows]
+    rows[10] = {**rows[10], "prompt": None}
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    script = ScriptArguments(dataset_name=str(data), max_train_samples=8)
+    train_rows, _ = load_datasets(script, persona_row_check("pba"), None)
+    assert len(train_rows) == 8
+    with pytest.raises(InputError, match="row 10, column 'prompt'"):
+        load_datasets(ScriptArguments(dataset_name=str(data)), persona_row_check("pba"), None)
+
+
+def test_train_reward_rows_without_chosen_and_bad_histories(assets, multifacet_rows, tmp_path, monkeypatch):
+    import copy
+
+    refused_before_loading(monkeypatch)
+    data = write_jsonl(tmp_path / "nochosen.jsonl", [{k: v for k, v in r.items() if k != "chosen"} for r in
+                                                     multifacet_rows])  # fmt: skip
+    _, error = train("reward", assets, data, tmp_path / "out")
+    assert error.startswith(f"{data}: missing column(s) 'chosen'; a `personalign train reward` row needs prompt, ")
+    rows = copy.deepcopy(multifacet_rows)
+    rows[4]["history_text"][1]["chosen"] = None
+    data = write_jsonl(tmp_path / "history.jsonl", rows)
+    _, error = train("reward", assets, data, tmp_path / "out")
+    assert error == f"{data}, row 4, column 'history_text', item 1: expected text under 'chosen'."
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------ 3: reward on AlignX rows
+def test_train_reward_refuses_alignx_persona_rows(assets, tmp_path, monkeypatch):
+    """It used to ignore every persona column and train a history-free "personalized" reward model."""
+    refused_before_loading(monkeypatch)
+    data = assets / "alignx" / "train.parquet"
+    _, error = train("reward", assets, data, tmp_path / "out")
+    assert error.startswith(f"{data}: AlignX persona rows (")
+    assert "`personalign build-dataset multifacet-cf`" in error and "personalign train pba|ica|dpore" in error
+
+
+# ------------------------------------------------------------------------------------------ 4: dropped rows
+def test_report_kept_rows(caplog):
+    caplog.set_level(logging.WARNING)
+    report_kept_rows(range(4), range(4), 8, "f.jsonl [train]", "why")
+    assert caplog.text == ""
+    report_kept_rows(range(4), range(1), 8, "f.jsonl [train]", "why")
+    assert "dropped 3 of 4 rows longer than max_length=8 (f.jsonl [train]): why." in caplog.text
+    with pytest.raises(InputError, match=r"^f.jsonl \[train\]: all 4 rows are longer than max_length=8 \(why\)"):
+        report_kept_rows(range(4), [], 8, "f.jsonl [train]", "why")
+
+
+@pytest.mark.parametrize("method, max_length", [("ica", "64"), ("reward", "16")])
+def test_dropping_every_row_is_an_error_before_training(assets, tmp_path, method, max_length):
+    """`train ica --max_length 128` on long personas trained 0 steps and saved the base weights (rc 0); `train
+    reward --max_length 16` ended with torch's "num_samples=0"."""
+    data = assets / ("multifacet" if method == "reward" else "alignx")
+    result, error = train(method, assets, data, tmp_path / "out", "--max_length", max_length)
+    assert error == (
+        f"{data} [train]: all {16 if method == 'ica' else 30} rows are longer than max_length={max_length} ("
+        + ("even without any history; TRL drops them" if method == "reward" else "their prompt alone fills it, and "
+           "TRL drops such rows with truncation_mode='keep_start'")
+        + "); nothing is left to train on. Raise --max_length."
+    ), result.output  # fmt: skip
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_dropped_rows_are_counted(assets, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    data = assets / "alignx"
+    result, _ = train("ica", assets, data, tmp_path / "out", "--max_length", "160", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert re.search(
+        rf"dropped \d+ of 16 rows longer than max_length=160 \({re.escape(str(data))} \[train\]\)", caplog.text
+    )
+
+
+# ------------------------------------------------------------------------------------------- 5: YAML types
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("learning_rate: [1, 2]", "key 'learning_rate' must be a number; got [1, 2] (list)."),
+        ("max_steps: abc", "key 'max_steps' must be an integer; got 'abc' (str)."),
+        ("max_steps: null", "key 'max_steps' must be an integer; got null."),
+        ("bf16: maybe", "key 'bf16' must be true or false or null; got 'maybe' (str)."),
+        ("lr_scheduler_type: cosinee", "key 'lr_scheduler_type' must be one of 'linear', 'cosine'"),
+        ("dtype: float64", "key 'dtype' must be one of 'auto', 'bfloat16', 'float16', 'float32'; got 'float64'"),
+        ("lora_target_modules: {a: 1}", "key 'lora_target_modules' must be a list of text or null"),
+    ],
+)
+def test_yaml_type_errors_name_the_file_and_key(tmp_path, line, message):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n{line}\n")
+    with pytest.raises(InputError) as error:
+        parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert str(error.value).startswith(f"{config}: {message}")
+    result = runner.invoke(app, ["train", "pba", "--config", str(config)])
+    assert isinstance(result.exception, InputError) and not (tmp_path / "out").exists()
+
+
+def test_yaml_values_of_the_right_type_still_parse(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        "model_name_or_path: m\ndataset_name: d\nlearning_rate: 1\nmax_steps: '3'\nbf16: false\nmax_length: null\n"
+        "lora_target_modules: all-linear\nlr_scheduler_type: cosine\nreport_to: [none]\nmodel_init_kwargs: {a: 1}\n"
+        "loss_type: [sigmoid]\nhistory_seed: 3\n"
+    )
+    _, pba, model, _ = parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert (pba.learning_rate, pba.max_steps, pba.max_length, pba.history_seed) == (1, 3, None, 3)
+    assert model.lora_target_modules == "all-linear"
+
+
+# -------------------------------------------------------------------------------------------- 6: method help
+def test_train_method_help_shows_its_own_fields():
+    result = runner.invoke(app, ["train", "pba", "--help"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "Usage: personalign train pba --config cfg.yaml" in output
+    for flag in ("--upper", "--lower", "--arithmetic", "--max_history_items", "--dataset_name", "--resume"):
+        assert flag in output
+    assert "Every field of trl.DPOConfig" in output and "learning_rate" in output and "beta" in output
+    assert "Every field of trl.ModelConfig" in output and "lora_r" in output
+    dpore = " ".join(runner.invoke(app, ["train", "dpore", "--help"]).output.split())
+    assert "--re_lambda" in dpore and "--persona_encoder" in dpore and "--upper" not in dpore
+    assert "Methods:" in runner.invoke(app, ["train", "--help"]).output  # the command's own help is unchanged
