@@ -153,6 +153,12 @@ def row_name(where: str, files: Sequence[tuple[str, int]] | None, index: int) ->
     return RowNames.of(where, files)(index)
 
 
+def value_kind(value: Any) -> str:
+    """What a value is, for "expected ..., got <kind>" messages: `"null (no value)"` for a missing or null one (a
+    column some rows or files lack reads as null), else its type name."""
+    return "null (no value)" if value is None else type(value).__name__
+
+
 def require_columns(dataset: Dataset, required: Sequence[str], where: str, row_kind: str) -> None:
     """Fail with the file (or Hub split) and the missing columns when a source lacks what its rows need.
 

@@ -48,7 +48,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION
-from .loading import DatasetSource, batch_rows, load_source, require_columns
+from .loading import DatasetSource, batch_rows, load_source, require_columns, value_kind
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -246,12 +246,10 @@ def preference_key(item: Mapping[str, Any], match: str = "preference") -> str:
 def _check_row(row: Mapping[str, Any], where: str) -> None:
     for column in ("prompt", "output"):
         if not isinstance(row.get(column), str):
-            raise InputError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{where}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
     items = row.get("preference_set")
     if not isinstance(items, list):
-        raise InputError(
-            f"{where}, column 'preference_set': expected a list of preferences, got {type(items).__name__}."
-        )
+        raise InputError(f"{where}, column 'preference_set': expected a list of preferences, got {value_kind(items)}.")
     for index, item in enumerate(items):
         missing = [
             k for k in ("dimension", "subdimension", "preference") if not isinstance(item, Mapping) or k not in item
@@ -263,20 +261,23 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
         if not isinstance(item["dimension"], str):
             raise InputError(
                 f"{where}, column 'preference_set' item {index}: expected a dimension name (text) in 'dimension', "
-                f"got {type(item['dimension']).__name__}."
+                f"got {value_kind(item['dimension'])}."
             )
 
 
 def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -> Dataset:
     """Read Multifaceted-Collection SFT rows (every split / file of a source `personalign.data.loading.load_source`
-    reads) and validate them; errors name file, row, column."""
+    reads) and validate them; errors name the file, the row (a JSON-lines file's line, 1-based; else the 0-based
+    row, see `personalign.data.loading.RowNames`) and the column."""
     checked = []
-    for where, data in load_source(source, **load_kwargs).all_parts():
+    loaded = load_source(source, **load_kwargs)
+    for where, data in loaded.all_parts():
         require_columns(data, REQUIRED_COLUMNS, where, "a Multifaceted-Collection")
+        names = loaded.part_row_names(where)
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
             for index, row in enumerate(batch_rows(batch)):
-                _check_row(row, f"{where}, row {offset + index}")
+                _check_row(row, names(offset + index))
             offset += len(batch["prompt"])
         for column in ("main_source", "original_source", "system"):
             if column not in data.column_names:
