@@ -144,7 +144,7 @@ def test_errors_name_file_row_and_column(tmp_path, alignx_space):
     (bad / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(
         ValueError,
-        match=r"train\.jsonl, row 2, column 'Pair-wise Comparative Feedback' item 1 "
+        match=r"train\.jsonl, line 3, column 'Pair-wise Comparative Feedback' item 1 "
         r"'Preference Direction': preference vector has length 89",
     ):
         read_alignx(bad)
@@ -156,7 +156,7 @@ def test_errors_name_file_row_and_column(tmp_path, alignx_space):
     wrong_type = tmp_path / "wrong"
     wrong_type.mkdir()
     (wrong_type / "train.jsonl").write_text(json.dumps({"prompt": "a", "chosen": 3, "rejected": "b"}) + "\n")
-    with pytest.raises(ValueError, match=r"train\.jsonl, row 0, column 'chosen': expected text, got int"):
+    with pytest.raises(ValueError, match=r"train\.jsonl, line 1, column 'chosen': expected text, got int"):
         read_alignx(wrong_type)
     empty = tmp_path / "empty"
     empty.mkdir()

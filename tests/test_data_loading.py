@@ -120,7 +120,7 @@ def test_bad_sources_are_one_line_naming_the_file(tmp_path):
         load_configs(missing)
     broken = tmp_path / "broken.json"
     broken.write_text('[{"prompt": "a",')
-    with pytest.raises(ValueError, match=f"{broken}: cannot read it as a .parquet, .jsonl, .json data file"):
+    with pytest.raises(ValueError, match=f"{broken}, line 1, column 17: not valid JSON"):
         load_source(broken)
     # files with no rows: an empty JSON list, an empty file (datasets fails on these with a bare StopIteration or
     # a message that names no file)

@@ -166,7 +166,7 @@ def test_bad_sources_are_named(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(
-        ValueError, match=r"train\.jsonl, row 5, column 'preference_set' item 2: missing 'subdimension'"
+        ValueError, match=r"train\.jsonl, line 6, column 'preference_set' item 2: missing 'subdimension'"
     ):
         build_multifacet_cf(tmp_path / "a", MultifacetBuildConfig(test_instructions=1))
     (tmp_path / "b").mkdir()
@@ -377,7 +377,7 @@ def test_unknown_dimension_values_are_counted_in_the_report(tmp_path):
     assert "tone" not in set(configs["counterfactual"]["train"]["dimension"])
     rows = real_schema_rows(3)
     rows[4]["preference_set"][1]["dimension"] = None
-    with pytest.raises(ValueError, match=r"row 4, column 'preference_set' item 1: expected a dimension name"):
+    with pytest.raises(ValueError, match=r"line 5, column 'preference_set' item 1: expected a dimension name"):
         build_multifacet_cf(write_jsonl(rows, tmp_path / "bad"), MultifacetBuildConfig(test_instructions=1))
 
 
