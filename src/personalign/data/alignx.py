@@ -116,9 +116,11 @@ class AlignXBuildConfig:
 
     def __post_init__(self) -> None:
         if self.prompt_format not in ("chat", "alignx_release"):
-            raise InputError(f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r}.")
+            raise InputError(
+                f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r} (CLI: --prompt-format)."
+            )
         if self.arithmetic not in ("exact", "float32"):
-            raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r}.")
+            raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r} (CLI: --arithmetic).")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -129,7 +129,7 @@ class MultifacetBuildConfig:
 
     def __post_init__(self) -> None:
         if self.match not in ("preference", "subdimension"):
-            raise InputError(f"match must be 'preference' or 'subdimension', got {self.match!r}.")
+            raise InputError(f"match must be 'preference' or 'subdimension', got {self.match!r} (CLI: --match).")
         for name in ("train_pairing", "test_pairing"):
             if getattr(self, name) not in ("seed", "counterfactual"):
                 raise InputError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
@@ -143,7 +143,10 @@ class MultifacetBuildConfig:
                 f"and underscores are folded), got {', '.join(repr(d) for d in unknown) or 'none'}."
             )
         if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
-            raise InputError("need history_size >= 1 and 0 <= min_history <= history_size.")
+            raise InputError(
+                f"need history_size >= 1 and 0 <= min_history <= history_size, got history_size={self.history_size} "
+                f"(CLI: --history-size), min_history={self.min_history}."
+            )
         if self.test_instructions is not None and self.test_instructions < 1:
             raise InputError(
                 f"test_instructions must be >= 1 (the benchmark is scored on its held-out test split), or None for the "
