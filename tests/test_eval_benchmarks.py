@@ -319,7 +319,9 @@ def test_folder_errors_name_the_file_and_its_row(tiny_lm_path, tmp_path, monkeyp
     rows[1]["profile"] = "Likes short answers."
     write_json_list(second, rows)
     error = fail(monkeypatch, capsys, *common, "--flip")
-    assert error.startswith(f"error: {second}, row 1 (0-based), column 'profile': --flip reverses the PBA preference text")
+    assert error.startswith(
+        f"error: {second}, row 1 (0-based), column 'profile': --flip reverses the PBA preference text"
+    )
 
     rows = benchmark_rows(4)
     rows[1]["prompt"] = "Tell me about tea. " * 200
@@ -370,7 +372,9 @@ def test_unreadable_profile(tiny_lm_path, tmp_path, monkeypatch, capsys):
     assert any(n.startswith("no per-dimension results: ") for n in results["dataset"]["notices"])
 
     error = fail(monkeypatch, capsys, *common, "--flip", "--output", tmp_path / "no")
-    assert error.startswith(f"error: {path}, row 0 (0-based), column 'profile': --flip reverses the PBA preference text")
+    assert error.startswith(
+        f"error: {path}, row 0 (0-based), column 'profile': --flip reverses the PBA preference text"
+    )
     invoke(*common, "--flip", "--persona-format", "ica", "--output", tmp_path / "ica")
     assert "flip_rate" in read_results(tmp_path / "ica")[1]["overall"]
 

@@ -44,6 +44,7 @@ from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
 from ..io import require_local_path
+from ..personas.space import json_kind
 
 DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 """The local data files a source may hold."""
@@ -213,12 +214,6 @@ def data_files(folder: str | Path) -> dict[str, list[Path]]:
     return splits
 
 
-def _json_kind(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean"}.get(
-        type(value), "number" if value is not None else "null"
-    )
-
-
 def json_syntax_error(path: str | Path) -> str | None:
     """Why a local `.json` / `.jsonl` file is not rows, as one message naming the file and the line (1-based, as
     an editor shows it) and what was expected; `None` if every row parses (the trouble is elsewhere). Read only after
@@ -248,7 +243,7 @@ def json_syntax_error(path: str | Path) -> str | None:
             return f"{path}, line {line}: not UTF-8 text ({error.reason}); {expected}."
         for index, row in enumerate(rows if isinstance(rows, list) else []):
             if not isinstance(row, dict):
-                return f"{path}: item {index} (0-based) of the JSON list is a {_json_kind(row)}; {expected}."
+                return f"{path}: item {index} (0-based) of the JSON list is a {json_kind(row)}; {expected}."
         return None
     expected = "expected one JSON object (a row) per line"
     for number, line in enumerate(raw.splitlines(), 1):
@@ -257,15 +252,11 @@ def json_syntax_error(path: str | Path) -> str | None:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as error:
-            try:  # one JSON document over several lines is not rows either, but say so rather than blame line 1
-                whole = json.loads(raw)
-            except ValueError:
-                return f"{path}, line {number}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
-            return f"{path}: holds one JSON {_json_kind(whole)}, not rows; {expected} or a JSON list of objects."
+            return f"{path}, line {number}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
         except UnicodeDecodeError as error:
             return f"{path}, line {number}: not UTF-8 text ({error.reason}); {expected}."
         if not isinstance(row, dict):
-            return f"{path}, line {number}: a JSON {_json_kind(row)}; {expected}."
+            return f"{path}, line {number}: a JSON {json_kind(row)}; {expected}."
     return None
 
 

@@ -145,17 +145,17 @@ class PreferenceSpace:
         origin = f"{where}: " if where else ""
         expected = 'expected {"dimensions": [{"name": ..., "positive_label": ..., "negative_label": ...}, ...]}'
         if not isinstance(data, Mapping):
-            raise InputError(f"{origin}a preference space is a JSON object, got a {_kind(data)}; {expected}.")
+            raise InputError(f"{origin}a preference space is a JSON object, got a {json_kind(data)}; {expected}.")
         entries = data.get("dimensions")
         if not isinstance(entries, list):
-            got = "no 'dimensions' field" if entries is None else f"'dimensions' is a {_kind(entries)}"
+            got = "no 'dimensions' field" if entries is None else f"'dimensions' is a {json_kind(entries)}"
             raise InputError(f"{origin}a preference space needs a 'dimensions' list, got {got}; {expected}.")
         dims = []
         for position, entry in enumerate(entries):
             at = f"{origin}'dimensions' item {position} (0-based)"
             if not isinstance(entry, Mapping):
                 raise InputError(
-                    f"{at}: expected an object with name, positive_label, negative_label, got a {_kind(entry)}."
+                    f"{at}: expected an object with name, positive_label, negative_label, got a {json_kind(entry)}."
                 )
             missing = [key for key in ("name", "positive_label", "negative_label") if key not in entry]
             if missing:
@@ -163,7 +163,7 @@ class PreferenceSpace:
             for key in ("name", "positive_label", "negative_label", "source"):
                 value = entry.get(key)
                 if not isinstance(value, str) and not (key == "source" and value is None):
-                    raise InputError(f"{at}, field {key!r}: expected text, got {value!r} (a {_kind(value)}).")
+                    raise InputError(f"{at}, field {key!r}: expected text, got {value!r} (a {json_kind(value)}).")
             if "index" in entry and entry["index"] != position:
                 raise InputError(
                     f"{at}, field 'index': declares {entry['index']!r}, but the file's order defines the vector order; "
@@ -421,8 +421,9 @@ class PreferenceSpace:
         return [index for index, value in enumerate(self.validate(vector)) if value != NEUTRAL]
 
 
-def _kind(value: Any) -> str:
-    """A JSON value's kind, for messages (`"list"`, `"number"`, ...)."""
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words, for messages (`"object"`, `"list"`, `"string"`, `"number"`,
+    `"boolean"`, `"null"`)."""
     if isinstance(value, Mapping):
         return "object"
     if isinstance(value, str):
