@@ -15,6 +15,7 @@ from personalign.data.alignx import (
 )
 from personalign.data.loading import data_files
 from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
+from personalign.errors import InputError
 from personalign.io import write_rows
 
 BENCHMARK_ROWS = [
@@ -144,7 +145,7 @@ def test_errors_name_file_row_and_column(tmp_path, alignx_space):
     (bad / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(
         ValueError,
-        match=r"train\.jsonl, row 2, column 'Pair-wise Comparative Feedback' item 1 "
+        match=r"train\.jsonl, line 3, column 'Pair-wise Comparative Feedback' item 1 "
         r"'Preference Direction': preference vector has length 89",
     ):
         read_alignx(bad)
@@ -156,7 +157,7 @@ def test_errors_name_file_row_and_column(tmp_path, alignx_space):
     wrong_type = tmp_path / "wrong"
     wrong_type.mkdir()
     (wrong_type / "train.jsonl").write_text(json.dumps({"prompt": "a", "chosen": 3, "rejected": "b"}) + "\n")
-    with pytest.raises(ValueError, match=r"train\.jsonl, row 0, column 'chosen': expected text, got int"):
+    with pytest.raises(ValueError, match=r"train\.jsonl, line 1, column 'chosen': expected text, got int"):
         read_alignx(wrong_type)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -182,3 +183,32 @@ def test_datasets_builder_class(release_folder, tmp_path):
     raw = AlignX(config_name="raw", source=str(folder), cache_dir=str(tmp_path))
     raw.download_and_prepare()
     assert raw.as_dataset(split="test").features == RAW_FEATURES
+
+
+def test_an_empty_persona_is_named_by_file_and_line(tmp_path):
+    """A persona PBA cannot turn into a preference text (no profile, no annotated item, no gold direction) is named
+    by its file and line when the pba config is built; the raw and ica configs take it as it is."""
+    rows = list(alignx_rows(4, seed=0))
+    rows[2].update({"User-Generated Content": [], "Pair-wise Comparative Feedback": [], "Preference Direction": None})
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError) as error:
+        build_alignx(folder, "pba")
+    assert str(error.value).startswith(f"{folder / 'train.jsonl'}, line 3: the persona is empty: no 'profile', ")
+    assert len(build_alignx(folder, "ica")["train"]) == 4
+    # a parquet row is named by its 0-based position, and a missing text by what it is
+    parquet = tmp_path / "rows.parquet"
+    rows[2]["chosen"] = None
+    write_rows(rows, parquet, ALIGNX_FEATURES, progress=False)
+    with pytest.raises(InputError, match=rf"^{parquet}, row 2 \(0-based\), column 'chosen': expected text, got null"):
+        read_alignx(parquet)
+
+
+def test_build_options_are_named_as_typed_on_the_command_line():
+    with pytest.raises(InputError, match=r"\(CLI: --prompt-format\)"):
+        AlignXBuildConfig(prompt_format="llama")
+    with pytest.raises(InputError, match=r"\(CLI: --arithmetic\)"):
+        AlignXBuildConfig(arithmetic="float16")
+    with pytest.raises(InputError, match=r"got 3 \(CLI: --rows\)"):
+        list(alignx_rows(3))

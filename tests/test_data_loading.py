@@ -1,13 +1,17 @@
 """`personalign.data.loading`: the one loader, over every kind of source, and the multifacet-cf build check."""
 
 import json
+import sys
 
 import pytest
 from datasets import Dataset, DatasetDict
 
+from personalign.cli import app, run
 from personalign.data.loading import (
     PRIMARY_CONFIGS,
+    RowNames,
     dataset_configs,
+    json_lines_layout,
     load_configs,
     load_rows,
     load_source,
@@ -120,7 +124,7 @@ def test_bad_sources_are_one_line_naming_the_file(tmp_path):
         load_configs(missing)
     broken = tmp_path / "broken.json"
     broken.write_text('[{"prompt": "a",')
-    with pytest.raises(ValueError, match=f"{broken}: cannot read it as a .parquet, .jsonl, .json data file"):
+    with pytest.raises(ValueError, match=f"{broken}, line 1, column 17: not valid JSON"):
         load_source(broken)
     # files with no rows: an empty JSON list, an empty file (datasets fails on these with a bare StopIteration or
     # a message that names no file)
@@ -162,3 +166,111 @@ def test_multifacet_cf_responses_is_the_one_build_check(tmp_path):
     rows_only = tmp_path / "rows.parquet"
     configs["counterfactual"]["train"].to_parquet(str(rows_only))
     assert multifacet_cf_responses(load_source(rows_only)) is None  # history ids alone are not a build
+
+
+# ----------------------------------------------------------------- issue 17: malformed files and row numbers
+def jsonl_text(rows):
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def test_a_malformed_json_line_is_named_by_file_and_line(tmp_path):
+    """Line 500 of 1000 is named as line 500 (what an editor shows), not as `datasets`' character offset; blank lines
+    count as the editor counts them."""
+    rows = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(1000)]
+    lines = [json.dumps(row) for row in rows]
+    lines[499] = lines[499][:-1]  # the closing brace is missing
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError) as error:
+        load_source(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}, line 500, column ")
+    assert "not valid JSON" in message and "expected one JSON object (a row) per line" in message
+    assert "position" not in message and "\n" not in message
+    # blank lines shift the line numbers as an editor shows them
+    path.write_text('{"a": 1}\n\n\n{"a": 2\n')
+    with pytest.raises(InputError, match=rf"{path}, line 4, column 8: not valid JSON"):
+        load_source(path)
+    # a line that is JSON but not an object
+    path.write_text('{"a": 1}\n[1, 2]\n')
+    with pytest.raises(InputError, match=rf"{path}, line 2: a JSON list; expected one JSON object \(a row\) per line"):
+        load_source(path)
+
+
+def test_a_json_file_that_is_not_valid_json_names_its_line(tmp_path):
+    listed = tmp_path / "rows.json"
+    listed.write_text(json.dumps(ROWS, indent=1).replace('"c3"', '"c3" "x"'))
+    with pytest.raises(InputError) as error:
+        load_source(listed)
+    line = next(n for n, text in enumerate(listed.read_text().splitlines(), 1) if '"c3"' in text)
+    assert str(error.value).startswith(f"{listed}, line {line}, column ")
+    assert str(error.value).endswith("; expected a JSON list of objects (one per row).")
+    listed.write_text(json.dumps([ROWS[0], "text"]))
+    with pytest.raises(
+        InputError, match=rf"{listed}: item 1 \(0-based\) of the JSON list is a string; expected a JSON"
+    ):
+        load_source(listed)
+
+
+def test_a_damaged_parquet_file_is_one_line_naming_it(tmp_path, capsys):
+    good = tmp_path / "good.parquet"
+    Dataset.from_list(ROWS * 50).to_parquet(str(good))
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not a parquet file" * 20)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    capsys.readouterr()
+    for path in (garbage, truncated):
+        with pytest.raises(InputError, match=rf"^{path}: not a readable parquet file \(") as error:
+            load_source(path)
+        assert "\n" not in str(error.value)
+    assert "Failed to read schema" not in capsys.readouterr().err  # no log line from `datasets` before the error
+    # a built folder: the damaged shard is named
+    built = write_built({"raw": DatasetDict({"train": Dataset.from_list(ROWS)})}, tmp_path / "built")
+    shard = next((built / "raw").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:40])
+    with pytest.raises(InputError, match=rf"^{shard}: not a readable parquet file"):
+        load_source(built)
+
+
+def test_row_names_say_which_base(tmp_path):
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('\n{"a": 1}\n\n{"a": 2}\n{"a": 3}\n')
+    listed = write_json_list(tmp_path / "rows.json", [{"a": 1}, {"a": 2}])
+    parquet = tmp_path / "rows.parquet"
+    Dataset.from_list([{"a": 1}]).to_parquet(str(parquet))
+    assert json_lines_layout(jsonl) == (1, 3) and json_lines_layout(listed) is None
+    assert json_lines_layout(parquet) is None and json_lines_layout(tmp_path / "missing.jsonl") is None
+    names = RowNames.of("x [train]", [(str(jsonl), 0), (str(listed), 3), (str(parquet), 5)])
+    assert [names(i) for i in range(6)] == [
+        f"{jsonl}, line 2",
+        f"{jsonl}, line 4",
+        f"{jsonl}, line 5",
+        f"{listed}, row 0 (0-based)",
+        f"{listed}, row 1 (0-based)",
+        f"{parquet}, row 0 (0-based)",
+    ]
+    assert RowNames.of("org/data [test]")(7) == "org/data [test], row 7 (0-based)"
+    # a source names its rows: a single file by its lines; a built folder (or the Hub) by split and 0-based row
+    source = load_source(jsonl)
+    assert source.is_file and source.row_names("train")(2) == f"{jsonl}, line 5"
+    assert source.part_row_names(str(jsonl))(0) == f"{jsonl}, line 2"
+    built = write_built({"raw": DatasetDict({"train": Dataset.from_list(ROWS)})}, tmp_path / "built")
+    source = load_source(built)
+    assert not source.is_file and source.row_names("train")(1) == f"{built} [train], row 1 (0-based)"
+
+
+def test_every_reader_path_names_the_line(tmp_path, monkeypatch, capsys):
+    """build-dataset alignx and multifacet-cf, and train's --dataset_name (the one loader), name file and line."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a",, }\n')
+    for command in (["build-dataset", "alignx"], ["build-dataset", "multifacet-cf"]):
+        argv = ["personalign", *command, "--source", str(bad), "--output", str(tmp_path / "out")]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            run(app)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 1 and lines[-1].startswith(f"error: {bad}, line 2, column 16: not valid JSON")
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match=rf"{bad}, line 2, column 16: not valid JSON"):
+        load_rows(bad, None, "train")  # what `train --dataset_name` calls (scripts.utils.load_datasets)

@@ -131,7 +131,7 @@ def test_malformed_rows_fail_with_one_line_and_no_output(tmp_path):
     # progress bars may precede it; the error itself is one line, with no traceback
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
-    assert "train.jsonl, row 3, column 'Preference Direction': preference vector has length 91" in errors[0]
+    assert "train.jsonl, line 4, column 'Preference Direction': preference vector has length 91" in errors[0]
     assert not output.exists()
 
 

@@ -1,12 +1,14 @@
 """`personalign demo` at its smallest size: every step runs and the report, plots and cards are written."""
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
-from personalign.cli import app
-from personalign.demo import BASE_NAME, plot_report
+from personalign import demo
+from personalign.cli import app, run
+from personalign.demo import BASE_NAME, INCOMPLETE_MARKER, fresh_output, plot_report, run_demo
 
 runner = CliRunner()
 
@@ -60,3 +62,54 @@ def test_odd_row_counts_are_refused(tmp_path, rows):
 
     with pytest.raises(ValueError, match="even"):
         write_demo_data(tmp_path / "data", rows, 16)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--epochs", "0", "error: epochs must be an integer >= 1, got 0 (CLI: --epochs)."),
+        ("--encoder-steps", "-1", "error: encoder_steps must be an integer >= 1, got -1 (CLI: --encoder-steps)."),
+        ("--train-rows", "9", "error: num_train_rows must be an even integer >= 8 "),
+        ("--train-rows", "4", "error: num_train_rows must be an even integer >= 8 "),
+        ("--test-rows", "0", "error: num_test_rows must be an even integer >= 2 "),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, option, value, message):
+    output = tmp_path / "demo"
+    monkeypatch.setattr(sys, "argv", ["personalign", "demo", "--output", str(output), option, value])
+    with pytest.raises(SystemExit) as exit_info:
+        run(app)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and len(lines) == 1 and lines[0].startswith(message), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_demo_leaves_nothing_and_keeps_the_previous_output(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("a step failed")
+
+    monkeypatch.setattr(demo, "write_tiny_assets", fail)
+    output = tmp_path / "demo"
+    with pytest.raises(RuntimeError, match="a step failed"):
+        run_demo(output, 8, 2, 1, 1, log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []  # nothing left: the corrected rerun is not refused
+    output.mkdir()
+    (output / "report.json").write_text("{}")
+    with pytest.raises(RuntimeError, match="a step failed"):
+        run_demo(output, 8, 2, 1, 1, overwrite=True, log=lambda line: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"] and (output / "report.json").read_text() == "{}"
+
+
+def test_a_killed_demos_folder_is_replaced(tmp_path):
+    output = tmp_path / "demo"
+    output.mkdir()
+    (output / INCOMPLETE_MARKER).touch()
+    (output / "assets").mkdir()
+    logged = []
+    with fresh_output(output, log=logged.append) as folder:
+        assert folder == output and sorted(p.name for p in output.iterdir()) == [INCOMPLETE_MARKER]
+        (folder / "report.json").write_text("{}")
+    assert [p.name for p in output.iterdir()] == ["report.json"]
+    assert logged == [f"removing {output}, left incomplete by an interrupted demo"]
+    with pytest.raises(FileExistsError), fresh_output(output):
+        pass

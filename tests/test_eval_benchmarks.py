@@ -293,7 +293,7 @@ def test_folder_of_benchmark_files_is_broken_down_by_file(tiny_lm_path, tmp_path
     # A file that is not JSON: one line naming it.
     broken = tmp_path / "broken.json"
     broken.write_text('[{"prompt": "a",')
-    assert fail(monkeypatch, capsys, *common, broken).startswith(f"error: {broken}: cannot read it as a")
+    assert fail(monkeypatch, capsys, *common, broken).startswith(f"error: {broken}, line 1, column 17: not valid JSON")
 
 
 def test_folder_errors_name_the_file_and_its_row(tiny_lm_path, tmp_path, monkeypatch, capsys):
@@ -309,34 +309,36 @@ def test_folder_errors_name_the_file_and_its_row(tiny_lm_path, tmp_path, monkeyp
     del rows[1]["chosen"]
     write_json_list(second, rows)
     assert fail(monkeypatch, capsys, *common) == (
-        f"error: {second}, row 1, column 'chosen': expected text, got NoneType."
+        f"error: {second}, row 1 (0-based), column 'chosen': expected text, got null (no value)."
     )
     assert fail(monkeypatch, capsys, *common, "--flip") == (
-        f"error: {second}, row 1, column 'chosen': expected text, got NoneType."
+        f"error: {second}, row 1 (0-based), column 'chosen': expected text, got null (no value)."
     )
 
     rows = benchmark_rows(4)
     rows[1]["profile"] = "Likes short answers."
     write_json_list(second, rows)
     error = fail(monkeypatch, capsys, *common, "--flip")
-    assert error.startswith(f"error: {second}, row 1, column 'profile': --flip reverses the PBA preference text")
+    assert error.startswith(
+        f"error: {second}, row 1 (0-based), column 'profile': --flip reverses the PBA preference text"
+    )
 
     rows = benchmark_rows(4)
     rows[1]["prompt"] = "Tell me about tea. " * 200
     write_json_list(second, rows)
     error = fail(monkeypatch, capsys, *common, "--max-length", 400)
-    assert error.startswith(f"error: scoring the pairs: {second}, row 1: The prompt has ")
+    assert error.startswith(f"error: scoring the pairs: {second}, row 1 (0-based): The prompt has ")
 
-    # A split of one file within the folder is named by its file too; a single file keeps its split name.
+    # A split of one file within the folder is named by its file too, and so is a single file.
     write_json_list(second, benchmark_rows(4))
     rows = benchmark_rows(3)
     rows[2]["rejected"] = 7
     test_file = write_json_list(folder / "test.json", rows)
     assert fail(monkeypatch, capsys, *common, "--split", "test") == (
-        f"error: {test_file}, row 2, column 'rejected': expected text, got int."
+        f"error: {test_file}, row 2 (0-based), column 'rejected': expected text, got int."
     )
     assert fail(monkeypatch, capsys, *common[:-1], test_file) == (
-        f"error: {test_file} [train], row 2, column 'rejected': expected text, got int."
+        f"error: {test_file}, row 2 (0-based), column 'rejected': expected text, got int."
     )
 
 
@@ -350,8 +352,8 @@ def test_file_row_maps_split_positions_to_files():
         ("f/c.json", 0),
         ("f/c.json", 5),
     ]
-    assert row_name("f [train]", files, 13) == "f/b.json, row 1"
-    assert row_name("f [train]", None, 13) == "f [train], row 13"
+    assert row_name("f [train]", files, 13) == "f/b.json, row 1 (0-based)"
+    assert row_name("f [train]", None, 13) == "f [train], row 13 (0-based)"
 
 
 def test_unreadable_profile(tiny_lm_path, tmp_path, monkeypatch, capsys):
@@ -370,7 +372,9 @@ def test_unreadable_profile(tiny_lm_path, tmp_path, monkeypatch, capsys):
     assert any(n.startswith("no per-dimension results: ") for n in results["dataset"]["notices"])
 
     error = fail(monkeypatch, capsys, *common, "--flip", "--output", tmp_path / "no")
-    assert error.startswith(f"error: {path} [train], row 0, column 'profile': --flip reverses the PBA preference text")
+    assert error.startswith(
+        f"error: {path}, row 0 (0-based), column 'profile': --flip reverses the PBA preference text"
+    )
     invoke(*common, "--flip", "--persona-format", "ica", "--output", tmp_path / "ica")
     assert "flip_rate" in read_results(tmp_path / "ica")[1]["overall"]
 

@@ -231,3 +231,33 @@ def test_errors_are_one_line(tiny_lm_path, alignx_rows_file, tmp_path, monkeypat
             tmp_path / "o",
         )[1][-1]
     )
+
+
+def test_row_messages_name_the_file_the_column_and_the_line(tiny_lm_path, tmp_path, monkeypatch, capsys):
+    """A column one file of a folder lacks is named with the file (not as a null in row 0 of the joined split); an
+    empty persona is named by its file and line; a malformed JSON line by its line."""
+    models = ["--model", tiny_lm_path, "--reference", tiny_lm_path, "--output", tmp_path / "out"]
+    rows = alignx_dataset(6, seed=0).to_list()
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(rows[:3]))
+    (folder / "b.json").write_text(json.dumps([{k: v for k, v in row.items() if k != "chosen"} for row in rows[3:]]))
+    code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", folder)
+    assert code == 1 and lines[-1].startswith(f"error: {folder / 'b.json'}: missing column(s) 'chosen'; an AlignX row")
+
+    empty = {
+        **rows[1],
+        "User-Generated Content": [],
+        "Pair-wise Comparative Feedback": [],
+        "Preference Direction": None,
+    }
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in [rows[0], empty, rows[2]]))
+    code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", path)
+    assert code == 1 and lines[-1].startswith(f"error: {path}, line 2: the persona is empty: no 'profile'")
+
+    path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1])[:-1] + "\n")
+    code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", path)
+    assert code == 1 and lines[-1].startswith(f"error: {path}, line 2, column ")
+    assert "not valid JSON" in lines[-1] and "Traceback" not in "\n".join(lines)
+    assert not (tmp_path / "out").exists()

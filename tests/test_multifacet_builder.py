@@ -5,7 +5,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from datasets import load_dataset
+from datasets import Dataset, load_dataset
 from typer.testing import CliRunner
 
 from personalign.cli import app
@@ -166,7 +166,7 @@ def test_bad_sources_are_named(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(
-        ValueError, match=r"train\.jsonl, row 5, column 'preference_set' item 2: missing 'subdimension'"
+        ValueError, match=r"train\.jsonl, line 6, column 'preference_set' item 2: missing 'subdimension'"
     ):
         build_multifacet_cf(tmp_path / "a", MultifacetBuildConfig(test_instructions=1))
     (tmp_path / "b").mkdir()
@@ -377,7 +377,7 @@ def test_unknown_dimension_values_are_counted_in_the_report(tmp_path):
     assert "tone" not in set(configs["counterfactual"]["train"]["dimension"])
     rows = real_schema_rows(3)
     rows[4]["preference_set"][1]["dimension"] = None
-    with pytest.raises(ValueError, match=r"row 4, column 'preference_set' item 1: expected a dimension name"):
+    with pytest.raises(ValueError, match=r"line 5, column 'preference_set' item 1: expected a dimension name"):
         build_multifacet_cf(write_jsonl(rows, tmp_path / "bad"), MultifacetBuildConfig(test_instructions=1))
 
 
@@ -523,3 +523,25 @@ def test_a_test_split_without_rows_is_refused_and_every_build_has_rows_in_both_s
     assert "no two responses of its instructions differ on the requested dimension(s)" in test_errors[0]
     assert "hold out more instructions (--test-instructions)" in test_errors[0]
     assert all(m.startswith(("the test split", "the train split")) for m in errors.values()), errors
+
+
+def test_rows_are_named_by_line_or_0_based_row(tmp_path):
+    rows = real_schema_rows(3)
+    rows[4]["output"] = None
+    folder = write_jsonl(rows, tmp_path / "lines")
+    with pytest.raises(
+        ValueError, match=r"train\.jsonl, line 5, column 'output': expected text, got null \(no value\)"
+    ):
+        build_multifacet_cf(folder)
+    parquet = tmp_path / "rows.parquet"
+    Dataset.from_list(rows).to_parquet(str(parquet))
+    with pytest.raises(ValueError, match=rf"^{parquet}, row 4 \(0-based\), column 'output': expected text"):
+        build_multifacet_cf(parquet)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("".join(json.dumps(row) + "\n" for row in rows[:2]) + '{"prompt": tru}\n')
+    with pytest.raises(ValueError, match=rf"^{broken}, line 3, column 12: not valid JSON"):
+        build_multifacet_cf(broken)
+    with pytest.raises(ValueError, match=r"got history_size=0 \(CLI: --history-size\)"):
+        MultifacetBuildConfig(history_size=0)
+    with pytest.raises(ValueError, match=r"\(CLI: --match\)"):
+        MultifacetBuildConfig(match="exact")

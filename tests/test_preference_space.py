@@ -2,10 +2,13 @@ import json
 import math
 import random
 import re
+import sys
 
 import pytest
 
 from personalign import PreferenceSpace
+from personalign.cli import app, run
+from personalign.errors import InputError
 from personalign.personas.space import PreferenceDimension
 
 
@@ -230,3 +233,54 @@ def test_vector_builder_checks_its_entries(alignx_space):
         alignx_space.vector({90: 1})
     with pytest.raises(ValueError, match=r"index 3 holds 0\.3"):
         alignx_space.vector({3: 0.3})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[1, 2]", r"bad\.json: a preference space is a JSON object, got a list; expected \{"),
+        ('{"dims": []}', r"bad\.json: a preference space needs a 'dimensions' list, got no 'dimensions' field"),
+        (
+            '{"dimensions": {}}',
+            r"bad\.json: a preference space needs a 'dimensions' list, got 'dimensions' is a object",
+        ),
+        ('{"dimensions": ["a"]}', r"bad\.json: 'dimensions' item 0 \(0-based\): expected an object with name, "),
+        (
+            '{"dimensions": [{"name": "a", "positive_label": "x"}]}',
+            r"bad\.json: 'dimensions' item 0 \(0-based\): missing field\(s\) 'negative_label'",
+        ),
+        (
+            '{"dimensions": [{"name": "a", "positive_label": 3, "negative_label": "y"}]}',
+            r"bad\.json: 'dimensions' item 0 \(0-based\), field 'positive_label': expected text, got 3 \(a number\)",
+        ),
+        (
+            '{"dimensions": [{"name": "a", "positive_label": "x", "negative_label": "y", "index": "0"}]}',
+            r"bad\.json: 'dimensions' item 0 \(0-based\), field 'index': declares '0'",
+        ),
+        (
+            '{"dimensions": [{"name": "a", "positive_label": "x", "negative_label": "x"}]}',
+            r"bad\.json: Preference space 'bad', dimension 0 \('a'\): 'x' is both its positive and its negative label",
+        ),
+        ('{"dimensions": [\n', r"bad\.json, line 2, column 1: not valid JSON \(Expecting value\); expected a pref"),
+    ],
+)
+def test_a_bad_space_file_is_one_line_naming_file_and_field(tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        PreferenceSpace.from_json(path)
+    assert str(error.value).startswith(str(path)) and "\n" not in str(error.value)
+
+
+def test_space_command_names_a_bad_or_missing_file(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "space.json"
+    path.write_text('{"dimensions": [{"name": "a", "positive_label": 3, "negative_label": "y"}]}')
+    for name, expected in [
+        (path, f"error: {path}: 'dimensions' item 0 (0-based), field 'positive_label': expected text"),
+        (tmp_path / "missing.json", f"error: preference space file {tmp_path / 'missing.json'}: no such file"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["personalign", "space", str(name)])
+        with pytest.raises(SystemExit) as exit_info:
+            run(app)
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_info.value.code == 1 and len(lines) == 1 and lines[0].startswith(expected), lines

@@ -15,9 +15,12 @@ Every step is the library call behind the matching CLI command (the training scr
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from trl import ModelConfig
 
 from .data.synthetic import alignx_rows, pair_adjacent_epochs
 from .encoder.training_args import PersonaEncoderTrainingArguments
+from .errors import InputError
 from .evaluation.runner import AlignmentEvalConfig, evaluate_alignment, write_alignment_results
 from .hub.models import model_card
 from .io import atomic_output, ensure_writable
@@ -37,6 +41,81 @@ from .trainers.dpore_config import DPOREConfig
 from .trainers.pba_config import PBAConfig
 
 BASE_NAME = "base (reference-free)"
+MIN_TRAIN_ROWS = 8
+"""The fewest training rows (one persona each): the persona encoder holds out a fifth of the personas, and scoring
+it needs at least two of them (pairs of the same and of different personas)."""
+INCOMPLETE_MARKER = ".personalign-demo-incomplete"
+"""A file in the output folder while the demo runs: a folder holding it was left by a demo that was killed, and the
+next run replaces it."""
+OPTIONS = {
+    "num_train_rows": "--train-rows",
+    "num_test_rows": "--test-rows",
+    "epochs": "--epochs",
+    "encoder_steps": "--encoder-steps",
+}
+"""`run_demo`'s settings and the `personalign demo` options that set them, for messages."""
+
+
+def check_demo_options(num_train_rows: int, num_test_rows: int, epochs: int, encoder_steps: int) -> None:
+    """Refuse settings the demo cannot run with, before anything is written.
+
+    Raises:
+        `InputError`: One line naming the setting and its CLI option: a row count that is not even (rows come in
+            counterfactual pairs) or too small, or a non-positive number of epochs or encoder steps (which would
+            report untrained policies as results).
+    """
+    given = {"num_train_rows": num_train_rows, "num_test_rows": num_test_rows, "epochs": epochs}
+    given["encoder_steps"] = encoder_steps
+    least = {"num_train_rows": MIN_TRAIN_ROWS, "num_test_rows": 2, "epochs": 1, "encoder_steps": 1}
+    for name, value in given.items():
+        rows = name.endswith("_rows")
+        valid = isinstance(value, int) and not isinstance(value, bool) and value >= least[name]
+        if not valid or (rows and value % 2):
+            why = " (the rows come in counterfactual pairs: a user and their mirror)" if rows else ""
+            raise InputError(
+                f"{name} must be {'an even' if rows else 'an'} integer >= {least[name]}{why}, got {value!r} "
+                f"(CLI: {OPTIONS[name]})."
+            )
+
+
+@contextmanager
+def fresh_output(
+    output_dir: str | Path, overwrite: bool = False, log: Callable[[str], None] = print
+) -> Iterator[Path]:
+    """An empty folder at `output_dir` for a run that writes into it in place, that is left only when the run ends
+    well: on any failure (Ctrl-C included) it is removed and a previous output (`overwrite`) is put back.
+
+    The demo runs in place rather than in `personalign.io.atomic_output`'s hidden staging folder because what it writes
+    records its own paths (model cards, run records and results name the models and data under the output folder):
+    staged, they would name a staging folder that is gone after the rename. A previous output is moved aside, not
+    deleted, until the run succeeds. A folder left by a killed run (it holds `INCOMPLETE_MARKER`) is replaced.
+
+    Raises:
+        `OutputExistsError`: If `output_dir` exists (and is not a killed run's), and `overwrite` is False.
+    """
+    output = Path(output_dir)
+    if (output / INCOMPLETE_MARKER).is_file():
+        log(f"removing {output}, left incomplete by an interrupted demo")
+        shutil.rmtree(output)
+    ensure_writable(output, overwrite)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    aside = None
+    if output.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".previous", dir=output.parent))
+        os.replace(output, aside / output.name)
+    try:
+        output.mkdir()
+        (output / INCOMPLETE_MARKER).touch()
+        yield output
+        (output / INCOMPLETE_MARKER).unlink()
+    except BaseException:
+        shutil.rmtree(output, ignore_errors=True)
+        if aside is not None:
+            os.replace(aside / output.name, output)
+        raise
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def _policy_config(config_class: type, output: Path, epochs: int, **extra: Any) -> Any:
@@ -81,21 +160,31 @@ def run_demo(
 
     Args:
         output_dir (`str` or `Path`, *optional*, defaults to `"runs/demo"`): Where everything goes; an existing folder
-            is refused unless `overwrite`.
-        num_train_rows (`int`, *optional*, defaults to `512`): Training rows (counterfactual pairs, so even).
-        num_test_rows (`int`, *optional*, defaults to `128`): Held-out rows.
-        epochs (`int`, *optional*, defaults to `3`): Policy training epochs.
-        encoder_steps (`int`, *optional*, defaults to `40`): Persona encoder training steps.
+            is refused unless `overwrite`. A failed run leaves nothing there (see `fresh_output`).
+        num_train_rows (`int`, *optional*, defaults to `512`): Training rows (counterfactual pairs, so even; at
+            least `MIN_TRAIN_ROWS`).
+        num_test_rows (`int`, *optional*, defaults to `128`): Held-out rows (even, at least 2).
+        epochs (`int`, *optional*, defaults to `3`): Policy training epochs (at least 1).
+        encoder_steps (`int`, *optional*, defaults to `40`): Persona encoder training steps (at least 1).
         overwrite (`bool`, *optional*, defaults to `False`): Replace an existing `output_dir`.
         log (`Callable[[str], None]`, *optional*): Receives one line per step.
 
     Returns:
         `dict`: The report written to `report.json`.
+
+    Raises:
+        `InputError`: On a setting the demo cannot run with (see `check_demo_options`), before anything is written.
+        `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
-    output = ensure_writable(output_dir, overwrite)
-    if output.exists():
-        shutil.rmtree(output)
-    output.mkdir(parents=True)
+    check_demo_options(num_train_rows, num_test_rows, epochs, encoder_steps)
+    with fresh_output(output_dir, overwrite, log) as output:
+        return _run(output, num_train_rows, num_test_rows, epochs, encoder_steps, log)
+
+
+def _run(
+    output: Path, num_train_rows: int, num_test_rows: int, epochs: int, encoder_steps: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """`run_demo`'s steps, writing into the empty folder `output`."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
 

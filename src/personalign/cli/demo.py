@@ -12,10 +12,10 @@ from .common import Overwrite, console
 
 def demo_command(
     output: Annotated[Path, typer.Option(help="Folder for the report, models and cards.")] = Path("runs/demo"),
-    train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs).")] = 512,
-    test_rows: Annotated[int, typer.Option(help="Held-out rows.")] = 128,
-    epochs: Annotated[int, typer.Option(help="Policy training epochs.")] = 3,
-    encoder_steps: Annotated[int, typer.Option(help="Persona encoder training steps.")] = 40,
+    train_rows: Annotated[int, typer.Option(help="Synthetic training rows (counterfactual pairs: even, >= 8).")] = 512,
+    test_rows: Annotated[int, typer.Option(help="Held-out rows (even, >= 2).")] = 128,
+    epochs: Annotated[int, typer.Option(help="Policy training epochs (>= 1).")] = 3,
+    encoder_steps: Annotated[int, typer.Option(help="Persona encoder training steps (>= 1).")] = 40,
     overwrite: Overwrite = False,
 ) -> None:
     """The whole workflow offline on tiny models: data, persona encoder, DPORE and PBA, evaluation, report."""

@@ -16,9 +16,12 @@ def space_command(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",
 ) -> None:
     """Show the dimensions of a preference space, in vector order."""
+    from ..io import require_local_path  # `io` imports datasets: kept out of the CLI's start-up
     from ..personas.space import PreferenceSpace
 
     builders = {"alignx": PreferenceSpace.alignx, "psoups": PreferenceSpace.psoups}
+    if name not in builders:
+        require_local_path(name, "preference space file", (".json",))
     if name in builders:
         space = builders[name]()
     elif Path(name).is_file():

@@ -29,10 +29,10 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import ALIGNX_CITATION
-from ..personas.persona import CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
+from ..personas.persona import CHOSEN_COLUMN, DIRECTION_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
 from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
 from ..personas.space import PreferenceSpace
-from .loading import batch_rows, load_source, require_columns
+from .loading import RowNames, batch_rows, load_source, require_columns, value_kind
 
 ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
 ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"
@@ -116,22 +116,42 @@ class AlignXBuildConfig:
 
     def __post_init__(self) -> None:
         if self.prompt_format not in ("chat", "alignx_release"):
-            raise InputError(f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r}.")
+            raise InputError(
+                f"prompt_format must be 'chat' or 'alignx_release', got {self.prompt_format!r} (CLI: --prompt-format)."
+            )
         if self.arithmetic not in ("exact", "float32"):
-            raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r}.")
+            raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r} (CLI: --arithmetic).")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 # ----------------------------------------------------------------------------------------------------- reading
-def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None) -> dict[str, Any]:
-    """One release row (release column names or snake_case) as a `RAW_FEATURES` row; errors name `where`, the
-    column and the item."""
+def normalize_row(
+    row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None, require_preference: bool = False
+) -> dict[str, Any]:
+    """One release row (release column names or snake_case) as a `RAW_FEATURES` row.
+
+    Args:
+        row (`Mapping[str, Any]`): The row.
+        where (`str`): The row for messages: its file and line or row (`personalign.data.loading.RowNames`).
+        space (`PreferenceSpace`, *optional*): The space of the vectors; AlignX's by default.
+        require_preference (`bool`, *optional*, defaults to `False`): Refuse a persona PBA cannot turn into a
+            preference text (no `profile`, no item with a direction vector and no gold direction).
+
+    Returns:
+        `dict`: The row with the columns of `RAW_FEATURES`.
+
+    Raises:
+        `InputError`: Naming `where`, the column and the item: a turn that is not text (null when absent), a bad
+            persona item or vector, or (with `require_preference`) a persona without a preference.
+    """
     for column in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN):
         if not isinstance(row.get(column), str):
-            raise InputError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{where}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
     persona = Persona.from_alignx_row(row, space=space, where=where)
+    if require_preference:
+        require_persona_preference(persona, where)
     truth = row.get("ground_truth_persona")
     return {
         "prompt": row[PROMPT_COLUMN],
@@ -151,27 +171,46 @@ def normalize_row(row: Mapping[str, Any], where: str, space: PreferenceSpace | N
     }
 
 
+def require_persona_preference(persona: Persona, where: str) -> None:
+    """Fail, naming the row, when PBA cannot derive a preference text from `persona`: no ready `profile`, no
+    history item with a direction vector and no gold direction (`Persona.profile_text` would fail without naming
+    the row).
+
+    Raises:
+        `InputError`: `"<where>: the persona is empty: ..."`.
+    """
+    if persona.profile is None and persona.direction is None and not persona.item_directions():
+        raise InputError(
+            f"{where}: the persona is empty: no 'profile', no history item with a {DIRECTION_COLUMN!r} vector and "
+            f"no gold {DIRECTION_COLUMN!r}; a PBA prompt needs one of them to derive the preference text."
+        )
+
+
 def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
     return {name: [row[name] for row in rows] for name in features}
 
 
-def _normalize_batch(batch: Mapping[str, list], indices: list[int], where: str) -> dict[str, list]:
+def _normalize_batch(
+    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool
+) -> dict[str, list]:
     space = PreferenceSpace.alignx()
     rows = [
-        normalize_row(row, f"{where}, row {index}", space)
+        normalize_row(row, names(index), space, require_preference)
         for row, index in zip(batch_rows(batch), indices, strict=True)
     ]
     return _columns(rows, RAW_FEATURES)
 
 
-def _normalize(dataset: Dataset, where: str, num_proc: int | None, batch_size: int) -> Dataset:
+def _normalize(
+    dataset: Dataset, where: str, names: RowNames, num_proc: int | None, batch_size: int, require_preference: bool
+) -> Dataset:
     require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
     return dataset.map(
         _normalize_batch,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"where": where},
+        fn_kwargs={"names": names, "require_preference": require_preference},
         features=RAW_FEATURES,
         remove_columns=dataset.column_names,
         num_proc=num_proc,
@@ -180,7 +219,11 @@ def _normalize(dataset: Dataset, where: str, num_proc: int | None, batch_size: i
 
 
 def read_alignx(
-    source: str | Path = ALIGNX_HUB_ID, num_proc: int | None = None, batch_size: int = 1000, **load_kwargs: Any
+    source: str | Path = ALIGNX_HUB_ID,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+    require_preference: bool = False,
+    **load_kwargs: Any,
 ) -> DatasetDict:
     """The `raw` config: read AlignX from a local folder / file or a Hub id, validate every row, normalise it.
 
@@ -191,18 +234,24 @@ def read_alignx(
             folder (its `raw` config) or a Hub dataset id.
         num_proc (`int`, *optional*): Processes for the batched validation.
         batch_size (`int`, *optional*, defaults to `1000`): Rows per `map` batch.
+        require_preference (`bool`, *optional*, defaults to `False`): Refuse a row whose persona PBA cannot turn
+            into a preference text (see `normalize_row`); set when the `pba` config will be rendered.
         **load_kwargs: Passed to `datasets.load_dataset` for a Hub id (e.g. `revision`, `token`).
 
     Returns:
         `DatasetDict` with `RAW_FEATURES`.
 
     Raises:
-        `InputError`: On a bad source (see `load_source`) or row, naming the file (or Hub split), row and column.
+        `InputError`: On a bad source (see `load_source`) or row, naming the file (or Hub split), the row (a
+            JSON-lines file's line, 1-based; else the 0-based row, see `RowNames`) and column.
     """
     loaded = load_source(source, **load_kwargs)
     splits = {}
     for split, parts in loaded.parts.items():
-        normalized = [_normalize(data, where, num_proc, batch_size) for where, data in parts]
+        normalized = [
+            _normalize(data, where, loaded.part_row_names(where), num_proc, batch_size, require_preference)
+            for where, data in parts
+        ]
         splits[split] = normalized[0] if len(normalized) == 1 else concatenate_datasets(normalized)
     return DatasetDict(splits)
 
@@ -291,7 +340,9 @@ def build_alignx_configs(
         raise InputError(
             f"unknown AlignX config {unknown[0] if unknown else ''!r}; choose from {', '.join(ALIGNX_CONFIGS)}."
         )
-    raw = read_alignx(source, num_proc=num_proc, batch_size=batch_size, **load_kwargs)
+    raw = read_alignx(
+        source, num_proc=num_proc, batch_size=batch_size, require_preference="pba" in config_names, **load_kwargs
+    )
     return {
         name: raw if name == "raw" else render_alignx(raw, name, config, num_proc=num_proc, batch_size=batch_size)
         for name in config_names

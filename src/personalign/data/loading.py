@@ -19,6 +19,8 @@ one (`PRIMARY_CONFIGS`). Bad input fails with one line naming the file (or the H
 
 from __future__ import annotations
 
+import codecs
+import json
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +29,8 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from datasets import (
     Dataset,
     DatasetDict,
@@ -40,6 +44,7 @@ from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
 from ..io import require_local_path
+from ..personas.space import json_kind
 
 DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 """The local data files a source may hold."""
@@ -61,13 +66,98 @@ def file_row(files: Sequence[tuple[str, int]], index: int) -> tuple[str, int]:
     return path, index - start
 
 
+def json_lines_layout(path: str | Path) -> tuple[int, ...] | None:
+    """How the rows of a local data file map to the lines an editor shows: for a JSON-lines file (`.jsonl`, or a
+    `.json` file that is not a JSON list), the 1-based numbers of its blank lines, which `datasets` skips (so row
+    `i` is line `i + 1` plus the blank lines before it); `None` for a file whose rows are not lines (parquet, a JSON
+    list) or a path that is not a local file. Reads the file once, line by line.
+
+    Args:
+        path (`str` or `Path`): The file.
+
+    Returns:
+        `tuple[int, ...]` or `None`: The blank lines' numbers, in order, for JSON lines; else `None`.
+    """
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".json") or not path.is_file():
+        return None
+    blank: list[int] = []
+    first = True
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.removeprefix(codecs.BOM_UTF8).strip():
+                blank.append(number)
+            elif first:  # the first line with text says what the file is: a JSON list opens with `[`
+                if line.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"["):
+                    return None
+                first = False
+    return tuple(blank)
+
+
+@dataclass(frozen=True)
+class RowNames:
+    """Names the rows of a split (or of one file) in messages, saying which base the number is in: a row of a
+    JSON-lines file is its line, 1-based as an editor shows it (`"rows.jsonl, line 12"`); any other row (parquet, a
+    JSON list, a Hub split, rows in memory) is its 0-based position (`"rows.parquet, row 11 (0-based)"`). The rows of
+    a local folder are named by their file and their place in it.
+
+    Build it once per split (`RowNames.of`, or `DatasetSource.row_names`) and call it per row: the files are read
+    once, up front, to find blank lines (which `datasets` skips, so they shift the line numbers).
+
+    Args:
+        where (`str`): The split (or Hub split, or rows in memory) for messages, when its files are unknown.
+        files (`tuple[tuple[str, int], ...]`, *optional*): The split's local files in order as `(path, first row)`
+            (see `file_row`).
+        blank_lines (`tuple`, *optional*): For each file, `json_lines_layout` of it.
+
+    Example:
+
+    ```python
+    >>> names = RowNames.of("bench [train]", [("bench/a.jsonl", 0), ("bench/b.parquet", 10)])
+    >>> names(3), names(12)
+    ('bench/a.jsonl, line 4', 'bench/b.parquet, row 2 (0-based)')
+    ```
+    """
+
+    where: str
+    files: tuple[tuple[str, int], ...] = ()
+    blank_lines: tuple[tuple[int, ...] | None, ...] = ()
+
+    @classmethod
+    def of(cls, where: str, files: Sequence[tuple[str, int]] | None = None) -> RowNames:
+        """The names of a split's rows: `where` for all of them, or with `files` each row's file and place in it."""
+        files = tuple(files or ())
+        return cls(where, files, tuple(json_lines_layout(path) for path, _ in files))
+
+    def __call__(self, index: int) -> str:
+        """The split's row `index` (0-based) for messages."""
+        if not self.files:
+            return f"{self.where}, row {index} (0-based)"
+        position = max(bisect_right([start for _, start in self.files], index) - 1, 0)
+        path, start = self.files[position]
+        row, blank = index - start, self.blank_lines[position]
+        if blank is None:
+            return f"{path}, row {row} (0-based)"
+        line = row + 1
+        for number in blank:  # the blank lines before the row's line each push it one down
+            if number > line:
+                break
+            line += 1
+        return f"{path}, line {line}"
+
+
 def row_name(where: str, files: Sequence[tuple[str, int]] | None, index: int) -> str:
-    """A split's row `index` for messages: `"<file>, row <n>"` (its file and its row in that file) when the split's
-    file boundaries are known (a local folder), else `"<where>, row <index>"`."""
-    if not files:
-        return f"{where}, row {index}"
-    path, row = file_row(files, index)
-    return f"{path}, row {row}"
+    """A split's row `index` for messages (see `RowNames`: a JSON-lines row is named by its 1-based line, any other
+    row by its 0-based position): `"<file>, line <n>"` / `"<file>, row <n> (0-based)"` when the split's files are
+    known, else `"<where>, row <index> (0-based)"`. Reads the files each call: for many rows, build a `RowNames`
+    once."""
+    return RowNames.of(where, files)(index)
+
+
+def value_kind(value: Any) -> str:
+    """What a value is, for "expected ..., got <kind>" messages: `"null (no value)"` for a missing or null one (a
+    column some rows or files lack reads as null), else its type name."""
+    return "null (no value)" if value is None else type(value).__name__
 
 
 def require_columns(dataset: Dataset, required: Sequence[str], where: str, row_kind: str) -> None:
@@ -124,13 +214,63 @@ def data_files(folder: str | Path) -> dict[str, list[Path]]:
     return splits
 
 
+def json_syntax_error(path: str | Path) -> str | None:
+    """Why a local `.json` / `.jsonl` file is not rows, as one message naming the file and the line (1-based, as
+    an editor shows it) and what was expected; `None` if every row parses (the trouble is elsewhere). Read only after
+    `datasets` failed on the file: its own messages give a character offset ("position 1376") or a row of one
+    block, not the line.
+
+    A file opening with `[` is read as a JSON list of objects (whole); any other as JSON lines (one object per line,
+    blank lines skipped), line by line.
+
+    Args:
+        path (`str` or `Path`): The file.
+
+    Returns:
+        `str` or `None`: `"<file>, line <n>, column <c>: not valid JSON (<reason>); expected ..."`, or the line or
+        item that is not an object, or `None`.
+    """
+    path = Path(path)
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if raw.lstrip().startswith(b"["):
+        expected = "expected a JSON list of objects (one per row)"
+        try:
+            rows = json.loads(raw)
+        except json.JSONDecodeError as error:
+            return f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
+        except UnicodeDecodeError as error:
+            line = raw.count(b"\n", 0, error.start) + 1
+            return f"{path}, line {line}: not UTF-8 text ({error.reason}); {expected}."
+        for index, row in enumerate(rows if isinstance(rows, list) else []):
+            if not isinstance(row, dict):
+                return f"{path}: item {index} (0-based) of the JSON list is a {json_kind(row)}; {expected}."
+        return None
+    expected = "expected one JSON object (a row) per line"
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            return f"{path}, line {number}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
+        except UnicodeDecodeError as error:
+            return f"{path}, line {number}: not UTF-8 text ({error.reason}); {expected}."
+        if not isinstance(row, dict):
+            return f"{path}, line {number}: a JSON {json_kind(row)}; {expected}."
+    return None
+
+
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
-    """Turn `datasets`' failure to parse a data file (bad JSON, no rows, ...) into one line naming the file."""
+    """Turn `datasets`' failure to parse a data file (bad JSON, no rows, ...) into one line naming the file (and,
+    for bad JSON, the line)."""
     try:
         yield
     except (DatasetGenerationError, ValueError) as error:
         # ValueError: `datasets` refuses a file with no rows (`[]`, an empty file) with "corresponds to no data".
+        located = json_syntax_error(path) if path.suffix in (".json", ".jsonl") else None
+        if located:
+            raise InputError(located) from None
         reason = " ".join(str(error.__cause__ or error).split())
         raise InputError(
             f"{path}: cannot read it as a {', '.join(DATA_FILE_SUFFIXES)} data file ({reason})."
@@ -142,7 +282,9 @@ def read_data_file(path: str | Path) -> Dataset:
     `Dataset`.
 
     Raises:
-        `InputError`: If the file has another suffix or cannot be parsed, naming the file.
+        `InputError`: If the file has another suffix or cannot be parsed, naming the file (and for bad JSON the line,
+            1-based, and what was expected); a parquet file whose footer cannot be read (truncated, or another
+            format) before `datasets` sees it.
     """
     path = Path(path)
     if path.suffix not in DATA_FILE_SUFFIXES:
@@ -152,10 +294,29 @@ def read_data_file(path: str | Path) -> Dataset:
     small_json = path.suffix == ".json" and path.is_file() and path.stat().st_size <= 64
     if small_json and "".join(path.read_text(encoding="utf-8", errors="replace").split()) in ("[]", "{}"):
         raise InputError(f"{path}: holds no rows (an empty JSON list); expected rows.")
+    if path.suffix == ".parquet":
+        require_parquet(path)
     with _reading(path):
         if path.suffix == ".parquet":
             return Dataset.from_parquet(str(path))
         return Dataset.from_json(str(path))
+
+
+def require_parquet(path: str | Path) -> None:
+    """Fail with one line naming `path` when it is not a readable parquet file (garbage, another format, or cut
+    short: its footer, the file's last bytes, is missing). Reads only the footer (`pyarrow.parquet.read_metadata`).
+
+    Raises:
+        `InputError`: `"<file>: not a readable parquet file (<reason>); ..."`.
+    """
+    try:
+        pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as error:
+        reason = " ".join(str(error).split())
+        raise InputError(
+            f"{path}: not a readable parquet file ({reason}); expected a complete .parquet file (truncated by an "
+            "interrupted copy or download?)."
+        ) from None
 
 
 def _file_name(file: Path, folder: Path) -> str:
@@ -261,6 +422,22 @@ class DatasetSource:
         starts = accumulate((len(data) for _, data in parts[:-1]), initial=0)
         return [(where, start) for (where, _), start in zip(parts, starts, strict=True)]
 
+    @property
+    def is_file(self) -> bool:
+        """Whether the source is one local data file (its `train` split)."""
+        return self.folder is None and not self.configs and Path(self.name).is_file()
+
+    def row_names(self, split: str) -> RowNames:
+        """The names of a split's rows for messages (`RowNames`): by file and line (JSON lines, 1-based) or 0-based
+        row for a local file or folder, else by split and 0-based row."""
+        files = self.files(split) or ([(self.name, 0)] if self.is_file else None)
+        return RowNames.of(self.where(split), files)
+
+    def part_row_names(self, where: str) -> RowNames:
+        """The names of the rows of one part (as `all_parts` gives it: `(where, rows)`) for messages: by its file
+        and line or row when it is a local file, else by `where` and 0-based row."""
+        return RowNames.of(where, [(where, 0)] if self.folder is not None or self.is_file else None)
+
     def benchmarks(self, split: str) -> list[str] | None:
         """For a split of several files of a folder: the benchmark of each row (its file's path in the folder,
         without the suffix, e.g. `"p_soups"`); `None` otherwise."""
@@ -308,7 +485,11 @@ def dataset_configs(name_or_path: str | Path, **load_kwargs: Any) -> tuple[str, 
 def _read_config(
     name: str, config: str | None, configs: tuple[str, ...], load_kwargs: dict[str, Any]
 ) -> DatasetSource:
-    """A card folder or Hub dataset: one config through `datasets.load_dataset` (`None`: `datasets`' choice)."""
+    """A card folder or Hub dataset: one config through `datasets.load_dataset` (`None`: `datasets`' choice). A
+    local folder's parquet shards are checked first (footers only), so that a damaged one is named."""
+    if Path(name).is_dir():
+        for shard in sorted(Path(name).rglob("*.parquet")):
+            require_parquet(shard)
     try:
         loaded = load_dataset(name, config, **load_kwargs)
     except DatasetGenerationError as error:

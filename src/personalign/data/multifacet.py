@@ -48,7 +48,7 @@ from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_da
 from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import COUNTERFACTUAL_CITATION, MULTIFACETED_CITATION
-from .loading import DatasetSource, batch_rows, load_source, require_columns
+from .loading import DatasetSource, batch_rows, load_source, require_columns, value_kind
 from .synthetic import MULTIFACETED_FEATURES
 
 MULTIFACET_HUB_ID = "kaist-ai/Multifaceted-Collection"
@@ -129,7 +129,7 @@ class MultifacetBuildConfig:
 
     def __post_init__(self) -> None:
         if self.match not in ("preference", "subdimension"):
-            raise InputError(f"match must be 'preference' or 'subdimension', got {self.match!r}.")
+            raise InputError(f"match must be 'preference' or 'subdimension', got {self.match!r} (CLI: --match).")
         for name in ("train_pairing", "test_pairing"):
             if getattr(self, name) not in ("seed", "counterfactual"):
                 raise InputError(f"{name} must be 'seed' or 'counterfactual', got {getattr(self, name)!r}.")
@@ -143,7 +143,10 @@ class MultifacetBuildConfig:
                 f"and underscores are folded), got {', '.join(repr(d) for d in unknown) or 'none'}."
             )
         if self.history_size < 1 or not 0 <= self.min_history <= self.history_size:
-            raise InputError("need history_size >= 1 and 0 <= min_history <= history_size.")
+            raise InputError(
+                f"need history_size >= 1 and 0 <= min_history <= history_size, got history_size={self.history_size} "
+                f"(CLI: --history-size), min_history={self.min_history}."
+            )
         if self.test_instructions is not None and self.test_instructions < 1:
             raise InputError(
                 f"test_instructions must be >= 1 (the benchmark is scored on its held-out test split), or None for the "
@@ -246,12 +249,10 @@ def preference_key(item: Mapping[str, Any], match: str = "preference") -> str:
 def _check_row(row: Mapping[str, Any], where: str) -> None:
     for column in ("prompt", "output"):
         if not isinstance(row.get(column), str):
-            raise InputError(f"{where}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{where}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
     items = row.get("preference_set")
     if not isinstance(items, list):
-        raise InputError(
-            f"{where}, column 'preference_set': expected a list of preferences, got {type(items).__name__}."
-        )
+        raise InputError(f"{where}, column 'preference_set': expected a list of preferences, got {value_kind(items)}.")
     for index, item in enumerate(items):
         missing = [
             k for k in ("dimension", "subdimension", "preference") if not isinstance(item, Mapping) or k not in item
@@ -263,20 +264,23 @@ def _check_row(row: Mapping[str, Any], where: str) -> None:
         if not isinstance(item["dimension"], str):
             raise InputError(
                 f"{where}, column 'preference_set' item {index}: expected a dimension name (text) in 'dimension', "
-                f"got {type(item['dimension']).__name__}."
+                f"got {value_kind(item['dimension'])}."
             )
 
 
 def read_responses(source: str | Path = MULTIFACET_HUB_ID, **load_kwargs: Any) -> Dataset:
     """Read Multifaceted-Collection SFT rows (every split / file of a source `personalign.data.loading.load_source`
-    reads) and validate them; errors name file, row, column."""
+    reads) and validate them; errors name the file, the row (a JSON-lines file's line, 1-based; else the 0-based
+    row, see `personalign.data.loading.RowNames`) and the column."""
     checked = []
-    for where, data in load_source(source, **load_kwargs).all_parts():
+    loaded = load_source(source, **load_kwargs)
+    for where, data in loaded.all_parts():
         require_columns(data, REQUIRED_COLUMNS, where, "a Multifaceted-Collection")
+        names = loaded.part_row_names(where)
         offset = 0
         for batch in data.select_columns(list(REQUIRED_COLUMNS)).iter(batch_size=10_000):
             for index, row in enumerate(batch_rows(batch)):
-                _check_row(row, f"{where}, row {offset + index}")
+                _check_row(row, names(offset + index))
             offset += len(batch["prompt"])
         for column in ("main_source", "original_source", "system"):
             if column not in data.column_names:

@@ -362,14 +362,16 @@ def alignx_rows(
     """
     if num_rows < 0 or num_rows % 2:
         raise InputError(
-            f"num_rows must be a non-negative even number (rows come in counterfactual pairs), got {num_rows}."
+            f"num_rows must be a non-negative even number (rows come in counterfactual pairs), got {num_rows} "
+            "(CLI: --rows)."
         )
     if num_personas is not None and (num_personas < 2 or num_personas % 2):
         raise InputError(
-            f"num_personas must be an even number >= 2 (users come with their mirror), got {num_personas}."
+            f"num_personas must be an even number >= 2 (users come with their mirror), got {num_personas} "
+            "(CLI: --num-personas)."
         )
     if not 0 <= item_noise < 0.5:
-        raise InputError(f"item_noise must be in [0, 0.5), got {item_noise}.")
+        raise InputError(f"item_noise must be in [0, 0.5), got {item_noise} (CLI: --item-noise).")
     low, high = active_dimensions
     if not 1 <= low <= high <= len(EXPRESSED_DIMENSIONS):
         raise InputError(
@@ -377,7 +379,8 @@ def alignx_rows(
         )
     if history_size[0] < 0 or history_size[0] > history_size[1]:
         raise InputError(
-            f"history_size must be an inclusive range (low, high) with 0 <= low <= high, got {history_size}."
+            f"history_size must be an inclusive range (low, high) with 0 <= low <= high, got {history_size} "
+            "(CLI: --min-history, --max-history)."
         )
     space = PreferenceSpace.alignx()
     for group in range(num_rows // 2):
@@ -569,7 +572,7 @@ def multifaceted_rows(num_instructions: int, seed: int = 0) -> Iterator[dict]:
         seed (`int`, *optional*, defaults to `0`): Everything is a function of the seed and the instruction index.
     """
     if num_instructions < 0:
-        raise InputError(f"num_instructions must be non-negative, got {num_instructions}.")
+        raise InputError(f"num_instructions must be non-negative, got {num_instructions} (CLI: --instructions).")
     for index in range(num_instructions):
         rng = _rng(seed, "multifaceted", index)
         topic = rng.choice(TOPICS)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from datasets import Dataset, LargeList, List
 
 from ..data.alignx import AlignXBuildConfig, normalize_row, render_row
-from ..data.loading import DatasetSource, batch_rows, load_source, require_columns, row_name
+from ..data.loading import DatasetSource, RowNames, batch_rows, load_source, require_columns, value_kind
 from ..data.multifacet import attach_history, multifacet_cf_responses
 from ..errors import InputError
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, PairItem
@@ -59,9 +60,10 @@ class EvalRows:
             their shape (message lists) alone. Such rows are scored as they are.
         sources (`list[str]`, *optional*): The benchmark of each row: its file's path in the folder, without the
             suffix (e.g. `"p_soups"`), when the split's rows come from several files of a local folder.
-        files (`list[tuple[str, int]]`, *optional*): For the rows of a local folder: each file of the split, in
-            order, as `(path, first row)`: the folder as given joined with the file's path in it (`"bench/prism.json"`)
-            and the split position of the file's first row (see `personalign.data.loading.file_row`).
+        files (`list[tuple[str, int]]`, *optional*): For the rows of a local file or folder: each file of the split,
+            in order, as `(path, first row)`: the file as given, or the folder as given joined with the file's path in
+            it (`"bench/prism.json"`), and the split position of the file's first row (see
+            `personalign.data.loading.file_row`).
     """
 
     data_format: str
@@ -72,9 +74,15 @@ class EvalRows:
     sources: list[str] | None = None
     files: list[tuple[str, int]] | None = None
 
+    @cached_property
+    def row_names(self) -> RowNames:
+        """The names of the split's rows for messages (`personalign.data.loading.RowNames`: a JSON-lines row by its
+        file and line, 1-based; any other by its file, or the split, and 0-based row)."""
+        return RowNames.of(self.where, self.files)
+
     def row_name(self, index: int) -> str:
-        """The split's row `index` for messages (see `row_name`)."""
-        return row_name(self.where, self.files, index)
+        """The split's row `index` for messages (see `row_names`)."""
+        return self.row_names(index)
 
 
 # ------------------------------------------------------------------------------------------------------- reading
@@ -166,7 +174,11 @@ def load_eval_rows(
         found = data_format or detect_format(data.column_names, where)
     if not len(data):
         raise InputError(f"{where}: no rows to evaluate.")
+    # A column one file of a folder lacks reads as null in its rows once the files are joined: name the file.
+    parts = loaded.parts[split] if loaded is not None else []
     if found == "alignx":
+        for part, rows in parts if len(parts) > 1 else []:
+            require_columns(rows, _TURN_COLUMNS, part, "an AlignX")
         require_columns(data, _TURN_COLUMNS, where, "an AlignX")
         if rendered is None and not any(column in data.column_names for column in _ALIGNX_MARKERS):
             raise InputError(
@@ -174,9 +186,12 @@ def load_eval_rows(
                 f"{', '.join(repr(c) for c in _ALIGNX_MARKERS)}."
             )
     if found == "multifacet":
-        missing = [c for c in MULTIFACET_COLUMNS if c not in data.column_names]
-        if missing:
-            raise InputError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} of MultiFacet rows.")
+        for part, rows in parts if len(parts) > 1 else [(where, data)]:
+            missing = [c for c in MULTIFACET_COLUMNS if c not in rows.column_names]
+            if missing:
+                raise InputError(
+                    f"{part}: missing column(s) {', '.join(repr(c) for c in missing)} of MultiFacet rows."
+                )
         if HISTORY_TEXT_COLUMN not in data.column_names:
             responses = None if loaded is None else multifacet_cf_responses(loaded)
             if responses is None:
@@ -187,30 +202,45 @@ def load_eval_rows(
                 )
             data = attach_history(data, responses, lazy=False)
     sources = None if loaded is None else loaded.benchmarks(split)
-    files = None if loaded is None else loaded.files(split)
+    files = None if loaded is None else loaded.files(split) or ([(loaded.name, 0)] if loaded.is_file else None)
     return EvalRows(found, data, where, split, rendered, sources, files)
 
 
 def normalize_alignx_rows(
-    data: Any, where: str, files: Sequence[tuple[str, int]] | None = None
+    data: Any, where: str, files: Sequence[tuple[str, int]] | None = None, require_preference: bool = False
 ) -> list[dict[str, Any]]:
-    """AlignX rows (release or snake_case columns) validated into `raw`-config rows; errors name the row (by its
-    file with `files`, see `row_name`) and column."""
+    """AlignX rows (release or snake_case columns) validated into `raw`-config rows.
+
+    Args:
+        data (`datasets.Dataset`): The rows.
+        where (`str`): The split for messages.
+        files (`Sequence[tuple[str, int]]`, *optional*): The split's files (`EvalRows.files`): errors name a row by
+            its file and line or row (`personalign.data.loading.RowNames`).
+        require_preference (`bool`, *optional*, defaults to `False`): Refuse a persona PBA cannot turn into a
+            preference text (see `personalign.data.alignx.normalize_row`).
+
+    Returns:
+        `list[dict]`: The rows, with the columns of the `raw` config.
+
+    Raises:
+        `InputError`: Naming the row and column of the first bad value.
+    """
     space = PreferenceSpace.alignx()
+    names = RowNames.of(where, files)
     rows = []
     for offset, batch in enumerate(data.iter(batch_size=1000)):
         for index, row in enumerate(batch_rows(batch)):
-            rows.append(normalize_row(row, row_name(where, files, 1000 * offset + index), space))
+            rows.append(normalize_row(row, names(1000 * offset + index), space, require_preference))
     return rows
 
 
 def _check_turns(value: Any, where: str, conversational: bool) -> None:
     if not conversational:
         if not isinstance(value, str):
-            raise InputError(f"{where}: expected text (as the row's 'prompt'), got {type(value).__name__}.")
+            raise InputError(f"{where}: expected text (as the row's 'prompt'), got {value_kind(value)}.")
         return
     if not isinstance(value, list) or not value:
-        raise InputError(f"{where}: expected a non-empty list of messages, got {type(value).__name__}.")
+        raise InputError(f"{where}: expected a non-empty list of messages, got {value_kind(value)}.")
     for number, message in enumerate(value):
         if not (
             isinstance(message, Mapping)
@@ -226,12 +256,13 @@ def rendered_alignx_rows(
     """Ready-rendered AlignX rows (a `personalign build-dataset alignx` `pba` / `ica` config) validated for scoring
     as they are: `prompt`, `chosen`, `rejected` (message lists, or texts in the release's prompt format), and the
     `profile`, `preference_direction` and `ground_truth_persona` they carry (`None` where absent). Errors name the
-    row (by its file with `files`, see `row_name`) and column."""
+    row (by its file with `files`, see `personalign.data.loading.RowNames`) and column."""
     space = PreferenceSpace.alignx()
+    names = RowNames.of(where, files)
     rows = []
     for offset, batch in enumerate(data.iter(batch_size=1000)):
         for number, row in enumerate(batch_rows(batch)):
-            at = row_name(where, files, 1000 * offset + number)
+            at = names(1000 * offset + number)
             conversational = not isinstance(row[PROMPT_COLUMN], str)
             for column in _TURN_COLUMNS:
                 _check_turns(row[column], f"{at}, column {column!r}", conversational)

@@ -258,7 +258,7 @@ def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalCon
         if loaded.rendered:
             originals = rendered_alignx_rows(data, where, loaded.files)
         else:
-            originals = normalize_alignx_rows(data, where, loaded.files)
+            originals = normalize_alignx_rows(data, where, loaded.files, require_preference=persona_format == "pba")
             info["num_rows_target_in_history"] = rows_with_target_in_history(originals)
         indices = list(range(len(originals)))
         partners = indices if config.flip else []

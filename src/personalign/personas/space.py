@@ -84,6 +84,11 @@ class PreferenceSpace:
                         f"Preference space {name!r}, dimension {index} ({dimension.name!r}): labels must be non-empty "
                         f"and have no surrounding whitespace, got {label!r}."
                     )
+                if label in seen and seen[label] == index:
+                    raise InputError(
+                        f"Preference space {name!r}, dimension {index} ({dimension.name!r}): {label!r} is both its "
+                        "positive and its negative label; they must differ."
+                    )
                 if label in seen:
                     raise InputError(
                         f"Preference space {name!r}: label {label!r} is used by dimensions {seen[label]} and {index}; "
@@ -122,21 +127,48 @@ class PreferenceSpace:
         return cls(dims, name=name)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], name: str | None = None) -> PreferenceSpace:
-        """Build a space from `{"dimensions": [{"name", "positive_label", "negative_label", ...}, ...]}`.
+    def from_dict(cls, data: Mapping[str, Any], name: str | None = None, where: str | None = None) -> PreferenceSpace:
+        """Build a space from `{"name": ..., "dimensions": [{"name", "positive_label", "negative_label", ...}, ...]}`.
 
         When the entries carry an `index`, it must equal their position: the file defines the vector order.
+
+        Args:
+            data (`Mapping[str, Any]`): The space as `to_dict` writes it.
+            name (`str`, *optional*): The space's name; `data["name"]`, else `"custom"`, by default.
+            where (`str`, *optional*): Where `data` comes from (a file), for messages.
+
+        Raises:
+            `InputError`: Naming `where` and the field: `data` is not an object, `dimensions` is not a non-empty
+                list of objects, a dimension lacks `name` / `positive_label` / `negative_label` or holds a non-text
+                value there (or in `source`), or declares an `index` other than its position.
         """
+        origin = f"{where}: " if where else ""
+        expected = 'expected {"dimensions": [{"name": ..., "positive_label": ..., "negative_label": ...}, ...]}'
+        if not isinstance(data, Mapping):
+            raise InputError(f"{origin}a preference space is a JSON object, got a {json_kind(data)}; {expected}.")
         entries = data.get("dimensions")
         if not isinstance(entries, list):
-            raise InputError("A preference space needs a 'dimensions' list.")
+            got = "no 'dimensions' field" if entries is None else f"'dimensions' is a {json_kind(entries)}"
+            raise InputError(f"{origin}a preference space needs a 'dimensions' list, got {got}; {expected}.")
         dims = []
         for position, entry in enumerate(entries):
+            at = f"{origin}'dimensions' item {position} (0-based)"
+            if not isinstance(entry, Mapping):
+                raise InputError(
+                    f"{at}: expected an object with name, positive_label, negative_label, got a {json_kind(entry)}."
+                )
             missing = [key for key in ("name", "positive_label", "negative_label") if key not in entry]
             if missing:
-                raise InputError(f"Preference space dimension {position} lacks {', '.join(missing)}.")
+                raise InputError(f"{at}: missing field(s) {', '.join(repr(key) for key in missing)}; {expected}.")
+            for key in ("name", "positive_label", "negative_label", "source"):
+                value = entry.get(key)
+                if not isinstance(value, str) and not (key == "source" and value is None):
+                    raise InputError(f"{at}, field {key!r}: expected text, got {value!r} (a {json_kind(value)}).")
             if "index" in entry and entry["index"] != position:
-                raise InputError(f"Preference space dimension at position {position} declares index {entry['index']}.")
+                raise InputError(
+                    f"{at}, field 'index': declares {entry['index']!r}, but the file's order defines the vector order; "
+                    f"expected {position} (or no 'index')."
+                )
             dims.append(
                 PreferenceDimension(
                     name=entry["name"],
@@ -145,17 +177,33 @@ class PreferenceSpace:
                     source=entry.get("source"),
                 )
             )
-        return cls(dims, name=name or data.get("name", "custom"))
+        space_name = data.get("name", "custom") if name is None else name
+        try:
+            return cls(dims, name=space_name)
+        except InputError as error:
+            if not where:
+                raise
+            raise InputError(f"{origin}{error}") from None
 
     @classmethod
     def from_json(cls, path: str | Path) -> PreferenceSpace:
-        """Load a space from a JSON file in the format of `from_dict`."""
+        """Load a space from a JSON file in the format of `from_dict`; its name is the file's stem.
+
+        Raises:
+            `InputError`: Naming the file: not readable as UTF-8 JSON (with the line and column), or not a space
+                (see `from_dict`, naming the field).
+        """
         path = Path(path)
         try:
             data = json.loads(path.read_text("utf-8"))
         except json.JSONDecodeError as error:
-            raise InputError(f"{path}: not valid JSON ({error}).") from error
-        return cls.from_dict(data, name=path.stem)
+            raise InputError(
+                f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); expected a "
+                "preference space (a JSON object with a 'dimensions' list)."
+            ) from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text ({error.reason}); expected a JSON preference space.") from None
+        return cls.from_dict(data, name=path.stem, where=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """The space as a JSON-serialisable dict (the inverse of `from_dict`)."""
@@ -371,6 +419,20 @@ class PreferenceSpace:
     def active(self, vector: Sequence[Any]) -> list[int]:
         """Indices of the non-neutral dimensions of a vector."""
         return [index for index, value in enumerate(self.validate(vector)) if value != NEUTRAL]
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words, for messages (`"object"`, `"list"`, `"string"`, `"number"`,
+    `"boolean"`, `"null"`)."""
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "list" if isinstance(value, list) else "null" if value is None else type(value).__name__
 
 
 @functools.cache
