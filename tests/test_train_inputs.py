@@ -12,11 +12,13 @@ from typer.testing import CliRunner
 
 from personalign.cli import app
 from personalign.cli.train import parse_train_arguments
+from personalign.data.loading import RowNames
 from personalign.errors import InputError
 from personalign.scripts.utils import check_text_columns
 from personalign.trainers.kept_rows import report_kept_rows
 
 runner = CliRunner()
+NAMES = RowNames.of("f.jsonl")  # rows in memory: named by their 0-based row
 CPU = lambda: (False, False)  # noqa: E731
 TINY = ["--max_steps", "1", "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--report_to", "none"]
 
@@ -76,14 +78,14 @@ def test_alignx_rows_without_chosen_name_the_file_and_column(assets, alignx_rows
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda rows: rows[3].update(prompt=None), "row 3, column 'prompt': expected text, got NoneType."),
+        (lambda rows: rows[3].update(prompt=None), "line 4, column 'prompt': expected text, got null (no value)."),
         (
             lambda rows: rows[5]["Pair-wise Comparative Feedback"][0]["Preference Direction"].__setitem__(0, 0.7),
-            "row 5, column 'Pair-wise Comparative Feedback' item 0 'Preference Direction': index 0 holds 0.7",
+            "line 6, column 'Pair-wise Comparative Feedback' item 0 'Preference Direction': index 0 holds 0.7",
         ),
         (
             lambda rows: rows[2]["User-Generated Content"][1].update({"Preference Direction": [0.5] * 5}),
-            "row 2, column 'User-Generated Content' item 1 'Preference Direction': preference vector has length 5",
+            "line 3, column 'User-Generated Content' item 1 'Preference Direction': preference vector has length 5",
         ),
     ],
     ids=["null-prompt", "value-outside-0-0.5-1", "wrong-length"],
@@ -100,22 +102,26 @@ def test_bad_alignx_rows_get_the_build_dataset_message(assets, alignx_rows, tmp_
     assert message in str(build.exception)
     refused_before_loading(monkeypatch)
     result, error = train("pba", assets, data, tmp_path / "out")
-    assert error == str(build.exception) and error.startswith(f"{data}, row"), result.output
+    assert error == str(build.exception) and error.startswith(f"{data}, line "), result.output
 
 
 def test_ready_rows_with_a_null_prompt_or_message_are_refused(tmp_path):
     text = Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r"}, {"prompt": None, "chosen": "c",
                               "rejected": "r"}])  # fmt: skip
-    with pytest.raises(InputError, match=r"^f.jsonl, row 1, column 'prompt': expected text, got NoneType.$"):
-        check_text_columns(text, ("prompt", "chosen", "rejected"), "f.jsonl")
+    with pytest.raises(
+        InputError, match=r"^f.jsonl, row 1 \(0-based\), column 'prompt': expected text, got null \(no value\).$"
+    ):
+        check_text_columns(text, ("prompt", "chosen", "rejected"), NAMES)
     turn = lambda content: [{"role": "user", "content": content}]  # noqa: E731
     chat = Dataset.from_list([{"prompt": turn("a"), "chosen": turn("b")}, {"prompt": turn("a"), "chosen": turn(None)}])
-    with pytest.raises(InputError, match=r"f.jsonl, row 1, column 'chosen': a message without text content"):
-        check_text_columns(chat, ("prompt", "chosen"), "f.jsonl")
+    with pytest.raises(
+        InputError, match=r"f.jsonl, row 1 \(0-based\), column 'chosen': a message without text content"
+    ):
+        check_text_columns(chat, ("prompt", "chosen"), NAMES)
     numbers = Dataset.from_list([{"prompt": 1}])
     with pytest.raises(InputError, match=r"f.jsonl, column 'prompt': expected text or a list of chat messages"):
-        check_text_columns(numbers, ("prompt",), "f.jsonl")
-    check_text_columns(text.select([0]), ("prompt", "chosen", "rejected"), "f.jsonl")  # a view: only its rows
+        check_text_columns(numbers, ("prompt",), NAMES)
+    check_text_columns(text.select([0]), ("prompt", "chosen", "rejected"), NAMES)  # a view: only its rows
 
 
 def test_only_the_rows_trained_are_checked(assets, alignx_rows, tmp_path, monkeypatch):
@@ -127,7 +133,7 @@ def test_only_the_rows_trained_are_checked(assets, alignx_rows, tmp_path, monkey
     script = ScriptArguments(dataset_name=str(data), max_train_samples=8)
     train_rows, _ = load_datasets(script, persona_row_check("pba"), None)
     assert len(train_rows) == 8
-    with pytest.raises(InputError, match="row 10, column 'prompt'"):
+    with pytest.raises(InputError, match="line 11, column 'prompt'"):
         load_datasets(ScriptArguments(dataset_name=str(data)), persona_row_check("pba"), None)
 
 
@@ -143,7 +149,7 @@ def test_train_reward_rows_without_chosen_and_bad_histories(assets, multifacet_r
     rows[4]["history_text"][1]["chosen"] = None
     data = write_jsonl(tmp_path / "history.jsonl", rows)
     _, error = train("reward", assets, data, tmp_path / "out")
-    assert error == f"{data}, row 4, column 'history_text', item 1: expected text under 'chosen'."
+    assert error == f"{data}, line 5, column 'history_text', item 1: expected text under 'chosen'."
     assert not (tmp_path / "out").exists()
 
 

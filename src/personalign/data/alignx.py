@@ -447,11 +447,18 @@ class AlignX(datasets.ArrowBasedBuilder):
 
 
 # ------------------------------------------------------------------------------------------- validation only
-def _check_batch(batch: Mapping[str, list], indices: list[int], where: str) -> None:
-    _normalize_batch(batch, indices, where)  # raises on the first bad row; the normalised rows are not kept
+def _check_batch(batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool) -> None:
+    # Raises on the first bad row; the normalised rows are not kept.
+    _normalize_batch(batch, indices, names, require_preference)
 
 
-def check_alignx_rows(dataset: Dataset, where: str, num_proc: int | None = None, batch_size: int = 1000) -> None:
+def check_alignx_rows(
+    dataset: Dataset,
+    names: RowNames,
+    require_preference: bool = False,
+    num_proc: int | None = None,
+    batch_size: int = 1000,
+) -> None:
     """Validate AlignX rows exactly as `read_alignx` (`personalign build-dataset alignx`) does, with the same
     messages, without writing the normalised rows: for the trainers, which render the rows as they are.
 
@@ -459,7 +466,10 @@ def check_alignx_rows(dataset: Dataset, where: str, num_proc: int | None = None,
 
     Args:
         dataset (`Dataset`): AlignX rows (release column names or snake_case) of one file or Hub split.
-        where (`str`): The file (or Hub split) for messages; rows are named by their index in it.
+        names (`RowNames`): The names of its rows for messages (`DatasetSource.part_row_names`: a JSON-lines row
+            by its 1-based line, any other by its 0-based row).
+        require_preference (`bool`, *optional*, defaults to `False`): Refuse a row whose persona PBA cannot turn
+            into a preference text, as the `pba` config does (see `normalize_row`).
         num_proc (`int`, *optional*): Processes for the pass.
         batch_size (`int`, *optional*, defaults to `1000`): Rows per batch.
 
@@ -468,13 +478,13 @@ def check_alignx_rows(dataset: Dataset, where: str, num_proc: int | None = None,
             length or with a value outside {0, 0.5, 1}, an item without its fields), naming `where`, the row and the
             column.
     """
-    require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
+    require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), names.where, "an AlignX")
     dataset.map(
         _check_batch,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"where": where},
+        fn_kwargs={"names": names, "require_preference": require_preference},
         num_proc=num_proc,
-        desc=f"Validating {where}",
+        desc=f"Validating {names.where}",
     )

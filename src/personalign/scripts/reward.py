@@ -16,7 +16,7 @@ from typing import Any
 from datasets import Dataset
 from trl import ModelConfig, TrlParser
 
-from ..data.loading import batch_rows, load_source, require_columns, row_name
+from ..data.loading import RowNames, batch_rows, load_source, require_columns
 from ..data.multifacet import multifacet_cf_responses
 from ..errors import InputError
 from ..reward.feedback import HISTORY_IDS_COLUMN, history_pairs
@@ -26,12 +26,12 @@ from ..trainers.reward_trainer import PersonalizedRewardTrainer
 from .utils import ScriptArguments, check_text_columns, data_sources, train_and_save, trainer_kwargs
 
 
-def _check_histories(batch: Mapping[str, list], indices: list[int], column: str, where: str) -> None:
+def _check_histories(batch: Mapping[str, list], indices: list[int], column: str, names: RowNames) -> None:
     for row, index in zip(batch_rows(batch), indices, strict=True):
-        history_pairs(row, column, row_name(where, None, index))
+        history_pairs(row, column, names(index))
 
 
-def check_reward_rows(rows: Dataset, where: str, training_args: PersonalizedRewardConfig) -> None:
+def check_reward_rows(rows: Dataset, names: RowNames, training_args: PersonalizedRewardConfig) -> None:
     """The row check of `personalign train reward` (a `utils.RowCheck`), before the model loads.
 
     Tokenized rows (`chosen_ids`, `rejected_ids`) pass. Rows with a feedback history (texts, or ids) need the
@@ -43,6 +43,7 @@ def check_reward_rows(rows: Dataset, where: str, training_args: PersonalizedRewa
     Raises:
         `InputError`: Naming `where`, the row and the column, or what the method expects.
     """
+    where = names.where
     columns = set(rows.column_names)
     if {"chosen_ids", "rejected_ids"} <= columns:
         return
@@ -62,13 +63,13 @@ def check_reward_rows(rows: Dataset, where: str, training_args: PersonalizedRewa
     else:
         required = tuple(c for c in ("prompt", "chosen", "rejected") if c != "prompt" or c in columns)
     require_columns(rows, required, where, "a `personalign train reward`")
-    check_text_columns(rows, required, where)
+    check_text_columns(rows, required, names)
     if rendering.include_history and rendering.history_column in columns:
         rows.map(
             _check_histories,
             batched=True,
             with_indices=True,
-            fn_kwargs={"column": rendering.history_column, "where": where},
+            fn_kwargs={"column": rendering.history_column, "names": names},
             desc=f"Validating the feedback histories of {where}",
         )
 

@@ -17,7 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import get_peft_config
 
 from ..data.alignx import check_alignx_rows
-from ..data.loading import DatasetSource, load_source, require_columns, row_name
+from ..data.loading import DatasetSource, RowNames, load_source, require_columns, value_kind
 from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
@@ -181,9 +181,10 @@ def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> s
     return None
 
 
-RowCheck = Callable[[Dataset, str, Any], None]
-"""`check_rows(rows, where, training_args)`: refuse the first bad row of one file (or Hub split) `where` with an
-`InputError` naming it, the row and the column; `training_args` is the method's config (its column names)."""
+RowCheck = Callable[[Dataset, RowNames, Any], None]
+"""`check_rows(rows, names, training_args)`: refuse the first bad row of one file (or Hub split) with an
+`InputError` naming it (`names.where`), the row (`names(index)`: a JSON-lines row by its 1-based line, any other by
+its 0-based row) and the column; `training_args` is the method's config (its column names)."""
 
 
 def check_split(
@@ -203,7 +204,7 @@ def check_split(
                 break
             rows = rows.select(range(min(remaining, len(rows))))
             remaining -= len(rows)
-        check_rows(rows, where, training_args)
+        check_rows(rows, source.part_row_names(where), training_args)
 
 
 def load_datasets(
@@ -324,20 +325,22 @@ def first_null_row(column: pa.ChunkedArray | pa.Array) -> int | None:
     return pc.index(nulls, True).as_py()
 
 
-def check_text_columns(rows: Dataset, columns: tuple[str, ...], where: str) -> None:
+def check_text_columns(rows: Dataset, columns: tuple[str, ...], names: RowNames) -> None:
     """Each of `columns` holds, in every row, text or a list of chat messages whose `content` is text (TRL's
     standard and conversational formats). One vectorised pass per column over Arrow data.
 
     Raises:
-        `InputError`: `"<where>, row 3, column 'prompt': expected text, got NoneType."` (the message
-            `personalign build-dataset` gives), or the column's type when it is neither.
+        `InputError`: `"<file>, line 4, column 'prompt': expected text, got null (no value)."` (the message
+            `personalign build-dataset` gives; the row as `names` names it), or the column's type when it is
+            neither.
     """
+    where = names.where
     table = rows.with_format("arrow")[:]  # the rows of this view only (a `select` keeps the whole table beneath)
     for name in columns:
         column = table.column(name)
         index = first_null_row(column)
         if index is not None:
-            raise InputError(f"{row_name(where, None, index)}, column {name!r}: expected text, got NoneType.")
+            raise InputError(f"{names(index)}, column {name!r}: expected text, got {value_kind(None)}.")
         kind = column.type
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             continue
@@ -352,20 +355,18 @@ def check_text_columns(rows: Dataset, columns: tuple[str, ...], where: str) -> N
         position = first_null_row(contents)
         if position is not None:
             index = pc.list_parent_indices(column)[position].as_py()
-            raise InputError(
-                f"{row_name(where, None, index)}, column {name!r}: a message without text content (null)."
-            )
+            raise InputError(f"{names(index)}, column {name!r}: a message without text content (null).")
 
 
-def check_preference_rows(rows: Dataset, where: str, method: str) -> None:
+def check_preference_rows(rows: Dataset, names: RowNames, method: str) -> None:
     """Ready TRL preference rows: `prompt`, `chosen` and `rejected` present and text (or chat messages) in every row.
 
     Raises:
         `InputError`: Naming `where`, the missing column (and what a `personalign train METHOD` row needs) or the
             first bad row.
     """
-    require_columns(rows, PREFERENCE_COLUMNS, where, f"a `personalign train {method}`")
-    check_text_columns(rows, PREFERENCE_COLUMNS, where)
+    require_columns(rows, PREFERENCE_COLUMNS, names.where, f"a `personalign train {method}`")
+    check_text_columns(rows, PREFERENCE_COLUMNS, names)
 
 
 def persona_row_check(method: str) -> RowCheck:
@@ -380,10 +381,13 @@ def persona_row_check(method: str) -> RowCheck:
         `RowCheck`
     """
 
-    def check(rows: Dataset, where: str, training_args: Any) -> None:
+    def check(rows: Dataset, names: RowNames, training_args: Any) -> None:
         if has_raw_personas(rows.column_names):
-            check_alignx_rows(rows, where, num_proc=getattr(training_args, "dataset_num_proc", None))
+            # PBA prompts need a preference to state (as the `pba` config of `build-dataset alignx` requires).
+            pba = method == "pba" or getattr(training_args, "persona_format", None) == "pba"
+            num_proc = getattr(training_args, "dataset_num_proc", None)
+            check_alignx_rows(rows, names, require_preference=pba, num_proc=num_proc)
         else:
-            check_preference_rows(rows, where, method)
+            check_preference_rows(rows, names, method)
 
     return check
