@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,34 +26,137 @@ class OutputExistsError(PersonalignError, FileExistsError):
 
 
 def ensure_writable(path: str | Path, overwrite: bool = False) -> Path:
-    """Fail early, before any work, if `path` exists and may not be replaced.
+    """Fail early, before any work, if `path` exists and may not be replaced, or cannot be written: its nearest
+    existing parent must be a folder this process may create entries in (the missing ones between are created on
+    writing). The messages name `path` as the user gave it, never a staging path.
+
+    Args:
+        path (`str` or `Path`): The output file or folder.
+        overwrite (`bool`, *optional*, defaults to `False`): Whether an existing `path` may be replaced.
+
+    Returns:
+        `Path`: `path`.
 
     Raises:
         `OutputExistsError`: If `path` exists and `overwrite` is False.
+        `InputError`: If a parent of `path` is a file, or the nearest existing parent is not writable.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: cannot write there, {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write there, no permission to write in {parent}.")
     return path
+
+
+STAGING_SUFFIX = ".partial"
+"""The suffix of the hidden staging folders of `atomic_output` (`.<name>.<pid>.<random>.partial`)."""
+
+
+def staging_prefix(path: Path) -> str:
+    """The start of the name of `path`'s staging folders, up to the owner's process id."""
+    return f".{path.name}."
+
+
+def remove_stale_staging(path: str | Path) -> list[Path]:
+    """Remove the staging folders of `path` that an earlier run left behind (killed before it could clean up): those
+    named `.<name>.<pid>.<random>.partial` whose process `<pid>` is gone. Folders of a live process (another run
+    writing the same output) and names of another form are left alone.
+
+    Args:
+        path (`str` or `Path`): The output whose staging folders to look for (beside it).
+
+    Returns:
+        `list[Path]`: The folders removed.
+    """
+    path = Path(path)
+    prefix = staging_prefix(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{STAGING_SUFFIX}"):
+        owner, _, random_part = candidate.name[len(prefix) : -len(STAGING_SUFFIX)].partition(".")
+        if not (owner.isdigit() and random_part and "." not in random_part) or process_alive(int(owner)):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this machine (one of another user's counts as alive)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def current_umask() -> int:
+    """This process's umask (read by setting it and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path) -> None:
+    """Give `path` and everything under it the modes a new file or folder gets under the umask: folders `0o777`,
+    files `0o666` (`0o777` when any execute bit is set), less the umask. Writers that stage through a private
+    temporary file (safetensors writes a 0600 file and renames it) otherwise leave outputs readable by their owner
+    only. Links are left alone.
+
+    Args:
+        path (`str` or `Path`): A file or folder this process wrote.
+    """
+    mask = current_umask()
+    path = Path(path)
+    for entry in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if entry.is_symlink():
+            continue
+        mode = entry.stat().st_mode
+        full = 0o777 if entry.is_dir() or mode & 0o111 else 0o666
+        if stat.S_IMODE(mode) != full & ~mask:
+            os.chmod(entry, full & ~mask)
 
 
 @contextmanager
 def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on failure it is removed.
 
-    Works for files and folders alike: whatever the body writes at the yielded path is what lands.
+    Works for files and folders alike: whatever the body writes at the yielded path is what lands, with the modes the
+    umask gives new files and folders (`follow_umask`). The temporary path lies in a hidden staging folder
+    `.<name>.<pid>.<random>.partial`; staging folders of `path` left by a run that was killed are removed first
+    (`remove_stale_staging`).
+
+    Args:
+        path (`str` or `Path`): The output file or folder.
+        overwrite (`bool`, *optional*, defaults to `False`): Whether an existing `path` may be replaced.
 
     Raises:
         `OutputExistsError`: If `path` exists and `overwrite` is False (checked before any work is done).
+        `InputError`: If `path` cannot be written (`ensure_writable`), checked before any work is done.
     """
     path = ensure_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    remove_stale_staging(path)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f"{staging_prefix(path)}{os.getpid()}.", suffix=STAGING_SUFFIX, dir=path.parent)
+    )
     temporary = staging / path.name
     try:
         yield temporary
         if not temporary.exists():
             raise RuntimeError(f"Nothing was written for {path}.")
+        follow_umask(temporary)
         if path.exists():
             # Move the old output aside first, so a crash between the two renames leaves one of them whole.
             backup = staging / f"{path.name}.previous"
