@@ -129,7 +129,8 @@ def eval_policy(
     if model_card is not None:
         existed = model_card.is_file()
         written = update_model_card(model_card, results)
-        console.print(f"updated the model-index of {written}" if existed else f"created the model card {written}")
+        shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
+        console.print(escape(shown), soft_wrap=True)
 
 
 @eval_app.command("encoder")

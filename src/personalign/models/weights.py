@@ -98,7 +98,11 @@ def torch_file_problem(path: str | Path) -> str | None:
     except (OSError, zipfile.BadZipFile) as error:
         return f"not a whole torch.save archive ({one_line(error)})"
     scan = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
-    unsafe = [] if scan is None else [name for name in scan(str(path)) if not name.startswith(WEIGHTS_ONLY_ALLOWED)]
+    try:
+        found = [] if scan is None else scan(str(path))
+    except (RuntimeError, ValueError) as error:  # torch's archive reader on a zip that is not torch's layout
+        return f"not a torch.save archive ({one_line(error)})"
+    unsafe = [name for name in found if not name.startswith(WEIGHTS_ONLY_ALLOWED)]
     if unsafe:
         return f"holds objects a weights-only load refuses ({', '.join(unsafe)}), and personalign never unpickles"
     return None
