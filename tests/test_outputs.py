@@ -1,6 +1,6 @@
 """Outputs staged and renamed (`personalign.io.atomic_output`): file modes that follow the umask, output paths checked
 before any work, staging folders cleaned on SIGTERM and removed when stale; and the cheap checks of weight files and
-checkpoints (`personalign.models.weights`)."""
+checkpoints (`personalign.io`)."""
 
 import json
 import os
@@ -15,8 +15,15 @@ import torch
 from safetensors.numpy import save_file
 
 from personalign.errors import InputError
-from personalign.io import atomic_output, ensure_writable, remove_stale_staging, write_rows
-from personalign.models.weights import check_model_folder, checkpoint_problem, checkpoint_to_resume
+from personalign.io import (
+    atomic_output,
+    check_model_folder,
+    checkpoint_problem,
+    checkpoint_to_resume,
+    ensure_writable,
+    remove_stale_staging,
+    write_rows,
+)
 
 as_root = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder modes")
 
@@ -208,7 +215,7 @@ def test_check_model_folder(tmp_path):
 def test_torch_file_problem_reads_no_tensor_and_runs_no_pickle(tmp_path):
     import zipfile
 
-    from personalign.models.weights import torch_file_problem
+    from personalign.io import torch_file_problem
 
     path = tmp_path / "optimizer.pt"
     torch.save({"state": {}, "step": torch.zeros(2)}, path)

@@ -633,7 +633,7 @@ def test_resume_after_a_kill_during_a_save_falls_back_to_the_last_complete_check
         (output / name).unlink()
     code, _ = resume_in_process(monkeypatch, capsys, assets, output)
     assert code in (0, None)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "personalign.models.weights"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "personalign.io"]
     assert warnings == [
         f"--resume: {output / 'checkpoint-3' / 'trainer_state.json'} is missing: its save was cut short; resuming "
         f"from {output / 'checkpoint-2'}, the last complete checkpoint."

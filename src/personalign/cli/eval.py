@@ -161,8 +161,7 @@ def eval_encoder(
     from ..encoder.evaluation import evaluate_encoder
     from ..encoder.modeling_persona_encoder import PersonaEncoder
     from ..encoder.pipeline import load_excerpts
-    from ..io import atomic_output, ensure_writable
-    from ..models.weights import check_model_folder
+    from ..io import atomic_output, check_model_folder, ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
     check_model_folder(model, "persona encoder")

@@ -24,8 +24,7 @@ from huggingface_hub import EvalResult
 from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
-from ..io import atomic_output, require_local_path
-from ..models.weights import check_model_folder
+from ..io import atomic_output, check_model_folder, require_local_path
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .plots import plot_per_group, plot_persona_size

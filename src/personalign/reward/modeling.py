@@ -20,8 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..io import require_local_path
-from ..models.weights import check_model_folder
+from ..io import check_model_folder, require_local_path
 from .feedback import FeedbackRendering, attach_history_texts, read_rendering_file, render_reward_example
 
 logger = logging.getLogger(__name__)

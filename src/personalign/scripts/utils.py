@@ -17,8 +17,7 @@ from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
 from ..hub.run_record import changed_fields, to_jsonable, write_run_record
-from ..io import follow_umask, require_local_path
-from ..models.weights import check_model_folder, checkpoint_to_resume
+from ..io import check_model_folder, checkpoint_to_resume, follow_umask, require_local_path
 
 
 @dataclass
@@ -157,7 +156,7 @@ def finish_run(
 
 def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> str | None:
     """Refuse to train over an earlier run unless asked to; with `resume`, find the checkpoint to continue from
-    (`models.weights.checkpoint_to_resume`: the last one, or the last complete one when the last was cut short by a
+    (`io.checkpoint_to_resume`: the last one, or the last complete one when the last was cut short by a
     kill during its save).
 
     Returns:
