@@ -261,3 +261,84 @@ def test_row_messages_name_the_file_the_column_and_the_line(tiny_lm_path, tmp_pa
     assert code == 1 and lines[-1].startswith(f"error: {path}, line 2, column ")
     assert "not valid JSON" in lines[-1] and "Traceback" not in "\n".join(lines)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_damaged_or_pickled_model_is_one_line_naming_it(
+    tiny_lm_path, alignx_rows_file, tmp_path, monkeypatch, capsys
+):
+    """A truncated `model.safetensors`, or a folder of pickled weights only, fails before any scoring with one line
+    naming the file or folder; the pickle is never loaded."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_lm_path, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    pickled = tmp_path / "pickled"
+    shutil.copytree(tiny_lm_path, pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    output = tmp_path / "out"
+    common = ["--dataset", alignx_rows_file, "--output", output, "--limit", 2]
+
+    code, lines = run_in_process(monkeypatch, capsys, "--model", truncated, "--reference", "none", *common)
+    assert code == 1 and lines[-1].startswith(f"error: model {weights}: does not load (") and lines[-1].endswith(").")
+    assert "Traceback" not in "\n".join(lines) and not output.exists()
+    code, lines = run_in_process(monkeypatch, capsys, "--model", tiny_lm_path, "--reference", truncated, *common)
+    assert code == 1 and lines[-1].startswith(f"error: model {weights}: does not load (")
+
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("a pickle was loaded"))
+    code, lines = run_in_process(monkeypatch, capsys, "--model", pickled, "--reference", "none", *common)
+    assert code == 1 and lines[-1] == (
+        f"error: model {pickled}: holds only pickled weights (pytorch_model.bin); personalign loads safetensors "
+        "only and never unpickles. To convert them, load them once in a trusted environment and save them as "
+        "safetensors, e.g. AutoModelForCausalLM.from_pretrained(folder).save_pretrained(folder, "
+        "safe_serialization=True)."
+    )
+    assert not output.exists()
+
+
+def test_eval_encoder_on_a_damaged_encoder_is_one_line(
+    tiny_encoder_path, alignx_rows_file, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    from personalign.cli.eval import eval_app
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder_path, encoder)
+    weights = next(encoder.rglob("model.safetensors"))
+    weights.write_bytes(b"\x00" * 16)
+    output = tmp_path / "e.json"
+    argv = [
+        "personalign",
+        "encoder",
+        "--model",
+        str(encoder),
+        "--dataset",
+        str(alignx_rows_file),
+        "--output",
+        str(output),
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        run(eval_app)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 1 and lines == [lines[-1]]
+    assert lines[-1].startswith(f"error: persona encoder {weights}: does not load (") and not output.exists()
+
+
+def test_model_card_says_created_or_updated(policy_path, alignx_rows_file, tmp_path):
+    """`--model-card` on a missing card creates it (`update_model_card` creates a missing card, as a model folder
+    without a README.md is common) and says so; on an existing card it says updated."""
+    card = tmp_path / "README.md"
+    args = ["--model", policy_path, "--reference", "none", "--dataset", alignx_rows_file, "--limit", 2]
+    args += ["--persona-sizes", "none", "--model-card", card]
+    created = invoke(*args, "--output", tmp_path / "first")
+    assert f"created the model card {card}" in created.output and "updated" not in created.output
+    assert card.is_file()
+    updated = invoke(*args, "--output", tmp_path / "second")
+    assert f"updated the model-index of {card}" in updated.output

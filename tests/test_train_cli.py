@@ -557,3 +557,98 @@ def test_a_new_method_is_one_file_and_one_registry_entry(assets, tmp_path, monke
         unregister_method("toy")
         sys.modules.pop("toy_method", None)
     assert "toy" not in METHODS
+
+
+# --------------------------------------------------------------------------------- resume from damaged checkpoints
+@pytest.fixture(scope="module")
+def pba_run(assets, tmp_path_factory):
+    """A finished 3-step PBA run with a checkpoint at every step (copied by each test that changes it)."""
+    output = tmp_path_factory.mktemp("pba_run") / "run"
+    result = runner.invoke(app, [*tiny_args(assets, "pba", output), "--max_steps", "3"])
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def resume_in_process(monkeypatch, capsys, assets, output):
+    """`train pba --resume` through the console entry point, in this process: `(exit code, stderr lines)`."""
+    from personalign.cli import run
+
+    argv = ["personalign", *tiny_args(assets, "pba", output), "--max_steps", "3", "--resume", "true"]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.delenv("PERSONALIGN_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        run(app)
+    return exit_info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "plain pickle", "refused global"])
+def test_resume_on_a_damaged_checkpoint_names_the_file_and_the_last_intact_one(
+    pba_run, assets, tmp_path, monkeypatch, capsys, damage
+):
+    import fractions
+    import pickle
+    import shutil
+
+    import torch
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    last = output / "checkpoint-3"
+    if damage == "truncated weights":
+        damaged = last / "model.safetensors"
+        damaged.write_bytes(damaged.read_bytes()[:1000])
+        reason = "does not load ("
+    elif damage == "plain pickle":
+        damaged = last / "optimizer.pt"
+        damaged.write_bytes(pickle.dumps({"state": {}}))
+        reason = "not a whole torch.save archive"
+    else:
+        damaged = last / "optimizer.pt"
+        torch.save({"state": fractions.Fraction(1, 2)}, damaged)
+        reason = "holds objects a weights-only load refuses (fractions.Fraction)"
+    before = sorted(str(path) for path in output.rglob("*"))
+    code, lines = resume_in_process(monkeypatch, capsys, assets, output)
+    assert code == 1 and "Traceback" not in "\n".join(lines)
+    assert lines[-1].startswith(f"error: --resume: {damaged}: {reason}")
+    assert lines[-1].endswith(
+        f"the last intact checkpoint is {output / 'checkpoint-2'}: move {last} out of {output} and resume again to "
+        "continue from it."
+    )
+    assert sorted(str(path) for path in output.rglob("*")) == before  # nothing written, nothing removed
+
+
+def test_resume_after_a_kill_during_a_save_falls_back_to_the_last_complete_checkpoint(
+    pba_run, assets, tmp_path, monkeypatch, capsys, caplog
+):
+    """A checkpoint without `trainer_state.json` (the trainer writes it last) was cut short by a kill: `--resume`
+    says so in one line and continues from the checkpoint before it, reproducing the uninterrupted run exactly."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    (output / "checkpoint-3" / "trainer_state.json").unlink()
+    for name in ("model.safetensors", RUN_RECORD):  # the run never got to its end
+        (output / name).unlink()
+    code, _ = resume_in_process(monkeypatch, capsys, assets, output)
+    assert code in (0, None)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "personalign.io"]
+    assert warnings == [
+        f"--resume: {output / 'checkpoint-3' / 'trainer_state.json'} is missing: its save was cut short; resuming "
+        f"from {output / 'checkpoint-2'}, the last complete checkpoint."
+    ]
+    straight = json.loads((pba_run / "checkpoint-3" / "trainer_state.json").read_text())
+    resumed = json.loads((output / "checkpoint-3" / "trainer_state.json").read_text())
+    losses = [[entry["loss"] for entry in state["log_history"] if "loss" in entry] for state in (straight, resumed)]
+    assert losses[0] == losses[1] and len(losses[0]) == 3
+    expected, got = load_file(pba_run / "model.safetensors"), load_file(output / "model.safetensors")
+    assert expected.keys() == got.keys() and all(expected[key].equal(got[key]) for key in expected)
+
+
+def test_training_outputs_follow_the_umask(pba_run):
+    """safetensors writes its files 0600; a finished run's files follow the umask as any other file does."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [pba_run / "model.safetensors", pba_run / "checkpoint-3" / "model.safetensors"]
+    assert [oct(path.stat().st_mode & 0o777) for path in files] == [oct(0o666 & ~mask)] * 2

@@ -60,14 +60,18 @@ app.command("demo")(demo.demo_command)
 
 def run(typer_app: typer.Typer) -> None:
     """Run a Typer app behind the typed error map: a user error ends with one `error:` line and exit code 1, Ctrl-C
-    with one line and exit code 130, anything else with the internal-error line (`PERSONALIGN_DEBUG=1` adds the
+    with one line and exit code 130, SIGTERM with one line and exit code 143 (both after the staging folders of the
+    outputs in progress were removed), anything else with the internal-error line (`PERSONALIGN_DEBUG=1` adds the
     traceback). Usage errors keep Typer's own message and exit code 2.
 
     Args:
         typer_app (`typer.Typer`): The app (`app`, or a command group such as `data.synthetic_app`).
     """
     try:
-        typer_app()
+        with error_map.terminate_on_sigterm():
+            typer_app()
+    except error_map.Terminated:
+        sys.exit(error_map.report_terminated())
     except KeyboardInterrupt:
         sys.exit(error_map.report_interrupt())
     except SystemExit as done:

@@ -1,14 +1,19 @@
 """The typed error map at the command line's boundary (as huggingface_hub's CLI maps known exception types to
 messages): a known user-facing error ends the command with one `error: <message>` line and exit code 1; Ctrl-C with
-one line and exit code 130; anything else is a bug in personalign and says so. `PERSONALIGN_DEBUG=1` adds the
+one line and exit code 130, SIGTERM with one line and exit code 143 (both after the `finally` blocks have removed
+their staging folders); anything else is a bug in personalign and says so. `PERSONALIGN_DEBUG=1` adds the
 traceback in every case."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from rich.markup import escape
 
@@ -36,6 +41,35 @@ LIBRARY_USER_ERRORS = {
 
 DEBUG_ENV = "PERSONALIGN_DEBUG"
 INTERRUPTED_EXIT_CODE = 130
+TERMINATED_EXIT_CODE = 128 + signal.SIGTERM  # 143, the shell's code for a command ended by SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (`terminate_on_sigterm`). A `BaseException`, as `KeyboardInterrupt` is, so that no
+    `except Exception` takes it for an error, while every `finally` block on the way out runs."""
+
+
+def raise_terminated(signum: int, frame: FrameType | None) -> None:
+    """The SIGTERM handler: raise `Terminated` where the program is. The default handler is restored first, so a
+    second SIGTERM (or one during the clean-up) ends the process at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated()
+
+
+@contextmanager
+def terminate_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises `Terminated` (instead of ending the process on the spot, which leaves staging
+    folders behind); the previous handler is restored after it. Outside the main thread, where Python cannot set a
+    handler, nothing changes."""
+    try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -97,3 +131,13 @@ def report_interrupt() -> int:
     """
     print_error("interrupted")
     return INTERRUPTED_EXIT_CODE
+
+
+def report_terminated() -> int:
+    """Print the one line for SIGTERM.
+
+    Returns:
+        `int`: 143, the shell's code for a command ended by SIGTERM.
+    """
+    print_error("terminated (SIGTERM)")
+    return TERMINATED_EXIT_CODE

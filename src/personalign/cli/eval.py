@@ -127,7 +127,10 @@ def eval_policy(
             shown.append("by size " + ", ".join(f"{s}: {m['alignment_accuracy']:.3f}" for s, m in sizes.items()))
         console.print(f"{escape(name)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
     if model_card is not None:
-        console.print(f"updated the model-index of {update_model_card(model_card, results)}")
+        existed = model_card.is_file()
+        written = update_model_card(model_card, results)
+        shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
+        console.print(escape(shown), soft_wrap=True)
 
 
 @eval_app.command("encoder")
@@ -158,9 +161,10 @@ def eval_encoder(
     from ..encoder.evaluation import evaluate_encoder
     from ..encoder.modeling_persona_encoder import PersonaEncoder
     from ..encoder.pipeline import load_excerpts
-    from ..io import atomic_output, ensure_writable
+    from ..io import atomic_output, check_model_folder, ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
+    check_model_folder(model, "persona encoder")
     excerpts = load_excerpts(dataset, excerpt_format, persona_column, text_column, include_demographics)
     encoder = PersonaEncoder.from_pretrained(model)
     results = {"model": model, "data": dataset, **evaluate_encoder(encoder, excerpts, batch_size=batch_size)}

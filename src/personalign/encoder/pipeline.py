@@ -14,7 +14,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from ..data.loading import load_source
 from ..errors import InputError
 from ..hub.cards import render_model_card
-from ..io import atomic_output, ensure_writable
+from ..io import atomic_output, checkpoint_to_resume, ensure_writable, list_checkpoints
 from ..papers import DPORE_CITATION
 from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
 from .evaluation import PersonaRetrievalEvaluator, evaluate_encoder
@@ -154,14 +154,13 @@ def train_encoder(
     Returns:
         `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     ensure_writable(output, overwrite)
     checkpoints = Path(args.output_dir)
-    last_checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    # The last intact checkpoint (one cut short by a kill during its save is passed over, a damaged one refused).
+    last_checkpoint = checkpoint_to_resume(checkpoints) if resume else None
     if resume and last_checkpoint is None:
         raise InputError(f"--resume: no checkpoint found in {checkpoints}.")
-    if not resume and last_checkpoint is not None and not overwrite:
+    if not resume and list_checkpoints(checkpoints) and not overwrite:
         raise InputError(
             f"{checkpoints} holds checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
             "start again."
@@ -173,7 +172,7 @@ def train_encoder(
         results["before"] = evaluate_encoder(encoder, held_out)
         evaluator = PersonaRetrievalEvaluator(held_out)
     trainer = PersonaEncoderTrainer(model=encoder, args=args, train_dataset=train, evaluator=evaluator)
-    trainer.train(resume_from_checkpoint=last_checkpoint if resume else None)
+    trainer.train(resume_from_checkpoint=None if last_checkpoint is None else str(last_checkpoint))
     if held_out is not None:
         results["after"] = evaluate_encoder(encoder, held_out)
         results.update(num_train_excerpts=len(train), num_held_out_excerpts=len(held_out))

@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult
 from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
-from ..io import atomic_output, require_local_path
+from ..io import atomic_output, check_model_folder, require_local_path
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .plots import plot_per_group, plot_persona_size
@@ -391,12 +391,17 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
 
 # ------------------------------------------------------------------------------------------------------- scoring
 def _load_model(name: str, dtype: str) -> Any:
+    """A policy or reference by name (its local folder checked by `evaluate_alignment` before any is loaded): only
+    safetensors weights load, also from the Hub (`use_safetensors=True`: transformers never falls back to a pickled
+    `pytorch_model.bin`)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     require_local_path(name, "model")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(name, dtype="auto" if dtype == "auto" else getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(
+        name, dtype="auto" if dtype == "auto" else getattr(torch, dtype), use_safetensors=True
+    )
     return model.to(device)
 
 
@@ -569,6 +574,9 @@ def evaluate_alignment(
         persona_format = config.persona_format or PERSONA_FORMATS[data_format][0]
         row_renderer(data_format, persona_format)  # checks the persona format before any model is loaded
     by_name = [str(m) for m in [*named.values(), reference] if isinstance(m, (str, Path))]
+    for name in by_name:  # a missing folder, a damaged weight file or pickled weights fail before any scoring
+        require_local_path(name, "model")
+        check_model_folder(name, "model")
     if tokenizer is None:
         if not by_name:
             raise InputError("pass a tokenizer when every model is given as a loaded model.")

@@ -18,10 +18,9 @@ from typing import Any
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, EvalResult, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
-from safetensors import SafetensorError, safe_open
 
 from ..errors import InputError
-from ..io import atomic_output
+from ..io import atomic_output, one_line, safetensors_problem
 from ..methods import get_method
 from .auth import HubError, network_error_types, redact_token, resolve_token
 from .cards import merge_results, read_card_results, render_model_card
@@ -139,15 +138,16 @@ def check_loads(path: Path) -> None:
     Raises:
         `InputError`: If it does not load, naming it.
     """
-    try:
-        if path.suffix == ".safetensors":
-            with safe_open(str(path), framework="numpy") as weights:
-                weights.keys()
-        elif path.suffix == ".json":
+    reason = None
+    if path.suffix == ".safetensors":
+        reason = safetensors_problem(path)
+    elif path.suffix == ".json":
+        try:
             json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, SafetensorError) as error:
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise InputError(f"{path}: does not load ({reason}); nothing was published.") from None
+        except (OSError, ValueError) as error:
+            reason = one_line(error)
+    if reason is not None:
+        raise InputError(f"{path}: does not load ({reason}); nothing was published.")
 
 
 def _card_for(folder: Path, repo_id: str | None) -> str:

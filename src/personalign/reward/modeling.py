@@ -20,7 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import InputError
-from ..io import require_local_path
+from ..io import check_model_folder, require_local_path
 from .feedback import FeedbackRendering, attach_history_texts, read_rendering_file, render_reward_example
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ def load_reward_model(path: str | Path, device: str | None = None, **model_kwarg
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     require_local_path(str(path), "reward model")
+    check_model_folder(path, "reward model")
     # A policy (e.g. a `...ForCausalLM`) would load with a fresh, random score head: refuse it by its architecture.
     architectures = AutoConfig.from_pretrained(str(path)).architectures or []
     if architectures and not any(name.endswith("ForSequenceClassification") for name in architectures):

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset
-from transformers.trainer_utils import get_last_checkpoint
 from trl import get_peft_config
 
 from ..data.alignx import check_alignx_rows
@@ -22,7 +21,7 @@ from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
 from ..hub.run_record import changed_fields, to_jsonable, write_run_record
-from ..io import require_local_path
+from ..io import check_model_folder, checkpoint_to_resume, follow_umask, require_local_path
 from ..trainers.alignx_trainer import has_raw_personas
 
 
@@ -121,8 +120,10 @@ def start_run(
     """
     # A missing local model or encoder folder fails here, naming it (the Hub client would talk about repo ids).
     require_local_path(model_args.model_name_or_path, "model")
+    check_model_folder(model_args.model_name_or_path, "model")
     if getattr(script_args, "persona_encoder", None):
         require_local_path(script_args.persona_encoder, "persona encoder")
+        check_model_folder(script_args.persona_encoder, "persona encoder")
     token = getattr(training_args, "hub_token", None)
     if token is not None:
         training_args.hub_token = None
@@ -159,21 +160,23 @@ def finish_run(
 
 
 def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> str | None:
-    """Refuse to train over an earlier run unless asked to.
+    """Refuse to train over an earlier run unless asked to; with `resume`, find the checkpoint to continue from
+    (`io.checkpoint_to_resume`: the last one, or the last complete one when the last was cut short by a
+    kill during its save).
 
     Returns:
-        `str` or `None`: The last checkpoint to resume from (with `resume`), else `None`.
+        `str` or `None`: The checkpoint to resume from (with `resume`), else `None`.
 
     Raises:
-        `InputError`: If `resume` finds no checkpoint, or `output_dir` holds a run and neither `resume` nor
-            `overwrite` is set.
+        `InputError`: If `resume` finds no checkpoint or a damaged last one (naming its file and the last intact
+            checkpoint), or `output_dir` holds a run and neither `resume` nor `overwrite` is set.
     """
     output_dir = Path(output_dir)
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if resume:
+        last = checkpoint_to_resume(output_dir)
         if last is None:
             raise InputError(f"--resume: no checkpoint found in {output_dir}.")
-        return last
+        return str(last)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise InputError(
             f"{output_dir} already holds a run; pass --resume true to continue it or --overwrite true to start again."
@@ -306,6 +309,7 @@ def train_and_save(
     trainer.save_model(str(output_dir))
     if save_extras is not None:
         record.update(save_extras(trainer, script_args, output_dir))
+    follow_umask(output_dir)  # safetensors writes its files 0600, checkpoints included
     record["train_metrics"] = to_jsonable(result.metrics)
     if eval_dataset is not None:
         record["eval_metrics"] = to_jsonable(trainer.evaluate())

@@ -1,0 +1,227 @@
+"""Outputs staged and renamed (`personalign.io.atomic_output`): file modes that follow the umask, output paths checked
+before any work, staging folders cleaned on SIGTERM and removed when stale; and the cheap checks of weight files and
+checkpoints (`personalign.io`)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+
+from personalign.errors import InputError
+from personalign.io import (
+    atomic_output,
+    check_model_folder,
+    checkpoint_problem,
+    checkpoint_to_resume,
+    ensure_writable,
+    remove_stale_staging,
+    write_rows,
+)
+
+as_root = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores folder modes")
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode(path):
+    return oct(path.stat().st_mode & 0o777)
+
+
+# ------------------------------------------------------------------------------------------------------ file modes
+def test_staged_outputs_follow_the_umask(tmp_path, umask_022):
+    """safetensors writes through a private 0600 temporary file; what atomic_output lands follows the umask."""
+    with atomic_output(tmp_path / "model") as folder:
+        (folder / "sub").mkdir(parents=True)
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "model.safetensors"))
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "sub" / "model.safetensors"))
+        (folder / "run.sh").write_text("#!/bin/sh\n")
+        os.chmod(folder / "run.sh", 0o700)
+        assert mode(folder / "model.safetensors") == oct(0o600)  # what safetensors does on its own
+    model = tmp_path / "model"
+    assert mode(model) == oct(0o755) and mode(model / "sub") == oct(0o755)
+    assert mode(model / "model.safetensors") == mode(model / "sub" / "model.safetensors") == oct(0o644)
+    assert mode(model / "run.sh") == oct(0o755)
+    with atomic_output(tmp_path / "single.safetensors") as path:
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(path))
+    assert mode(tmp_path / "single.safetensors") == oct(0o644)
+
+
+# -------------------------------------------------------------------------------------------------- output paths
+def test_an_output_under_a_file_fails_before_any_work_naming_the_user_s_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "somefile.txt").write_text("x")
+    for output in ("somefile.txt/out", "somefile.txt/a/b.jsonl"):
+        with pytest.raises(InputError) as error:
+            ensure_writable(output)
+        assert str(error.value) == f"{output}: cannot write there, somefile.txt is a file, not a folder."
+    rows_read = []
+
+    def rows():
+        rows_read.append(1)
+        yield {"a": 1}
+
+    with pytest.raises(InputError, match=r"^somefile.txt/out.jsonl: cannot write there"):
+        write_rows(rows(), "somefile.txt/out.jsonl", progress=False)
+    assert rows_read == [] and sorted(p.name for p in tmp_path.iterdir()) == ["somefile.txt"]
+
+
+@as_root
+def test_an_unwritable_parent_fails_before_any_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(InputError) as error, atomic_output(locked / "new" / "out.json"):
+            pytest.fail("the body ran")
+        assert (
+            str(error.value)
+            == f"{locked / 'new' / 'out.json'}: cannot write there, no permission to write in {locked}."
+        )
+    finally:
+        locked.chmod(0o755)
+
+
+def test_the_cli_names_the_output_path_not_a_staging_path(tmp_path):
+    (tmp_path / "somefile.txt").write_text("x")
+    output = tmp_path / "somefile.txt" / "out.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "personalign", "synthetic", "alignx", str(output), "--rows", "2"],
+        capture_output=True, text=True, env={**os.environ, "PERSONALIGN_DEBUG": ""}, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {output}: cannot write there, {tmp_path / 'somefile.txt'} is a file, not a folder."
+    ]
+
+
+# --------------------------------------------------------------------------------------------- staging clean-up
+def dead_pid():
+    """The id of a process that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_staging_folders_are_removed_on_the_next_run(tmp_path):
+    output = tmp_path / "data.jsonl"
+    stale = tmp_path / f".data.jsonl.{dead_pid()}.abc123_x.partial"
+    live = tmp_path / f".data.jsonl.{os.getppid()}.def456.partial"  # a live process: another run writing it
+    other = tmp_path / f".data.jsonl.x.{dead_pid()}.abc.partial"  # the staging of the output `data.jsonl.x`
+    old_form = tmp_path / ".data.jsonl.k3j4h5g6.partial"  # no owner to ask about: left alone
+    for folder in (stale, live, other, old_form):
+        (folder / "data.jsonl").mkdir(parents=True)
+    write_rows([{"a": 1}], output, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data.jsonl", live.name, other.name, old_form.name])
+    assert remove_stale_staging(tmp_path / "data.jsonl.x") == [other]
+
+
+def test_sigterm_removes_the_staging_folder_and_exits_143(tmp_path):
+    """SIGTERM takes the Ctrl-C path: the `finally` blocks remove the staging folder, one line, exit code 143."""
+    output = tmp_path / "big.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "personalign", "synthetic", "alignx", str(output), "--rows", "1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PERSONALIGN_DEBUG": ""},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".big.jsonl.*.partial")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    staging = next(tmp_path.glob(".big.jsonl.*.partial"))
+    assert staging.name.startswith(f".big.jsonl.{process.pid}.")  # the owner's pid, for the stale check
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert stderr.strip().splitlines() == ["error: terminated (SIGTERM)"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_handler_is_restored_after_a_run(monkeypatch, capsys):
+    from personalign.cli import app, run
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(sys, "argv", ["personalign", "--version"])
+    with pytest.raises(SystemExit):
+        run(app)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ----------------------------------------------------------------------------------- weight files and checkpoints
+def write_checkpoint(folder, state=True):
+    folder.mkdir(parents=True)
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(folder / "model.safetensors"))
+    torch.save({"state": {}, "param_groups": []}, folder / "optimizer.pt")
+    if state:
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": int(folder.name.split("-")[1])}))
+    return folder
+
+
+def test_checkpoint_checks(tmp_path):
+    run = tmp_path / "run"
+    first, second = write_checkpoint(run / "checkpoint-5"), write_checkpoint(run / "checkpoint-10")
+    assert checkpoint_problem(first) is None and checkpoint_to_resume(run) == second
+    assert checkpoint_to_resume(tmp_path / "missing") is None
+
+    (second / "trainer_state.json").write_text('{"global_step": 1')  # cut short while writing it
+    assert checkpoint_to_resume(run) == first
+    (second / "trainer_state.json").write_text('{"global_step": 10}')
+    weights = second / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4])
+    with pytest.raises(InputError) as error:
+        checkpoint_to_resume(run)
+    assert str(error.value).startswith(f"--resume: {weights}: does not load (")
+    assert str(error.value).endswith(
+        f"the last intact checkpoint is {first}: move {second} out of {run} and resume again to continue from it."
+    )
+
+    (first / "trainer_state.json").unlink()
+    with pytest.raises(InputError, match=f"no checkpoint in {run} is intact; start again with --overwrite true"):
+        checkpoint_to_resume(run)
+
+
+def test_check_model_folder(tmp_path):
+    check_model_folder("org/not-a-local-folder")  # a Hub id: nothing to check here
+    folder = tmp_path / "model"
+    module = folder / "0_Transformer"
+    module.mkdir(parents=True)
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(module / "model.safetensors"))
+    (folder / "training_args.bin").write_bytes(b"pickle")  # a trainer's state beside weights: not weights
+    check_model_folder(folder)
+    (module / "model.safetensors").write_bytes(b"\x00" * 8)
+    with pytest.raises(InputError, match=rf"^persona encoder {module / 'model.safetensors'}: does not load \("):
+        check_model_folder(folder, "persona encoder")
+    (module / "model.safetensors").unlink()
+    (module / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(InputError, match=rf"^model {module}: holds only pickled weights \(pytorch_model.bin\)"):
+        check_model_folder(folder)
+    broken = folder / "checkpoint-3"  # checkpoints are not part of the model
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes(b"")
+    (module / "pytorch_model.bin").unlink()
+    check_model_folder(folder)
+
+
+def test_torch_file_problem_reads_no_tensor_and_runs_no_pickle(tmp_path):
+    import zipfile
+
+    from personalign.io import torch_file_problem
+
+    path = tmp_path / "optimizer.pt"
+    torch.save({"state": {}, "step": torch.zeros(2)}, path)
+    assert torch_file_problem(path) is None
+    with zipfile.ZipFile(path, "w") as archive:  # a zip with a pickle, but not torch's layout
+        archive.writestr("optimizer/data.pkl", b"\x80\x02}q\x00.")
+    assert torch_file_problem(path).startswith("not a torch.save archive (")
+    path.write_bytes(path.read_bytes()[:-10])
+    assert torch_file_problem(path).startswith("not a whole torch.save archive (")
