@@ -71,7 +71,7 @@ def test_existing_output_is_refused_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["synthetic", "alignx", "OUT.jsonl", "--rows", "3"], "error: num_rows must be a non-negative even number"),
+        (["synthetic", "alignx", "OUT.jsonl", "--rows", "3"], "error: num_rows must be a positive even number"),
         (["synthetic", "alignx", "OUT.csv", "--rows", "2"], "error: OUT.csv: unsupported output format '.csv'"),
         (["space", "nope"], "error: unknown preference space 'nope'"),
     ],

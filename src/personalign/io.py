@@ -355,16 +355,18 @@ def check_model_folder(name: str | Path, kind: str = "model") -> None:
     """Check a local model folder before it is loaded: every safetensors file in it and in its immediate subfolders
     (a sentence-transformers model's modules, DPORE's `projection_head/`) loads, and no folder holds pickled weights
     only (`PICKLED_WEIGHTS`, which personalign never unpickles). Checkpoints (`checkpoint-*`) and hidden folders are
-    not looked at. A Hub id or a missing path passes (`io.require_local_path` names a missing one).
+    not looked at. A Hub id passes; a missing local path is named (`require_local_path`).
 
     Args:
         name (`str` or `Path`): The folder (or a Hub id).
         kind (`str`, *optional*, defaults to `"model"`): What it is, for the message.
 
     Raises:
-        `InputError`: `"<kind> <file>: does not load (<reason>)."`, or, for a folder of pickled weights only, one
+        `InputError`: `"<kind> <name>: no such file or folder."` for a missing local path;
+            `"<kind> <file>: does not load (<reason>)."`, or, for a folder of pickled weights only, one
             line saying so and how to convert them.
     """
+    require_local_path(str(name), kind)
     folder = Path(name).expanduser()
     if not folder.is_dir():
         return

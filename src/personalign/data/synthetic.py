@@ -360,9 +360,9 @@ def alignx_rows(
     Yields:
         `dict`: One row per iteration, with the columns of `ALIGNX_FEATURES` (or `ALIGNX_METADATA_FEATURES`).
     """
-    if num_rows < 0 or num_rows % 2:
+    if num_rows < 2 or num_rows % 2:  # no rows would be a file every reader refuses
         raise InputError(
-            f"num_rows must be a non-negative even number (rows come in counterfactual pairs), got {num_rows} "
+            f"num_rows must be a positive even number (rows come in counterfactual pairs), got {num_rows} "
             "(CLI: --rows)."
         )
     if num_personas is not None and (num_personas < 2 or num_personas % 2):
@@ -571,8 +571,8 @@ def multifaceted_rows(num_instructions: int, seed: int = 0) -> Iterator[dict]:
         num_instructions (`int`): Number of instructions; the stream has three times as many rows.
         seed (`int`, *optional*, defaults to `0`): Everything is a function of the seed and the instruction index.
     """
-    if num_instructions < 0:
-        raise InputError(f"num_instructions must be non-negative, got {num_instructions} (CLI: --instructions).")
+    if num_instructions < 1:  # no rows would be a file every reader refuses
+        raise InputError(f"num_instructions must be at least 1, got {num_instructions} (CLI: --instructions).")
     for index in range(num_instructions):
         rng = _rng(seed, "multifaceted", index)
         topic = rng.choice(TOPICS)

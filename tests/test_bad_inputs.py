@@ -1,0 +1,1160 @@
+"""The whole command surface under bad input: every case runs the CLI as a user would (in-process behind the same
+typed error map as the console script; signals in a subprocess) on inputs written here, as tiny as possible, in the
+real release schemas, and asserts:
+
+- the exit code;
+- for a refused input, exactly one `error:` line, naming what it should (file, row, column, option, path);
+- no traceback and no "internal error";
+- no partial output: no staging folder (`.NAME.*.partial`) left, and a refused command leaves its output absent
+  (or, where it existed, untouched);
+- no token: `HF_TOKEN` (set for every case) and any `--hub_token` never appear in the output or in any file written.
+
+`PERSONALIGN_MATRIX_REPORT=path.json pytest tests/test_bad_inputs.py` also writes each case's grade (good: every
+assertion holds; weak: refused with one clean line but not naming what it should, or a usage message; bad: a
+traceback, an internal error, rc 0 on bad input, partial output or a leaked token) for the before / after counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from personalign.cli import app, run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SECRET = "hf_MatrixSecretToken0123456789"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DIMENSIONS = 90
+# The smallest run that still trains and checkpoints.
+SMALL = [
+    "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--save_steps", "1", "--logging_steps", "1", "--max_length", "512", "--disable_tqdm", "true",
+]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ rows in release schemas
+def vector(**set_dims: float) -> list[float]:
+    """A 90-dimension AlignX preference vector: neutral (0.5) except the given `d<index>` dimensions."""
+    values = [0.5] * DIMENSIONS
+    for name, value in set_dims.items():
+        values[int(name[1:])] = value
+    return values
+
+
+def alignx_row(i: int) -> dict[str, Any]:
+    """One AlignX training row exactly as released (column names with spaces; vectors of 90 in {0, 0.5, 1}); rows
+    alternate between two opposite personas on dimension 3 (extraversion) and 7."""
+    pole = float(i % 2)
+    return {
+        "prompt": f"Suggest a weekend plan number {i}.",
+        "chosen": "A lively party with friends!" if pole else "A quiet day with a book.",
+        "rejected": "A quiet day with a book." if pole else "A lively party with friends!",
+        "Preference Direction": vector(d3=pole, d7=pole),
+        "Demographic Information": f"User {i % 2}: a person who writes short comments.",
+        "User-Generated Content": [
+            {
+                "prompt": "What do you do on Fridays?",
+                "comment": "Out dancing, always!" if pole else "Home, tea, silence.",
+                "Preference Direction": vector(d3=pole),
+            }
+        ],
+        "Pair-wise Comparative Feedback": [
+            {
+                "prompt": "Pick a holiday.",
+                "chosen": "A festival." if pole else "A cabin.",
+                "rejected": "A cabin." if pole else "A festival.",
+                "Preference Direction": vector(d7=pole),
+            }
+        ],
+    }
+
+
+def alignx_rows(n: int = 8) -> list[dict[str, Any]]:
+    return [alignx_row(i) for i in range(n)]
+
+
+def multifaceted_rows(num_instructions: int = 12) -> list[dict[str, Any]]:
+    """Multifaceted-Collection rows as released: three per instruction, one preference set each."""
+    rows = []
+    for i in range(num_instructions):
+        for j in range(3):
+            preference_set = [
+                {
+                    "dimension": dimension,
+                    "subdimension": f"{dimension} aspect",
+                    "preference": f"{dimension} option {(j + i * (k + 1)) % 3}",
+                    "description": f"The user wants {dimension} option {(j + i * (k + 1)) % 3}.",
+                }
+                for k, dimension in enumerate(("style", "background knowledge", "informativeness", "harmlessness"))
+            ]
+            rows.append(
+                {
+                    "main_source": "Nectar",
+                    "original_source": "anthropic-hh",
+                    "preference_set": preference_set,
+                    "system": f"You are an assistant for user {i}-{j}.",
+                    "prompt": f"Instruction number {i}?",
+                    "output": f"Answer {j} to instruction {i}.",
+                }
+            )
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def changed(rows: list[dict[str, Any]], index: int, **values: Any) -> list[dict[str, Any]]:
+    rows = [dict(row) for row in rows]
+    rows[index].update(values)
+    return rows
+
+
+def without(rows: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    return [{key: value for key, value in row.items() if key != column} for row in rows]
+
+
+# --------------------------------------------------------------------------------------------------------- the cases
+@dataclass
+class Case:
+    """One command on one input.
+
+    `args` may hold `{placeholders}` filled from the dict `setup(tmp, env)` returns (plus `{tmp}`, `{lm}`, `{encoder}`,
+    `{assets}`). `says` are regexes the `error:` line must match (case-insensitive); `code` 0 means the input is
+    fine and the command must succeed. `output` names the path (after formatting) a refused command must not
+    leave behind; `check` runs extra assertions after the command."""
+
+    id: str
+    args: list[str]
+    setup: Callable[[Path, dict[str, Any]], dict[str, Any]] = lambda tmp, env: {}
+    code: int = 1
+    says: tuple[str, ...] = ()
+    output: str | None = "{tmp}/out"
+    check: Callable[[Path, dict[str, Any], str], None] | None = None
+    marks: tuple[Any, ...] = ()
+
+
+def files(**contents: Any) -> Callable[[Path, dict[str, Any]], dict[str, Any]]:
+    """A setup writing files: `name=rows` (JSON lines), `name=str` (text as is) or `name=bytes`; the placeholder
+    is the name without its suffix part after `__` (name `data__jsonl` -> file `data.jsonl`, placeholder
+    `{data}`)."""
+
+    def setup(tmp: Path, env: dict[str, Any]) -> dict[str, Any]:
+        paths = {}
+        for key, content in contents.items():
+            stem, _, suffix = key.partition("__")
+            path = tmp / f"{stem}.{suffix}" if suffix else tmp / stem
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            elif isinstance(content, str):
+                path.write_text(content)
+            elif callable(content):
+                content(path, env)
+            else:
+                write_jsonl(path, content)
+            paths[stem] = str(path)
+        return paths
+
+    return setup
+
+
+def jsonl_with_bad_line(rows: list[dict[str, Any]], line: int) -> str:
+    """JSON lines with line `line` (1-based) cut in half."""
+    lines = [json.dumps(row) for row in rows]
+    lines[line - 1] = lines[line - 1][: len(lines[line - 1]) // 2]
+    return "\n".join(lines) + "\n"
+
+
+def parquet_bytes(rows: list[dict[str, Any]], tmp_dir: Path) -> bytes:
+    from datasets import Dataset
+
+    target = tmp_dir / "_rows.parquet"
+    Dataset.from_list(rows).to_parquet(str(target))
+    data = target.read_bytes()
+    target.unlink()
+    return data
+
+
+def truncated(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def model_copy(name: str, damage: Callable[[Path], None] | None = None) -> Callable[[Path, dict], None]:
+    """A setup entry copying the tiny LM to `name`, then damaging it."""
+
+    def write(path: Path, env: dict[str, Any]) -> None:
+        shutil.copytree(env["lm"], path)
+        if damage:
+            damage(path)
+
+    return write
+
+
+def pickle_only(folder: Path) -> None:
+    """The folder holds its weights only as a pickled `pytorch_model.bin` (a legacy checkpoint)."""
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+
+
+def yaml_config(method: str, **overrides: Any) -> Callable[[Path, dict[str, Any]], None]:
+    def write(path: Path, env: dict[str, Any]) -> None:
+        values = yaml.safe_load((EXAMPLES / "configs" / "tiny" / f"{method}.yaml").read_text())
+        values.update(
+            model_name_or_path=str(env["lm"]), dataset_name=str(env["assets"] / "alignx"), dataset_test_split=None
+        )
+        values.pop("dataset_test_split")
+        if method == "dpore":
+            values["persona_encoder"] = str(env["assets"] / "encoder")
+        values.update(overrides)
+        path.write_text(yaml.safe_dump(values))
+
+    return write
+
+
+def train(method: str, *extra: str, dataset: str = "{data}", config: str | None = None) -> list[str]:
+    return [
+        "train",
+        method,
+        "--config",
+        config or str(EXAMPLES / "configs" / "tiny" / f"{method}.yaml"),
+        "--model_name_or_path",
+        "{lm}",
+        "--dataset_name",
+        dataset,
+        "--dataset_test_split",
+        "",
+        "--output_dir",
+        "{tmp}/out",
+        *(["--persona_encoder", "{assets}/encoder"] if method == "dpore" else []),
+        *SMALL,
+        *extra,
+    ]
+
+
+def eval_policy(*extra: str, model: str = "{lm}", dataset: str = "{data}") -> list[str]:
+    return [
+        "eval",
+        "policy",
+        "--model",
+        model,
+        "--reference",
+        "none",
+        "--dataset",
+        dataset,
+        "--output",
+        "{tmp}/out",
+        "--persona-sizes",
+        "none",
+        *extra,
+    ]
+
+
+def build(name: str, *extra: str, source: str = "{data}") -> list[str]:
+    return ["build-dataset", name, "--source", source, "--output", "{tmp}/out", *extra]
+
+
+ROWS = alignx_rows()
+MF = multifaceted_rows()
+FEEDBACK_ITEM = "'Pair-wise Comparative Feedback'"
+ROW = r"(row|line) \d+"
+
+CASES: list[Case] = [
+    # ------------------------------------------------------------------------------------- build-dataset alignx
+    Case("build-alignx/good", build("alignx"), files(data__jsonl=ROWS), code=0),
+    Case("build-alignx/empty-file", build("alignx"), files(data__jsonl=""), says=(r"data\.jsonl", "empty")),
+    Case("build-alignx/empty-list", build("alignx"), files(data__json="[]"), says=(r"data\.json", "no rows")),
+    Case(
+        "build-alignx/malformed-json-line",
+        build("alignx"),
+        files(data__jsonl=jsonl_with_bad_line(ROWS, 5)),
+        says=(r"data\.jsonl", r"line 5\b"),
+    ),
+    Case("build-alignx/not-json", build("alignx"), files(data__json="{not json"), says=(r"data\.json",)),
+    Case(
+        "build-alignx/corrupt-parquet",
+        build("alignx"),
+        files(data__parquet=b"PAR1 this is not a parquet file PAR1"),
+        says=(r"data\.parquet",),
+    ),
+    Case(
+        "build-alignx/missing-chosen",
+        build("alignx"),
+        files(data__jsonl=without(ROWS, "chosen")),
+        says=(r"data\.jsonl", "missing column", "chosen"),
+    ),
+    Case(
+        "build-alignx/int-chosen",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 2, chosen=3)),
+        says=(r"data\.jsonl", ROW, "chosen", "text"),
+    ),
+    Case(
+        "build-alignx/null-prompt",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 2, prompt=None)),
+        says=(r"data\.jsonl", ROW, "prompt"),
+    ),
+    Case(
+        "build-alignx/short-vector",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 3, **{"Preference Direction": [0.5] * 89})),
+        says=(r"data\.jsonl", ROW, "Preference Direction", "89"),
+    ),
+    Case(
+        "build-alignx/vector-value",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 3, **{"Preference Direction": vector(d3=0.7)})),
+        says=(r"data\.jsonl", ROW, "Preference Direction"),
+    ),
+    Case(
+        "build-alignx/bad-item-vector",
+        build("alignx"),
+        files(
+            data__jsonl=changed(
+                ROWS,
+                4,
+                **{
+                    "Pair-wise Comparative Feedback": [
+                        {**ROWS[4]["Pair-wise Comparative Feedback"][0], "Preference Direction": [2.0] * 90}
+                    ]
+                },
+            )
+        ),
+        says=(r"data\.jsonl", ROW, FEEDBACK_ITEM),
+    ),
+    Case(
+        "build-alignx/ugc-item-without-comment",
+        build("alignx"),
+        files(
+            data__jsonl=changed(
+                ROWS, 1, **{"User-Generated Content": [{"prompt": "p", "Preference Direction": vector()}]}
+            )
+        ),
+        says=(r"data\.jsonl", ROW, "User-Generated Content", "comment"),
+    ),
+    Case(
+        "build-alignx/empty-persona",
+        build("alignx"),
+        files(
+            data__jsonl=changed(
+                ROWS,
+                6,
+                **{
+                    "User-Generated Content": [],
+                    "Pair-wise Comparative Feedback": [],
+                    "Preference Direction": vector(),
+                    "Demographic Information": "",
+                },
+            )
+        ),
+        code=0,  # a user with nothing known is legal data: the row builds with a neutral profile
+    ),
+    Case(
+        "build-alignx/extra-columns-and-unusual-text",
+        build("alignx"),
+        files(
+            data__jsonl=[
+                {**row, "extra": i, "prompt": row["prompt"] + " \u202eRTL \U0001f600 \u00e9" + "x" * 20_000}
+                for i, row in enumerate(ROWS)
+            ]
+        ),
+        code=0,
+    ),
+    Case("build-alignx/missing-source", build("alignx", source="{tmp}/nowhere.jsonl"), says=("nowhere", "no such")),
+    Case(
+        "build-alignx/source-without-data",
+        build("alignx", source="{tmp}/empty_dir"),
+        files(empty_dir=lambda p, env: p.mkdir()),
+        says=("empty_dir", r"no \.parquet"),
+    ),
+    Case(
+        "build-alignx/existing-output",
+        build("alignx"),
+        files(data__jsonl=ROWS, out=lambda p, env: p.mkdir() or (p / "keep.txt").write_text("keep")),
+        says=("out", "already exists", "--overwrite"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
+    ),
+    Case(
+        "build-alignx/output-under-a-file",
+        ["build-dataset", "alignx", "--source", "{data}", "--output", "{tmp}/afile.txt/out"],
+        files(data__jsonl=ROWS, afile__txt="I am a file"),
+        says=(r"afile\.txt",),
+        output="{tmp}/afile.txt/out",
+    ),
+    Case(
+        "build-alignx/unwritable-parent",
+        ["build-dataset", "alignx", "--source", "{data}", "--output", "{tmp}/locked/out"],
+        files(data__jsonl=ROWS, locked=lambda p, env: (p.mkdir(), p.chmod(0o500))),
+        says=("locked",),
+        output="{tmp}/locked/out",
+        marks=(pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder modes"),),
+    ),
+    Case(
+        "build-alignx/unknown-config",
+        build("alignx", "--config", "dpo"),
+        files(data__jsonl=ROWS),
+        says=("dpo", "config"),
+    ),
+    Case(
+        "build-alignx/bad-prompt-format",
+        build("alignx", "--prompt-format", "llama"),
+        files(data__jsonl=ROWS),
+        says=("llama",),
+    ),
+    Case(
+        "build-alignx/bad-arithmetic",
+        build("alignx", "--arithmetic", "float8"),
+        files(data__jsonl=ROWS),
+        says=("float8",),
+    ),
+    # ------------------------------------------------------------------------------- build-dataset multifacet-cf
+    Case(
+        "build-mf/good",
+        build("multifacet-cf", "--history-size", "2", "--test-instructions", "3"),
+        files(data__jsonl=MF),
+        code=0,
+    ),
+    Case("build-mf/empty-file", build("multifacet-cf"), files(data__jsonl=""), says=(r"data\.jsonl", "empty")),
+    Case(
+        "build-mf/missing-preference-set",
+        build("multifacet-cf"),
+        files(data__jsonl=without(MF, "preference_set")),
+        says=(r"data\.jsonl", "preference_set"),
+    ),
+    Case(
+        "build-mf/malformed-json-line",
+        build("multifacet-cf"),
+        files(data__jsonl=jsonl_with_bad_line(MF, 7)),
+        says=(r"data\.jsonl", r"line 7\b"),
+    ),
+    Case(
+        "build-mf/null-output",
+        build("multifacet-cf", "--history-size", "2", "--test-instructions", "3"),
+        files(data__jsonl=changed(MF, 4, output=None)),
+        says=(r"data\.jsonl", ROW, "output"),
+    ),
+    Case(
+        "build-mf/bad-preference-set",
+        build("multifacet-cf", "--history-size", "2", "--test-instructions", "3"),
+        files(data__jsonl=changed(MF, 5, preference_set="style")),
+        says=(r"data\.jsonl", ROW, "preference_set"),
+    ),
+    Case("build-mf/bad-match", build("multifacet-cf", "--match", "vibes"), files(data__jsonl=MF), says=("vibes",)),
+    Case(
+        "build-mf/zero-history",
+        build("multifacet-cf", "--history-size", "0"),
+        files(data__jsonl=MF),
+        says=("history",),
+    ),
+    # ------------------------------------------------------------------------------------------------ synthetic
+    Case("synthetic/good", ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4"], code=0, output=None),
+    Case(
+        "synthetic/odd-rows",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "3"],
+        says=("rows", "even"),
+        output="{tmp}/out.jsonl",
+    ),
+    Case(
+        "synthetic/negative-rows",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "-2"],
+        says=("rows",),
+        output="{tmp}/out.jsonl",
+    ),
+    Case(
+        "synthetic/csv-output",
+        ["synthetic", "alignx", "{tmp}/out.csv", "--rows", "4"],
+        says=(r"\.csv",),
+        output="{tmp}/out.csv",
+    ),
+    Case(
+        "synthetic/item-noise",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4", "--item-noise", "2"],
+        says=("item.noise",),
+        output="{tmp}/out.jsonl",
+    ),
+    Case(
+        "synthetic/existing-output",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4"],
+        files(out__jsonl="keep me\n"),
+        says=(r"out\.jsonl", "already exists"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out.jsonl", "keep me\n"),
+    ),
+    Case(
+        "synthetic/mf-zero",
+        ["synthetic", "multifaceted", "{tmp}/out.jsonl", "--instructions", "0"],
+        says=("instructions",),
+        output="{tmp}/out.jsonl",
+    ),
+    # ------------------------------------------------------------------------------------------------ eval policy
+    Case("eval/good", eval_policy(), files(data__jsonl=ROWS[:4]), code=0, output=None),
+    Case("eval/empty-file", eval_policy(), files(data__jsonl=""), says=(r"data\.jsonl", "empty")),
+    Case(
+        "eval/malformed-json-line",
+        eval_policy(),
+        files(data__jsonl=jsonl_with_bad_line(ROWS, 3)),
+        says=(r"data\.jsonl", r"line 3\b"),
+    ),
+    Case(
+        "eval/missing-chosen",
+        eval_policy(),
+        files(data__jsonl=without(ROWS, "chosen")),
+        says=(r"data\.jsonl", "missing column", "chosen"),
+    ),
+    Case(
+        "eval/null-prompt",
+        eval_policy(),
+        files(data__jsonl=changed(ROWS, 1, prompt=None)),
+        says=(r"data\.jsonl", ROW, "prompt"),
+    ),
+    Case(
+        "eval/short-vector",
+        eval_policy(),
+        files(data__jsonl=changed(ROWS, 2, **{"Preference Direction": [1.0] * 12})),
+        says=(r"data\.jsonl", ROW, "Preference Direction"),
+    ),
+    Case(
+        "eval/corrupt-parquet",
+        eval_policy(),
+        files(data__parquet=b"PAR1garbagegarbagePAR1"),
+        says=(r"data\.parquet",),
+    ),
+    Case(
+        "eval/missing-model",
+        eval_policy(model="{tmp}/no_model"),
+        files(data__jsonl=ROWS[:4]),
+        says=("no_model", "no such"),
+    ),
+    Case(
+        "eval/missing-reference",
+        [
+            "eval",
+            "policy",
+            "--model",
+            "{lm}",
+            "--reference",
+            "./no_ref",
+            "--dataset",
+            "{data}",
+            "--output",
+            "{tmp}/out",
+        ],
+        files(data__jsonl=ROWS[:4]),
+        says=("no_ref", "no such"),
+    ),
+    Case(
+        "eval/truncated-safetensors",
+        eval_policy(model="{model}"),
+        files(data__jsonl=ROWS[:4], model=model_copy("model", lambda p: truncated(p / "model.safetensors"))),
+        says=(r"model\.safetensors",),
+    ),
+    Case(
+        "eval/pickle-only-model",
+        eval_policy(model="{model}"),
+        files(data__jsonl=ROWS[:4], model=model_copy("model", pickle_only)),
+        says=(r"pytorch_model\.bin|pickle", "safetensors"),
+    ),
+    Case(
+        "eval/existing-output",
+        eval_policy(),
+        files(data__jsonl=ROWS[:4], out=lambda p, env: (p.mkdir(), (p / "results.json").write_text("{}"))),
+        says=("out", "already exists"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "results.json", "{}"),
+    ),
+    Case(
+        "eval/model-card-is-a-folder",
+        eval_policy("--model-card", "{tmp}"),
+        files(data__jsonl=ROWS[:4]),
+        says=("model.card|README|folder",),
+    ),
+    Case(
+        "eval/model-card-new-file",
+        eval_policy("--model-card", "{tmp}/card/README.md"),
+        files(data__jsonl=ROWS[:4], card=lambda p, env: p.mkdir()),
+        code=0,
+        output=None,
+        check=lambda tmp, env, out: _assert_card_created(tmp / "card" / "README.md", out),
+    ),
+    Case("eval/bad-format", eval_policy("--format", "csv"), files(data__jsonl=ROWS[:4]), says=("csv",)),
+    Case("eval/bad-dtype", eval_policy("--dtype", "float8"), files(data__jsonl=ROWS[:4]), says=("float8",)),
+    Case("eval/zero-batch", eval_policy("--batch-size", "0"), files(data__jsonl=ROWS[:4]), says=("batch",)),
+    Case(
+        "eval/bad-sizes",
+        eval_policy("--persona-sizes", "a,b"),
+        files(data__jsonl=ROWS[:4]),
+        says=("persona.sizes|a,b",),
+    ),
+    Case(
+        "eval/bad-persona-format", eval_policy("--persona-format", "xyz"), files(data__jsonl=ROWS[:4]), says=("xyz",)
+    ),
+    # ----------------------------------------------------------------------------------------------- eval encoder
+    Case(
+        "eval-encoder/missing-model",
+        ["eval", "encoder", "--model", "./no_encoder", "--dataset", "{data}", "--output", "{tmp}/out.json"],
+        files(data__jsonl=ROWS),
+        says=("no_encoder", "no such"),
+        output="{tmp}/out.json",
+    ),
+    Case(
+        "eval-encoder/bad-format",
+        [
+            "eval",
+            "encoder",
+            "--model",
+            "{assets}/encoder",
+            "--dataset",
+            "{data}",
+            "--output",
+            "{tmp}/out.json",
+            "--format",
+            "xml",
+        ],
+        files(data__jsonl=ROWS),
+        says=("xml",),
+        output="{tmp}/out.json",
+    ),
+    Case(
+        "eval-encoder/table-without-text-column",
+        [
+            "eval",
+            "encoder",
+            "--model",
+            "{assets}/encoder",
+            "--dataset",
+            "{data}",
+            "--output",
+            "{tmp}/out.json",
+            "--format",
+            "table",
+        ],
+        files(data__jsonl=[{"persona_id": str(i % 2), "words": "hello"} for i in range(6)]),
+        says=(r"data\.jsonl", "text"),
+        output="{tmp}/out.json",
+    ),
+    Case(
+        "eval-encoder/empty-file",
+        ["eval", "encoder", "--model", "{assets}/encoder", "--dataset", "{data}", "--output", "{tmp}/out.json"],
+        files(data__jsonl=""),
+        says=(r"data\.jsonl", "empty"),
+        output="{tmp}/out.json",
+    ),
+    # ------------------------------------------------------------------------------------------------------ train
+    Case("train/unknown-method", ["train", "kto", "--output_dir", "{tmp}/out"], says=("kto",)),
+    Case(
+        "train/unknown-flag",
+        train("pba", "--learnin_rate", "1"),
+        files(data__jsonl=ROWS),
+        says=("learnin_rate",),
+    ),
+    Case("train/missing-config", ["train", "pba", "--config", "{tmp}/nope.yaml"], says=(r"nope\.yaml",)),
+    Case(
+        "train/yaml-syntax",
+        train("pba", config="{cfg}"),
+        files(data__jsonl=ROWS, cfg__yaml="learning_rate: [1, 2\nbeta: 0.1\n"),
+        says=(r"cfg\.yaml",),
+    ),
+    Case(
+        "train/yaml-not-a-mapping",
+        train("pba", config="{cfg}"),
+        files(data__jsonl=ROWS, cfg__yaml="- 1\n- 2\n"),
+        says=(r"cfg\.yaml",),
+    ),
+    Case(
+        "train/yaml-list-learning-rate",
+        ["train", "pba", "--config", "{cfg}"],
+        files(cfg__yaml=yaml_config("pba", learning_rate=[1, 2], output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml", "learning_rate"),
+    ),
+    Case(
+        "train/yaml-text-max-steps",
+        ["train", "pba", "--config", "{cfg}"],
+        files(cfg__yaml=yaml_config("pba", max_steps="abc", output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml", "max_steps"),
+    ),
+    Case(
+        "train/yaml-unknown-key",
+        ["train", "pba", "--config", "{cfg}"],
+        files(cfg__yaml=yaml_config("pba", learning_rat=1, output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml|learning_rat", "learning_rat"),
+    ),
+    Case("train/negative-lr", train("pba", "--learning_rate", "-1"), files(data__jsonl=ROWS), says=("learning_rate",)),
+    Case(
+        "train/zero-batch",
+        train("pba", "--per_device_train_batch_size", "0"),
+        files(data__jsonl=ROWS),
+        says=("per_device_train_batch_size",),
+    ),
+    Case(
+        "train/missing-model",
+        train("pba", "--model_name_or_path", "./no_model"),
+        files(data__jsonl=ROWS),
+        says=("no_model", "no such"),
+    ),
+    Case("train/missing-dataset", train("pba", dataset="./no_data.jsonl"), says=("no_data", "no such")),
+    Case("train/empty-dataset", train("pba"), files(data__jsonl=""), says=(r"data\.jsonl", "empty")),
+    Case(
+        "train/malformed-json-line",
+        train("pba"),
+        files(data__jsonl=jsonl_with_bad_line(ROWS, 4)),
+        says=(r"data\.jsonl", r"line 4\b"),
+    ),
+    Case(
+        "train/missing-chosen",
+        train("pba"),
+        files(data__jsonl=without(ROWS, "chosen")),
+        says=(r"data\.jsonl", "chosen"),
+    ),
+    Case(
+        "train/null-prompt",
+        train("pba"),
+        files(data__jsonl=changed(ROWS, 2, prompt=None)),
+        says=(r"data\.jsonl", ROW, "prompt"),
+    ),
+    Case(
+        "train/int-chosen",
+        train("ica"),
+        files(data__jsonl=changed(ROWS, 2, chosen=7)),
+        says=(r"data\.jsonl", ROW, "chosen"),
+    ),
+    Case(
+        "train/bad-item-vector",
+        train("pba"),
+        files(
+            data__jsonl=changed(
+                ROWS,
+                5,
+                **{
+                    "User-Generated Content": [
+                        {**ROWS[5]["User-Generated Content"][0], "Preference Direction": [0.5] * 89}
+                    ]
+                },
+            )
+        ),
+        says=(r"data\.jsonl", ROW, "User-Generated Content", "89"),
+    ),
+    Case(
+        "train/dpore-missing-encoder",
+        train("dpore", "--persona_encoder", "./no_encoder"),
+        files(data__jsonl=ROWS),
+        says=("no_encoder", "no such"),
+    ),
+    Case(
+        "train/ica-every-row-too-long",
+        train("ica", "--max_length", "24"),
+        files(data__jsonl=ROWS),
+        says=("max_length", r"\b8\b"),
+    ),
+    Case(
+        "train/reward-on-alignx-rows",
+        [
+            "train",
+            "reward",
+            "--config",
+            str(EXAMPLES / "configs" / "tiny" / "reward.yaml"),
+            "--model_name_or_path",
+            "{lm}",
+            "--dataset_name",
+            "{data}",
+            "--dataset_test_split",
+            "",
+            "--output_dir",
+            "{tmp}/out",
+            *SMALL,
+        ],
+        files(data__jsonl=ROWS),
+        says=(r"data\.jsonl", "history|multifacet"),
+    ),
+    Case(
+        "train/reward-every-row-too-long",
+        [
+            "train",
+            "reward",
+            "--config",
+            str(EXAMPLES / "configs" / "tiny" / "reward.yaml"),
+            "--model_name_or_path",
+            "{lm}",
+            "--dataset_name",
+            "{assets}/multifacet",
+            "--dataset_test_split",
+            "",
+            "--output_dir",
+            "{tmp}/out",
+            *SMALL,
+            "--max_length",
+            "16",
+        ],
+        says=("max_length",),
+    ),
+    Case(
+        "train/existing-output",
+        train("pba"),
+        files(data__jsonl=ROWS, out=lambda p, env: (p.mkdir(), (p / "keep.txt").write_text("keep"))),
+        says=("out", "--resume|--overwrite"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
+    ),
+    Case("train/resume-without-run", train("pba", "--resume"), files(data__jsonl=ROWS), says=("checkpoint",)),
+    Case(
+        "train/print-config-masks-token",
+        train("pba", "--hub_token", SECRET, "--print-config"),
+        files(data__jsonl=ROWS),
+        code=0,
+    ),
+    Case(
+        "train/token-not-saved",
+        train("pba", "--hub_token", SECRET, "--max_steps", "1"),
+        files(data__jsonl=ROWS),
+        code=0,
+        output=None,
+    ),
+    Case(
+        "train/resume-damaged-checkpoint",
+        train("pba", "--resume", "--max_steps", "3"),
+        files(data__jsonl=ROWS, out=lambda p, env: _damaged_run(p, env, "checkpoint-2", "model.safetensors")),
+        says=("checkpoint-2", "checkpoint-1"),
+        output=None,
+    ),
+    Case(
+        "train/resume-pickled-optimizer",
+        train("pba", "--resume", "--max_steps", "3"),
+        files(data__jsonl=ROWS, out=lambda p, env: _damaged_run(p, env, "checkpoint-2", "optimizer.pt")),
+        says=("checkpoint-2", r"optimizer\.pt"),
+        output=None,
+    ),
+    Case(
+        "train/resume-incomplete-checkpoint",
+        train("pba", "--resume", "--max_steps", "2"),
+        files(data__jsonl=ROWS, out=lambda p, env: _damaged_run(p, env, "checkpoint-2", "trainer_state.json")),
+        code=0,
+        output=None,
+        check=lambda tmp, env, out: _assert_said(out, "checkpoint-1"),
+    ),
+    # ------------------------------------------------------------------------------------------------- push-model
+    Case("push-model/missing-folder", ["push-model", "{tmp}/no_run", "--to-dir", "{tmp}/out"], says=("no_run",)),
+    Case(
+        "push-model/not-a-run",
+        ["push-model", "{run}", "--to-dir", "{tmp}/out"],
+        files(run=lambda p, env: (p.mkdir(), (p / "notes.txt").write_text("x"))),
+        says=("run",),
+    ),
+    Case(
+        "push-model/no-target",
+        ["push-model", "{run}"],
+        files(run=lambda p, env: _trained_run(p, env)),
+        says=("--repo-id|--to-dir",),
+    ),
+    Case(
+        "push-model/half-written-weights",
+        ["push-model", "{run}", "--to-dir", "{tmp}/out"],
+        files(run=lambda p, env: (_trained_run(p, env), truncated(p / "model.safetensors"))),
+        says=(r"model\.safetensors", "does not load"),
+    ),
+    Case(
+        "push-model/offline-hub",
+        ["push-model", "{run}", "--repo-id", "me/model"],
+        files(run=lambda p, env: _trained_run(p, env)),
+        says=("Hub|offline|unreachable|token",),
+    ),
+    # ---------------------------------------------------------------------------------------------- push-dataset
+    Case(
+        "push-dataset/missing-from-dir",
+        ["push-dataset", "alignx", "--repo-id", "me/data", "--from-dir", "{tmp}/no_dir"],
+        says=("no_dir",),
+    ),
+    Case(
+        "push-dataset/no-source",
+        ["push-dataset", "alignx", "--repo-id", "me/data"],
+        says=("--source|--from-dir",),
+    ),
+    # ------------------------------------------------------------------------------------------- rejection-sample
+    Case(
+        "rejection-sample/missing-reward-model",
+        ["rejection-sample", "--reward-model", "./no_rm", "--dataset", "{assets}/multifacet", "--output", "{tmp}/out"],
+        says=("no_rm", "no such"),
+    ),
+    Case(
+        "rejection-sample/keep-out-of-range",
+        [
+            "rejection-sample",
+            "--reward-model",
+            "{lm}",
+            "--dataset",
+            "{assets}/multifacet",
+            "--output",
+            "{tmp}/out",
+            "--keep",
+            "1.5",
+        ],
+        says=("keep",),
+    ),
+    # ------------------------------------------------------------------------------------------------------ space
+    Case("space/unknown-name", ["space", "klingon"], says=("klingon",), output=None),
+    Case(
+        "space/file-missing-fields",
+        ["space", "{space}"],
+        files(space__json=json.dumps({"name": "mine", "dimensions": [{"index": 0, "name": "tone"}]})),
+        says=(r"space\.json", "positive_label|negative_label"),
+        output=None,
+    ),
+    Case(
+        "space/file-not-json", ["space", "{space}"], files(space__json="dims: 3"), says=(r"space\.json",), output=None
+    ),
+    # ------------------------------------------------------------------------------------------------------- demo
+    Case("demo/zero-epochs", ["demo", "--output", "{tmp}/out", "--epochs", "0"], says=("epochs",)),
+    Case("demo/odd-rows", ["demo", "--output", "{tmp}/out", "--train-rows", "3"], says=("train.rows",)),
+    Case(
+        "demo/existing-output",
+        ["demo", "--output", "{tmp}/out"],
+        files(out=lambda p, env: (p.mkdir(), (p / "keep.txt").write_text("keep"))),
+        says=("out", "already exists"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------- the checks
+def _assert_untouched(path: Path, text: str = "keep") -> None:
+    assert path.read_text() == text, f"{path} was changed"
+
+
+def _assert_said(out: str, pattern: str) -> None:
+    assert re.search(pattern, out, re.IGNORECASE), f"expected the output to say {pattern!r}"
+
+
+def _assert_card_created(card: Path, out: str) -> None:
+    assert card.is_file() and "model-index" in card.read_text()
+    assert "updated" not in out.lower(), "a card that did not exist was reported as updated"
+
+
+_RUNS: dict[str, Path] = {}
+
+
+def _trained_run(path: Path, env: dict[str, Any]) -> None:
+    """A finished 2-step PBA run with checkpoints 1 and 2 (trained once per session, copied per case)."""
+    if "pba" not in _RUNS:
+        folder = env["cache"] / "pba_run"
+        data = write_jsonl(env["cache"] / "rows.jsonl", ROWS)
+        args = [a.format(data=data, lm=env["lm"], tmp=env["cache"], assets=env["assets"]) for a in train("pba")]
+        args[args.index(f"{env['cache']}/out")] = str(folder)
+        code, out = invoke(args)
+        assert code == 0, out
+        _RUNS["pba"] = folder
+    shutil.copytree(_RUNS["pba"], path)
+
+
+def _damaged_run(path: Path, env: dict[str, Any], checkpoint: str, name: str) -> None:
+    _trained_run(path, env)
+    target = path / checkpoint / name
+    if name == "trainer_state.json":  # a kill during save: the state is written last
+        target.unlink()
+    elif name == "optimizer.pt":  # a pickle that is not plain tensors (refused by weights_only loading)
+        import pickle
+
+        target.write_bytes(pickle.dumps(_Unsafe()))
+    else:
+        truncated(target)
+
+
+class _Unsafe:
+    """An object whose unpickling would run code: `torch.load(weights_only=True)` must refuse it."""
+
+    def __reduce__(self):
+        return (os.system, ("echo unpickled",))
+
+
+def invoke(args: list[str]) -> tuple[int, str]:
+    """The console script in-process (same `run` and error map as `python -m personalign`); returns the exit code
+    and stdout + stderr. The caller captures output with capsys."""
+    saved = sys.argv
+    sys.argv = ["personalign", *args]
+    try:
+        run(app)
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    finally:
+        sys.argv = saved
+    return code, ""
+
+
+def _all_bytes(folder: Path) -> list[tuple[Path, bytes]]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(PermissionError):
+                found.append((path, path.read_bytes()))
+    return found
+
+
+def grade(case: Case, code: int, out: str, tmp: Path, output: str | None) -> tuple[str, list[str]]:
+    """`("good" | "weak" | "bad", problems)` for one case's result."""
+    bad, weak = [], []
+    if "Traceback (most recent call last)" in out:
+        bad.append("traceback")
+    if "internal error" in out:
+        bad.append("internal error")
+    if code != case.code:
+        (weak if code in (1, 2) and case.code in (1, 2) else bad).append(f"exit code {code}, expected {case.code}")
+    if SECRET in out:
+        bad.append("token in output")
+    for path, data in _all_bytes(tmp):
+        if SECRET.encode() in data:
+            bad.append(f"token in {path.relative_to(tmp)}")
+    staging = [p for p in tmp.rglob("*.partial")]
+    if staging:
+        bad.append(f"staging left: {[str(p.relative_to(tmp)) for p in staging]}")
+    if case.code != 0:
+        if output and Path(output).exists():
+            bad.append(f"partial output left: {output}")
+        error_lines = [line for line in out.splitlines() if line.startswith("error:")]
+        if case.code == 1:
+            if len(error_lines) != 1:
+                (bad if not error_lines else weak).append(f"{len(error_lines)} error lines")
+            line = error_lines[0] if error_lines else ""
+        else:  # usage errors: the CLI framework's own message (exit 2)
+            line = out
+        for pattern in case.says:
+            if not re.search(pattern, line, re.IGNORECASE):
+                weak.append(f"does not say {pattern!r}: {line.strip()[:300]!r}")
+    if case.check is not None:
+        try:
+            case.check(tmp, {}, out)
+        except AssertionError as failure:
+            bad.append(str(failure))
+    return ("bad" if bad else "weak" if weak else "good"), bad + weak
+
+
+def _report(case_id: str, verdict: str, problems: list[str]) -> None:
+    target = os.environ.get("PERSONALIGN_MATRIX_REPORT")
+    if not target:
+        return
+    path = Path(target)
+    grades = json.loads(path.read_text()) if path.exists() else {}
+    grades[case_id] = {"grade": verdict, "problems": problems}
+    path.write_text(json.dumps(grades, indent=1, sort_keys=True))
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, kit_cache, tiny_lm_path):
+    from personalign.testing import write_tiny_assets
+
+    assets = write_tiny_assets(tmp_path_factory.mktemp("matrix") / "tiny", 16, 8, cache_dir=kit_cache)
+    return {"lm": Path(tiny_lm_path), "assets": assets, "cache": tmp_path_factory.mktemp("matrix_cache")}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+def test_case(case: Case, env, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    monkeypatch.delenv("PERSONALIGN_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "case"
+    work.mkdir()
+    paths = case.setup(work, env) if case.setup else {}
+    fill = {"tmp": str(work), "lm": str(env["lm"]), "assets": str(env["assets"]), **paths}
+    capsys.readouterr()
+    try:
+        code, _ = invoke([arg.format(**fill) for arg in case.args])
+    finally:
+        for path in work.rglob("*"):  # undo read-only set-ups so the folder can be scanned and removed
+            if path.is_dir() and not os.access(path, os.W_OK):
+                path.chmod(0o755)
+    captured = capsys.readouterr()
+    out = captured.out + captured.err + caplog.text  # warnings of the library's loggers count as output
+    output = case.output.format(**fill) if case.output else None
+    verdict, problems = grade(case, code, out, work, output)
+    _report(case.id, verdict, problems)
+    assert verdict == "good", f"{case.id}: {verdict}: {problems}\n--- output ---\n{out[-3000:]}"
+
+
+# ------------------------------------------------------------------------------------------ signals (subprocesses)
+def _cli(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PERSONALIGN_DEBUG": "", "HF_TOKEN": SECRET}
+    return subprocess.Popen(
+        [sys.executable, "-m", "personalign", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_staging(cwd: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not list(cwd.glob(".*.partial")):
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, "no staging folder appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_write_leaves_no_staging_and_says_so(tmp_path, sig, code):
+    process = _cli("synthetic", "alignx", "out.jsonl", "--rows", "2000000", cwd=tmp_path)
+    _wait_for_staging(tmp_path, process)
+    time.sleep(0.3)
+    process.send_signal(sig)
+    out = process.communicate(timeout=60)[0]
+    assert process.returncode == code, out
+    assert "Traceback" not in out and SECRET not in out
+    assert [line for line in out.splitlines() if line.startswith("error:")] == ["error: interrupted"] or (
+        len([line for line in out.splitlines() if line.startswith("error:")]) == 1
+    ), out
+    assert not list(tmp_path.glob(".*.partial")) and not (tmp_path / "out.jsonl").exists()
+
+
+def test_kill_9_leaves_a_staging_folder_that_the_next_run_removes(tmp_path):
+    process = _cli("synthetic", "alignx", "out.jsonl", "--rows", "2000000", cwd=tmp_path)
+    _wait_for_staging(tmp_path, process)
+    process.kill()
+    process.communicate(timeout=60)
+    assert list(tmp_path.glob(".*.partial")), "kill -9 cannot clean up: a stale staging folder is expected"
+    rerun = _cli("synthetic", "alignx", "out.jsonl", "--rows", "4", cwd=tmp_path)
+    out = rerun.communicate(timeout=120)[0]
+    assert rerun.returncode == 0, out
+    assert (tmp_path / "out.jsonl").is_file() and not list(tmp_path.glob(".*.partial"))
+
+
+def test_outputs_follow_the_umask(env, tmp_path, capsys):
+    """Staging folders and temporary files are private while written; what lands follows the user's umask."""
+    previous = os.umask(0o022)
+    try:
+        code, _ = invoke(["push-model", str(_RUNS.get("pba") or _make_run(env)), "--to-dir", str(tmp_path / "out")])
+    finally:
+        os.umask(previous)
+    assert code == 0, capsys.readouterr()
+    landed = [tmp_path / "out", *(tmp_path / "out").rglob("*")]
+    modes = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in landed}
+    assert all(mode == ("0o755" if Path(tmp_path, p).is_dir() else "0o644") for p, mode in modes.items()), modes
+
+
+def _make_run(env: dict[str, Any]) -> Path:
+    target = env["cache"] / "run_copy"
+    if not target.exists():
+        _trained_run(target, env)
+    return _RUNS["pba"]
