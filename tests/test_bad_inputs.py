@@ -935,6 +935,174 @@ CASES: list[Case] = [
         output=None,
         check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
     ),
+    # ------------------------------------------------------------------------------------------- more of each
+    Case(
+        "build-alignx/zero-num-proc", build("alignx", "--num-proc", "0"), files(data__jsonl=ROWS), says=("num.proc",)
+    ),
+    Case(
+        "synthetic/odd-personas",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4", "--num-personas", "3"],
+        says=("personas",),
+        output="{tmp}/out.jsonl",
+    ),
+    Case(
+        "synthetic/history-bounds-swapped",
+        ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4", "--min-history", "6", "--max-history", "2"],
+        says=("history",),
+        output="{tmp}/out.jsonl",
+    ),
+    Case("eval/zero-limit", eval_policy("--limit", "0"), files(data__jsonl=ROWS[:4]), says=("limit",)),
+    Case("eval/zero-max-length", eval_policy("--max-length", "0"), files(data__jsonl=ROWS[:4]), says=("max.length",)),
+    Case(
+        "eval/extra-columns-and-unusual-text",
+        eval_policy(),
+        files(
+            data__jsonl=[{**row, "extra": [1, 2], "prompt": row["prompt"] + " \u202e\U0001f600"} for row in ROWS[:4]]
+        ),
+        code=0,
+        output=None,
+    ),
+    Case(
+        "eval-encoder/aloe-format-on-alignx-rows",
+        [
+            "eval",
+            "encoder",
+            "--model",
+            "{assets}/encoder",
+            "--dataset",
+            "{data}",
+            "--output",
+            "{tmp}/out.json",
+            "--format",
+            "aloe",
+        ],
+        files(data__jsonl=ROWS),
+        says=(r"data\.jsonl", "profile|conversations|personality"),
+        output="{tmp}/out.json",
+    ),
+    Case(
+        "train/output-dir-is-a-file",
+        train("pba"),
+        files(data__jsonl=ROWS, out="I am a file"),
+        says=("out",),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out", "I am a file"),
+    ),
+    Case(
+        "train/resume-and-overwrite",
+        train("pba", "--resume", "--overwrite"),
+        files(data__jsonl=ROWS),
+        says=("resume", "overwrite"),
+    ),
+    Case(
+        "train/zero-max-train-samples",
+        train("pba", "--max_train_samples", "0"),
+        files(data__jsonl=ROWS),
+        says=("max_train_samples",),
+    ),
+    Case(
+        "train/empty-yaml",
+        train("pba", config="{cfg}"),
+        files(data__jsonl=ROWS, cfg__yaml=""),
+        code=0,  # an empty config is no config: the flags carry the run
+        output=None,
+    ),
+    Case(
+        "train/extra-columns-and-unusual-text",
+        train("pba", "--max_steps", "1"),
+        files(
+            data__jsonl=[
+                {**row, "extra": i, "chosen": row["chosen"] + " \u202e\U0001f600 \u00e9"} for i, row in enumerate(ROWS)
+            ]
+        ),
+        code=0,
+        output=None,
+    ),
+    Case(
+        "train/encoder-missing-column",
+        [
+            "train",
+            "encoder",
+            "--config",
+            str(EXAMPLES / "configs" / "tiny" / "encoder.yaml"),
+            "--model_name_or_path",
+            "{assets}/encoder_backbone",
+            "--dataset_name",
+            "{data}",
+            "--output_dir",
+            "{tmp}/out",
+            "--max_steps",
+            "1",
+        ],
+        files(data__jsonl=without(ROWS, "User-Generated Content")),
+        says=(r"data\.jsonl", "User-Generated Content|comment"),
+    ),
+    Case(
+        "train/encoder-eval-fraction",
+        [
+            "train",
+            "encoder",
+            "--config",
+            str(EXAMPLES / "configs" / "tiny" / "encoder.yaml"),
+            "--model_name_or_path",
+            "{assets}/encoder_backbone",
+            "--dataset_name",
+            "{data}",
+            "--output_dir",
+            "{tmp}/out",
+            "--eval_fraction",
+            "1.5",
+        ],
+        files(data__jsonl=ROWS),
+        says=("eval_fraction",),
+    ),
+    Case(
+        "train/encoder-empty-file",
+        [
+            "train",
+            "encoder",
+            "--config",
+            str(EXAMPLES / "configs" / "tiny" / "encoder.yaml"),
+            "--model_name_or_path",
+            "{assets}/encoder_backbone",
+            "--dataset_name",
+            "{data}",
+            "--output_dir",
+            "{tmp}/out",
+        ],
+        files(data__jsonl=""),
+        says=(r"data\.jsonl", "empty"),
+    ),
+    Case(
+        "push-model/existing-target",
+        ["push-model", "{run}", "--to-dir", "{target}"],
+        files(
+            run=lambda p, env: _trained_run(p, env),
+            target=lambda p, env: (p.mkdir(), (p / "keep.txt").write_text("keep")),
+        ),
+        says=("target", "already exists"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "target" / "keep.txt"),
+    ),
+    Case(
+        "push-model/bad-repo-id",
+        ["push-model", "{run}", "--repo-id", "a/b/c"],
+        files(run=lambda p, env: _trained_run(p, env)),
+        says=("a/b/c",),
+    ),
+    Case(
+        "push-dataset/offline-hub-with-token",
+        ["push-dataset", "alignx", "--repo-id", "me/data", "--from-dir", "{built}"],
+        files(built=lambda p, env: _built_alignx(p)),
+        says=("Hub|offline|unreachable",),
+    ),
+    Case(
+        "rejection-sample/missing-dataset",
+        ["rejection-sample", "--reward-model", "{lm}", "--dataset", "./no_data.jsonl", "--output", "{tmp}/out"],
+        says=("no_data", "no such"),
+    ),
+    Case("space/good", ["space", "psoups"], code=0, output=None),
+    Case("space/missing-file", ["space", "{tmp}/nope.json"], says=(r"nope\.json",), output=None),
 ]
 
 
@@ -966,6 +1134,13 @@ def _trained_run(path: Path, env: dict[str, Any]) -> None:
         assert code == 0, out
         _RUNS["pba"] = folder
     shutil.copytree(_RUNS["pba"], path)
+
+
+def _built_alignx(path: Path) -> None:
+    """A folder written by `build-dataset alignx` (its raw config only)."""
+    source = write_jsonl(path.parent / "built_source.jsonl", ROWS)
+    code, _ = invoke(["build-dataset", "alignx", "--source", str(source), "--output", str(path), "--config", "raw"])
+    assert code == 0
 
 
 def _damaged_run(path: Path, env: dict[str, Any], checkpoint: str, name: str) -> None:

@@ -139,6 +139,8 @@ def build_alignx(source: str, names: list[str] | None, build_config: Any, num_pr
     from ..data.alignx import ALIGNX_CONFIGS, alignx_card, build_alignx_configs
     from ..hub.cards import render_dataset_card
 
+    if num_proc is not None and num_proc < 1:  # datasets would quietly run in one process
+        raise InputError(f"--num-proc must be at least 1, got {num_proc}.")
     configs = build_alignx_configs(source, tuple(names or ALIGNX_CONFIGS), build_config, num_proc=num_proc)
     return configs, render_dataset_card(configs, alignx_card(source, build_config))
 

@@ -180,7 +180,10 @@ def _score_batch_shared_prompt(
         use_cache=True,
         **kwargs,
     )
-    cache = getattr(outputs, "past_key_values", None)
+    # transformers 5.24 renamed the KV cache `past_key_values` -> `cache` (the old name still works, with a warning
+    # on every run); use whichever name this version's outputs carry, in both directions.
+    cache_name = "cache" if "cache" in outputs else "past_key_values"
+    cache = outputs.get(cache_name)
     if cache is None or not hasattr(cache, "batch_repeat_interleave"):
         raise RuntimeError(
             f"{type(model).__name__} returned no expandable KV cache; score with reuse_prompt=False instead."
@@ -198,8 +201,8 @@ def _score_batch_shared_prompt(
         input_ids=ids.to(device),
         attention_mask=torch.cat([prefix_mask.repeat_interleave(2, dim=0), mask], dim=1).to(device),
         position_ids=positions.to(device),
-        past_key_values=cache,
         use_cache=True,
+        **{cache_name: cache},
     ).logits
     logps = _target_logps(logits[:, :-1], ids[:, 1:].to(device), mask[:, 1:].to(device))
     return logps[0::2], logps[1::2]

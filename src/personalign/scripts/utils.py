@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
 from ..hub.run_record import changed_fields, to_jsonable, write_run_record
-from ..io import check_model_folder, checkpoint_to_resume, follow_umask, require_local_path
+from ..io import check_model_folder, checkpoint_to_resume, ensure_writable, follow_umask, require_local_path
 from ..trainers.alignx_trainer import has_raw_personas
 
 
@@ -169,9 +169,15 @@ def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> s
 
     Raises:
         `InputError`: If `resume` finds no checkpoint or a damaged last one (naming its file and the last intact
-            checkpoint), or `output_dir` holds a run and neither `resume` nor `overwrite` is set.
+            checkpoint), `output_dir` holds a run and neither `resume` nor `overwrite` is set, both are set,
+            `output_dir` is a file, or it cannot be created (see `io.ensure_writable`).
     """
     output_dir = Path(output_dir)
+    if resume and overwrite:
+        raise InputError("--resume continues the run in output_dir and --overwrite starts it again: pass one of them.")
+    ensure_writable(output_dir, overwrite=True)  # a parent that is a file, or one this process may not write in
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"{output_dir}: is a file; output_dir must be a folder (new, or holding a run).")
     if resume:
         last = checkpoint_to_resume(output_dir)
         if last is None:
