@@ -18,6 +18,7 @@ from ..encoder.modeling_persona_encoder import PersonaEncoder, persona_document
 from ..errors import InputError
 from ..methods import PERSONA_ENCODER_FOLDER
 from ..personas.persona import Persona
+from ..row_names import RowNames
 from ..trainers.alignx_trainer import ROW_COLUMN, has_raw_personas, render_for_training
 from ..trainers.dpore_config import DPOREConfig
 from ..trainers.dpore_trainer import DPORETrainer
@@ -52,12 +53,22 @@ class DPOREScriptArguments(ScriptArguments):
             raise InputError(f"persona_format must be 'pba' or 'ica', got {self.persona_format!r}.")
 
 
-def dpore_rows(dataset: Dataset, persona_format: str) -> Dataset:
+def dpore_rows(dataset: Dataset, persona_format: str, names: RowNames | None = None) -> Dataset:
     """Raw AlignX rows as DPORE rows: the persona rendered into the prompt (`"pba"` / `"ica"`) and its history as
-    `persona_text`, the text the persona encoder embeds. Rows without raw personas are returned as they are."""
+    `persona_text`, the text the persona encoder embeds. Rows without raw personas are returned as they are.
+
+    Args:
+        dataset (`Dataset`): The rows.
+        persona_format (`str`): `"pba"` or `"ica"`.
+        names (`RowNames`, *optional*): Names a bad row in messages; by default `"DPORE rows, row <i> (0-based)"`.
+
+    Returns:
+        `Dataset`: The DPORE rows.
+    """
     if not has_raw_personas(dataset.column_names):
         return dataset
-    texts = [persona_document(Persona.from_alignx_row(row, where=f"row {index}")) for index, row in enumerate(dataset)]
+    names = names or RowNames.of("DPORE rows")
+    texts = [persona_document(Persona.from_alignx_row(row, where=names(index))) for index, row in enumerate(dataset)]
     rendered = render_for_training(dataset, persona_format, AlignXBuildConfig(), dataset_name="DPORE")
     return rendered.remove_columns(ROW_COLUMN).add_column("persona_text", texts)
 
@@ -71,11 +82,13 @@ def build_trainer(
 ) -> DPORETrainer:
     """The DPORE trainer, with the persona encoder of `script_args` and raw AlignX rows rendered by `dpore_rows`."""
     encoder = PersonaEncoder.from_pretrained(script_args.persona_encoder) if script_args.persona_encoder else None
-    train_dataset = dpore_rows(train_dataset, script_args.persona_format)
+    # The rows were checked file by file (`dpore_row_check`); what is left to name is the split.
+    sources = data_sources(script_args)
+    train_dataset = dpore_rows(train_dataset, script_args.persona_format, RowNames.of(sources["train"]))
     if eval_dataset is not None:
-        eval_dataset = dpore_rows(eval_dataset, script_args.persona_format)
+        eval_dataset = dpore_rows(eval_dataset, script_args.persona_format, RowNames.of(sources["eval"]))
     kwargs = trainer_kwargs(training_args, model_args, train_dataset, eval_dataset)
-    return DPORETrainer(persona_encoder=encoder, data_sources=data_sources(script_args), **kwargs)
+    return DPORETrainer(persona_encoder=encoder, data_sources=sources, **kwargs)
 
 
 def save_persona_encoder(trainer: DPORETrainer, script_args: DPOREScriptArguments, output_dir: Path) -> dict[str, Any]:
