@@ -234,6 +234,26 @@ def test_yaml_values_of_the_right_type_still_parse(tmp_path):
     assert model.lora_target_modules == "all-linear"
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [("learning_rate", "-1"), ("per_device_train_batch_size", "0"), ("gradient_accumulation_steps", "0"),
+     ("beta", "-0.5")],
+)  # fmt: skip
+def test_a_non_positive_yaml_value_names_the_file_and_key(tmp_path, key, value):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n{key}: {value}\n")
+    with pytest.raises(InputError) as error:
+        parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert str(error.value) == f"{config}: key {key!r} must be above 0; got {value}."
+    # A flag that overrides the bad value wins; a bad flag is named as the flag, even over a bad YAML value.
+    parse_train_arguments("pba", ["--config", str(config), f"--{key}", "1"], CPU)
+    parse_train_arguments("pba", ["--config", str(config), f"--{key.replace('_', '-')}=1"], CPU)
+    with pytest.raises(InputError, match=f"`personalign train pba`: --{key} must be above 0, got"):
+        parse_train_arguments("pba", ["--config", str(config), f"--{key}", "0"], CPU)
+    result = runner.invoke(app, ["train", "pba", "--config", str(config)])
+    assert isinstance(result.exception, InputError) and not (tmp_path / "out").exists()
+
+
 # -------------------------------------------------------------------------------------------- 6: method help
 def test_train_method_help_shows_its_own_fields():
     result = runner.invoke(app, ["train", "pba", "--help"])
