@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from personalign.cli import app
 from personalign.cli.train import parse_train_arguments
 from personalign.data.loading import RowNames
+from personalign.encoder.pipeline import check_eval_fraction
 from personalign.errors import InputError
 from personalign.scripts.utils import check_text_columns
 from personalign.trainers.kept_rows import report_kept_rows
@@ -316,6 +317,16 @@ def test_a_non_positive_yaml_value_names_the_file_and_key(tmp_path, key, value):
         parse_train_arguments("pba", ["--config", str(config), f"--{key}", "0"], CPU)
     result = runner.invoke(app, ["train", "pba", "--config", str(config)])
     assert isinstance(result.exception, InputError) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "1"])
+def test_train_encoder_names_eval_fraction_as_typed(value):
+    """The held-out share is the option `eval_fraction`, not the library's `test_fraction` (`split_personas`)."""
+    args = ["--model_name_or_path", "m", "--dataset_name", "d", "--output_dir", "out", "--eval_fraction", value]
+    with pytest.raises(InputError, match=rf"^eval_fraction must be at least 0 and below 1 .*, got {float(value)}\.$"):
+        parse_train_arguments("encoder", args, CPU)
+    with pytest.raises(InputError, match=rf"^eval_fraction must be at least 0 and below 1 .*, got {float(value)}\.$"):
+        check_eval_fraction(float(value))
 
 
 # -------------------------------------------------------------------------------------------- 6: method help
