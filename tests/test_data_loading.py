@@ -9,9 +9,7 @@ from datasets import Dataset, DatasetDict
 from personalign.cli import app, run
 from personalign.data.loading import (
     PRIMARY_CONFIGS,
-    RowNames,
     dataset_configs,
-    json_lines_layout,
     load_configs,
     load_rows,
     load_source,
@@ -22,6 +20,7 @@ from personalign.data.synthetic import MULTIFACETED_FEATURES, multifaceted_rows
 from personalign.errors import InputError
 from personalign.hub.datasets import write_dataset_folder
 from personalign.io import write_rows
+from personalign.row_names import RowNames, json_lines_layout
 
 ROWS = [{"prompt": f"p{i}", "chosen": f"c{i}", "rejected": f"r{i}"} for i in range(5)]
 

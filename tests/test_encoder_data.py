@@ -157,7 +157,9 @@ def test_aloe_excerpts_load_through_the_pipeline(tmp_path):
 )
 def test_a_malformed_aloe_turn_names_the_row_and_turn(turn, expected):
     rows = [_aloe_row("P", [{"user": "ok"}]), _aloe_row("P", [{"user": "ok"}, turn])]
-    with pytest.raises(ValueError, match=r"dialogues.jsonl, row 1, column 'conversations', turn 1: ") as error:
+    with pytest.raises(
+        ValueError, match=r"dialogues.jsonl, row 1 \(0-based\), column 'conversations', turn 1: "
+    ) as error:
         aloe_excerpts(rows, where="dialogues.jsonl")
     assert expected in str(error.value)
 
@@ -196,7 +198,7 @@ ALOE_WITH_REJECTED = {"user": "Hi.", "assistant": {"preferred": "PREF", "rejecte
 @pytest.mark.parametrize("include_preferred_replies", [False, True])
 def test_malformed_aloe_turns_are_refused_in_every_mode(turn, expected, include_preferred_replies):
     rows = [_aloe_row("P", [turn])]
-    with pytest.raises(ValueError, match=r"ALOE rows, row 0, column 'conversations', turn 0: ") as error:
+    with pytest.raises(ValueError, match=r"ALOE rows, row 0 \(0-based\), column 'conversations', turn 0: ") as error:
         aloe_excerpts(rows, include_preferred_replies=include_preferred_replies)
     assert expected in str(error.value)
 
@@ -223,16 +225,18 @@ def test_rejected_text_never_enters_an_excerpt_in_any_accepted_form(include_pref
 
 
 def test_table_excerpts_and_aloe_column_errors():
-    with pytest.raises(ValueError, match=r"row 0: missing column\(s\) \['personality'\]"):
+    with pytest.raises(ValueError, match=r"row 0 \(0-based\): missing column\(s\) \['personality'\]"):
         aloe_excerpts([{"profile": "a", "conversations": []}])
-    with pytest.raises(ValueError, match=r"row 0, column 'conversations': expected a list of turns, got str"):
+    with pytest.raises(
+        ValueError, match=r"row 0 \(0-based\), column 'conversations': expected a list of turns, got str"
+    ):
         aloe_excerpts([_aloe_row("a", "hello")])
 
     plain = table_excerpts(Dataset.from_dict({"user": [1, 1, 2], "body": ["a b", "c d", "e f"]}), "user", "body")
     assert plain["persona_id"] == ["1", "1", "2"]
     with pytest.raises(ValueError, match=r"t.csv: missing column\(s\) \['body'\]"):
         table_excerpts(Dataset.from_dict({"user": [1]}), "user", "body", where="t.csv")
-    with pytest.raises(ValueError, match=r"t.jsonl, row 1, column 'text': expected a value"):
+    with pytest.raises(ValueError, match=r"t.jsonl, row 1 \(0-based\), column 'text': expected a value"):
         table_excerpts([{"persona_id": 1, "text": "x"}, {"persona_id": 2, "text": None}], where="t.jsonl")
 
 

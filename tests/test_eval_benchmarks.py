@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from personalign import PreferenceSpace
 from personalign.cli import app, run
 from personalign.data.alignx import AlignXBuildConfig, normalize_row, render_row
-from personalign.data.loading import file_row, row_name
 from personalign.evaluation import compute_alignment_metrics, reverse_alignx_row, score_policy_and_reference
+from personalign.row_names import file_row, row_name
 
 runner = CliRunner()
 PERSONAS = (

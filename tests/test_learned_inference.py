@@ -40,6 +40,7 @@ from personalign.io import OutputExistsError
 from personalign.models.preference_head import PreferenceHead
 from personalign.personas.persona import DIRECTION_COLUMN, PairItem, Persona, UGCItem
 from personalign.personas.space import NEGATIVE, NEUTRAL, POSITIVE
+from personalign.row_names import RowNames
 
 FAST = dict(show_progress_bar=False)
 GRID = (0.1, 0.3, 0.5, 0.7, 0.9)  # item thresholds scanned by the calibration tests (the default grid has 9)
@@ -115,17 +116,31 @@ def test_item_examples_skip_unannotated_items_drop_duplicates_and_name_bad_rows(
 
     bad = list(alignx_rows(2, seed=5))
     bad[1]["Pair-wise Comparative Feedback"][1][DIRECTION_COLUMN] = [0.5] * 89
-    with pytest.raises(ValueError, match=r"train.parquet, row 1, column 'Pair-wise Comparative Feedback' item 1"):
+    with pytest.raises(
+        ValueError, match=r"train.parquet, row 1 \(0-based\), column 'Pair-wise Comparative Feedback' item 1"
+    ):
         item_examples(bad, alignx_space, where="train.parquet")
     unannotated = [
         {"prompt": "p", "chosen": "a", "rejected": "b", "User-Generated Content": [{"prompt": "q", "comment": "c"}]}
     ]
     with pytest.raises(ValueError, match="no history item with a 'Preference Direction' vector in 1 row"):
         item_examples(unannotated, alignx_space)
-    with pytest.raises(ValueError, match="row 0: expected an AlignX row"):
+    with pytest.raises(ValueError, match=r"row 0 \(0-based\): expected an AlignX row"):
         item_examples(["not a row"], alignx_space)
-    with pytest.raises(ValueError, match="row 0: expected a Persona or an AlignX row"):
+    with pytest.raises(ValueError, match=r"row 0 \(0-based\): expected a Persona or an AlignX row"):
         as_personas([3], alignx_space)
+
+
+def test_rows_of_a_json_lines_file_are_named_by_their_line(alignx_space, tmp_path):
+    bad = list(alignx_rows(2, seed=5))
+    bad[1]["Pair-wise Comparative Feedback"][1][DIRECTION_COLUMN] = [0.5] * 89
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in bad))
+    names = RowNames.of(str(path), [(str(path), 0)])
+    with pytest.raises(ValueError, match=r"rows\.jsonl, line 2, column 'Pair-wise Comparative Feedback' item 1"):
+        item_examples(bad, alignx_space, names=names)
+    with pytest.raises(ValueError, match=r"rows\.jsonl, line 2, column 'Pair-wise Comparative Feedback' item 1"):
+        as_personas(bad, alignx_space, names=names)
 
 
 def test_config_and_inferencer_refuse_bad_settings(tiny_encoder_path):
@@ -135,6 +150,8 @@ def test_config_and_inferencer_refuse_bad_settings(tiny_encoder_path):
         LearnedInferenceConfig(num_epochs=0)
     with pytest.raises(ValueError, match="hidden_dim must be 0"):
         LearnedInferenceConfig(hidden_dim=-1)
+    with pytest.raises(ValueError, match="encoder_learning_rate must be above 0, got 0"):
+        LearnedInferenceConfig(encoder_learning_rate=0)
     encoder = PersonaEncoder.from_pretrained(tiny_encoder_path)
     untrained = LearnedPreferenceInferencer(encoder)
     with pytest.raises(ValueError, match="no trained head: call fit"):
@@ -410,6 +427,9 @@ def test_loading_bad_folders_fails_clearly(trained, tiny_encoder_path, tmp_path)
         LearnedPreferenceInferencer.from_pretrained(folder)
     (folder / CONFIG_NAME).write_text(json.dumps({**config, "format_version": 1}))
     with pytest.raises(ValueError, match=r"format_version 1 .* is no longer read"):
+        LearnedPreferenceInferencer.from_pretrained(folder)
+    (folder / CONFIG_NAME).write_text(json.dumps({**config, "space": {"dimensions": [{"name": "a"}]}}))
+    with pytest.raises(ValueError, match=r"config\.json, field 'space': 'dimensions' item 0 \(0-based\): missing"):
         LearnedPreferenceInferencer.from_pretrained(folder)
     (folder / CONFIG_NAME).write_text(json.dumps(config))
     weights_path.write_bytes(b"not safetensors")

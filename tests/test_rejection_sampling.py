@@ -20,6 +20,7 @@ from personalign.personas.prompts import feedback_generation_messages
 from personalign.reward.feedback import FeedbackRendering
 from personalign.reward.modeling import load_reward_model, score_rewards
 from personalign.reward.rejection_sampling import build_rs_datasets, keep_count, rejection_sample, select_top_margin
+from personalign.row_names import RowNames
 
 runner = CliRunner()
 
@@ -65,9 +66,14 @@ def test_ties_are_broken_by_source_order_every_time():
     assert select_top_margin(tuple(margins), 0.6) == select_top_margin(torch.tensor(margins).tolist(), 0.6)
 
 
-def test_non_finite_margins_are_refused_with_the_row():
-    with pytest.raises(ValueError, match="row 2: the reward margin is nan"):
+def test_non_finite_margins_are_refused_with_the_row(tmp_path):
+    with pytest.raises(ValueError, match=r"rows, row 2 \(0-based\): the reward margin is nan"):
         select_top_margin([0.1, 0.2, float("nan")], 0.6)
+    rows = tmp_path / "rs.jsonl"
+    rows.write_text('{"a": 1}\n{"a": 2}\n\n{"a": 3}\n')  # a JSON-lines file: named by its 1-based line
+    names = RowNames.of(str(rows), [(str(rows), 0)])
+    with pytest.raises(ValueError, match=r"rs\.jsonl, line 4: the reward margin is nan"):
+        select_top_margin([0.1, 0.2, float("nan")], 0.6, names)
 
 
 # --------------------------------------------------------------------------------------------------- fixtures

@@ -66,7 +66,9 @@ def test_alignx_subsets_have_the_asked_size_and_are_nested_and_deterministic():
                 k: v for k, v in row.items() if k not in (UGC, PAIRS)
             }
         assert row == original  # input not modified
-        with pytest.raises(ValueError, match=f"row {index} has {total} history items, fewer than the persona size"):
+        with pytest.raises(
+            ValueError, match=rf"rows, row {index} \(0-based\) has {total} history items, fewer than the persona size"
+        ):
             subset_alignx_history(row, total + 1, seed=0, index=index)
     # Another seed (or another row position) draws other items.
     draws = [subset_alignx_history(rows[0], 3, seed=s, index=0) for s in range(6)]
@@ -89,7 +91,7 @@ def test_multifacet_subset_cuts_ids_and_texts_alike():
     assert len(kept) == 3 and kept == sorted(kept)
     assert [text["prompt"] for text in subset["history_text"]] == [f"p{i}" for i in kept]
     assert set(kept) <= {pair["chosen_id"] for pair in subset_multifacet_history(row, 5, seed=1, index=7)["history"]}
-    with pytest.raises(ValueError, match="row 7 has 6 history items"):
+    with pytest.raises(ValueError, match=r"rows, row 7 \(0-based\) has 6 history items"):
         subset_multifacet_history(row, 7, seed=1, index=7)
 
 
@@ -154,13 +156,17 @@ def test_multifacet_rows_without_an_opposite_user(multifacet):
     assert all(other is not None and counterparts[other] == index for index, other in enumerate(counterparts))
     orphan = counterparts[0]  # drop row 0: its counterpart has no opposite user left
     subset = rows.select(range(1, len(rows)))
-    with pytest.raises(ValueError, match=rf"^row {orphan - 1} \(instruction_id=.*has no opposite-user row"):
+    with pytest.raises(
+        ValueError, match=rf"^rows, row {orphan - 1} \(0-based\) \(instruction_id=.*has no opposite-user row"
+    ):
         reverse_multifacet(subset)
     dropped = reverse_multifacet(subset, on_missing="drop")
     assert dropped.dropped == [orphan - 1] and dropped.num_dropped == 1
     assert len(dropped.original) == len(rows) - 2
     duplicated = rows.to_list()[:3] + rows.to_list()[:1]
-    with pytest.raises(ValueError, match="rows 0 and 3 are the same target pair"):
+    with pytest.raises(
+        ValueError, match=r"rows, row 0 \(0-based\) and rows, row 3 \(0-based\) are the same target pair"
+    ):
         reverse_multifacet(duplicated)
     with pytest.raises(ValueError, match=r"missing column.*'chosen_id'"):
         multifacet_counterparts(rows.remove_columns("chosen_id"))

@@ -184,15 +184,24 @@ def test_training_mode_is_restored_and_bad_rows_are_named(models, tokenizer, con
         assert policy.training
     finally:
         policy.eval()
-    with pytest.raises(ValueError, match=r"row 1: The prompt has \d+ tokens, which fills max_length=8"):
+    with pytest.raises(
+        ValueError, match=r"dataset, row 1 \(0-based\): The prompt has \d+ tokens, which fills max_length=8"
+    ):
         score_pairs(
             policy,
             tokenizer,
             [{"prompt": "the", "chosen": " plan", "rejected": " day"}, conversational_rows[0]],
             max_length=8,
         )
-    with pytest.raises(ValueError, match="row 0: The prompt tokenizes to no token"):
+    with pytest.raises(ValueError, match=r"row 0 \(0-based\): The prompt tokenizes to no token"):
         score_pairs(policy, tokenizer, [{"prompt": "", "chosen": "b", "rejected": "c"}])
+    with pytest.raises(ValueError, match=r"pairs\.jsonl, line 3: The prompt tokenizes to no token"):
+        score_pairs(
+            policy,
+            tokenizer,
+            [{"prompt": "", "chosen": "b", "rejected": "c"}],
+            names=lambda i: f"pairs.jsonl, line {i + 3}",
+        )
     with pytest.raises(ValueError, match="The dataset is empty"):
         score_pairs(policy, tokenizer, [])
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from personalign.cli import app
 from personalign.cli.train import parse_train_arguments
 from personalign.data.loading import RowNames
+from personalign.encoder.pipeline import check_eval_fraction
 from personalign.errors import InputError
 from personalign.scripts.utils import check_text_columns
 from personalign.trainers.kept_rows import report_kept_rows
@@ -137,6 +138,70 @@ def test_only_the_rows_trained_are_checked(assets, alignx_rows, tmp_path, monkey
         load_datasets(ScriptArguments(dataset_name=str(data)), persona_row_check("pba"), None)
 
 
+FINITE = "expected finite numbers (or null for the whole row: no regularizer)."
+DPORE_ROW = {"prompt": "Say hi.", "chosen": "Hi!", "rejected": "No.", "persona_embedding": [0.1, 0.2, 0.3, 0.4]}
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("persona_embedding", [0.1, 0.2], "expected a persona embedding of 4 numbers (as {data}, line 1), got 2."),
+        ("persona_embedding", [0.1, None, 0.3, 0.4], f"the persona embedding holds a null; {FINITE}"),
+        ("persona_embedding", [0.1, float("nan"), 0.3, 0.4], f"the persona embedding holds nan; {FINITE}"),
+        ("persona_text", 7, "expected text (the persona the encoder embeds) or null, got int64."),
+    ],
+)
+def test_dpore_persona_columns_are_checked_up_front(assets, tmp_path, monkeypatch, column, value, message):
+    refused_before_loading(monkeypatch)
+    rows = [dict(DPORE_ROW) for _ in range(4)]
+    rows[2][column] = value
+    if column == "persona_text":
+        for row in rows:
+            row.setdefault("persona_text", None)
+    # A null persona is a row without one (plain DPO), never an error: row 1 has none.
+    rows[1]["persona_embedding"] = None
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    flags = ["--persona_encoder", str(assets / "encoder")] if column == "persona_text" else []
+    result, error = train("dpore", assets, data, tmp_path / "out", *flags)
+    assert error == f"{data}, line 3, column {column!r}: {message.format(data=data)}", result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_dpore_refuses_an_empty_persona_only_for_pba_prompts(assets, alignx_rows, tmp_path, monkeypatch):
+    """DPORE's `persona_format` is a script argument, not a config field: `pba` (its default) needs a preference to
+    state, as `train pba` does; `ica` takes the persona as it is."""
+    import copy
+
+    refused_before_loading(monkeypatch)
+    rows = copy.deepcopy(alignx_rows)
+    rows[2].update({"User-Generated Content": [], "Pair-wise Comparative Feedback": [], "Preference Direction": None})
+    data = write_jsonl(tmp_path / "rows.jsonl", rows)
+    result, error = train("dpore", assets, data, tmp_path / "out")
+    assert error is not None and error.startswith(f"{data}, line 3: the persona is empty: no 'profile', "), (
+        result.output
+    )
+    encoder = ["--persona_encoder", str(assets / "encoder")]
+    result, error = train("dpore", assets, data, tmp_path / "out", "--persona_format", "ica", *encoder)
+    assert error is None and result.exit_code == 0, result.output  # one step, with the empty persona
+
+
+def test_dpore_embeddings_of_re_embedding_dim_and_across_files(assets, tmp_path, monkeypatch):
+    refused_before_loading(monkeypatch)
+    data = write_jsonl(tmp_path / "rows.jsonl", [DPORE_ROW] * 4)
+    result, error = train("dpore", assets, data, tmp_path / "out", "--re_embedding_dim", "8")
+    assert error == (
+        f"{data}, line 1, column 'persona_embedding': expected a persona embedding of 8 numbers (re_embedding_dim), "
+        "got 4."
+    ), result.output
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_jsonl(folder / "train-a.jsonl", [DPORE_ROW] * 2)
+    write_jsonl(folder / "train-b.jsonl", [{**DPORE_ROW, "persona_embedding": [0.5] * 3}] * 2)
+    result, error = train("dpore", assets, folder, tmp_path / "out")
+    assert error is not None and "train-b.jsonl, line 1, column 'persona_embedding'" in error, result.output
+    assert "expected a persona embedding of 4 numbers (as " in error and "train-a.jsonl, line 1)" in error
+
+
 def test_train_reward_rows_without_chosen_and_bad_histories(assets, multifacet_rows, tmp_path, monkeypatch):
     import copy
 
@@ -232,6 +297,36 @@ def test_yaml_values_of_the_right_type_still_parse(tmp_path):
     _, pba, model, _ = parse_train_arguments("pba", ["--config", str(config)], CPU)
     assert (pba.learning_rate, pba.max_steps, pba.max_length, pba.history_seed) == (1, 3, None, 3)
     assert model.lora_target_modules == "all-linear"
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("learning_rate", "-1"), ("per_device_train_batch_size", "0"), ("gradient_accumulation_steps", "0"),
+     ("beta", "-0.5")],
+)  # fmt: skip
+def test_a_non_positive_yaml_value_names_the_file_and_key(tmp_path, key, value):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n{key}: {value}\n")
+    with pytest.raises(InputError) as error:
+        parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert str(error.value) == f"{config}: key {key!r} must be above 0; got {value}."
+    # A flag that overrides the bad value wins; a bad flag is named as the flag, even over a bad YAML value.
+    parse_train_arguments("pba", ["--config", str(config), f"--{key}", "1"], CPU)
+    parse_train_arguments("pba", ["--config", str(config), f"--{key.replace('_', '-')}=1"], CPU)
+    with pytest.raises(InputError, match=f"`personalign train pba`: --{key} must be above 0, got"):
+        parse_train_arguments("pba", ["--config", str(config), f"--{key}", "0"], CPU)
+    result = runner.invoke(app, ["train", "pba", "--config", str(config)])
+    assert isinstance(result.exception, InputError) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "1"])
+def test_train_encoder_names_eval_fraction_as_typed(value):
+    """The held-out share is the option `eval_fraction`, not the library's `test_fraction` (`split_personas`)."""
+    args = ["--model_name_or_path", "m", "--dataset_name", "d", "--output_dir", "out", "--eval_fraction", value]
+    with pytest.raises(InputError, match=rf"^eval_fraction must be at least 0 and below 1 .*, got {float(value)}\.$"):
+        parse_train_arguments("encoder", args, CPU)
+    with pytest.raises(InputError, match=rf"^eval_fraction must be at least 0 and below 1 .*, got {float(value)}\.$"):
+        check_eval_fraction(float(value))
 
 
 # -------------------------------------------------------------------------------------------- 6: method help

@@ -38,15 +38,20 @@ def rejection_sample_command(
     from ..io import ensure_writable
     from ..reward.feedback import FeedbackRendering
     from ..reward.modeling import load_reward_model
-    from ..reward.rejection_sampling import keep_count, load_rows, rejection_sample, write_rejection_sampling
+    from ..reward.rejection_sampling import (
+        keep_count,
+        rejection_sample,
+        rejection_sampling_rows,
+        write_rejection_sampling,
+    )
 
     ensure_writable(output, overwrite)  # before loading models and data
     keep_count(0, keep)
-    rows = load_rows(dataset, split)
+    rows, names = rejection_sampling_rows(dataset, split)
     model, tokenizer, trained = load_reward_model(reward_model)
     settings = {f.name: trained[f.name] for f in fields(FeedbackRendering) if f.name in trained}
     settings.update({k: v for k, v in (("history_size", history_size), ("max_length", max_length)) if v is not None})
-    result = rejection_sample(model, tokenizer, rows, keep, FeedbackRendering(**settings), batch_size)
+    result = rejection_sample(model, tokenizer, rows, keep, FeedbackRendering(**settings), batch_size, names=names)
     write_rejection_sampling(result, output, overwrite, reward_model=reward_model, source=dataset)
     summary = result.summary
     threshold = summary["margin_threshold"]

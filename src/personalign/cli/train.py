@@ -18,7 +18,7 @@ import subprocess
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -211,15 +211,39 @@ POSITIVE_FIELDS = (
 refuses them later, mid-run, with a message that names no option (or, for beta, trains on without a word)."""
 
 
-def check_positive(config: Any, where: str) -> None:
-    """Refuse a value of `POSITIVE_FIELDS` that is not above zero, naming its flag.
+def flag_given(name: str, args: Sequence[str]) -> bool:
+    """Whether the command line sets the field `name` (`--name value`, `--name=value`, or the dashed spelling
+    `HfArgumentParser` also accepts)."""
+    spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+    return any(arg.split("=", 1)[0] in spellings for arg in args)
+
+
+def check_positive(
+    config: Any,
+    where: str,
+    yaml_config: Mapping[str, Any] | None = None,
+    yaml_path: str | os.PathLike | None = None,
+    args: Sequence[str] = (),
+) -> None:
+    """Refuse a value of `POSITIVE_FIELDS` that is not above zero, naming where it was set: the YAML file and key
+    when it comes from the YAML file (no flag overrides it), else its flag.
+
+    Args:
+        config: The method's parsed config.
+        where (`str`): The command, for flag messages.
+        yaml_config (`Mapping`, *optional*): The YAML file's mapping (`read_yaml_config`).
+        yaml_path (`str` or `os.PathLike`, *optional*): The YAML file, for messages.
+        args (`Sequence[str]`, *optional*): The command-line arguments (a flag overrides the YAML value).
 
     Raises:
-        `InputError`: `"<where>: --learning_rate must be above 0, got -5.0."`.
+        `InputError`: `"cfg.yaml: key 'learning_rate' must be above 0; got -1."` or
+            `"<where>: --learning_rate must be above 0, got -5.0."`.
     """
     for name in POSITIVE_FIELDS:
         value = getattr(config, name, None)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            if yaml_config is not None and name in yaml_config and not flag_given(name, args):
+                raise InputError(f"{yaml_path}: key {name!r} must be above 0; got {yaml_config[name]!r}.")
             raise InputError(f"{where}: --{name} must be above 0, got {value}.")
 
 
@@ -253,6 +277,7 @@ def parse_train_arguments(
     parser = method.script_module().make_parser()
     where = f"`personalign train {name}`"
     config_path, args = split_config_flag(argv)
+    yaml_config = None
     if config_path is not None:
         yaml_config = read_yaml_config(config_path)
         check_yaml_types(yaml_config, parser, config_path)
@@ -283,7 +308,7 @@ def parse_train_arguments(
         except ValueError as error:  # a config's own checks: bad values of the user's arguments
             raise InputError(f"{where}: {error}") from error
     script_args, config, model_args = built
-    check_positive(config, where)
+    check_positive(config, where, yaml_config, config_path, args)
     if not script_args.dataset_name:
         raise InputError(f"{where}: set dataset_name (in the YAML file or --dataset_name).")
     if not model_args.model_name_or_path:

@@ -23,6 +23,7 @@ from datasets import Sequence as SequenceFeature
 from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
+from ..row_names import RowNames
 
 PERSONA_ID_COLUMN = "persona_id"
 TEXT_COLUMN = "text"
@@ -57,6 +58,7 @@ def alignx_excerpts(
     persona_column: str | None = PERSONA_ID_COLUMN,
     include_demographics: bool = False,
     where: str = "AlignX rows",
+    names: RowNames | None = None,
 ) -> Dataset:
     """Excerpts from AlignX rows: each comment and each chosen/rejected pair of a row's persona is one excerpt.
 
@@ -68,15 +70,18 @@ def alignx_excerpts(
         include_demographics (`bool`, *optional*, defaults to `False`): Add the demographic description as one more
             excerpt.
         where (`str`, *optional*): Names the source in error messages.
+        names (`RowNames`, *optional*): Names its rows in error messages (`DatasetSource.part_row_names` for a file:
+            a JSON-lines row by its 1-based line); by default `RowNames.of(where)` (`"<where>, row <i> (0-based)"`).
 
     Returns:
         `Dataset` with `persona_id` and `text` (each text rendered by `personas.render_history` for one item).
     """
+    names = names or RowNames.of(where)
 
     def excerpts() -> Iterable[tuple[str, str]]:
         for index, row in enumerate(rows):
             persona_id = str(row[persona_column]) if persona_column and persona_column in row else f"{where}#{index}"
-            persona = Persona.from_alignx_row(row, where=f"{where}, row {index}", validate=False)
+            persona = Persona.from_alignx_row(row, where=names(index), validate=False)
             for item in persona.ugc:
                 yield persona_id, render_history(Persona(ugc=[item], pairs=[], demographics=""))
             for item in persona.pairs:
@@ -168,6 +173,7 @@ def aloe_excerpts(
     conversations_column: str = "conversations",
     include_preferred_replies: bool = False,
     where: str = "ALOE rows",
+    names: RowNames | None = None,
 ) -> Dataset:
     """Excerpts from ALOE dialogues: each row's conversation is one excerpt of the persona that its `profile` and
     `personality` texts describe (the DPORE paper generates ten dialogues per persona).
@@ -194,6 +200,8 @@ def aloe_excerpts(
         conversations_column (`str`, *optional*, defaults to `"conversations"`): The list of turns.
         include_preferred_replies (`bool`, *optional*, defaults to `False`): Add the chosen assistant replies.
         where (`str`, *optional*): Names the source in error messages.
+        names (`RowNames`, *optional*): Names its rows in error messages (`DatasetSource.part_row_names` for a file:
+            a JSON-lines row by its 1-based line); by default `RowNames.of(where)` (`"<where>, row <i> (0-based)"`).
 
     Returns:
         `Dataset` with `persona_id` and `text`; dialogues with no text (e.g. no turns) give no excerpt.
@@ -204,10 +212,11 @@ def aloe_excerpts(
             `user` string, a `rejected` that is not a string or a list of strings, or a `chosen` other than
             `"preferred"`.
     """
+    names = names or RowNames.of(where)
 
     def excerpts() -> Iterable[tuple[str, str]]:
         for index, row in enumerate(rows):
-            here = f"{where}, row {index}"
+            here = names(index)
             missing = [c for c in (*persona_columns, conversations_column) if c not in row]
             if missing:
                 raise InputError(
@@ -236,8 +245,26 @@ def table_excerpts(
     persona_column: str = PERSONA_ID_COLUMN,
     text_column: str = TEXT_COLUMN,
     where: str = "table",
+    names: RowNames | None = None,
 ) -> Dataset:
-    """Excerpts from any (persona id, text) table: a `Dataset` or rows with the two named columns."""
+    """Excerpts from any (persona id, text) table: a `Dataset` or rows with the two named columns.
+
+    Args:
+        table (`Dataset` or iterable of `dict`): The rows.
+        persona_column (`str`, *optional*, defaults to `"persona_id"`): The column naming each row's persona.
+        text_column (`str`, *optional*, defaults to `"text"`): The column holding the excerpt.
+        where (`str`, *optional*, defaults to `"table"`): Names the source in error messages.
+        names (`RowNames`, *optional*): Names its rows in error messages (`DatasetSource.part_row_names` for a file:
+            a JSON-lines row by its 1-based line); by default `RowNames.of(where)` (`"<where>, row <i> (0-based)"`).
+
+    Returns:
+        `Dataset` with `persona_id` and `text`.
+
+    Raises:
+        `InputError`: If a column is missing, or a row's persona or text is null or its text is not a string (naming
+            the row and the column).
+    """
+    names = names or RowNames.of(where)
     if isinstance(table, Dataset):
         missing = [c for c in (persona_column, text_column) if c not in table.column_names]
         if missing:
@@ -248,18 +275,31 @@ def table_excerpts(
         for index, row in enumerate(table):
             for column in (persona_column, text_column):
                 if row.get(column) is None:
-                    raise InputError(f"{where}, row {index}, column {column!r}: expected a value, found none.")
+                    raise InputError(f"{names(index)}, column {column!r}: expected a value, found none.")
             if not isinstance(row[text_column], str):
-                raise InputError(f"{where}, row {index}, column {text_column!r}: expected a string.")
+                got = type(row[text_column]).__name__
+                raise InputError(f"{names(index)}, column {text_column!r}: expected a string, got {got}.")
             yield str(row[persona_column]), row[text_column]
 
     return _excerpt_table(excerpts())
 
 
 def split_personas(excerpts: Dataset, test_fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """Split an excerpt table by persona (held-out personas never appear in training)."""
+    """Split an excerpt table by persona (held-out personas never appear in training).
+
+    Args:
+        excerpts (`Dataset`): `persona_id` and `text` columns.
+        test_fraction (`float`): Share of the personas held out, in (0, 1) (at least one is held out).
+        seed (`int`, *optional*, defaults to `0`): Seed of the draw.
+
+    Returns:
+        `tuple[Dataset, Dataset]`: The training excerpts and the held-out ones.
+
+    Raises:
+        `InputError`: If `test_fraction` is not in (0, 1).
+    """
     if not 0 < test_fraction < 1:
-        raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}.")
+        raise InputError(f"test_fraction (the share of personas held out) must be in (0, 1), got {test_fraction}.")
     personas = sorted(set(excerpts[PERSONA_ID_COLUMN]))
     random.Random(seed).shuffle(personas)
     held_out = set(personas[: max(1, round(len(personas) * test_fraction))])

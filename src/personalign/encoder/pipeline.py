@@ -54,15 +54,19 @@ def load_excerpts(
     if excerpt_format not in EXCERPT_FORMATS:
         raise InputError(f"unknown excerpt format {excerpt_format!r}; use one of {', '.join(EXCERPT_FORMATS)}")
     tables = []
-    for where, data in load_source(source, **load_kwargs).all_parts():
+    loaded = load_source(source, **load_kwargs)
+    for where, data in loaded.all_parts():
+        names = loaded.part_row_names(where)  # a JSON-lines row by its 1-based line, any other by its 0-based row
         if excerpt_format == "alignx":
             tables.append(
-                alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where=where)
+                alignx_excerpts(data, persona_column or PERSONA_ID_COLUMN, include_demographics, where, names)
             )
         elif excerpt_format == "aloe":
-            tables.append(aloe_excerpts(data, include_preferred_replies=include_preferred_replies, where=where))
+            tables.append(
+                aloe_excerpts(data, include_preferred_replies=include_preferred_replies, where=where, names=names)
+            )
         else:
-            tables.append(table_excerpts(data, persona_column or PERSONA_ID_COLUMN, text_column, where=where))
+            tables.append(table_excerpts(data, persona_column or PERSONA_ID_COLUMN, text_column, where, names))
     excerpts = tables[0] if len(tables) == 1 else concatenate_datasets(tables)
     if not len(excerpts):
         raise InputError(f"{source}: no excerpts found (format {excerpt_format!r}).")
@@ -134,6 +138,19 @@ def encoder_card(
     )
 
 
+def check_eval_fraction(eval_fraction: float) -> None:
+    """Refuse a held-out share of personas outside [0, 1) (0 holds none out), naming the option (`eval_fraction`
+    of `train_encoder` and of `personalign train encoder`).
+
+    Raises:
+        `InputError`: `"eval_fraction must be at least 0 and below 1 (0: no held-out personas), got 1.5."`.
+    """
+    if not 0 <= eval_fraction < 1:
+        raise InputError(
+            f"eval_fraction must be at least 0 and below 1 (0: no held-out personas), got {eval_fraction}."
+        )
+
+
 def train_encoder(
     encoder: PersonaEncoder,
     excerpts: Dataset,
@@ -153,7 +170,12 @@ def train_encoder(
 
     Returns:
         `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
+
+    Raises:
+        `InputError`: If `eval_fraction` is not in [0, 1), the output exists (without `overwrite`), or the checkpoints
+            do not fit `resume`.
     """
+    check_eval_fraction(eval_fraction)
     ensure_writable(output, overwrite)
     checkpoints = Path(args.output_dir)
     # The last intact checkpoint (one cut short by a kill during its save is passed over, a damaged one refused).

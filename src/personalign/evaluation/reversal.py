@@ -8,7 +8,7 @@ judged by the opposite user. Pure functions on rows in the release schemas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from ..personas.persona import (
     UGC_COLUMN,
 )
 from ..personas.space import PreferenceSpace
+from ..row_names import RowNames
 
 _ITEM_DIRECTION_KEYS = (DIRECTION_COLUMN, "preference_direction")
 
@@ -174,13 +175,16 @@ def _key_columns(rows: Any) -> dict[str, list]:
     return columns
 
 
-def multifacet_counterparts(rows: Any) -> list[int | None]:
+def multifacet_counterparts(rows: Any, names: Callable[[int], str] | None = None) -> list[int | None]:
     """For each counterfactual MultiFacet row, the position of its opposite user's row: the row with the same
     `instruction_id` and `dimension` and with `chosen_id` / `rejected_id` swapped, or `None` when the data has no such
     row (e.g. `"seed"` pairing, or the counterpart was dropped for a short history).
 
     Args:
         rows (`datasets.Dataset` or `Sequence[dict]`): Rows with the columns of `MULTIFACET_KEY_COLUMNS`.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `list[int | None]`: One entry per row.
@@ -189,13 +193,14 @@ def multifacet_counterparts(rows: Any) -> list[int | None]:
         `InputError`: If a key column is missing, or two rows have the same instruction, dimension and pair (the
             opposite user would be ambiguous); the message names both rows.
     """
+    names = names or RowNames.of("rows")
     columns = _key_columns(rows)
     position: dict[tuple, int] = {}
     keys = list(zip(*(columns[name] for name in MULTIFACET_KEY_COLUMNS), strict=True))
     for index, key in enumerate(keys):
         if key in position:
             raise InputError(
-                f"rows {position[key]} and {index} are the same target pair (instruction_id={key[0]}, "
+                f"{names(position[key])} and {names(index)} are the same target pair (instruction_id={key[0]}, "
                 f"dimension={key[1]!r}, chosen_id={key[2]}, rejected_id={key[3]}): the opposite user is ambiguous."
             )
         position[key] = index
@@ -204,7 +209,9 @@ def multifacet_counterparts(rows: Any) -> list[int | None]:
     ]
 
 
-def reverse_multifacet(rows: Any, on_missing: Literal["error", "drop"] = "error") -> MultifacetReversal:
+def reverse_multifacet(
+    rows: Any, on_missing: Literal["error", "drop"] = "error", names: Callable[[int], str] | None = None
+) -> MultifacetReversal:
     """The reversed-persona version of counterfactual MultiFacet rows: each row's opposite user.
 
     In the counterfactual benchmark (`build_multifacet_cf`, `"counterfactual"` pairing) every target pair appears
@@ -219,6 +226,9 @@ def reverse_multifacet(rows: Any, on_missing: Literal["error", "drop"] = "error"
             from `attach_history`, are carried along).
         on_missing (`str`, *optional*, defaults to `"error"`): What a row without an opposite user is: `"error"`
             raises (naming the row); `"drop"` leaves it out of both sides and lists it in `dropped`.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `MultifacetReversal`: `original` and `reversed`, aligned row by row, of the input's type.
@@ -229,12 +239,13 @@ def reverse_multifacet(rows: Any, on_missing: Literal["error", "drop"] = "error"
     """
     if on_missing not in ("error", "drop"):
         raise InputError(f"on_missing must be 'error' or 'drop', got {on_missing!r}.")
-    counterparts = multifacet_counterparts(rows)
+    names = names or RowNames.of("rows")
+    counterparts = multifacet_counterparts(rows, names)
     missing = [index for index, other in enumerate(counterparts) if other is None]
     if missing and on_missing == "error":
         row = rows[missing[0]]
         raise InputError(
-            f"row {missing[0]} (instruction_id={row['instruction_id']}, dimension={row['dimension']!r}, "
+            f"{names(missing[0])} (instruction_id={row['instruction_id']}, dimension={row['dimension']!r}, "
             f"chosen_id={row['chosen_id']}, rejected_id={row['rejected_id']}) has no opposite-user row with the ids "
             f"swapped ({len(missing)} of {len(counterparts)} rows have none); build the rows with counterfactual "
             "pairing, or drop them (on_missing='drop', CLI: done and reported with --flip)."

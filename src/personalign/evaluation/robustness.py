@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..data.alignx import history_rng
 from ..errors import InputError
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
 from ..personas.space import PreferenceSpace
+from ..row_names import RowNames
 
 DEFAULT_PERSONA_SIZES = (2, 4, 8, 16)
 """History sizes of AlignX's robustness experiment (Figure 3: 2 to 16 interaction examples)."""
@@ -71,14 +72,17 @@ def history_order(num_items: int, seed: int, index: int) -> list[int]:
     return history_rng(seed, index).sample(range(num_items), num_items)
 
 
-def _check_size(size: int, available: int, index: int) -> None:
+def _check_size(size: int, available: int, index: int, names: Callable[[int], str] | None) -> None:
     if size < 1:
         raise InputError(f"a persona size must be >= 1, got {size}.")
     if size > available:
-        raise InputError(f"row {index} has {available} history items, fewer than the persona size {size}.")
+        at = (names or RowNames.of("rows"))(index)
+        raise InputError(f"{at} has {available} history items, fewer than the persona size {size}.")
 
 
-def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: int) -> dict[str, Any]:
+def subset_alignx_history(
+    row: Mapping[str, Any], size: int, seed: int, index: int, names: Callable[[int], str] | None = None
+) -> dict[str, Any]:
     """The AlignX row with a persona of exactly `size` history items (comments and pairs counted together): the
     first `size` of `history_order(total, seed, index)`, kept in their original order within each kind.
 
@@ -90,6 +94,9 @@ def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: i
         size (`int`): The persona size (>= 1).
         seed (`int`): The seed of the order.
         index (`int`): The row's position in its dataset (the order differs per row).
+        names (`Callable[[int], str]`, *optional*): Names row `index` in messages: a
+            `personalign.row_names.RowNames` (a JSON-lines row by its 1-based line, any other by its 0-based row)
+            or any callable; by default `"rows, row <index> (0-based)"`.
 
     Returns:
         `dict`: The row with the subset history.
@@ -99,7 +106,7 @@ def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: i
     """
     ugc_key, pairs_key = _alignx_key(row, UGC_COLUMN), _alignx_key(row, PAIRS_COLUMN)
     ugc, pairs = list(row.get(ugc_key) or []), list(row.get(pairs_key) or [])
-    _check_size(size, len(ugc) + len(pairs), index)
+    _check_size(size, len(ugc) + len(pairs), index, names)
     keep = sorted(history_order(len(ugc) + len(pairs), seed, index)[:size])
     return {
         **row,
@@ -108,15 +115,18 @@ def subset_alignx_history(row: Mapping[str, Any], size: int, seed: int, index: i
     }
 
 
-def subset_multifacet_history(row: Mapping[str, Any], size: int, seed: int, index: int) -> dict[str, Any]:
+def subset_multifacet_history(
+    row: Mapping[str, Any], size: int, seed: int, index: int, names: Callable[[int], str] | None = None
+) -> dict[str, Any]:
     """The counterfactual MultiFacet row with a feedback history of exactly `size` pairs, chosen as in
-    `subset_alignx_history`; `history` (ids) and `history_text` (texts, from `attach_history`) are cut alike.
+    `subset_alignx_history` (the same arguments); `history` (ids) and `history_text` (texts, from `attach_history`)
+    are cut alike.
 
     Raises:
         `InputError`: If the row has fewer than `size` pairs.
     """
     available = history_length(row)
-    _check_size(size, available, index)
+    _check_size(size, available, index, names)
     keep = sorted(history_order(available, seed, index)[:size])
     out = dict(row)
     for column in ("history", HISTORY_TEXT_COLUMN):

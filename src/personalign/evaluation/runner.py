@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -149,7 +148,8 @@ class _Plan:
     pair_rows: dict[str, list[int]] = field(default_factory=dict)
     """The split position of the row behind each pair of each segment."""
     name_row: Callable[[int], str] | None = None
-    """`EvalRows.row_name`, for rows whose files are known (a local folder): scoring errors name the file and row."""
+    """`EvalRows.row_name`: scoring errors name the row behind a pair (by its file and line or row, when the rows'
+    files are known)."""
 
 
 @dataclass
@@ -232,7 +232,7 @@ def _select_rows(loaded: EvalRows, persona_format: str, config: AlignmentEvalCon
     if data_format == "multifacet":
         if config.flip:
             # Pairs are found over the whole split, before --limit, so a limited run keeps every counterpart.
-            pairing = reverse_multifacet(data, on_missing="drop")
+            pairing = reverse_multifacet(data, on_missing="drop", names=loaded.row_name)
             info["num_unpaired_dropped"] = pairing.num_dropped
             indices, partners = pairing.kept, pairing.counterparts
             if not indices:
@@ -362,13 +362,17 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
         for position, size in jobs:
             index = rows.indices[position]
             if data_format == "multifacet":
-                originals.append(subset_multifacet_history(rows.originals[position], size, config.seed, index))
+                originals.append(
+                    subset_multifacet_history(rows.originals[position], size, config.seed, index, loaded.row_name)
+                )
                 if config.flip:
                     partner = rows.reversed_indices[position]
-                    subset = subset_multifacet_history(rows.reversed[position], size, config.seed, partner)
+                    subset = subset_multifacet_history(
+                        rows.reversed[position], size, config.seed, partner, loaded.row_name
+                    )
                     reversed_rows.append((subset, partner))
             else:
-                subset = subset_alignx_history(rows.originals[position], size, config.seed, index)
+                subset = subset_alignx_history(rows.originals[position], size, config.seed, index, loaded.row_name)
                 originals.append(subset)
                 if config.flip:  # subset first, then reverse: both personas hold the same items
                     reversed_rows.append((_reverse_alignx(subset, loaded.row_name(index), persona_format), index))
@@ -385,8 +389,7 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
     if "absent" in info["breakdowns"]["per_dimension"]:
         notices.append(f"no per-dimension results: {info['breakdowns']['per_dimension']['absent']}")
     info["notices"] = notices
-    name_row = loaded.row_name if loaded.files else None
-    return _Plan(segments, rows.groups, size_labels, info, notices, pair_rows, name_row)
+    return _Plan(segments, rows.groups, size_labels, info, notices, pair_rows, loaded.row_name)
 
 
 # ------------------------------------------------------------------------------------------------------- scoring
@@ -421,18 +424,15 @@ def _check_same_tokenizer(tokenizer: Any, name: str, reference_name: str) -> Non
         )
 
 
-def _pair_error(error: ValueError, plan: _Plan, segment: str) -> str:
-    """`score_pairs`' error, whose `row i` counts the pairs of the segment; for a folder's rows (`plan.name_row`), that
-    pair is named by its row's file and row in it (and, in the persona-size segments, its size)."""
-    message = str(error)
-    match = re.match(r"row (\d+): ", message)
-    if plan.name_row is None or match is None:
-        return message
-    pair = int(match.group(1))
-    at = plan.name_row(plan.pair_rows[segment][pair])
-    if segment.startswith("sizes"):
-        at += f", persona size {plan.size_labels[pair]}"
-    return f"{at}: {message[match.end() :]}"
+def _pair_names(plan: _Plan, segment: str) -> Callable[[int], str]:
+    """Names pair `i` of a segment for `score_pairs`' errors by the row behind it (`plan.name_row`: its file and line
+    or row) and, in the persona-size segments, its persona size."""
+
+    def name(pair: int) -> str:
+        at = plan.name_row(plan.pair_rows[segment][pair]) if plan.name_row else f"pair {pair} (0-based)"
+        return f"{at}, persona size {plan.size_labels[pair]}" if segment.startswith("sizes") else at
+
+    return name
 
 
 def _score_segments(
@@ -450,9 +450,10 @@ def _score_segments(
                 max_length=config.max_length,
                 cache_dir=config.reference_cache_dir if cache else None,
                 progress=config.progress,
+                names=_pair_names(plan, name),
             )
         except ValueError as error:
-            raise InputError(f"scoring the {_SEGMENTS[name]}: {_pair_error(error, plan, name)}") from None
+            raise InputError(f"scoring the {_SEGMENTS[name]}: {error}") from None
         scores[name] = (np.asarray(result["chosen_logps"]), np.asarray(result["rejected_logps"]))
     return scores
 

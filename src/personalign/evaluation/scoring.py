@@ -20,7 +20,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from trl.data_utils import common_prefix_length
 
 from ..errors import InputError
 from ..io import atomic_output
+from ..row_names import RowNames
 
 logger = logging.getLogger(__name__)
 
@@ -313,13 +314,19 @@ def _save_cached(path: Path, chosen: np.ndarray, rejected: np.ndarray, model_key
 
 
 # ---------------------------------------------------------------------------------------------------------- API
-def _tokenize_all(tokenizer: Any, dataset: Iterable[Mapping[str, Any]], max_length: int | None) -> list[TokenizedPair]:
+def _tokenize_all(
+    tokenizer: Any,
+    dataset: Iterable[Mapping[str, Any]],
+    max_length: int | None,
+    names: Callable[[int], str] | None,
+) -> list[TokenizedPair]:
+    names = names or RowNames.of("dataset")
     pairs = []
     for index, example in enumerate(dataset):
         try:
             tokenized = tokenize_preference_example(example, tokenizer, max_length)
         except ValueError as error:
-            raise InputError(f"row {index}: {error}") from None
+            raise InputError(f"{names(index)}: {error}") from None
         pairs.append((tokenized["prompt_ids"], tokenized["chosen_ids"], tokenized["rejected_ids"]))
     if not pairs:
         raise InputError("The dataset is empty: there is no pair to score.")
@@ -366,6 +373,7 @@ def score_pairs(
     cache_dir: str | os.PathLike | None = None,
     model_fingerprint: str | None = None,
     progress: bool = False,
+    names: Callable[[int], str] | None = None,
 ) -> dict[str, list[float]]:
     """Summed log-probs of the chosen and rejected responses (tokens plus EOS, no length normalisation) given the
     prompt, for every row of a preference dataset.
@@ -394,9 +402,15 @@ def score_pairs(
         model_fingerprint (`str`, *optional*): The model part of the cache key. By default a digest of the weights,
             which reads every parameter; pass e.g. the Hub revision to skip that.
         progress (`bool`, *optional*, defaults to `False`): Show a progress bar.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in error messages: a
+            `personalign.row_names.RowNames` (a JSON-lines row by its 1-based line, any other by its 0-based row)
+            or any callable; by default `"dataset, row <i> (0-based)"`.
 
     Returns:
         `dict[str, list[float]]`: `chosen_logps` and `rejected_logps`, one value per row, in the dataset's order.
+
+    Raises:
+        `InputError`: If the dataset is empty or a row cannot be tokenized (named by `names`).
 
     Example:
 
@@ -409,7 +423,7 @@ def score_pairs(
     ... )["alignment_accuracy"]
     ```
     """
-    pairs = _tokenize_all(tokenizer, dataset, max_length)
+    pairs = _tokenize_all(tokenizer, dataset, max_length, names)
     chosen, rejected = _score(
         model, pairs, _pad_token_id(tokenizer), batch_size, reuse_prompt, cache_dir, model_fingerprint, progress
     )
@@ -428,6 +442,7 @@ def score_policy_and_reference(
     reference_fingerprint: str | None = None,
     suffix: str = "",
     progress: bool = False,
+    names: Callable[[int], str] | None = None,
 ) -> dict[str, list[float]]:
     """`score_pairs` under the policy and the reference (tokenizing once), named as the inputs of
     `compute_alignment_metrics` and of the `alignment_accuracy` metric.
@@ -446,6 +461,9 @@ def score_policy_and_reference(
         suffix (`str`, *optional*, defaults to `""`): Appended to the keys; `"_reversed"` for the reversed-persona
             dataset, whose rows have `chosen` and `rejected` swapped.
         progress (`bool`, *optional*, defaults to `False`): Show progress bars.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in error messages: a
+            `personalign.row_names.RowNames` (a JSON-lines row by its 1-based line, any other by its 0-based row)
+            or any callable; by default `"dataset, row <i> (0-based)"`.
 
     Returns:
         `dict[str, list[float]]`: `policy_chosen_logps`, `policy_rejected_logps`, `reference_chosen_logps` and
@@ -459,7 +477,7 @@ def score_policy_and_reference(
     >>> compute_alignment_metrics(**scores, beta=0.1)["flip_rate"]
     ```
     """
-    pairs = _tokenize_all(tokenizer, dataset, max_length)
+    pairs = _tokenize_all(tokenizer, dataset, max_length, names)
     pad = _pad_token_id(tokenizer)
     policy = _score(model, pairs, pad, batch_size, reuse_prompt, None, None, progress)
     reference = _score(

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import InputError
 from ..personas.persona import PairItem, Persona, UGCItem
 from ..personas.space import PreferenceSpace
+from ..row_names import RowNames
 from .calibration import (
     DEFAULT_UPPER_GRID,
     calibrate_thresholds,
@@ -32,7 +33,10 @@ def persona_items(persona: Persona) -> list[UGCItem | PairItem]:
 
 
 def as_personas(
-    data: Iterable[Persona | Mapping[str, Any]], space: PreferenceSpace | None = None, where: str = "rows"
+    data: Iterable[Persona | Mapping[str, Any]],
+    space: PreferenceSpace | None = None,
+    where: str = "rows",
+    names: RowNames | None = None,
 ) -> list[Persona]:
     """Personas from `Persona` objects or AlignX rows (validated, errors naming the row).
 
@@ -40,19 +44,22 @@ def as_personas(
         data (iterable of `Persona` or `dict`): Personas, AlignX rows (release or snake_case column names), or a mix.
         space (`PreferenceSpace`, *optional*): Validates the rows' vectors; AlignX's by default.
         where (`str`, *optional*, defaults to `"rows"`): Names the source in error messages.
+        names (`RowNames`, *optional*): Names its rows in error messages (`DatasetSource.part_row_names` for a file:
+            a JSON-lines row by its 1-based line); by default `RowNames.of(where)` (`"<where>, row <i> (0-based)"`).
 
     Raises:
         `InputError`: On an entry that is neither, or a malformed row (naming the row).
     """
     space = space or PreferenceSpace.alignx()
+    names = names or RowNames.of(where)
     personas = []
     for index, entry in enumerate(data):
         if isinstance(entry, Persona):
             personas.append(entry)
         elif isinstance(entry, Mapping):
-            personas.append(Persona.from_alignx_row(entry, space=space, where=f"{where}, row {index}"))
+            personas.append(Persona.from_alignx_row(entry, space=space, where=names(index)))
         else:
-            raise InputError(f"{where}, row {index}: expected a Persona or an AlignX row, got {type(entry).__name__}.")
+            raise InputError(f"{names(index)}: expected a Persona or an AlignX row, got {type(entry).__name__}.")
     return personas
 
 

@@ -45,6 +45,7 @@ from ..models.preference_head import PreferenceHead
 from ..personas.persona import PairItem, Persona, UGCItem
 from ..personas.prompts import render_history
 from ..personas.space import PreferenceSpace
+from ..row_names import RowNames
 from .base import BasePreferenceInferencer, persona_items
 from .calibration import (
     CLASS_VALUES,
@@ -126,7 +127,10 @@ class ItemExamples:
 
 
 def item_examples(
-    rows: Iterable[Mapping[str, Any]], space: PreferenceSpace | None = None, where: str = "rows"
+    rows: Iterable[Mapping[str, Any]],
+    space: PreferenceSpace | None = None,
+    where: str = "rows",
+    names: RowNames | None = None,
 ) -> ItemExamples:
     """(text, gold labels) examples from AlignX rows: every comment and pair that carries a direction vector.
 
@@ -135,19 +139,22 @@ def item_examples(
         space (`PreferenceSpace`, *optional*): The preference space (AlignX's by default); vectors are validated
             against it.
         where (`str`, *optional*, defaults to `"rows"`): Names the source in error messages.
+        names (`RowNames`, *optional*): Names its rows in error messages (`DatasetSource.part_row_names` for a file:
+            a JSON-lines row by its 1-based line); by default `RowNames.of(where)` (`"<where>, row <i> (0-based)"`).
 
     Raises:
         `InputError`: On a malformed row (naming the row, column and item), or when no item carries a vector.
     """
     space = space or PreferenceSpace.alignx()
+    names = names or RowNames.of(where)
     texts: list[str] = []
     vectors: list[list[float]] = []
     seen: set[tuple[str, tuple[float, ...]]] = set()
     num_rows = num_skipped = num_duplicates = 0
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise InputError(f"{where}, row {index}: expected an AlignX row (a mapping), got {type(row).__name__}.")
-        persona = Persona.from_alignx_row(row, space=space, where=f"{where}, row {index}")
+            raise InputError(f"{names(index)}: expected an AlignX row (a mapping), got {type(row).__name__}.")
+        persona = Persona.from_alignx_row(row, space=space, where=names(index))
         num_rows += 1
         for item in persona_items(persona):
             if item.direction is None:
@@ -215,8 +222,9 @@ class LearnedInferenceConfig:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.hidden_dim < 0:
             raise InputError(f"hidden_dim must be 0 (linear head) or positive, got {self.hidden_dim}.")
-        if self.learning_rate <= 0 or self.encoder_learning_rate <= 0:
-            raise InputError("learning rates must be positive.")
+        for name in ("learning_rate", "encoder_learning_rate"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be above 0, got {getattr(self, name)}.")
 
 
 class LearnedPreferenceInferencer(BasePreferenceInferencer):
@@ -597,7 +605,7 @@ class LearnedPreferenceInferencer(BasePreferenceInferencer):
             )
         if [float(v) for v in config["class_values"]] != list(CLASS_VALUES):
             raise InputError(f"{config_path}: class_values {config['class_values']} differ from {list(CLASS_VALUES)}.")
-        space = PreferenceSpace.from_dict(config["space"])
+        space = PreferenceSpace.from_dict(config["space"], where=f"{config_path}, field 'space'")
         head = _load_head(folder)
         if encoder is None:
             reference = config.get("encoder")

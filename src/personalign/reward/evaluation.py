@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from ..evaluation.judges import LLMJudge, Outcome, PairwiseReport, parse_pairwis
 from ..evaluation.plots import pyplot, save_figure
 from ..io import atomic_output, ensure_writable
 from ..personas.prompts import feedback_judge_messages
+from ..row_names import RowNames
 from .feedback import FeedbackRendering, attach_history_texts, column_values, row_history
 from .modeling import score_rewards
 
@@ -154,6 +155,7 @@ def evaluate_reward_model(
     progress: bool = True,
     responses: Any = None,
     dimension_column: str = "dimension",
+    names: Callable[[int], str] | None = None,
 ) -> dict[str, Any]:
     """Counterfactual reward-model accuracy per dimension, with and without history (the counterfactual paper's
     Table 1 layout).
@@ -171,6 +173,9 @@ def evaluate_reward_model(
         overwrite (`bool`, *optional*, defaults to `False`): Replace existing outputs.
         batch_size, progress, responses: As in `score_rewards`.
         dimension_column (`str`, *optional*, defaults to `"dimension"`): The preference dimension of each row.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `dict`: `table` (`accuracy_table` with columns `with_history` / `without_history`), `num_rows`,
@@ -191,8 +196,10 @@ def evaluate_reward_model(
         ensure_writable(plot_path, overwrite)
     rows = attach_history_texts(rows, responses)
     dimensions = column_values(rows, dimension_column)
-    with_history = score_rewards(model, tokenizer, rows, rendering, batch_size, progress)
-    without = score_rewards(model, tokenizer, rows, replace(rendering, include_history=False), batch_size, progress)
+    with_history = score_rewards(model, tokenizer, rows, rendering, batch_size, progress, names=names)
+    without = score_rewards(
+        model, tokenizer, rows, replace(rendering, include_history=False), batch_size, progress, names=names
+    )
     correct = {
         WITH_HISTORY: ranked_right(with_history["chosen_rewards"], with_history["rejected_rewards"]),
         WITHOUT_HISTORY: ranked_right(without["chosen_rewards"], without["rejected_rewards"]),
@@ -289,14 +296,17 @@ class FeedbackRewardJudge(LLMJudge):
     dimension_column: str = "dimension"
     name = "feedback_reward_b1"
 
-    def prompts(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[list[dict[str, str]]], list[bool]]:
-        """The B.1 prompts of the rows and, per row, whether the chosen response was shown second (as B)."""
+    def prompts(
+        self, rows: Sequence[Mapping[str, Any]], names: Callable[[int], str] | None = None
+    ) -> tuple[list[list[dict[str, str]]], list[bool]]:
+        """The B.1 prompts of the rows and, per row, whether the chosen response was shown second (as B); a bad row
+        is named by `names` (as in `judge`)."""
+        names = names or RowNames.of("rows")
         rng = random.Random(self.seed)
         prompts, swapped = [], []
         columns = self.rendering
         for index, row in enumerate(rows):
-            where = f"row {index}"
-            history = row_history(row, columns, where)
+            history = row_history(row, columns, names(index))
             chosen, rejected = row[columns.chosen_column], row[columns.rejected_column]
             swap = rng.random() < 0.5 if self.randomize_order else False
             first, second = (rejected, chosen) if swap else (chosen, rejected)
@@ -304,17 +314,22 @@ class FeedbackRewardJudge(LLMJudge):
             swapped.append(swap)
         return prompts, swapped
 
-    def judge(self, rows: Iterable[Mapping[str, Any]]) -> FeedbackJudgeReport:
+    def judge(
+        self, rows: Iterable[Mapping[str, Any]], names: Callable[[int], str] | None = None
+    ) -> FeedbackJudgeReport:
         """Judge every row's pair.
 
         Args:
             rows (`Iterable[Mapping]`): Rows with instruction, chosen, rejected, the history (and `dimension`).
+            names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+                (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+                `"rows, row <i> (0-based)"`.
 
         Returns:
             `FeedbackJudgeReport`
         """
         rows = list(rows)
-        prompts, swapped = self.prompts(rows)
+        prompts, swapped = self.prompts(rows, names)
         outputs = self.generate(prompts) if prompts else []
         verdicts = [parse_pairwise_verdict(output) for output in outputs]
         outcomes: list[Outcome | None] = []

@@ -33,6 +33,7 @@ from ..errors import InputError
 from ..io import atomic_output
 from ..personas.persona import Messages, PairItem
 from ..personas.prompts import feedback_generation_messages
+from ..row_names import RowNames
 
 HISTORY_TEXT_COLUMN = "history_text"
 """The feedback-history column of counterfactual MultiFacet rows (see `attach_history`)."""
@@ -325,12 +326,14 @@ def render_reward_example(
 def render_reward_batch(
     batch: Mapping[str, list], indices: Sequence[int], tokenizer: Any, rendering: FeedbackRendering, name: str
 ) -> dict[str, list]:
-    """`render_reward_example` over a `datasets` batch (for `Dataset.map(batched=True, with_indices=True)`)."""
+    """`render_reward_example` over a `datasets` batch (for `Dataset.map(batched=True, with_indices=True)`); a bad row
+    is named `"<name>, row <i> (0-based)"` (`personalign.data.loading.RowNames`)."""
+    names = RowNames.of(name)
     columns = list(batch)
     out: dict[str, list] = {"chosen_ids": [], "rejected_ids": [], "history_pairs": [], "history_dropped": []}
     for position, index in enumerate(indices):
         row = {column: batch[column][position] for column in columns}
-        for key, value in render_reward_example(row, tokenizer, rendering, f"{name}, row {index}").items():
+        for key, value in render_reward_example(row, tokenizer, rendering, names(index)).items():
             out[key].append(value)
     return out
 
@@ -340,6 +343,7 @@ def generate_personalized(
     backend: Any,
     rows: Sequence[Mapping[str, Any]] | Any,
     rendering: FeedbackRendering | None = None,
+    names: Callable[[int], str] | None = None,
     **generate_kwargs: Any,
 ) -> list[str]:
     """In-context personalized generation (the counterfactual paper's Appendix B.2): each row's feedback history and
@@ -352,6 +356,9 @@ def generate_personalized(
         rendering (`FeedbackRendering`, *optional*): Columns, `history_size`, and `include_history=False` for the
             counterfactual paper's Table 2 ablation (the same prompt with the history removed). `max_length` is not
             applied here.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
         **generate_kwargs: Passed to `backend.generate` (`max_new_tokens`, `temperature`, `top_p`, `seed`).
 
     Returns:
@@ -367,5 +374,6 @@ def generate_personalized(
     ```
     """
     rendering = rendering or FeedbackRendering()
-    prompts = [generation_messages(row, rendering, f"row {index}") for index, row in enumerate(rows)]
+    names = names or RowNames.of("rows")
+    prompts = [generation_messages(row, rendering, names(index)) for index, row in enumerate(rows)]
     return backend.generate(prompts, **generate_kwargs)

@@ -13,7 +13,7 @@ importing `personalign.reward` (as the CLI does to build its commands) stays fre
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import InputError
 from ..io import check_model_folder, require_local_path
+from ..row_names import RowNames
 from .feedback import FeedbackRendering, attach_history_texts, read_rendering_file, render_reward_example
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def score_rewards(
     progress: bool = True,
     responses: Any = None,
     chunk_rows: int = 2048,
+    names: Callable[[int], str] | None = None,
 ) -> dict[str, list]:
     """Score both responses of every row with a personalized reward model.
 
@@ -95,6 +97,9 @@ def score_rewards(
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
         responses (`Dataset`, *optional*): The `responses` table, for rows whose history is response ids.
         chunk_rows (`int`, *optional*, defaults to `2048`): Rows rendered and sorted together.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `dict`: `chosen_rewards`, `rejected_rewards` (floats, one per row), `history_pairs` (pairs kept per row) and
@@ -107,6 +112,7 @@ def score_rewards(
     import torch
 
     rendering = rendering or FeedbackRendering()
+    names = names or RowNames.of("rows")
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}.")
     rows = attach_history_texts(rows, responses)
@@ -153,7 +159,7 @@ def score_rewards(
         with torch.inference_mode():
             chunk: list[dict[str, Any]] = []
             for index, row in enumerate(rows):
-                chunk.append(render_reward_example(row, tokenizer, rendering, f"row {index}"))
+                chunk.append(render_reward_example(row, tokenizer, rendering, names(index)))
                 if len(chunk) == chunk_rows:
                     flush(chunk)
                     chunk = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, Features, List, Value
 
-from ..data.loading import load_source
+from ..data.loading import RowNames, load_source
 from ..data.multifacet import multifacet_cf_responses
 from ..errors import InputError
 from ..evaluation.plots import pyplot, save_figure
@@ -74,12 +74,15 @@ def keep_count(num_rows: int, keep: float) -> int:
     return math.floor(Fraction(str(keep)) * num_rows)
 
 
-def select_top_margin(margins: Sequence[float], keep: float) -> list[int]:
+def select_top_margin(margins: Sequence[float], keep: float, names: Callable[[int], str] | None = None) -> list[int]:
     """The rows to keep: the `keep_count(len(margins), keep)` largest margins, ties broken by the lower index.
 
     Args:
         margins (`Sequence[float]`): `r(chosen) - r(rejected)` per row.
         keep (`float`): The share kept, in (0, 1].
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `list[int]`: The kept row indices, in source order.
@@ -89,7 +92,8 @@ def select_top_margin(margins: Sequence[float], keep: float) -> list[int]:
     """
     for index, margin in enumerate(margins):
         if not math.isfinite(margin):
-            raise InputError(f"row {index}: the reward margin is {margin}; every margin must be a finite number.")
+            at = (names or RowNames.of("rows"))(index)
+            raise InputError(f"{at}: the reward margin is {margin}; every margin must be a finite number.")
     ranked = sorted(range(len(margins)), key=lambda i: (-margins[i], i))
     return sorted(ranked[: keep_count(len(margins), keep)])
 
@@ -120,7 +124,11 @@ def _metadata(rows: Any) -> dict[str, Value]:
 
 
 def build_rs_datasets(
-    rows: Any, margins: Sequence[float], kept: Sequence[int], rendering: FeedbackRendering | None = None
+    rows: Any,
+    margins: Sequence[float],
+    kept: Sequence[int],
+    rendering: FeedbackRendering | None = None,
+    names: Callable[[int], str] | None = None,
 ) -> tuple[Dataset, Dataset]:
     """The RS-SFT and RS-DPO datasets of the kept rows (prompts rendered with the Appendix B.2 template; the
     history is capped at `history_size` but not cut to a token budget: the policy trainer's `max_length` decides).
@@ -130,6 +138,9 @@ def build_rs_datasets(
         margins (`Sequence[float]`): Every row's margin.
         kept (`Sequence[int]`): The rows to keep (`select_top_margin`).
         rendering (`FeedbackRendering`, *optional*): Columns and T.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `(sft, dpo)`: TRL's conversational prompt-completion and preference datasets, each with `margin`,
@@ -139,6 +150,7 @@ def build_rs_datasets(
         `InputError`: If a kept row is malformed, naming the row and column.
     """
     rendering = rendering or FeedbackRendering()
+    names = names or RowNames.of("rows")
     metadata = _metadata(rows)
     sft: dict[str, list] = {"prompt": [], "completion": [], "margin": [], "source_row": []}
     dpo: dict[str, list] = {"prompt": [], "chosen": [], "rejected": [], "margin": [], "source_row": []}
@@ -146,8 +158,7 @@ def build_rs_datasets(
         sft[name], dpo[name] = [], []
     for index in kept:
         row = rows[int(index)]
-        where = f"row {index}"
-        prompt = generation_messages(row, rendering, where)
+        prompt = generation_messages(row, rendering, names(int(index)))
         chosen = [{"role": "assistant", "content": row[rendering.chosen_column]}]
         rejected = [{"role": "assistant", "content": row[rendering.rejected_column]}]
         for columns in (sft, dpo):
@@ -206,6 +217,7 @@ def rejection_sample(
     batch_size: int = 16,
     progress: bool = True,
     responses: Any = None,
+    names: Callable[[int], str] | None = None,
 ) -> RejectionSamplingResult:
     """Score every training pair with a personalized reward model and keep the top `keep` share by margin.
 
@@ -218,6 +230,9 @@ def rejection_sample(
         batch_size (`int`, *optional*, defaults to `16`): Sequences per forward pass.
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
         responses (`Dataset`, *optional*): The `responses` table, for rows with history ids.
+        names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a `personalign.data.loading.RowNames`
+            (a JSON-lines row by its 1-based line, any other by its 0-based row) or any callable; by default
+            `"rows, row <i> (0-based)"`.
 
     Returns:
         `RejectionSamplingResult`
@@ -227,10 +242,10 @@ def rejection_sample(
     rows = attach_history_texts(rows, responses)
     if not isinstance(rows, Dataset):
         rows = list(rows)
-    scores = score_rewards(model, tokenizer, rows, rendering, batch_size, progress)
+    scores = score_rewards(model, tokenizer, rows, rendering, batch_size, progress, names=names)
     margins = [c - r for c, r in zip(scores["chosen_rewards"], scores["rejected_rewards"], strict=True)]
-    kept = select_top_margin(margins, keep)
-    sft, dpo = build_rs_datasets(rows, margins, kept, rendering)
+    kept = select_top_margin(margins, keep, names)
+    sft, dpo = build_rs_datasets(rows, margins, kept, rendering, names)
     summary = summarize(margins, kept, keep, column_values(rows, "dimension"))
     summary.update(rendering=rendering.to_dict(), over_length=scores["over_length"])
     return RejectionSamplingResult(sft, dpo, margins, kept, summary)
@@ -330,6 +345,11 @@ def write_rejection_sampling(
 
 
 def load_rows(source: str | Path, split: str = "train") -> Any:
+    """`rejection_sampling_rows` without the names of the rows."""
+    return rejection_sampling_rows(source, split)[0]
+
+
+def rejection_sampling_rows(source: str | Path, split: str = "train") -> tuple[Any, RowNames]:
     """Training rows for rejection sampling from a `.parquet` / `.jsonl` file, a folder written by
     `personalign build-dataset multifacet-cf` (its `counterfactual` config; history ids are resolved through its
     `responses` config), a saved dataset or a Hub id.
@@ -339,7 +359,9 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
         split (`str`, *optional*, defaults to `"train"`): The split.
 
     Returns:
-        `Dataset`: Rows with `prompt`, `chosen`, `rejected` and `history_text` (attached lazily for a build folder).
+        `tuple[Dataset, RowNames]`: Rows with `prompt`, `chosen`, `rejected` and `history_text` (attached lazily for
+        a build folder), and the names of the rows for messages (a JSON-lines row by its file and 1-based line, any
+        other by its 0-based row).
 
     Raises:
         `InputError`: If the rows lack the instruction, the responses or a history, naming the source and columns.
@@ -354,10 +376,10 @@ def load_rows(source: str | Path, split: str = "train") -> Any:
             f"and {HISTORY_TEXT_COLUMN} (found: {', '.join(rows.column_names)})."
         )
     if HISTORY_TEXT_COLUMN in rows.column_names:
-        return rows
+        return rows, dataset.row_names(split)
     responses = multifacet_cf_responses(dataset) if HISTORY_IDS_COLUMN in rows.column_names else None
     if responses is not None:
-        return attach_history_texts(rows, responses)
+        return attach_history_texts(rows, responses), dataset.row_names(split)
     raise InputError(
         f"{where}: no {HISTORY_TEXT_COLUMN!r} column (the feedback history as [{{prompt, chosen, rejected}}]); pass a "
         "folder written by `personalign build-dataset multifacet-cf` (history ids are resolved through its "

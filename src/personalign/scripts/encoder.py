@@ -16,7 +16,7 @@ from typing import Any
 from trl import ModelConfig, TrlParser
 
 from ..encoder.modeling_persona_encoder import PersonaEncoder
-from ..encoder.pipeline import load_excerpts, train_encoder
+from ..encoder.pipeline import check_eval_fraction, load_excerpts, train_encoder
 from ..encoder.training_args import PersonaEncoderTrainingArguments
 from ..errors import InputError
 from ..io import ensure_writable
@@ -44,7 +44,7 @@ class EncoderScriptArguments(ScriptArguments):
         checkpoint_dir (`str`, *optional*): Checkpoints folder (default: `OUTPUT_DIR-checkpoints`).
 
     Raises:
-        `InputError`: If a split is set.
+        `InputError`: If a split is set, or `eval_fraction` is not in [0, 1).
     """
 
     excerpt_format: str = field(default="alignx", metadata={"help": "'alignx', 'aloe' or 'table' rows."})
@@ -72,6 +72,7 @@ class EncoderScriptArguments(ScriptArguments):
                 "`train encoder` reads every file of dataset_name and holds out eval_fraction of the personas; "
                 "it takes no dataset_train_split / dataset_test_split."
             )
+        check_eval_fraction(self.eval_fraction)  # before the excerpts and the encoder load
 
 
 def make_parser() -> TrlParser:

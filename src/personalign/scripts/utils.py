@@ -379,13 +379,16 @@ def check_preference_rows(rows: Dataset, names: RowNames, method: str) -> None:
     check_text_columns(rows, PREFERENCE_COLUMNS, names)
 
 
-def persona_row_check(method: str) -> RowCheck:
+def persona_row_check(method: str, persona_format: str | None = None) -> RowCheck:
     """The row check of the persona-prompt methods (PBA, ICA, DPORE): AlignX rows with raw persona columns are
     validated as `personalign build-dataset alignx` validates them (`check_alignx_rows`: same messages); rows with
     a ready prompt by `check_preference_rows`.
 
     Args:
         method (`str`): The method's registry name, for messages.
+        persona_format (`str`, *optional*): How raw personas enter the prompt when the method takes either (DPORE's
+            script argument `persona_format`): `"pba"` needs a preference to state. By default the config's
+            `persona_format`, if it has one.
 
     Returns:
         `RowCheck`
@@ -394,7 +397,8 @@ def persona_row_check(method: str) -> RowCheck:
     def check(rows: Dataset, names: RowNames, training_args: Any) -> None:
         if has_raw_personas(rows.column_names):
             # PBA prompts need a preference to state (as the `pba` config of `build-dataset alignx` requires).
-            pba = method == "pba" or getattr(training_args, "persona_format", None) == "pba"
+            chosen_format = persona_format or getattr(training_args, "persona_format", None)
+            pba = method == "pba" or chosen_format == "pba"
             num_proc = getattr(training_args, "dataset_num_proc", None)
             check_alignx_rows(rows, names, require_preference=pba, num_proc=num_proc)
         else:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ...errors import InputError
 from ...inference.generation import GenerationBackend, Messages
 from ...personas.persona import Persona
+from ...row_names import RowNames
 from .parsing import parse_pairwise_verdict, parse_score
 from .prompts import (
     PROMETHEUS_SYSTEM_PROMPT,
@@ -304,19 +305,31 @@ class RubricJudge(LLMJudge):
         self.warn_unparsable(report.num_unparsable, report.num_judgments)
         return report
 
-    def judge_rows(self, rows: Iterable[Mapping[str, Any]], responses: Sequence[str]) -> ScoreReport:
+    def judge_rows(
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        responses: Sequence[str],
+        names: Callable[[int], str] | None = None,
+    ) -> ScoreReport:
         """Grade responses to Multifaceted-Bench rows (`prompt`, `reference_answer`, `rubric` or `rubrics`).
 
         Args:
             rows (`Iterable[Mapping]`): The benchmark rows, e.g. a `datasets.Dataset`.
             responses (`Sequence[str]`): One response per row, in order.
+            names (`Callable[[int], str]`, *optional*): Names row `i` in messages: a
+                `personalign.row_names.RowNames` (a JSON-lines row by its 1-based line, any other by its 0-based
+                row) or any callable; by default `"rows, row <i> (0-based)"`.
+
+        Raises:
+            `InputError`: If a row has no rubric (naming it).
         """
         rows = list(rows)
+        names = names or RowNames.of("rows")
         rubrics = []
         for index, row in enumerate(rows):
             rubric = row.get("rubric", row.get("rubrics"))
             if rubric is None:
-                raise InputError(f"Row {index} has no 'rubric' (or 'rubrics') column.")
+                raise InputError(f"{names(index)}: no 'rubric' (or 'rubrics') column.")
             rubrics.append(rubric)
         return self.judge(
             [row["prompt"] for row in rows],
