@@ -201,6 +201,7 @@ def other_methods_hint(name: str, keys: Sequence[str]) -> str:
 
 
 POSITIVE_FIELDS = (
+    "max_train_samples",  # a script argument: 0 rows is nothing to train on
     "learning_rate",
     "per_device_train_batch_size",
     "per_device_eval_batch_size",
@@ -229,7 +230,7 @@ def check_positive(
     when it comes from the YAML file (no flag overrides it), else its flag.
 
     Args:
-        config: The method's parsed config.
+        config: The method's parsed config (or its script arguments).
         where (`str`): The command, for flag messages.
         yaml_config (`Mapping`, *optional*): The YAML file's mapping (`read_yaml_config`).
         yaml_path (`str` or `os.PathLike`, *optional*): The YAML file, for messages.
@@ -308,7 +309,8 @@ def parse_train_arguments(
         except ValueError as error:  # a config's own checks: bad values of the user's arguments
             raise InputError(f"{where}: {error}") from error
     script_args, config, model_args = built
-    check_positive(config, where, yaml_config, config_path, args)
+    for parsed in (script_args, config):
+        check_positive(parsed, where, yaml_config, config_path, args)
     if not script_args.dataset_name:
         raise InputError(f"{where}: set dataset_name (in the YAML file or --dataset_name).")
     if not model_args.model_name_or_path:

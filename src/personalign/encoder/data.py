@@ -310,6 +310,33 @@ def split_personas(excerpts: Dataset, test_fraction: float, seed: int = 0) -> tu
     )
 
 
+def check_retrieval_split(train: Dataset, held_out: Dataset | None, where: str) -> None:
+    """Refuse, before any training, a persona split the run cannot use: contrastive training takes its positives from
+    personas with at least two excerpts, and retrieval is scored on such personas only.
+
+    Args:
+        train (`Dataset`): The training excerpts (`persona_id` and `text` columns).
+        held_out (`Dataset`, *optional*): The held-out excerpts (`None` when none are held out).
+        where (`str`): The dataset, for the message.
+
+    Raises:
+        `InputError`: `"<where>: no held-out persona has two excerpts (1 held-out persona, 1 excerpt); ..."`.
+    """
+    for part, role in ((train, "training"), (held_out, "held-out")):
+        if part is None:
+            continue
+        counts = defaultdict(int)
+        for persona_id in part[PERSONA_ID_COLUMN]:
+            counts[persona_id] += 1
+        if not any(count >= 2 for count in counts.values()):
+            hint = ", or --eval_fraction 0 to hold none out" if role == "held-out" else ""
+            raise InputError(
+                f"{where}: no {role} persona has two excerpts ({len(counts)} {role} persona(s), {len(part)} "
+                f"excerpt(s)); the encoder learns from, and is scored on, personas with at least two. Use data with "
+                f"more excerpts per persona{hint}."
+            )
+
+
 def contrastive_rows(excerpts: Dataset, num_negatives: int = 1, seed: int = 0) -> Dataset:
     """(anchor, positive, negatives) rows for InfoNCE from an excerpt table.
 

@@ -16,7 +16,14 @@ from ..errors import InputError
 from ..hub.cards import render_model_card
 from ..io import atomic_output, checkpoint_to_resume, ensure_writable, list_checkpoints
 from ..papers import DPORE_CITATION
-from .data import PERSONA_ID_COLUMN, alignx_excerpts, aloe_excerpts, split_personas, table_excerpts
+from .data import (
+    PERSONA_ID_COLUMN,
+    alignx_excerpts,
+    aloe_excerpts,
+    check_retrieval_split,
+    split_personas,
+    table_excerpts,
+)
 from .evaluation import PersonaRetrievalEvaluator, evaluate_encoder
 from .modeling_persona_encoder import PersonaEncoder
 from .trainer import PersonaEncoderTrainer
@@ -188,6 +195,7 @@ def train_encoder(
             "start again."
         )
     train, held_out = (excerpts, None) if not eval_fraction else split_personas(excerpts, eval_fraction, args.seed)
+    check_retrieval_split(train, held_out, dataset)
     results: dict[str, Any] = {}
     evaluator = None
     if held_out is not None:
