@@ -175,10 +175,12 @@ def test_regularizer_matches_the_seed_formula_by_hand(tiny_lm_path, tokenizer, t
     ("settings", "message"),
     [
         (dict(use_liger_kernel=True), "does not support use_liger_kernel=True"),
-        (dict(sync_ref_model=True), "does not support sync_ref_model=True"),
-        (dict(padding_free=True), "does not support padding_free=True"),
-        (dict(loss_type=["hinge"]), "re_placement='margin' puts the regularizer inside"),
-        (dict(loss_type=["sigmoid", "sft"]), r"loss_type=\['sigmoid', 'sft'\] \(needs \['sigmoid'\] alone\)"),
+        (dict(loss_type=["hinge"], re_placement="margin"), "re_placement='margin' puts the regularizer inside"),
+        (
+            dict(loss_type=["sigmoid", "sft"], re_placement="margin"),
+            r"loss_type=\['sigmoid', 'sft'\] \(needs \['sigmoid'\] alone\)",
+        ),
+        (dict(use_weighting=True, re_placement="margin"), "use_weighting=True changes"),
     ],
 )
 def test_unsupported_configurations_are_refused(tiny_lm_path, settings, message):
@@ -245,10 +247,11 @@ def test_lora_trains_the_head_with_the_adapters_and_other_options_run(tiny_lm_pa
         peft_config=lora,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    head_before = {n: p.clone() for n, p in trainer.projection_head.state_dict().items()}
     trainer.train()
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}
-    assert any("dpore_projection" in n for n in changed) and any("lora_" in n for n in changed)
-    assert not any("lora_" not in n and "dpore_projection" not in n for n in changed)  # the base stays frozen
+    assert any("lora_" in n for n in changed) and not any("lora_" not in n for n in changed)  # the base stays frozen
+    assert any(not torch.equal(head_before[n], p) for n, p in trainer.projection_head.state_dict().items())
     trainer.save_model(str(tmp_path / "lora-final"))
     assert (tmp_path / "lora-final" / "projection_head" / "model.safetensors").is_file()
 
@@ -698,9 +701,12 @@ def test_trl_internal_6_router_loss_rule_and_its_refusal(tiny_lm_path, tokenizer
     without_router = loss(trainer(DPOTrainer, DPOConfig, router_aux_loss_coef=0.0))
     assert with_router != without_router, "TRL internal 6 changed: TRL no longer adds the MoE router loss by default"
     with pytest.raises(ValueError, match="no MoE load-balancing term"):
-        trainer(DPORETrainer, DPOREConfig)
-    trainer(DPORETrainer, DPOREConfig, router_aux_loss_coef=0.0)  # accepted: TRL's loss is the sigmoid term alone
-    trainer(DPORETrainer, DPOREConfig, re_placement="additive")  # accepted: TRL's loss is kept, router term included
+        trainer(DPORETrainer, DPOREConfig, re_placement="margin")
+    # accepted: TRL's loss is the sigmoid term alone
+    assert trainer(DPORETrainer, DPOREConfig, router_aux_loss_coef=0.0).args.re_placement == "margin"
+    # accepted: TRL's loss is kept, router term included (and "auto" chooses it for this model)
+    assert trainer(DPORETrainer, DPOREConfig, re_placement="additive").args.re_placement == "additive"
+    assert trainer(DPORETrainer, DPOREConfig).args.re_placement == "additive"
 
 
 def test_trl_internals_8_9_10_card_fingerprint_and_saving(tiny_lm_path, tokenizer, tmp_path):
