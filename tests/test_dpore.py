@@ -925,7 +925,10 @@ def test_trl_internal_11_clipping_and_grad_norm_cover_the_head(tiny_lm_path, tok
 
     from transformers import Trainer
 
-    for name, parameters in (("_clip_grad_norm", ["self", "model"]), ("_get_grad_norm", ["self", "model", "grad_norm"])):
+    for name, parameters in (
+        ("_clip_grad_norm", ["self", "model"]),
+        ("_get_grad_norm", ["self", "model", "grad_norm"]),
+    ):
         assert list(inspect.signature(getattr(Trainer, name)).parameters) == parameters, (
             f"transformers internal 11 changed: Trainer.{name} parameters"
         )

@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import DistributedType
 from datasets import Dataset, IterableDataset
 from datasets.fingerprint import Hasher
 from torch import nn
 from torch.utils.hooks import RemovableHandle
-from accelerate.utils import DistributedType
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOTrainer
