@@ -63,6 +63,11 @@ class DPOREConfig(DPOConfig):
             the encoder embeds prompt + chosen and prompt + rejected (the DPORE paper's G(m, p) and G(m, r)).
         persona_encoder_batch_size (`int`, *optional*, defaults to `64`):
             Batch size for embedding the dataset with the persona encoder (once, during dataset preparation).
+
+    Attributes:
+        re_placement_auto (`bool`): Whether `re_placement` was `"auto"` when the config was built (then the trainer
+            makes the choice again, with the model in view); not an argument, and not serialized by `to_dict`, so a
+            config saved as JSON / YAML and read back keeps the placement that was chosen.
     """
 
     re_lambda: float = field(default=5.0, metadata={"help": "Weight lambda of the representation regularizer."})
