@@ -175,10 +175,12 @@ def test_regularizer_matches_the_seed_formula_by_hand(tiny_lm_path, tokenizer, t
     ("settings", "message"),
     [
         (dict(use_liger_kernel=True), "does not support use_liger_kernel=True"),
-        (dict(sync_ref_model=True), "does not support sync_ref_model=True"),
-        (dict(padding_free=True), "does not support padding_free=True"),
-        (dict(loss_type=["hinge"]), "re_placement='margin' puts the regularizer inside"),
-        (dict(loss_type=["sigmoid", "sft"]), r"loss_type=\['sigmoid', 'sft'\] \(needs \['sigmoid'\] alone\)"),
+        (dict(loss_type=["hinge"], re_placement="margin"), "re_placement='margin' puts the regularizer inside"),
+        (
+            dict(loss_type=["sigmoid", "sft"], re_placement="margin"),
+            r"loss_type=\['sigmoid', 'sft'\] \(needs \['sigmoid'\] alone\)",
+        ),
+        (dict(use_weighting=True, re_placement="margin"), "use_weighting=True changes"),
     ],
 )
 def test_unsupported_configurations_are_refused(tiny_lm_path, settings, message):
@@ -245,10 +247,11 @@ def test_lora_trains_the_head_with_the_adapters_and_other_options_run(tiny_lm_pa
         peft_config=lora,
     )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    head_before = {n: p.clone() for n, p in trainer.projection_head.state_dict().items()}
     trainer.train()
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}
-    assert any("dpore_projection" in n for n in changed) and any("lora_" in n for n in changed)
-    assert not any("lora_" not in n and "dpore_projection" not in n for n in changed)  # the base stays frozen
+    assert any("lora_" in n for n in changed) and not any("lora_" not in n for n in changed)  # the base stays frozen
+    assert any(not torch.equal(head_before[n], p) for n, p in trainer.projection_head.state_dict().items())
     trainer.save_model(str(tmp_path / "lora-final"))
     assert (tmp_path / "lora-final" / "projection_head" / "model.safetensors").is_file()
 
@@ -698,9 +701,12 @@ def test_trl_internal_6_router_loss_rule_and_its_refusal(tiny_lm_path, tokenizer
     without_router = loss(trainer(DPOTrainer, DPOConfig, router_aux_loss_coef=0.0))
     assert with_router != without_router, "TRL internal 6 changed: TRL no longer adds the MoE router loss by default"
     with pytest.raises(ValueError, match="no MoE load-balancing term"):
-        trainer(DPORETrainer, DPOREConfig)
-    trainer(DPORETrainer, DPOREConfig, router_aux_loss_coef=0.0)  # accepted: TRL's loss is the sigmoid term alone
-    trainer(DPORETrainer, DPOREConfig, re_placement="additive")  # accepted: TRL's loss is kept, router term included
+        trainer(DPORETrainer, DPOREConfig, re_placement="margin")
+    # accepted: TRL's loss is the sigmoid term alone
+    assert trainer(DPORETrainer, DPOREConfig, router_aux_loss_coef=0.0).args.re_placement == "margin"
+    # accepted: TRL's loss is kept, router term included (and "auto" chooses it for this model)
+    assert trainer(DPORETrainer, DPOREConfig, re_placement="additive").args.re_placement == "additive"
+    assert trainer(DPORETrainer, DPOREConfig).args.re_placement == "additive"
 
 
 def test_trl_internals_8_9_10_card_fingerprint_and_saving(tiny_lm_path, tokenizer, tmp_path):
@@ -723,3 +729,305 @@ def test_trl_internals_8_9_10_card_fingerprint_and_saving(tiny_lm_path, tokenize
     assert "_internal_call" in inspect.signature(Trainer.save_model).parameters, (
         "internal 10 changed: Trainer.save_model(output_dir, _internal_call)"
     )
+
+
+# --------------------------------------------------------------------------- every TRL loss (issue 16, fault 1)
+TRL_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+"""Every `loss_type` TRL 1.16's DPOTrainer computes (pinned against its source below)."""
+
+TRL_LOSS_SETTINGS = {
+    **{name: dict(loss_type=[name]) for name in TRL_LOSS_TYPES},
+    "exo_pair": dict(loss_type=["exo_pair"], label_smoothing=0.1),  # exo_pair takes log(label_smoothing)
+    "robust": dict(loss_type=["robust"], label_smoothing=0.1),
+    "multi_loss": dict(loss_type=["sigmoid", "bco_pair", "sft"], loss_weights=[0.8, 0.2, 1.0]),
+    "wpo": dict(use_weighting=True),
+    "ld": dict(ld_alpha=0.5),
+    "forward_kl": dict(f_divergence_type="forward_kl"),
+    "js_divergence": dict(f_divergence_type="js_divergence"),
+    "alpha_divergence": dict(f_divergence_type="alpha_divergence", f_alpha_divergence_coef=0.5),
+}
+"""The DPOConfig loss settings a drop-in DPOTrainer must take: each loss type, a weighted mix, WPO, LD and the
+f-divergences."""
+
+
+def test_the_loss_matrix_covers_every_trl_loss_type():
+    import inspect
+    import re
+
+    computed = set(re.findall(r'loss_type == "(\w+)"', inspect.getsource(DPOTrainer._compute_loss)))
+    assert computed == set(TRL_LOSS_TYPES), f"TRL's DPO loss types changed: {sorted(computed ^ set(TRL_LOSS_TYPES))}"
+
+
+def perturbed_policy(path):
+    """The tiny policy moved away from its reference (seeded), so every loss term is non-trivial."""
+    model = AutoModelForCausalLM.from_pretrained(path)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def full_sequence_logps(model, batch):
+    """Summed completion log-probs per row, from the model's full logits (not TRL's fused head)."""
+    ids, completion = batch["input_ids"], batch["completion_mask"]
+    logits = model(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1]
+    token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return (token_logps * completion[:, 1:]).sum(dim=1)
+
+
+def hand_regulariser_difference(trainer, batch):
+    """d = sim(y_c, h(G_c)) - sim(y_r, h(G_r)) per row (the DPORE paper's L_reg / lambda, §3.3), from a separate
+    backbone pass, mean pooling and cosine similarity."""
+    ids, attention, completion = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+    hidden = trainer.model.model(input_ids=ids, attention_mask=attention).last_hidden_state.float()
+    mask = completion.unsqueeze(-1).float()
+    pooled_c, pooled_r = ((hidden * mask).sum(1) / mask.sum(1)).chunk(2)
+    head = trainer.projection_head
+    return F.cosine_similarity(pooled_c, head(batch["persona_embedding_chosen"]), dim=-1) - F.cosine_similarity(
+        pooled_r, head(batch["persona_embedding_rejected"]), dim=-1
+    )
+
+
+@pytest.mark.parametrize("name", list(TRL_LOSS_SETTINGS))
+def test_every_trl_loss_is_stock_at_lambda_zero_and_stock_plus_the_regulariser_above(
+    tiny_lm_path, tokenizer, tmp_path, name
+):
+    """Each TRL loss setting is accepted with the default placement ("auto"). On one batch and one set of weights:
+    at lambda = 0 DPORE's loss is stock DPOTrainer's exactly; at lambda > 0 it is stock's loss - lambda * mean(d) for
+    every non-sigmoid setting ("auto" chose "additive"), and the DPORE paper's L_total for the sigmoid loss
+    ("margin")."""
+    lam, settings = 0.5, TRL_LOSS_SETTINGS[name]
+    data = Dataset.from_list(persona_rows(4, seed=5, conversational=False))
+    common = {**COMMON, "max_length": 96, "beta": 0.2}
+
+    def build(trainer_class, config_class, rows, **extra):
+        args = config_class(output_dir=str(tmp_path / trainer_class.__name__), **{**common, **settings, **extra})
+        return trainer_class(
+            model=perturbed_policy(tiny_lm_path), args=args, train_dataset=rows, processing_class=tokenizer
+        )
+
+    dpo = build(DPOTrainer, DPOConfig, data.remove_columns("persona_embedding"))
+    off = build(DPORETrainer, DPOREConfig, data, re_lambda=0.0)
+    on = build(DPORETrainer, DPOREConfig, data, re_lambda=lam)
+    sigmoid_alone = name == "sigmoid"
+    assert on.args.re_placement == ("margin" if sigmoid_alone else "additive")
+    batch = dict(next(iter(on.get_train_dataloader())))
+    for trainer in (dpo, off, on):
+        trainer.model.eval()
+    with torch.no_grad():
+        stock = DPOTrainer.compute_loss(dpo, dpo.model, without_persona(batch))
+        assert torch.equal(off.compute_loss(off.model, dict(batch)), stock)
+        loss = on.compute_loss(on.model, dict(batch))
+        d = hand_regulariser_difference(on, batch)
+        if sigmoid_alone:  # L_total, with the DPO logits from full logits of the policy and the reference
+            reference = AutoModelForCausalLM.from_pretrained(tiny_lm_path)
+            pol_c, pol_r = full_sequence_logps(on.model, batch).chunk(2)
+            ref_c, ref_r = full_sequence_logps(reference, batch).chunk(2)
+            expected = (-F.logsigmoid(0.2 * ((pol_c - ref_c) - (pol_r - ref_r)) + lam * d)).mean()
+        else:
+            expected = stock - lam * d.mean()
+    assert math.isfinite(stock.item()) and abs(d).max() > 1e-3
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-6)
+
+
+def test_auto_placement_is_logged_once_and_recorded(tiny_lm_path, tokenizer, tmp_path, caplog):
+    from personalign.hub.run_record import changed_fields
+
+    assert DPOREConfig(output_dir="unused", use_cpu=True).re_placement == "margin"
+    hinge = DPOREConfig(output_dir=str(tmp_path), loss_type="hinge", max_steps=1, **COMMON)
+    assert hinge.re_placement == "additive" and changed_fields(hinge)["re_placement"] == "additive"
+    with caplog.at_level("INFO", logger="personalign.trainers.dpore_trainer"):
+        trainer = DPORETrainer(
+            model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+            args=hinge,
+            train_dataset=Dataset.from_list(persona_rows(4, seed=3)),
+            processing_class=tokenizer,
+        )
+    chose = [record.message for record in caplog.records if "re_placement='auto' chose" in record.message]
+    assert len(chose) == 1 and "chose 'additive'" in chose[0] and "loss_type=['hinge']" in chose[0]
+    trainer.create_model_card(model_name="dpore-hinge")
+    assert "| placement | additive |" in (tmp_path / "README.md").read_text()
+    # A config changed after it was built is decided again by the trainer ("auto" stays the user's choice).
+    hinge.loss_type = ["sigmoid"]
+    DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        args=hinge,
+        train_dataset=Dataset.from_list(persona_rows(4, seed=3)),
+        processing_class=tokenizer,
+    )
+    assert hinge.re_placement == "margin"
+
+
+# -------------------------------------------------------------- the head is the trainer's (issue 16, faults 2-3)
+@pytest.mark.parametrize("re_lambda", [0.0, 0.5])
+def test_sync_ref_model_pairs_policy_and_reference_by_name(tiny_lm_path, tokenizer, tmp_path, re_lambda):
+    """The policy has exactly the reference's parameters (the head is held by the trainer), so TRL's
+    SyncRefModelCallback (TR-DPO) mixes the policy into the reference, name for name."""
+    args = DPOREConfig(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        re_lambda=re_lambda,
+        sync_ref_model=True,
+        ref_model_sync_steps=1,
+        ref_model_mixup_alpha=0.5,
+        **COMMON,
+    )
+    trainer = DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        ref_model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        args=args,
+        train_dataset=Dataset.from_list(persona_rows(8, seed=3)),
+        processing_class=tokenizer,
+    )
+    policy, reference = dict(trainer.model.named_parameters()), dict(trainer.ref_model.named_parameters())
+    assert list(policy) == list(reference)
+    start = {name: parameter.detach().clone() for name, parameter in reference.items()}
+    trainer.train()
+    moved = [name for name in reference if not torch.equal(start[name], reference[name])]
+    assert moved
+    if re_lambda:
+        assert trainer.projection_head is not None and not hasattr(trainer.model, "dpore_projection")
+
+
+def test_head_saved_beside_the_policy_and_loaded_back(tiny_lm_path, tokenizer, tmp_path):
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, re_lambda=1.0)
+    assert not any("projection" in name for name, _ in trainer.model.named_parameters())
+    assert {id(p) for p in trainer.projection_head.parameters()} <= {
+        id(p) for group in trainer.create_optimizer().param_groups for p in group["params"]
+    }
+    trainer.save_model(str(tmp_path / "final"))
+    loaded = PersonaProjectionHead.from_pretrained(tmp_path / "final", subfolder="projection_head")
+    for key, value in trainer.projection_head.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    _, info = AutoModelForCausalLM.from_pretrained(tmp_path / "final", output_loading_info=True)
+    assert not any(info.values()), info
+
+
+def test_trl_internal_11_clipping_and_grad_norm_cover_the_head(tiny_lm_path, tokenizer, tmp_path):
+    import inspect
+
+    from transformers import Trainer
+
+    for name, parameters in (
+        ("_clip_grad_norm", ["self", "model"]),
+        ("_get_grad_norm", ["self", "model", "grad_norm"]),
+    ):
+        assert list(inspect.signature(getattr(Trainer, name)).parameters) == parameters, (
+            f"transformers internal 11 changed: Trainer.{name} parameters"
+        )
+    loop = inspect.getsource(Trainer)
+    assert "self._clip_grad_norm(model)" in loop and "self._get_grad_norm(model, grad_norm=grad_norm)" in loop, (
+        "transformers internal 11 changed: the training loop no longer clips through _clip_grad_norm/_get_grad_norm"
+    )
+    trainer = perturbed_trainer(tiny_lm_path, tokenizer, tmp_path, re_lambda=5.0, max_grad_norm=1e-3)
+    trainer.model.train()
+    trainer.compute_loss(trainer.model, dict(next(iter(trainer.get_train_dataloader())))).backward()
+    everything = [*trainer.model.parameters(), *trainer.projection_head.parameters()]
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in everything if p.grad is not None]))
+    head_norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.projection_head.parameters()]))
+    assert head_norm > 0
+    assert trainer._get_grad_norm(trainer.model).item() == pytest.approx(total.item(), rel=1e-5)
+    assert trainer._clip_grad_norm(trainer.model).item() == pytest.approx(total.item(), rel=1e-5)
+    clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in everything if p.grad is not None]))
+    assert clipped.item() == pytest.approx(1e-3, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------ head dtype (issue 16, fault 4)
+@pytest.mark.parametrize(
+    ("dtype", "bf16", "head"),
+    [
+        (torch.bfloat16, False, torch.bfloat16),  # a model loaded in bfloat16: the head matches it
+        (torch.float32, True, torch.float32),  # float32 weights under bf16 autocast: a float32 head, autocast runs it
+    ],
+)
+def test_the_head_follows_the_policy_dtype(tiny_lm_path, tokenizer, tmp_path, dtype, bf16, head):
+    args = DPOREConfig(output_dir=str(tmp_path), max_steps=2, re_lambda=1.0, **{**COMMON, "bf16": bf16})
+    trainer = DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path, dtype=dtype),
+        args=args,
+        train_dataset=Dataset.from_list(persona_rows(8, seed=3)),
+        processing_class=tokenizer,
+    )
+    assert {p.dtype for p in trainer.projection_head.parameters()} == {head}
+    before = {n: p.clone() for n, p in trainer.projection_head.state_dict().items()}
+    trainer.train()
+    assert any(not torch.equal(before[n], p) for n, p in trainer.projection_head.state_dict().items())
+    assert all(math.isfinite(v) for v in _log(trainer, "loss") + _log(trainer, "re/term"))
+
+
+# ------------------------------------------------------------------------- iterable data (issue 16, fault 5)
+def test_iterable_dataset_with_persona_embeddings_trains(tiny_lm_path, tokenizer, tmp_path):
+    data = Dataset.from_list(persona_rows(8, seed=3)).to_iterable_dataset()
+    args = DPOREConfig(output_dir=str(tmp_path), max_steps=2, re_lambda=1.0, **COMMON)
+    trainer = DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+    )
+    assert trainer.embedding_dim == len(persona_rows(2, seed=3)[0]["persona_embedding"])
+    trainer.train()
+    assert _log(trainer, "re/persona_rows") == [1.0, 1.0]
+    without = Dataset.from_list(persona_rows(4, seed=3)).remove_columns("persona_embedding").to_iterable_dataset()
+    with pytest.raises(ValueError, match="DPORE needs persona embeddings"):
+        DPORETrainer(model=str(tiny_lm_path), args=args, train_dataset=without, processing_class=tokenizer)
+
+
+# ---------------------------------------------------------------- load_best_model_at_end (issue 16, fault 6)
+def test_trl_internal_12_load_best_model_at_end_restores_the_head_too(tiny_lm_path, tokenizer, tmp_path):
+    """The best checkpoint is made the first (greater_is_better on the eval loss), so the last step's head differs
+    from the best one; both the policy and the head come back from it (`Trainer._load_best_model`)."""
+    from transformers import Trainer
+
+    assert callable(getattr(Trainer, "_load_best_model", None)), "transformers internal 12: Trainer._load_best_model"
+    data = Dataset.from_list(persona_rows(8, seed=3))
+    args = DPOREConfig(
+        output_dir=str(tmp_path),
+        max_steps=3,
+        re_lambda=5.0,
+        **{
+            **COMMON,
+            "save_strategy": "steps",
+            "eval_strategy": "steps",
+            "save_steps": 1,
+            "eval_steps": 1,
+            "load_best_model_at_end": True,
+            "metric_for_best_model": "eval_loss",
+            "greater_is_better": True,
+        },
+    )
+    trainer = DPORETrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_lm_path),
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    assert best is not None and not best.endswith("checkpoint-3")
+    saved = PersonaProjectionHead.from_pretrained(best, subfolder="projection_head").state_dict()
+    last = PersonaProjectionHead.from_pretrained(tmp_path / "checkpoint-3", subfolder="projection_head").state_dict()
+    assert any(not torch.equal(saved[k], last[k]) for k in saved)
+    for key, value in trainer.projection_head.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    policy = AutoModelForCausalLM.from_pretrained(best).state_dict()
+    for name, parameter in trainer.model.state_dict().items():
+        assert torch.equal(parameter, policy[name]), name

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import DPOConfig
 
 from ..errors import InputError
 
-RE_PLACEMENTS = ("margin", "additive")
+RE_PLACEMENTS = ("auto", "margin", "additive")
 RE_POOLINGS = ("mean", "last")
 RE_SIMILARITIES = ("cosine", "dot")
 
@@ -30,10 +31,16 @@ class DPOREConfig(DPOConfig):
     Args:
         re_lambda (`float`, *optional*, defaults to `5.0`):
             lambda, the weight of the regularizer (the DPORE paper's best setting is 5; 0 is exactly DPO).
-        re_placement (`str`, *optional*, defaults to `"margin"`):
+        re_placement (`str`, *optional*, defaults to `"auto"`):
             `"margin"`: inside the log-sigmoid, as in the DPORE paper's L_total:
-            `-log sigmoid(beta * (logratio_chosen - logratio_rejected) + lambda * d)`; needs the `"sigmoid"` loss.
-            `"additive"`: `DPO loss - lambda * mean(d)`; works with every DPO loss type.
+            `-log sigmoid(beta * (logratio_chosen - logratio_rejected) + lambda * d)`; needs TRL's loss to be DPO's
+            sigmoid term alone (`loss_type=["sigmoid"]`, `f_divergence_type="reverse_kl"`, no `ld_alpha`, no
+            `use_weighting`, no MoE router loss).
+            `"additive"`: TRL's loss `- lambda * mean(d)` (the DPORE paper's L_reg as a separate term); works with
+            every TRL loss (each `loss_type` and their weighted sums, WPO, LD, the f-divergences).
+            `"auto"`: `"margin"` where it applies, else `"additive"`. The choice is made when the config is built
+            (and checked again by the trainer, which also sees the model's router loss), logged once by the trainer,
+            and written into this field, so the saved arguments, the run record and the model card show it.
         re_pooling (`str`, *optional*, defaults to `"mean"`):
             How a response's hidden states become one vector: `"mean"` over its tokens or `"last"` (its final token).
         re_similarity (`str`, *optional*, defaults to `"cosine"`):
@@ -56,13 +63,19 @@ class DPOREConfig(DPOConfig):
             the encoder embeds prompt + chosen and prompt + rejected (the DPORE paper's G(m, p) and G(m, r)).
         persona_encoder_batch_size (`int`, *optional*, defaults to `64`):
             Batch size for embedding the dataset with the persona encoder (once, during dataset preparation).
+
+    Attributes:
+        re_placement_auto (`bool`): Whether `re_placement` was `"auto"` when the config was built (then the trainer
+            makes the choice again, with the model in view); not an argument, and not serialized by `to_dict`, so a
+            config saved as JSON / YAML and read back keeps the placement that was chosen.
     """
 
     re_lambda: float = field(default=5.0, metadata={"help": "Weight lambda of the representation regularizer."})
     re_placement: str = field(
-        default="margin",
+        default="auto",
         metadata={
-            "help": "'margin' (inside the log-sigmoid, the DPORE paper's L_total) or 'additive' (DPO loss - lambda*d)."
+            "help": "'margin' (inside the log-sigmoid, the DPORE paper's L_total; the sigmoid loss only), 'additive' "
+            "(TRL's loss - lambda*d; any loss) or 'auto' (margin where it applies, else additive)."
         },
     )
     re_pooling: str = field(default="mean", metadata={"help": "Pool response hidden states: 'mean' or 'last'."})
@@ -100,3 +113,31 @@ class DPOREConfig(DPOConfig):
             raise InputError(f"re_similarity must be one of {RE_SIMILARITIES}, got {self.re_similarity!r}.")
         if self.re_lambda < 0:
             raise InputError(f"re_lambda must be >= 0, got {self.re_lambda}.")
+        # Whether the placement is this config's choice (re-made by the trainer, which also sees the model) or the
+        # user's (then checked). A plain attribute, not a field: it is not an argument of its own.
+        self.re_placement_auto = self.re_placement == "auto"
+        if self.re_placement_auto:
+            self.re_placement = "additive" if margin_conflicts(self) else "margin"
+
+
+def margin_conflicts(args: Any) -> list[str]:
+    """The settings of a config under which TRL's DPO loss is more than the sigmoid term that
+    `re_placement="margin"` replaces with the DPORE paper's L_total (§3.3). (The one that depends on the model, an
+    MoE router loss, is checked by the trainer.)
+
+    Args:
+        args (`DPOREConfig`): The run's configuration.
+
+    Returns:
+        `list[str]`: One phrase per conflicting setting (empty: the margin placement applies).
+    """
+    problems = []
+    if list(args.loss_type) != ["sigmoid"]:
+        problems.append(f"loss_type={list(args.loss_type)} (needs ['sigmoid'] alone)")
+    if args.f_divergence_type != "reverse_kl":
+        problems.append(f"f_divergence_type={args.f_divergence_type!r}")
+    if args.ld_alpha is not None:
+        problems.append(f"ld_alpha={args.ld_alpha}")
+    if args.use_weighting:
+        problems.append("use_weighting=True")
+    return problems

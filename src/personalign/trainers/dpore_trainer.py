@@ -7,13 +7,15 @@ Tokenization, the fused-LM-head forward, the reference log-probs and DPO's metri
 - `RepresentationHooks`: forward hooks that read the policy's last hidden states (and the fused LM head's per-token
   log-probs) from the forwards TRL's loss already runs, so DPORE costs no extra pass;
 - `dpore_margin_losses`: the DPORE paper's L_total per row, from sequence log-probs and the representation term;
-- `DPORETrainer`: the above wired into `DPOTrainer`, with the projection head saved in `projection_head/` beside every
-  checkpoint and restored on resume.
+- `DPORETrainer`: the above wired into `DPOTrainer`, with the projection head held by the trainer (the policy stays a
+  plain causal LM, parameter for parameter the reference's twin), trained by the same optimizer, saved in
+  `projection_head/` beside every checkpoint and restored on resume and with `load_best_model_at_end`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import textwrap
 import weakref
 from collections import defaultdict
@@ -24,10 +26,12 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from datasets import Dataset
+from accelerate.utils import DistributedType
+from datasets import Dataset, IterableDataset
 from datasets.fingerprint import Hasher
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOTrainer
 from trl.trainer.utils import hash_module
@@ -36,11 +40,13 @@ from ..errors import InputError
 from ..methods import PROJECTION_HEAD_FOLDER
 from ..models.projection_head import PersonaProjectionHead
 from ..papers import DPORE_CITATION
-from .dpore_config import DPOREConfig
+from .dpore_config import DPOREConfig, margin_conflicts
 from .kept_rows import DPO_DROP_REASON, data_label, report_kept_rows
 
-HEAD_ATTRIBUTE = "dpore_projection"
-"""Name of the projection head's submodule on the policy (its parameters are `dpore_projection.*`)."""
+logger = logging.getLogger(__name__)
+
+ITERABLE_EMBEDDING_SCAN = 1024
+"""How many rows of an `IterableDataset` are read, at most, to find the persona embedding size."""
 # Batch keys the collator adds; popped before anything reaches the model.
 CHOSEN_KEY, REJECTED_KEY, MASK_KEY = "persona_embedding_chosen", "persona_embedding_rejected", "persona_mask"
 BATCH_KEYS = (CHOSEN_KEY, REJECTED_KEY, MASK_KEY)
@@ -351,6 +357,21 @@ def trl_changed(internal: str, found: str) -> RuntimeError:
     )
 
 
+class HeadGradientReset(TrainerCallback):
+    """Clears the projection head's gradients after every optimizer step, as the `Trainer` clears the model's
+    (`model.zero_grad()`), since the head is not part of the model.
+
+    Args:
+        head (`nn.Module`): The projection head.
+    """
+
+    def __init__(self, head: nn.Module) -> None:
+        self.head = head
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.head.zero_grad(set_to_none=True)
+
+
 # ----------------------------------------------------------------------------------------------------- trainer
 class DPORETrainer(DPOTrainer):
     r"""DPO with persona-representation regularization (DPORE), a drop-in [`~trl.DPOTrainer`].
@@ -360,13 +381,20 @@ class DPORETrainer(DPOTrainer):
     is refused, see `personalign.trainers.kept_rows`). Persona embeddings come from columns of the dataset
     (`persona_embedding`, or `persona_embedding_chosen` and `persona_embedding_rejected`) or are computed once from
     the data by the given [`PersonaEncoder`]; rows without one are trained with plain DPO. A projection head h_phi
-    (its parameters registered on the policy, so the optimizer, DDP and DeepSpeed see them) maps embeddings into the
-    policy's hidden space. With d = sim(y_chosen, h(G_c)) - sim(y_rejected, h(G_r)) per row:
+    (`projection_head`) maps embeddings into the policy's hidden space. The trainer holds it, not the policy: the
+    policy keeps exactly the parameters of its reference (so `sync_ref_model` and any code pairing policy and
+    reference parameters by name work), and the head joins the optimizer through `create_optimizer`, the gradient
+    clipping and, across processes, the gradient averaging. It takes the dtype of the policy's trainable parameters
+    (a model loaded in bfloat16 gets a bfloat16 head; float32 weights under `bf16=True` mixed precision keep a float32
+    head, which autocast runs in bfloat16). With d = sim(y_chosen, h(G_c)) - sim(y_rejected, h(G_r)) per row:
 
     - `re_placement="margin"` (the DPORE paper's L_total, §3.3): the loss is computed once, by DPORE, from the
       sequence log-probs of TRL's forwards and d: `loss_weights[0] * mean(-log sigmoid(beta * delta + lambda * d))`
-      (`dpore_margin_losses`); TRL's own loss value is not used. Needs `loss_type=["sigmoid"]`.
-    - `re_placement="additive"`: TRL's DPO loss (any `loss_type`) minus `lambda * mean(d)`.
+      (`dpore_margin_losses`); TRL's own loss value is not used. Needs TRL's loss to be the sigmoid term alone.
+    - `re_placement="additive"`: TRL's loss (any `loss_type` or weighted mix of them, WPO, LD, any f-divergence)
+      minus `lambda * mean(d)`: the DPORE paper's L_reg as a term of its own.
+    - `re_placement="auto"` (the default): margin where it applies, else additive; the choice is logged once and
+      written into `args.re_placement` (so the saved arguments and the model card show it).
 
     At `re_lambda=0` there is no head and no hook: it is `DPOTrainer` exactly. The forward hooks that read the
     policy's hidden states (and log-probs) are installed by `train`, `evaluate` and `compute_loss` for their duration
@@ -406,8 +434,12 @@ class DPORETrainer(DPOTrainer):
        reference log-probs.
     8. `_tag_names`, `_name`, `_paper`: the class attributes TRL's `create_model_card` reads.
     9. `trl.trainer.utils.hash_module` and datasets' `Dataset._fingerprint`: the embedding cache's fingerprint.
-    10. transformers' `PreTrainedModel._keys_to_ignore_on_save`: keeps the head out of the policy's checkpoint, and
-        `Trainer._save_checkpoint` saving through `save_model(output_dir, _internal_call=True)`.
+    10. transformers' `Trainer._save_checkpoint` saving through `save_model(output_dir, _internal_call=True)` (the
+        head is saved beside every checkpoint there).
+    11. transformers' `Trainer._clip_grad_norm(model)` and `Trainer._get_grad_norm(model, grad_norm)`: overridden so
+        the clipping and the logged `grad_norm` cover the head with the policy, as one global norm.
+    12. transformers' `Trainer._load_best_model()`: extended so `load_best_model_at_end=True` restores the head from
+        the best checkpoint with the policy.
 
     Metrics (`re/sim_chosen`, `re/sim_rejected`, `re/term`, `re/persona_rows`) are logged through the public `log`.
     """
@@ -464,7 +496,13 @@ class DPORETrainer(DPOTrainer):
             quantization_config=quantization_config,
             peft_config=peft_config,
         )
-        refuse_router_aux_loss(args, self._causal_lm().config.get_text_config())
+        if self.padding_free:
+            # TRL 1.16 turns padding_free off (with a warning), so this is reached only by a TRL that honours it.
+            raise InputError(
+                "DPORETrainer does not support padding_free=True: the regularizer pools each response's hidden states "
+                "from the padded [chosen; rejected] batch. Set padding_free=False."
+            )
+        resolve_re_placement(args, router_coefficient(args, self._causal_lm().config.get_text_config()))
         self.embedding_dim = self._embedding_dim()
         self.data_collator = PersonaEmbeddingCollator(
             self.data_collator,
@@ -475,7 +513,8 @@ class DPORETrainer(DPOTrainer):
         )
         self.projection_head: PersonaProjectionHead | None = None
         if args.re_lambda > 0:
-            self._attach_head()
+            self.projection_head = self._build_head()
+            self.add_callback(HeadGradientReset(self.projection_head))
 
     # ------------------------------------------------------------------------------------------ data preparation
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
@@ -528,10 +567,15 @@ class DPORETrainer(DPOTrainer):
                         for value in batch[column]:
                             if value is not None:
                                 return len(value)
+                if isinstance(dataset, IterableDataset):
+                    size = first_embedding_size(dataset, column)
+                    if size is not None:
+                        return size
         if self.args.re_lambda > 0:
             raise InputError(
                 f"DPORE needs persona embeddings: add a {columns[0]!r} column (or {columns[1]!r} and {columns[2]!r}), "
-                "pass persona_encoder=, or set re_embedding_dim for data whose rows all lack them."
+                "pass persona_encoder=, or set re_embedding_dim for data whose rows all lack them (an IterableDataset "
+                f"is searched in its first {ITERABLE_EMBEDDING_SCAN} rows)."
             )
         return 1
 
@@ -541,22 +585,121 @@ class DPORETrainer(DPOTrainer):
         model = self.accelerator.unwrap_model(self.model)
         return model.get_base_model() if hasattr(model, "get_base_model") else model
 
-    def _attach_head(self) -> None:
-        """Create h_phi and register it on the policy as `dpore_projection`."""
+    def _build_head(self) -> PersonaProjectionHead:
+        """Create h_phi on the policy's device, in the dtype of the policy's trainable parameters (`head_dtype`)."""
         hidden_size = self._causal_lm().config.get_text_config().hidden_size
         with torch.random.fork_rng(devices=[]):
             # Seeded on its own, so adding the head does not shift any other random draw of the run.
             torch.manual_seed(self.args.seed)
             head = PersonaProjectionHead(self.embedding_dim, hidden_size, self.args.re_projection_hidden_size)
         policy = self.accelerator.unwrap_model(self.model)
-        head.to(next(policy.parameters()).device)
-        # Registered on the policy so that the optimizer, DDP / FSDP / DeepSpeed and `model.train()` all cover it.
-        setattr(policy, HEAD_ATTRIBUTE, head)
-        if hasattr(policy, "_keys_to_ignore_on_save") and not hasattr(policy, "get_base_model"):
-            # The policy checkpoint stays a plain causal LM; the head is saved beside it (`save_model`).
-            ignored = set(policy._keys_to_ignore_on_save or [])
-            policy._keys_to_ignore_on_save = ignored | {f"{HEAD_ATTRIBUTE}.{key}" for key in head.state_dict()}
-        self.projection_head = head
+        return head.to(next(policy.parameters()).device, head_dtype(policy))
+
+    def load_projection_head(self, folder: str | Path) -> None:
+        """Load the projection head's weights from a checkpoint folder's `projection_head/` (in place: the optimizer
+        keeps its parameters).
+
+        Args:
+            folder (`str` or `Path`): A checkpoint (or output) folder DPORE saved.
+
+        Raises:
+            `FileNotFoundError`: If the folder has no `projection_head/`.
+        """
+        if self.projection_head is None:
+            return
+        saved = PersonaProjectionHead.from_pretrained(folder, subfolder=PROJECTION_HEAD_FOLDER)
+        self.projection_head.load_state_dict(saved.state_dict())
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """`Trainer.create_optimizer`, plus the projection head's parameters as two groups of their own (weights
+        with `weight_decay`, biases without, by `get_decay_parameter_names`; the learning rate and its schedule are
+        the policy's). They are added to an optimizer passed through `optimizers=` too, unless it already holds
+        them."""
+        optimizer = super().create_optimizer(model)
+        head = self.projection_head
+        if head is None:
+            return optimizer
+        held = {id(parameter) for group in optimizer.param_groups for parameter in group["params"]}
+        if any(id(parameter) in held for parameter in head.parameters()):
+            return optimizer
+        decay = set(self.get_decay_parameter_names(head))
+        named = [(name, parameter) for name, parameter in head.named_parameters() if parameter.requires_grad]
+        for params, weight_decay in (
+            ([p for n, p in named if n in decay], self.args.weight_decay),
+            ([p for n, p in named if n not in decay], 0.0),
+        ):
+            if params:
+                optimizer.add_param_group({"params": params, "weight_decay": weight_decay})
+        return optimizer
+
+    def _clips_head_with_policy(self) -> bool:
+        """Whether the accelerator's `clip_grad_norm_` takes the parameters it is given (not under DeepSpeed or FSDP,
+        which clip their own engine's or module's parameters)."""
+        return self.projection_head is not None and self.accelerator.distributed_type not in (
+            DistributedType.DEEPSPEED,
+            DistributedType.FSDP,
+        )
+
+    def _clip_grad_norm(self, model: nn.Module) -> Any:
+        """`Trainer._clip_grad_norm` (TRL internal 11) over the policy's and the head's gradients as one norm. Under
+        FSDP the policy is clipped by FSDP and the head on its own norm; DeepSpeed clips what its engine holds."""
+        if not self._clips_head_with_policy() or self._has_mixed_mesh_grads(model):
+            norm = super()._clip_grad_norm(model)
+            if self.projection_head is not None and self.accelerator.distributed_type == DistributedType.FSDP:
+                nn.utils.clip_grad_norm_(self.projection_head.parameters(), self.args.max_grad_norm)
+            return norm
+        parameters = [*model.parameters(), *self.projection_head.parameters()]
+        return self.accelerator.clip_grad_norm_(parameters, self.args.max_grad_norm)
+
+    def _get_grad_norm(self, model: nn.Module, grad_norm: Any = None) -> Any:
+        """`Trainer._get_grad_norm` (TRL internal 11): without clipping (`max_grad_norm=0`) the logged norm covers the
+        head too."""
+        if grad_norm is None and self._clips_head_with_policy() and not self._has_mixed_mesh_grads(model):
+            parameters = [*model.parameters(), *self.projection_head.parameters()]
+            grad_norm = self.accelerator.clip_grad_norm_(parameters, float("inf"))
+        return super()._get_grad_norm(model, grad_norm=grad_norm)
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """`DPOTrainer.training_step`; across processes (DDP, FSDP), the head's gradients are then averaged over them
+        at each synchronising step, as DDP averages the policy's (DeepSpeed's optimizer reduces them itself)."""
+        loss = super().training_step(*args, **kwargs)
+        head = self.projection_head
+        if (
+            head is not None
+            and self.accelerator.num_processes > 1
+            and self.accelerator.sync_gradients
+            and self.accelerator.distributed_type != DistributedType.DEEPSPEED
+        ):
+            self._average_head_gradients(head)
+        return loss
+
+    def _average_head_gradients(self, head: nn.Module) -> None:
+        """Average the head's gradients over the processes in one collective (every process joins it, also one
+        whose batches had no persona row and so no head gradient: it contributes zeros; where no process has one,
+        the gradients stay `None`, as in one process)."""
+        parameters = list(head.parameters())
+        present = any(parameter.grad is not None for parameter in parameters)
+        flat = torch.cat(
+            [
+                (parameter.grad if parameter.grad is not None else torch.zeros_like(parameter)).reshape(-1)
+                for parameter in parameters
+            ]
+            + [torch.ones(1, device=parameters[0].device, dtype=parameters[0].dtype) * present]
+        )
+        flat = self.accelerator.reduce(flat, reduction="sum")
+        if flat[-1].item() == 0:
+            return
+        flat = flat[:-1] / self.accelerator.num_processes
+        offset = 0
+        for parameter in parameters:
+            size = parameter.numel()
+            parameter.grad = flat[offset : offset + size].view_as(parameter).clone()
+            offset += size
+
+    def _load_best_model(self) -> None:
+        """`Trainer._load_best_model` (TRL internal 12), then the head from the same best checkpoint."""
+        super()._load_best_model()
+        self.load_projection_head(self.state.best_model_checkpoint)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """`Trainer.save_model`, plus the projection head in `projection_head/` (`config.json` + `model.safetensors`,
@@ -577,9 +720,8 @@ class DPORETrainer(DPOTrainer):
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise InputError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
-        if resume_from_checkpoint and self.projection_head is not None:
-            saved = PersonaProjectionHead.from_pretrained(resume_from_checkpoint, subfolder=PROJECTION_HEAD_FOLDER)
-            self.projection_head.load_state_dict(saved.state_dict())
+        if resume_from_checkpoint:
+            self.load_projection_head(resume_from_checkpoint)
         with self.representation_hooks():
             return super().train(resume_from_checkpoint, *args, **kwargs)
 
@@ -783,65 +925,124 @@ class DPORETrainer(DPOTrainer):
 
 
 def refuse_unsupported(args: DPOREConfig) -> None:
-    """Refuse, with the reason, the configurations DPORE cannot honour.
+    """Refuse, with the reason, the configurations DPORE cannot honour (before any model is loaded).
 
     Raises:
-        `InputError`: For the Liger kernel, `sync_ref_model`, `padding_free`, and, with `re_placement="margin"`, any
-            setting that makes TRL's loss more than DPO's sigmoid term (which the margin placement replaces).
+        `InputError`: For the Liger kernel, and for `re_placement="margin"` chosen explicitly with `re_lambda > 0`
+            together with a setting that makes TRL's loss more than DPO's sigmoid term (which the margin placement
+            replaces; `margin_conflicts`).
     """
     if args.use_liger_kernel:
         raise InputError(
             "DPORETrainer does not support use_liger_kernel=True: Liger's fused loss path replaces the forward that "
             "DPORE reads the policy's hidden states from. Set use_liger_kernel=False."
         )
-    if args.sync_ref_model:
-        raise InputError(
-            "DPORETrainer does not support sync_ref_model=True: the projection head is registered on the policy, so "
-            "TRL's parameter-by-parameter reference sync would pair the wrong tensors. Set sync_ref_model=False."
-        )
-    if args.padding_free:
-        raise InputError(
-            "DPORETrainer does not support padding_free=True: the regularizer pools each response's hidden states "
-            "from the padded [chosen; rejected] batch. Set padding_free=False."
-        )
-    if args.re_lambda > 0 and args.re_placement == "margin":
-        problems = []
-        if list(args.loss_type) != ["sigmoid"]:
-            problems.append(f"loss_type={args.loss_type} (needs ['sigmoid'] alone)")
-        if args.f_divergence_type != "reverse_kl":
-            problems.append(f"f_divergence_type={args.f_divergence_type!r}")
-        if args.ld_alpha is not None:
-            problems.append(f"ld_alpha={args.ld_alpha}")
-        if args.use_weighting:
-            problems.append("use_weighting=True")
+    if args.re_lambda > 0 and args.re_placement == "margin" and not getattr(args, "re_placement_auto", False):
+        problems = margin_conflicts(args)
         if problems:
             raise InputError(
                 "re_placement='margin' puts the regularizer inside DPO's sigmoid log-likelihood and computes the whole "
                 f"loss as the DPORE paper's L_total, which {', '.join(problems)} changes; use re_placement='additive' "
-                "with these settings."
+                "(or 'auto', the default) with these settings."
             )
 
 
-def refuse_router_aux_loss(args: DPOREConfig, text_config: Any) -> None:
-    """Refuse the margin placement on a Mixture-of-Experts policy whose load-balancing loss TRL would add: the margin
-    placement computes the whole loss as L_total, which has no such term. The rule is `DPOConfig.router_aux_loss_coef`'s
-    documented one: the argument when set, else the model config's coefficient; 0 disables it.
+def router_coefficient(args: DPOREConfig, text_config: Any) -> float:
+    """The MoE load-balancing coefficient TRL adds to its loss, by `DPOConfig.router_aux_loss_coef`'s documented
+    rule: the argument when set, else the model config's coefficient; 0 disables it (and a model without a router
+    has none).
 
     Args:
         args (`DPOREConfig`): The run's configuration.
         text_config (`transformers.PretrainedConfig`): The policy's text config.
 
-    Raises:
-        `InputError`: If the router loss is on and `re_placement="margin"` with `re_lambda > 0`.
+    Returns:
+        `float`: The coefficient (0.0: no router term).
     """
-    if args.re_lambda == 0 or args.re_placement != "margin" or not hasattr(text_config, "output_router_logits"):
-        return
+    if not hasattr(text_config, "output_router_logits"):
+        return 0.0
     coefficient = args.router_aux_loss_coef
     if coefficient is None:
         coefficient = getattr(text_config, "router_aux_loss_coef", 0.0)
-    if coefficient:
-        raise InputError(
-            "re_placement='margin' computes the whole loss as the DPORE paper's L_total, which has no MoE "
-            f"load-balancing term (router_aux_loss_coef={coefficient}); use re_placement='additive', or set "
-            "router_aux_loss_coef=0.0."
-        )
+    return float(coefficient or 0.0)
+
+
+def resolve_re_placement(args: DPOREConfig, router_aux_loss_coef: float = 0.0) -> str:
+    """Decide the placement of the regularizer for a run, now that the model is known, and write it into
+    `args.re_placement`.
+
+    A placement the user chose is kept (and `"margin"` is refused with an MoE router loss, which L_total has no term
+    for). `"auto"` (recorded by the config as `re_placement_auto`) is `"margin"`, the DPORE paper's L_total, when TRL's
+    loss is the sigmoid term alone, else `"additive"`; with `re_lambda > 0` the choice is logged, once per trainer.
+
+    Args:
+        args (`DPOREConfig`): The run's configuration (its `re_placement` is updated).
+        router_aux_loss_coef (`float`, *optional*, defaults to `0.0`): From `router_coefficient`.
+
+    Returns:
+        `str`: `"margin"` or `"additive"`.
+
+    Raises:
+        `InputError`: If `re_placement="margin"` was chosen explicitly, `re_lambda > 0`, and the router loss is on.
+    """
+    if not getattr(args, "re_placement_auto", False):
+        if args.re_lambda > 0 and args.re_placement == "margin" and router_aux_loss_coef:
+            raise InputError(
+                "re_placement='margin' computes the whole loss as the DPORE paper's L_total, which has no MoE "
+                f"load-balancing term (router_aux_loss_coef={router_aux_loss_coef}); use re_placement='additive' "
+                "(or 'auto', the default), or set router_aux_loss_coef=0.0."
+            )
+        return args.re_placement
+    problems = margin_conflicts(args)
+    if router_aux_loss_coef:
+        problems.append(f"an MoE load-balancing term (router_aux_loss_coef={router_aux_loss_coef})")
+    args.re_placement = "additive" if problems else "margin"
+    if args.re_lambda > 0:
+        if problems:
+            logger.warning(
+                "DPORE: re_placement='auto' chose 'additive' (TRL's loss - lambda * mean(d)) because of %s; the margin "
+                "placement (the DPORE paper's L_total) needs TRL's loss to be the sigmoid term alone.",
+                ", ".join(problems),
+            )
+        else:
+            logger.info("DPORE: re_placement='auto' chose 'margin' (the DPORE paper's L_total) for the sigmoid loss.")
+    return args.re_placement
+
+
+def head_dtype(policy: nn.Module) -> torch.dtype:
+    """The dtype for DPORE's projection head: that of the policy's trainable parameters (a policy loaded in bfloat16
+    or float16 trains a head of the same dtype; float32 weights trained under mixed precision, and PEFT adapters,
+    which PEFT keeps in float32, give a float32 head that autocast runs in the low precision).
+
+    Args:
+        policy (`nn.Module`): The (unwrapped) policy.
+
+    Returns:
+        `torch.dtype`: The first trainable floating-point parameter's dtype, else the first floating-point one's.
+    """
+    floating = [parameter for parameter in policy.parameters() if parameter.is_floating_point()]
+    trainable = [parameter for parameter in floating if parameter.requires_grad]
+    return (trainable or floating)[0].dtype if floating else torch.float32
+
+
+def first_embedding_size(dataset: IterableDataset, column: str) -> int | None:
+    """The size of the first non-missing value of `column` in an `IterableDataset`, read from its first
+    `ITERABLE_EMBEDDING_SCAN` rows (the stream is not consumed: iterating an `IterableDataset` starts it anew).
+
+    Args:
+        dataset (`datasets.IterableDataset`): The dataset.
+        column (`str`): An embedding column.
+
+    Returns:
+        `int` or `None`: The size, or `None` when the column is absent or missing in all those rows.
+    """
+    names = dataset.column_names
+    if names is not None and column not in names:
+        return None
+    for index, example in enumerate(dataset):
+        if index >= ITERABLE_EMBEDDING_SCAN:
+            return None
+        value = example.get(column)
+        if value is not None:
+            return len(value)
+    return None
