@@ -15,6 +15,9 @@ from .data import NEGATIVE_PERSONAS_COLUMN, PERSONA_ID_COLUMN, text_columns
 
 logger = logging.getLogger(__name__)
 
+ROW_INDEX_COLUMN = "row_index"
+"""The index `PersonaEncoderTrainer` adds to each training row: augmentation is a function of (seed, epoch, row)."""
+
 
 def persona_batches(
     order: Sequence[int],
@@ -115,7 +118,8 @@ class PersonaBatchSampler(DefaultBatchSampler):
             self.negative_personas = [[str(p) for p in ids] for ids in dataset[NEGATIVE_PERSONAS_COLUMN]]
         else:
             self.negative_personas = [[] for _ in self.anchor_personas]
-        columns = [c for c in text_columns(dataset.column_names) if c not in (valid_label_columns or ())]
+        ignored = {ROW_INDEX_COLUMN, *(valid_label_columns or ())}
+        columns = [c for c in text_columns(dataset.column_names) if c not in ignored]
         values = [dataset[c] for c in columns]
         self.row_texts = [list(texts) for texts in zip(*values, strict=True)] if values else [[]] * len(dataset)
         # A row whose own negative carries its anchor's or positive's text: a false negative no batch can avoid.
