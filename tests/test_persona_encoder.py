@@ -162,6 +162,13 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     state = json.loads((tmp_path / "encoder-checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
 
+    # Started again with --overwrite: the earlier run's checkpoints go (moved aside, then deleted), so a later
+    # --resume continues the new run.
+    fresh = runner.invoke(app, [*common, *small, "--max_steps", "2", "--save_steps", "2", "--overwrite"])
+    assert fresh.exit_code == 0, fresh.output
+    assert [p.name for p in (tmp_path / "encoder-checkpoints").iterdir()] == ["checkpoint-2"]
+    assert not list(tmp_path.glob("*earlier-run*"))
+
     scores = tmp_path / "scores.json"
     result = runner.invoke(
         app, ["eval", "encoder", "--model", str(output), "--dataset", str(data), "--output", str(scores)]
