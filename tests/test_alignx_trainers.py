@@ -149,10 +149,98 @@ def test_ready_prompts_pass_through_and_bad_settings_are_refused(tiny_lm_path, t
     )
     assert "<|user|>\nHi<|end|>" in tokenizer.decode(trainer.train_dataset[0]["prompt_ids"])
     assert not hasattr(trainer.train_dataset, "set_epoch")  # nothing to redraw
-    with pytest.raises(ValueError, match="precompute_ref_log_probs=True fixes one rendering"):
-        PBAConfig(output_dir=str(tmp_path), precompute_ref_log_probs=True, **COMMON)
     with pytest.raises(TypeError, match="ICATrainer needs a ICAConfig"):
         ICATrainer(model=str(tiny_lm_path), args=PBAConfig(output_dir=str(tmp_path), **COMMON), train_dataset=ready)
+
+
+READY = [
+    {
+        "prompt": [{"role": "user", "content": f"Hi {i}"}],
+        "chosen": [{"role": "assistant", "content": "Yo"}],
+        "rejected": [{"role": "assistant", "content": "Hello there"}],
+    }
+    for i in range(4)
+]
+
+
+@pytest.mark.parametrize("trainer_class", [PBATrainer, ICATrainer])
+def test_precomputed_reference_log_probs_where_nothing_is_redrawn(tiny_lm_path, tokenizer, tmp_path, trainer_class):
+    """Redraw is on by default; data without persona columns is never redrawn, so precomputing is allowed (map-style:
+    the reference log-probs are columns of the prepared rows; iterable: TRL's own refusal, as for stock DPO). Persona
+    rows are refused only while they are redrawn each epoch, naming what to set instead."""
+    config_class = trainer_class._config_class
+    args = config_class(output_dir=str(tmp_path), precompute_ref_log_probs=True, **{**COMMON, "max_steps": 1})
+    assert args.redraw_history_each_epoch  # the default
+    trainer = trainer_class(
+        model=str(tiny_lm_path), args=args, train_dataset=Dataset.from_list(READY), processing_class=tokenizer
+    )
+    assert {"ref_chosen_logps", "ref_rejected_logps"} <= set(trainer.train_dataset.column_names)
+    trainer.train()
+
+    streamed = Dataset.from_list(READY).to_iterable_dataset()
+    with pytest.raises(ValueError, match="not supported with IterableDataset"):  # TRL's message, as stock DPOTrainer
+        trainer_class(model=str(tiny_lm_path), args=args, train_dataset=streamed, processing_class=tokenizer)
+
+    raw = Dataset.from_list(list(alignx_rows(4, seed=4, history_size=(1, 2))))
+    with pytest.raises(ValueError, match="set redraw_history_each_epoch=False") as refused:
+        trainer_class(model=str(tiny_lm_path), args=args, train_dataset=raw, processing_class=tokenizer)
+    assert "epoch-0 prompts" in str(refused.value)
+    for fixed in ({"redraw_history_each_epoch": False}, {"keep_full_history": True}):
+        args = config_class(output_dir=str(tmp_path), precompute_ref_log_probs=True, **{**COMMON, **fixed})
+        trainer = trainer_class(model=str(tiny_lm_path), args=args, train_dataset=raw, processing_class=tokenizer)
+        assert "ref_chosen_logps" in trainer.train_dataset.column_names
+
+
+def test_iterable_persona_rows_train_on_the_epoch_zero_draw(tiny_lm_path, tokenizer, tmp_path, caplog):
+    raw = Dataset.from_list(list(alignx_rows(4, seed=4, history_size=(1, 2))))
+    args = PBAConfig(output_dir=str(tmp_path), **{**COMMON, "max_steps": 1, "per_device_train_batch_size": 2})
+    with caplog.at_level("WARNING", logger="personalign.trainers.alignx_trainer"):
+        trainer = PBATrainer(
+            model=str(tiny_lm_path), args=args, train_dataset=raw.to_iterable_dataset(), processing_class=tokenizer
+        )
+    assert "drawn once" in caplog.text
+    first = next(iter(trainer.train_dataset))
+    built = render_row(raw[0], 0, "pba", AlignXBuildConfig(seed=0))
+    prompt = tokenizer.apply_chat_template(built["prompt"], tokenize=False, add_generation_prompt=True)
+    assert tokenizer.decode(first["prompt_ids"]) == prompt
+    trainer.train()
+
+
+class RecordingPBATrainer(PBATrainer):
+    """Records every training batch's token ids, in the training process (the collator runs in the workers)."""
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        self.batches.append(inputs["input_ids"].tolist())
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def _recorded_batches(path, tokenizer, tmp_path, raw, **settings):
+    args = PBAConfig(
+        output_dir=str(tmp_path), num_train_epochs=2, **{**COMMON, "per_device_train_batch_size": 4, **settings}
+    )
+    trainer = RecordingPBATrainer(model=str(path), args=args, train_dataset=raw, processing_class=tokenizer)
+    trainer.batches = []
+    trainer.train()
+    return trainer.batches
+
+
+def test_persistent_dataloader_workers_train_each_epoch_on_its_own_draw(tiny_lm_path, tokenizer, tmp_path):
+    """Persistent workers started in epoch 0 see the epoch each later one is in, and its rows: the batches are those
+    of a run without workers, draw for draw."""
+    raw = Dataset.from_list(list(alignx_rows(8, seed=4, history_size=(4, 8))))
+    plain = _recorded_batches(tiny_lm_path, tokenizer, tmp_path / "plain", raw)
+    workers = _recorded_batches(
+        tiny_lm_path,
+        tokenizer,
+        tmp_path / "workers",
+        raw,
+        dataloader_num_workers=2,
+        dataloader_persistent_workers=True,
+    )
+    assert len(plain) == 4
+    sequences = [{tuple(row) for batch in plain[epoch * 2 : epoch * 2 + 2] for row in batch} for epoch in (0, 1)]
+    assert sequences[0] != sequences[1]  # epoch 1 trains on a new history draw
+    assert workers == plain
 
 
 def _train_and_flip(trainer_class, config_class, path, tokenizer, tmp_path, num_rows, seed, **settings):

@@ -19,6 +19,7 @@ from personalign.encoder import (
     table_excerpts,
     truncate_text,
 )
+from personalign.encoder.data import text_columns
 from personalign.personas.persona import Persona
 from personalign.personas.prompts import render_history
 
@@ -293,6 +294,59 @@ def test_persona_batches_defers_conflicting_rows_instead_of_dropping_them():
     for batch in batches:
         shown = [anchors[i] for i in batch] + [n for i in batch for n in negatives[i]]
         assert len(shown) == len(set(shown))
+
+
+def test_sampler_keeps_a_text_two_personas_share_out_of_one_batch_and_reports_small_batches(caplog):
+    """8 users, 4 of whom share "thanks, very helpful": no batch holds that text for two personas (as one anchor's
+    positive and another row's negative), small batches are reported once with counts, and no batch shows fewer
+    than two personas (one that would, gives no loss, is dropped and counted)."""
+    shared = "thanks, very helpful"
+    persona_ids, texts = [], []
+    for user in range(8):
+        own = [f"user {user} says thing {k} about their day" for k in range(3)] + ([shared] if user < 4 else [])
+        persona_ids += [f"u{user}"] * len(own)
+        texts += own
+    rows = contrastive_rows(Dataset.from_dict({"persona_id": persona_ids, "text": texts}), num_negatives=1, seed=0)
+    text_cols = text_columns(rows.column_names)
+    sampler = PersonaBatchSampler(rows, batch_size=16, drop_last=False, seed=0)
+    with caplog.at_level("WARNING", logger="personalign.encoder.sampler"):
+        for epoch in range(4):
+            sampler.set_epoch(epoch)
+            batches = list(sampler)
+            placed = {i for batch in batches for i in batch}
+            assert len(placed) == sum(map(len, batches))
+            for batch in batches:
+                owner = {}
+                for i in batch:
+                    row = rows[i]
+                    personas = [row["persona_id"], row["persona_id"], *row["negative_persona_ids"]]
+                    for column, persona in zip(text_cols, personas, strict=True):
+                        assert owner.setdefault(row[column], persona) == persona, f"{row[column]!r} in batch {batch}"
+                assert len(set(_batch_personas(rows, batch))) >= 2  # every batch can give a loss
+            assert not placed & sampler.self_conflicting  # a row with a false negative of its own
+    reports = [r.getMessage() for r in caplog.records if r.name == "personalign.encoder.sampler"]
+    assert len(reports) == 1  # once per sampler
+    assert (
+        "batches hold fewer than the 16 rows asked for" in reports[0] and "8 personas, 2 shown per row" in reports[0]
+    )
+
+
+def test_sampler_drops_a_batch_that_cannot_give_a_loss_and_refuses_data_that_never_can(caplog):
+    """Persona a has three rows, b two (no explicit negatives): the third batch would hold one row of a alone, whose
+    InfoNCE loss is 0; it is dropped and counted."""
+    rows = Dataset.from_dict(
+        {
+            "anchor": ["a1", "a2", "a3", "b1", "b2"],
+            "positive": ["a2", "a3", "a1", "b2", "b1"],
+            "persona_id": ["a", "a", "a", "b", "b"],
+        }
+    )
+    with caplog.at_level("WARNING", logger="personalign.encoder.sampler"):
+        batches = list(PersonaBatchSampler(rows, batch_size=4, drop_last=False, seed=0))
+    assert len(batches) == 2 and all({rows[i]["persona_id"] for i in batch} == {"a", "b"} for batch in batches)
+    assert "1 batches (1 rows) that show one persona were dropped (no loss)" in caplog.text
+    with pytest.raises(ValueError, match="no batch of 2 contrastive rows shows two personas"):
+        list(PersonaBatchSampler(rows.select([0, 1]), batch_size=4, drop_last=False, seed=0))
 
 
 def test_truncation_changes_inputs_and_keeps_labels(excerpts):

@@ -162,6 +162,13 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     state = json.loads((tmp_path / "encoder-checkpoints" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
 
+    # Started again with --overwrite: the earlier run's checkpoints go (moved aside, then deleted), so a later
+    # --resume continues the new run.
+    fresh = runner.invoke(app, [*common, *small, "--max_steps", "2", "--save_steps", "2", "--overwrite"])
+    assert fresh.exit_code == 0, fresh.output
+    assert [p.name for p in (tmp_path / "encoder-checkpoints").iterdir()] == ["checkpoint-2"]
+    assert not list(tmp_path.glob("*earlier-run*"))
+
     scores = tmp_path / "scores.json"
     result = runner.invoke(
         app, ["eval", "encoder", "--model", str(output), "--dataset", str(data), "--output", str(scores)]
@@ -280,3 +287,79 @@ def test_prompts_on_the_tiny_encoder_prepend_text_and_count_in_the_limit(tiny_en
     encoder.max_seq_length = 4
     assert encoder.tokenize(["a long text of many words"])["input_ids"].shape[1] == 4
     assert not hasattr(encoder, "max_length")  # renamed: max_seq_length, as sentence-transformers calls it
+
+
+# ------------------------------------------------------------------------- augmentation: workers, epochs, resume
+def _augmentation_excerpts():
+    from datasets import Dataset
+
+    persona_ids, texts = [], []
+    for user in range(6):
+        for k in range(3):
+            persona_ids.append(f"u{user}")
+            texts.append(f"user {user} writes note {k}: the long walk home took us past the river and the mill")
+    return Dataset.from_dict({"persona_id": persona_ids, "text": texts})
+
+
+class _RecordingEncoderTrainer(PersonaEncoderTrainer):
+    """Records the token ids of every training batch, in the training process (the collator runs in workers)."""
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        self.batches.append({key: value.tolist() for key, value in inputs.items() if key.endswith("input_ids")})
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+def _augmented_run(path, tmp_path, resume=None, **settings):
+    encoder = PersonaEncoder.from_pretrained(path)
+    args = _training_args(
+        tmp_path,
+        per_device_train_batch_size=4,
+        num_train_epochs=2,
+        truncation_probability=0.5,
+        **settings,
+    )
+    trainer = _RecordingEncoderTrainer(model=encoder, args=args, train_dataset=_augmentation_excerpts())
+    trainer.batches = []
+    trainer.train(resume_from_checkpoint=resume)
+    return trainer.batches, {name: value.detach().clone() for name, value in encoder.state_dict().items()}
+
+
+def test_augmentation_is_the_same_with_dataloader_workers(tiny_encoder_path, tmp_path):
+    """Truncation is a function of (seed, epoch, row): two (persistent) workers cut exactly as the training process
+    does, in both epochs, and the epochs cut differently."""
+    plain, _ = _augmented_run(tiny_encoder_path, tmp_path / "plain")
+    workers, _ = _augmented_run(
+        tiny_encoder_path,
+        tmp_path / "workers",
+        dataloader_num_workers=2,
+        dataloader_persistent_workers=True,
+    )
+    assert len(plain) >= 4 and workers == plain
+
+    from personalign.encoder import PersonaContrastiveCollator, contrastive_rows
+
+    rows = [dict(row, row_index=i) for i, row in enumerate(contrastive_rows(_augmentation_excerpts(), seed=0))]
+    collator = PersonaContrastiveCollator(preprocess_fn=None, truncation_probability=0.5, seed=0)
+    epoch0 = collator.augment(rows)
+    assert collator.augment(rows[::-1])[::-1] == epoch0  # a row's cut does not depend on its batch or position
+    collator.set_epoch(1)
+    assert collator.augment(rows) != epoch0
+
+
+def test_a_resumed_encoder_run_equals_an_uninterrupted_one(tiny_encoder_path, tmp_path):
+    """Checkpoints at every step; the run resumed from a mid-epoch-0 checkpoint ends with the uninterrupted run's
+    weights (the augmentation no longer restarts from the seed) and trains the same batches after the resume point."""
+    import shutil
+
+    straight, expected = _augmented_run(tiny_encoder_path, tmp_path / "straight", save_strategy="steps", save_steps=1)
+    checkpoints = sorted((tmp_path / "straight" / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    resume_at = checkpoints[1]  # step 2: mid-epoch 0
+    copy = tmp_path / "resumed" / "checkpoints"
+    copy.mkdir(parents=True)
+    shutil.copytree(resume_at, copy / resume_at.name)
+    resumed, got = _augmented_run(
+        tiny_encoder_path, tmp_path / "resumed", resume=str(copy / resume_at.name), save_strategy="no"
+    )
+    assert resumed == straight[2:]
+    assert expected.keys() == got.keys()
+    assert max((expected[name] - got[name]).abs().max().item() for name in expected) <= 1e-6

@@ -652,3 +652,48 @@ def test_training_outputs_follow_the_umask(pba_run):
     os.umask(mask)
     files = [pba_run / "model.safetensors", pba_run / "checkpoint-3" / "model.safetensors"]
     assert [oct(path.stat().st_mode & 0o777) for path in files] == [oct(0o666 & ~mask)] * 2
+
+
+def test_overwrite_sets_the_earlier_run_aside_so_resume_continues_the_new_one(pba_run, assets, tmp_path, caplog):
+    """train (3 steps) -> train --overwrite (1 step) -> --resume (to step 2): the resume continues the new run, not
+    the earlier run's last checkpoint; the earlier run is moved aside in one announced rename, deleted at the end."""
+    import shutil
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    again = runner.invoke(app, [*tiny_args(assets, "pba", output), "--max_steps", "1", "--overwrite", "true"])
+    assert again.exit_code == 0, again.output
+    lines = [r.getMessage() for r in caplog.records if r.name == "personalign.hub.run_record"]
+    assert len(lines) == 1 and lines[0].startswith(f"--overwrite: moved the earlier run in {output} to {tmp_path}")
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # the set-aside run is gone once this one finished
+    assert json.loads((output / RUN_RECORD).read_text())["hyperparameters"]["max_steps"] == 1
+
+    resumed = runner.invoke(app, [*tiny_args(assets, "pba", output), "--max_steps", "2", "--resume", "true"])
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted(p.name for p in output.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+    state = json.loads((output / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2]
+
+
+def test_a_resumed_run_s_record_reports_the_whole_run(pba_run, assets, tmp_path, monkeypatch, capsys):
+    """Killed after checkpoint-2 and resumed to step 3: the record's train_loss is the mean over all 3 steps (not
+    step 3's alone) and num_tokens goes on from the checkpoint, as in the uninterrupted run's record."""
+    import shutil
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    shutil.rmtree(output / "checkpoint-3")
+    for name in ("model.safetensors", RUN_RECORD):
+        (output / name).unlink()
+    code, _ = resume_in_process(monkeypatch, capsys, assets, output)
+    assert code in (0, None)
+    straight = json.loads((pba_run / RUN_RECORD).read_text())["train_metrics"]
+    resumed = json.loads((output / RUN_RECORD).read_text())["train_metrics"]
+    assert resumed["train_loss"] == pytest.approx(straight["train_loss"], rel=1e-9, abs=1e-12)
+    tokens = [
+        [e["num_tokens"] for e in json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]]
+        for run in (pba_run, output)
+    ]
+    assert tokens[0] == tokens[1] and tokens[0][-1] > tokens[0][0]  # the count goes on from the checkpoint
+    assert resumed["num_tokens"] == straight["num_tokens"] == tokens[0][-1]

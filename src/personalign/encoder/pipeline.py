@@ -4,6 +4,7 @@ train with held-out personas, write the encoder, its card and its results."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from ..data.loading import load_source
 from ..errors import InputError
 from ..hub.cards import render_model_card
+from ..hub.run_record import set_aside_earlier_run
 from ..io import atomic_output, checkpoint_to_resume, ensure_writable, list_checkpoints
 from ..papers import DPORE_CITATION
 from .data import (
@@ -173,7 +175,8 @@ def train_encoder(
 
     Personas are split first (`eval_fraction` of them held out, seeded by `args.seed`); the held-out ones are scored
     before and after training and, during training, by a `PersonaRetrievalEvaluator` whenever `args` evaluates.
-    Checkpoints go to `args.output_dir`; `resume=True` continues from the last one there.
+    Checkpoints go to `args.output_dir`; `resume=True` continues from the last one there, `overwrite=True` moves the
+    earlier run's checkpoints aside first (deleted once this run has finished).
 
     Returns:
         `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
@@ -194,6 +197,8 @@ def train_encoder(
             f"{checkpoints} holds checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
             "start again."
         )
+    # Started again: the earlier run's checkpoints must not stay to be resumed (deleted once this run has finished).
+    earlier = set_aside_earlier_run(checkpoints) if overwrite and not resume else None
     train, held_out = (excerpts, None) if not eval_fraction else split_personas(excerpts, eval_fraction, args.seed)
     check_retrieval_split(train, held_out, dataset)
     results: dict[str, Any] = {}
@@ -229,4 +234,6 @@ def train_encoder(
         (folder / "README.md").write_text(card, encoding="utf-8")
         if results:
             (folder / RESULTS_FILE).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)
     return results

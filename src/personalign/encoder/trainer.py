@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from datasets import Dataset, DatasetDict
 from sentence_transformers import SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from transformers import TrainerCallback
 
 from ..errors import InputError
 from .data import (
@@ -21,41 +24,70 @@ from .data import (
     truncate_text,
 )
 from .modeling_persona_encoder import PersonaEncoder
+from .sampler import ROW_INDEX_COLUMN
 from .training_args import PersonaEncoderTrainingArguments
 
-ID_COLUMNS = (PERSONA_ID_COLUMN, NEGATIVE_PERSONAS_COLUMN)
+ID_COLUMNS = (PERSONA_ID_COLUMN, NEGATIVE_PERSONAS_COLUMN, ROW_INDEX_COLUMN)
 
 
 @dataclass
 class PersonaContrastiveCollator(SentenceTransformerDataCollator):
     """sentence-transformers' collator for contrastive rows: randomly truncates texts (with
-    `truncation_probability`), drops the persona id columns (they steer the sampler, they are not inputs), then
-    tokenizes every text column in order (anchor, positive, negatives)."""
+    `truncation_probability`), drops the persona id and row index columns (they steer the sampler and the
+    augmentation, they are not inputs), then tokenizes every text column in order (anchor, positive, negatives).
+
+    The truncation of a row is a function of (`seed`, epoch, the row's `row_index`; its anchor text when it has
+    none) only, not of a generator's state: DataLoader workers, epochs and a resumed run all draw the same cuts. The
+    epoch sits in shared memory (`set_epoch`, called by the trainer in the training process), so persistent workers
+    see it.
+    """
 
     truncation_probability: float = 0.0
     min_truncation_fraction: float = 0.5
     seed: int = 0
-    _rng: random.Random = field(init=False, repr=False, default=None)
+    _epoch: torch.Tensor = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        """The training epoch whose augmentation draws are used."""
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use `epoch`'s augmentation draws from now on (in this process and its DataLoader workers)."""
+        self._epoch.fill_(epoch)
 
     def augment(self, features: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows with each text truncated with probability `truncation_probability`; ids untouched."""
         if not self.truncation_probability:
             return features
         augmented = []
+        epoch = self.epoch
         for row in features:
             row = dict(row)
-            for column in text_columns(list(row)):
-                if isinstance(row[column], str) and self._rng.random() < self.truncation_probability:
-                    row[column] = truncate_text(row[column], self._rng, self.min_truncation_fraction)
+            key = row.get(ROW_INDEX_COLUMN, row.get("anchor"))
+            rng = random.Random(f"{self.seed}:{epoch}:{key}")  # str seeds hash the same in every process
+            for column in text_columns([c for c in row if c != ROW_INDEX_COLUMN]):
+                if isinstance(row[column], str) and rng.random() < self.truncation_probability:
+                    row[column] = truncate_text(row[column], rng, self.min_truncation_fraction)
             augmented.append(row)
         return augmented
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = [{k: v for k, v in row.items() if k not in ID_COLUMNS} for row in self.augment(features)]
         return super().__call__(rows)
+
+
+class AugmentationEpochCallback(TrainerCallback):
+    """Moves a `PersonaContrastiveCollator` to the epoch the training loop starts (also after resuming mid-epoch)."""
+
+    def __init__(self, collator: PersonaContrastiveCollator) -> None:
+        self.collator = collator
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.collator.set_epoch(math.floor((state.epoch or 0.0) + 1e-6))
 
 
 class PersonaEncoderTrainer(SentenceTransformerTrainer):
@@ -108,6 +140,8 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
         self.persona_encoder = model
         sentence_model = model.to_sentence_transformer()  # the encoder's own modules, so training trains it
         train_dataset = _as_contrastive(train_dataset, args)
+        if train_dataset is not None and ROW_INDEX_COLUMN not in train_dataset.column_names:
+            train_dataset = train_dataset.add_column(ROW_INDEX_COLUMN, list(range(len(train_dataset))))
         if isinstance(eval_dataset, (dict, DatasetDict)):
             eval_dataset = DatasetDict({name: _as_contrastive(ds, args) for name, ds in eval_dataset.items()})
         else:
@@ -122,6 +156,8 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
             loss=loss,
             **kwargs,
         )
+        if isinstance(self.data_collator, PersonaContrastiveCollator):
+            self.add_callback(AugmentationEpochCallback(self.data_collator))
 
     def get_data_collator(self, model: Any, args: Any, processing_class: Any = None) -> PersonaContrastiveCollator:
         prompts = args.prompts

@@ -1,19 +1,25 @@
 """The run record (`personalign_run.json`) written beside trained weights: method, base model, datasets, the
 hyperparameters that differ from their defaults, metrics. Model cards are built from it. Everything about the file
-lives here: its name, what goes into it (`changed_fields`, `to_jsonable`), writing and reading it."""
+lives here: its name, what goes into it (`changed_fields`, `to_jsonable`, `whole_run_train_metrics` of a resumed
+run), writing and reading it; and the run's folder bookkeeping (`set_aside_earlier_run` for `--overwrite`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import enum
 import json
-from collections.abc import Mapping
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..io import atomic_output
 from ..methods import METHODS
+
+logger = logging.getLogger(__name__)
 
 RUN_RECORD = "personalign_run.json"
 """Written beside the trained weights: method, base model, datasets, hyperparameters and metrics. `push-model` builds
@@ -115,3 +121,81 @@ def read_run_record(folder: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("method") not in METHODS:
         raise InputError(f"{path}: expected a run record with 'method' one of {', '.join(METHODS)}.")
     return record
+
+
+def set_aside_earlier_run(folder: str | Path) -> Path | None:
+    """Move the earlier run in `folder` (its checkpoints, weights, records: everything in it) to a new sibling folder
+    in one rename, leaving `folder` empty, so that nothing of it can be resumed or mixed with the new run; says so in
+    one warning line. The caller deletes the returned folder once the new run has finished (a failed run keeps it).
+
+    Args:
+        folder (`str` or `Path`): The output folder of a run started again (`--overwrite`).
+
+    Returns:
+        `Path` or `None`: Where the earlier run now is; `None` when `folder` was absent or empty (nothing moved).
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    aside = Path(tempfile.mkdtemp(prefix=f"{folder.name}.earlier-run-", dir=folder.parent))
+    os.replace(folder, aside)  # onto the empty folder made for it: one rename, nothing copied
+    folder.mkdir(mode=aside.stat().st_mode & 0o777)
+    logger.warning(
+        f"--overwrite: moved the earlier run in {folder} to {aside}; it is deleted when this run finishes (kept if "
+        "it fails)."
+    )
+    return aside
+
+
+def whole_run_train_metrics(
+    metrics: Mapping[str, Any], log_history: Sequence[Mapping[str, Any]], resumed_from: int, global_step: int
+) -> dict[str, Any]:
+    """The training metrics of a run as a whole, for its record. `Trainer.train` reports `train_loss` over the steps
+    of its own call only, so a resumed run's comes from the resumed steps; here the steps before `resumed_from` are
+    added back from the log history (each logged `loss` is the mean over the steps since the log before it, so it
+    is weighted by that many steps). `num_tokens` is the last one logged (cumulative over the run when the trainer's
+    count continued from the checkpoint, see `personalign.scripts.utils.train_and_save`).
+
+    When the checkpoint's last logged step is before `resumed_from` (logging_steps does not divide the save step),
+    the steps in between are unknown: `train_loss` covers the others, `train_loss_steps` says how many, and a
+    warning names the gap.
+
+    Args:
+        metrics (`Mapping`): `TrainOutput.metrics` of the (resumed) `train` call.
+        log_history (`Sequence[Mapping]`): `trainer.state.log_history` after training (the checkpoint's history,
+            then this call's logs).
+        resumed_from (`int`): The global step the run resumed from (0: not resumed).
+        global_step (`int`): The global step at the end.
+
+    Returns:
+        `dict`: `metrics` with `train_loss` over the whole run and `num_tokens` when the history has it.
+    """
+    result = dict(metrics)
+    tokens = logged_before(log_history, "num_tokens", global_step)
+    if tokens is not None:
+        result["num_tokens"] = tokens
+    if resumed_from <= 0 or "train_loss" not in metrics:
+        return result
+    total, covered = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and entry.get("step", 0) <= resumed_from:
+            total += entry["loss"] * (entry["step"] - covered)
+            covered = entry["step"]
+    resumed_steps = global_step - resumed_from
+    total += metrics["train_loss"] * resumed_steps
+    result["train_loss"] = total / max(covered + resumed_steps, 1)
+    if covered < resumed_from:
+        result["train_loss_steps"] = covered + resumed_steps
+        logger.warning(
+            f"the run resumed from step {resumed_from}, but the checkpoint's last logged loss is at step {covered}: "
+            f"train_loss covers {covered + resumed_steps} of {global_step} steps (a logging_steps that divides "
+            "save_steps logs every checkpoint's step)."
+        )
+    return result
+
+
+def logged_before(log_history: Sequence[Mapping[str, Any]], key: str, step: int) -> Any:
+    """The last value of `key` logged at or before `step` (e.g. the cumulative `num_tokens` at a checkpoint), or
+    `None`."""
+    values = [entry[key] for entry in log_history if key in entry and entry.get("step", 0) <= step]
+    return values[-1] if values else None

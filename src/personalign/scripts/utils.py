@@ -4,6 +4,8 @@ trainer (output folder checks, data splits, training, saving, the run record, th
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,14 @@ from ..data.loading import DatasetSource, RowNames, load_source, require_columns
 from ..errors import InputError
 from ..hub.auth import resolve_token
 from ..hub.models import push_model
-from ..hub.run_record import changed_fields, to_jsonable, write_run_record
+from ..hub.run_record import (
+    changed_fields,
+    logged_before,
+    set_aside_earlier_run,
+    to_jsonable,
+    whole_run_train_metrics,
+    write_run_record,
+)
 from ..io import check_model_folder, checkpoint_to_resume, ensure_writable, follow_umask, require_local_path
 from ..trainers.alignx_trainer import has_raw_personas
 
@@ -274,6 +283,23 @@ def trainer_kwargs(training_args: Any, model_args: Any, train_dataset: Any, eval
     }
 
 
+def continue_from(trainer: Any, checkpoint: str | Path) -> int:
+    """Prepare `trainer` to resume from `checkpoint`: TRL's trainers count the training tokens they log as
+    `num_tokens` in `_total_train_tokens` (a TRL internal of DPOTrainer, RewardTrainer and others: set to 0 in
+    `__init__`, added to in `compute_loss`), which `Trainer`'s resume does not restore; it is set to the count the
+    checkpoint's log history holds, so the count goes on from there.
+
+    Returns:
+        `int`: The checkpoint's global step (the step the run resumes from).
+    """
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    step = int(state.get("global_step", 0))
+    tokens = logged_before(state.get("log_history", []), "num_tokens", step)
+    if tokens is not None and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = tokens
+    return step
+
+
 BuildTrainer = Callable[[Any, Any, Any, Any, Any], Any]
 """`build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset) -> Trainer`."""
 
@@ -288,7 +314,9 @@ def train_and_save(
     check_rows: RowCheck | None = None,
 ) -> dict[str, Any]:
     """Train a trainer-based method and write its output folder: the model (and tokenizer), whatever `save_extras`
-    adds, and the run record; push it when `training_args.push_to_hub`.
+    adds, and the run record; push it when `training_args.push_to_hub`. With `script_args.overwrite` the earlier
+    run is first moved aside (`set_aside_earlier_run`) and deleted once this one has finished; a resumed run's
+    record reports its training loss and token count over the whole run (`whole_run_train_metrics`).
 
     Args:
         method (`str`): The method's registry name, recorded in the run record.
@@ -311,15 +339,24 @@ def train_and_save(
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite)
     train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
     trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset)
+    # Started again: nothing of the earlier run may stay to be resumed (or mixed with this one's files).
+    earlier = set_aside_earlier_run(output_dir) if script_args.overwrite else None
+    resumed_from = 0 if last_checkpoint is None else continue_from(trainer, last_checkpoint)
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
     trainer.save_model(str(output_dir))
     if save_extras is not None:
         record.update(save_extras(trainer, script_args, output_dir))
     follow_umask(output_dir)  # safetensors writes its files 0600, checkpoints included
-    record["train_metrics"] = to_jsonable(result.metrics)
+    metrics = whole_run_train_metrics(
+        result.metrics, trainer.state.log_history, resumed_from, trainer.state.global_step
+    )
+    record["train_metrics"] = to_jsonable(metrics)
     if eval_dataset is not None:
         record["eval_metrics"] = to_jsonable(trainer.evaluate())
-    return finish_run(record, output_dir, push_token, training_args)
+    record = finish_run(record, output_dir, push_token, training_args)
+    if earlier is not None:
+        shutil.rmtree(earlier, ignore_errors=True)  # announced when it was set aside
+    return record
 
 
 # ------------------------------------------------------------------------------------------------- row checks

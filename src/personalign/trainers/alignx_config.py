@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from trl import DPOConfig
 
 from ..data.alignx import AlignXBuildConfig
-from ..errors import InputError
 
 
 @dataclass
@@ -25,7 +24,9 @@ class AlignXRenderingConfig(DPOConfig):
         keep_full_history (`bool`, *optional*, defaults to `False`):
             Use every history item instead of drawing.
         redraw_history_each_epoch (`bool`, *optional*, defaults to `True`):
-            Draw a new history subset for every training epoch (evaluation always uses the epoch-0 draw).
+            Draw a new history subset for every training epoch (evaluation always uses the epoch-0 draw). With
+            `precompute_ref_log_probs=True` and rows with raw persona columns, set it to `False` (the reference
+            log-probs are computed once, for the epoch-0 prompts); data with ready prompts is never redrawn.
     """
 
     history_seed: int | None = field(default=None, metadata={"help": "Seed of the history draws (default: seed)."})
@@ -35,13 +36,10 @@ class AlignXRenderingConfig(DPOConfig):
         default=True, metadata={"help": "Draw a new history subset each training epoch."}
     )
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.redraw_history_each_epoch and self.precompute_ref_log_probs and not self.keep_full_history:
-            raise InputError(
-                "precompute_ref_log_probs=True fixes one rendering of every prompt, but redraw_history_each_epoch=True "
-                "changes the prompts each epoch; set one of them to False."
-            )
+    def redraws_history(self) -> bool:
+        """Whether training epochs after the first draw new histories for rows with raw persona columns (rows with a
+        ready prompt are never redrawn)."""
+        return self.redraw_history_each_epoch and not self.keep_full_history
 
     def rendering(self) -> AlignXBuildConfig:
         """The `AlignXBuildConfig` these arguments describe (chat-format prompts)."""

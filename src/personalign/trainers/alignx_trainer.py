@@ -1,19 +1,26 @@
 """What ICATrainer and PBATrainer share: AlignX persona rendering inside `_prepare_dataset`, and a history redrawn
-each training epoch (deterministic under the seed)."""
+each training epoch (deterministic under the seed, also in persistent DataLoader workers)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
+import tempfile
 import textwrap
+import weakref
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, IterableDataset, Value
 from transformers import TrainerCallback
 from trl import DPOTrainer
 
 from ..data.alignx import CHAT_FEATURES, AlignXBuildConfig, render_batch
+from ..errors import InputError
 from ..papers import ALIGNX_CITATION
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, PAIRS_COLUMN, UGC_COLUMN
 from .alignx_config import AlignXRenderingConfig
@@ -22,6 +29,7 @@ from .kept_rows import DPO_DROP_REASON, data_label, report_kept_rows
 ROW_COLUMN = "alignx_row"
 RAW_PERSONA_COLUMNS = frozenset(ALIGNX_COLUMN_ALIASES[UGC_COLUMN] + ALIGNX_COLUMN_ALIASES[PAIRS_COLUMN])
 RENDERED_FEATURES = Features({**CHAT_FEATURES, ROW_COLUMN: Value("int64")})
+logger = logging.getLogger(__name__)
 
 
 def has_raw_personas(column_names: Iterable[str]) -> bool:
@@ -34,10 +42,20 @@ def _render_with_rows(batch: dict, indices: list[int], style: str, config: Align
 
 
 def render_for_training(
-    dataset: Dataset, style: str, config: AlignXBuildConfig, epoch: int = 0, dataset_name: str = "train"
-) -> Dataset:
+    dataset: Dataset | IterableDataset,
+    style: str,
+    config: AlignXBuildConfig,
+    epoch: int = 0,
+    dataset_name: str = "train",
+) -> Dataset | IterableDataset:
     """AlignX rows (raw persona columns) as TRL conversational rows for `style` ("ica" or "pba"), with each row's
-    history drawn for `epoch` and its index kept in `alignx_row`."""
+    history drawn for `epoch` and its index kept in `alignx_row`. An `IterableDataset` is rendered lazily, row i
+    drawn as row i of a map-style dataset."""
+    progress = (
+        {}
+        if isinstance(dataset, IterableDataset)
+        else {"desc": f"Rendering {style.upper()} prompts of the {dataset_name} dataset (epoch {epoch})"}
+    )
     return dataset.map(
         _render_with_rows,
         batched=True,
@@ -45,37 +63,87 @@ def render_for_training(
         fn_kwargs={"style": style, "config": config, "epoch": epoch},
         features=RENDERED_FEATURES,
         remove_columns=dataset.column_names,
-        desc=f"Rendering {style.upper()} prompts of the {dataset_name} dataset (epoch {epoch})",
+        **progress,
     )
+
+
+def _remove_handoff(folder: Path, owner: int) -> None:
+    # Runs in the process that made the folder only: a forked DataLoader worker holds a copy of the finalizer too.
+    if os.getpid() == owner:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class EpochRedrawDataset(torch.utils.data.Dataset):
     """The tokenized training rows of the current epoch: epoch 0's prepared dataset, or, after `set_epoch(e)`, the
     rows rendered with epoch e's history draw (prepared on first use). Length and indices stay those of epoch 0, so
-    samplers are unaffected; a row that a later draw makes too long for `max_length` falls back to its epoch-0 form."""
+    samplers are unaffected; a row that a later draw makes too long for `max_length` falls back to its epoch-0 form.
 
-    def __init__(self, base: Dataset, prepare_epoch: Callable[[int], Dataset]) -> None:
+    `set_epoch` runs in the training process (where TRL's dataset preparation may synchronise with other processes).
+    The epoch lives in shared memory, so DataLoader workers see it; a worker started before the epoch began (a
+    persistent worker) cannot see the rows prepared after it started, so with `handoff=True` `set_epoch` also saves
+    them to a temporary folder (removed with this object) that such a worker loads, memory-mapped, on its first row
+    of the epoch. Every process thus reads epoch e's draw in epoch e, as a run without workers does.
+
+    Args:
+        base (`Dataset`): The prepared rows of epoch 0 (with `alignx_row`).
+        prepare_epoch (`Callable[[int], Dataset]`): Prepares the rows of an epoch.
+        handoff (`bool`, *optional*, defaults to `False`): Save each later epoch's rows for persistent workers.
+    """
+
+    def __init__(self, base: Dataset, prepare_epoch: Callable[[int], Dataset], handoff: bool = False) -> None:
         self.base = base
         self.prepare_epoch = prepare_epoch
-        self.epoch = 0
+        self._shared_epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._loaded = 0  # the epoch whose rows this copy (this process) holds
         self._rows = base[ROW_COLUMN]
         self._view: Dataset | None = None
         self._positions: dict[int, int] = {}
+        self._handoff: Path | None = None
+        if handoff:
+            self._handoff = Path(tempfile.mkdtemp(prefix="personalign-redraw-"))
+            weakref.finalize(self, _remove_handoff, self._handoff, os.getpid())
+
+    @property
+    def epoch(self) -> int:
+        """The current training epoch (as the training process set it)."""
+        return int(self._shared_epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        if epoch == self.epoch:
+        """Move to `epoch`'s history draw: prepare its rows (and save them for persistent workers)."""
+        if epoch == self.epoch and epoch == self._loaded:
             return
-        self.epoch = epoch
-        if epoch == 0:
-            self._view, self._positions = None, {}
+        view = None if epoch == 0 else self.prepare_epoch(epoch)
+        if view is not None and self._handoff is not None:
+            folder = self._handoff / f"epoch-{epoch}"
+            if not folder.exists():
+                view.save_to_disk(str(folder))
+            for earlier in self._handoff.glob("epoch-*"):
+                if earlier != folder:  # a worker still reading it keeps its open files (POSIX)
+                    shutil.rmtree(earlier, ignore_errors=True)
+        self._show(epoch, view)
+        self._shared_epoch.fill_(epoch)  # last: a worker that sees the new epoch finds its rows saved
+
+    def _show(self, epoch: int, view: Dataset | None) -> None:
+        self._loaded, self._view = epoch, view
+        self._positions = {} if view is None else {row: position for position, row in enumerate(view[ROW_COLUMN])}
+
+    def _follow(self) -> None:
+        # A persistent DataLoader worker whose copy is behind the training process's epoch loads the saved rows.
+        epoch = self.epoch
+        if epoch == self._loaded:
             return
-        self._view = self.prepare_epoch(epoch)
-        self._positions = {row: position for position, row in enumerate(self._view[ROW_COLUMN])}
+        if epoch != 0 and self._handoff is None:
+            raise RuntimeError(
+                f"this copy of the training rows holds epoch {self._loaded} but training is in epoch {epoch}, and no "
+                "rows were saved for it (EpochRedrawDataset(handoff=True) is needed with persistent workers)."
+            )
+        self._show(epoch, None if epoch == 0 else Dataset.load_from_disk(str(self._handoff / f"epoch-{epoch}")))
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        self._follow()
         position = self._positions.get(self._rows[index]) if self._view is not None else None
         return self.base[index] if position is None else self._view[position]
 
@@ -114,11 +182,28 @@ class AlignXPersonaTrainer(DPOTrainer):
             args = self._config_class(output_dir=f"{str(name).rstrip('/').split('/')[-1]}-{self._name}")
         if not isinstance(args, self._config_class):
             raise TypeError(f"{type(self).__name__} needs a {self._config_class.__name__}, got {type(args).__name__}.")
+        train_dataset = kwargs.get("train_dataset")
+        redrawn = isinstance(train_dataset, Dataset) and has_raw_personas(train_dataset.column_names)
+        if redrawn and args.redraws_history() and args.precompute_ref_log_probs:
+            raise InputError(
+                "precompute_ref_log_probs=True computes the reference log-probs once, for the epoch-0 prompts, but "
+                "redraw_history_each_epoch=True draws new persona histories each epoch (these rows have raw persona "
+                "columns): set redraw_history_each_epoch=False (every epoch trains on the epoch-0 draw) or "
+                "keep_full_history=True, or precompute_ref_log_probs=False."
+            )
+        streamed = isinstance(train_dataset, IterableDataset) and has_raw_personas(train_dataset.column_names or [])
+        if streamed and args.redraws_history():
+            logger.warning(
+                "%s: an IterableDataset's persona histories are drawn once (epoch 0's draw) and not redrawn "
+                "each epoch; use a map-style Dataset for per-epoch redraws.",
+                type(self).__name__,
+            )
         self._raw_train_dataset: Dataset | None = None
         self.data_sources: dict[str, str] = dict(kwargs.pop("data_sources", None) or {})
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
-        if self._raw_train_dataset is not None and args.redraw_history_each_epoch and not args.keep_full_history:
-            self.train_dataset = EpochRedrawDataset(self.train_dataset, self._prepare_epoch)
+        if self._raw_train_dataset is not None and args.redraws_history():
+            handoff = args.dataloader_num_workers > 0 and args.dataloader_persistent_workers
+            self.train_dataset = EpochRedrawDataset(self.train_dataset, self._prepare_epoch, handoff=handoff)
             self.add_callback(HistoryRedrawCallback(self.train_dataset))
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any, dataset_name: str) -> Any:
