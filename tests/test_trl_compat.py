@@ -65,11 +65,6 @@ DPORE reads the hidden states from (refused before any model loads, so asserted 
 
 LIGER = importlib.util.find_spec("liger_kernel") is not None
 
-FIXED_ELSEWHERE = {("pba", "precompute_map"), ("ica", "precompute_map"), ("pba", "precompute_iterable")}
-FIXED_ELSEWHERE |= {("ica", "precompute_iterable")}
-"""PBA/ICA refuse precompute_ref_log_probs=True with the default history redraw even on rows without persona
-columns, where nothing is redrawn (issue 16): fixed on branch h16runs."""
-
 METRICS = ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen")
 
 
@@ -151,8 +146,6 @@ def cases():
             marks = []
             if feature == "liger" and not LIGER and (trainer_name, feature) not in INTENDED_REFUSALS:
                 marks.append(pytest.mark.skip(reason="liger-kernel is not installed"))
-            if (trainer_name, feature) in FIXED_ELSEWHERE:
-                marks.append(pytest.mark.xfail(strict=True, reason="fixed on branch h16runs"))
             yield pytest.param(trainer_name, feature, id=f"{trainer_name}-{feature}", marks=marks)
 
 
