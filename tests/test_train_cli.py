@@ -153,6 +153,19 @@ def test_num_processes_goes_through_accelerate_launch():
     assert command[7:] == ["-m", "personalign", "train", "pba", "--config", "c.yaml", "--lr", "1"]
 
 
+def test_num_processes_on_a_machine_without_cuda_starts_that_many_cpu_processes():
+    # accelerate's `--cpu` (or a MULTI_CPU config without an MPI hostfile) starts one process; `--multi_gpu` starts N
+    # through torch.distributed.run, and each runs on CPU with gloo (tests/test_multiprocess.py runs it).
+    command = accelerate_command("pba", ["--config", "c.yaml"], 2, cuda_available=False)
+    launcher = command[: command.index("-m", 3)]
+    assert launcher[3:5] == ["--num_processes", "2"] and "--multi_gpu" in launcher and "--cpu" not in launcher
+    assert command[-5:] == ["personalign", "train", "pba", "--config", "c.yaml"]
+    # A config file decides the launcher (unchanged on GPUs or CPU), and one process launches nothing extra.
+    with_config = accelerate_command("pba", [], 2, "examples/accelerate/fsdp.yaml", cuda_available=False)
+    assert "--multi_gpu" not in with_config and "--config_file" in with_config
+    assert "--multi_gpu" not in accelerate_command("pba", [], 8, cuda_available=True)
+
+
 def test_print_config_shows_the_resolved_values(tmp_path):
     result = runner.invoke(
         app,

@@ -318,13 +318,40 @@ def parse_train_arguments(
     return script_args, config, model_args, notice
 
 
+CPU_LAUNCH_FLAGS = ("--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no")
+"""`accelerate launch` flags for N processes on a machine without CUDA. Without a config file accelerate's `--cpu`
+(and a `distributed_type: MULTI_CPU` config) take its simple launcher, which starts ONE process unless an MPI hostfile
+is configured (`mpirun_hostfile`); `--multi_gpu` takes the `torch.distributed.run` launcher, which starts N, and each
+process then runs on CPU with gloo (`device_policy` sets `use_cpu=True`, so accelerate's `PartialState` picks
+`MULTI_CPU`). The other flags are the values accelerate would warn it defaulted to (no GPU: fp32, no compilation)."""
+
+
 def accelerate_command(
-    method: str, argv: Sequence[str], num_processes: int, accelerate_config: str | os.PathLike | None = None
+    method: str,
+    argv: Sequence[str],
+    num_processes: int,
+    accelerate_config: str | os.PathLike | None = None,
+    cuda_available: bool = True,
 ) -> list[str]:
-    """The `accelerate launch` command that runs this training on `num_processes` processes (one per GPU)."""
+    """The `accelerate launch` command that runs this training on `num_processes` processes.
+
+    Args:
+        method (`str`): A registered method.
+        argv (`Sequence[str]`): The arguments after `personalign train METHOD` (passed on to every process).
+        num_processes (`int`): Processes to start (one per GPU; on a machine without CUDA, CPU processes).
+        accelerate_config (`str` or `os.PathLike`, *optional*): An accelerate config file (examples/accelerate);
+            it decides the launcher, as with `accelerate launch --config_file`.
+        cuda_available (`bool`, *optional*, defaults to `True`): Whether this machine has a CUDA device. Without one
+            and without a config file, `CPU_LAUNCH_FLAGS` make accelerate start `num_processes` CPU processes (gloo).
+
+    Returns:
+        `list[str]`: The command (`python -m accelerate.commands.launch ... -m personalign train METHOD ...`).
+    """
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
     if accelerate_config:
         command += ["--config_file", str(accelerate_config)]
+    elif not cuda_available and num_processes > 1:
+        command += list(CPU_LAUNCH_FLAGS)
     return [*command, "-m", "personalign", "train", method, *argv]
 
 
@@ -435,7 +462,11 @@ def train_command(
     ctx: typer.Context,
     method: Method,
     num_processes: Annotated[
-        int, typer.Option(help="Run on this many processes (GPUs) through `accelerate launch`.")
+        int,
+        typer.Option(
+            help="Run on this many processes through `accelerate launch`: one per GPU, or CPU processes (gloo) on a "
+            "machine without GPUs."
+        ),
     ] = 1,
     accelerate_config: Annotated[
         Path | None, typer.Option(help="An accelerate config file (DeepSpeed ZeRO-3, FSDP; see examples/accelerate).")
@@ -449,7 +480,12 @@ def train_command(
     # and --print-config shows what each launched process will parse.
     script_args, config, model_args, notice = parse_train_arguments(method, ctx.args)
     launch = num_processes > 1 or accelerate_config is not None
-    command = accelerate_command(method, ctx.args, num_processes, accelerate_config) if launch else None
+    command = None
+    if launch:
+        from personalign.scripts.utils import gpu_state
+
+        cuda_available, _ = gpu_state()
+        command = accelerate_command(method, ctx.args, num_processes, accelerate_config, cuda_available)
     if print_config:
         import yaml
 
@@ -471,6 +507,8 @@ def train_command(
     if notice:
         console.print(notice)
     record = get_method(method).script_module().main(script_args, config, model_args)
+    if os.environ.get("RANK", "0") != "0":
+        return  # a launched process other than the first: the first one reports the run
     for line in summary_lines(record):
         console.print(line)
     console.print(f"wrote {record['output_dir']}")

@@ -176,7 +176,8 @@ def train_encoder(
     Personas are split first (`eval_fraction` of them held out, seeded by `args.seed`); the held-out ones are scored
     before and after training and, during training, by a `PersonaRetrievalEvaluator` whenever `args` evaluates.
     Checkpoints go to `args.output_dir`; `resume=True` continues from the last one there, `overwrite=True` moves the
-    earlier run's checkpoints aside first (deleted once this run has finished).
+    earlier run's checkpoints aside first (deleted once this run has finished). Under `accelerate launch` every
+    process trains and the first one alone moves, scores and writes.
 
     Returns:
         `dict`: The results written to `eval_results.json` (`before`, `after`, sizes), empty without held-out personas.
@@ -198,7 +199,12 @@ def train_encoder(
             "start again."
         )
     # Started again: the earlier run's checkpoints must not stay to be resumed (deleted once this run has finished).
-    earlier = set_aside_earlier_run(checkpoints) if overwrite and not resume else None
+    earlier = None
+    if overwrite and not resume:
+        # Under `accelerate launch` the first process moves them, before any process writes a checkpoint there.
+        with args.main_process_first(local=False, desc="moving the earlier run's checkpoints aside"):
+            if args.process_index == 0:
+                earlier = set_aside_earlier_run(checkpoints)
     train, held_out = (excerpts, None) if not eval_fraction else split_personas(excerpts, eval_fraction, args.seed)
     check_retrieval_split(train, held_out, dataset)
     results: dict[str, Any] = {}
@@ -208,6 +214,8 @@ def train_encoder(
         evaluator = PersonaRetrievalEvaluator(held_out)
     trainer = PersonaEncoderTrainer(model=encoder, args=args, train_dataset=train, evaluator=evaluator)
     trainer.train(resume_from_checkpoint=None if last_checkpoint is None else str(last_checkpoint))
+    if not trainer.is_world_process_zero():
+        return results  # under `accelerate launch` the first process scores and writes the (same) trained encoder
     if held_out is not None:
         results["after"] = evaluate_encoder(encoder, held_out)
         results.update(num_train_excerpts=len(train), num_held_out_excerpts=len(held_out))

@@ -161,6 +161,8 @@ def finish_run(
         `dict`: The record, with `hub_url` after a push.
     """
     output_dir = Path(output_dir)
+    if getattr(training_args, "process_index", 0) != 0:
+        return record  # under `accelerate launch`, the first process writes (and pushes) the run's one record
     write_run_record(output_dir, record)
     if push_token is not None:
         repo_id = training_args.hub_model_id or output_dir.name
@@ -339,14 +341,20 @@ def train_and_save(
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite)
     train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
     trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset)
-    # Started again: nothing of the earlier run may stay to be resumed (or mixed with this one's files).
-    earlier = set_aside_earlier_run(output_dir) if script_args.overwrite else None
+    # Under `accelerate launch` the first process alone moves, writes and deletes the run's files.
+    main_process = trainer.is_world_process_zero()
+    earlier = None
+    if script_args.overwrite:
+        # Started again: nothing of the earlier run may stay to be resumed (or mixed with this one's files).
+        earlier = set_aside_earlier_run(output_dir) if main_process else None
+        trainer.accelerator.wait_for_everyone()  # no process writes into the folder before it is emptied
     resumed_from = 0 if last_checkpoint is None else continue_from(trainer, last_checkpoint)
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
-    trainer.save_model(str(output_dir))
-    if save_extras is not None:
+    trainer.save_model(str(output_dir))  # every process: the Trainer gathers (FSDP / ZeRO-3) and saves once
+    if save_extras is not None and main_process:
         record.update(save_extras(trainer, script_args, output_dir))
-    follow_umask(output_dir)  # safetensors writes its files 0600, checkpoints included
+    if main_process:
+        follow_umask(output_dir)  # safetensors writes its files 0600, checkpoints included
     metrics = whole_run_train_metrics(
         result.metrics, trainer.state.log_history, resumed_from, trainer.state.global_step
     )
