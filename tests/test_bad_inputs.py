@@ -854,6 +854,115 @@ CASES: list[Case] = [
         output=None,
         check=lambda tmp, env, out: _assert_said(out, "checkpoint-1"),
     ),
+    # h17sec: tokens in messages, NaN / inf, TRL's dispatched choices, model paths, resume edge cases, duplicate keys
+    Case(
+        "train/misspelled-token-flag",
+        train("pba", "--hub_tokn", SECRET),
+        files(data__jsonl=ROWS),
+        says=("hub_tokn",),
+    ),
+    Case(
+        "train/misspelled-token-flag-equals",
+        train("pba", f"--hub-tokenn={SECRET}"),
+        files(data__jsonl=ROWS),
+        says=("hub-tokenn",),
+    ),
+    Case(
+        "train/yaml-token-of-the-wrong-type",
+        ["train", "pba", "--config", "{cfg}"],
+        # Not SECRET: the input file would hold it. Another token, which the line must not show either.
+        files(cfg__yaml=yaml_config("pba", hub_token=["hf_YamlOnlyToken0123456789"], output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml", "hub_token", r"^(?!.*YamlOnlyToken).*got \*\*\*"),
+    ),
+    Case(
+        "train/yaml-nan-beta",
+        ["train", "pba", "--config", "{cfg}"],
+        files(cfg__yaml=yaml_config("pba", beta=float("nan"), output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml", "beta", "finite"),
+    ),
+    Case(
+        "train/nan-lr", train("pba", "--learning_rate", "nan"), files(data__jsonl=ROWS), says=("learning_rate", "nan")
+    ),
+    Case(
+        "train/inf-lr", train("pba", "--learning_rate", "inf"), files(data__jsonl=ROWS), says=("learning_rate", "inf")
+    ),
+    Case(
+        "train/unknown-loss-type",
+        train("pba", "--loss_type", "bogus"),
+        files(data__jsonl=ROWS),
+        says=("loss_type", "bogus", "sigmoid"),
+    ),
+    Case(
+        "train/yaml-unknown-loss-type",
+        ["train", "pba", "--config", "{cfg}"],
+        files(cfg__yaml=yaml_config("pba", loss_type="bogus", output_dir="{tmp}/out")),
+        says=(r"cfg\.yaml", "loss_type", "bogus"),
+    ),
+    Case(
+        "train/unknown-f-divergence",
+        train("dpore", "--f_divergence_type", "kl"),
+        files(data__jsonl=ROWS),
+        says=("f_divergence_type", "'kl'", "reverse_kl"),
+    ),
+    Case(
+        "train/yaml-duplicate-key",
+        train("pba", config="{cfg}"),
+        files(data__jsonl=ROWS, cfg__yaml="learning_rate: 1.0e-5\nbeta: 0.1\nlearning_rate: 2.0e-5\n"),
+        says=(r"cfg\.yaml", "learning_rate", "line 1", "line 3"),
+    ),
+    Case(
+        "train/model-is-a-file",
+        train("pba", "--model_name_or_path", "{data}"),
+        files(data__jsonl=ROWS),
+        says=(r"data\.jsonl", "is a file"),
+    ),
+    Case(
+        "train/model-empty-folder",
+        train("pba", "--model_name_or_path", "{empty}"),
+        files(data__jsonl=ROWS, empty=lambda p, env: p.mkdir()),
+        says=("empty", r"config\.json"),
+    ),
+    Case(
+        "eval/model-empty-folder",
+        eval_policy(model="{empty}"),
+        files(data__jsonl=ROWS[:4], empty=lambda p, env: p.mkdir()),
+        says=("empty", r"config\.json"),
+    ),
+    Case(
+        "train/resume-deleted-weights",
+        train("pba", "--resume", "--max_steps", "3"),
+        files(
+            data__jsonl=ROWS,
+            out=lambda p, env: (_trained_run(p, env), (p / "checkpoint-2" / "model.safetensors").unlink()),
+        ),
+        says=(r"checkpoint-2/model\.safetensors", "missing", "checkpoint-1"),
+        output=None,
+    ),
+    Case(
+        "train/resume-checkpoint-is-a-file",
+        train("pba", "--resume", "--max_steps", "3"),
+        files(
+            data__jsonl=ROWS,
+            out=lambda p, env: (
+                _trained_run(p, env),
+                shutil.rmtree(p / "checkpoint-2"),
+                (p / "checkpoint-2").write_text("keep"),
+            ),
+        ),
+        says=("checkpoint-2", "is a file"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "checkpoint-2"),
+    ),
+    Case(
+        "train/resume-finished-run",
+        train("pba", "--resume"),
+        files(data__jsonl=ROWS, out=lambda p, env: _trained_run(p, env)),
+        says=("max_steps=2", "checkpoint-2"),
+        output=None,
+        check=lambda tmp, env, out: _assert_said(
+            " ".join(sorted(p.name for p in (tmp / "out").glob("checkpoint-*"))), "^checkpoint-1 checkpoint-2$"
+        ),
+    ),
     # ------------------------------------------------------------------------------------------------- push-model
     Case("push-model/missing-folder", ["push-model", "{tmp}/no_run", "--to-dir", "{tmp}/out"], says=("no_run",)),
     Case(

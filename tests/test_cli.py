@@ -205,3 +205,22 @@ def test_the_error_map():
     except OSError as error:
         assert is_user_error(error)
         assert error_message(error) == "We couldn't connect to 'https://huggingface.co' Check your connection."
+
+
+@pytest.mark.parametrize("variable", ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"])
+def test_the_error_line_never_shows_a_token(monkeypatch, capsys, variable):
+    """The safety net at the boundary: whatever put a token into a message (a library, a site that forgot), the
+    `error:` line masks the environment's token and anything shaped like a Hub token, for user errors and bugs."""
+    from personalign.cli.error_map import error_message
+    from personalign.errors import InputError
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv(variable, "plain-env-secret-42")  # not shaped like a Hub token: found by its value
+    shaped = "hf_" + "Ab1" * 8
+    assert error_message(InputError(f"bad value plain-env-secret-42 near {shaped}.")) == "bad value *** near ***."
+    assert error_message(KeyError(shaped)).endswith("KeyError: '***'")
+    assert error_message(InputError("hf_short and hf_ alone stay")) == "hf_short and hf_ alone stay"
+    break_space_command(monkeypatch, ValueError(f"token {shaped} in a library's message"))
+    code, stderr = run_main(monkeypatch, capsys, "space", "psoups")
+    assert code == 1 and shaped not in stderr and "token *** in a library's message" in stderr

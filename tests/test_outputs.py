@@ -18,6 +18,7 @@ from personalign.errors import InputError
 from personalign.io import (
     atomic_output,
     check_model_folder,
+    check_run_unfinished,
     checkpoint_problem,
     checkpoint_to_resume,
     ensure_writable,
@@ -196,6 +197,7 @@ def test_check_model_folder(tmp_path):
     module = folder / "0_Transformer"
     module.mkdir(parents=True)
     save_file({"w": np.ones(4, dtype=np.float32)}, str(module / "model.safetensors"))
+    (folder / "modules.json").write_text("[]")  # a sentence-transformers model
     (folder / "training_args.bin").write_bytes(b"pickle")  # a trainer's state beside weights: not weights
     check_model_folder(folder)
     (module / "model.safetensors").write_bytes(b"\x00" * 8)
@@ -225,3 +227,76 @@ def test_torch_file_problem_reads_no_tensor_and_runs_no_pickle(tmp_path):
     assert torch_file_problem(path).startswith("not a torch.save archive (")
     path.write_bytes(path.read_bytes()[:-10])
     assert torch_file_problem(path).startswith("not a whole torch.save archive (")
+
+
+def test_a_model_path_that_is_a_file_or_a_folder_without_a_config_is_one_line(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    save_file({"w": np.ones(4, dtype=np.float32)}, str(weights))
+    with pytest.raises(InputError) as error:
+        check_model_folder(weights)
+    assert str(error.value) == (
+        f"model {weights}: is a file; expected a model folder (as save_pretrained writes it) or a Hub id."
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match=rf"^reward model {empty}: no config\.json \(nor adapter_config\.json"):
+        check_model_folder(empty, "reward model")
+    # Each layout a loader accepts passes: transformers' config.json, a PEFT adapter, a sentence-transformers model.
+    for marker in ("config.json", "adapter_config.json", "modules.json"):
+        folder = tmp_path / marker.split(".")[0]
+        folder.mkdir()
+        (folder / marker).write_text("{}")
+        check_model_folder(folder)
+
+
+def test_a_checkpoint_without_its_weights_is_damaged(tmp_path):
+    run = tmp_path / "run"
+    first, second = write_checkpoint(run / "checkpoint-1"), write_checkpoint(run / "checkpoint-2")
+    (second / "model.safetensors").unlink()
+    assert checkpoint_problem(second) == (
+        f"{second / 'model.safetensors'} is missing (the checkpoint holds no model weights)"
+    )
+    with pytest.raises(InputError) as error:
+        checkpoint_to_resume(run)
+    assert str(error.value) == (
+        f"--resume: {second / 'model.safetensors'} is missing (the checkpoint holds no model weights); the last "
+        f"intact checkpoint is {first}: move {second} out of {run} and resume again to continue from it."
+    )
+    # A sharded checkpoint needs every shard its index lists; a PEFT adapter's weights are weights too.
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (second / "model.safetensors.index.json").write_text(json.dumps(index))
+    save_file({"a": np.ones(2, dtype=np.float32)}, str(second / "model-00001-of-00002.safetensors"))
+    assert checkpoint_problem(second) == (
+        f"{second / 'model-00002-of-00002.safetensors'} is missing (a shard listed in model.safetensors.index.json)"
+    )
+    save_file({"b": np.ones(2, dtype=np.float32)}, str(second / "model-00002-of-00002.safetensors"))
+    assert checkpoint_problem(second) is None
+    adapter = write_checkpoint(run / "checkpoint-3")
+    (adapter / "model.safetensors").rename(adapter / "adapter_model.safetensors")
+    assert checkpoint_problem(adapter) is None
+
+
+def test_resume_refuses_a_checkpoint_that_is_a_file(tmp_path):
+    run = tmp_path / "run"
+    write_checkpoint(run / "checkpoint-1")
+    (run / "checkpoint-2").write_text("hi")
+    with pytest.raises(InputError) as error:
+        checkpoint_to_resume(run)
+    assert str(error.value) == (
+        f"--resume: {run / 'checkpoint-2'} is a file, not a checkpoint folder; move it out of {run} and resume again."
+    )
+
+
+def test_resume_refuses_a_finished_run(tmp_path):
+    checkpoint = write_checkpoint(tmp_path / "run" / "checkpoint-2")
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 2, "epoch": 1.0, "max_steps": 2}))
+    check_run_unfinished(checkpoint, 3, 1.0)
+    with pytest.raises(InputError) as error:
+        check_run_unfinished(checkpoint, 2, 1.0)
+    assert str(error.value) == (
+        f"--resume: the run in {tmp_path / 'run'} already reached max_steps=2 (checkpoint-2); raise --max_steps to "
+        "train further."
+    )
+    check_run_unfinished(checkpoint, -1, 2.0)  # epoch-based: 1 of 2 epochs done
+    with pytest.raises(InputError, match=r"already reached num_train_epochs=1 \(checkpoint-2\); raise --num_train"):
+        check_run_unfinished(checkpoint, -1, 1.0)

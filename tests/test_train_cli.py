@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from personalign.cli import app
-from personalign.cli.train import accelerate_command, parse_train_arguments, read_yaml_config
+from personalign.cli.train import accelerate_command, dpo_dispatch_values, parse_train_arguments, read_yaml_config
 from personalign.errors import InputError
 from personalign.hub.run_record import RUN_RECORD, changed_fields
 from personalign.scripts.utils import device_policy
@@ -94,6 +94,36 @@ def test_unknown_yaml_key_and_unknown_flag_are_errors_naming_them(tmp_path):
         read_yaml_config(config)
     with pytest.raises(ValueError, match="unknown method 'dpo'"):
         parse_train_arguments("dpo", [], CPU)
+
+
+def test_a_key_set_twice_in_the_yaml_file_names_both_lines(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("learning_rate: 1.0e-5\nbeta: 0.1\nlearning_rate: 2.0e-5\n")
+    with pytest.raises(InputError) as error:
+        read_yaml_config(config)
+    assert str(error.value) == f"{config}: key 'learning_rate' is set twice (line 1 and line 3); keep one."
+    config.write_text("env:\n  A: 1\n  A: 2\n")
+    with pytest.raises(InputError, match="key 'A' is set twice \\(line 2 and line 3\\)"):
+        read_yaml_config(config)
+    # A merge key's values may be overridden (that is what it is for); the same key in two mappings is no repeat.
+    config.write_text("base: &base {beta: 0.1}\nother:\n  <<: *base\n  beta: 0.2\nmore: {beta: 0.3}\n")
+    assert read_yaml_config(config)["other"] == {"beta": 0.2}
+
+
+def test_the_loss_types_read_from_trl_s_dispatch_match_its_documented_values():
+    """`dpo_dispatch_values` reads TRL's trainer source (an internal): pin it against `DPOConfig`'s help texts, so a
+    TRL that renames or moves its dispatch fails here, not in a user's run."""
+    import dataclasses
+    import re
+
+    from trl import DPOConfig
+
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(DPOConfig)}
+    documented_losses = re.findall(r"`'(\w+)'`", helps["loss_type"].split("If multiple")[0])
+    documented_divergences = re.findall(r"`(\w+)`", helps["f_divergence_type"].split("Only the loss types")[0])
+    values = dpo_dispatch_values()
+    assert sorted(values["loss_type"]) == sorted(documented_losses) and "sigmoid" in values["loss_type"]
+    assert sorted(values["f_divergence_type"]) == sorted(documented_divergences)
 
 
 def test_device_policy():
@@ -710,3 +740,52 @@ def test_a_resumed_run_s_record_reports_the_whole_run(pba_run, assets, tmp_path,
     ]
     assert tokens[0] == tokens[1] and tokens[0][-1] > tokens[0][0]  # the count goes on from the checkpoint
     assert resumed["num_tokens"] == straight["num_tokens"] == tokens[0][-1]
+
+
+def test_resume_when_the_last_checkpoint_s_weights_were_deleted_names_the_file(
+    pba_run, assets, tmp_path, monkeypatch, capsys
+):
+    import shutil
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    last = output / "checkpoint-3"
+    (last / "model.safetensors").unlink()
+    code, lines = resume_in_process(monkeypatch, capsys, assets, output)
+    assert code == 1 and [line for line in lines if line.startswith("error:")] == [
+        f"error: --resume: {last / 'model.safetensors'} is missing (the checkpoint holds no model weights); the last "
+        f"intact checkpoint is {output / 'checkpoint-2'}: move {last} out of {output} and resume again to continue "
+        "from it."
+    ]
+
+
+def test_resume_when_a_checkpoint_is_a_file_is_refused_before_training(pba_run, assets, tmp_path, monkeypatch, capsys):
+    """The trainer resumed from checkpoint-2, trained step 3, then failed to save it over the file: all lost."""
+    import shutil
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    shutil.rmtree(output / "checkpoint-3")
+    (output / "checkpoint-3").write_text("hi")
+    before = sorted(str(path) for path in output.rglob("*"))
+    code, lines = resume_in_process(monkeypatch, capsys, assets, output)
+    assert code == 1 and [line for line in lines if line.startswith("error:")] == [
+        f"error: --resume: {output / 'checkpoint-3'} is a file, not a checkpoint folder; move it out of {output} and "
+        "resume again."
+    ]
+    assert sorted(str(path) for path in output.rglob("*")) == before
+
+
+def test_resume_on_a_finished_run_is_refused(pba_run, assets, tmp_path, monkeypatch, capsys):
+    """transformers' Trainer resumed at max_steps trains one step more (checkpoint-4 of a 3-step run)."""
+    import shutil
+
+    output = tmp_path / "run"
+    shutil.copytree(pba_run, output)
+    before = sorted(str(path) for path in output.rglob("*"))
+    code, lines = resume_in_process(monkeypatch, capsys, assets, output)  # --max_steps 3, as the run had
+    assert code == 1 and [line for line in lines if line.startswith("error:")] == [
+        f"error: --resume: the run in {output} already reached max_steps=3 (checkpoint-3); raise --max_steps to "
+        "train further."
+    ]
+    assert sorted(str(path) for path in output.rglob("*")) == before

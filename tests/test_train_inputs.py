@@ -342,3 +342,67 @@ def test_train_method_help_shows_its_own_fields():
     dpore = " ".join(runner.invoke(app, ["train", "dpore", "--help"]).output.split())
     assert "--re_lambda" in dpore and "--persona_encoder" in dpore and "--upper" not in dpore
     assert "Methods:" in runner.invoke(app, ["train", "--help"]).output  # the command's own help is unchanged
+
+
+@pytest.mark.parametrize("key, value", [("beta", ".nan"), ("learning_rate", ".inf"), ("beta", "-.inf")])
+def test_a_nan_or_infinite_yaml_value_is_refused_naming_the_key(tmp_path, key, value):
+    """NaN is neither above nor at most 0: `beta: .nan` trained with a zero loss and saved NaN in the record."""
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n{key}: {value}\n")
+    with pytest.raises(InputError) as error:
+        parse_train_arguments("pba", ["--config", str(config)], CPU)
+    shown = {".nan": "nan", ".inf": "inf", "-.inf": "-inf"}[value]
+    assert str(error.value) == f"{config}: key {key!r} must be a finite number above 0; got {shown}."
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_nan_or_infinite_flag_is_refused_when_parsed(tmp_path, value):
+    """`--learning_rate nan` passed the parse and failed in torch mid-run, leaving an empty output folder."""
+    result = runner.invoke(app, ["train", "pba", "--model_name_or_path", "m", "--dataset_name", "d", "--output_dir",
+                                 str(tmp_path / "out"), f"--learning_rate={value}"])  # fmt: skip
+    assert str(result.exception) == (
+        f"`personalign train pba`: --learning_rate must be a finite number above 0, got {float(value)}."
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, flags, message",
+    [
+        ("loss_type: bogus\n", [], "{config}: key 'loss_type' must be one of 'sigmoid', 'hinge', "),
+        ("loss_type: [sigmoid, bogus]\n", [], "{config}: key 'loss_type' must be one of 'sigmoid', 'hinge', "),
+        ("", ["--loss_type", "sigmoid", "bogus"], "`personalign train pba`: --loss_type must be one of 'sigmoid', "),
+        ("f_divergence_type: kl\n", [], "{config}: key 'f_divergence_type' must be one of 'reverse_kl', "),
+        ("", ["--f_divergence_type", "kl"], "`personalign train pba`: --f_divergence_type must be one of "),
+    ],
+)
+def test_an_unknown_loss_type_or_f_divergence_is_refused_before_anything_loads(tmp_path, yaml_text, flags, message):
+    """TRL checks them only when the loss is first computed: an internal error mid-run, after output_dir was made."""
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n{yaml_text}")
+    result = runner.invoke(app, ["train", "pba", "--config", str(config), *flags])
+    assert isinstance(result.exception, InputError) and not (tmp_path / "out").exists()
+    text = str(result.exception)
+    assert text.startswith(message.format(config=config)) and text.endswith(("got 'bogus'.", "got 'kl'."))
+    # Every value TRL handles parses, alone or mixed (for the methods built on DPOConfig).
+    for method in ("pba", "ica", "dpore"):
+        parse_train_arguments(method, ["--model_name_or_path", "m", "--dataset_name", "d", "--loss_type", "ipo",
+                                       "hinge", "--loss_weights", "1", "1", "--f_divergence_type", "reverse_kl"], CPU)  # fmt: skip
+
+
+def test_a_hub_token_is_not_echoed_in_a_type_error_or_a_misspelled_flag(tmp_path):
+    secret = "hf_" + "Zz9" * 9
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\nhub_token: [{secret}]\n")
+    with pytest.raises(InputError) as error:
+        parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert str(error.value) == f"{config}: key 'hub_token' must be text or null; got *** (list)."
+    for flags, shown in [
+        (["--hub_tokn", secret], "--hub_tokn ***"),
+        ([f"--hub-tokenn={secret}"], "--hub-tokenn=***"),
+        (["--hub_tokn", "short-but-secret"], "--hub_tokn ***"),  # a token flag's value, whatever its shape
+        (["--learnin_rate", "1", "--no_such", secret], "--learnin_rate 1 --no_such ***"),  # a token's shape
+    ]:
+        with pytest.raises(InputError) as error:
+            parse_train_arguments("pba", ["--model_name_or_path", "m", "--dataset_name", "d", *flags], CPU)
+        assert f"unknown option(s) {shown}" in str(error.value) and secret not in str(error.value)

@@ -6,13 +6,15 @@ Nothing here unpickles: a safetensors file is checked by its header (`safetensor
 the file is as long as the header says), a torch-saved file by its zip directory and the globals its pickle names
 (scanned, not run).
 
-- `check_model_folder`: a local model folder's weights load (safetensors only; pickled-only folders are refused
-  with how to convert them).
+- `check_model_folder`: a local model path is a model folder (not a file, not a folder without a config) whose
+  weights load (safetensors only; pickled-only folders are refused with how to convert them).
 - `checkpoint_problem`: what makes a trainer checkpoint unusable, cheaply (`trainer_state.json`, written last by
-  `Trainer._save_checkpoint`, present and valid; every safetensors header readable; every file the trainer unpickles
-  on resume a whole torch archive naming only what a weights-only load accepts).
+  `Trainer._save_checkpoint`, present and valid; model weights present; every safetensors header readable; every
+  file the trainer unpickles on resume a whole torch archive naming only what a weights-only load accepts).
 - `checkpoint_to_resume`: the checkpoint `--resume` continues from: the last one, or the last complete one when the
   last was cut short by a kill during its save (said in one line).
+- `check_run_unfinished`: `--resume` on a run that already reached its end is refused (the trainer would train one
+  step past `max_steps`).
 """
 
 from __future__ import annotations
@@ -351,11 +353,19 @@ def torch_file_problem(path: str | Path) -> str | None:
     return None
 
 
+MODEL_FOLDER_MARKERS = ("config.json", "adapter_config.json", "modules.json")
+"""The file one of which every model folder personalign loads has at its top: `config.json` (what `save_pretrained`
+writes, read by transformers' `Auto*` classes and by sentence-transformers for a plain transformers folder),
+`adapter_config.json` (a PEFT adapter, which transformers and PEFT load on top of its base model) or `modules.json`
+(a sentence-transformers model)."""
+
+
 def check_model_folder(name: str | Path, kind: str = "model") -> None:
-    """Check a local model folder before it is loaded: every safetensors file in it and in its immediate subfolders
-    (a sentence-transformers model's modules, DPORE's `projection_head/`) loads, and no folder holds pickled weights
-    only (`PICKLED_WEIGHTS`, which personalign never unpickles). Checkpoints (`checkpoint-*`) and hidden folders are
-    not looked at. A Hub id passes; a missing local path is named (`require_local_path`).
+    """Check a local model path before it is loaded: it is a folder (not a file) holding one of
+    `MODEL_FOLDER_MARKERS`, every safetensors file in it and in its immediate subfolders (a sentence-transformers
+    model's modules, DPORE's `projection_head/`) loads, and no folder holds pickled weights only (`PICKLED_WEIGHTS`,
+    which personalign never unpickles). Checkpoints (`checkpoint-*`) and hidden folders are not looked at. A Hub id
+    passes; a missing local path is named (`require_local_path`).
 
     Args:
         name (`str` or `Path`): The folder (or a Hub id).
@@ -363,13 +373,23 @@ def check_model_folder(name: str | Path, kind: str = "model") -> None:
 
     Raises:
         `InputError`: `"<kind> <name>: no such file or folder."` for a missing local path;
-            `"<kind> <file>: does not load (<reason>)."`, or, for a folder of pickled weights only, one
-            line saying so and how to convert them.
+            `"<kind> <name>: is a file; expected a model folder ..."`; `"<kind> <name>: no config.json ..."` for a
+            folder without any of `MODEL_FOLDER_MARKERS`; `"<kind> <file>: does not load (<reason>)."`, or, for a
+            folder of pickled weights only, one line saying so and how to convert them.
     """
     require_local_path(str(name), kind)
     folder = Path(name).expanduser()
+    if folder.is_file():
+        raise InputError(
+            f"{kind} {name}: is a file; expected a model folder (as save_pretrained writes it) or a Hub id."
+        )
     if not folder.is_dir():
         return
+    if not any((folder / marker).is_file() for marker in MODEL_FOLDER_MARKERS):
+        raise InputError(
+            f"{kind} {name}: no config.json (nor adapter_config.json of a PEFT adapter, nor modules.json of a "
+            "sentence-transformers model); expected a model folder as save_pretrained writes it, or a Hub id."
+        )
     subfolders = [
         path
         for path in sorted(folder.iterdir())
@@ -400,6 +420,7 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
 
     - `trainer_state.json` present and valid JSON (`Trainer._save_checkpoint` writes it last, so a checkpoint cut
       short by a kill during its save has none);
+    - the model's weights present (`checkpoint_weights_problem`);
     - every safetensors file, at any depth, loads (`safetensors_problem`);
     - every `torch.save` file the trainer loads on resume (`RESUME_PICKLES`: optimizer, scheduler, RNG state) is a
       whole torch archive holding what a weights-only load accepts (`torch_file_problem`).
@@ -411,7 +432,7 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
         `str` or `None`: `"<file>: <reason>"` for the first problem found.
     """
     checkpoint = Path(checkpoint)
-    problem = trainer_state_problem(checkpoint)
+    problem = trainer_state_problem(checkpoint) or checkpoint_weights_problem(checkpoint)
     if problem is not None:
         return problem
     for path in sorted(checkpoint.rglob("*.safetensors")):
@@ -422,6 +443,52 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
         problem = torch_file_problem(path)
         if problem is not None:
             return f"{path}: {problem}"
+    return None
+
+
+CHECKPOINT_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "adapter_model.safetensors",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.bin",
+)
+"""The weight files one of which `transformers.Trainer._load_from_checkpoint` needs at a checkpoint's top (else
+`ValueError: Can't find a valid checkpoint`): the whole model (safetensors or, from older runs, pickled), its sharded
+index, or a PEFT adapter's weights."""
+
+
+def checkpoint_weights_problem(checkpoint: Path) -> str | None:
+    """Why the model weights of a trainer checkpoint are missing, or `None`: one of `CHECKPOINT_WEIGHTS` must be
+    there (or, in a subfolder, a PEFT adapter's, as the trainer also accepts), and a sharded index's shards must all
+    be. Layouts the trainer loads by another path are not looked at: a sentence-transformers checkpoint
+    (`modules.json`, loaded by its own trainer), DeepSpeed (`global_step*/`) and FSDP (`pytorch_model_fsdp*`).
+
+    Returns:
+        `str` or `None`: `"<checkpoint>/model.safetensors is missing (...)"` or `"<shard> is missing (...)"`.
+    """
+    if (checkpoint / "modules.json").is_file():
+        return None
+    entries = list(checkpoint.iterdir())
+    if any(entry.name.startswith(("global_step", "pytorch_model_fsdp")) for entry in entries):
+        return None
+    adapter_names = ("adapter_model.safetensors", "adapter_model.bin")
+    if any(entry.is_dir() and any((entry / name).is_file() for name in adapter_names) for entry in entries):
+        return None
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = checkpoint / index_name
+        if not index.is_file():
+            continue
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as error:
+            return f"{index}: not a readable shard index ({one_line(error)})"
+        missing = [shard for shard in shards if not (checkpoint / shard).is_file()]
+        if missing:
+            return f"{checkpoint / missing[0]} is missing (a shard listed in {index.name})"
+    if not any((checkpoint / name).is_file() for name in CHECKPOINT_WEIGHTS):
+        return f"{checkpoint / 'model.safetensors'} is missing (the checkpoint holds no model weights)"
     return None
 
 
@@ -463,8 +530,15 @@ def checkpoint_to_resume(folder: str | Path) -> Path | None:
         `Path` or `None`: The checkpoint, `None` when `folder` has none.
 
     Raises:
-        `InputError`: If the last checkpoint is damaged, or no checkpoint is intact.
+        `InputError`: If a `checkpoint-<step>` is a file (the trainer would fail on it when it saves, after
+            training), the last checkpoint is damaged, or no checkpoint is intact.
     """
+    folder = Path(folder)
+    files = sorted(p for p in folder.glob("checkpoint-*") if CHECKPOINT_PATTERN.fullmatch(p.name) and not p.is_dir())
+    if files:
+        raise InputError(
+            f"--resume: {files[0]} is a file, not a checkpoint folder; move it out of {folder} and resume again."
+        )
     checkpoints = list_checkpoints(folder)
     if not checkpoints:
         return None
@@ -491,3 +565,36 @@ def checkpoint_to_resume(folder: str | Path) -> Path | None:
         raise InputError(f"--resume: {problems[last]}; {intact}.")
     logger.warning(f"--resume: {problems[last]}; resuming from {checkpoint}, the last complete checkpoint.")
     return checkpoint
+
+
+def check_run_unfinished(checkpoint: str | Path, max_steps: int, num_train_epochs: float) -> None:
+    """Refuse to resume from a checkpoint of a run that already reached its end. `transformers.Trainer` checks
+    `global_step >= max_steps` only after a step, so resuming at `max_steps` trains one step more (and saves
+    `checkpoint-<max_steps + 1>`); an epoch-based run resumed at its last epoch trains nothing and reports a loss of 0.
+
+    Args:
+        checkpoint (`str` or `Path`): The checkpoint to resume from (`checkpoint_to_resume`).
+        max_steps (`int`): The run's `max_steps` (`<= 0`: the run is epoch-based).
+        num_train_epochs (`float`): The run's `num_train_epochs` (used when `max_steps <= 0`).
+
+    Raises:
+        `InputError`: `"--resume: the run in X already reached max_steps=2 (checkpoint-2); raise --max_steps to train
+            further."` (or the same for `num_train_epochs`).
+    """
+    checkpoint = Path(checkpoint)
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # no readable state: the trainer starts the step count again, nothing to compare
+    step, epoch = state.get("global_step"), state.get("epoch")
+    if max_steps > 0:
+        if isinstance(step, int) and step >= max_steps:
+            raise InputError(
+                f"--resume: the run in {checkpoint.parent} already reached max_steps={max_steps} ({checkpoint.name});"
+                " raise --max_steps to train further."
+            )
+    elif isinstance(epoch, (int, float)) and epoch >= num_train_epochs:
+        raise InputError(
+            f"--resume: the run in {checkpoint.parent} already reached num_train_epochs={num_train_epochs:g} "
+            f"({checkpoint.name}); raise --num_train_epochs to train further."
+        )

@@ -18,7 +18,7 @@ from types import FrameType
 from rich.markup import escape
 
 from ..errors import PersonalignError, imported_error_types
-from ..hub.auth import network_error_types
+from ..hub.auth import network_error_types, redact_secrets
 from .common import console
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -93,8 +93,9 @@ def is_user_error(error: BaseException) -> bool:
 
 def error_message(error: BaseException) -> str:
     """The message of the `error:` line for `error`: its text on one line (a library's multi-line message joined
-    with spaces), prefixed for an internal error with what it is and its type."""
-    text = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    with spaces), prefixed for an internal error with what it is and its type. A token in it is masked
+    (`hub.auth.redact_secrets`: the `HF_TOKEN` value and anything shaped like a Hub token), whatever put it there."""
+    text = redact_secrets(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
     if is_user_error(error):
         return text or type(error).__name__
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__

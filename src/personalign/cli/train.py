@@ -10,8 +10,12 @@ Nothing here imports torch, transformers or TRL until a command runs.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import enum
+import functools
+import importlib.util
+import math
 import os
 import shlex
 import subprocess
@@ -23,11 +27,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import typer
+import yaml
 from rich.markup import escape
 from typer.core import TyperCommand
 
 from ..errors import InputError
-from ..hub.auth import mask_token_arguments
+from ..hub.auth import TOKEN_KEYS, mask_token_arguments
 from ..methods import METHODS, get_method
 from .common import console
 
@@ -39,19 +44,48 @@ HEADLINE_METRICS = ("eval_rewards/accuracies", "eval_accuracy")
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping sets one key twice (`UniqueKeyLoader`)."""
+
+    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
+        super().__init__(f"key {key!r} is set twice (line {first_line} and line {second_line})")
+        self.key, self.first_line, self.second_line = key, first_line, second_line
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that sets a key twice (PyYAML keeps the last value without a word,
+    so a config edited in two places would train with whichever came last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` merges; its keys may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1  # PyYAML counts from 0; an editor from 1
+            try:
+                first = lines.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != line:
+                raise DuplicateKeyError(key, first, line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
     """A training YAML file as a mapping; `env:` entries are exported to the environment, as `TrlParser` does.
 
     Raises:
-        `InputError`: If the file is missing, not YAML, or not a mapping (with a mapping under `env:`).
+        `InputError`: If the file is missing, not YAML, sets a key twice (`"cfg.yaml: key 'beta' is set twice (line 2
+            and line 5); keep one."`), or is not a mapping (with a mapping under `env:`).
     """
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: config file not found.")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # a SafeLoader subclass
+    except DuplicateKeyError as error:
+        raise InputError(f"{path}: {error}; keep one.") from None
     except yaml.YAMLError as error:
         raise InputError(f"{path}: not valid YAML ({error}).") from None
     if config is None:
@@ -160,7 +194,8 @@ def check_yaml_types(config: dict[str, Any], parser: Any, path: str | os.PathLik
                 fits = value in choices
             if not fits:
                 expected = f"one of {', '.join(map(repr, choices))}" if choices else describe_type(hint)
-                got = "null" if value is None else f"{value!r} ({type(value).__name__})"
+                shown = "***" if field.name in TOKEN_KEYS else repr(value)  # a token is never printed
+                got = "null" if value is None else f"{shown} ({type(value).__name__})"
                 raise InputError(f"{path}: key {field.name!r} must be {expected}; got {got}.")
 
 
@@ -219,6 +254,20 @@ def flag_given(name: str, args: Sequence[str]) -> bool:
     return any(arg.split("=", 1)[0] in spellings for arg in args)
 
 
+def set_where(
+    name: str,
+    where: str,
+    yaml_config: Mapping[str, Any] | None = None,
+    yaml_path: str | os.PathLike | None = None,
+    args: Sequence[str] = (),
+) -> tuple[str, bool]:
+    """Where the field `name` was set, for a message: `("cfg.yaml: key 'beta'", True)` when the YAML file sets it
+    and no flag overrides it, else `("<where>: --beta", False)`."""
+    if yaml_config is not None and name in yaml_config and not flag_given(name, args):
+        return f"{yaml_path}: key {name!r}", True
+    return f"{where}: --{name}", False
+
+
 def check_positive(
     config: Any,
     where: str,
@@ -226,8 +275,10 @@ def check_positive(
     yaml_path: str | os.PathLike | None = None,
     args: Sequence[str] = (),
 ) -> None:
-    """Refuse a value of `POSITIVE_FIELDS` that is not above zero, naming where it was set: the YAML file and key
-    when it comes from the YAML file (no flag overrides it), else its flag.
+    """Refuse a value of `POSITIVE_FIELDS` that is not a finite number above zero (NaN passes both `> 0` and `<= 0`
+    checks as False: `beta: .nan` trained with a zero loss, `--learning_rate nan` failed mid-run in torch), naming
+    where it was set (`set_where`): the YAML file and key when it comes from the YAML file (no flag overrides it),
+    else its flag.
 
     Args:
         config: The method's parsed config (or its script arguments).
@@ -237,15 +288,77 @@ def check_positive(
         args (`Sequence[str]`, *optional*): The command-line arguments (a flag overrides the YAML value).
 
     Raises:
-        `InputError`: `"cfg.yaml: key 'learning_rate' must be above 0; got -1."` or
-            `"<where>: --learning_rate must be above 0, got -5.0."`.
+        `InputError`: `"cfg.yaml: key 'learning_rate' must be above 0; got -1."`,
+            `"<where>: --learning_rate must be above 0, got -5.0."` or, for NaN and infinities,
+            `"cfg.yaml: key 'beta' must be a finite number above 0; got nan."`.
     """
     for name in POSITIVE_FIELDS:
         value = getattr(config, name, None)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
-            if yaml_config is not None and name in yaml_config and not flag_given(name, args):
-                raise InputError(f"{yaml_path}: key {name!r} must be above 0; got {yaml_config[name]!r}.")
-            raise InputError(f"{where}: --{name} must be above 0, got {value}.")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if math.isfinite(value) and value > 0:
+            continue
+        expected = "above 0" if math.isfinite(value) else "a finite number above 0"
+        setting, in_yaml = set_where(name, where, yaml_config, yaml_path, args)
+        if in_yaml:
+            raise InputError(f"{setting} must be {expected}; got {yaml_config[name]!r}.")
+        raise InputError(f"{setting} must be {expected}, got {value}.")
+
+
+DISPATCHED_FIELDS = ("loss_type", "f_divergence_type")
+"""`trl.DPOConfig` fields whose values TRL checks only when the loss is first computed, mid-run (`ValueError:
+Unknown loss type`, after the output folder was made): their accepted values are read from where TRL dispatches on
+them (`dpo_dispatch_values`)."""
+
+
+@functools.cache
+def dpo_dispatch_values() -> dict[str, tuple[str, ...]]:
+    """The values of each `DISPATCHED_FIELDS` field that TRL's DPO trainer handles: the text constants the field is
+    compared to (`loss_type == "sigmoid"`, `self.f_divergence_type == "reverse_kl"`) in the source of
+    `trl.trainer.dpo_trainer`, read with `ast` and not imported. TRL exposes no list of them (`DPOConfig` names the
+    loss types in its help text only, and its trainer's `Unknown loss type` message repeats a copy); this reads an
+    internal, so `tests/test_train_cli.py` pins the result against the help texts of `trl.DPOConfig`.
+
+    Returns:
+        `dict[str, tuple[str, ...]]`: Field name -> accepted values, in the order TRL tests them.
+    """
+    spec = importlib.util.find_spec("trl.trainer.dpo_trainer")
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    values: dict[str, list[str]] = {name: [] for name in DISPATCHED_FIELDS}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+            continue
+        left, right = node.left, node.comparators[0]
+        name = left.id if isinstance(left, ast.Name) else left.attr if isinstance(left, ast.Attribute) else None
+        is_text = isinstance(right, ast.Constant) and isinstance(right.value, str)
+        if name in values and is_text and right.value not in values[name]:
+            values[name].append(right.value)
+    return {name: tuple(found) for name, found in values.items()}
+
+
+def check_dispatched_choices(
+    config: Any,
+    where: str,
+    yaml_config: Mapping[str, Any] | None = None,
+    yaml_path: str | os.PathLike | None = None,
+    args: Sequence[str] = (),
+) -> None:
+    """Refuse a value of a `DISPATCHED_FIELDS` field of a DPO-family config that TRL does not handle, before
+    anything loads, naming where it was set (`set_where`), the value and the accepted ones. Configs without the
+    field (the reward model's, the encoder's) pass.
+
+    Raises:
+        `InputError`: `"cfg.yaml: key 'loss_type' must be one of 'sigmoid', 'hinge', ...; got 'bogus'."`.
+    """
+    for name in DISPATCHED_FIELDS:
+        if not hasattr(config, name):
+            continue
+        value = getattr(config, name)
+        accepted = dpo_dispatch_values()[name]
+        bad = [item for item in (value if isinstance(value, (list, tuple)) else [value]) if item not in accepted]
+        if bad:
+            setting, _ = set_where(name, where, yaml_config, yaml_path, args)
+            raise InputError(f"{setting} must be one of {', '.join(map(repr, accepted))}; got {bad[0]!r}.")
 
 
 def parse_train_arguments(
@@ -296,7 +409,8 @@ def parse_train_arguments(
         raise InputError(f"{where}: {error}") from None
     if unknown_flags:
         keys = [flag[2:].split("=")[0].replace("-", "_") for flag in unknown_flags if flag.startswith("--")]
-        raise InputError(f"{where}: unknown option(s) {' '.join(unknown_flags)}{other_methods_hint(name, keys)}.")
+        shown = " ".join(mask_token_arguments(unknown_flags, loose=True))  # a misspelled --hub_token's value
+        raise InputError(f"{where}: unknown option(s) {shown}{other_methods_hint(name, keys)}.")
     values = vars(namespace)
     notice = device_policy(values, *(gpu_state or machine_gpu_state)())
     built = []
@@ -311,6 +425,7 @@ def parse_train_arguments(
     script_args, config, model_args = built
     for parsed in (script_args, config):
         check_positive(parsed, where, yaml_config, config_path, args)
+    check_dispatched_choices(config, where, yaml_config, config_path, args)
     if not script_args.dataset_name:
         raise InputError(f"{where}: set dataset_name (in the YAML file or --dataset_name).")
     if not model_args.model_name_or_path:
@@ -487,16 +602,15 @@ def train_command(
         cuda_available, _ = gpu_state()
         command = accelerate_command(method, ctx.args, num_processes, accelerate_config, cuda_available)
     if print_config:
-        import yaml
-
         from ..hub.run_record import to_jsonable
 
         resolved = {
             name: to_jsonable(dataclasses.asdict(part))
             for name, part in (("script", script_args), ("config", config), ("model", model_args))
         }
-        if resolved["config"].get("hub_token"):
-            resolved["config"]["hub_token"] = "***"  # never printed
+        for key in TOKEN_KEYS:
+            if resolved["config"].get(key):
+                resolved["config"][key] = "***"  # never printed
         typer.echo(yaml.safe_dump(resolved, sort_keys=False))
         if command is not None:
             console.print(f"would launch: {escape(format_command(mask_token_arguments(command)))}")

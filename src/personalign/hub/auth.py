@@ -3,6 +3,9 @@ logged or saved; `redact_token` takes it out of any text shown to the user."""
 
 from __future__ import annotations
 
+import os
+import re
+
 import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
 
 from ..errors import PersonalignError, imported_error_types
@@ -31,6 +34,37 @@ def redact_token(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+TOKEN_SHAPE = re.compile(r"hf_[A-Za-z0-9]{20,}")
+"""What a Hugging Face user access token looks like (`hf_` and its random part)."""
+
+TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+"""The environment variables huggingface_hub reads a token from."""
+
+MIN_REDACTED_LENGTH = 8
+"""An environment token shorter than this is not searched for in text (a placeholder such as `x` would mask every
+`x`); a real token is much longer."""
+
+TOKEN_KEYS = ("hub_token",)
+"""Config keys whose value is a token: never printed, in `--print-config` or in a message about a bad value."""
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the tokens of `TOKEN_ENV_VARS` and anything shaped like a Hub token (`TOKEN_SHAPE`) replaced by
+    `***`: the safety net for every message shown to the user, whatever put the token into it.
+
+    Args:
+        text (`str`): A message.
+
+    Returns:
+        `str`: The message without a token.
+    """
+    for name in TOKEN_ENV_VARS:
+        token = os.environ.get(name, "")
+        if len(token) >= MIN_REDACTED_LENGTH:
+            text = redact_token(text, token)
+    return TOKEN_SHAPE.sub("***", text)
+
+
 HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",), "requests": ("ConnectionError",)}
 """The HTTP clients huggingface_hub and datasets use (huggingface_hub 1.x-2.x: httpx / httpx2; older: requests),
 each with its base class of "the host could not be reached" errors, which are not `OSError`s in httpx."""
@@ -46,14 +80,30 @@ TOKEN_FLAGS = ("--hub_token", "--hub-token", "--token")
 """Command-line flags whose value is a token."""
 
 
-def mask_token_arguments(argv: list[str]) -> list[str]:
-    """`argv` with the value of every `TOKEN_FLAGS` flag (`--hub_token X` or `--hub_token=X`) replaced by `***`,
-    for echoing a command."""
+def is_token_flag(flag: str, loose: bool = False) -> bool:
+    """Whether `flag` (without any `=value`) takes a token: one of `TOKEN_FLAGS`, or, with `loose`, any flag whose
+    name holds "tok" (a misspelling such as `--hub_tokn` or `--hub-tokenn`, among options that are unknown anyway)."""
+    return flag in TOKEN_FLAGS or (loose and flag.startswith("-") and "tok" in flag.lower())
+
+
+def mask_token_arguments(argv: list[str], loose: bool = False) -> list[str]:
+    """`argv` with the value of every token flag (`is_token_flag`: `--hub_token X` or `--hub_token=X`) and every
+    argument shaped like a token (`TOKEN_SHAPE`) replaced by `***`, for echoing a command or its unknown options.
+
+    Args:
+        argv (`list[str]`): The arguments.
+        loose (`bool`, *optional*, defaults to `False`): Also mask the value of a flag whose name holds "tok" (for
+            unknown options, which may be a misspelled `--hub_token`; a known option such as `--max_new_tokens`
+            keeps its value when echoing a whole command).
+
+    Returns:
+        `list[str]`: The masked arguments.
+    """
     masked = list(argv)
     for index, part in enumerate(masked):
         flag, equals, _ = part.partition("=")
-        if flag in TOKEN_FLAGS and equals:
+        if equals and is_token_flag(flag, loose):
             masked[index] = f"{flag}=***"
-        elif part in TOKEN_FLAGS and index + 1 < len(masked):
+        elif is_token_flag(part, loose) and index + 1 < len(masked):
             masked[index + 1] = "***"
-    return masked
+    return [TOKEN_SHAPE.sub("***", part) for part in masked]

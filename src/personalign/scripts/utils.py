@@ -30,7 +30,14 @@ from ..hub.run_record import (
     whole_run_train_metrics,
     write_run_record,
 )
-from ..io import check_model_folder, checkpoint_to_resume, ensure_writable, follow_umask, require_local_path
+from ..io import (
+    check_model_folder,
+    check_run_unfinished,
+    checkpoint_to_resume,
+    ensure_writable,
+    follow_umask,
+    require_local_path,
+)
 from ..trainers.alignx_trainer import has_raw_personas
 
 
@@ -170,17 +177,18 @@ def finish_run(
     return record
 
 
-def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> str | None:
+def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool, training_args: Any = None) -> str | None:
     """Refuse to train over an earlier run unless asked to; with `resume`, find the checkpoint to continue from
     (`io.checkpoint_to_resume`: the last one, or the last complete one when the last was cut short by a
-    kill during its save).
+    kill during its save) and, given `training_args`, refuse it when the run already reached its `max_steps` (or
+    `num_train_epochs`; `io.check_run_unfinished`).
 
     Returns:
         `str` or `None`: The checkpoint to resume from (with `resume`), else `None`.
 
     Raises:
         `InputError`: If `resume` finds no checkpoint or a damaged last one (naming its file and the last intact
-            checkpoint), `output_dir` holds a run and neither `resume` nor `overwrite` is set, both are set,
+            checkpoint) or a finished run, `output_dir` holds a run and neither `resume` nor `overwrite` is set, both are set,
             `output_dir` is a file, or it cannot be created (see `io.ensure_writable`).
     """
     output_dir = Path(output_dir)
@@ -193,6 +201,8 @@ def check_output_dir(output_dir: str | Path, resume: bool, overwrite: bool) -> s
         last = checkpoint_to_resume(output_dir)
         if last is None:
             raise InputError(f"--resume: no checkpoint found in {output_dir}.")
+        if training_args is not None:
+            check_run_unfinished(last, training_args.max_steps, training_args.num_train_epochs)
         return str(last)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise InputError(
@@ -338,7 +348,7 @@ def train_and_save(
     record, push_token = start_run(method, script_args, training_args, model_args)
     output_dir = Path(training_args.output_dir)
     record["output_dir"] = str(output_dir)
-    last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite)
+    last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite, training_args)
     train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
     trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset)
     # Under `accelerate launch` the first process alone moves, writes and deletes the run's files.
