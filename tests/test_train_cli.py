@@ -245,7 +245,8 @@ def test_a_missing_local_model_is_named_not_sent_to_the_hub(tmp_path, method, fl
     from personalign.scripts.utils import start_run
 
     config = str(EXAMPLES / "configs" / "tiny" / f"{method}.yaml")
-    model = ["--model_name_or_path", str(tmp_path)]  # exists
+    (tmp_path / "config.json").write_text("{}")
+    model = ["--model_name_or_path", str(tmp_path)]  # exists, a model folder
     script_args, training_args, model_args, _ = parse_train_arguments(method, ["--config", config, *model, *flags])
     with pytest.raises(InputError, match=message):
         start_run(method, script_args, training_args, model_args)
