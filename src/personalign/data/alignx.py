@@ -25,14 +25,22 @@ from typing import Any, ClassVar, Literal
 import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
+from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import ALIGNX_CITATION
-from ..personas.persona import CHOSEN_COLUMN, DIRECTION_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
+from ..personas.persona import (
+    ALIGNX_COLUMN_ALIASES,
+    CHOSEN_COLUMN,
+    DIRECTION_COLUMN,
+    PROMPT_COLUMN,
+    REJECTED_COLUMN,
+    Persona,
+)
 from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
 from ..personas.space import PreferenceSpace
-from .loading import RowNames, batch_rows, load_source, require_columns, value_kind
+from .loading import RowNames, batch_rows, json_file_rows, load_source, require_columns, value_kind
 
 ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
 ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"
@@ -201,10 +209,72 @@ def _normalize_batch(
     return _columns(rows, RAW_FEATURES)
 
 
+def _holds_json(feature: Any) -> bool:
+    if isinstance(feature, datasets.Json):
+        return True
+    if isinstance(feature, List):
+        return _holds_json(feature.feature)
+    return isinstance(feature, Mapping) and any(_holds_json(inner) for inner in feature.values())
+
+
+def lossy_json_file(dataset: Dataset, names: RowNames) -> Path | None:
+    """The local JSON file `dataset` was read from when `datasets` read an AlignX column of it lossily, else `None`.
+
+    A column whose values mix JSON types (a vector holding `"1"` or `true` among numbers, a comment that is
+    sometimes a number, history items with different keys) becomes a `datasets.Json` column, and its encoding
+    (`datasets.utils.json.json_encode_field`, internal) stores a string that is valid JSON as that JSON: `"1"` reads
+    back as the number 1, so no check of the loaded rows can tell it from a number. Such a file's rows are checked as
+    the file spells them (`personalign.data.loading.json_file_rows`). Pinned by
+    `tests/test_alignx_builder.py::test_string_in_a_vector_is_refused_although_datasets_reads_it_as_a_number`.
+
+    Args:
+        dataset (`Dataset`): The rows of one part (file or Hub split).
+        names (`RowNames`): Their names (`DatasetSource.part_row_names`): one local file, or none.
+    """
+    read = {
+        PROMPT_COLUMN,
+        CHOSEN_COLUMN,
+        REJECTED_COLUMN,
+        *(a for names_ in ALIGNX_COLUMN_ALIASES.values() for a in names_),
+    }
+    if len(names.files) != 1 or Path(names.files[0][0]).suffix not in (".json", ".jsonl"):
+        return None
+    if not any(_holds_json(feature) for column, feature in dataset.features.items() if column in read):
+        return None
+    return Path(names.files[0][0])
+
+
+def _normalized_file_rows(
+    path: str, names: RowNames, require_preference: bool, stamp: tuple[int, int]
+) -> Iterator[dict]:
+    # `stamp` (mtime, size) only keys `Dataset.from_generator`'s cache to this version of the file.
+    space = PreferenceSpace.alignx()
+    for index, row in enumerate(json_file_rows(path)):
+        yield normalize_row(row, names(index), space, require_preference)
+
+
 def _normalize(
     dataset: Dataset, where: str, names: RowNames, num_proc: int | None, batch_size: int, require_preference: bool
 ) -> Dataset:
     require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
+    lossy = lossy_json_file(dataset, names)
+    if lossy is not None:  # the rows as the file spells them (see `lossy_json_file`)
+        stat = lossy.stat()
+        try:
+            return Dataset.from_generator(
+                _normalized_file_rows,
+                features=RAW_FEATURES,
+                gen_kwargs={
+                    "path": str(lossy),
+                    "names": names,
+                    "require_preference": require_preference,
+                    "stamp": (stat.st_mtime_ns, stat.st_size),
+                },
+            )
+        except DatasetGenerationError as error:  # `datasets` wraps what the generator raises
+            if isinstance(error.__cause__, InputError):
+                raise error.__cause__ from None
+            raise
     return dataset.map(
         _normalize_batch,
         batched=True,
@@ -479,6 +549,12 @@ def check_alignx_rows(
             column.
     """
     require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), names.where, "an AlignX")
+    lossy = lossy_json_file(dataset, names)
+    if lossy is not None:  # the rows as the file spells them (see `lossy_json_file`)
+        space = PreferenceSpace.alignx()
+        for index, row in enumerate(json_file_rows(lossy)):
+            normalize_row(row, names(index), space, require_preference)
+        return
     dataset.map(
         _check_batch,
         batched=True,

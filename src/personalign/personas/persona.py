@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
-from .space import PreferenceSpace
+from .space import PreferenceSpace, json_kind
 
 Messages = list[dict[str, str]]
 
@@ -84,6 +84,11 @@ class Persona:
         Item vectors may be missing (benchmark rows). Present vectors are validated against `space` (AlignX's by
         default), and errors name `where` (for example the file and row), the column and the item. Pass
         `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks.
+
+        Raises:
+            `InputError`: Naming `where`, the column and the item: an item that is not an object or lacks a field, a
+                history text that is not text, a demographic description that is neither text nor null, or a bad
+                vector (`PreferenceSpace.validate`).
         """
         space = space or PreferenceSpace.alignx()
         origin = f"{where}, " if where else ""
@@ -99,13 +104,21 @@ class Persona:
                 return None
             return space.validate(value, where=f"{origin}{location}") if validate else list(value)
 
+        def text(value: Any, location: str, nullable: bool = False) -> Any:
+            # The release's texts are strings; a number or boolean would otherwise be cast to text silently.
+            if validate and not isinstance(value, str) and not (nullable and value is None):
+                got = "null (no value)" if value is None else f"the {json_kind(value)} {value!r}"
+                raise InputError(f"{origin}{location}: expected text{' or null' if nullable else ''}, got {got}.")
+            return value
+
         ugc = []
         for index, item in enumerate(column(UGC_COLUMN) or []):
             location = f"column {UGC_COLUMN!r} item {index}"
             _require_keys(item, ("prompt", "comment"), f"{origin}{location}")
             ugc.append(
                 UGCItem(
-                    item["prompt"], item["comment"], vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}")
+                    *(text(item[key], f"{location} {key!r}") for key in ("prompt", "comment")),
+                    vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"),
                 )
             )
         pairs = []
@@ -114,16 +127,14 @@ class Persona:
             _require_keys(item, ("prompt", "chosen", "rejected"), f"{origin}{location}")
             pairs.append(
                 PairItem(
-                    item["prompt"],
-                    item["chosen"],
-                    item["rejected"],
+                    *(text(item[key], f"{location} {key!r}") for key in ("prompt", "chosen", "rejected")),
                     vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"),
                 )
             )
         return cls(
             ugc=ugc,
             pairs=pairs,
-            demographics=column(DEMOGRAPHICS_COLUMN) or None,
+            demographics=text(column(DEMOGRAPHICS_COLUMN), f"column {DEMOGRAPHICS_COLUMN!r}", nullable=True) or None,
             direction=vector(column(DIRECTION_COLUMN), f"column {DIRECTION_COLUMN!r}"),
             profile=row.get("profile") or None,
         )
