@@ -3,7 +3,7 @@ import random
 from collections import defaultdict
 
 import pytest
-from datasets import Json
+from datasets import Dataset, Json
 
 from personalign import Persona, ica_messages, pba_messages
 from personalign.data.alignx import (
@@ -13,6 +13,7 @@ from personalign.data.alignx import (
     AlignXBuildConfig,
     build_alignx,
     check_alignx_rows,
+    numeric_vectors,
     read_alignx,
 )
 from personalign.data.loading import data_files, load_source
@@ -280,3 +281,18 @@ def test_a_mixed_type_file_that_is_valid_keeps_its_texts(tmp_path):
     assert raw[2]["user_generated_content"][0]["preference_direction"] is None
     assert raw[3]["demographic_information"] is None
     assert raw[3]["preference_direction"] == [float(v) for v in rows[3]["Preference Direction"]]
+
+
+def test_a_boolean_vector_column_is_checked_for_booleans(tmp_path):
+    """A parquet file whose vectors are booleans (`list<bool>`) is not a numeric column: the validator's type pass,
+    skipped for numeric columns (`numeric_vectors`), refuses it."""
+    rows = list(alignx_rows(2, seed=0))
+    for row in rows:
+        row["Preference Direction"] = [True] * 90
+        row["User-Generated Content"] = row["Pair-wise Comparative Feedback"] = []
+    path = tmp_path / "bool.parquet"
+    Dataset.from_list(rows).to_parquet(str(path))
+    assert not numeric_vectors(load_source(path).split("train"))
+    with pytest.raises(InputError, match=r"bool\.parquet, row 0 \(0-based\), column 'Preference Direction': index 0"):
+        read_alignx(path)
+    assert numeric_vectors(Dataset.from_list(list(alignx_rows(2, seed=0))))

@@ -17,7 +17,7 @@ number of rows, and `num_proc` spreads the work over cores.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,7 +136,11 @@ class AlignXBuildConfig:
 
 # ----------------------------------------------------------------------------------------------------- reading
 def normalize_row(
-    row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None, require_preference: bool = False
+    row: Mapping[str, Any],
+    where: str,
+    space: PreferenceSpace | None = None,
+    require_preference: bool = False,
+    numeric: bool = False,
 ) -> dict[str, Any]:
     """One release row (release column names or snake_case) as a `RAW_FEATURES` row.
 
@@ -146,6 +150,8 @@ def normalize_row(
         space (`PreferenceSpace`, *optional*): The space of the vectors; AlignX's by default.
         require_preference (`bool`, *optional*, defaults to `False`): Refuse a persona PBA cannot turn into a
             preference text (no `profile`, no item with a direction vector and no gold direction).
+        numeric (`bool`, *optional*, defaults to `False`): The row's vectors come from numeric Arrow columns
+            (`numeric_vectors`), so they hold no booleans (see `PreferenceSpace.validate`).
 
     Returns:
         `dict`: The row with the columns of `RAW_FEATURES`.
@@ -157,7 +163,7 @@ def normalize_row(
     for column in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN):
         if not isinstance(row.get(column), str):
             raise InputError(f"{where}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
-    persona = Persona.from_alignx_row(row, space=space, where=where)
+    persona = Persona.from_alignx_row(row, space=space, where=where, numeric=numeric)
     if require_preference:
         require_persona_preference(persona, where)
     truth = row.get("ground_truth_persona")
@@ -199,22 +205,38 @@ def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
 
 
 def _normalize_batch(
-    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool
+    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool, numeric: bool
 ) -> dict[str, list]:
     space = PreferenceSpace.alignx()
     rows = [
-        normalize_row(row, names(index), space, require_preference)
+        normalize_row(row, names(index), space, require_preference, numeric)
         for row, index in zip(batch_rows(batch), indices, strict=True)
     ]
     return _columns(rows, RAW_FEATURES)
 
 
-def _holds_json(feature: Any) -> bool:
-    if isinstance(feature, datasets.Json):
+_READ_COLUMNS = frozenset(
+    (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN, *(a for names in ALIGNX_COLUMN_ALIASES.values() for a in names))
+)
+
+
+def _holds(feature: Any, kind: Callable[[Any], bool]) -> bool:
+    if kind(feature):
         return True
     if isinstance(feature, List):
-        return _holds_json(feature.feature)
-    return isinstance(feature, Mapping) and any(_holds_json(inner) for inner in feature.values())
+        return _holds(feature.feature, kind)
+    return isinstance(feature, Mapping) and any(_holds(inner, kind) for inner in feature.values())
+
+
+def numeric_vectors(dataset: Dataset) -> bool:
+    """Whether the AlignX columns of `dataset` can hold no boolean: none is a `datasets.Json` column (mixed JSON
+    types) or holds booleans. Then every vector entry is a number and `PreferenceSpace.validate` may skip its type
+    pass (`numeric=True`)."""
+    return not any(
+        _holds(feature, lambda f: isinstance(f, datasets.Json) or (isinstance(f, Value) and f.dtype == "bool"))
+        for column, feature in dataset.features.items()
+        if column in _READ_COLUMNS
+    )
 
 
 def lossy_json_file(dataset: Dataset, names: RowNames) -> Path | None:
@@ -231,15 +253,14 @@ def lossy_json_file(dataset: Dataset, names: RowNames) -> Path | None:
         dataset (`Dataset`): The rows of one part (file or Hub split).
         names (`RowNames`): Their names (`DatasetSource.part_row_names`): one local file, or none.
     """
-    read = {
-        PROMPT_COLUMN,
-        CHOSEN_COLUMN,
-        REJECTED_COLUMN,
-        *(a for names_ in ALIGNX_COLUMN_ALIASES.values() for a in names_),
-    }
     if len(names.files) != 1 or Path(names.files[0][0]).suffix not in (".json", ".jsonl"):
         return None
-    if not any(_holds_json(feature) for column, feature in dataset.features.items() if column in read):
+    json_columns = (
+        _holds(feature, lambda f: isinstance(f, datasets.Json))
+        for column, feature in dataset.features.items()
+        if column in _READ_COLUMNS
+    )
+    if not any(json_columns):
         return None
     return Path(names.files[0][0])
 
@@ -280,7 +301,7 @@ def _normalize(
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"names": names, "require_preference": require_preference},
+        fn_kwargs={"names": names, "require_preference": require_preference, "numeric": numeric_vectors(dataset)},
         features=RAW_FEATURES,
         remove_columns=dataset.column_names,
         num_proc=num_proc,
@@ -517,9 +538,11 @@ class AlignX(datasets.ArrowBasedBuilder):
 
 
 # ------------------------------------------------------------------------------------------- validation only
-def _check_batch(batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool) -> None:
+def _check_batch(
+    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool, numeric: bool
+) -> None:
     # Raises on the first bad row; the normalised rows are not kept.
-    _normalize_batch(batch, indices, names, require_preference)
+    _normalize_batch(batch, indices, names, require_preference, numeric)
 
 
 def check_alignx_rows(
@@ -560,7 +583,7 @@ def check_alignx_rows(
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"names": names, "require_preference": require_preference},
+        fn_kwargs={"names": names, "require_preference": require_preference, "numeric": numeric_vectors(dataset)},
         num_proc=num_proc,
         desc=f"Validating {names.where}",
     )

@@ -78,12 +78,14 @@ class Persona:
         space: PreferenceSpace | None = None,
         where: str | None = None,
         validate: bool = True,
+        numeric: bool = False,
     ) -> Persona:
         """Read the persona of an AlignX row (release column names, or their snake_case forms).
 
         Item vectors may be missing (benchmark rows). Present vectors are validated against `space` (AlignX's by
         default), and errors name `where` (for example the file and row), the column and the item. Pass
-        `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks.
+        `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks, and `numeric=True`
+        for vectors read from numeric Arrow columns (see `PreferenceSpace.validate`).
 
         Raises:
             `InputError`: Naming `where`, the column and the item: an item that is not an object or lacks a field, a
@@ -102,7 +104,7 @@ class Persona:
         def vector(value: Any, location: str) -> list[float] | None:
             if value is None:
                 return None
-            return space.validate(value, where=f"{origin}{location}") if validate else list(value)
+            return space.validate(value, where=f"{origin}{location}", numeric=numeric) if validate else list(value)
 
         def text(value: Any, location: str, nullable: bool = False) -> Any:
             # The release's texts are strings; a number or boolean would otherwise be cast to text silently.
@@ -115,21 +117,21 @@ class Persona:
         for index, item in enumerate(column(UGC_COLUMN) or []):
             location = f"column {UGC_COLUMN!r} item {index}"
             _require_keys(item, ("prompt", "comment"), f"{origin}{location}")
-            ugc.append(
-                UGCItem(
-                    *(text(item[key], f"{location} {key!r}") for key in ("prompt", "comment")),
-                    vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"),
-                )
-            )
+            prompt, comment = item["prompt"], item["comment"]
+            if validate and (type(prompt) is not str or type(comment) is not str):  # cheap test first: hot path
+                prompt, comment = (text(item[key], f"{location} {key!r}") for key in ("prompt", "comment"))
+            ugc.append(UGCItem(prompt, comment, vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}")))
         pairs = []
         for index, item in enumerate(column(PAIRS_COLUMN) or []):
             location = f"column {PAIRS_COLUMN!r} item {index}"
             _require_keys(item, ("prompt", "chosen", "rejected"), f"{origin}{location}")
-            pairs.append(
-                PairItem(
-                    *(text(item[key], f"{location} {key!r}") for key in ("prompt", "chosen", "rejected")),
-                    vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"),
+            prompt, chosen, rejected = item["prompt"], item["chosen"], item["rejected"]
+            if validate and (type(prompt) is not str or type(chosen) is not str or type(rejected) is not str):
+                prompt, chosen, rejected = (
+                    text(item[key], f"{location} {key!r}") for key in ("prompt", "chosen", "rejected")
                 )
+            pairs.append(
+                PairItem(prompt, chosen, rejected, vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"))
             )
         return cls(
             ugc=ugc,
