@@ -3,6 +3,7 @@ import random
 from collections import defaultdict
 
 import pytest
+from datasets import Dataset, Json
 
 from personalign import Persona, ica_messages, pba_messages
 from personalign.data.alignx import (
@@ -11,9 +12,11 @@ from personalign.data.alignx import (
     RELEASE_FORMAT_FEATURES,
     AlignXBuildConfig,
     build_alignx,
+    check_alignx_rows,
+    numeric_vectors,
     read_alignx,
 )
-from personalign.data.loading import data_files
+from personalign.data.loading import data_files, load_source
 from personalign.data.synthetic import ALIGNX_FEATURES, alignx_rows
 from personalign.errors import InputError
 from personalign.io import write_rows
@@ -212,3 +215,84 @@ def test_build_options_are_named_as_typed_on_the_command_line():
         AlignXBuildConfig(arithmetic="float16")
     with pytest.raises(InputError, match=r"got 3 \(CLI: --rows\)"):
         list(alignx_rows(3))
+
+
+def _jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_string_in_a_vector_is_refused_although_datasets_reads_it_as_a_number(tmp_path):
+    """A vector mixing numbers and `"1"` becomes a `datasets.Json` column, whose encoding reads `"1"` back as the
+    number 1 (`datasets.utils.json.json_encode_field`, internal): the file's own rows are checked instead, in
+    `read_alignx` (build-dataset) and `check_alignx_rows` (the trainers) alike."""
+    rows = list(alignx_rows(4, seed=0))
+    rows[3]["Preference Direction"][7] = "1"
+    path = _jsonl(tmp_path / "str.jsonl", rows)
+    source = load_source(path)
+    data = source.split("train")
+    assert data.features["Preference Direction"].feature == Json()  # the internal this works around
+    assert data[3]["Preference Direction"][7] == 1  # ... and its loss: the string reads back as a number
+    message = r"str\.jsonl, line 4, column 'Preference Direction': index 7 holds '1' \(a string\); expected one of 0"
+    with pytest.raises(InputError, match=message):
+        read_alignx(path)
+    with pytest.raises(InputError, match=message):
+        check_alignx_rows(data, source.part_row_names(str(path)))
+    rows = list(alignx_rows(4, seed=0))
+    rows[1]["User-Generated Content"][0]["Preference Direction"] = [True] * 90
+    with pytest.raises(
+        InputError,
+        match=r"line 2, column 'User-Generated Content' item 0 'Preference Direction': index 0 holds True \(a boolean\)",
+    ):
+        read_alignx(_jsonl(tmp_path / "bool.jsonl", rows))
+
+
+def test_history_texts_and_demographics_must_be_text(tmp_path):
+    rows = list(alignx_rows(4, seed=0))
+    rows[2]["User-Generated Content"][0]["comment"] = 5
+    with pytest.raises(
+        InputError, match=r"line 3, column 'User-Generated Content' item 0 'comment': expected text, got the number 5"
+    ):
+        read_alignx(_jsonl(tmp_path / "comment.jsonl", rows))
+    rows = list(alignx_rows(4, seed=0))
+    rows[1]["Demographic Information"] = 42
+    with pytest.raises(
+        InputError, match=r"line 2, column 'Demographic Information': expected text or null, got the number 42"
+    ):
+        read_alignx(_jsonl(tmp_path / "demo.jsonl", rows))
+    rows = list(alignx_rows(4, seed=0))
+    rows[0]["Pair-wise Comparative Feedback"][0]["chosen"] = None
+    with pytest.raises(InputError, match=r"line 1, column 'Pair-wise Comparative Feedback' item 0 'chosen'"):
+        read_alignx(_jsonl(tmp_path / "pair.jsonl", rows))
+
+
+def test_a_mixed_type_file_that_is_valid_keeps_its_texts(tmp_path):
+    """Items with different keys make a `datasets.Json` column too; a valid file of that kind builds from its own
+    rows, so a comment that looks like JSON (`"5"`, `"null"`) stays the text it is."""
+    rows = list(alignx_rows(4, seed=0))
+    rows[0]["User-Generated Content"][0]["comment"] = "5"
+    rows[1]["User-Generated Content"][0]["comment"] = "null"
+    del rows[2]["User-Generated Content"][0]["Preference Direction"]  # a benchmark-style item without a vector
+    rows[3]["Demographic Information"] = None
+    raw = read_alignx(_jsonl(tmp_path / "mixed.jsonl", rows))["train"]
+    assert raw.features == RAW_FEATURES
+    assert raw[0]["user_generated_content"][0]["comment"] == "5"
+    assert raw[1]["user_generated_content"][0]["comment"] == "null"
+    assert raw[2]["user_generated_content"][0]["preference_direction"] is None
+    assert raw[3]["demographic_information"] is None
+    assert raw[3]["preference_direction"] == [float(v) for v in rows[3]["Preference Direction"]]
+
+
+def test_a_boolean_vector_column_is_checked_for_booleans(tmp_path):
+    """A parquet file whose vectors are booleans (`list<bool>`) is not a numeric column: the validator's type pass,
+    skipped for numeric columns (`numeric_vectors`), refuses it."""
+    rows = list(alignx_rows(2, seed=0))
+    for row in rows:
+        row["Preference Direction"] = [True] * 90
+        row["User-Generated Content"] = row["Pair-wise Comparative Feedback"] = []
+    path = tmp_path / "bool.parquet"
+    Dataset.from_list(rows).to_parquet(str(path))
+    assert not numeric_vectors(load_source(path).split("train"))
+    with pytest.raises(InputError, match=r"bool\.parquet, row 0 \(0-based\), column 'Preference Direction': index 0"):
+        read_alignx(path)
+    assert numeric_vectors(Dataset.from_list(list(alignx_rows(2, seed=0))))

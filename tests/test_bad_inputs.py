@@ -183,6 +183,13 @@ def jsonl_with_bad_line(rows: list[dict[str, Any]], line: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def jsonl_with_bytes(rows: list[dict[str, Any]], line: int, junk: bytes) -> bytes:
+    """JSON lines with `junk` (bytes that are not UTF-8) put inside the first text of line `line` (1-based)."""
+    lines = [json.dumps(row).encode() for row in rows]
+    lines[line - 1] = lines[line - 1].replace(b'": "', b'": "' + junk, 1)
+    return b"\n".join(lines) + b"\n"
+
+
 def parquet_bytes(rows: list[dict[str, Any]], tmp_dir: Path) -> bytes:
     from datasets import Dataset
 
@@ -469,6 +476,103 @@ CASES: list[Case] = [
         build("multifacet-cf", "--history-size", "0"),
         files(data__jsonl=MF),
         says=("history",),
+    ),
+    # --------------------------------------------------------- h17vec: vector types, text types, UTF-8, blank files
+    Case(
+        "build-alignx/string-in-vector",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 3, **{"Preference Direction": [*vector()[:7], "1", *vector()[8:]]})),
+        says=(r"data\.jsonl", r"line 4\b", "Preference Direction", "index 7", "string"),
+    ),
+    Case(
+        "build-alignx/boolean-vector",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 1, **{"Preference Direction": [True] * DIMENSIONS})),
+        says=(r"data\.jsonl", r"line 2\b", "Preference Direction", "index 0", "boolean"),
+    ),
+    Case(
+        "build-alignx/string-in-item-vector",
+        build("alignx"),
+        files(
+            data__jsonl=changed(
+                ROWS,
+                2,
+                **{
+                    "User-Generated Content": [
+                        {**ROWS[2]["User-Generated Content"][0], "Preference Direction": ["0.5", *vector()[1:]]}
+                    ]
+                },
+            )
+        ),
+        says=(r"data\.jsonl", r"line 3\b", "User-Generated Content", "index 0", "string"),
+    ),
+    Case(
+        "train/pba-string-in-vector",
+        train("pba"),
+        files(data__jsonl=changed(ROWS, 3, **{"Preference Direction": [*vector()[:7], "1", *vector()[8:]]})),
+        says=(r"data\.jsonl", r"line 4\b", "Preference Direction", "index 7"),
+    ),
+    Case(
+        "train/dpore-boolean-vector",
+        train("dpore"),
+        files(data__jsonl=changed(ROWS, 1, **{"Preference Direction": [True] * DIMENSIONS})),
+        says=(r"data\.jsonl", r"line 2\b", "Preference Direction", "boolean"),
+    ),
+    Case(
+        "build-alignx/number-comment",
+        build("alignx"),
+        files(
+            data__jsonl=changed(
+                ROWS, 2, **{"User-Generated Content": [{**ROWS[2]["User-Generated Content"][0], "comment": 5}]}
+            )
+        ),
+        says=(r"data\.jsonl", r"line 3\b", "User-Generated Content", "comment", "expected text"),
+    ),
+    Case(
+        "build-alignx/number-demographics",
+        build("alignx"),
+        files(data__jsonl=changed(ROWS, 1, **{"Demographic Information": 42})),
+        says=(r"data\.jsonl", r"line 2\b", "Demographic Information", "expected text"),
+    ),
+    Case(
+        "build-alignx/not-utf8",
+        build("alignx"),
+        files(data__jsonl=jsonl_with_bytes(ROWS, 3, b"\xff\xfe")),
+        says=(r"data\.jsonl", r"line 3\b", "UTF-8", "0xff"),
+    ),
+    Case(
+        "train/pba-not-utf8",
+        train("pba"),
+        files(data__jsonl=jsonl_with_bytes(ROWS, 3, b"\xff\xfe")),
+        says=(r"data\.jsonl", r"line 3\b", "UTF-8"),
+    ),
+    Case(
+        "eval/not-utf8",
+        eval_policy(),
+        files(data__jsonl=jsonl_with_bytes(ROWS, 3, b"\xff\xfe")),
+        says=(r"data\.jsonl", r"line 3\b", "UTF-8"),
+    ),
+    Case(
+        "build-alignx/blank-lines-only",
+        build("alignx"),
+        files(data__jsonl="\n\n  \n"),
+        says=(r"data\.jsonl", "no rows"),
+    ),
+    Case(
+        "synthetic/output-is-a-folder",
+        ["synthetic", "alignx", "{tmp}/out", "--rows", "4"],
+        files(out=lambda p, env: p.mkdir() or (p / "keep.txt").write_text("keep")),
+        says=("out", "already exists"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
+    ),
+    Case(
+        "synthetic/overwrite-a-folder",
+        ["synthetic", "alignx", "{tmp}/out", "--rows", "4", "--overwrite"],
+        files(out=lambda p, env: p.mkdir() or (p / "keep.txt").write_text("keep")),
+        says=("out", "is a folder", "cannot be replaced by a file"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
     ),
     # ------------------------------------------------------------------------------------------------ synthetic
     Case("synthetic/good", ["synthetic", "alignx", "{tmp}/out.jsonl", "--rows", "4"], code=0, output=None),

@@ -273,3 +273,36 @@ def test_every_reader_path_names_the_line(tmp_path, monkeypatch, capsys):
         assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match=rf"{bad}, line 2, column 16: not valid JSON"):
         load_rows(bad, None, "train")  # what `train --dataset_name` calls (scripts.utils.load_datasets)
+
+
+def test_bytes_that_are_not_utf8_are_named_by_line_column_and_offset(tmp_path):
+    """pyarrow keeps such bytes in a text column and fails only when a row is read (a UnicodeDecodeError)."""
+    lines = [json.dumps({"prompt": f"p{i}", "chosen": "c", "rejected": "r"}).encode() for i in range(4)]
+    lines[2] = lines[2].replace(b'"p2"', b'"p\xff\xfe2"')
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    column = lines[2].index(b"\xff") + 1
+    offset = len(b"\n".join(lines[:2])) + column
+    with pytest.raises(InputError) as error:
+        load_source(path)
+    assert str(error.value) == (
+        f"{path}, line 3, column {column}: not UTF-8 text (byte 0xff at byte offset {offset} of "
+        "the file: invalid start byte); expected a UTF-8 text file (save it as UTF-8)."
+    )
+    listed = tmp_path / "rows.json"
+    listed.write_bytes(
+        b'[\n{"prompt": "a", "chosen": "b", "rejected": "c"},\n{"prompt": "\xc3", "chosen": "b", "rejected": "c"}\n]'
+    )
+    with pytest.raises(InputError, match=rf"{listed}, line 3, column 13: not UTF-8 text \(byte 0xc3"):
+        load_source(listed)
+
+
+def test_a_file_of_blank_lines_holds_no_rows(tmp_path):
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n  \n\r\n")
+    with pytest.raises(InputError, match=rf"^{path}: holds no rows \(only blank lines\); expected one JSON object"):
+        load_source(path)
+    listed = tmp_path / "padded.json"
+    listed.write_text("[" + " " * 100 + "]")  # past the small-file check
+    with pytest.raises(InputError, match=rf"^{listed}: holds no rows \(an empty JSON list\)"):
+        load_source(listed)

@@ -284,3 +284,16 @@ def test_space_command_names_a_bad_or_missing_file(tmp_path, monkeypatch, capsys
             run(app)
         lines = capsys.readouterr().err.strip().splitlines()
         assert exit_info.value.code == 1 and len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [(True, "index 6 holds True (a boolean)"), (False, "index 6 holds False (a boolean)"), ("1", "'1' (a string)")],
+)
+def test_validation_refuses_booleans_and_text_although_they_equal_numbers(alignx_space, entry, message):
+    """`True == 1` and hashes as 1, so the set check alone would let booleans through as 1.0."""
+    vector = [0.5] * 6 + [entry] + [0.5] * 83
+    with pytest.raises(InputError, match=re.escape(f"{message}; expected one of 0, 0.5, 1.")):
+        alignx_space.validate(vector, where="rows.jsonl, line 2, column 'Preference Direction'")
+    with pytest.raises(InputError, match=r"index 0 holds True \(a boolean\)"):
+        alignx_space.validate([True] * 90)

@@ -226,3 +226,15 @@ def test_pair_adjacent_epochs_keeps_counterfactual_pairs_together():
     assert pair_adjacent_epochs(rows, epochs=3, seed=1) == ordered
     with pytest.raises(ValueError, match="odd number of rows"):
         pair_adjacent_epochs(rows[:3], epochs=1)
+
+
+def test_write_rows_to_an_existing_folder_says_so(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep")
+    with pytest.raises(OutputExistsError, match=rf"{folder} already exists"):
+        write_rows([{"a": 1}], folder, progress=False)
+    with pytest.raises(ValueError, match=rf"^{folder} is a folder, and a folder cannot be replaced by a file"):
+        write_rows([{"a": 1}], folder, overwrite=True, progress=False)
+    assert (folder / "keep.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

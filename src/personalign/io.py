@@ -217,12 +217,23 @@ def write_rows(
 
     Returns:
         `int`: The number of rows written.
+
+    Raises:
+        `OutputExistsError`: If `path` exists and `overwrite` is False.
+        `InputError`: If `path` is a folder (even with `overwrite`), its suffix is not a supported format, or it
+            cannot be written there (`ensure_writable`).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
     from rich.progress import Progress
 
     path = Path(path)
+    ensure_writable(path, overwrite)  # an existing output first: its suffix may be anything, a folder has none
+    if path.is_dir():
+        raise InputError(
+            f"{path} is a folder, and a folder cannot be replaced by a file; name a "
+            f"{', '.join(SUPPORTED_ROW_FORMATS)} file to write."
+        )
     if path.suffix not in SUPPORTED_ROW_FORMATS:
         raise InputError(
             f"{path}: unsupported output format {path.suffix!r}; use one of {', '.join(SUPPORTED_ROW_FORMATS)}."

@@ -17,7 +17,7 @@ number of rows, and `num_proc` spreads the work over cores.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -25,14 +25,22 @@ from typing import Any, ClassVar, Literal
 import datasets
 import pyarrow as pa
 from datasets import Dataset, DatasetDict, Features, List, Value, concatenate_datasets
+from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
 from ..hub.cards import DatasetCardSpec
 from ..papers import ALIGNX_CITATION
-from ..personas.persona import CHOSEN_COLUMN, DIRECTION_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, Persona
+from ..personas.persona import (
+    ALIGNX_COLUMN_ALIASES,
+    CHOSEN_COLUMN,
+    DIRECTION_COLUMN,
+    PROMPT_COLUMN,
+    REJECTED_COLUMN,
+    Persona,
+)
 from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
 from ..personas.space import PreferenceSpace
-from .loading import RowNames, batch_rows, load_source, require_columns, value_kind
+from .loading import RowNames, batch_rows, json_file_rows, load_source, require_columns, value_kind
 
 ALIGNX_HUB_ID = "JinaLeejnl/AlignX"
 ALIGNX_TEST_HUB_ID = "JinaLeejnl/AlignX-test"
@@ -128,7 +136,11 @@ class AlignXBuildConfig:
 
 # ----------------------------------------------------------------------------------------------------- reading
 def normalize_row(
-    row: Mapping[str, Any], where: str, space: PreferenceSpace | None = None, require_preference: bool = False
+    row: Mapping[str, Any],
+    where: str,
+    space: PreferenceSpace | None = None,
+    require_preference: bool = False,
+    numeric: bool = False,
 ) -> dict[str, Any]:
     """One release row (release column names or snake_case) as a `RAW_FEATURES` row.
 
@@ -138,6 +150,8 @@ def normalize_row(
         space (`PreferenceSpace`, *optional*): The space of the vectors; AlignX's by default.
         require_preference (`bool`, *optional*, defaults to `False`): Refuse a persona PBA cannot turn into a
             preference text (no `profile`, no item with a direction vector and no gold direction).
+        numeric (`bool`, *optional*, defaults to `False`): The row's vectors come from numeric Arrow columns
+            (`numeric_vectors`), so they hold no booleans (see `PreferenceSpace.validate`).
 
     Returns:
         `dict`: The row with the columns of `RAW_FEATURES`.
@@ -149,7 +163,7 @@ def normalize_row(
     for column in (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN):
         if not isinstance(row.get(column), str):
             raise InputError(f"{where}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
-    persona = Persona.from_alignx_row(row, space=space, where=where)
+    persona = Persona.from_alignx_row(row, space=space, where=where, numeric=numeric)
     if require_preference:
         require_persona_preference(persona, where)
     truth = row.get("ground_truth_persona")
@@ -191,26 +205,103 @@ def _columns(rows: list[dict[str, Any]], features: Features) -> dict[str, list]:
 
 
 def _normalize_batch(
-    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool
+    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool, numeric: bool
 ) -> dict[str, list]:
     space = PreferenceSpace.alignx()
     rows = [
-        normalize_row(row, names(index), space, require_preference)
+        normalize_row(row, names(index), space, require_preference, numeric)
         for row, index in zip(batch_rows(batch), indices, strict=True)
     ]
     return _columns(rows, RAW_FEATURES)
+
+
+_READ_COLUMNS = frozenset(
+    (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN, *(a for names in ALIGNX_COLUMN_ALIASES.values() for a in names))
+)
+
+
+def _holds(feature: Any, kind: Callable[[Any], bool]) -> bool:
+    if kind(feature):
+        return True
+    if isinstance(feature, List):
+        return _holds(feature.feature, kind)
+    return isinstance(feature, Mapping) and any(_holds(inner, kind) for inner in feature.values())
+
+
+def numeric_vectors(dataset: Dataset) -> bool:
+    """Whether the AlignX columns of `dataset` can hold no boolean: none is a `datasets.Json` column (mixed JSON
+    types) or holds booleans. Then every vector entry is a number and `PreferenceSpace.validate` may skip its type
+    pass (`numeric=True`)."""
+    return not any(
+        _holds(feature, lambda f: isinstance(f, datasets.Json) or (isinstance(f, Value) and f.dtype == "bool"))
+        for column, feature in dataset.features.items()
+        if column in _READ_COLUMNS
+    )
+
+
+def lossy_json_file(dataset: Dataset, names: RowNames) -> Path | None:
+    """The local JSON file `dataset` was read from when `datasets` read an AlignX column of it lossily, else `None`.
+
+    A column whose values mix JSON types (a vector holding `"1"` or `true` among numbers, a comment that is
+    sometimes a number, history items with different keys) becomes a `datasets.Json` column, and its encoding
+    (`datasets.utils.json.json_encode_field`, internal) stores a string that is valid JSON as that JSON: `"1"` reads
+    back as the number 1, so no check of the loaded rows can tell it from a number. Such a file's rows are checked as
+    the file spells them (`personalign.data.loading.json_file_rows`). Pinned by
+    `tests/test_alignx_builder.py::test_string_in_a_vector_is_refused_although_datasets_reads_it_as_a_number`.
+
+    Args:
+        dataset (`Dataset`): The rows of one part (file or Hub split).
+        names (`RowNames`): Their names (`DatasetSource.part_row_names`): one local file, or none.
+    """
+    if len(names.files) != 1 or Path(names.files[0][0]).suffix not in (".json", ".jsonl"):
+        return None
+    json_columns = (
+        _holds(feature, lambda f: isinstance(f, datasets.Json))
+        for column, feature in dataset.features.items()
+        if column in _READ_COLUMNS
+    )
+    if not any(json_columns):
+        return None
+    return Path(names.files[0][0])
+
+
+def _normalized_file_rows(
+    path: str, names: RowNames, require_preference: bool, stamp: tuple[int, int]
+) -> Iterator[dict]:
+    # `stamp` (mtime, size) only keys `Dataset.from_generator`'s cache to this version of the file.
+    space = PreferenceSpace.alignx()
+    for index, row in enumerate(json_file_rows(path)):
+        yield normalize_row(row, names(index), space, require_preference)
 
 
 def _normalize(
     dataset: Dataset, where: str, names: RowNames, num_proc: int | None, batch_size: int, require_preference: bool
 ) -> Dataset:
     require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), where, "an AlignX")
+    lossy = lossy_json_file(dataset, names)
+    if lossy is not None:  # the rows as the file spells them (see `lossy_json_file`)
+        stat = lossy.stat()
+        try:
+            return Dataset.from_generator(
+                _normalized_file_rows,
+                features=RAW_FEATURES,
+                gen_kwargs={
+                    "path": str(lossy),
+                    "names": names,
+                    "require_preference": require_preference,
+                    "stamp": (stat.st_mtime_ns, stat.st_size),
+                },
+            )
+        except DatasetGenerationError as error:  # `datasets` wraps what the generator raises
+            if isinstance(error.__cause__, InputError):
+                raise error.__cause__ from None
+            raise
     return dataset.map(
         _normalize_batch,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"names": names, "require_preference": require_preference},
+        fn_kwargs={"names": names, "require_preference": require_preference, "numeric": numeric_vectors(dataset)},
         features=RAW_FEATURES,
         remove_columns=dataset.column_names,
         num_proc=num_proc,
@@ -447,9 +538,11 @@ class AlignX(datasets.ArrowBasedBuilder):
 
 
 # ------------------------------------------------------------------------------------------- validation only
-def _check_batch(batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool) -> None:
+def _check_batch(
+    batch: Mapping[str, list], indices: list[int], names: RowNames, require_preference: bool, numeric: bool
+) -> None:
     # Raises on the first bad row; the normalised rows are not kept.
-    _normalize_batch(batch, indices, names, require_preference)
+    _normalize_batch(batch, indices, names, require_preference, numeric)
 
 
 def check_alignx_rows(
@@ -479,12 +572,18 @@ def check_alignx_rows(
             column.
     """
     require_columns(dataset, (PROMPT_COLUMN, CHOSEN_COLUMN, REJECTED_COLUMN), names.where, "an AlignX")
+    lossy = lossy_json_file(dataset, names)
+    if lossy is not None:  # the rows as the file spells them (see `lossy_json_file`)
+        space = PreferenceSpace.alignx()
+        for index, row in enumerate(json_file_rows(lossy)):
+            normalize_row(row, names(index), space, require_preference)
+        return
     dataset.map(
         _check_batch,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        fn_kwargs={"names": names, "require_preference": require_preference},
+        fn_kwargs={"names": names, "require_preference": require_preference, "numeric": numeric_vectors(dataset)},
         num_proc=num_proc,
         desc=f"Validating {names.where}",
     )

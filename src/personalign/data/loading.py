@@ -134,25 +134,37 @@ def json_syntax_error(path: str | Path) -> str | None:
         path (`str` or `Path`): The file.
 
     Returns:
-        `str` or `None`: `"<file>, line <n>, column <c>: not valid JSON (<reason>); expected ..."`, or the line or
-        item that is not an object, or `None`.
+        `str` or `None`: `"<file>, line <n>, column <c>: not valid JSON (<reason>); expected ..."`, the same for
+        bytes that are not UTF-8 (`"...: not UTF-8 text (byte 0xff at byte offset <o> of the file: ...)"`), or the
+        line or item that is not an object, or `None`.
     """
     path = Path(path)
-    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    if raw.lstrip().startswith(b"["):
+    data = path.read_bytes()
+    raw = data.removeprefix(codecs.BOM_UTF8)
+    list_file = raw.lstrip().startswith(b"[")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Line and column (in bytes, 1-based) as an editor shows them, and the offset for `cmp` / `hexdump`.
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - data.rfind(b"\n", 0, error.start)
+        return (
+            f"{path}, line {line}, column {column}: not UTF-8 text (byte 0x{data[error.start]:02x} at byte offset "
+            f"{error.start} of the file: {error.reason}); expected a UTF-8 text file (save it as UTF-8)."
+        )
+    if list_file:
         expected = "expected a JSON list of objects (one per row)"
         try:
             rows = json.loads(raw)
         except json.JSONDecodeError as error:
             return f"{path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
-        except UnicodeDecodeError as error:
-            line = raw.count(b"\n", 0, error.start) + 1
-            return f"{path}, line {line}: not UTF-8 text ({error.reason}); {expected}."
         for index, row in enumerate(rows if isinstance(rows, list) else []):
             if not isinstance(row, dict):
                 return f"{path}: item {index} (0-based) of the JSON list is a {json_kind(row)}; {expected}."
-        return None
+        return f"{path}: holds no rows (an empty JSON list); expected rows." if rows == [] else None
     expected = "expected one JSON object (a row) per line"
+    if not raw.strip():  # blank lines only: `datasets` says its split "corresponds to no data"
+        return f"{path}: holds no rows (only blank lines); {expected}."
     for number, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
@@ -160,11 +172,36 @@ def json_syntax_error(path: str | Path) -> str | None:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             return f"{path}, line {number}, column {error.colno}: not valid JSON ({error.msg}); {expected}."
-        except UnicodeDecodeError as error:
-            return f"{path}, line {number}: not UTF-8 text ({error.reason}); {expected}."
         if not isinstance(row, dict):
             return f"{path}, line {number}: a JSON {json_kind(row)}; {expected}."
     return None
+
+
+def json_file_rows(path: str | Path) -> Iterator[Any]:
+    """The rows of a local `.json` / `.jsonl` file as Python's `json` parses them, in the order `datasets` reads
+    them: a JSON list's items, or one row per line with text (blank lines skipped, a leading BOM dropped).
+
+    For a second look at a file `datasets` read lossily: a column of mixed JSON types becomes a `datasets.Json`
+    column, whose encoding stores a string that is itself valid JSON (`"1"`, `"true"`) as that JSON, so it reads
+    back as the number or boolean. Here each value keeps its JSON type. Assumes the file parses (it was loaded).
+
+    Args:
+        path (`str` or `Path`): The file.
+
+    Returns:
+        `Iterator`: The rows (objects, as `dict`).
+    """
+    path = Path(path)
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16).removeprefix(codecs.BOM_UTF8)
+        if head.lstrip().startswith(b"["):
+            yield from json.loads(head + handle.read())
+            return
+        handle.seek(0)
+        for number, line in enumerate(handle):
+            line = line.removeprefix(codecs.BOM_UTF8) if number == 0 else line
+            if line.strip():
+                yield json.loads(line)
 
 
 @contextmanager
@@ -206,7 +243,11 @@ def read_data_file(path: str | Path) -> Dataset:
     with _reading(path):
         if path.suffix == ".parquet":
             return Dataset.from_parquet(str(path))
-        return Dataset.from_json(str(path))
+        dataset = Dataset.from_json(str(path))
+        # pyarrow's JSON reader keeps bytes that are not UTF-8 in text columns, which then fail only when a row is
+        # read (UnicodeDecodeError); a full validation (C++, over the memory-mapped table) finds them here.
+        dataset.data.table.validate(full=True)
+        return dataset
 
 
 def require_parquet(path: str | Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import InputError
-from .space import PreferenceSpace
+from .space import PreferenceSpace, json_kind
 
 Messages = list[dict[str, str]]
 
@@ -78,12 +78,19 @@ class Persona:
         space: PreferenceSpace | None = None,
         where: str | None = None,
         validate: bool = True,
+        numeric: bool = False,
     ) -> Persona:
         """Read the persona of an AlignX row (release column names, or their snake_case forms).
 
         Item vectors may be missing (benchmark rows). Present vectors are validated against `space` (AlignX's by
         default), and errors name `where` (for example the file and row), the column and the item. Pass
-        `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks.
+        `validate=False` for rows already validated (e.g. the `raw` config), to skip the checks, and `numeric=True`
+        for vectors read from numeric Arrow columns (see `PreferenceSpace.validate`).
+
+        Raises:
+            `InputError`: Naming `where`, the column and the item: an item that is not an object or lacks a field, a
+                history text that is not text, a demographic description that is neither text nor null, or a bad
+                vector (`PreferenceSpace.validate`).
         """
         space = space or PreferenceSpace.alignx()
         origin = f"{where}, " if where else ""
@@ -97,33 +104,39 @@ class Persona:
         def vector(value: Any, location: str) -> list[float] | None:
             if value is None:
                 return None
-            return space.validate(value, where=f"{origin}{location}") if validate else list(value)
+            return space.validate(value, where=f"{origin}{location}", numeric=numeric) if validate else list(value)
+
+        def text(value: Any, location: str, nullable: bool = False) -> Any:
+            # The release's texts are strings; a number or boolean would otherwise be cast to text silently.
+            if validate and not isinstance(value, str) and not (nullable and value is None):
+                got = "null (no value)" if value is None else f"the {json_kind(value)} {value!r}"
+                raise InputError(f"{origin}{location}: expected text{' or null' if nullable else ''}, got {got}.")
+            return value
 
         ugc = []
         for index, item in enumerate(column(UGC_COLUMN) or []):
             location = f"column {UGC_COLUMN!r} item {index}"
             _require_keys(item, ("prompt", "comment"), f"{origin}{location}")
-            ugc.append(
-                UGCItem(
-                    item["prompt"], item["comment"], vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}")
-                )
-            )
+            prompt, comment = item["prompt"], item["comment"]
+            if validate and (type(prompt) is not str or type(comment) is not str):  # cheap test first: hot path
+                prompt, comment = (text(item[key], f"{location} {key!r}") for key in ("prompt", "comment"))
+            ugc.append(UGCItem(prompt, comment, vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}")))
         pairs = []
         for index, item in enumerate(column(PAIRS_COLUMN) or []):
             location = f"column {PAIRS_COLUMN!r} item {index}"
             _require_keys(item, ("prompt", "chosen", "rejected"), f"{origin}{location}")
-            pairs.append(
-                PairItem(
-                    item["prompt"],
-                    item["chosen"],
-                    item["rejected"],
-                    vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"),
+            prompt, chosen, rejected = item["prompt"], item["chosen"], item["rejected"]
+            if validate and (type(prompt) is not str or type(chosen) is not str or type(rejected) is not str):
+                prompt, chosen, rejected = (
+                    text(item[key], f"{location} {key!r}") for key in ("prompt", "chosen", "rejected")
                 )
+            pairs.append(
+                PairItem(prompt, chosen, rejected, vector(_item_direction(item), f"{location} {DIRECTION_COLUMN!r}"))
             )
         return cls(
             ugc=ugc,
             pairs=pairs,
-            demographics=column(DEMOGRAPHICS_COLUMN) or None,
+            demographics=text(column(DEMOGRAPHICS_COLUMN), f"column {DEMOGRAPHICS_COLUMN!r}", nullable=True) or None,
             direction=vector(column(DIRECTION_COLUMN), f"column {DIRECTION_COLUMN!r}"),
             profile=row.get("profile") or None,
         )
