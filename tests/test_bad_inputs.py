@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1481,6 +1481,24 @@ def test_case(case: Case, env, tmp_path, capsys, caplog, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ signals (subprocesses)
+def _default_signals() -> None:
+    # A test run started in the background of a non-interactive shell inherits SIGINT ignored, and Python keeps an
+    # ignored SIGINT ignored: give the command the disposition a terminal gives it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen]]:
+    """The commands a test starts; any still running at the end (a failed test) is killed."""
+    processes: list[subprocess.Popen] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PERSONALIGN_DEBUG": "", "HF_TOKEN": SECRET}
     return subprocess.Popen(
@@ -1490,6 +1508,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_signals,
     )
 
 
@@ -1502,8 +1521,9 @@ def _wait_for_staging(cwd: Path, process: subprocess.Popen, timeout: float = 120
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_mid_write_leaves_no_staging_and_says_so(tmp_path, sig, code):
+def test_a_signal_mid_write_leaves_no_staging_and_says_so(tmp_path, started, sig, code):
     process = _cli("synthetic", "alignx", "out.jsonl", "--rows", "2000000", cwd=tmp_path)
+    started.append(process)
     _wait_for_staging(tmp_path, process)
     time.sleep(0.3)
     process.send_signal(sig)
@@ -1516,13 +1536,15 @@ def test_a_signal_mid_write_leaves_no_staging_and_says_so(tmp_path, sig, code):
     assert not list(tmp_path.glob(".*.partial")) and not (tmp_path / "out.jsonl").exists()
 
 
-def test_kill_9_leaves_a_staging_folder_that_the_next_run_removes(tmp_path):
+def test_kill_9_leaves_a_staging_folder_that_the_next_run_removes(tmp_path, started):
     process = _cli("synthetic", "alignx", "out.jsonl", "--rows", "2000000", cwd=tmp_path)
+    started.append(process)
     _wait_for_staging(tmp_path, process)
     process.kill()
     process.communicate(timeout=60)
     assert list(tmp_path.glob(".*.partial")), "kill -9 cannot clean up: a stale staging folder is expected"
     rerun = _cli("synthetic", "alignx", "out.jsonl", "--rows", "4", cwd=tmp_path)
+    started.append(rerun)
     out = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, out
     assert (tmp_path / "out.jsonl").is_file() and not list(tmp_path.glob(".*.partial"))
