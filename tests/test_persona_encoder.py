@@ -168,6 +168,11 @@ def test_cli_train_and_eval_encoder(tiny_encoder_path, tmp_path, monkeypatch):
     assert fresh.exit_code == 0, fresh.output
     assert [p.name for p in (tmp_path / "encoder-checkpoints").iterdir()] == ["checkpoint-2"]
     assert not list(tmp_path.glob("*earlier-run*"))
+    # Resuming a finished run would train a step past max_steps: refused, naming the checkpoint.
+    finished = runner.invoke(
+        app, [*common, *small, "--max_steps", "2", "--save_steps", "2", "--resume", "--overwrite"]
+    )
+    assert finished.exit_code != 0 and "already reached max_steps=2 (checkpoint-2)" in str(finished.exception)
 
     scores = tmp_path / "scores.json"
     result = runner.invoke(

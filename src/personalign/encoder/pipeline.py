@@ -16,7 +16,7 @@ from ..data.loading import load_source
 from ..errors import InputError
 from ..hub.cards import render_model_card
 from ..hub.run_record import set_aside_earlier_run
-from ..io import atomic_output, checkpoint_to_resume, ensure_writable, list_checkpoints
+from ..io import atomic_output, check_run_unfinished, checkpoint_to_resume, ensure_writable, list_checkpoints
 from ..papers import DPORE_CITATION
 from .data import (
     PERSONA_ID_COLUMN,
@@ -193,6 +193,8 @@ def train_encoder(
     last_checkpoint = checkpoint_to_resume(checkpoints) if resume else None
     if resume and last_checkpoint is None:
         raise InputError(f"--resume: no checkpoint found in {checkpoints}.")
+    if last_checkpoint is not None:  # a finished run would train a step past max_steps
+        check_run_unfinished(last_checkpoint, args.max_steps, args.num_train_epochs)
     if not resume and list_checkpoints(checkpoints) and not overwrite:
         raise InputError(
             f"{checkpoints} holds checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
