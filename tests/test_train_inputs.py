@@ -367,6 +367,38 @@ def test_a_nan_or_infinite_flag_is_refused_when_parsed(tmp_path, value):
 
 
 @pytest.mark.parametrize(
+    "method, key, value, where",
+    [
+        ("dpore", "re_lambda", ".nan", "yaml"),
+        ("pba", "weight_decay", "nan", "flag"),
+        ("pba", "lora_dropout", ".nan", "yaml"),  # a trl.ModelConfig field
+        ("pba", "label_smoothing", "inf", "flag"),
+    ],
+)
+def test_nan_or_infinity_in_any_float_field_is_refused(tmp_path, method, key, value, where):
+    """Fields without a positive rule took NaN silently (a NaN `re_lambda` or `weight_decay` trains on NaN losses)."""
+    config = tmp_path / "cfg.yaml"
+    text = f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\n"
+    config.write_text(text + (f"{key}: {value}\n" if where == "yaml" else ""))
+    flags = [f"--{key}={value}"] if where == "flag" else []
+    with pytest.raises(InputError) as error:
+        parse_train_arguments(method, ["--config", str(config), *flags], CPU)
+    if where == "yaml":
+        assert str(error.value) == f"{config}: key {key!r} must be a finite number; got {float(value[1:])}."
+    else:
+        assert (
+            str(error.value) == f"`personalign train {method}`: --{key} must be a finite number, got {float(value)}."
+        )
+
+
+def test_an_infinite_max_grad_norm_means_no_clipping_and_is_kept(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(f"model_name_or_path: m\ndataset_name: d\noutput_dir: {tmp_path / 'out'}\nmax_grad_norm: .inf\n")
+    _, training_args, _, _ = parse_train_arguments("pba", ["--config", str(config)], CPU)
+    assert training_args.max_grad_norm == float("inf")
+
+
+@pytest.mark.parametrize(
     "yaml_text, flags, message",
     [
         ("loss_type: bogus\n", [], "{config}: key 'loss_type' must be one of 'sigmoid', 'hinge', "),

@@ -305,6 +305,37 @@ def check_positive(
         raise InputError(f"{setting} must be {expected}, got {value}.")
 
 
+INFINITY_ALLOWED = ("max_grad_norm",)
+"""Float fields where an infinity has a meaning (`max_grad_norm=inf`: no clipping)."""
+
+
+def check_finite(
+    config: Any,
+    where: str,
+    yaml_config: Mapping[str, Any] | None = None,
+    yaml_path: str | os.PathLike | None = None,
+    args: Sequence[str] = (),
+) -> None:
+    """Refuse NaN (and, outside `INFINITY_ALLOWED`, an infinity) in any float field of a parsed config: argparse and
+    YAML both accept `nan` / `.nan` as a float, and a NaN `weight_decay` or `re_lambda` trains on NaN losses without a
+    word. Named as `check_positive` names a value.
+
+    Raises:
+        `InputError`: `"cfg.yaml: key 're_lambda' must be a finite number; got nan."` or
+            `"<where>: --weight_decay must be a finite number, got nan."`.
+    """
+    for spec in dataclasses.fields(config):
+        value = getattr(config, spec.name, None)
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        if spec.name in INFINITY_ALLOWED and not math.isnan(value):
+            continue
+        setting, in_yaml = set_where(spec.name, where, yaml_config, yaml_path, args)
+        if in_yaml:
+            raise InputError(f"{setting} must be a finite number; got {yaml_config[spec.name]!r}.")
+        raise InputError(f"{setting} must be a finite number, got {value}.")
+
+
 DISPATCHED_FIELDS = ("loss_type", "f_divergence_type")
 """`trl.DPOConfig` fields whose values TRL checks only when the loss is first computed, mid-run (`ValueError:
 Unknown loss type`, after the output folder was made): their accepted values are read from where TRL dispatches on
@@ -425,6 +456,8 @@ def parse_train_arguments(
     script_args, config, model_args = built
     for parsed in (script_args, config):
         check_positive(parsed, where, yaml_config, config_path, args)
+    for parsed in (script_args, config, model_args):
+        check_finite(parsed, where, yaml_config, config_path, args)
     check_dispatched_choices(config, where, yaml_config, config_path, args)
     if not script_args.dataset_name:
         raise InputError(f"{where}: set dataset_name (in the YAML file or --dataset_name).")
