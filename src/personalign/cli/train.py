@@ -24,7 +24,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NoReturn, Union
 
 import typer
 import yaml
@@ -268,6 +268,28 @@ def set_where(
     return f"{where}: --{name}", False
 
 
+def refuse_value(
+    name: str,
+    value: Any,
+    expected: str,
+    where: str,
+    yaml_config: Mapping[str, Any] | None,
+    yaml_path: str | os.PathLike | None,
+    args: Sequence[str],
+) -> NoReturn:
+    """Refuse the parsed `value` of field `name`, naming where it was set (`set_where`) and, for a YAML value, the
+    value as the file wrote it.
+
+    Raises:
+        `InputError`: `"cfg.yaml: key 'beta' must be <expected>; got -1."` or `"<where>: --beta must be <expected>,
+            got -1.0."`.
+    """
+    setting, in_yaml = set_where(name, where, yaml_config, yaml_path, args)
+    if in_yaml:
+        raise InputError(f"{setting} must be {expected}; got {yaml_config[name]!r}.")
+    raise InputError(f"{setting} must be {expected}, got {value}.")
+
+
 def check_positive(
     config: Any,
     where: str,
@@ -299,10 +321,7 @@ def check_positive(
         if math.isfinite(value) and value > 0:
             continue
         expected = "above 0" if math.isfinite(value) else "a finite number above 0"
-        setting, in_yaml = set_where(name, where, yaml_config, yaml_path, args)
-        if in_yaml:
-            raise InputError(f"{setting} must be {expected}; got {yaml_config[name]!r}.")
-        raise InputError(f"{setting} must be {expected}, got {value}.")
+        refuse_value(name, value, expected, where, yaml_config, yaml_path, args)
 
 
 INFINITY_ALLOWED = ("max_grad_norm",)
@@ -330,10 +349,7 @@ def check_finite(
             continue
         if spec.name in INFINITY_ALLOWED and not math.isnan(value):
             continue
-        setting, in_yaml = set_where(spec.name, where, yaml_config, yaml_path, args)
-        if in_yaml:
-            raise InputError(f"{setting} must be a finite number; got {yaml_config[spec.name]!r}.")
-        raise InputError(f"{setting} must be a finite number, got {value}.")
+        refuse_value(spec.name, value, "a finite number", where, yaml_config, yaml_path, args)
 
 
 DISPATCHED_FIELDS = ("loss_type", "f_divergence_type")
