@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from personalign.cli import app, run
+from test_multifacet_builder import real_schema_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -86,33 +87,6 @@ def alignx_row(i: int) -> dict[str, Any]:
 
 def alignx_rows(n: int = 8) -> list[dict[str, Any]]:
     return [alignx_row(i) for i in range(n)]
-
-
-def multifaceted_rows(num_instructions: int = 12) -> list[dict[str, Any]]:
-    """Multifaceted-Collection rows as released: three per instruction, one preference set each."""
-    rows = []
-    for i in range(num_instructions):
-        for j in range(3):
-            preference_set = [
-                {
-                    "dimension": dimension,
-                    "subdimension": f"{dimension} aspect",
-                    "preference": f"{dimension} option {(j + i * (k + 1)) % 3}",
-                    "description": f"The user wants {dimension} option {(j + i * (k + 1)) % 3}.",
-                }
-                for k, dimension in enumerate(("style", "background knowledge", "informativeness", "harmlessness"))
-            ]
-            rows.append(
-                {
-                    "main_source": "Nectar",
-                    "original_source": "anthropic-hh",
-                    "preference_set": preference_set,
-                    "system": f"You are an assistant for user {i}-{j}.",
-                    "prompt": f"Instruction number {i}?",
-                    "output": f"Answer {j} to instruction {i}.",
-                }
-            )
-    return rows
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -284,7 +258,7 @@ def build(name: str, *extra: str, source: str = "{data}") -> list[str]:
 
 
 ROWS = alignx_rows()
-MF = multifaceted_rows()
+MF = real_schema_rows(12)  # Multifaceted-Collection rows as released
 FEEDBACK_ITEM = "'Pair-wise Comparative Feedback'"
 ROW = r"(row|line) \d+"
 
