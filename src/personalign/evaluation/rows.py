@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, LargeList, List
@@ -25,6 +26,7 @@ from ..errors import InputError
 from ..personas.persona import ALIGNX_COLUMN_ALIASES, CHOSEN_COLUMN, PROMPT_COLUMN, REJECTED_COLUMN, PairItem
 from ..personas.prompts import feedback_generation_messages, preference_example
 from ..personas.space import PreferenceSpace
+from ..row_names import file_row
 from .reversal import MULTIFACET_KEY_COLUMNS
 from .robustness import HISTORY_TEXT_COLUMN
 
@@ -83,6 +85,25 @@ class EvalRows:
     def row_name(self, index: int) -> str:
         """The split's row `index` for messages (see `row_names`)."""
         return self.row_names(index)
+
+    def row_id(self, index: int) -> str:
+        """A stable id of the split's row `index`, for the files that refer to rows (generated responses, inferred
+        preferences): `"<file>:<0-based row in that file>"` for the rows of local files (a single file by its name, the
+        files of a folder by their path in it without the suffix, as in `sources`), else
+        `"<split or 'rows'>:<0-based row>"`. Unlike `row_name` it does not depend on how the files are laid out
+        (blank lines), only on the rows.
+
+        Args:
+            index (`int`): The row's 0-based position in the split.
+
+        Returns:
+            `str`: e.g. `"p_soups.json:17"`.
+        """
+        if self.files:
+            path, position = file_row(self.files, index)
+            # A folder's files by their path in it (unique), a single file by its name.
+            return f"{self.sources[index] if self.sources else Path(path).name}:{position}"
+        return f"{self.split or 'rows'}:{index}"
 
 
 # ------------------------------------------------------------------------------------------------------- reading
