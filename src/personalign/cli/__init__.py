@@ -5,6 +5,7 @@
 - `eval`: `eval policy|encoder`
 - `hub`: `push-model`
 - `reward`: `rejection-sample`
+- `judge`: `judge` (the papers' judged evaluations of generated responses)
 - `space`, `demo`
 
 `main()` runs the app behind the typed error map of `error_map`. Start-up imports only typer, rich and the method
@@ -19,7 +20,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import data, demo, error_map, hub, reward, space, train
+from . import data, demo, error_map, hub, judge, reward, space, train
 from .eval import eval_app
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ app.command("train", cls=train.TrainCommand, context_settings=train.CONTEXT_SETT
 app.add_typer(eval_app, name="eval")
 app.command("push-model")(hub.push_model_command)
 app.command("rejection-sample")(reward.rejection_sample_command)
+app.command("judge")(judge.judge_command)
 app.command("space")(space.space_command)
 app.command("demo")(demo.demo_command)
 
