@@ -108,7 +108,10 @@ def pairwise_judge(prompt):
 
 @pytest.fixture
 def pairwise_folders(tmp_path):
-    personas = [{"history": f"history of user {i}"} for i in range(len(PLAN))]
+    personas = [
+        {"history": f"history of user {i}", "dimension": "style" if i < 4 else "informativeness"}
+        for i in range(len(PLAN))
+    ]
     mine = write_folder(tmp_path / "mine", [{"response": f"mine-{i}", "persona": p} for i, p in enumerate(personas)])
     theirs = [
         {"id": f"rows.jsonl:{i}", "row": i, "prompt": f"question {i}", "response": f"theirs-{i}", "persona": p}
@@ -127,6 +130,10 @@ def test_pairwise_win_rate_matches_the_hand_count_with_ties_unparsable_and_order
     assert (results["wins"], results["ties"], results["losses"], results["unparsable"]) == (4, 1, 2, 1)
     assert results["win_rate"] == pytest.approx(4 / 6)
     assert results["win_rate_with_ties"] == pytest.approx((4 + 0.5) / 7)
+    # Rows 0-3 (style): win, win, lose, win; rows 4-7 (informativeness): tie, lose, win, unparsable.
+    assert results["per_dimension"]["style"]["win_rate"] == pytest.approx(3 / 4)
+    assert results["per_dimension"]["informativeness"]["win_rate"] == pytest.approx(1 / 2)
+    assert results["per_dimension"]["informativeness"]["ties"] == 1
     assert len(backend.prompts) == len(PLAN)
     # The order really is randomised, and what the judgments say was shown is what the judge saw.
     orders = []
@@ -309,9 +316,8 @@ def test_persona_tailoring_fills_profile_and_personality_and_names_a_row_without
         {"persona": {"history": "liked: long answers"}, "response": "r-2"},
     ]
     folder = write_folder(tmp_path / "mine", rows)
-    backend = ScriptedBackend(
-        lambda p: {"r-0": "5", "r-1": "Score: 3", "r-2": "cannot say"}[p.split("response: ")[1].split("\n")[0]]
-    )
+    scores = {"r-0": "5", "r-1": "Score: 3", "r-2": "cannot say", "b-0": "2", "b-1": "2", "b-2": "4"}
+    backend = ScriptedBackend(lambda p: scores[p.split("response: ")[1].split("\n")[0]])
     result = judge_responses(load_judge_inputs(folder), backend, get_protocol("persona-tailoring"), FAST)
     texts = [m[-1]["content"] for m in backend.prompts]
     assert "profile: a gardener" in texts[0] and "personalities: warm" in texts[0]
@@ -321,6 +327,14 @@ def test_persona_tailoring_fills_profile_and_personality_and_names_a_row_without
     assert results["overall"]["responses"]["mean"] == 4.0 and results["overall"]["responses"]["num_unscored"] == 1
     assert results["persona_fields"]["profile"] == {"profile": 1, "preference": 1, "history": 1}
     assert "against" not in results["overall"]
+    # With --against: both systems (same profile per row) and the difference of their means, 4 - 8 / 3.
+    base = write_folder(tmp_path / "base", [{**r, "response": f"b-{i}"} for i, r in enumerate(rows)])
+    both = judge_responses(load_judge_inputs(folder, base), backend, get_protocol("persona-tailoring"), FAST)
+    assert len(backend.prompts) == 3 + 6 and "profile: cites sources" in backend.prompts[-2][-1]["content"]
+    overall = both.summary["results"]["overall"]
+    assert overall["against"]["mean"] == pytest.approx(8 / 3)
+    assert overall["difference"]["value"] == pytest.approx(4 - 8 / 3)
+    assert [item["scores"] for item in both.judgments][2] == {"responses": None, "against": 4.0}
     bad = write_folder(tmp_path / "bad", [rows[0], {"persona": {"dimension": "style"}, "response": "r-1"}])
     with pytest.raises(InputError, match=r"line 2 \(id 'rows.jsonl:1'\): its persona has none of profile"):
         judge_responses(load_judge_inputs(bad), backend, get_protocol("persona-tailoring"), FAST)

@@ -359,7 +359,8 @@ def score_results(
         judgments (`Sequence[Mapping]`): Records with `scores[system]` and `calls` (`system`, `score`).
         systems (`Sequence[str]`): The systems judged (`"responses"`, and `"against"` when given).
         settings (`JudgeSettings`): The bootstrap settings.
-        by_dimension (`bool`): Add `per_dimension` (records without a `dimension` count in `overall` only).
+        by_dimension (`bool`): Add `per_dimension` when records have a `dimension` (records without one count in
+            `overall` only).
 
     Returns:
         `dict`: `{"overall": {system: stats, ..., "difference": ...}, "per_dimension": {dimension: {...}}}`.
@@ -383,8 +384,8 @@ def score_results(
         return entry
 
     results: dict[str, Any] = {"overall": block(judgments)}
-    if by_dimension:
-        dimensions = list(dict.fromkeys(item["dimension"] for item in judgments if item.get("dimension")))
+    dimensions = list(dict.fromkeys(item["dimension"] for item in judgments if item.get("dimension")))
+    if by_dimension and dimensions:
         results["per_dimension"] = {
             dimension: block([item for item in judgments if item.get("dimension") == dimension])
             for dimension in dimensions

@@ -49,6 +49,41 @@ def combine_orders(first: str | None, second: str | None) -> str | None:
     return first if first == second and first != "tie" else "tie"
 
 
+def win_rate_statistics(outcomes: Sequence[str | None], settings: JudgeSettings) -> dict[str, Any]:
+    """AlignX's absolute win rate of a list of outcomes, with its counts and bootstrap interval.
+
+    Args:
+        outcomes (`Sequence[str | None]`): `"win"`, `"tie"`, `"lose"`, or `None` (unparsable), one per row.
+        settings (`JudgeSettings`): The bootstrap settings.
+
+    Returns:
+        `dict`: `win_rate` = wins / (wins + losses) (`None` without a decisive outcome), `win_rate_ci` (rows
+        resampled, ties and unparsable rows included in the population), `wins`, `ties`, `losses`, `unparsable`,
+        `num_items`, `win_rate_with_ties` = (wins + ties / 2) / parsed rows.
+    """
+    outcomes = list(outcomes)
+    is_win = np.array([o == "win" for o in outcomes])
+    is_lose = np.array([o == "lose" for o in outcomes])
+
+    def rate(rows: np.ndarray) -> np.ndarray:
+        wins, losses = is_win[rows].sum(axis=1), is_lose[rows].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(wins + losses > 0, wins / np.maximum(wins + losses, 1), np.nan)
+
+    wins, ties, losses, unparsable = (outcomes.count(o) for o in ("win", "tie", "lose", None))
+    parsed = len(outcomes) - unparsable
+    return {
+        "win_rate": wins / (wins + losses) if wins + losses else None,
+        "win_rate_ci": settings.interval(rate, len(outcomes)),
+        "wins": wins,
+        "ties": ties,
+        "losses": losses,
+        "unparsable": unparsable,
+        "num_items": len(outcomes),
+        "win_rate_with_ties": (wins + 0.5 * ties) / parsed if parsed else None,
+    }
+
+
 class PairwiseWinProtocol(JudgeProtocol):
     """AlignX's pairwise win rate of `--responses` against `--against` (see the module docstring).
 
@@ -126,6 +161,7 @@ class PairwiseWinProtocol(JudgeProtocol):
                     "row": record.row,
                     "protocol": self.name,
                     "systems": systems,
+                    "dimension": (record.persona or {}).get("dimension"),
                     "persona_field": personas[index][1],
                     "calls": calls,
                     "outcome": outcome,
@@ -137,48 +173,36 @@ class PairwiseWinProtocol(JudgeProtocol):
     def summarize(
         self, judgments: Sequence[Mapping[str, Any]], inputs: JudgeInputs, settings: JudgeSettings
     ) -> dict[str, Any]:
-        """Win / (Win + Lose) with its counts and bootstrap interval.
+        """Win / (Win + Lose) with its counts and bootstrap interval, overall and (for rows with a
+        `persona.dimension`) per dimension.
 
         Returns:
             `dict`: `win_rate` (`None` without a decisive verdict), `win_rate_ci` (percentile bootstrap over rows:
             ties and unparsable rows stay in the resampled population, so the interval reflects how often decisive
             verdicts occur), `wins`, `ties`, `losses`, `unparsable`, `num_items`, `win_rate_with_ties`,
             `first_position_rate` (share of decisive verdicts that picked the response shown first; about 0.5 without
-            position bias), with `swap` `order_agreement` (share of rows whose two parsed outcomes agree), and
-            `definition`.
+            position bias), with `swap` `order_agreement` (share of rows whose two parsed outcomes agree),
+            `per_dimension` (the counts, rate and interval per dimension, when rows have one) and `definition`.
         """
-        outcomes = [item["outcome"] for item in judgments]
-        is_win = np.array([o == "win" for o in outcomes])
-        is_lose = np.array([o == "lose" for o in outcomes])
-
-        def rate(rows: np.ndarray) -> np.ndarray:
-            wins, losses = is_win[rows].sum(axis=1), is_lose[rows].sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(wins + losses > 0, wins / np.maximum(wins + losses, 1), np.nan)
-
-        wins, ties, losses = outcomes.count("win"), outcomes.count("tie"), outcomes.count("lose")
-        unparsable = outcomes.count(None)
-        parsed = len(outcomes) - unparsable
+        results = win_rate_statistics([item["outcome"] for item in judgments], settings)
         verdicts = [call["verdict"] for item in judgments for call in item["calls"]]
         first, second = verdicts.count("A"), verdicts.count("B")
-        results: dict[str, Any] = {
-            "win_rate": wins / (wins + losses) if wins + losses else None,
-            "win_rate_ci": settings.interval(rate, len(outcomes)),
-            "wins": wins,
-            "ties": ties,
-            "losses": losses,
-            "unparsable": unparsable,
-            "num_items": len(outcomes),
-            "num_judge_calls": len(verdicts),
-            "win_rate_with_ties": (wins + 0.5 * ties) / parsed if parsed else None,
-            "first_position_rate": first / (first + second) if first + second else None,
-            "definition": "Win / (Win + Lose) of --responses against --against (AlignX); ties and unparsable "
-            "verdicts are counted but left out of the rate.",
-        }
+        results["num_judge_calls"] = len(verdicts)
+        results["first_position_rate"] = first / (first + second) if first + second else None
         if self.swap:
             pairs = [[c["outcome"] for c in item["calls"]] for item in judgments]
             both = [p for p in pairs if None not in p]
             results["order_agreement"] = sum(p[0] == p[1] for p in both) / len(both) if both else None
+        dimensions = list(dict.fromkeys(item["dimension"] for item in judgments if item.get("dimension")))
+        if dimensions:
+            results["per_dimension"] = {
+                d: win_rate_statistics([i["outcome"] for i in judgments if i.get("dimension") == d], settings)
+                for d in dimensions
+            }
+        results["definition"] = (
+            "Win / (Win + Lose) of --responses against --against (AlignX); ties and unparsable verdicts are counted "
+            "but left out of the rate."
+        )
         return results
 
     def describe(self, results: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:

@@ -102,6 +102,7 @@ class PersonaTailoringProtocol(JudgeProtocol):
                     "row": record.row,
                     "protocol": self.name,
                     "systems": labels,
+                    "dimension": (record.persona or {}).get("dimension"),
                     "persona_fields": {"profile": profiles[index][1], "personalities": personalities[index][1]},
                     "calls": calls,
                     "scores": {system: report.scores[p] for system, p in positions.items()},
@@ -113,10 +114,11 @@ class PersonaTailoringProtocol(JudgeProtocol):
     def summarize(
         self, judgments: Sequence[Mapping[str, Any]], inputs: JudgeInputs, settings: JudgeSettings
     ) -> dict[str, Any]:
-        """Per system: mean, spread, bootstrap interval and histogram of the 1-5 scores (`score_statistics`); with two
-        systems their difference; and how many rows took their profile / personalities from which persona field."""
+        """Per system: mean, spread, bootstrap interval and histogram of the 1-5 scores (`score_statistics`), overall
+        and per dimension when rows have one; with two systems their difference; and how many rows took their profile
+        / personalities from which persona field."""
         systems = list(judgments[0]["scores"]) if judgments else ["responses"]
-        results = score_results(judgments, systems, settings, by_dimension=False)
+        results = score_results(judgments, systems, settings, by_dimension=True)
         results["persona_fields"] = {
             part: dict(Counter(str(item["persona_fields"][part]) for item in judgments))
             for part in ("profile", "personalities")
