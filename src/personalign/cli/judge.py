@@ -174,5 +174,8 @@ def judge_command(
     if model_card is not None:
         existed = model_card.is_file()
         written = update_model_card_with_judgments(model_card, run)
-        shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
+        if written is None:
+            shown = f"no result to add to {model_card}: every judgment was unparsable"
+        else:
+            shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
         console.print(escape(shown), soft_wrap=True)

@@ -237,7 +237,8 @@ def plot_score_histograms(
     scores = sorted({score for histogram in histograms.values() for score in histogram}, key=int)
     width = 0.8 / max(1, len(histograms))
     figure, axes = plt.subplots(figsize=(6.0, 3.6))
-    for position, (name, histogram) in enumerate(histograms.items()):
+    names = _short_labels(list(histograms), 40)
+    for position, (name, histogram) in enumerate(zip(names, histograms.values(), strict=True)):
         xs = [int(s) + (position - (len(histograms) - 1) / 2) * width for s in scores]
         axes.bar(xs, [histogram.get(s, 0) for s in scores], width, label=name)
     axes.set_xticks([int(s) for s in scores])
@@ -271,8 +272,9 @@ def plot_scores_by_group(
     plt = pyplot()
     names = list(groups)
     systems = list(dict.fromkeys(system for entry in groups.values() for system in entry))
+    shown = _short_labels(systems, 40)
     width = 0.8 / max(1, len(systems))
-    figure, axes = plt.subplots(figsize=(max(4.5, 1.5 * len(names) * max(1, len(systems)) / 1.5 + 1.5), 3.8))
+    figure, axes = plt.subplots(figsize=(max(5.5, 1.1 * len(names) * max(1, len(systems)) + 1.5), 3.8))
     for position, system in enumerate(systems):
         xs = [i + (position - (len(systems) - 1) / 2) * width for i in range(len(names))]
         stats = [groups[name].get(system) or {} for name in names]
@@ -284,7 +286,7 @@ def plot_scores_by_group(
             width,
             yerr=[[e[0] for e in errors], [e[1] for e in errors]],
             capsize=4,
-            label=system,
+            label=shown[position],
         )
         for bar, mean in zip(bars, means, strict=True):
             axes.annotate(
@@ -300,6 +302,6 @@ def plot_scores_by_group(
     axes.set_yticks(range(6))
     axes.set_ylabel("mean score (1-5)")
     axes.set_title(title or "Judge scores")
-    axes.legend(fontsize=8, loc="upper right", ncol=len(systems))
+    axes.legend(fontsize=8, loc="upper right", ncol=len(systems) if sum(map(len, shown)) < 50 else 1)
     figure.tight_layout()
     return save_figure(figure, path, overwrite)

@@ -95,10 +95,12 @@ class System:
 
     @property
     def label(self) -> str:
-        """The generating model (from `generation.json`), else the folder; `" (no history)"` marks a `--no-history`
-        run."""
-        label = str(self.generation.get("model") or self.folder)
-        return label + (" (no history)" if self.generation.get("no_history") else "")
+        """The generating model (from `generation.json`: a Hub id as it is, a local path by its last part), else the
+        folder; `" (no history)"` marks a `--no-history` run."""
+        model = str(self.generation.get("model") or self.folder)
+        if model.startswith((".", "/", "~")) or model.count("/") > 1:  # a local path, not `org/name`
+            model = Path(model).name
+        return model + (" (no history)" if self.generation.get("no_history") else "")
 
 
 @dataclass

@@ -194,26 +194,25 @@ def judge_card_results(run: JudgeRun) -> list[EvalResult]:
     ]
 
 
-def update_model_card_with_judgments(card_path: str | Path, run: JudgeRun) -> Path:
+def update_model_card_with_judgments(card_path: str | Path, run: JudgeRun) -> Path | None:
     """Add the run's results (`judge_card_results`) to a model card's `model-index` with
     `personalign.hub.cards.add_results_to_card`: the same judgement run again replaces its old values, every other
-    result and the card's text are kept, a missing card is created.
+    result and the card's text are kept, a missing card is created. A run without a result (every judgment
+    unparsable) leaves the card alone.
 
     Args:
         card_path (`str` or `Path`): The card (the `--responses` model's `README.md`).
         run (`JudgeRun`): The judged results.
 
     Returns:
-        `Path`: `card_path`.
+        `Path` or `None`: `card_path`, or `None` when there was nothing to add.
 
     Raises:
         `InputError`: If the card's folder is missing or its metadata cannot be read.
     """
+    results = judge_card_results(run)
+    if not results:
+        return None
     generation: Mapping[str, Any] = run.inputs.systems[RESPONSES].generation
     model = str(generation.get("model") or run.inputs.systems[RESPONSES].folder)
-    return add_results_to_card(
-        card_path,
-        judge_card_results(run),
-        Path(model).name,
-        description="Evaluated with `personalign judge`.",
-    )
+    return add_results_to_card(card_path, results, Path(model).name, description="Evaluated with `personalign judge`.")
