@@ -27,6 +27,8 @@ from ...inference.generation import GenerationBackend
 from ..judges import PersonaTailoringJudge
 from ..plots import plot_score_histograms, plot_scores_by_group
 from .base import (
+    AGAINST,
+    RESPONSES,
     CardMetric,
     JudgeInputs,
     JudgeProtocol,
@@ -78,7 +80,7 @@ class PersonaTailoringProtocol(JudgeProtocol):
             else (NO_PERSONALITY, None)
             for record in inputs.responses
         ]
-        systems = {"responses": inputs.responses, **({"against": inputs.against} if inputs.against else {})}
+        systems = {RESPONSES: inputs.responses, **({AGAINST: inputs.against} if inputs.against else {})}
         responses = [record.response for records in systems.values() for record in records]
         k = len(systems)
         report = PersonaTailoringJudge(backend, **settings.judge_kwargs()).judge(
@@ -116,11 +118,11 @@ class PersonaTailoringProtocol(JudgeProtocol):
     ) -> dict[str, Any]:
         """Per system: mean, spread, bootstrap interval and histogram of the 1-5 scores (`score_statistics`), overall
         and per dimension when rows have one; with two systems their difference; and how many rows took their profile
-        / personalities from which persona field."""
-        systems = list(judgments[0]["scores"]) if judgments else ["responses"]
+        / personalities from which persona field (`"none"`: the personalities were not given)."""
+        systems = list(judgments[0]["scores"]) if judgments else [RESPONSES]
         results = score_results(judgments, systems, settings, by_dimension=True)
         results["persona_fields"] = {
-            part: dict(Counter(str(item["persona_fields"][part]) for item in judgments))
+            part: dict(Counter(item["persona_fields"][part] or "none" for item in judgments))
             for part in ("profile", "personalities")
         }
         return results
@@ -132,13 +134,14 @@ class PersonaTailoringProtocol(JudgeProtocol):
         overall = results["overall"]
         systems = [key for key in overall if key != "difference"]
         plot_score_histograms({labels[s]: overall[s]["histogram"] for s in systems}, folder / "score_histogram.png")
+        groups = {**results.get("per_dimension", {}), "overall": overall}
         plot_scores_by_group(
-            {"overall": {labels[s]: overall[s] for s in systems}},
+            {group: {labels[s]: stats[s] for s in systems} for group, stats in groups.items()},
             folder / "scores.png",
             title="Persona-tailoring score (DPORE paper judge)",
         )
         return ["score_histogram.png", "scores.png"]
 
     def card_metrics(self, results: Mapping[str, Any]) -> list[CardMetric]:
-        mean = results["overall"]["responses"]["mean"]
+        mean = results["overall"][RESPONSES]["mean"]
         return [] if mean is None else [CardMetric("persona_tailoring_score", "persona tailoring score (1-5)", mean)]
