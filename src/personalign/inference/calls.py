@@ -296,7 +296,7 @@ class CallCache:
         with self._lock:
             entries = self._load(request.backend)
             self.folder.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
             try:
                 if path not in self._checked_tail:  # a torn last line would swallow this record: end it first
                     self._checked_tail.add(path)
