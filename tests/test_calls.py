@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from loopback_openai import LoopbackOpenAI, Reply
 
 import personalign
+from loopback_openai import LoopbackOpenAI, Reply
 from personalign.inference.calls import (
     CachedBackend,
     CallCache,
@@ -107,7 +107,7 @@ def test_timeouts_are_retried():
     with LoopbackOpenAI(failures=[Reply.completion("too late", delay=1.0)]) as server:
         assert backend_for(server, timeout=0.2, max_retries=1).generate([chat("x")]) == ["echo:x"]
         assert server.num_requests == 2
-    with LoopbackOpenAI(delay=1.0) as server, pytest.raises(BackendError, match="did not answer within 0.2s"):
+    with LoopbackOpenAI(delay=1.0) as server, pytest.raises(BackendError, match=r"did not answer within 0\.2s"):
         backend_for(server, timeout=0.2, max_retries=0).generate([chat("x")])
 
 
@@ -304,18 +304,22 @@ def test_transformers_backend_reports_per_batch_and_dry_run_counts_with_its_toke
     from personalign.inference.generation import TransformersBackend
 
     prompts = [chat("hello"), chat("a much longer question about the weather"), chat("hi"), chat("ok then")]
-    backend = TransformersBackend.from_pretrained(tiny_lm_path, batch_size=2, device="cpu")
+    # --num-workers and the rate limit are the API's: a command passes them whatever the backend
+    backend = wrap_backend(f"transformers:{tiny_lm_path}", no_cache=True, batch_size=2, device="cpu", num_workers=3)
+    assert isinstance(backend, TransformersBackend)
     batches = []
     original = backend.model.generate
     backend.model.generate = lambda **kwargs: batches.append(len(batches)) or original(**kwargs)
     reported = []
-    outputs = backend.generate(prompts, max_new_tokens=2, on_completion=lambda i, t: reported.append((i, len(batches))))
+    outputs = backend.generate(
+        prompts, max_new_tokens=2, on_completion=lambda i, t: reported.append((i, len(batches)))
+    )
     assert sorted(i for i, _ in reported) == [0, 1, 2, 3]
     assert [b for _, b in reported] == [1, 1, 2, 2]  # two reported after the first batch, before the second ran
     cached = CachedBackend(backend, tmp_path)
     assert cached.generate(prompts[:2], max_new_tokens=2) == outputs[:2]
 
-    dry = wrap_backend(f"transformers:{tiny_lm_path}", cache_dir=tmp_path, dry_run=True, batch_size=2)
+    dry = wrap_backend(f"transformers:{tiny_lm_path}", cache_dir=tmp_path, dry_run=True, batch_size=2, num_workers=3)
     assert dry.name == backend.name and dry.cache_key_fields() == backend.cache_key_fields()
     dry.generate(prompts, max_new_tokens=2)
     plan = dry.plan()

@@ -643,6 +643,17 @@ def dry_run_backend(
     )
 
 
+API_ONLY_KWARGS = frozenset({"num_workers", "max_requests_per_minute"})
+"""Backend arguments that only the API backend takes; `wrap_backend` drops them for a local model's spec, so a
+command can pass its `--num-workers` whatever the backend."""
+
+
+def _kwargs_for(spec_or_backend: str | GenerationBackend, backend_kwargs: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(spec_or_backend, str) and parse_backend_spec(spec_or_backend)[0] != "openai":
+        return {key: value for key, value in backend_kwargs.items() if key not in API_ONLY_KWARGS}
+    return backend_kwargs
+
+
 def wrap_backend(
     spec_or_backend: str | GenerationBackend,
     *,
@@ -662,7 +673,7 @@ def wrap_backend(
         dry_run (`bool`, *optional*, defaults to `False`): Return a `DryRunBackend` (its `plan().describe()` is the
             line to print).
         **backend_kwargs: Arguments of the backend's constructor (`num_workers`, `max_requests_per_minute`,
-            `batch_size`, ...), as `load_backend` takes them.
+            `batch_size`, ...), as `load_backend` takes them; `API_ONLY_KWARGS` are dropped for a local model.
 
     Returns:
         `GenerationBackend`: A `DryRunBackend`, a `CachedBackend`, or (with `no_cache`) the bare backend.
@@ -678,6 +689,7 @@ def wrap_backend(
     ```
     """
     cache = None if no_cache else CallCache(cache_dir if cache_dir is not None else default_cache_dir())
+    backend_kwargs = _kwargs_for(spec_or_backend, backend_kwargs)
     if dry_run:
         return dry_run_backend(spec_or_backend, cache, **backend_kwargs)
     if isinstance(spec_or_backend, DryRunBackend):

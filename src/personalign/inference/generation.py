@@ -231,7 +231,8 @@ class TransformersBackend(GenerationBackend):
     """Local generation with a `transformers` causal LM.
 
     Prompts are rendered with the tokenizer's chat template (generation prompt added), sorted by length (longest
-    first) and generated in left-padded batches, then returned in the input order. Greedy decoding
+    first) and generated in left-padded batches, then returned in the input order (each batch's completions are handed
+    to `generate`'s `on_completion` as soon as the batch is decoded). Greedy decoding
     (`temperature=0`) gives the same completions whatever the batch size, up to floating-point ties.
 
     Args:
@@ -564,7 +565,8 @@ class OpenAIBackend(GenerationBackend):
             when the server's `Retry-After` asks for more.
         max_requests_per_minute (`float`, *optional*): Rate limit over all workers (retries included); `None` for
             none.
-        extra_body (`dict`, *optional*): More fields of every request body (e.g. `{"stop": ["\\n"]}`).
+        extra_body (`dict`, *optional*): More fields of every request body (e.g. `{"stop": ["\\n"]}`). Note that
+            huggingface_hub rewrites a `response_format` of type `json_schema` into TGI's form.
         send_seed (`bool`, *optional*, defaults to `True`): Send the `seed` field (some servers reject it).
         show_progress (`bool`, *optional*): Show a progress bar over the requests. By default, shown when stderr is a
             terminal.
