@@ -396,10 +396,15 @@ def bad_release_file(tmp_path):
         ("not_a_model", "no config.json"),
         ("rendered_no_history", "--no-history cannot apply, its persona cannot be taken out"),
         ("temperature", "temperature must be >= 0"),
+        (
+            "bad_rubric",
+            "p_soups.json, row 1 (0-based), column 'rubric' item 0: Rubric item 'Brief?' has no description for score",
+        ),
+        ("bad_history", "rows.jsonl, line 2, column 'history_text' item 1: expected an object with text 'prompt'"),
     ],
 )
 def test_bad_inputs_are_one_line(
-    case, message, tiny_lm_path, benchmark_file, rendered_folder, tmp_path, monkeypatch, capsys
+    case, message, tiny_lm_path, benchmark_file, rendered_folder, multifacet_folder, tmp_path, monkeypatch, capsys
 ):
     model, dataset, extra = tiny_lm_path, benchmark_file, []
     if case == "bad_row":
@@ -411,6 +416,16 @@ def test_bad_inputs_are_one_line(
         model.mkdir()
     elif case == "rendered_no_history":
         dataset, extra = rendered_folder, ["--no-history"]
+    elif case == "bad_rubric":
+        rows = benchmark_rows()
+        rows[1]["rubric"] = [{"criteria": "Brief?", "score_descriptions": {"2": "so-so"}}]
+        dataset = tmp_path / "p_soups.json"
+        dataset.write_text(json.dumps(rows))
+    elif case == "bad_history":
+        rows = load_eval_rows(str(multifacet_folder)).data.to_list()
+        del rows[1]["history_text"][1]["rejected"]
+        dataset = tmp_path / "rows.jsonl"
+        dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
     else:
         extra = ["--temperature", "-1"]
     output = tmp_path / "out"

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.alignx import AlignXBuildConfig
+from ..data.loading import value_kind
 from ..errors import InputError
 from ..inference.generation import GenerationBackend, load_backend, parse_backend_spec
 from ..io import check_model_folder
@@ -259,9 +260,7 @@ def alignx_persona(row: Mapping[str, Any], space: PreferenceSpace | None = None)
 def _multifacet_history(row: Mapping[str, Any], at: str) -> list[PairItem]:
     items = row.get(HISTORY_TEXT_COLUMN)
     if not isinstance(items, list):
-        raise InputError(
-            f"{at}, column {HISTORY_TEXT_COLUMN!r}: expected a list of pairs, got {type(items).__name__}."
-        )
+        raise InputError(f"{at}, column {HISTORY_TEXT_COLUMN!r}: expected a list of pairs, got {value_kind(items)}.")
     for number, item in enumerate(items):
         if not (
             isinstance(item, Mapping) and all(isinstance(item.get(k), str) for k in ("prompt", "chosen", "rejected"))
@@ -287,7 +286,7 @@ def multifacet_persona(row: Mapping[str, Any], at: str = "row") -> dict[str, str
     """
     for column in ("prompt", "chosen", "rejected", "dimension", "preference"):
         if not isinstance(row.get(column), str):
-            raise InputError(f"{at}, column {column!r}: expected text, got {type(row.get(column)).__name__}.")
+            raise InputError(f"{at}, column {column!r}: expected text, got {value_kind(row.get(column))}.")
     found = {"dimension": row["dimension"], "preference": row["preference"]}
     history = render_feedback_history(_multifacet_history(row, at))
     if history:
@@ -310,7 +309,7 @@ def _rubric(value: Any, at: str) -> list[dict[str, Any]] | None:
             ) from None
     items = [value] if isinstance(value, Mapping) else value
     if not isinstance(items, list):
-        raise InputError(f"{at}, column 'rubric': expected a list of rubric items, got {type(value).__name__}.")
+        raise InputError(f"{at}, column 'rubric': expected a list of rubric items, got {value_kind(value)}.")
     for number, item in enumerate(items):
         try:
             format_rubric(item)
@@ -322,7 +321,7 @@ def _rubric(value: Any, at: str) -> list[dict[str, Any]] | None:
 def _reference_answer(value: Any, at: str) -> str | None:
     if value is None or isinstance(value, str):
         return value or None
-    raise InputError(f"{at}, column 'reference_answer': expected text, got {type(value).__name__}.")
+    raise InputError(f"{at}, column 'reference_answer': expected text, got {value_kind(value)}.")
 
 
 def _last_content(turn: Any) -> str:
@@ -578,7 +577,9 @@ def generate_responses(
     settings = config.generation_settings()
     chunk = CHUNK_BATCHES * max(config.batch_size, config.num_workers)
     responses: list[str] = []
-    with tqdm(total=len(records), desc="Generating", unit="row", disable=not config.progress or config.dry_run) as bar:
+    with tqdm(
+        total=len(records), desc="Generating responses", unit="row", disable=not config.progress or config.dry_run
+    ) as bar:
         for start in range(0, len(records), chunk):
             prompts = [record.messages for record in records[start : start + chunk]]
             answers = backend.generate(prompts, **settings)
