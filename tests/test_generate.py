@@ -23,7 +23,7 @@ from personalign.evaluation.responses import ResponseRecord, read_responses, wri
 from personalign.evaluation.rows import load_eval_rows, normalize_alignx_rows, row_renderer
 from personalign.hub.cards import render_dataset_card
 from personalign.hub.datasets import write_dataset_folder
-from personalign.inference.generation import TransformersBackend
+from personalign.inference.generation import GenerationBackend, TransformersBackend
 from personalign.personas.persona import PairItem, Persona
 from personalign.personas.prompts import ica_messages, pba_messages, render_feedback_history, render_history
 
@@ -326,6 +326,31 @@ def test_profiles_replace_the_pba_profile_in_the_prompt_only(tiny_lm_path, bench
     ica = GenerationEvalConfig(persona_format="ica", progress=False)
     with pytest.raises(ValueError, match="use them with --persona-format pba"):
         generate_responses(str(tiny_lm_path), str(benchmark_file), ica, profiles=inferred)
+
+
+class Echo(GenerationBackend):
+    """Answers each prompt with the post of its user turn, recording the size of every `generate` call."""
+
+    name, batch_size = "echo", 1
+
+    def __init__(self):
+        self.calls = []
+
+    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed):
+        self.calls.append(len(prompts))
+        return [rendered_query(messages) for messages in prompts]
+
+
+def test_rows_go_in_chunks_and_come_back_in_order(tmp_path):
+    rows = [dict(row, prompt=f"Question {i}?") for i in range(20) for row in benchmark_rows()[:1]]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(rows))
+    backend = Echo()
+    result = generate_responses(backend, str(path), GenerationEvalConfig(progress=False))
+    assert backend.calls == [8, 8, 4]  # CHUNK_BATCHES prompts per call at batch size 1
+    assert [r.response for r in result.records] == [f"Question {i}?" for i in range(20)]
+    assert result.meta["model"] == "echo" and result.meta["backend"] == "Echo"
+    assert result.meta["calls"] == {"requested": 20, "cached": 0, "called": 20}
 
 
 def test_rendered_query_reads_the_post_back():

@@ -61,9 +61,9 @@ SYSTEM_PROMPTS: dict[str, str | None] = {"pba": PBA_SYSTEM_PROMPT, "ica": ICA_SY
 keeps: AlignX's PBA and ICA prompts open with a system instruction (AlignX, Appendix B.2), the counterfactual paper's
 feedback prompt has none (its Appendix B.2)."""
 CHUNK_BATCHES = 8
-"""Rows are sent to the backend in chunks of `CHUNK_BATCHES * max(batch_size, num_workers)`: large enough for the
-transformers backend's length-sorted batches and the API backend's concurrency, small enough for a progress bar
-that moves."""
+"""Rows are sent to the backend in chunks of `CHUNK_BATCHES` times its batch size or concurrency: large enough for
+the transformers backend's length-sorted batches and the API backend's concurrent requests, small enough for a
+progress bar that moves."""
 ROW_EXTRAS = ("rubric", "reference_answer")
 """Columns passed through to the records when the rows have them (Multifaceted-Bench-style rows)."""
 
@@ -89,9 +89,9 @@ class GenerationEvalConfig:
         max_new_tokens (`int`, *optional*, defaults to `512`): Maximum new tokens per response.
         temperature (`float`, *optional*, defaults to `0.0`): Sampling temperature; `0` is greedy decoding.
         top_p (`float`, *optional*, defaults to `1.0`): Nucleus sampling mass (sampling only).
-        seed (`int`, *optional*, defaults to `0`): Sampling seed, passed with every chunk of rows (the transformers
-            backend reseeds per call, an API backend sends it with each request), so a rerun with the same settings
-            asks the same questions (and hits the call cache).
+        seed (`int`, *optional*, defaults to `0`): Sampling seed, passed with every `generate` call (the
+            transformers backend reseeds per call, an API backend sends it with each request), so a rerun with the
+            same settings asks the same questions (and hits the call cache).
         batch_size (`int`, *optional*, defaults to `8`): Prompts per forward pass (transformers backend).
         num_workers (`int`, *optional*, defaults to `4`): Concurrent requests (OpenAI-compatible backend).
         cache_dir (`str`, *optional*): Folder of the call cache (`personalign.inference.calls`); its default folder
@@ -511,6 +511,23 @@ def _call_counts(backend: GenerationBackend, num_calls: int) -> dict[str, int]:
     return {"requested": stats.requested, "cached": stats.cached, "called": stats.called}
 
 
+def _generate_all(
+    backend: GenerationBackend, prompts: list[Messages], settings: Mapping[str, Any], progress: bool
+) -> list[str]:
+    """Every prompt's completion, in order, with one progress bar over the rows: the prompts go in chunks
+    (`CHUNK_BATCHES`), each one `generate` call."""
+    chunk = CHUNK_BATCHES * max(getattr(backend, "batch_size", 1), getattr(backend, "num_workers", 1))
+    responses: list[str] = []
+    with tqdm(total=len(prompts), desc="Generating responses", unit="row", disable=not progress) as bar:
+        for start in range(0, len(prompts), chunk):
+            answers = backend.generate(prompts[start : start + chunk], **settings)
+            if len(answers) != len(prompts[start : start + chunk]):
+                raise RuntimeError(f"{backend!r} returned {len(answers)} completions for a chunk of prompts.")
+            responses.extend(answers)
+            bar.update(len(answers))
+    return responses
+
+
 # ------------------------------------------------------------------------------------------------------ the run
 def generate_responses(
     model: str | GenerationBackend,
@@ -575,18 +592,8 @@ def generate_responses(
         **_backend_kwargs(described["backend"], config),
     )
     settings = config.generation_settings()
-    chunk = CHUNK_BATCHES * max(config.batch_size, config.num_workers)
-    responses: list[str] = []
-    with tqdm(
-        total=len(records), desc="Generating responses", unit="row", disable=not config.progress or config.dry_run
-    ) as bar:
-        for start in range(0, len(records), chunk):
-            prompts = [record.messages for record in records[start : start + chunk]]
-            answers = backend.generate(prompts, **settings)
-            if len(answers) != len(prompts):
-                raise RuntimeError(f"{backend!r} returned {len(answers)} completions for {len(prompts)} prompts.")
-            responses.extend(answers)
-            bar.update(len(prompts))
+    progress = config.progress and not config.dry_run
+    responses = _generate_all(backend, [record.messages for record in records], settings, progress)
     for record, response in zip(records, responses, strict=True):
         record.response = response
     meta = {
