@@ -47,6 +47,15 @@ C2_META_KEYS = {
 C2_RECORD_KEYS = {"id", "row", "prompt", "messages", "response", "persona", "reference", "rubric", "reference_answer"}
 
 
+@pytest.fixture(autouse=True)
+def call_cache(tmp_path, monkeypatch):
+    """Every test's call cache in a folder of its own (`$PERSONALIGN_CACHE`): nothing lands in the user's cache, and
+    no test answers from another's calls."""
+    folder = tmp_path / "call-cache"
+    monkeypatch.setenv("PERSONALIGN_CACHE", str(folder))
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------------------- rows
 def vector(space, positive, negative):
     """A 90-entry direction: 1 at `positive`, 0 at `negative`, 0.5 elsewhere."""
@@ -291,7 +300,7 @@ def test_no_history_prompts_hold_the_query_alone(tiny_lm_path, release_file, mul
 
 
 def test_same_greedy_run_twice_is_identical_and_dry_run_writes_nothing(tiny_lm_path, benchmark_file, tmp_path, capsys):
-    config = GenerationEvalConfig(max_new_tokens=8, progress=False)
+    config = GenerationEvalConfig(max_new_tokens=8, progress=False, no_cache=True)  # both runs generate
     first = generate_responses(str(tiny_lm_path), str(benchmark_file), config)
     second = generate_responses(str(tiny_lm_path), str(benchmark_file), config)
     assert [r.to_dict() for r in first.records] == [r.to_dict() for r in second.records]
