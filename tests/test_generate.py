@@ -309,7 +309,28 @@ def test_same_greedy_run_twice_is_identical_and_dry_run_writes_nothing(tiny_lm_p
     output = tmp_path / "dry"
     result = generate("--model", tiny_lm_path, "--dataset", benchmark_file, "--output", output, "--dry-run")
     assert not output.exists()
-    assert "5 calls" in result.output and "prompt tokens" in result.output
+    assert "5 calls" in result.output and "5 to send" in result.output and "prompt tokens" in result.output
+    # A real run through the cache, then the dry run finds every call cached; a rerun sends nothing.
+    generate("--model", tiny_lm_path, "--dataset", benchmark_file, "--output", output, "--max-new-tokens", 8)
+    result = generate(
+        "--model",
+        tiny_lm_path,
+        "--dataset",
+        benchmark_file,
+        "--output",
+        output,
+        "--dry-run",
+        "--max-new-tokens",
+        8,
+        "--overwrite",
+    )
+    assert "5 answered from the cache" in result.output and "0 to send" in result.output
+    generate(
+        "--model", tiny_lm_path, "--dataset", benchmark_file, "--output", output, "--max-new-tokens", 8, "--overwrite"
+    )
+    records, meta = read_responses(output)
+    assert meta["calls"] == {"requested": 5, "cached": 5, "called": 0}
+    assert [r.response for r in records] == [r.response for r in first.records]
     dry = generate_responses(str(tiny_lm_path), str(benchmark_file), GenerationEvalConfig(dry_run=True))
     assert [r.messages for r in dry.records] == [r.messages for r in first.records]
     assert all(r.response == "" for r in dry.records)
@@ -356,10 +377,13 @@ def test_rows_go_in_chunks_and_come_back_in_order(tmp_path):
     path.write_text(json.dumps(rows))
     backend = Echo()
     result = generate_responses(backend, str(path), GenerationEvalConfig(progress=False))
-    assert backend.calls == [8, 8, 4]  # CHUNK_BATCHES prompts per call at batch size 1
+    assert backend.calls == [20]  # one call; the bar moves with each completion
     assert [r.response for r in result.records] == [f"Question {i}?" for i in range(20)]
     assert result.meta["model"] == "echo" and result.meta["backend"] == "Echo"
     assert result.meta["calls"] == {"requested": 20, "cached": 0, "called": 20}
+    again = generate_responses(backend, str(path), GenerationEvalConfig(progress=False))
+    assert backend.calls == [20] and again.meta["calls"] == {"requested": 20, "cached": 20, "called": 0}
+    assert [r.response for r in again.records] == [r.response for r in result.records]
 
 
 def test_rendered_query_reads_the_post_back():

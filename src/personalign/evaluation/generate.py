@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,8 @@ from .. import __version__
 from ..data.alignx import AlignXBuildConfig
 from ..data.loading import value_kind
 from ..errors import InputError
-from ..inference.generation import GenerationBackend, load_backend, parse_backend_spec
+from ..inference.calls import wrap_backend
+from ..inference.generation import GenerationBackend, parse_backend_spec
 from ..io import check_model_folder
 from ..personas.persona import Messages, PairItem, Persona
 from ..personas.prompts import (
@@ -60,10 +62,6 @@ SYSTEM_PROMPTS: dict[str, str | None] = {"pba": PBA_SYSTEM_PROMPT, "ica": ICA_SY
 """The system message of each persona format's prompt (`None`: the prompt has none), which `no_history_messages`
 keeps: AlignX's PBA and ICA prompts open with a system instruction (AlignX, Appendix B.2), the counterfactual paper's
 feedback prompt has none (its Appendix B.2)."""
-CHUNK_BATCHES = 8
-"""Rows are sent to the backend in chunks of `CHUNK_BATCHES` times its batch size or concurrency: large enough for
-the transformers backend's length-sorted batches and the API backend's concurrent requests, small enough for a
-progress bar that moves."""
 ROW_EXTRAS = ("rubric", "reference_answer")
 """Columns passed through to the records when the rows have them (Multifaceted-Bench-style rows)."""
 
@@ -438,45 +436,6 @@ def prompt_records(
 
 
 # ------------------------------------------------------------------------------------------------------ backends
-@dataclass
-class _Plan:
-    calls: int
-    prompt_tokens: int
-
-    def describe(self) -> str:
-        return (
-            f"dry run: {self.calls} calls (none sent), about {self.prompt_tokens:,} prompt tokens (estimated as "
-            "characters / 4)."
-        )
-
-
-class _DryRun(GenerationBackend):
-    """A stand-in for `personalign.inference.calls.DryRunBackend` until it lands: records the prompts, sends
-    nothing, answers `""`."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.prompts: list[Messages] = []
-
-    def _generate(self, prompts, max_new_tokens, temperature, top_p, seed):
-        self.prompts.extend(prompts)
-        return [""] * len(prompts)
-
-    def plan(self) -> _Plan:
-        characters = sum(len(m["content"]) for messages in self.prompts for m in messages)
-        return _Plan(len(self.prompts), math.ceil(characters / 4))
-
-
-def _backend(
-    spec: str | GenerationBackend, *, cache_dir: str | None, no_cache: bool, dry_run: bool, **backend_kwargs: Any
-) -> GenerationBackend:
-    """The backend the run generates with: `personalign.inference.calls.wrap_backend`'s job (a dry-run stand-in, or
-    the loaded backend behind the call cache). Until that lands: `load_backend`, without a cache."""
-    if dry_run:
-        return _DryRun(spec.name if isinstance(spec, GenerationBackend) else str(spec))
-    return load_backend(spec, **backend_kwargs)
-
-
 def backend_description(model: str | GenerationBackend) -> dict[str, Any]:
     """The `model` and `backend` entries of `generation.json` for a backend spec (`load_backend`'s syntax) or a
     backend: the model (folder, Hub id or served model name) and the backend kind (`transformers`, `vllm`, `openai`,
@@ -514,18 +473,17 @@ def _call_counts(backend: GenerationBackend, num_calls: int) -> dict[str, int]:
 def _generate_all(
     backend: GenerationBackend, prompts: list[Messages], settings: Mapping[str, Any], progress: bool
 ) -> list[str]:
-    """Every prompt's completion, in order, with one progress bar over the rows: the prompts go in chunks
-    (`CHUNK_BATCHES`), each one `generate` call."""
-    chunk = CHUNK_BATCHES * max(getattr(backend, "batch_size", 1), getattr(backend, "num_workers", 1))
-    responses: list[str] = []
+    """Every prompt's completion, in order, in one `generate` call, with one progress bar over the rows that moves as
+    each completion arrives (`on_completion`: per request for an API, per batch for transformers; cached answers
+    at once); the backends' own bars are hidden."""
+    lock = threading.Lock()
     with tqdm(total=len(prompts), desc="Generating responses", unit="row", disable=not progress) as bar:
-        for start in range(0, len(prompts), chunk):
-            answers = backend.generate(prompts[start : start + chunk], **settings)
-            if len(answers) != len(prompts[start : start + chunk]):
-                raise RuntimeError(f"{backend!r} returned {len(answers)} completions for a chunk of prompts.")
-            responses.extend(answers)
-            bar.update(len(answers))
-    return responses
+
+        def arrived(index: int, text: str) -> None:
+            with lock:  # called from an API backend's worker threads
+                bar.update(1)
+
+        return backend.generate(prompts, **settings, on_completion=arrived, show_progress=False)
 
 
 # ------------------------------------------------------------------------------------------------------ the run
@@ -584,7 +542,7 @@ def generate_responses(
         f"{len(records)} rows ({loaded.data_format}, "
         f"{'no persona' if config.no_history else f'{persona_format} prompts'}) from {loaded.where}"
     )
-    backend = _backend(
+    backend = wrap_backend(
         model,
         cache_dir=config.cache_dir,
         no_cache=config.no_cache,
