@@ -1,14 +1,12 @@
 """Generation backends: transformers on the tiny model, the OpenAI-compatible client against a local fake server,
 the vLLM extra's import message, and backend specs."""
 
-import json
 import sys
-import threading
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from loopback_openai import LoopbackOpenAI, Reply
 from personalign.inference.generation import (
     VLLM_INSTALL_HINT,
     BackendError,
@@ -100,97 +98,76 @@ def test_transformers_restores_training_mode_and_checks_inputs(backend):
 
 
 # ------------------------------------------------------------------------------------------------------- OpenAI
-class _FakeOpenAI(BaseHTTPRequestHandler):
-    requests: list = []  # noqa: RUF012 - shared by the server's threads, reset by the fixture
-    flaky_failures: dict = {}  # noqa: RUF012
-
-    def log_message(self, *args):
-        pass
-
-    def _reply(self, status, payload):
-        body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-        model = body["model"]
-        if model == "unauthorized":  # a server that echoes the credentials it refused
-            return self._reply(401, {"error": f"invalid key: {self.headers.get('Authorization')}"})
-        if model == "flaky" and self.flaky_failures.setdefault("count", 0) < 2:
-            self.flaky_failures["count"] += 1
-            return self._reply(503, {"error": "overloaded"})
-        if model == "no-choices":
-            return self._reply(200, {"object": "error"})
-        if model == "not-json":
-            return self._reply(200, b"<html>oops</html>")
-        content = body["messages"][-1]["content"]
-        text = f"echo:{content}|max={body['max_tokens']}|t={body['temperature']}|seed={body.get('seed')}"
-        return self._reply(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]})
+def echo_settings(request):
+    """The loopback server's answer: the prompt and the generation settings it received."""
+    body = request.body
+    return f"echo:{body['messages'][-1]['content']}|max={body['max_tokens']}|t={body['temperature']}|seed={body.get('seed')}"
 
 
 @pytest.fixture()
 def server():
-    _FakeOpenAI.requests.clear()
-    _FakeOpenAI.flaky_failures.clear()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with LoopbackOpenAI(answer=echo_settings) as running:
+        yield running
 
 
 def test_openai_backend_generates_in_order_with_key_from_env(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    backend = OpenAIBackend(server, "judge-model", num_workers=3)
+    backend = OpenAIBackend(server.base_url, "judge-model", num_workers=3)
     prompts = [chat(f"question {i}") for i in range(7)]
     outputs = backend.generate(prompts, max_new_tokens=5, temperature=0.0, seed=3)
     assert outputs == [f"echo:question {i}|max=5|t=0.0|seed=3" for i in range(7)]
-    assert len(_FakeOpenAI.requests) == 7
-    request = _FakeOpenAI.requests[0]
-    assert request["path"] == "/v1/chat/completions"
-    assert request["headers"]["Authorization"] == f"Bearer {SECRET}"
-    assert request["body"]["model"] == "judge-model"
+    assert server.num_requests == 7
+    request = server.requests[0]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+    assert request.body["model"] == "judge-model"
     assert SECRET not in repr(backend) and backend.name == "openai:judge-model"
 
 
 def test_openai_backend_without_key_sends_no_authorization(server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    backend = OpenAIBackend(server + "/chat/completions", "m", num_workers=1, send_seed=False)
+    # huggingface_hub's client would send the Hugging Face token to any URL without a key of its own
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 34)
+    backend = OpenAIBackend(server.base_url + "/chat/completions", "m", num_workers=1, send_seed=False)
     assert backend.generate([chat("x")], seed=5) == ["echo:x|max=256|t=0.0|seed=None"]
-    assert "Authorization" not in _FakeOpenAI.requests[0]["headers"]
+    assert not {name.lower() for name in server.requests[0].headers} & {"authorization"}
 
 
-def test_openai_http_error_is_clear_and_hides_the_key(server, caplog):
-    backend = OpenAIBackend(server, "unauthorized", api_key=SECRET, max_retries=0)
-    with pytest.raises(BackendError) as raised:
-        backend.generate([chat("x")])
+def test_openai_http_error_is_clear_and_hides_the_key(caplog):
+    def echo_key(request):  # a server that echoes the credentials it refused
+        return Reply.error(401, f"invalid key: {request.headers.get('authorization')}")
+
+    with LoopbackOpenAI(answer=echo_key) as server, caplog.at_level("DEBUG"):
+        backend = OpenAIBackend(server.base_url, "unauthorized", api_key=SECRET, max_retries=0)
+        with pytest.raises(BackendError) as raised:
+            backend.generate([chat("x")])
     message = str(raised.value)
     assert "HTTP 401" in message and "/v1/chat/completions" in message and "API key" in message
     assert SECRET not in message and "***" in message  # the server echoed it; it is redacted
-    assert raised.value.__cause__ is None and raised.value.__context__ is None  # no chained HTTPError
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no chained HTTP error shown
     assert SECRET not in caplog.text
 
 
-def test_openai_retries_transient_errors(server, caplog):
-    backend = OpenAIBackend(server, "flaky", api_key=SECRET, max_retries=2, retry_backoff=0.0)
-    with caplog.at_level("WARNING"):
-        assert backend.generate([chat("x")]) == ["echo:x|max=256|t=0.0|seed=0"]
-    assert len(_FakeOpenAI.requests) == 3
+def test_openai_retries_transient_errors(caplog):
+    with LoopbackOpenAI(answer=echo_settings, failures=[Reply.error(503), Reply.error(503)]) as server:
+        backend = OpenAIBackend(server.base_url, "flaky", api_key=SECRET, max_retries=2, retry_backoff=0.0)
+        with caplog.at_level("WARNING"):
+            assert backend.generate([chat("x")]) == ["echo:x|max=256|t=0.0|seed=0"]
+        assert server.num_requests == 3
     assert "HTTP 503" in caplog.text and SECRET not in caplog.text
 
 
-@pytest.mark.parametrize("model, match", [("no-choices", "without choices"), ("not-json", "not JSON")])
-def test_openai_bad_payloads(server, model, match):
-    with pytest.raises(BackendError, match=match):
-        OpenAIBackend(server, model, max_retries=0).generate([chat("x")])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b'{"object": "error"}', "without choices"),
+        (b"<html>oops</html>", "not JSON"),
+        (b"[1, 2]", "not a chat completion"),
+    ],
+)
+def test_openai_bad_payloads(raw, match):
+    with LoopbackOpenAI(failures=[Reply.malformed(raw)]) as server, pytest.raises(BackendError, match=match):
+        OpenAIBackend(server.base_url, "m", max_retries=0).generate([chat("x")])
 
 
 def test_openai_unreachable_server():
@@ -200,8 +177,20 @@ def test_openai_unreachable_server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=0, timeout=5)
-    with pytest.raises(BackendError, match="Could not reach"):
+    # the loopback server lifts the Hub's offline mode, as for a reachable server
+    with LoopbackOpenAI(), pytest.raises(BackendError, match="Could not reach"):
         backend.generate([chat("x")])
+
+
+def test_openai_offline_mode_is_one_clear_line(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with LoopbackOpenAI(lift_hub_offline=False) as server:
+        with pytest.raises(BackendError, match="HF_HUB_OFFLINE") as raised:
+            OpenAIBackend(server.base_url, "m").generate([chat("x")])
+        assert server.num_requests == 0
+    assert "\n" not in str(raised.value)
 
 
 # --------------------------------------------------------------------------------------------------------- vLLM
@@ -272,6 +261,7 @@ def test_load_backend(tiny_lm_path, monkeypatch):
     backend = load_backend("openai:gpt-4o-mini", api_key=SECRET, num_workers=2)
     assert isinstance(backend, OpenAIBackend)
     assert backend.url == "https://api.openai.com/v1/chat/completions" and backend.num_workers == 2
+    assert SECRET not in repr(backend) and SECRET not in repr(vars(backend).get("_client"))
     assert load_backend(backend) is backend
     local = load_backend(f"transformers:{tiny_lm_path}", batch_size=3)
     assert isinstance(local, TransformersBackend) and local.batch_size == 3

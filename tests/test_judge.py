@@ -6,15 +6,13 @@ loaded; the responses folders are written here in the C2 format with `json.dumps
 import json
 import re
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import huggingface_hub.constants
 import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 from PIL import Image
 
+from loopback_openai import LoopbackOpenAI
 from personalign.cli import app, run
 from personalign.errors import InputError
 from personalign.evaluation.metrics import bootstrap_interval
@@ -421,39 +419,11 @@ def test_mismatched_folders_are_refused_in_one_line(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ the command line
-class _Judge(BaseHTTPRequestHandler):
-    """An OpenAI-compatible chat endpoint answering with `pairwise_judge`; counts the requests."""
-
-    requests = 0
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).requests += 1
-        answer = {
-            "choices": [{"message": {"role": "assistant", "content": pairwise_judge(body["messages"][-1]["content"])}}]
-        }
-        data = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def judge_server(monkeypatch):
-    # huggingface_hub's client refuses every request in offline mode (conftest sets it), the loopback one included.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Judge.requests = 0
-    yield f"openai:http://127.0.0.1:{server.server_address[1]}/v1@judge"
-    server.shutdown()
-    server.server_close()
+def judge_server():
+    """The loopback OpenAI-compatible server answering as `pairwise_judge` (the real HTTP client talks to it)."""
+    with LoopbackOpenAI(answer=lambda request: pairwise_judge(request.prompt)) as server:
+        yield server
 
 
 def run_judge(monkeypatch, capsys, *args):
@@ -469,40 +439,42 @@ def run_judge(monkeypatch, capsys, *args):
     return code, capsys.readouterr().err
 
 
-def test_command_end_to_end_with_dry_run_card_and_refusals(
+def test_command_end_to_end_with_dry_run_cache_card_and_refusals(
     pairwise_folders, judge_server, tmp_path, monkeypatch, capsys
 ):
     mine, theirs = pairwise_folders
     output, card = tmp_path / "out", tmp_path / "README.md"
-    common = ["--responses", mine, "--against", theirs, "--protocol", "pairwise-win", "--judge", judge_server]
-    common += ["--cache-dir", tmp_path / "calls"]  # never the user's cache
+    spec = f"openai:{judge_server.base_url}@judge"
+    common = ["--responses", mine, "--against", theirs, "--protocol", "pairwise-win", "--judge", spec]
+    common += ["--cache-dir", tmp_path / "calls", "--bootstrap", "200"]
     code, err = run_judge(monkeypatch, capsys, *common, "--output", output, "--dry-run", "--swap")
-    assert code == 0 and re.search(r"\b16 (judge )?calls\b", err, re.I), err
-    assert not output.exists() and _Judge.requests == 0
-    code, err = run_judge(monkeypatch, capsys, *common, "--output", output, "--model-card", card, "--bootstrap", "200")
+    assert code == 0 and "16 calls to openai:judge, 0 answered from the cache" in err, err
+    assert not output.exists() and judge_server.num_requests == 0
+    code, err = run_judge(monkeypatch, capsys, *common, "--output", output, "--model-card", card)
     assert code == 0, err
-    assert _Judge.requests == 8 and "win rate of org/model vs org/base: 0.667" in err
+    assert judge_server.num_requests == 8 and "win rate of org/model vs org/base: 0.667" in err
     assert "4 win, 1 tie, 2 lose, 1 unparsable of 8 rows" in err
-    assert json.loads((output / "summary.json").read_text())["results"]["wins"] == 4
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["results"]["wins"] == 4 and summary["calls"] == {"requested": 8, "cached": 0, "called": 8}
     assert ModelCard.load(card).data.eval_results[0].metric_value == round(4 / 6, 4)
+    # A rerun pays for nothing: every verdict comes from the cache, the same judgments come out.
+    code, err = run_judge(monkeypatch, capsys, *common, "--output", tmp_path / "again")
+    assert code == 0, err
+    assert judge_server.num_requests == 8
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["calls"] == {
+        "requested": 8,
+        "cached": 8,
+        "called": 0,
+    }
+    assert (tmp_path / "again" / "judgments.jsonl").read_text() == (output / "judgments.jsonl").read_text()
+    code, err = run_judge(monkeypatch, capsys, *common, "--output", output, "--dry-run", "--swap")
+    assert "16 calls to openai:judge, 8 answered from the cache" in err, err
     # An existing output, a protocol option of another protocol, an unknown protocol: one line each, nothing sent.
     for extra, message in [
         (["--output", output], "already exists"),
         (["--output", tmp_path / "o2", "--dimension", "style"], "--dimension applies to --protocol style-score"),
+        (["--output", tmp_path / "o3", "--protocol", "best-of"], "unknown judge protocol 'best-of'"),
     ]:
         code, err = run_judge(monkeypatch, capsys, *common, *extra)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
-    code, err = run_judge(
-        monkeypatch,
-        capsys,
-        "--responses",
-        mine,
-        "--protocol",
-        "best-of",
-        "--judge",
-        judge_server,
-        "--output",
-        tmp_path / "o3",
-    )
-    assert code == 1 and "unknown judge protocol 'best-of'" in err
-    assert _Judge.requests == 8
+    assert judge_server.num_requests == 8

@@ -3,9 +3,10 @@
 - `data`: `synthetic alignx|multifaceted`, `build-dataset alignx|multifacet-cf`, `push-dataset alignx|multifacet-cf`
 - `train`: `train METHOD` for every method of the registry (`personalign.methods`)
 - `eval`: `eval policy|encoder`
+- `generate`: responses under each row's persona prompt, for the judges
+- `judge`: the papers' judged evaluations of generated responses (`judge --protocol ...`)
 - `hub`: `push-model`
 - `reward`: `rejection-sample`
-- `judge`: `judge` (the papers' judged evaluations of generated responses)
 - `space`, `demo`
 
 `main()` runs the app behind the typed error map of `error_map`. Start-up imports only typer, rich and the method
@@ -20,7 +21,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import data, demo, error_map, hub, judge, reward, space, train
+from . import data, demo, error_map, generate, hub, judge, reward, space, train
 from .eval import eval_app
 
 app = typer.Typer(
@@ -53,9 +54,10 @@ app.add_typer(data.build_app, name="build-dataset")
 app.add_typer(data.push_app, name="push-dataset")
 app.command("train", cls=train.TrainCommand, context_settings=train.CONTEXT_SETTINGS)(train.train_command)
 app.add_typer(eval_app, name="eval")
+app.command("generate")(generate.generate_command)
+app.command("judge")(judge.judge_command)
 app.command("push-model")(hub.push_model_command)
 app.command("rejection-sample")(reward.rejection_sample_command)
-app.command("judge")(judge.judge_command)
 app.command("space")(space.space_command)
 app.command("demo")(demo.demo_command)
 

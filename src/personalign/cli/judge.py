@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,41 +14,11 @@ from rich.markup import escape
 from ..errors import InputError
 from .common import Overwrite, console
 
-if TYPE_CHECKING:
-    from ..inference.generation import GenerationBackend
-
 PROTOCOL_HELP = (
     "[bold]pairwise-win[/bold] (AlignX win rate; needs --against), [bold]persona-tailoring[/bold] (the DPORE "
     "paper's 1-5 score), [bold]multifacet-rubric[/bold] (the counterfactual paper's Table 3, per dimension) or "
     "[bold]style-score[/bold] (its Table 2: --responses with history, --against the --no-history run)."
 )
-
-
-def judge_backend(
-    spec: str, *, cache_dir: Path | None, no_cache: bool, dry_run: bool, num_workers: int
-) -> GenerationBackend:
-    """The judge backend for a spec, as every generating command builds it.
-
-    Interim until `personalign.inference.calls.wrap_backend` (contract C1) is merged: the dry run records the prompts
-    (nothing is loaded, nothing sent) and the real run calls `load_backend` without a cache (`cache_dir` and
-    `no_cache` are accepted and unused). Merging replaces the body with `wrap_backend(spec, cache_dir=cache_dir,
-    no_cache=no_cache, dry_run=dry_run, num_workers=num_workers)` and the dry-run line with its `plan().describe()`.
-    """
-    from ..inference.generation import GenerationBackend, load_backend, parse_backend_spec
-
-    if dry_run:
-
-        class PromptRecorder(GenerationBackend):
-            def __init__(self) -> None:
-                self.name, self.prompts = f"dry-run:{spec}", []
-
-            def _generate(self, prompts, max_new_tokens, temperature, top_p, seed):
-                self.prompts.extend(prompts)
-                return [""] * len(prompts)
-
-        return PromptRecorder()
-    kind, _ = parse_backend_spec(spec)
-    return load_backend(spec, **({"num_workers": num_workers} if kind == "openai" else {}))
 
 
 def judge_command(
@@ -120,6 +90,7 @@ def judge_command(
         write_judge_outputs,
     )
     from ..hub.cards import check_card_path
+    from ..inference.calls import DryRunBackend, wrap_backend
     from ..io import ensure_writable
 
     if not dry_run:
@@ -150,8 +121,9 @@ def judge_command(
     )
     inputs = load_judge_inputs(responses, against)
     chosen.check(inputs)  # every row is judgeable before the judge is loaded
-    backend = judge_backend(judge, cache_dir=cache_dir, no_cache=no_cache, dry_run=dry_run, num_workers=num_workers)
-    if dry_run:
+    # A dry run loads and sends nothing; otherwise the judge answers through the call cache unless --no-cache.
+    backend = wrap_backend(judge, cache_dir=cache_dir, no_cache=no_cache, dry_run=dry_run, num_workers=num_workers)
+    if isinstance(backend, DryRunBackend):
         # The dry run's empty answers are unparsable by design: the judges' warning about them would mislead.
         judges_logger = logging.getLogger("personalign.evaluation.judges")
         level = judges_logger.level
@@ -160,11 +132,7 @@ def judge_command(
             chosen.judge(inputs, backend, settings)
         finally:
             judges_logger.setLevel(level)
-        calls = len(backend.prompts)  # type: ignore[attr-defined]
-        console.print(
-            f"dry run: {calls} judge calls for {len(inputs.responses)} rows ({chosen.name}); nothing sent, "
-            "nothing written."
-        )
+        console.print(escape(backend.plan().describe()), soft_wrap=True)
         return
     run = judge_responses(inputs, backend, chosen, settings, judge_spec=judge)
     for path in write_judge_outputs(run, output, overwrite=overwrite):

@@ -5,8 +5,13 @@ A backend turns a batch of chat prompts (each a list of `{"role", "content"}` me
 - `TransformersBackend` (the default): a local `transformers` causal LM; prompts go through the tokenizer's chat
   template, are left-padded and generated in length-sorted batches.
 - `VLLMBackend`: vLLM's offline `LLM.chat` (the optional extra `pip install "personalign[vllm]"`).
-- `OpenAIBackend`: any OpenAI-compatible `/v1/chat/completions` endpoint (OpenAI, a vLLM or TGI server, ...), over
-  the standard library's HTTP client.
+- `OpenAIBackend`: any OpenAI-compatible `/v1/chat/completions` endpoint (OpenAI, a vLLM or TGI server, Inference
+  Providers, ...), through huggingface_hub's `InferenceClient`, with concurrent requests, a shared rate limit and
+  retries with backoff.
+
+Each backend can hand every completion over as soon as it is ready (`generate(..., on_completion=...)`): the OpenAI
+backend after each request, the transformers backend after each batch. `personalign.inference.calls` uses this to
+write every completion to its on-disk cache at once, so an interrupted run loses only the calls in flight.
 
 `load_backend` builds one from a spec string, for command lines:
 
@@ -22,20 +27,27 @@ Importing this module imports neither torch nor vLLM; each backend imports what 
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
 import json
 import logging
+import math
 import os
+import random
+import threading
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from datetime import timezone
+from pathlib import Path
 from typing import Any
 
+from huggingface_hub import InferenceClient
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from tqdm.auto import tqdm
 
-from ..errors import InputError
+from ..errors import InputError, PersonalignError, imported_error_types
 from ..personas.persona import Messages
 
 logger = logging.getLogger(__name__)
@@ -47,8 +59,15 @@ OPENAI_BASE_URL_ENV = "OPENAI_BASE_URL"
 BACKEND_KINDS = ("transformers", "vllm", "openai")
 
 
-class BackendError(RuntimeError):
-    """A backend could not produce a completion (for example, the HTTP endpoint answered with an error)."""
+CompletionCallback = Callable[[int, str], None]
+"""`on_completion(index, completion)`: called once per prompt as soon as its completion is ready (`index` is the
+prompt's position in the batch given to `generate`)."""
+
+
+class BackendError(PersonalignError, RuntimeError):
+    """A backend could not produce a completion (the HTTP endpoint answered with an error after the last retry, or
+    with a body that is not a chat completion). The message is one line, without the API key; the command line
+    prints it as one `error:` line."""
 
 
 def _check_prompts(prompts: Sequence[Messages]) -> list[Messages]:
@@ -69,10 +88,17 @@ class GenerationBackend(ABC):
     """The generation interface: a batch of chat prompts in, one completion (the new text only) per prompt out.
 
     Subclasses implement `_generate` (`generate` checks the prompts first); `name` identifies the backend and model
-    in reports.
+    in reports and, with `cache_key_fields()`, in the call cache (`personalign.inference.calls`). A backend that can
+    hand completions over before the whole batch is done also overrides `_generate_each`.
+
+    Attributes:
+        name (`str`): The backend and model, e.g. `"openai:gpt-4o-mini"`.
+        remote (`bool`): Whether each prompt is one request to a service (paid by the call). The call layer then
+            shows a progress bar over calls, with the cached ones counted.
     """
 
     name: str = "backend"
+    remote: bool = False
 
     def generate(
         self,
@@ -81,6 +107,9 @@ class GenerationBackend(ABC):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = 0,
+        *,
+        on_completion: CompletionCallback | None = None,
+        show_progress: bool | None = None,
     ) -> list[str]:
         """Generate one completion per prompt.
 
@@ -92,6 +121,12 @@ class GenerationBackend(ABC):
             top_p (`float`, *optional*, defaults to `1.0`): Nucleus sampling mass (used only when sampling).
             seed (`int`, *optional*, defaults to `0`): Seed of the sampling; the same seed, prompts and settings give
                 the same completions. `None` leaves the generator state as it is.
+            on_completion (`Callable[[int, str], None]`, *optional*): Called with `(index in prompts, completion)`
+                for every prompt as soon as its completion is ready: by the OpenAI backend after each request (from
+                its worker threads, so it must be thread-safe), by the transformers backend after each batch, by
+                other backends once all are done. An exception it raises stops the generation.
+            show_progress (`bool`, *optional*): Show (`True`) or hide (`False`) the backend's progress bar for this
+                call; by default the backend's own setting.
 
         Returns:
             `list[str]`: The completions, in the order of `prompts`.
@@ -99,13 +134,44 @@ class GenerationBackend(ABC):
         prompts = _check_prompts(prompts)
         if not prompts:
             return []
-        return self._generate(prompts, max_new_tokens, temperature, top_p, seed)
+        outputs = self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, on_completion, show_progress)
+        if len(outputs) != len(prompts):
+            raise BackendError(f"{self.name} returned {len(outputs)} completions for {len(prompts)} prompts.")
+        return outputs
 
     @abstractmethod
     def _generate(
         self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
         """One completion per prompt; `generate` has already checked the prompts and handled an empty batch."""
+
+    def _generate_each(
+        self,
+        prompts: list[Messages],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        on_completion: CompletionCallback | None,
+        show_progress: bool | None,
+    ) -> list[str]:
+        """`_generate`, then `on_completion` for every completion. Backends that finish prompts one by one (or batch
+        by batch) override this to report each as soon as it is ready."""
+        outputs = self._generate(prompts, max_new_tokens, temperature, top_p, seed)
+        if on_completion is not None:
+            for index, text in enumerate(outputs):
+                on_completion(index, text)
+        return outputs
+
+    def cache_key_fields(self) -> dict[str, Any]:
+        """What, besides `name` and the generation parameters, changes this backend's completions (extra request
+        fields, chat-template arguments, a fingerprint of local weights): part of the key under which
+        `personalign.inference.calls` caches its completions. Never holds a secret. Empty by default.
+
+        Returns:
+            `dict[str, Any]`: JSON-serialisable settings.
+        """
+        return {}
 
     def __call__(self, prompts: Sequence[Messages], **kwargs: Any) -> list[str]:
         return self.generate(prompts, **kwargs)
@@ -114,12 +180,59 @@ class GenerationBackend(ABC):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def local_model_fingerprint(path: str | os.PathLike | None) -> str | None:
+    """A fingerprint of a local model folder: sha256 over the name, size and modification time of each file at its
+    top level (weights, config, tokenizer, chat template). It changes when the folder is rewritten (a retrained model
+    saved to the same path), so cached completions of the old weights are not reused. Cheap: only `stat` calls.
+
+    Args:
+        path (`str` or `os.PathLike`, *optional*): A folder, or a Hub id / anything else.
+
+    Returns:
+        `str` or `None`: The hex digest, or `None` when `path` is not a local folder (a Hub id is identified by its
+            name only).
+    """
+    if path is None or not os.path.isdir(path):
+        return None
+    digest = hashlib.sha256()
+    for entry in sorted(Path(path).iterdir()):
+        if entry.is_file() and not entry.name.startswith("."):
+            stat = entry.stat()
+            digest.update(f"{entry.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def local_model_key_fields(
+    model_name_or_path: str | os.PathLike | None,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
+    generation_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `cache_key_fields` of a local model backend (transformers, vLLM), computable without loading the model
+    (for `DryRunBackend`): the folder's `local_model_fingerprint` and the arguments that change the completions.
+
+    Args:
+        model_name_or_path (`str` or `os.PathLike`, *optional*): The model's folder or Hub id.
+        chat_template_kwargs (`dict`, *optional*): Extra arguments of the chat template.
+        generation_kwargs (`dict`, *optional*): Extra arguments of the generation.
+
+    Returns:
+        `dict[str, Any]`
+    """
+    fields: dict[str, Any] = {"weights": local_model_fingerprint(model_name_or_path)}
+    if chat_template_kwargs:
+        fields["chat_template_kwargs"] = dict(chat_template_kwargs)
+    if generation_kwargs:
+        fields["generation_kwargs"] = dict(generation_kwargs)
+    return fields
+
+
 # ------------------------------------------------------------------------------------------------- transformers
 class TransformersBackend(GenerationBackend):
     """Local generation with a `transformers` causal LM.
 
     Prompts are rendered with the tokenizer's chat template (generation prompt added), sorted by length (longest
-    first) and generated in left-padded batches, then returned in the input order. Greedy decoding
+    first) and generated in left-padded batches, then returned in the input order (each batch's completions are handed
+    to `generate`'s `on_completion` as soon as the batch is decoded). Greedy decoding
     (`temperature=0`) gives the same completions whatever the batch size, up to floating-point ties.
 
     Args:
@@ -158,8 +271,9 @@ class TransformersBackend(GenerationBackend):
         self.show_progress = show_progress
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generation_kwargs = dict(generation_kwargs or {})
-        path = getattr(getattr(model, "config", None), "name_or_path", None) or type(model).__name__
-        self.name = name or f"transformers:{path}"
+        path = getattr(getattr(model, "config", None), "name_or_path", None)
+        self.model_path: str | None = str(path) if path else None
+        self.name = name or f"transformers:{path or type(model).__name__}"
 
     @classmethod
     def from_pretrained(
@@ -192,7 +306,14 @@ class TransformersBackend(GenerationBackend):
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device)
         kwargs.setdefault("name", f"transformers:{model_name_or_path}")
-        return cls(model, tokenizer, **kwargs)
+        backend = cls(model, tokenizer, **kwargs)
+        backend.model_path = str(model_name_or_path)
+        return backend
+
+    def cache_key_fields(self) -> dict[str, Any]:
+        """The model folder's fingerprint (`local_model_fingerprint`), `chat_template_kwargs` and
+        `generation_kwargs`. A model changed in memory keeps its name and fingerprint: do not cache its calls."""
+        return local_model_key_fields(self.model_path, self.chat_template_kwargs, self.generation_kwargs)
 
     def _encode(self, messages: Messages) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(
@@ -210,6 +331,19 @@ class TransformersBackend(GenerationBackend):
     def _generate(
         self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
+        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
+
+    def _generate_each(
+        self,
+        prompts: list[Messages],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        on_completion: CompletionCallback | None,
+        show_progress: bool | None,
+    ) -> list[str]:
+        """Generate batch by batch, reporting each batch's completions to `on_completion` when it is decoded."""
         import torch
 
         encoded = [self._encode(messages) for messages in prompts]
@@ -227,7 +361,7 @@ class TransformersBackend(GenerationBackend):
 
         device = getattr(self.model, "device", None) or next(self.model.parameters()).device
         starts = range(0, len(order), self.batch_size)
-        show = self.show_progress
+        show = self.show_progress if show_progress is None else show_progress
         progress = tqdm(
             starts,
             desc="Generating",
@@ -257,6 +391,9 @@ class TransformersBackend(GenerationBackend):
                         tokens = generated[row, width:].tolist()
                         cut = next((k for k, token in enumerate(tokens) if token in eos_ids), len(tokens))
                         outputs[index] = self.tokenizer.decode(tokens[:cut], skip_special_tokens=True)
+                    if on_completion is not None:
+                        for index in batch:
+                            on_completion(index, outputs[index])
         finally:
             progress.close()
             self.model.train(was_training)
@@ -304,8 +441,13 @@ class VLLMBackend(GenerationBackend):
         else:
             self.llm = model
             label = type(model).__name__
+        self.model_path = str(model) if isinstance(model, (str, os.PathLike)) else None
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.name = name or f"vllm:{label}"
+
+    def cache_key_fields(self) -> dict[str, Any]:
+        """The model folder's fingerprint (`local_model_fingerprint`) and `chat_template_kwargs`."""
+        return local_model_key_fields(self.model_path, self.chat_template_kwargs)
 
     def _generate(
         self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
@@ -323,31 +465,119 @@ def _redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",)}
+"""The base class of "the host could not be reached" errors of the HTTP client under huggingface_hub (httpx2 for
+huggingface_hub 2.x, httpx for 1.x); they are not `OSError`s. (`hub.auth.HTTP_TRANSPORT_ERRORS` has the same map
+for the command line; `inference/` may not import `hub/`.)"""
+
+
+class RateLimiter:
+    """At most `max_requests_per_minute` requests per minute, shared by every thread that calls `wait`: the
+    requests are spaced evenly, `60 / max_requests_per_minute` seconds apart (a token bucket holding one token), so
+    no burst can exceed the limit in any window.
+
+    Args:
+        max_requests_per_minute (`float`, *optional*): The limit; `None` for none (`wait` returns at once).
+
+    Raises:
+        `InputError`: If the limit is not positive.
+    """
+
+    def __init__(self, max_requests_per_minute: float | None = None):
+        if max_requests_per_minute is not None and not max_requests_per_minute > 0:
+            raise InputError(f"max_requests_per_minute must be positive, got {max_requests_per_minute}.")
+        self.max_requests_per_minute = max_requests_per_minute
+        self.interval = 60.0 / max_requests_per_minute if max_requests_per_minute else 0.0
+        self._next = 0.0  # time.monotonic() of the next free slot
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Take the next free slot, sleeping until it comes."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP `Retry-After` header: a number of seconds, or an HTTP date.
+
+    Args:
+        value (`str`, *optional*): The header's value.
+        now (`float`, *optional*): The current time (`time.time()`), for dates; by default the clock.
+
+    Returns:
+        `float` or `None`: Seconds (never negative), or `None` when there is no header or it cannot be read.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
 class OpenAIBackend(GenerationBackend):
     """Generation through an OpenAI-compatible chat completions endpoint (`POST {base_url}/chat/completions`).
 
-    Works with OpenAI and with servers speaking the same protocol (`vllm serve`, TGI, llama.cpp, ...). Requests are
-    sent concurrently by `num_workers` threads; the completions come back in the input order. The API key is sent as
-    a bearer token and never logged, printed or shown in errors.
+    Works with OpenAI and with servers speaking the same protocol (`vllm serve`, TGI, llama.cpp, Inference Providers,
+    ...), through huggingface_hub's `InferenceClient` (`chat_completion`). `num_workers` threads send the requests
+    concurrently, all spaced by one shared `RateLimiter`; the completions come back in the input order, and each is
+    handed to `on_completion` as soon as it arrives. A request that fails with a connection error, a timeout, or HTTP
+    408, 409, 429 or 5xx is retried after an exponential backoff with jitter (`retry_backoff * 2**attempt`, times a
+    random factor in [0.5, 1]), or after the server's `Retry-After` when it sends one, never longer than
+    `max_retry_wait`; after the last retry, or on any other error, generation stops with one `BackendError` line
+    (status, URL, the start of the answer's body). The requests already running are let finish first, so their
+    completions still reach `on_completion` (and the call cache).
+
+    The API key is sent as a bearer token and appears in no log, error, repr or cache. With no key, no
+    `Authorization` header is sent (in particular not the Hugging Face token, which `InferenceClient` would
+    otherwise send to any URL).
+
+    huggingface_hub's client refuses every request while its offline mode is on (`HF_HUB_OFFLINE=1`), even to a
+    local server; the backend then stops with a `BackendError` saying so.
 
     Args:
         base_url (`str`): The API root, e.g. `"http://localhost:8000/v1"` (a URL ending in `/chat/completions` is used
             as is).
         model (`str`): The `model` field of the requests.
-        api_key (`str`, *optional*): The key; by default the environment variable named by `api_key_env`. No
-            `Authorization` header is sent when there is none (local servers).
+        api_key (`str`, *optional*): The key; by default the environment variable named by `api_key_env`.
         api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`): Where to read the key from.
         num_workers (`int`, *optional*, defaults to `4`): Concurrent requests.
         timeout (`float`, *optional*, defaults to `120.0`): Seconds per request.
-        max_retries (`int`, *optional*, defaults to `3`): Retries of a request after a connection error, HTTP 408,
-            409, 429 or 5xx, with exponential backoff.
-        retry_backoff (`float`, *optional*, defaults to `1.0`): Seconds before the first retry (doubled each time).
-        extra_body (`dict`, *optional*): More fields of every request body (e.g. `{"stop": ["\\n"]}`).
+        max_retries (`int`, *optional*, defaults to `3`): Retries of a request after a connection error, a timeout,
+            or HTTP 408, 409, 429 or 5xx.
+        retry_backoff (`float`, *optional*, defaults to `1.0`): Seconds before the first retry (doubled each time,
+            with jitter).
+        max_retry_wait (`float`, *optional*, defaults to `60.0`): The longest wait before a retry, in seconds, also
+            when the server's `Retry-After` asks for more.
+        max_requests_per_minute (`float`, *optional*): Rate limit over all workers (retries included); `None` for
+            none.
+        extra_body (`dict`, *optional*): More fields of every request body (e.g. `{"stop": ["\\n"]}`). Note that
+            huggingface_hub rewrites a `response_format` of type `json_schema` into TGI's form.
         send_seed (`bool`, *optional*, defaults to `True`): Send the `seed` field (some servers reject it).
+        show_progress (`bool`, *optional*): Show a progress bar over the requests. By default, shown when stderr is a
+            terminal.
         name (`str`, *optional*): Name in reports; `openai:<model>` by default.
+
+    Raises:
+        `InputError`: If `base_url` is not an http(s) URL, or a number is out of range.
     """
 
-    RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+    remote = True
+    RETRY_STATUSES = frozenset({408, 409, 429})  # and every 5xx
 
     def __init__(
         self,
@@ -359,14 +589,22 @@ class OpenAIBackend(GenerationBackend):
         timeout: float = 120.0,
         max_retries: int = 3,
         retry_backoff: float = 1.0,
+        max_retry_wait: float = 60.0,
+        max_requests_per_minute: float | None = None,
         extra_body: Mapping[str, Any] | None = None,
         send_seed: bool = True,
+        show_progress: bool | None = None,
         name: str | None = None,
     ):
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if num_workers < 1:
             raise InputError(f"num_workers must be at least 1, got {num_workers}.")
+        if max_retries < 0 or retry_backoff < 0 or max_retry_wait < 0 or not timeout > 0:
+            raise InputError(
+                "max_retries, retry_backoff and max_retry_wait must be non-negative and timeout positive, got "
+                f"{max_retries}, {retry_backoff}, {max_retry_wait} and {timeout}."
+            )
         base_url = base_url.rstrip("/")
         self.url = base_url if base_url.endswith("/chat/completions") else f"{base_url}/chat/completions"
         self.model = model
@@ -375,68 +613,154 @@ class OpenAIBackend(GenerationBackend):
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
+        self.max_retry_wait = max_retry_wait
+        self.rate_limiter = RateLimiter(max_requests_per_minute)
         self.extra_body = dict(extra_body or {})
         self.send_seed = send_seed
+        self.show_progress = show_progress
         self.name = name or f"openai:{model}"
+        # The full URL as `base_url`: InferenceClient uses a URL ending in /chat/completions as is (it would append
+        # /v1/chat/completions to a root without /v1). Without a key, `api_key` must still be a string, or the
+        # client sends the Hugging Face token; the lower-case `authorization: None` header removes the header the
+        # key makes (huggingface_hub drops headers set to None; tests/test_calls.py pins this).
+        self._client = InferenceClient(
+            base_url=self.url,
+            api_key=self._api_key or "no-key",
+            headers=None if self._api_key else {"authorization": None},
+            timeout=timeout,
+        )
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
         return f"OpenAIBackend(url={self.url!r}, model={self.model!r}, api_key=<{key}>)"
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        delay = self.retry_backoff
+    def cache_key_fields(self) -> dict[str, Any]:
+        """The endpoint URL, `extra_body` and whether the seed is sent (never the key)."""
+        return {"url": self.url, "extra_body": self.extra_body, "send_seed": self.send_seed}
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_wait)
+        return min(self.retry_backoff * 2**attempt * random.uniform(0.5, 1.0), self.max_retry_wait)
+
+    def _complete(self, messages: Messages, options: dict[str, Any], stop: threading.Event) -> str:
+        """One request, with its retries; the completion's text. Gives up (`_Stopped`) once `stop` is set."""
+        transport_errors = imported_error_types(HTTP_TRANSPORT_ERRORS)
         for attempt in range(self.max_retries + 1):
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            self.rate_limiter.wait()
+            if stop.is_set():
+                raise _Stopped()
+            retry_after = None
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as error:
-                detail = error.read().decode("utf-8", errors="replace").strip()
-                message = (
-                    f"POST {self.url} failed with HTTP {error.code} {error.reason}: {detail[:500] or '(no body)'}"
-                )
-                if error.code in (401, 403):
+                output = self._client.chat_completion([dict(m) for m in messages], model=self.model, **options)
+            except OfflineModeIsEnabled:
+                raise BackendError(
+                    f"Could not send requests to {self.url}: huggingface_hub's offline mode (HF_HUB_OFFLINE=1) blocks "
+                    "every request of its InferenceClient, which this backend uses, even to a local server; unset "
+                    "HF_HUB_OFFLINE for this command."
+                ) from None
+            except HfHubHTTPError as error:
+                response = error.response
+                status = response.status_code
+                body = " ".join(response.text.split())
+                message = f"POST {self.url} failed with HTTP {status}: {body[:300] or '(no body)'}"
+                if status in (401, 403):
                     message += " Check the API key (argument api_key or the environment variable)."
-                retry = error.code in self.RETRY_STATUSES
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                reason = getattr(error, "reason", error)
-                message = f"Could not reach {self.url}: {reason}"
+                retry = status in self.RETRY_STATUSES or status >= 500
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            except TimeoutError:  # InferenceTimeoutError
+                message = f"{self.url} did not answer within {self.timeout:g}s"
+                retry = True
+            except (ConnectionError, *transport_errors) as error:
+                message = f"Could not reach {self.url}: {error}"
                 retry = True
             except json.JSONDecodeError as error:
-                raise BackendError(f"{self.url} answered with a body that is not JSON: {error}") from None
-            message = _redact(message, self._api_key)
+                body = " ".join(str(error.doc).split())
+                raise BackendError(
+                    _redact(f"{self.url} answered with a body that is not JSON: {body[:300]!r}", self._api_key)
+                ) from None
+            except ValueError as error:  # JSON, but not a chat completion object (huggingface_hub's parser)
+                raise BackendError(
+                    _redact(f"{self.url} answered with a body that is not a chat completion: {error}", self._api_key)
+                ) from None
+            else:
+                return self._content(output)
+            message = " ".join(_redact(message, self._api_key).split())
             if not retry or attempt == self.max_retries:
-                raise BackendError(message) from None  # the message says it all; no chained HTTPError
-            logger.warning("%s; retrying in %.1fs (%d/%d).", message, delay, attempt + 1, self.max_retries)
-            time.sleep(delay)
-            delay *= 2
+                tries = f" (after {attempt + 1} attempts)" if attempt else ""
+                raise BackendError(message + tries) from None  # the message says it all; no chained HTTP error
+            delay = self._backoff(attempt, retry_after)
+            logger.warning("%s; retrying in %.2fs (%d/%d).", message, delay, attempt + 1, self.max_retries)
+            stop.wait(delay)
         raise AssertionError("unreachable")
 
-    def _complete(self, messages: Messages, options: dict[str, Any]) -> str:
-        payload = self._post({"model": self.model, "messages": [dict(m) for m in messages], **options})
+    def _content(self, output: Any) -> str:
         try:
-            content = payload["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
+            content = output.choices[0].message.content
+        except (AttributeError, IndexError, KeyError, TypeError):
             raise BackendError(
-                f"{self.url} answered without choices[0].message.content: {json.dumps(payload)[:300]}"
+                _redact(f"{self.url} answered without choices[0].message.content: {str(output)[:300]}", self._api_key)
             ) from None
         return content or ""
 
     def _generate(
         self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
     ) -> list[str]:
+        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
+
+    def _generate_each(
+        self,
+        prompts: list[Messages],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        on_completion: CompletionCallback | None,
+        show_progress: bool | None,
+    ) -> list[str]:
+        """Send the requests from `num_workers` threads; report each completion as it arrives."""
         options: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
         if seed is not None and self.send_seed:
             options["seed"] = seed
-        options.update(self.extra_body)
-        if self.num_workers == 1 or len(prompts) <= 1:
-            return [self._complete(messages, options) for messages in prompts]
-        with ThreadPoolExecutor(max_workers=min(self.num_workers, len(prompts))) as pool:
-            return list(pool.map(lambda messages: self._complete(messages, options), prompts))
+        if self.extra_body:
+            options["extra_body"] = self.extra_body
+        outputs: list[str] = [""] * len(prompts)
+        show = self.show_progress if show_progress is None else show_progress
+        progress = tqdm(total=len(prompts), desc=self.name, unit="call", disable=None if show is None else not show)
+        progress_lock = threading.Lock()
+        stop = threading.Event()  # set on the first error (or Ctrl-C): no new request, no more retries
+
+        def run(index: int) -> None:
+            outputs[index] = self._complete(prompts[index], options, stop)
+            if on_completion is not None:
+                on_completion(index, outputs[index])
+            with progress_lock:
+                progress.update(1)
+
+        workers = min(self.num_workers, len(prompts))
+        try:
+            if workers == 1:
+                for index in range(len(prompts)):
+                    run(index)
+                return outputs
+            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="personalign-openai")
+            futures = [pool.submit(run, index) for index in range(len(prompts))]
+            try:
+                wait(futures, return_when=FIRST_EXCEPTION)
+            finally:  # the running requests finish (their completions are reported), nothing new is sent
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+            errors = [f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+            errors = [error for error in errors if not isinstance(error, _Stopped)]
+            if errors:
+                raise errors[0]
+            return outputs
+        finally:
+            progress.close()
+
+
+class _Stopped(Exception):
+    """A request given up because another one failed (`OpenAIBackend`)."""
 
 
 # ----------------------------------------------------------------------------------------------------- load_backend

@@ -7,8 +7,8 @@
 | `multifacet-rubric` | the counterfactual paper, Table 3       | `--responses` [, `--against`]    | mean 1-5 per dimension, CI           |
 | `style-score`       | the counterfactual paper, Table 2       | with history vs `--no-history`   | both means, Δ = (with − without) / without |
 
-- `records`: reading the responses folders (C2);
-- `base`: `load_judge_inputs` (two folders matched by row id), `JudgeSettings`, the `JudgeProtocol` interface, score
+- `base`: `load_judge_inputs` (one or two `personalign generate` folders, read with
+  `personalign.evaluation.responses.read_responses` and matched by row id), `JudgeSettings`, the `JudgeProtocol` interface, score
   summaries;
 - `pairwise`, `tailoring`, `rubric`: the protocols;
 - `run`: `judge_responses`, `write_judge_outputs`, the model-card results.

@@ -22,7 +22,7 @@ from ...inference.generation import GenerationBackend
 from ...row_names import RowNames
 from ..judges import LLMJudge
 from ..metrics import bootstrap_interval, nan_mean_rows
-from .records import RESPONSES_FILE, ResponseRecord, read_responses
+from ..responses import RESPONSES_FILE, ResponseRecord, read_responses
 
 RESPONSES, AGAINST = "responses", "against"
 """The two systems of a judged comparison: the `--responses` folder and the `--against` folder."""
@@ -127,10 +127,11 @@ def _ids_line(ids: Sequence[str]) -> str:
 
 
 def load_judge_inputs(responses: str | Path, against: str | Path | None = None) -> JudgeInputs:
-    """Read one or two responses folders (C2) and match the second to the first by row id.
+    """Read one or two responses folders (`personalign.evaluation.responses.read_responses`) and match the second to
+    the first by row id.
 
     The two folders must hold the same row ids (any order) and come from the same dataset and split (their
-    `generation.json`), and each row's prompt must be the same in both; a row id may appear once per folder.
+    `generation.json`), and each row's prompt must be the same in both.
 
     Args:
         responses (`str` or `Path`): The `--responses` folder.
@@ -140,8 +141,9 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
         `JudgeInputs`
 
     Raises:
-        `InputError`: On a folder that cannot be read, a repeated id, ids that differ between the folders, another
-            dataset or split, or a prompt that differs for the same id; one line naming the folders.
+        `InputError`: On a folder that cannot be read (`read_responses`: a missing file, a bad line, a repeated id,
+            no record), ids that differ between the folders, another dataset or split, or a prompt that differs for
+            the same id; one line naming the folders.
     """
     records, meta = read_responses(responses)
     path = Path(responses) / RESPONSES_FILE
@@ -150,14 +152,10 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
     def names(index: int) -> str:
         return f"{row_names(index)} (id {records[index].id!r})"
 
-    if not records:
-        raise InputError(f"{path} holds no responses.")
-    _check_unique(records, responses)
     systems = {RESPONSES: System(RESPONSES, str(responses), meta)}
     if against is None:
         return JudgeInputs(records, None, systems, names)
     others, other_meta = read_responses(against)
-    _check_unique(others, against)
     systems[AGAINST] = System(AGAINST, str(against), other_meta)
     for key in ("dataset", "split"):
         if meta.get(key) != other_meta.get(key):
@@ -180,15 +178,6 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
                 f"{names(index)}: its prompt differs in --against {against}; the two folders answer different rows."
             )
     return JudgeInputs(records, matched, systems, names)
-
-
-def _check_unique(records: Sequence[ResponseRecord], folder: str | Path) -> None:
-    counts = Counter(record.id for record in records)
-    repeated = [key for key, count in counts.items() if count > 1]
-    if repeated:
-        raise InputError(
-            f"{Path(folder) / RESPONSES_FILE}: row id {repeated[0]!r} appears {counts[repeated[0]]} times."
-        )
 
 
 # --------------------------------------------------------------------------------------------------- persona text

@@ -38,6 +38,7 @@ from ...inference.generation import GenerationBackend
 from ..judges import RubricJudge, format_rubric
 from ..metrics import nan_mean_rows
 from ..plots import plot_score_histograms, plot_scores_by_group
+from ..responses import ResponseRecord
 from .base import (
     AGAINST,
     RESPONSES,
@@ -48,7 +49,6 @@ from .base import (
     describe_scores,
     score_results,
 )
-from .records import ResponseRecord
 
 PREFERENCE_RUBRIC_CRITERIA = "Does the response align with the user's {dimension}preference: {preference}?"
 """The criteria of a rubric derived from a ground-truth preference (`preference_rubric`)."""

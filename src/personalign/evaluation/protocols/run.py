@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from huggingface_hub import EvalResult
 from ... import __version__
 from ...hub.auth import redact_secrets
 from ...hub.cards import add_results_to_card
+from ...inference.calls import CachedBackend
 from ...inference.generation import GenerationBackend
 from ...io import atomic_output
 from .base import AGAINST, RESPONSES, JudgeInputs, JudgeProtocol, JudgeSettings
@@ -61,12 +62,9 @@ class JudgeRun:
         return {key: system.label for key, system in self.inputs.systems.items()}
 
 
-def _call_stats(backend: GenerationBackend) -> dict[str, Any] | None:
-    """The backend's call counts, when it keeps them (the cached backend's `stats`: requested, cached, called)."""
-    stats = getattr(backend, "stats", None)
-    if is_dataclass(stats) and not isinstance(stats, type):
-        return asdict(stats)
-    return None
+def _call_stats(backend: GenerationBackend) -> dict[str, int] | None:
+    """The calls of a `CachedBackend` (requested, cached, called); `None` for an uncached backend (`--no-cache`)."""
+    return backend.stats.as_dict() if isinstance(backend, CachedBackend) else None
 
 
 def judge_responses(
@@ -88,7 +86,8 @@ def judge_responses(
     Returns:
         `JudgeRun`: with `summary` holding `protocol`, `paper`, `options`, `judge` (spec, backend, decoding),
         `bootstrap`, `systems` (per system its folder, label and `generation.json`), `num_items`,
-        `num_unparsable_items`, `calls` (when the backend counts them), `results` (the protocol's) and
+        `num_unparsable_items`, `calls` (a `CachedBackend`'s requested / cached / called; `None` without the
+        cache), `results` (the protocol's) and
         `personalign_version`.
 
     Raises:

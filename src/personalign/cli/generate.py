@@ -1,0 +1,115 @@
+"""`personalign generate`: one response per dataset row under its persona prompt (the training renderers), written
+as a responses folder for `personalign judge`. The library's `generate_responses` + `write_responses`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from .common import Overwrite, console
+
+
+def generate_command(
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The model: a folder or Hub id (transformers), or a backend spec: [bold]vllm:PATH[/bold], "
+            "[bold]openai:BASE_URL@MODEL[/bold] (an OpenAI-compatible server: vllm serve, TGI, ...) or "
+            "[bold]openai:MODEL[/bold] ($OPENAI_BASE_URL, else OpenAI; key from $OPENAI_API_KEY)."
+        ),
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="AlignX or counterfactual MultiFacet rows, as [bold]eval policy[/bold] reads them: parquet / jsonl / "
+            "json file (JSON lines or a JSON list, as AlignX's benchmark files) or folder, a build-dataset folder "
+            "(raw, else its ready pba / ica prompts, sent as they are), or a Hub id."
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Output folder: responses.jsonl and generation.json.")],
+    persona_format: Annotated[
+        str | None,
+        typer.Option(
+            help="AlignX prompts: [bold]pba[/bold] (default: the row's profile, else the preference text of its "
+            "history) or [bold]ica[/bold] (the history itself); MultiFacet: [bold]feedback[/bold]."
+        ),
+    ] = None,
+    no_history: Annotated[
+        bool,
+        typer.Option(
+            "--no-history",
+            help="The ablation without the persona: the user's query alone (with the format's system message).",
+        ),
+    ] = False,
+    data_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="[bold]alignx[/bold] or [bold]multifacet[/bold]: overrides the detection from the columns.",
+        ),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split; by default the only one, else test.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Generate for the first N rows only.")] = None,
+    no_demographics: Annotated[
+        bool, typer.Option("--no-demographics", help="ICA: leave the demographic description out.")
+    ] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Maximum new tokens per response.")] = 512,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 is greedy decoding.")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (sampling only).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (transformers).")] = 8,
+    num_workers: Annotated[int, typer.Option(help="Concurrent requests (openai: servers and APIs).")] = 4,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Call cache folder (default $PERSONALIGN_CACHE, else ~/.cache/personalign/calls)."),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the call cache.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the number of calls and the estimated prompt tokens; send nothing."),
+    ] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Generate one response per dataset row under its persona prompt (the training renderers), with the generation
+    settings recorded: the responses folder [bold]personalign judge[/bold] grades."""
+    from ..evaluation.generate import GenerationEvalConfig, generate_responses
+    from ..io import ensure_writable
+
+    ensure_writable(output, overwrite)  # before loading models and data
+    config = GenerationEvalConfig(
+        data_format=data_format,
+        split=split,
+        persona_format=persona_format,
+        no_history=no_history,
+        limit=limit,
+        include_demographics=not no_demographics,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        no_cache=no_cache,
+        dry_run=dry_run,
+    )
+
+    def log(line: str) -> None:
+        console.print(escape(line), soft_wrap=True)
+
+    result = generate_responses(model, dataset, config, log=log)
+    if result.plan is not None:
+        console.print(escape(result.plan), soft_wrap=True)
+        return
+    result.write(output, overwrite)
+    calls = result.meta["calls"]
+    console.print(
+        escape(
+            f"wrote {output} ({len(result.records)} responses; calls: {calls['requested']} requested, "
+            f"{calls['cached']} cached, {calls['called']} sent)"
+        ),
+        soft_wrap=True,
+    )
