@@ -3,6 +3,7 @@
 - `data`: `synthetic alignx|multifaceted`, `build-dataset alignx|multifacet-cf`, `push-dataset alignx|multifacet-cf`
 - `train`: `train METHOD` for every method of the registry (`personalign.methods`)
 - `eval`: `eval policy|encoder`
+- `infer`: `infer-preferences` (preferences inferred from each row's history, for PBA)
 - `hub`: `push-model`
 - `reward`: `rejection-sample`
 - `space`, `demo`
@@ -19,7 +20,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import data, demo, error_map, hub, reward, space, train
+from . import data, demo, error_map, hub, infer, reward, space, train
 from .eval import eval_app
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ app.add_typer(data.build_app, name="build-dataset")
 app.add_typer(data.push_app, name="push-dataset")
 app.command("train", cls=train.TrainCommand, context_settings=train.CONTEXT_SETTINGS)(train.train_command)
 app.add_typer(eval_app, name="eval")
+app.command("infer-preferences")(infer.infer_preferences_command)
 app.command("push-model")(hub.push_model_command)
 app.command("rejection-sample")(reward.rejection_sample_command)
 app.command("space")(space.space_command)
