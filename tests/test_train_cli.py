@@ -142,7 +142,8 @@ def test_device_policy():
 
 @pytest.mark.parametrize("path", sorted((EXAMPLES / "configs").rglob("*.yaml")), ids=lambda p: p.stem)
 def test_every_example_config_parses_without_unknown_keys(path):
-    method = next(m for m in ("dpore", "dpo", "pba", "ica", "reward", "encoder") if path.stem.startswith(m))
+    methods = ("dpore", "dpo", "pba", "ica", "reward", "encoder", "preference-inferencer")
+    method = next(m for m in methods if path.stem.startswith(m))
     method = "dpore" if method == "dpo" else method
     config = yaml.safe_load(path.read_text())
     # Parsed here with the CPU policy (building a bf16 config needs a GPU); every key must still be known.

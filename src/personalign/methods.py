@@ -51,8 +51,10 @@ class Method:
     Args:
         name (`str`): The name on the command line (`personalign train NAME`) and in run records.
         summary (`str`): One line for `personalign train --help`.
-        config (`str`): `"module:Class"` of its `TrainingArguments` subclass.
-        trainer (`str`): `"module:Class"` of its trainer.
+        config (`str`): `"module:Class"` of its config: a `TrainingArguments` subclass for a method trained by a
+            `Trainer`, else a dataclass of its settings (the learned preference inferencer's).
+        trainer (`str`): `"module:Class"` of its trainer (the class that trains: a `Trainer`, or the learned
+            preference inferencer with its `fit`).
         script (`str`): The module of its training script (e.g. `"personalign.scripts.dpore"`), which defines
             `make_parser() -> trl.TrlParser` over (script arguments, config, `trl.ModelConfig`) and
             `main(script_args, training_args, model_args) -> dict` (trains, writes the output folder and returns the
@@ -227,5 +229,33 @@ register_method(
         trainer="personalign.encoder.trainer:PersonaEncoderTrainer",
         script="personalign.scripts.encoder",
         citation=DPORE_CITATION,
+    )
+)
+register_method(
+    Method(
+        name="preference-inferencer",
+        summary="A learned preference inferencer: a preference head on PersonaEncoder embeddings of history items, "
+        "for PBA's inferred preferences (AlignX, §5, Appendix D.5).",
+        config="personalign.scripts.preference_inferencer:PreferenceInferencerConfig",
+        trainer="personalign.inference.learned:LearnedPreferenceInferencer",
+        script="personalign.scripts.preference_inferencer",
+        citation=ALIGNX_CITATION,
+        card=MethodCard(
+            title="learned preference inferencer",
+            description="A **learned preference inferencer** for preference-bridged alignment (AlignX, §5): each "
+            "history item (a comment, or a chosen / rejected pair) is embedded once by a PersonaEncoder and a "
+            "preference head reads its direction on the 90 AlignX dimensions (positive / negative / neutral), in "
+            "place of 90 LLM questions per item; items are aggregated with AlignX's rule into the user's preference "
+            "text. Trained on AlignX's per-item gold directions, thresholds calibrated for macro-F1 (Appendix D.5).",
+            usage="from personalign import LearnedPreferenceInferencer, Persona\n\n"
+            'inferencer = LearnedPreferenceInferencer.from_pretrained("{repo}")\n'
+            "profile = inferencer.profile_text(Persona.from_alignx_row(row))  # PBA's preference text",
+            pipeline_tag="text-classification",
+        ),
+        files={
+            "preference_head": "the preference head (embedding -> 90 dimensions x 3 classes)",
+            "encoder": "the PersonaEncoder that embeds each history item",
+            "learned_inference_config.json": "the thresholds, the preference space and the training settings",
+        },
     )
 )

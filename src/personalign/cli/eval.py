@@ -79,18 +79,40 @@ def eval_policy(
     ] = False,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     reference_cache: Annotated[Path | None, typer.Option(help="Cache the reference log-probs in this folder.")] = None,
+    preferences: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of `personalign infer-preferences`: also score every row with the profile inferred from "
+            "its history in its PBA prompt, reported beside the gold results (AlignX rows, PBA prompts)."
+        ),
+    ] = None,
     model_card: Annotated[
         Path | None, typer.Option(help="Write the overall results into this model card's model-index (README.md).")
     ] = None,
+    card_inferred: Annotated[
+        bool,
+        typer.Option(
+            "--card-inferred", help="With --preferences: the card gets the inferred-preference results, not the gold."
+        ),
+    ] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Alignment accuracy (and flip rate) of policies on persona-conditioned pairs: overall, per dimension, per
-    persona, per benchmark file and per persona size, as JSON and PNG plots."""
-    from ..evaluation.runner import AlignmentEvalConfig, evaluate_alignment, update_model_card, write_alignment_results
+    persona, per benchmark file and per persona size, as JSON and PNG plots; with --preferences, also with the
+    inferred profiles, side by side."""
+    from ..evaluation.runner import (
+        INFERRED,
+        AlignmentEvalConfig,
+        evaluate_alignment,
+        update_model_card,
+        write_alignment_results,
+    )
     from ..hub.cards import check_card_path
     from ..io import ensure_writable
 
     ensure_writable(output, overwrite)  # before loading models and data
+    if card_inferred and (preferences is None or model_card is None):
+        raise InputError("--card-inferred puts the results with --preferences into --model-card: pass both.")
     if model_card is not None:
         if len(model) != 1:
             raise InputError("--model-card takes the results of exactly one --model")
@@ -110,6 +132,7 @@ def eval_policy(
         include_demographics=not no_demographics,
         dtype=dtype,
         reference_cache_dir=None if reference_cache is None else str(reference_cache),
+        preferences=None if preferences is None else str(preferences),
     )
     no_reference = reference.strip().lower() == "none"
 
@@ -125,10 +148,18 @@ def eval_policy(
         sizes = result.get("persona_size") or {}
         if sizes:
             shown.append("by size " + ", ".join(f"{s}: {m['alignment_accuracy']:.3f}" for s, m in sizes.items()))
-        console.print(f"{escape(name)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
+        label = f"{name}, gold profiles" if INFERRED in result else name
+        console.print(f"{escape(label)}: {', '.join(shown)} ({overall['num_pairs']} pairs)", soft_wrap=True)
+        if INFERRED in result:
+            inferred = result[INFERRED]["overall"]
+            shown = [f"{key} {inferred[key]:.4f}" for key in ("alignment_accuracy", "flip_rate") if key in inferred]
+            console.print(
+                f"{escape(name)}, inferred profiles: {', '.join(shown)} ({inferred['num_pairs']} pairs)",
+                soft_wrap=True,
+            )
     if model_card is not None:
         existed = model_card.is_file()
-        written = update_model_card(model_card, results)
+        written = update_model_card(model_card, results, inferred=card_inferred)
         shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
         console.print(escape(shown), soft_wrap=True)
 

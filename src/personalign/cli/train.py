@@ -577,7 +577,8 @@ def method_help(name: str) -> tuple[str, list[tuple[str, str]], list[tuple[str, 
     for dataclass_type in (config_type, model_type):
         base = next(b for b in dataclass_type.__mro__ if b.__module__.split(".")[0] != "personalign")
         fields = [f.name for f in dataclasses.fields(dataclass_type) if f.init and f.name not in own_names]
-        inherited.append((f"{base.__module__.split('.')[0]}.{base.__name__}", ", ".join(fields)))
+        if fields:  # a config of personalign's own fields only (the preference inferencer's) inherits none
+            inherited.append((f"{base.__module__.split('.')[0]}.{base.__name__}", ", ".join(fields)))
     return method.summary, own, inherited
 
 
@@ -680,13 +681,23 @@ def train_command(
 
 
 def summary_lines(record: dict[str, Any]) -> list[str]:
-    """The headline results of a run record: the evaluation metrics of `HEADLINE_METRICS`, and a trained encoder's
-    held-out scores before and after training."""
+    """The headline results of a run record: the evaluation metrics of `HEADLINE_METRICS`, a learned preference
+    inferencer's held-out direction report, and a trained encoder's held-out scores before and after training."""
     lines = []
     metrics = record.get("eval_metrics") or {}
     shown = [f"{key} {metrics[key]:.4f}" for key in HEADLINE_METRICS if key in metrics]
     if shown:
         lines.append(" ".join(shown))
+    report = record.get("direction_report")
+    if report:
+        lines.append(
+            f"held-out macro-F1 {report['macro_f1']:.3f} ("
+            + ", ".join(
+                f"{name} P {report[name]['precision']:.3f} R {report[name]['recall']:.3f}"
+                for name in ("positive", "negative", "neutral")
+            )
+            + ")"
+        )
     held_out = record.get("eval") or {}
     if "before" in held_out and "after" in held_out:
         before, after = held_out["before"], held_out["after"]

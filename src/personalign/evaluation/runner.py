@@ -23,7 +23,9 @@ from huggingface_hub import EvalResult
 from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
+from ..inference.preferences_file import InferredPreferences, load_inferred_preferences
 from ..io import atomic_output, check_model_folder, require_local_path
+from ..personas.prompts import pba_messages, preference_example
 from ..personas.space import PreferenceSpace
 from .metrics import compute_alignment_metrics
 from .plots import plot_per_group, plot_persona_size
@@ -92,6 +94,10 @@ class AlignmentEvalConfig:
         dtype (`str`, *optional*, defaults to `"auto"`): Weights dtype: `"auto"` (the checkpoint's), `"float32"`,
             `"bfloat16"` or `"float16"`.
         reference_cache_dir (`str`, *optional*): Cache the reference log-probs there (`score_pairs`).
+        preferences (`str`, *optional*): A folder written by `personalign infer-preferences`: every row is also
+            scored with its PBA prompt stating the profile inferred from its history instead of the gold one (as the
+            AlignX paper evaluates PBA, §5), reported beside the gold results (`models[name]["inferred"]`). AlignX
+            rows with PBA prompts only; the persona-size run stays gold-only.
         progress (`bool`, *optional*, defaults to `True`): Show progress bars.
     """
 
@@ -109,6 +115,7 @@ class AlignmentEvalConfig:
     include_demographics: bool = field(default=True, metadata={"help": "ICA: include demographics."})
     dtype: str = field(default="auto", metadata={"help": "auto, float32, bfloat16 or float16."})
     reference_cache_dir: str | None = field(default=None, metadata={"help": "Reference log-prob cache folder."})
+    preferences: str | None = field(default=None, metadata={"help": "Inferred preferences folder (PBA)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
     def __post_init__(self) -> None:
@@ -316,9 +323,8 @@ def _fixed_prompt_rows(
     return [], []
 
 
-def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) -> _Plan:
+def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig, rows: _Rows) -> _Plan:
     data_format = loaded.data_format
-    rows = _select_rows(loaded, persona_format, config)
     info = {**rows.info, "num_rows": len(rows.originals)}
     if loaded.rendered:
 
@@ -390,6 +396,86 @@ def _plan(loaded: EvalRows, persona_format: str, config: AlignmentEvalConfig) ->
         notices.append(f"no per-dimension results: {info['breakdowns']['per_dimension']['absent']}")
     info["notices"] = notices
     return _Plan(segments, rows.groups, size_labels, info, notices, pair_rows, loaded.row_name)
+
+
+# --------------------------------------------------------------------------------------------- inferred preferences
+INFERRED = "inferred"
+"""`models[name][INFERRED]`: a model's results with the inferred preferences (`AlignmentEvalConfig.preferences`)."""
+INFERRED_LABEL = " (inferred preferences)"
+"""Appended to a model's name for its inferred-preferences panel in the breakdown plots."""
+
+
+def check_preferences_rows(loaded: EvalRows, persona_format: str) -> None:
+    """Refuse inferred preferences where no PBA prompt states a profile: MultiFacet rows, ready-rendered rows, ICA.
+
+    Raises:
+        `InputError`: One line saying why.
+    """
+    if loaded.data_format != "alignx":
+        raise InputError(
+            f"{loaded.where}: --preferences replaces the profile of PBA prompts, but these are {loaded.data_format} "
+            "rows (feedback-history prompts, no profile); drop --preferences."
+        )
+    if loaded.rendered:
+        raise InputError(
+            f"{loaded.where}: --preferences replaces the profile of the PBA prompts rendered here, but these rows hold "
+            f"ready-rendered prompts ({loaded.rendered}); evaluate the source rows."
+        )
+    if persona_format != "pba":
+        raise InputError(
+            f"--preferences states the inferred profile in PBA prompts; --persona-format {persona_format} shows the "
+            "history itself: drop one of them."
+        )
+
+
+def pba_profile_example(row: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    """A row's PBA preference example stating `profile` (the empty string for an all-neutral one) instead of the
+    row's own: `pba_messages` and `preference_example`, as `render_row` renders a row with that `profile`."""
+    return preference_example(pba_messages(row["prompt"], profile), row["chosen"], row["rejected"])
+
+
+def _inferred_plan(
+    loaded: EvalRows, rows: _Rows, plan: _Plan, profiles: Sequence[str], config: AlignmentEvalConfig
+) -> _Plan:
+    """The pairs scored with the inferred profiles: every row (and with `flip` its reversed persona: the inferred
+    profile reversed, the pair swapped, as `reverse_alignx_row` reverses a row's `profile`), grouped as the gold
+    pairs."""
+    inferred = [{**row, "profile": profile} for row, profile in zip(rows.originals, profiles, strict=True)]
+    segments = {"main": [pba_profile_example(row, row["profile"]) for row in inferred]}
+    pair_rows = {"main": rows.indices}
+    if config.flip:
+        reversed_rows = [
+            _reverse_alignx(row, loaded.row_name(index), "pba")
+            for row, index in zip(inferred, rows.indices, strict=True)
+        ]
+        segments["main_reversed"] = [pba_profile_example(row, row["profile"]) for row in reversed_rows]
+        pair_rows["main_reversed"] = rows.reversed_indices
+    return _Plan(segments, plan.groups, [], {}, [], pair_rows, loaded.row_name)
+
+
+def _inferred_info(preferences: InferredPreferences, profiles: Sequence[str]) -> dict[str, Any]:
+    """`dataset["inferred_preferences"]`: where the inferred profiles come from and what was left gold-only."""
+    meta = preferences.meta
+    return {
+        "folder": str(preferences.folder),
+        "inferencer": meta.get("inferencer"),
+        "model": meta.get("model"),
+        "num_rows": len(profiles),
+        "num_empty_profiles": sum(not profile for profile in profiles),
+        "persona_size": "not run with inferred preferences (each history size would need its own inference); the "
+        "persona-size results are the gold profiles'.",
+    }
+
+
+def side_by_side(models: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """`results["models"]` with each model's inferred-preferences results as one more entry (its name plus
+    `INFERRED_LABEL`) right after it, for the breakdown plots."""
+    shown: dict[str, Mapping[str, Any]] = {}
+    for name, result in models.items():
+        shown[name] = result
+        if result.get(INFERRED):
+            shown[f"{name}{INFERRED_LABEL}"] = result[INFERRED]
+    return shown
 
 
 # ------------------------------------------------------------------------------------------------------- scoring
@@ -544,14 +630,20 @@ def evaluate_alignment(
         config (`AlignmentEvalConfig`, *optional*): The settings.
         log (`Callable[[str], None]`, *optional*): Receives one line per step (the CLI prints them).
 
+    With `config.preferences` (a folder of `personalign infer-preferences`), every row is scored a second time with
+    its PBA prompt stating the profile inferred from its history instead of the gold one (the AlignX paper's
+    inference-time PBA, §5): `models[name]["inferred"]` holds those results (`overall`, the same breakdowns, no
+    `persona_size`) beside the gold ones, and `dataset["inferred_preferences"]` says where they come from.
+
     Returns:
         `dict`: `settings`, `dataset` (source, split, format, row counts, `breakdowns`: what each breakdown is
         grouped by or why it is absent, `notices`: what was skipped and why) and `models[name]` with `overall`,
         `per_dimension`, `per_persona` / `per_benchmark` (where available) and (with persona sizes) `persona_size`
-        metrics; JSON-serialisable.
+        metrics, and with `config.preferences` the `inferred` block; JSON-serialisable.
 
     Raises:
-        `InputError`: On bad settings or data (see `load_eval_rows`), or mismatched tokenizers.
+        `InputError`: On bad settings or data (see `load_eval_rows`), mismatched tokenizers, or inferred preferences
+            that do not match the rows or cannot be used with them (`check_preferences_rows`).
 
     Example:
 
@@ -574,6 +666,11 @@ def evaluate_alignment(
     else:
         persona_format = config.persona_format or PERSONA_FORMATS[data_format][0]
         row_renderer(data_format, persona_format)  # checks the persona format before any model is loaded
+    preferences, profiles = None, None
+    if config.preferences is not None:  # read and matched to the rows before any model is loaded
+        check_preferences_rows(loaded, persona_format)
+        preferences = load_inferred_preferences(config.preferences)
+        profiles = preferences.profiles_for(loaded, config.limit)
     by_name = [str(m) for m in [*named.values(), reference] if isinstance(m, (str, Path))]
     for name in by_name:  # a missing folder, a damaged weight file or pickled weights fail before any scoring
         require_local_path(name, "model")
@@ -585,30 +682,50 @@ def evaluate_alignment(
     for name in by_name[1:]:
         _check_same_tokenizer(tokenizer, name, by_name[0])
 
-    plan = _plan(loaded, persona_format, config)
+    rows = _select_rows(loaded, persona_format, config)
+    plan = _plan(loaded, persona_format, config, rows)
+    plans = {"gold": plan}
     log(
         f"{plan.dataset['num_rows']} rows ({data_format}, {persona_format} prompts); "
-        + ", ".join(f"{name} {len(rows)} pairs" for name, rows in plan.segments.items())
+        + ", ".join(f"{name} {len(pairs)} pairs" for name, pairs in plan.segments.items())
     )
+    if preferences is not None:
+        plans[INFERRED] = _inferred_plan(loaded, rows, plan, profiles, config)
+        plan.dataset["inferred_preferences"] = _inferred_info(preferences, profiles)
+        log(
+            f"and each row with its inferred profile ({preferences.meta.get('inferencer')} inferencer, "
+            f"{preferences.folder}): " + ", ".join(f"{n} {len(r)} pairs" for n, r in plans[INFERRED].segments.items())
+        )
     for notice in plan.notices:
         log(f"notice: {notice}")
     if reference is None:
-        reference_scores = {name: (np.zeros(len(r)), np.zeros(len(r))) for name, r in plan.segments.items()}
+        reference_scores = {
+            kind: {name: (np.zeros(len(r)), np.zeros(len(r))) for name, r in each.segments.items()}
+            for kind, each in plans.items()
+        }
     else:
         log(f"scoring the reference {_model_name(reference)}")
         reference_model = (
             _load_model(str(reference), config.dtype) if isinstance(reference, (str, Path)) else reference
         )
-        reference_scores = _score_segments(reference_model, tokenizer, plan, config, cache=True)
+        reference_scores = {
+            kind: _score_segments(reference_model, tokenizer, each, config, cache=True) for kind, each in plans.items()
+        }
         del reference_model
         gc.collect()
     results: dict[str, Any] = {}
     for name, model in named.items():
         log(f"scoring {name}")
         policy = _load_model(str(model), config.dtype) if isinstance(model, (str, Path)) else model
-        results[name] = _model_results(
-            _score_segments(policy, tokenizer, plan, config), reference_scores, plan, config
-        )
+        scored = {
+            kind: _model_results(
+                _score_segments(policy, tokenizer, each, config), reference_scores[kind], each, config
+            )
+            for kind, each in plans.items()
+        }
+        results[name] = scored["gold"]
+        if INFERRED in scored:
+            results[name][INFERRED] = scored[INFERRED]
         del policy
         gc.collect()
 
@@ -631,8 +748,8 @@ def evaluate_alignment(
 # ------------------------------------------------------------------------------------------------------- writing
 def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, overwrite: bool = False) -> list[Path]:
     """Write `results.json` and the plots (`persona_size.png` with persona sizes; `per_dimension.png`,
-    `per_persona.png`, `per_benchmark.png` for the breakdowns the results have) into `output_dir`, atomically (the
-    folder appears whole or not at all).
+    `per_persona.png`, `per_benchmark.png` for the breakdowns the results have, with a panel for each model's inferred
+    preferences beside its gold one) into `output_dir`, atomically (the folder appears whole or not at all).
 
     Returns:
         `list[Path]`: The files written.
@@ -650,14 +767,17 @@ def write_alignment_results(results: Mapping[str, Any], output_dir: str | Path, 
         if any(r.get("persona_size") for r in models.values()):
             plot_persona_size(models, folder / PERSONA_SIZE_PLOT)
             names.append(PERSONA_SIZE_PLOT)
+        shown = side_by_side(models)  # a panel for the inferred preferences beside each model's gold one
         for key, plot in GROUP_PLOTS.items():
-            if any(r.get(key) for r in models.values()):
-                plot_per_group(models, folder / plot, key)
+            if any(r.get(key) for r in shown.values()):
+                plot_per_group(shown, folder / plot, key)
                 names.append(plot)
     return [output_dir / name for name in names]
 
 
-def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: str | None = None) -> Path:
+def update_model_card(
+    card_path: str | Path, results: Mapping[str, Any], model: str | None = None, inferred: bool = False
+) -> Path:
     """Put a model's overall results into a model card's `model-index`, each with its arguments: the dataset's split,
     format, persona format and row limit / length cut (`dataset_args`; ICA also whether demographics were shown) and
     beta and the reference (`metric_args`). A result measured again with the same arguments replaces its old value;
@@ -668,12 +788,16 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         card_path (`str` or `Path`): The card (a model folder's `README.md`).
         results (`Mapping`): The output of `evaluate_alignment`.
         model (`str`, *optional*): Whose results; required when `results` holds several models.
+        inferred (`bool`, *optional*, defaults to `False`): Put the results with inferred preferences
+            (`models[model]["inferred"]`) instead of the gold ones; their `dataset_args` say so (`preferences:
+            inferred`, the inferencer and its model), so they sit beside the gold results instead of replacing them.
 
     Returns:
         `Path`: `card_path`.
 
     Raises:
-        `InputError`: If `model` is missing or unknown, or the existing card's metadata cannot be read.
+        `InputError`: If `model` is missing or unknown, `inferred` is set for results without inferred preferences,
+            or the existing card's metadata cannot be read.
     """
     models = results["models"]
     if model is None:
@@ -689,6 +813,11 @@ def update_model_card(card_path: str | Path, results: Mapping[str, Any], model: 
         "limit": settings.get("limit"),
         "max_length": settings.get("max_length"),
     }
+    if inferred:
+        if not models[model].get(INFERRED):
+            raise InputError(f"the results of {model!r} hold no inferred preferences (evaluate with --preferences).")
+        overall, source = models[model][INFERRED]["overall"], data["inferred_preferences"]
+        dataset_args.update(preferences=INFERRED, inferencer=source["inferencer"], inferencer_model=source["model"])
     if settings["persona_format"] == "ica":
         dataset_args["include_demographics"] = settings.get("include_demographics", True)
     new = [
