@@ -11,7 +11,8 @@ LATEST_VENV ?= .venv-latest
 EXTRAS := dev,assets
 # `pip freeze` of a venv without the project and without torch (whose build TORCH_SPEC chooses).
 FREEZE = -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-[a-z0-9-]+|triton)=='
-PYTEST_ARGS ?= -q
+# One test worker per core (pytest-xdist), at most 4; test_multiprocess.py stays on one worker (its xdist_group).
+PYTEST_ARGS ?= -q -n auto --maxprocesses 4 --dist loadgroup
 
 .PHONY: install test test-latest latest-venv lock lint format bench margins demo clean
 

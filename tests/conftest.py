@@ -19,6 +19,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+def pytest_configure(config):
+    # Under pytest-xdist (`make test` runs one worker per core) each worker computes on one thread: tiny models gain
+    # nothing from more, and a second thread per worker only contends with the other worker.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_run_caches():
     yield

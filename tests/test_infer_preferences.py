@@ -281,6 +281,49 @@ def test_infer_preferences_llm_matches_the_inferencer_and_asks_once_per_history(
     assert meta["annotation"]["num_unparsable"] > 0
 
 
+def test_infer_preferences_llm_dry_run_counts_the_calls_and_a_rerun_makes_none(data, tmp_path, monkeypatch):
+    import personalign.cli.infer as infer_cli
+
+    backend = ScriptedBackend()
+    real = infer_cli.generation_backend
+    monkeypatch.setattr(infer_cli, "generation_backend", lambda spec, **kwargs: real(backend, **kwargs))
+    base = ["infer-preferences", "--inferencer", "llm", "--model", "scripted", "--dataset", data / "test.jsonl",
+            "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    distinct = {history_sha1(row): history_persona(row) for row in rows}.values()
+    calls = 90 * sum(len(p.ugc) + 2 * len(p.pairs) for p in distinct)
+    dry = invoke(*base, "--output", tmp_path / "dry", "--dry-run")
+    assert f"{calls:,} calls to scripted, 0 answered from the cache" in " ".join(dry.output.split())
+    assert backend.num_prompts == 0 and not (tmp_path / "dry").exists()
+    invoke(*base, "--output", tmp_path / "first")
+    assert backend.num_prompts == calls
+    invoke(*base, "--output", tmp_path / "again")
+    assert backend.num_prompts == calls  # every answer from the cache
+    meta = json.loads((tmp_path / "again" / INFERENCE_FILE).read_text())
+    assert meta["calls"] == {"requested": calls, "cached": calls, "called": 0}
+    assert (tmp_path / "first" / PREFERENCES_FILE).read_text() == (tmp_path / "again" / PREFERENCES_FILE).read_text()
+
+
+def test_generate_with_inferred_preferences_states_them_in_the_pba_prompt(data, tmp_path, tiny_lm_path):
+    from personalign.evaluation.responses import read_responses
+    from personalign.personas.prompts import pba_messages
+
+    rows = load_eval_rows(data / "test.jsonl")
+    records = random_records(rows, seed=5)
+    # An all-neutral inferred profile is the empty text: it must stay empty, not fall back to the gold profile.
+    records[1] = InferredPreference(records[1].id, 1, records[1].history_sha1, [0.5] * len(SPACE), "")
+    preferences = write_inferred_preferences(records, {"inferencer": "llm", "model": "m"}, tmp_path / "prefs")
+    output = tmp_path / "generated"
+    invoke("generate", "--model", tiny_lm_path, "--dataset", data / "test.jsonl", "--output", output,
+           "--preferences", preferences, "--limit", 3, "--max-new-tokens", 2, "--no-cache")  # fmt: skip
+    generated, meta = read_responses(output)
+    assert len(generated) == 3
+    assert [r.messages for r in generated] == [
+        pba_messages(r.prompt, p.profile) for r, p in zip(generated, records[:3], strict=True)
+    ]
+    assert meta["preferences"] == str(preferences) and records[1].profile == ""
+
+
 def test_infer_preferences_refusals(monkeypatch, capsys, data, tmp_path, trained):
     multifacet = write_jsonl(
         tmp_path / "multifacet.jsonl",

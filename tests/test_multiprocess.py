@@ -25,7 +25,9 @@ from typer.testing import CliRunner
 
 from personalign.cli import app
 
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
+# One xdist worker runs this whole module (`--dist loadgroup`): two `accelerate launch`es at once would both bind
+# torch.distributed's default port.
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow, pytest.mark.xdist_group("accelerate")]
 
 runner = CliRunner()
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

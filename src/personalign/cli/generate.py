@@ -37,6 +37,13 @@ def generate_command(
             "history) or [bold]ica[/bold] (the history itself); MultiFacet: [bold]feedback[/bold]."
         ),
     ] = None,
+    preferences: Annotated[
+        Path | None,
+        typer.Option(
+            help="PBA: a folder of [bold]personalign infer-preferences[/bold]; each row's prompt states the profile "
+            "inferred from its history instead of the gold one (the record keeps the gold one for the judge)."
+        ),
+    ] = None,
     no_history: Annotated[
         bool,
         typer.Option(
@@ -100,7 +107,21 @@ def generate_command(
     def log(line: str) -> None:
         console.print(escape(line), soft_wrap=True)
 
-    result = generate_responses(model, dataset, config, log=log)
+    profiles = None
+    if preferences is not None:
+        from ..inference.preferences_file import read_inferred_preferences
+
+        def profiles(rows):  # read once the rows are loaded: the file is checked against their ids and histories
+            return read_inferred_preferences(preferences, rows, limit)
+
+    result = generate_responses(
+        model,
+        dataset,
+        config,
+        log=log,
+        profiles=profiles,
+        preferences=None if preferences is None else str(preferences),
+    )
     if result.plan is not None:
         console.print(escape(result.plan), soft_wrap=True)
         return

@@ -30,9 +30,6 @@ def generation_backend(
     """The generation backend of `--inferencer llm`, as every generating command builds it (`wrap_backend` of
     `personalign.inference.calls`: a dry run sends nothing; calls are cached on disk unless `no_cache`).
 
-    Until `personalign.inference.calls` is merged this loads the backend with `load_backend` (no cache), and a dry
-    run is refused rather than run for real.
-
     Args:
         spec (`str`): A backend spec (`transformers:PATH`, `vllm:PATH`, `openai:BASE_URL@MODEL`, `openai:MODEL`).
         cache_dir (`Path`, *optional*): The call cache's folder.
@@ -40,20 +37,9 @@ def generation_backend(
         dry_run (`bool`): Count the calls, send none.
         **backend_kwargs: Arguments of the backend (`num_workers`, ...).
     """
-    from ..inference.generation import load_backend
+    from ..inference.calls import wrap_backend
 
-    if dry_run:
-        raise InputError("--dry-run needs the call cache (personalign.inference.calls), not in this build.")
-    return load_backend(spec, **backend_kwargs)
-
-
-def backend_options(spec: str, num_workers: int) -> dict[str, Any]:
-    """The backend arguments of the command's options: `num_workers` (concurrent calls) is an option of the
-    OpenAI-compatible backend only."""
-    from ..inference.generation import parse_backend_spec
-
-    kind, _ = parse_backend_spec(spec)
-    return {"num_workers": num_workers} if kind == "openai" else {}
+    return wrap_backend(spec, cache_dir=cache_dir, no_cache=no_cache, dry_run=dry_run, **backend_kwargs)
 
 
 def check_inferencer_folder(path: str) -> None:
@@ -220,7 +206,7 @@ def infer_preferences_command(
             cache_dir=cache_dir,
             no_cache=no_cache,
             dry_run=dry_run,
-            **backend_options(model, num_workers),
+            num_workers=num_workers,  # dropped for a local model (wrap_backend)
         )
     else:
         check_inferencer_folder(model)

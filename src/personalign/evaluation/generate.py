@@ -414,9 +414,10 @@ def prompt_records(
             query = row["prompt"]
             if config.no_history:
                 messages = no_history_messages(query, persona_format)
-            else:
-                shown = row if overrides is None else {**row, "profile": overrides[index]}
-                messages = render(shown, index)["prompt"]
+            elif overrides is None:
+                messages = render(row, index)["prompt"]
+            else:  # as `render_row` renders PBA; through the row's `profile` an empty (all-neutral) one would be gold
+                messages = pba_messages(query, overrides[index])
         records.append(
             ResponseRecord(
                 id=loaded.row_id(index),
