@@ -5,6 +5,7 @@
 - `eval`: `eval policy|encoder`
 - `generate`: responses under each row's persona prompt, for the judges
 - `infer`: `infer-preferences` (preferences inferred from each row's history, for PBA)
+- `judge`: the papers' judged evaluations of generated responses (`judge --protocol ...`)
 - `hub`: `push-model`
 - `reward`: `rejection-sample`
 - `space`, `demo`
@@ -21,7 +22,7 @@ from typing import Annotated
 import typer
 
 from .. import __version__
-from . import data, demo, error_map, generate, hub, infer, reward, space, train
+from . import data, demo, error_map, generate, hub, infer, judge, reward, space, train
 from .eval import eval_app
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ app.command("train", cls=train.TrainCommand, context_settings=train.CONTEXT_SETT
 app.add_typer(eval_app, name="eval")
 app.command("generate")(generate.generate_command)
 app.command("infer-preferences")(infer.infer_preferences_command)
+app.command("judge")(judge.judge_command)
 app.command("push-model")(hub.push_model_command)
 app.command("rejection-sample")(reward.rejection_sample_command)
 app.command("space")(space.space_command)

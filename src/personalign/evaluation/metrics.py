@@ -4,12 +4,16 @@ Every number is defined on the implicit DPO reward of a response, `reward = beta
 where each log-prob is the summed log-probability of the response tokens plus EOS given the persona-conditioned
 prompt (see `personalign.evaluation.score_pairs`). The metric card, `personalign/metrics/alignment_accuracy/README.md`,
 states every definition; the docstrings below repeat them.
+
+`bootstrap_interval` is the percentile bootstrap over items that the judged evaluations (`personalign judge`) put
+around their win rates and mean scores.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -245,3 +249,120 @@ def compute_alignment_metrics(
             breakdown[str(name)] = per_label
         result["groups"] = breakdown
     return result
+
+
+# ------------------------------------------------------------------------------------------------- bootstrap
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """A percentile bootstrap confidence interval (see `bootstrap_interval`).
+
+    Attributes:
+        low (`float` or `None`): The lower bound; `None` when no resample had a defined statistic.
+        high (`float` or `None`): The upper bound.
+        confidence (`float`): The coverage asked for, e.g. `0.95`.
+        num_resamples (`int`): Resamples drawn.
+        num_undefined (`int`): Resamples on which the statistic was undefined (NaN, e.g. a win rate with no decisive
+            verdict among the drawn items); they are left out of the percentiles.
+    """
+
+    low: float | None
+    high: float | None
+    confidence: float
+    num_resamples: int
+    num_undefined: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"low", "high", "confidence", "num_resamples", "num_undefined", "method": "percentile bootstrap"}`."""
+        return {
+            "low": self.low,
+            "high": self.high,
+            "confidence": self.confidence,
+            "num_resamples": self.num_resamples,
+            "num_undefined": self.num_undefined,
+            "method": "percentile bootstrap over items",
+        }
+
+
+_BOOTSTRAP_CELLS = 1 << 20
+"""Index cells drawn per chunk of resamples (chunks keep memory flat for large item counts)."""
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray], np.ndarray],
+    num_items: int,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> BootstrapInterval:
+    """The percentile bootstrap confidence interval of a statistic over items (Efron & Tibshirani, 1993, §13.3):
+    draw `num_resamples` resamples of `num_items` item indices with replacement, evaluate the statistic on each, and
+    take the `(1 - confidence) / 2` and `(1 + confidence) / 2` percentiles (numpy's linear interpolation) of the
+    defined values.
+
+    The statistic is vectorized: it receives a `(resamples, num_items)` integer array, one resample of item indices
+    per row, and returns one value per row (NaN where the statistic is undefined on that resample). Resamples are
+    drawn from `numpy.random.default_rng(seed)` in chunks of whole rows, so the same seed and item count give the
+    same interval.
+
+    Args:
+        statistic (`Callable[[np.ndarray], np.ndarray]`): Index rows `(B, num_items)` -> values `(B,)`.
+        num_items (`int`): How many items are resampled.
+        num_resamples (`int`, *optional*, defaults to `1000`): Resamples; must be >= 1.
+        confidence (`float`, *optional*, defaults to `0.95`): Coverage, in (0, 1).
+        seed (`int`, *optional*, defaults to `0`): Seed of the resampling.
+
+    Returns:
+        `BootstrapInterval`: `low` and `high` are `None` when there are no items or no resample is defined.
+
+    Raises:
+        `InputError`: If `num_resamples < 1`, `confidence` is not in (0, 1), or the statistic returns another shape.
+
+    Example:
+
+    ```python
+    >>> scores = np.array([3.0, 4.0, 5.0, 4.0])
+    >>> bootstrap_interval(lambda rows: scores[rows].mean(axis=1), len(scores), seed=0).low
+    3.25
+    ```
+    """
+    if isinstance(num_resamples, bool) or not isinstance(num_resamples, numbers.Integral) or num_resamples < 1:
+        raise InputError(f"the number of bootstrap resamples must be an integer >= 1, got {num_resamples!r}.")
+    if not 0 < confidence < 1:
+        raise InputError(f"the confidence level must be in (0, 1), got {confidence!r}.")
+    if num_items <= 0:
+        return BootstrapInterval(None, None, confidence, int(num_resamples), int(num_resamples))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _BOOTSTRAP_CELLS // num_items)
+    values = []
+    for start in range(0, num_resamples, chunk):
+        rows = rng.integers(0, num_items, size=(min(chunk, num_resamples - start), num_items))
+        drawn = np.asarray(statistic(rows), dtype=np.float64)
+        if drawn.shape != (len(rows),):
+            raise InputError(f"the bootstrap statistic returned shape {drawn.shape} for {len(rows)} resamples.")
+        values.append(drawn)
+    samples = np.concatenate(values)
+    defined = samples[~np.isnan(samples)]
+    undefined = int(num_resamples - len(defined))
+    if not len(defined):
+        return BootstrapInterval(None, None, confidence, int(num_resamples), undefined)
+    low, high = np.percentile(defined, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return BootstrapInterval(float(low), float(high), confidence, int(num_resamples), undefined)
+
+
+def nan_mean_rows(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The mean of `values[rows[b]]` per row `b`, over the entries that are not NaN (NaN where a row has none): the
+    bootstrap statistic of a mean score with unscored items left out.
+
+    Args:
+        values (`np.ndarray`): `(num_items,)` floats, NaN for an item without a value.
+        rows (`np.ndarray`): `(B, n)` item indices.
+
+    Returns:
+        `np.ndarray`: `(B,)` means.
+    """
+    drawn = np.asarray(values, dtype=np.float64)[rows]
+    present = ~np.isnan(drawn)
+    counts = present.sum(axis=1)
+    sums = np.where(present, drawn, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)

@@ -1,0 +1,410 @@
+"""What every judge protocol shares: its inputs (one or two responses folders matched by row id), its settings, the
+`JudgeProtocol` interface, and the score summaries (mean, spread, bootstrap interval, histogram, per dimension).
+
+A protocol turns matched responses into one JSON-ready judgment per item (`JudgeProtocol.judge`, through the judges
+of `personalign.evaluation.judges`), then summarises the judgments (`JudgeProtocol.summarize`, no call), plots the
+summary and names the numbers that go into a model card.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from ...errors import InputError
+from ...inference.generation import GenerationBackend
+from ...row_names import RowNames
+from ..judges import LLMJudge
+from ..metrics import bootstrap_interval, nan_mean_rows
+from ..responses import RESPONSES_FILE, ResponseRecord, read_responses
+
+RESPONSES, AGAINST = "responses", "against"
+"""The two systems of a judged comparison: the `--responses` folder and the `--against` folder."""
+
+
+@dataclass
+class JudgeSettings:
+    """How the judge is called and the results summarised (the options of `personalign judge`).
+
+    Args:
+        seed (`int`, *optional*, defaults to `0`): Seed of the judge's sampling, of the pairwise order
+            randomization and of the bootstrap resampling.
+        max_new_tokens (`int`, *optional*): Tokens per judge output; by default the judge's own (pairwise 128,
+            persona tailoring 64, rubric 512).
+        temperature (`float`, *optional*, defaults to `0.0`): The judge's sampling temperature (greedy by default,
+            as the papers' judges).
+        top_p (`float`, *optional*, defaults to `1.0`): Nucleus sampling mass (when sampling).
+        num_resamples (`int`, *optional*, defaults to `1000`): Bootstrap resamples of the confidence intervals.
+        confidence (`float`, *optional*, defaults to `0.95`): Coverage of the confidence intervals.
+    """
+
+    seed: int = 0
+    max_new_tokens: int | None = None
+    temperature: float = 0.0
+    top_p: float = 1.0
+    num_resamples: int = 1000
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")
+        if not (self.temperature >= 0 and np.isfinite(self.temperature)):
+            raise InputError(f"temperature must be a finite number >= 0, got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if self.num_resamples < 1:
+            raise InputError(f"the number of bootstrap resamples must be >= 1, got {self.num_resamples}.")
+        if not 0 < self.confidence < 1:
+            raise InputError(f"the confidence level must be in (0, 1), got {self.confidence}.")
+
+    def judge_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of an `LLMJudge` (its own `max_new_tokens` unless one is set here)."""
+        kwargs: dict[str, Any] = {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "generation_kwargs": {"top_p": self.top_p},
+        }
+        if self.max_new_tokens is not None:
+            kwargs["max_new_tokens"] = self.max_new_tokens
+        return kwargs
+
+    def interval(self, statistic: Callable[[np.ndarray], np.ndarray], num_items: int) -> dict[str, Any]:
+        """`bootstrap_interval` of `statistic` over `num_items` items with these settings, as a dict."""
+        return bootstrap_interval(statistic, num_items, self.num_resamples, self.confidence, self.seed).to_dict()
+
+
+@dataclass
+class System:
+    """One judged system: a responses folder and its `generation.json`.
+
+    Attributes:
+        key (`str`): `"responses"` or `"against"`.
+        folder (`str`): The folder as given.
+        generation (`dict`): Its `generation.json`.
+    """
+
+    key: str
+    folder: str
+    generation: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        """The generating model (from `generation.json`: a Hub id as it is, a local path by its last part), else the
+        folder; `" (no history)"` marks a `--no-history` run."""
+        model = str(self.generation.get("model") or self.folder)
+        if model.startswith((".", "/", "~")) or model.count("/") > 1:  # a local path, not `org/name`
+            model = Path(model).name
+        return model + (" (no history)" if self.generation.get("no_history") else "")
+
+
+@dataclass
+class JudgeInputs:
+    """The responses to judge: the `--responses` records in file order and, when given, the `--against` record of the
+    same row id for each.
+
+    Attributes:
+        responses (`list[ResponseRecord]`): The records of `--responses`.
+        against (`list[ResponseRecord]` or `None`): Per record of `responses`, the `--against` record with its id.
+        systems (`dict[str, System]`): `"responses"` and (when given) `"against"`.
+        names (`Callable[[int], str]`): Names record `i` of `responses` in messages (its file and line, and id).
+    """
+
+    responses: list[ResponseRecord]
+    against: list[ResponseRecord] | None
+    systems: dict[str, System]
+    names: Callable[[int], str] = field(repr=False, default=lambda index: f"record {index}")
+
+
+def _ids_line(ids: Sequence[str]) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:3])
+    return f"{len(ids)} ({shown}{', ...' if len(ids) > 3 else ''})"
+
+
+def load_judge_inputs(responses: str | Path, against: str | Path | None = None) -> JudgeInputs:
+    """Read one or two responses folders (`personalign.evaluation.responses.read_responses`) and match the second to
+    the first by row id.
+
+    The two folders must hold the same row ids (any order) and come from the same dataset and split (their
+    `generation.json`), and each row's prompt must be the same in both.
+
+    Args:
+        responses (`str` or `Path`): The `--responses` folder.
+        against (`str` or `Path`, *optional*): The `--against` folder.
+
+    Returns:
+        `JudgeInputs`
+
+    Raises:
+        `InputError`: On a folder that cannot be read (`read_responses`: a missing file, a bad line, a repeated id,
+            no record), ids that differ between the folders, another dataset or split, or a prompt that differs for
+            the same id; one line naming the folders.
+    """
+    records, meta = read_responses(responses)
+    path = Path(responses) / RESPONSES_FILE
+    row_names = RowNames.of(str(path), [(str(path), 0)])
+
+    def names(index: int) -> str:
+        return f"{row_names(index)} (id {records[index].id!r})"
+
+    systems = {RESPONSES: System(RESPONSES, str(responses), meta)}
+    if against is None:
+        return JudgeInputs(records, None, systems, names)
+    others, other_meta = read_responses(against)
+    systems[AGAINST] = System(AGAINST, str(against), other_meta)
+    for key in ("dataset", "split"):
+        if meta.get(key) != other_meta.get(key):
+            raise InputError(
+                f"--responses {responses} and --against {against} were generated on different {key}s "
+                f"({meta.get(key)!r} and {other_meta.get(key)!r}, per their generation.json); judge responses to the "
+                "same rows."
+            )
+    by_id = {record.id: record for record in others}
+    missing = [record.id for record in records if record.id not in by_id]
+    extra = sorted(set(by_id) - {record.id for record in records})
+    if missing or extra:
+        parts = [f"{_ids_line(missing)} ids of --responses are not in it"] if missing else []
+        parts += [f"it has {_ids_line(extra)} ids --responses lacks"] if extra else []
+        raise InputError(f"--against {against} holds other rows than --responses {responses}: {'; '.join(parts)}.")
+    matched = [by_id[record.id] for record in records]
+    for index, (record, other) in enumerate(zip(records, matched, strict=True)):
+        if record.prompt != other.prompt:
+            raise InputError(
+                f"{names(index)}: its prompt differs in --against {against}; the two folders answer different rows."
+            )
+    return JudgeInputs(records, matched, systems, names)
+
+
+# --------------------------------------------------------------------------------------------------- persona text
+def persona_text(record: ResponseRecord, fields: Sequence[str], at: str, purpose: str) -> tuple[str, str]:
+    """The first non-empty persona field of a record, in the order of `fields`.
+
+    Args:
+        record (`ResponseRecord`): The record.
+        fields (`Sequence[str]`): Keys of `record.persona`, in order of preference.
+        at (`str`): Names the record in the error.
+        purpose (`str`): What the text is for, for the error.
+
+    Returns:
+        `tuple[str, str]`: The text and the field it came from.
+
+    Raises:
+        `InputError`: If none of the fields holds text.
+    """
+    for key in fields:
+        value = (record.persona or {}).get(key)
+        if isinstance(value, str) and value.strip():
+            return value, key
+    raise InputError(
+        f"{at}: its persona has none of {', '.join(fields)}, so the judge has nothing to read {purpose} from."
+    )
+
+
+# ------------------------------------------------------------------------------------------------------- protocol
+@dataclass
+class CardMetric:
+    """One number of a summary for a model card's `model-index`.
+
+    Attributes:
+        type (`str`): The metric type (`win_rate`, `rubric_score`, ...).
+        name (`str`): Its display name.
+        value (`float`): The value.
+        config (`str`, *optional*): The metric's config (e.g. a dimension).
+        args (`dict`, *optional*): More arguments of the metric.
+    """
+
+    type: str
+    name: str
+    value: float
+    config: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+class JudgeProtocol(ABC):
+    """A judged evaluation protocol of a paper: which systems it needs, how it asks the judge (through the judges of
+    `personalign.evaluation.judges`), how it summarises the verdicts, and what it plots.
+
+    Subclasses set `name`, `paper`, `against` (`"required"` or `"optional"`) and `judge_class` (the judge they ask),
+    extend `check` with what they need of each row, and implement `judge`, `summarize`, `describe`, `plot` and
+    `card_metrics`. Options of a protocol are its constructor's arguments, reported by
+    `options`.
+    """
+
+    name: ClassVar[str]
+    paper: ClassVar[str]
+    against: ClassVar[Literal["required", "optional"]] = "optional"
+    judge_class: ClassVar[type[LLMJudge]]
+
+    def options(self) -> dict[str, Any]:
+        """The protocol's options, for the summary."""
+        return {}
+
+    def check(self, inputs: JudgeInputs) -> None:
+        """Refuse inputs the protocol cannot judge, before any backend is loaded or called (here: a required
+        `--against`; subclasses add what they need of each row). `judge` calls it first too.
+
+        Raises:
+            `InputError`
+        """
+        if self.against == "required" and inputs.against is None:
+            raise InputError(f"the {self.name} protocol compares two systems: pass --against DIR.")
+
+    @abstractmethod
+    def judge(self, inputs: JudgeInputs, backend: GenerationBackend, settings: JudgeSettings) -> list[dict[str, Any]]:
+        """Judge every item: one JSON-ready record per item, holding its `id`, `row`, `protocol`, the raw judge
+        outputs, the parsed verdicts or scores and `unparsable`. Every input is checked before the first call.
+
+        Raises:
+            `InputError`: On an item that cannot be judged, naming it.
+        """
+
+    @abstractmethod
+    def summarize(
+        self, judgments: Sequence[Mapping[str, Any]], inputs: JudgeInputs, settings: JudgeSettings
+    ) -> dict[str, Any]:
+        """The results (JSON-ready) from the judgments (and the inputs, for what was left unjudged)."""
+
+    @abstractmethod
+    def describe(self, results: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+        """A few lines for the terminal: the headline numbers of `results`, naming each system by `labels[key]`."""
+
+    @abstractmethod
+    def plot(self, results: Mapping[str, Any], folder: Path, labels: Mapping[str, str]) -> list[str]:
+        """Write the PNG plots of `results` into `folder`, naming each system by `labels[key]`; returns the file
+        names."""
+
+    @abstractmethod
+    def card_metrics(self, results: Mapping[str, Any]) -> list[CardMetric]:
+        """The numbers of `results` that go into the `--responses` model's card."""
+
+
+# ------------------------------------------------------------------------------------------------ score summaries
+SCORE_RANGE = range(1, 6)
+"""The judges' 1-5 scale."""
+
+
+def score_statistics(
+    scores: Sequence[float | None], outputs: Sequence[int | None], settings: JudgeSettings
+) -> dict[str, Any]:
+    """Mean, spread, bootstrap interval and histogram of one system's scores.
+
+    Args:
+        scores (`Sequence[float | None]`): One per item (a rubric item mean for rubric judges); `None` for an item
+            whose every judge output was unparsable (left out).
+        outputs (`Sequence[int | None]`): Every parsed judge output of these items (the histogram), `None` if
+            unparsable.
+        settings (`JudgeSettings`): The bootstrap settings.
+
+    Returns:
+        `dict`: `mean`, `std` (sample standard deviation, `ddof=1`; `None` under two scores), `ci` (the bootstrap
+        interval of the mean, items resampled), `num_items`, `num_scored`, `num_unscored`, `num_judge_outputs`,
+        `num_unparsable_outputs`, `histogram` (`{"1": n, ..., "5": n}` over the parsed judge outputs).
+    """
+    values = np.array([np.nan if s is None else float(s) for s in scores], dtype=np.float64)
+    scored = values[~np.isnan(values)]
+    counts = Counter(o for o in outputs if o is not None)
+    return {
+        "mean": float(scored.mean()) if len(scored) else None,
+        "std": float(scored.std(ddof=1)) if len(scored) > 1 else None,
+        "ci": settings.interval(lambda rows: nan_mean_rows(values, rows), len(values)),
+        "num_items": len(values),
+        "num_scored": len(scored),
+        "num_unscored": int(len(values) - len(scored)),
+        "num_judge_outputs": len(outputs),
+        "num_unparsable_outputs": sum(o is None for o in outputs),
+        "histogram": {str(s): counts.get(s, 0) for s in SCORE_RANGE},
+    }
+
+
+def difference_statistics(
+    first: Sequence[float | None], second: Sequence[float | None], settings: JudgeSettings
+) -> dict[str, Any]:
+    """The difference of two systems' mean scores on the same items, `mean(first) - mean(second)` (each over its own
+    scored items), with a paired bootstrap interval (items resampled together).
+
+    Returns:
+        `dict`: `value` (`None` when either mean is undefined) and `ci`.
+    """
+    a = np.array([np.nan if s is None else float(s) for s in first], dtype=np.float64)
+    b = np.array([np.nan if s is None else float(s) for s in second], dtype=np.float64)
+    full = np.arange(len(a))[None, :]
+    value = float((nan_mean_rows(a, full) - nan_mean_rows(b, full))[0]) if len(a) else float("nan")
+    return {
+        "value": None if np.isnan(value) else value,
+        "ci": settings.interval(lambda rows: nan_mean_rows(a, rows) - nan_mean_rows(b, rows), len(a)),
+    }
+
+
+def score_results(
+    judgments: Sequence[Mapping[str, Any]], systems: Sequence[str], settings: JudgeSettings, by_dimension: bool
+) -> dict[str, Any]:
+    """The summary of a score protocol's judgments: per system the `score_statistics`, with two systems the
+    `difference_statistics` (first minus second), overall and (with `by_dimension`) per `dimension`.
+
+    Args:
+        judgments (`Sequence[Mapping]`): Records with `scores[system]` and `calls` (`system`, `score`).
+        systems (`Sequence[str]`): The systems judged (`"responses"`, and `"against"` when given).
+        settings (`JudgeSettings`): The bootstrap settings.
+        by_dimension (`bool`): Add `per_dimension` when records have a `dimension` (records without one count in
+            `overall` only).
+
+    Returns:
+        `dict`: `{"overall": {system: stats, ..., "difference": ...}, "per_dimension": {dimension: {...}}}`.
+    """
+
+    def block(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            system: score_statistics(
+                [item["scores"][system] for item in items],
+                [call["score"] for item in items for call in item["calls"] if call["system"] == system],
+                settings,
+            )
+            for system in systems
+        }
+        if len(systems) == 2:
+            entry["difference"] = difference_statistics(
+                [item["scores"][systems[0]] for item in items],
+                [item["scores"][systems[1]] for item in items],
+                settings,
+            )
+        return entry
+
+    results: dict[str, Any] = {"overall": block(judgments)}
+    dimensions = list(dict.fromkeys(item["dimension"] for item in judgments if item.get("dimension")))
+    if by_dimension and dimensions:
+        results["per_dimension"] = {
+            dimension: block([item for item in judgments if item.get("dimension") == dimension])
+            for dimension in dimensions
+        }
+    return results
+
+
+def describe_scores(title: str, stats: Mapping[str, Any], labels: Mapping[str, str]) -> list[str]:
+    """Terminal lines for score statistics: `title: <system> mean [low, high] (n scored)` per system, then the
+    difference when there is one.
+
+    Args:
+        title (`str`): What is scored.
+        stats (`Mapping`): `{system: score_statistics, ..., "difference": difference_statistics}`.
+        labels (`Mapping[str, str]`): Display names of the systems.
+    """
+
+    def interval(value: float | None, ci: Mapping[str, Any]) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.3f}" + ("" if ci["low"] is None else f" [{ci['low']:.3f}, {ci['high']:.3f}]")
+
+    parts = [
+        f"{labels.get(key, key)} {interval(entry['mean'], entry['ci'])} ({entry['num_scored']} scored)"
+        for key, entry in stats.items()
+        if key != "difference"
+    ]
+    lines = [f"{title}: " + "; ".join(parts)]
+    if "difference" in stats:
+        lines.append(f"{title} difference: {interval(stats['difference']['value'], stats['difference']['ci'])}")
+    return lines
