@@ -14,3 +14,22 @@ console = Console(stderr=True)
 Output = Annotated[Path, typer.Argument(help="Output file: [bold].parquet[/bold] or [bold].jsonl[/bold].")]
 Seed = Annotated[int, typer.Option(help="Random seed; the same seed always gives the same rows.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+
+# The call-layer options of every command that generates (generate, judge, infer-preferences --inferencer llm): one
+# spelling and one meaning everywhere (`personalign.inference.calls.wrap_backend` acts on them).
+CacheDir = Annotated[
+    Path | None,
+    typer.Option(help="The call cache's folder (default $PERSONALIGN_CACHE, else ~/.cache/personalign/calls)."),
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the call cache.")]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print how many calls the run makes, how many the cache already holds and the estimated prompt tokens; "
+        "send and write nothing.",
+    ),
+]
+NumWorkers = Annotated[
+    int, typer.Option(help="Concurrent API calls (openai: servers and APIs; a local model ignores it).", min=1)
+]

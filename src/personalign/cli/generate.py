@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import Overwrite, console
+from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
 
 
 def generate_command(
@@ -68,16 +68,10 @@ def generate_command(
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (sampling only).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (transformers).")] = 8,
-    num_workers: Annotated[int, typer.Option(help="Concurrent requests (openai: servers and APIs).")] = 4,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Call cache folder (default $PERSONALIGN_CACHE, else ~/.cache/personalign/calls)."),
-    ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the call cache.")] = False,
-    dry_run: Annotated[
-        bool,
-        typer.Option("--dry-run", help="Print the number of calls and the estimated prompt tokens; send nothing."),
-    ] = False,
+    num_workers: NumWorkers = 4,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    dry_run: DryRun = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate one response per dataset row under its persona prompt (the training renderers), with the generation

@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import InputError
-from .common import Overwrite, console
+from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
 
 if TYPE_CHECKING:
     from ..inference.base import BasePreferenceInferencer
@@ -156,14 +156,10 @@ def infer_preferences_command(
         typer.Option(help="llm: prompts per backend call (256); learned: item texts per encoder pass (saved).", min=1),
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="llm: tokens per answer (an option number).", min=1)] = 8,
-    cache_dir: Annotated[
-        Path | None, typer.Option(help="llm: the call cache ($PERSONALIGN_CACHE, else ~/.cache/personalign/calls).")
-    ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="llm: send every call, cache nothing.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="llm: count the calls and prompt tokens, send none, write nothing.")
-    ] = False,
-    num_workers: Annotated[int, typer.Option(help="llm: concurrent API calls (openai backends).", min=1)] = 1,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    dry_run: DryRun = False,
+    num_workers: NumWorkers = 4,
     overwrite: Overwrite = False,
 ) -> None:
     """Infer each row's preference direction from its history (comments and pairs, gold vectors ignored) and write

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import InputError
-from .common import Overwrite, console
+from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
 
 PROTOCOL_HELP = (
     "[bold]pairwise-win[/bold] (AlignX win rate; needs --against), [bold]persona-tailoring[/bold] (the DPORE "
@@ -62,15 +62,10 @@ def judge_command(
             "ground-truth preference.",
         ),
     ] = False,
-    cache_dir: Annotated[
-        Path | None,
-        typer.Option(help="Cache of judge calls (default $PERSONALIGN_CACHE, else ~/.cache/personalign/calls)."),
-    ] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the call cache.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print how many judge calls the run makes; send and write nothing.")
-    ] = False,
-    num_workers: Annotated[int, typer.Option(help="Concurrent API calls (openai judges).")] = 4,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    dry_run: DryRun = False,
+    num_workers: NumWorkers = 4,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(help="Tokens per judge output (default: the judge's, pairwise 128, tailoring 64, rubric 512)."),
