@@ -1,6 +1,7 @@
 """Evaluation: alignment accuracy and flip rate (pure functions), reversed-persona rows, log-prob scoring, the
-`evaluate` metric over them, LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics), and the
-`personalign eval policy` run (persona-size robustness, per-dimension accuracy, plots, model-card results).
+`evaluate` metric over them, LLM judges (persona tailoring, pairwise win rate, Multifaceted rubrics), the
+`personalign eval policy` run (persona-size robustness, per-dimension accuracy, plots, model-card results), and the
+judged evaluation: `personalign generate` (`generate`, `responses`) and `personalign judge` (`protocols`).
 
 The metric functions and the reversal helpers need only numpy; the scoring functions (torch, transformers, TRL) and the
 judges are imported on first use. The judges generate through `personalign.inference.generation` backends.
@@ -38,6 +39,16 @@ _LAZY = {
     "score_pairs": "personalign.evaluation.scoring",
     "score_policy_and_reference": "personalign.evaluation.scoring",
     "tokenize_preference_example": "personalign.evaluation.scoring",
+    "GenerationEvalConfig": "personalign.evaluation.generate",
+    "generate_responses": "personalign.evaluation.generate",
+    "ResponseRecord": "personalign.evaluation.responses",
+    "read_responses": "personalign.evaluation.responses",
+    "write_responses": "personalign.evaluation.responses",
+    "JudgeSettings": "personalign.evaluation.protocols",
+    "get_protocol": "personalign.evaluation.protocols",
+    "judge_responses": "personalign.evaluation.protocols",
+    "load_judge_inputs": "personalign.evaluation.protocols",
+    "write_judge_outputs": "personalign.evaluation.protocols",
 }
 
 __all__ = [
@@ -59,6 +70,7 @@ METRIC_PATH = "personalign.metrics.alignment_accuracy"
 if TYPE_CHECKING:
     import evaluate
 
+    from .generate import GenerationEvalConfig, generate_responses  # noqa: F401
     from .judges import (  # noqa: F401
         PairwiseJudge,
         PairwiseReport,
@@ -69,6 +81,14 @@ if TYPE_CHECKING:
         parse_score,
     )
     from .plots import plot_per_dimension, plot_persona_size  # noqa: F401
+    from .protocols import (  # noqa: F401
+        JudgeSettings,
+        get_protocol,
+        judge_responses,
+        load_judge_inputs,
+        write_judge_outputs,
+    )
+    from .responses import ResponseRecord, read_responses, write_responses  # noqa: F401
     from .robustness import (  # noqa: F401
         DEFAULT_PERSONA_SIZES,
         alignx_dimension_labels,
