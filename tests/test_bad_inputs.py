@@ -262,6 +262,84 @@ MF = real_schema_rows(12)  # Multifaceted-Collection rows as released
 FEEDBACK_ITEM = "'Pair-wise Comparative Feedback'"
 ROW = r"(row|line) \d+"
 
+
+# ----------------------------------------------------------------------- responses folders (`generate` writes them)
+def response_record(i: int, **values: Any) -> dict[str, Any]:
+    """A `responses.jsonl` record as `personalign generate` writes it, for counterfactual MultiFacet row `i`."""
+    record = {
+        "id": f"rows:{i}",
+        "row": i,
+        "prompt": f"How do I start running, take {i}?",
+        "messages": [{"role": "user", "content": f"How do I start running, take {i}?"}],
+        "response": f"Start slowly, answer {i}.",
+        "persona": {"dimension": "style", "preference": "concise, plain answers", "history": "1. ..."},
+        "reference": {"chosen": "Run three times a week.", "rejected": "Running is a long story..."},
+        "rubric": None,
+        "reference_answer": None,
+    }
+    return {**record, **values}
+
+
+def responses_folder(records: list[Any], **meta: Any) -> Callable[[Path, dict[str, Any]], None]:
+    """A setup writing a responses folder: `records` (dicts, or raw lines as str) and its `generation.json`."""
+
+    def write(path: Path, env: dict[str, Any]) -> None:
+        path.mkdir()
+        lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+        (path / "responses.jsonl").write_text("".join(line + "\n" for line in lines))
+        generation = {"model": "m", "backend": "transformers", "dataset": "d", "num_rows": len(records), **meta}
+        (path / "generation.json").write_text(json.dumps(generation))
+
+    return write
+
+
+def judge(protocol: str, *extra: str, responses: str = "{gen}") -> list[str]:
+    return [
+        "judge",
+        "--responses",
+        responses,
+        "--protocol",
+        protocol,
+        "--judge",
+        "{lm}",
+        "--output",
+        "{tmp}/out",
+        *extra,
+    ]
+
+
+def generate(*extra: str, model: str = "{lm}", dataset: str = "{data}") -> list[str]:
+    return [
+        "generate",
+        "--model",
+        model,
+        "--dataset",
+        dataset,
+        "--output",
+        "{tmp}/out",
+        "--max-new-tokens",
+        "2",
+        *extra,
+    ]
+
+
+def infer(dataset: str, inferencer: str = "llm") -> list[str]:
+    return [
+        "infer-preferences",
+        "--inferencer",
+        inferencer,
+        "--model",
+        "{lm}",
+        "--dataset",
+        dataset,
+        "--output",
+        "{tmp}/out",
+    ]
+
+
+RECORDS = [response_record(i) for i in range(3)]
+
+
 CASES: list[Case] = [
     # ------------------------------------------------------------------------------------- build-dataset alignx
     Case("build-alignx/good", build("alignx"), files(data__jsonl=ROWS), code=0),
@@ -1288,9 +1366,102 @@ CASES: list[Case] = [
         ["rejection-sample", "--reward-model", "{lm}", "--dataset", "./no_data.jsonl", "--output", "{tmp}/out"],
         says=("no_data", "no such"),
     ),
+    Case("generate/good", generate("--limit", "2"), files(data__jsonl=ROWS[:4]), code=0, output=None),
+    Case(
+        "generate/model-not-a-model",
+        generate(model="{tmp}"),
+        files(data__jsonl=ROWS[:4]),
+        says=("config.json|not a model|model folder",),
+    ),
+    Case(
+        "generate/persona-format-for-other-rows",
+        generate("--persona-format", "feedback"),
+        files(data__jsonl=ROWS[:4]),
+        says=("feedback", "alignx"),
+    ),
+    Case("generate/missing-dataset", generate(dataset="{tmp}/nope.jsonl"), says=("nope", "no such")),
+    Case(
+        "generate/null-prompt",
+        generate(),
+        files(data__jsonl=changed(ROWS[:4], 2, prompt=None)),
+        says=(r"data\.jsonl", "line 3", "prompt"),
+    ),
+    Case(
+        "generate/nan-temperature",
+        generate("--temperature", "nan"),
+        files(data__jsonl=ROWS[:4]),
+        says=("temperature",),
+    ),
+    Case(
+        "generate/preferences-of-another-dataset",
+        generate("--preferences", "{prefs}"),
+        files(data__jsonl=ROWS[:4], prefs=lambda p, env: _preferences_for(p, ROWS[4:8])),
+        says=("prefs", "row|line"),
+    ),
+    Case("judge/unknown-protocol", judge("elo"), files(gen=responses_folder(RECORDS)), says=("elo",)),
+    Case(
+        "judge/pairwise-without-against",
+        judge("pairwise-win"),
+        files(gen=responses_folder(RECORDS)),
+        says=("--against",),
+    ),
+    Case("judge/missing-folder", judge("persona-tailoring", responses="{tmp}/nope"), says=("nope",)),
+    Case(
+        "judge/not-json-line",
+        judge("multifacet-rubric"),
+        files(gen=responses_folder([RECORDS[0], "{oops", RECORDS[2]])),
+        says=(r"responses\.jsonl", "line 2", "JSON"),
+    ),
+    Case(
+        "judge/record-without-response",
+        judge("multifacet-rubric"),
+        files(gen=responses_folder([RECORDS[0], {k: v for k, v in RECORDS[1].items() if k != "response"}])),
+        says=(r"responses\.jsonl", "line 2", "response"),
+    ),
+    Case(
+        "judge/against-other-rows",
+        judge("style-score", "--against", "{nohist}"),
+        files(
+            gen=responses_folder(RECORDS),
+            nohist=responses_folder([response_record(i + 10) for i in range(3)]),
+        ),
+        says=("rows:", "against|match|differ"),
+    ),
+    Case(
+        "judge/card-is-a-folder",
+        judge("multifacet-rubric", "--model-card", "{card}"),
+        files(gen=responses_folder(RECORDS), card=lambda p, env: p.mkdir()),
+        says=("card",),
+    ),
+    Case(
+        "infer-preferences/bad-inferencer",
+        infer("{data}", inferencer="gpt"),
+        files(data__jsonl=ROWS[:4]),
+        says=("gpt", "llm, learned"),
+    ),
+    Case(
+        "infer-preferences/multifacet-rows",
+        infer("{gen}/responses.jsonl"),
+        files(gen=responses_folder(RECORDS)),
+        says=("responses\\.jsonl|alignx|columns?",),
+    ),
     Case("space/good", ["space", "psoups"], code=0, output=None),
     Case("space/missing-file", ["space", "{tmp}/nope.json"], says=(r"nope\.json",), output=None),
 ]
+
+
+def _preferences_for(path: Path, rows: list[dict[str, Any]]) -> None:
+    """A preferences folder as `personalign infer-preferences` writes it, inferred for `rows` of another file."""
+    from personalign.inference.preferences_file import history_sha1
+
+    path.mkdir()
+    lines = [
+        {"id": f"other.jsonl:{i}", "row": i, "history_sha1": history_sha1(row), "preference_direction": [0.5] * 90,
+         "profile": ""}
+        for i, row in enumerate(rows)
+    ]  # fmt: skip
+    (path / "preferences.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (path / "inference.json").write_text(json.dumps({"inferencer": "llm", "model": "m", "num_rows": len(rows)}))
 
 
 # ---------------------------------------------------------------------------------------------------- the checks
