@@ -487,7 +487,19 @@ def alignx_card(source: str | Path, config: AlignXBuildConfig | None = None) -> 
 # ------------------------------------------------------------------------------------------- datasets builder
 @dataclass
 class AlignXBuilderConfig(datasets.BuilderConfig):
-    """`datasets` builder config: which AlignX config, from which source, with which `AlignXBuildConfig` settings."""
+    """`datasets` builder config: which AlignX config, from which source, with which `AlignXBuildConfig` settings.
+
+    Args:
+        source (`str`, *optional*, defaults to `"JinaLeejnl/AlignX"`): The AlignX release: a Hub id, a local folder
+            or a file.
+        seed (`int`, *optional*, defaults to `0`): Seed of the history sampling (`AlignXBuildConfig.seed`).
+        keep_full_history (`bool`, *optional*, defaults to `False`): Keep every history item instead of sampling.
+        prompt_format (`str`, *optional*, defaults to `"chat"`): `"chat"` (message lists) or `"alignx_release"`
+            (the release's exact Llama-3 prompt strings).
+        arithmetic (`str`, *optional*, defaults to `"exact"`): PBA aggregation arithmetic (`"exact"` or
+            `"float32"`, the release's).
+        num_proc (`int`, *optional*): Processes for the build (the output is the same for any number).
+    """
 
     source: str = ALIGNX_HUB_ID
     seed: int = 0

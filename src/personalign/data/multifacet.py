@@ -683,7 +683,21 @@ def multifacet_card(
 @dataclass
 class MultifacetCFBuilderConfig(datasets.BuilderConfig):
     """`datasets` builder config: which config (`counterfactual` or `responses`), from which source, with which
-    `MultifacetBuildConfig` settings."""
+    `MultifacetBuildConfig` settings.
+
+    Args:
+        source (`str`, *optional*, defaults to `"kaist-ai/Multifaceted-Collection"`): The Multifaceted-Collection
+            release: a Hub id, a local folder or a file.
+        seed (`int`, *optional*, defaults to `0`): Seeds the split, the pairing and the history draws.
+        history_size (`int`, *optional*, defaults to `10`): T, the number of feedback pairs per user.
+        match (`str`, *optional*, defaults to `"preference"`): What makes two responses "the same preference" on a
+            dimension: `"preference"` (subdimension and preference text) or `"subdimension"`.
+        test_instructions (`int`, *optional*): Instructions held out for the test split; by default the
+            counterfactual paper's 307, or a tenth of a smaller source (`MultifacetBuildConfig.test_instructions`).
+        dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default.
+        allow_missing_dimensions (`bool`, *optional*, defaults to `False`): A requested dimension that ends with no
+            row is a warning instead of an error.
+    """
 
     source: str = MULTIFACET_HUB_ID
     seed: int = 0
