@@ -33,10 +33,12 @@ import griffe
 
 _ENTRY_SECTIONS = {"args", "arguments", "parameters", "params", "attributes", "other parameters"}
 _TYPE_SECTIONS = {"returns", "return", "yields", "yield", "raises", "raise", "exceptions"}
+# One entry whose text wraps at the entry's indentation (TRL's form; `returns_multiple_items: false` in mkdocs.yml).
+_SINGLE_ENTRY_SECTIONS = {"returns", "return", "yields", "yield"}
 _SECTION = re.compile(r"^(\s*)([A-Za-z][A-Za-z ]*):\s*$")
 _PARAMETER = re.compile(r"^(\s*)(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: \((.+?)\))?:(.*)$")
 _TYPE_ONLY = re.compile(r"^(\s*)(`[^`]+`(?:\s*(?:,|or)\s*`[^`]+`)*)\s*$")
-_LEADING_TYPE = re.compile(r"^(\s*)\(?`([^`]+)`\)?:(.*)$")
+_LEADING_TYPE = re.compile(r"^(\s*)[(\[]?(`[^`]+`(?:\s*(?:,|or)\s*`[^`]+`)*)[)\]]?:(.*)$")
 _TRL_LINK = re.compile(r"\[`([^`]+)`\]")
 
 
@@ -125,7 +127,7 @@ def rewrite_docstring(text: str, annotated: set[str]) -> str:
     """
     out: list[str] = []
     section: str | None = None
-    section_indent = 0
+    section_indent = entries_seen = 0
     entry: list[str] = []  # the current multi-name entry: its first line, then its continuation lines
 
     def flush() -> None:
@@ -149,23 +151,25 @@ def rewrite_docstring(text: str, annotated: set[str]) -> str:
         header = _SECTION.match(line)
         if header and header.group(2).lower() in _ENTRY_SECTIONS | _TYPE_SECTIONS:
             section, section_indent = header.group(2).lower(), len(header.group(1))
+            entries_seen = 0
             continue
         if section is None or not line.strip():
             continue
         if indent <= section_indent:
             section = None
             continue
-        if indent != section_indent + 4:
+        if indent != section_indent + 4 or (section in _SINGLE_ENTRY_SECTIONS and entries_seen):
             continue  # a continuation line of an entry
+        entries_seen += 1
         if section in _ENTRY_SECTIONS and (match := _PARAMETER.match(line)):
             out.pop()
             entry.append(line)
         elif section in _TYPE_SECTIONS and (match := _LEADING_TYPE.match(line)):
             space, type_text, description = match.groups()
-            out[-1] = f"{space}{clean_type(type_text)}:{description}"
+            out[-1] = f"{space}{clean_type(type_text.replace('`,', '` or'))}:{description}"
         elif section in _TYPE_SECTIONS and (match := _TYPE_ONLY.match(line)):
             space, type_text = match.groups()
-            out[-1] = f"{space}{clean_type(type_text.replace(',', ' or'))}:"
+            out[-1] = f"{space}{clean_type(type_text.replace('`,', '` or'))}:"
     flush()
     return "\n".join(out)
 
