@@ -20,12 +20,17 @@ docstring, this rewrites each entry of those sections into griffe's Google form:
   (`~trl.DPOConfig`) stays plain code, since the build is offline (no other project's inventory). A personalign name
   that resolves nowhere stays a cross-reference that autorefs cannot resolve: a warning, an error under --strict.
 
+It also expands a lazily built `__all__` (`__all__ = [..., *_LAZY]`, where `_LAZY` is the module's dict of lazily
+imported names): griffe does not evaluate a starred name that is not another `__all__`, so without this the names of
+`_LAZY` (`personalign.evaluation`'s runner, scoring, judges...) would be missing from their package's page.
+
 Nothing else changes: a parameter documented but absent from the signature still warns (`warn_unknown_params`),
 and the descriptions are untouched.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
@@ -174,10 +179,29 @@ def rewrite_docstring(text: str, annotated: set[str]) -> str:
     return "\n".join(out)
 
 
+def expand_lazy_exports(module: griffe.Module) -> None:
+    """Replace a starred name in a module's `__all__` by the keys of the literal dict (or list) it names."""
+    if not module.exports:
+        return
+    exports: list[Any] = []
+    for export in module.exports:
+        member = module.members.get(getattr(export, "name", None) or "") if not isinstance(export, str) else None
+        if member is not None and not member.is_alias and member.is_attribute and member.value is not None:
+            try:
+                exports.extend(str(name) for name in ast.literal_eval(str(member.value)))
+                continue
+            except (ValueError, SyntaxError):
+                pass
+        exports.append(export)
+    module.exports = exports
+
+
 def _walk(obj: griffe.Object, seen: set[int]) -> None:
     if id(obj) in seen:
         return
     seen.add(id(obj))
+    if obj.is_module:
+        expand_lazy_exports(obj)
     if obj.docstring is not None:
         rewritten = rewrite_docstring(obj.docstring.value, _annotated_names(obj))
         obj.docstring.value = link_references(rewritten, obj)

@@ -163,3 +163,15 @@ def test_reference_index_lists_every_top_level_name():
     page = (ROOT / "docs" / "reference" / "personalign.md").read_text()
     listed = set(re.findall(r"^\| \[`(\w+)`\]", page, re.MULTILINE))
     assert listed == set(personalign.__all__) - {"__version__"}
+
+
+def test_lazy_all_is_expanded_for_the_reference(griffe_trl):
+    import griffe
+
+    import personalign
+    import personalign.evaluation
+
+    extensions = griffe.load_extensions(griffe_trl.TRLDocstrings)
+    package = griffe.load("personalign", search_paths=[ROOT / "src"], extensions=extensions)
+    assert package["evaluation"].exports == personalign.evaluation.__all__
+    assert package.exports == personalign.__all__
