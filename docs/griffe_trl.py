@@ -24,6 +24,9 @@ It also expands a lazily built `__all__` (`__all__ = [..., *_LAZY]`, where `_LAZ
 imported names): griffe does not evaluate a starred name that is not another `__all__`, so without this the names of
 `_LAZY` (`personalign.evaluation`'s runner, scoring, judges...) would be missing from their package's page.
 
+A method without a docstring that overrides a documented one gets that docstring, as `inspect.getdoc` and `help()`
+give it (the judged protocols' `judge`, `describe`, `plot` are documented once, on `JudgeProtocol`).
+
 Nothing else changes: a parameter documented but absent from the signature still warns (`warn_unknown_params`),
 and the descriptions are untouched.
 """
@@ -210,8 +213,34 @@ def _walk(obj: griffe.Object, seen: set[int]) -> None:
             _walk(member, seen)
 
 
+def inherit_docstrings(obj: griffe.Object, seen: set[int]) -> None:
+    """Give each undocumented method the docstring of the method it overrides in a documented base class."""
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if obj.is_class:
+        try:
+            bases = obj.mro()
+        except Exception:  # a base outside the loaded packages
+            bases = []
+        for name, member in obj.members.items():
+            if member.is_alias or not member.is_function or member.docstring is not None:
+                continue
+            for base in bases:
+                inherited = base.members.get(name)
+                if inherited is not None and not inherited.is_alias and inherited.docstring is not None:
+                    member.docstring = griffe.Docstring(
+                        inherited.docstring.value, lineno=inherited.docstring.lineno, parent=member
+                    )
+                    break
+    for member in obj.members.values():
+        if not member.is_alias:
+            inherit_docstrings(member, seen)
+
+
 class TRLDocstrings(griffe.Extension):
     """Rewrites every docstring of a loaded package from the TRL format into griffe's Google form."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs: Any) -> None:
+        inherit_docstrings(pkg, set())  # first: the rewriting below is not idempotent (links)
         _walk(pkg, set())

@@ -131,6 +131,7 @@ class AlignXBuildConfig:
             raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r} (CLI: --arithmetic).")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (in the dataset card's provenance)."""
         return asdict(self)
 
 
@@ -509,6 +510,7 @@ class AlignXBuilderConfig(datasets.BuilderConfig):
     num_proc: int | None = None
 
     def build_config(self) -> AlignXBuildConfig:
+        """The `AlignXBuildConfig` of these builder settings."""
         return AlignXBuildConfig(
             seed=self.seed,
             keep_full_history=self.keep_full_history,

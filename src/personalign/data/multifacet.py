@@ -155,6 +155,7 @@ class MultifacetBuildConfig:
         self.dimensions = folded
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (in the dataset card's provenance and the build's cache key)."""
         return asdict(self)
 
 
@@ -182,6 +183,7 @@ class MultifacetBuildReport:
     missing_dimensions: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        """The report, one line per split and then what was dropped (printed by `personalign build-dataset`)."""
         out = []
         for split, counts in self.rows.items():
             per_dimension = ", ".join(f"{d} {n:,}" for d, n in sorted(counts.items()))
@@ -708,6 +710,7 @@ class MultifacetCFBuilderConfig(datasets.BuilderConfig):
     allow_missing_dimensions: bool = False
 
     def build_config(self) -> MultifacetBuildConfig:
+        """The `MultifacetBuildConfig` of these builder settings."""
         return MultifacetBuildConfig(
             seed=self.seed,
             history_size=self.history_size,
