@@ -153,7 +153,7 @@ def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrid
     Args:
         output_dir (`str` or `Path`): Folder to write; loadable with `AutoModelForCausalLM.from_pretrained`.
         seed (`int`, *optional*, defaults to `0`): Seeds the tokenizer corpus and the weights.
-        **config_overrides: Override entries of `TINY_CAUSAL_LM_CONFIG`.
+        **config_overrides (`Any`): Override entries of `TINY_CAUSAL_LM_CONFIG`.
     """
     from transformers import AutoModelForCausalLM, LlamaConfig
 

@@ -131,6 +131,7 @@ class AlignXBuildConfig:
             raise InputError(f"arithmetic must be 'exact' or 'float32', got {self.arithmetic!r} (CLI: --arithmetic).")
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (in the dataset card's provenance)."""
         return asdict(self)
 
 
@@ -487,7 +488,19 @@ def alignx_card(source: str | Path, config: AlignXBuildConfig | None = None) -> 
 # ------------------------------------------------------------------------------------------- datasets builder
 @dataclass
 class AlignXBuilderConfig(datasets.BuilderConfig):
-    """`datasets` builder config: which AlignX config, from which source, with which `AlignXBuildConfig` settings."""
+    """`datasets` builder config: which AlignX config, from which source, with which `AlignXBuildConfig` settings.
+
+    Args:
+        source (`str`, *optional*, defaults to `"JinaLeejnl/AlignX"`): The AlignX release: a Hub id, a local folder
+            or a file.
+        seed (`int`, *optional*, defaults to `0`): Seed of the history sampling (`AlignXBuildConfig.seed`).
+        keep_full_history (`bool`, *optional*, defaults to `False`): Keep every history item instead of sampling.
+        prompt_format (`str`, *optional*, defaults to `"chat"`): `"chat"` (message lists) or `"alignx_release"`
+            (the release's exact Llama-3 prompt strings).
+        arithmetic (`str`, *optional*, defaults to `"exact"`): PBA aggregation arithmetic (`"exact"` or
+            `"float32"`, the release's).
+        num_proc (`int`, *optional*): Processes for the build (the output is the same for any number).
+    """
 
     source: str = ALIGNX_HUB_ID
     seed: int = 0
@@ -497,6 +510,7 @@ class AlignXBuilderConfig(datasets.BuilderConfig):
     num_proc: int | None = None
 
     def build_config(self) -> AlignXBuildConfig:
+        """The `AlignXBuildConfig` of these builder settings."""
         return AlignXBuildConfig(
             seed=self.seed,
             keep_full_history=self.keep_full_history,

@@ -155,6 +155,7 @@ class MultifacetBuildConfig:
         self.dimensions = folded
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (in the dataset card's provenance and the build's cache key)."""
         return asdict(self)
 
 
@@ -182,6 +183,7 @@ class MultifacetBuildReport:
     missing_dimensions: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
+        """The report, one line per split and then what was dropped (printed by `personalign build-dataset`)."""
         out = []
         for split, counts in self.rows.items():
             per_dimension = ", ".join(f"{d} {n:,}" for d, n in sorted(counts.items()))
@@ -683,7 +685,21 @@ def multifacet_card(
 @dataclass
 class MultifacetCFBuilderConfig(datasets.BuilderConfig):
     """`datasets` builder config: which config (`counterfactual` or `responses`), from which source, with which
-    `MultifacetBuildConfig` settings."""
+    `MultifacetBuildConfig` settings.
+
+    Args:
+        source (`str`, *optional*, defaults to `"kaist-ai/Multifaceted-Collection"`): The Multifaceted-Collection
+            release: a Hub id, a local folder or a file.
+        seed (`int`, *optional*, defaults to `0`): Seeds the split, the pairing and the history draws.
+        history_size (`int`, *optional*, defaults to `10`): T, the number of feedback pairs per user.
+        match (`str`, *optional*, defaults to `"preference"`): What makes two responses "the same preference" on a
+            dimension: `"preference"` (subdimension and preference text) or `"subdimension"`.
+        test_instructions (`int`, *optional*): Instructions held out for the test split; by default the
+            counterfactual paper's 307, or a tenth of a smaller source (`MultifacetBuildConfig.test_instructions`).
+        dimensions (`tuple[str, ...]`, *optional*): Dimensions users are defined on; all four by default.
+        allow_missing_dimensions (`bool`, *optional*, defaults to `False`): A requested dimension that ends with no
+            row is a warning instead of an error.
+    """
 
     source: str = MULTIFACET_HUB_ID
     seed: int = 0
@@ -694,6 +710,7 @@ class MultifacetCFBuilderConfig(datasets.BuilderConfig):
     allow_missing_dimensions: bool = False
 
     def build_config(self) -> MultifacetBuildConfig:
+        """The `MultifacetBuildConfig` of these builder settings."""
         return MultifacetBuildConfig(
             seed=self.seed,
             history_size=self.history_size,

@@ -160,6 +160,7 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
             self.add_callback(AugmentationEpochCallback(self.data_collator))
 
     def get_data_collator(self, model: Any, args: Any, processing_class: Any = None) -> PersonaContrastiveCollator:
+        """A `PersonaContrastiveCollator` with the encoder's prompts (its default one when `args.prompts` is unset)."""
         prompts = args.prompts
         if not prompts:
             # Train on what encode() embeds: the encoder's default prompt, on every text column.
@@ -174,6 +175,7 @@ class PersonaEncoderTrainer(SentenceTransformerTrainer):
         )
 
     def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        """As sentence-transformers' `evaluate`, on whole texts: the truncation augmentation is off while it runs."""
         # Augmentation is for training only: the evaluation loss sees whole texts.
         probability = self.data_collator.truncation_probability
         self.data_collator.truncation_probability = 0.0

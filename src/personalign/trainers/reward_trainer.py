@@ -118,9 +118,11 @@ class PersonalizedRewardTrainer(RewardTrainer):
     ```
 
     Args:
-        model, args, data_collator, train_dataset, eval_dataset, processing_class, compute_metrics, callbacks,
-        optimizers, optimizer_cls_and_kwargs, preprocess_logits_for_metrics, quantization_config, peft_config:
-            As in [`~trl.RewardTrainer`]; `args` must be a [`PersonalizedRewardConfig`].
+        model, args: As in [`~trl.RewardTrainer`]; `args` must be a [`PersonalizedRewardConfig`].
+        data_collator, train_dataset, eval_dataset, processing_class, compute_metrics, callbacks: As in
+            [`~trl.RewardTrainer`].
+        optimizers, optimizer_cls_and_kwargs, preprocess_logits_for_metrics, quantization_config, peft_config: As
+            in [`~trl.RewardTrainer`].
         responses (`Dataset`, *optional*):
             The `responses` config of the counterfactual MultiFacet build, for rows whose history is response ids.
         data_sources (`dict[str, str]`, *optional*):
