@@ -2,7 +2,7 @@
 reference docs/reference/) runs here, so the examples cannot rot.
 
 - One test per page (its id is the page's path): the page's python blocks run in order in one namespace, in a
-  temporary working folder, offline (conftest sets HF_HUB_OFFLINE), on the tiny test assets. A failure names the page
+  temporary working folder (with the repository's `examples/` linked in, as in a clone), offline (conftest sets HF_HUB_OFFLINE), on the tiny test assets. A failure names the page
   and the Markdown line of the statement that failed (each block is compiled with its page as the file name and its
   own line numbers).
 - A block is skipped only when the line before its fence is `<!-- docs-test: skip (reason) -->`, with a reason (a GPU,
@@ -119,6 +119,7 @@ def _mapped(code: str, assets: dict) -> str:
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_page_examples_run(page, docs_assets, kit_cache, tmp_path, monkeypatch):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # `examples/configs/...` as from the repository root
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PERSONALIGN_TESTING_CACHE", str(kit_cache))  # `tiny_causal_lm()` in a block reuses the kit
     monkeypatch.setenv("MPLBACKEND", "Agg")
