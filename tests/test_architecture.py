@@ -117,8 +117,12 @@ RULES = _rules()
 def test_the_architecture_table_lists_every_component():
     components = {_component(module) for module in MODULES} - {"personalign"}
     assert components, "no modules found"
-    assert sorted(components - set(RULES)) == [], "components missing from the architecture table of docs/architecture.md"
-    assert sorted(set(RULES) - components) == [], "the architecture table of docs/architecture.md names components that do not exist"
+    assert sorted(components - set(RULES)) == [], (
+        "components missing from the architecture table of docs/architecture.md"
+    )
+    assert sorted(set(RULES) - components) == [], (
+        "the architecture table of docs/architecture.md names components that do not exist"
+    )
 
 
 @pytest.mark.parametrize("component", sorted(RULES))

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 import traceback
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +126,10 @@ def test_page_examples_run(page, docs_assets, kit_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("PERSONALIGN_TESTING_CACHE", str(kit_cache))  # `tiny_causal_lm()` in a block reuses the kit
     monkeypatch.setenv("MPLBACKEND", "Agg")
     relative = str(page.relative_to(ROOT))
-    namespace: dict = {"__name__": "__docs_example__"}
+    # A real module, so that what a page defines (a dataclass, a pickled function) finds its module.
+    module = types.ModuleType("__docs_example__")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     executed, skipped, started = 0, 0, time.perf_counter()
     for block in blocks(page):
         if block.lang == "json":
@@ -145,7 +150,9 @@ def test_page_examples_run(page, docs_assets, kit_cache, tmp_path, monkeypatch):
         except Exception:
             pytest.fail(f"{relative}: the python block at line {block.line} failed:\n{traceback.format_exc()}")
         executed += 1
-    print(f"{relative}: {executed} python block(s) executed, {skipped} skipped ({time.perf_counter() - started:.1f} s)")
+    print(
+        f"{relative}: {executed} python block(s) executed, {skipped} skipped ({time.perf_counter() - started:.1f} s)"
+    )
 
 
 def test_every_skip_has_a_reason_and_the_examples_are_counted():
