@@ -6,7 +6,7 @@ evaluation datasets as one dataset, a dict of them or an iterable one).
 Each case asserts what TRL's own tests/test_dpo_trainer.py asserts: training runs (a finite loss), every trainable
 parameter changes, the reference's do not, and DPO's metrics are logged. A combination stock refuses is refused by
 every trainer with stock's message; a combination only ours refuse is an intended refusal, asserted with its message
-(`INTENDED_REFUSALS`, each with its reason in the README). Tiny model, 4 rows, 2 steps per case."""
+(`INTENDED_REFUSALS`, each with its reason in docs/methods/dpore.md). Tiny model, 4 rows, 2 steps per case."""
 
 import importlib.util
 from types import SimpleNamespace
