@@ -365,10 +365,12 @@ def test_default_cache_dir_and_wrap_backend(monkeypatch, tmp_path):
     assert wrapped.cache.folder == tmp_path and wrapped.remote and wrapped.name == "openai:m"
     assert wrap_backend(wrapped, cache_dir=tmp_path) is wrapped
     assert wrap_backend(wrapped, no_cache=True) is wrapped.backend
-    # a dry run loads nothing: a model folder that does not exist is fine
-    dry = wrap_backend("transformers:/no/such/model", dry_run=True, cache_dir=tmp_path)
-    assert dry.name == "transformers:/no/such/model" and dry.tokenizer is None
+    # a dry run loads nothing (a Hub id is not fetched), but refuses a local path the real run would refuse
+    dry = wrap_backend("transformers:owner/some-model", dry_run=True, cache_dir=tmp_path)
+    assert dry.name == "transformers:owner/some-model" and dry.tokenizer is None
     assert dry.cache_key_fields() == {"weights": None}
+    with pytest.raises(ValueError, match=r"^model /no/such/model: no such file or folder\.$"):
+        wrap_backend("transformers:/no/such/model", dry_run=True, cache_dir=tmp_path)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="not a folder"):
         CallCache(tmp_path / "file")

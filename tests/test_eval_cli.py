@@ -197,7 +197,7 @@ def test_errors_are_one_line(tiny_lm_path, alignx_rows_file, tmp_path, monkeypat
     existing.mkdir()
     code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", alignx_rows_file, "--output", existing)
     assert code == 1 and lines == [
-        f"error: {existing} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
+        f"error: {existing} already exists; pass --overwrite to replace it."
     ]
 
     bad = tmp_path / "bad.parquet"

@@ -13,6 +13,7 @@ Pure functions over lists and numpy arrays: no model, no torch.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,8 +46,12 @@ def check_thresholds(upper: float, lower: float) -> None:
         lower (`float`): Mean at or below which a dimension is negative.
 
     Raises:
-        `InputError`: If `lower` is not below `upper`.
+        `InputError`: If either is not a number in [0, 1] (NaN included: it would compare as neither above nor
+            below), or `lower` is not below `upper`.
     """
+    for name, value in (("upper", upper), ("lower", lower)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise InputError(f"{name} must be a number in [0, 1], got {value}.")
     if not lower < upper:
         raise InputError(f"lower must be below upper, got lower={lower}, upper={upper}.")
 
