@@ -22,6 +22,11 @@ write every completion to its on-disk cache at once, so an interrupted run loses
 | `openai:BASE_URL@MODEL`                  | `OpenAIBackend(BASE_URL, MODEL)`, e.g. `openai:http://localhost:8000/v1@meta-llama/Llama-3.1-8B-Instruct` |
 | `openai:MODEL`                           | `OpenAIBackend($OPENAI_BASE_URL or https://api.openai.com/v1, MODEL)` |
 
+A local path in a `transformers` / `vllm` spec is checked before anything loads (`check_local_model`: one line for
+a missing path, a folder of another kind, a model that does not generate); a name that is neither a local folder nor
+a model the Hub gives is one line too (`hub_load_error`). A spec is recorded anywhere (files, the call cache, cards)
+only in its public form (`public_spec`: a URL's credentials removed).
+
 Importing this module imports neither torch nor vLLM; each backend imports what it needs when built.
 """
 
@@ -642,7 +647,9 @@ class OpenAIBackend(GenerationBackend):
     (status, URL, the start of the answer's body). The requests already running are let finish first, so their
     completions still reach `on_completion` (and the call cache).
 
-    The API key is sent as a bearer token and appears in no log, error, repr or cache. With no key, no
+    The API key is sent as a bearer token and appears in no log, error, repr or cache, nor does any fragment of it a
+    server echoes (`errors.redact_secrets`). Credentials in the URL (`https://user:key@host`, `?api_key=`) are used
+    for the requests only: messages and the cache key name the URL without them (`public_url`). With no key, no
     `Authorization` header is sent (in particular not the Hugging Face token, which `InferenceClient` would
     otherwise send to any URL).
 
@@ -670,7 +677,8 @@ class OpenAIBackend(GenerationBackend):
         send_seed (`bool`, *optional*, defaults to `True`): Send the `seed` field (some servers reject it).
         show_progress (`bool`, *optional*): Show a progress bar over the requests. By default, shown when stderr is a
             terminal.
-        name (`str`, *optional*): Name in reports; `openai:<model>` by default.
+        name (`str`, *optional*): Name in reports and the call cache (kept in its public form, `public_spec`);
+            `openai:<model>` by default.
 
     Raises:
         `InputError`: If `base_url` is not an http(s) URL, or a number is out of range.
