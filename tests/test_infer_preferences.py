@@ -344,8 +344,8 @@ def test_infer_preferences_refusals(monkeypatch, capsys, data, tmp_path, trained
             "--dataset", test, "--max-retries", "1", "--request-timeout", "9",
         ],
         "--inferencer must be one of llm, learned": ["--dataset", data, "--inferencer", "gpt"],
-        "upper must be a number in [0, 1], got nan.": ["--dataset", test, "--upper", "nan"],
-        "lower must be a number in [0, 1], got -0.5.": ["--dataset", test, "--lower", "-0.5"],
+        "--upper must be a number in [0, 1], got nan.": ["--dataset", test, "--upper", "nan"],
+        "--lower must be a number in [0, 1], got -0.5.": ["--dataset", test, "--lower", "-0.5"],
         # a learned inferencer's folder given to the LLM inferencer as its model: named, before any load
         f"model {trained}: a learned preference inferencer folder (learned_inference_config.json), not a model "
         "folder; infer preferences with it through `personalign infer-preferences --inferencer learned`.": [
@@ -365,6 +365,25 @@ def test_infer_preferences_refusals(monkeypatch, capsys, data, tmp_path, trained
     assert code == 1 and len(lines) == 1 and "no learned_inference_config.json" in lines[0]
     assert not (tmp_path / "out").exists()
     assert (mine / "rows.jsonl").read_bytes() == test.read_bytes()
+
+
+def test_thresholds_are_numbers_in_the_unit_interval():
+    import math
+
+    import numpy as np
+
+    from personalign.inference.calibration import check_thresholds
+
+    for upper, lower, message in [
+        (math.nan, 0.4, "upper must be a number in [0, 1], got nan."),
+        (0.6, math.nan, "lower must be a number in [0, 1], got nan."),
+        (1.5, 0.2, "upper must be a number in [0, 1], got 1.5."),
+        (0.6, 0.7, "lower must be below upper, got lower=0.7, upper=0.6."),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            check_thresholds(upper, lower)
+        assert str(raised.value) == message
+    check_thresholds(np.float32(0.6), np.float64(0.4))
 
 
 def test_infer_preferences_llm_takes_the_api_options(monkeypatch, capsys, data, tmp_path):

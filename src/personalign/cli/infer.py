@@ -179,6 +179,7 @@ def infer_preferences_command(
     it with its PBA profile text: preferences.jsonl (one line per row) and inference.json (with the direction report
     against gold where the rows carry gold directions)."""
     from ..evaluation.rows import load_eval_rows
+    from ..inference.calibration import check_threshold
     from ..inference.calls import api_kwargs
     from ..inference.generation import parse_backend_spec, public_spec
     from ..inference.preferences_file import infer_row_preferences, write_inferred_preferences
@@ -204,6 +205,9 @@ def infer_preferences_command(
         raise InputError(
             f"{', '.join(llm_only)}: options of --inferencer llm (the learned inferencer makes no calls)."
         )
+    for flag, value in (("--upper", upper), ("--lower", lower)):  # each alone now; their order once the defaults load
+        if value is not None:
+            check_threshold(flag, value)
     if not dry_run:  # before loading rows and models; never over what the run reads
         model_path = parse_backend_spec(model)[1]["model"] if inferencer == "llm" else model
         ensure_writable(output, overwrite, inputs=(dataset, model_path, cache_dir))
