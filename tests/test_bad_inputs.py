@@ -1445,6 +1445,43 @@ CASES: list[Case] = [
         files(gen=responses_folder(RECORDS)),
         says=("responses\\.jsonl|alignx|columns?",),
     ),
+    # An output that is, or holds, an input is refused even with --overwrite (it would delete the input).
+    Case(
+        "build-alignx/output-is-its-source-folder",
+        ["build-dataset", "alignx", "--source", "{src}", "--output", "{src}", "--overwrite"],
+        files(src=lambda p, env: write_jsonl(p / "rows.jsonl", ROWS)),
+        says=("src: is the input", "choose another output"),
+        output=None,
+        check=lambda tmp, fill, out: _assert_untouched(tmp / "src" / "rows.jsonl", None),
+    ),
+    Case(
+        "rejection-sample/output-holds-the-dataset",
+        ["rejection-sample", "--reward-model", "{lm}", "--dataset", "{data}", "--output", "{tmp}", "--overwrite"],
+        files(data__jsonl=ROWS[:2]),
+        says=("holds the input", r"data\.jsonl"),
+        output=None,
+        check=lambda tmp, fill, out: _assert_untouched(tmp / "data.jsonl", None),
+    ),
+    Case(
+        "judge/output-is-the-responses-folder",
+        [*judge("multifacet-rubric")[:-2], "--output", "{gen}", "--overwrite"],
+        files(gen=responses_folder(RECORDS)),
+        says=("is the input",),
+        output=None,
+        check=lambda tmp, fill, out: _assert_untouched(tmp / "gen" / "responses.jsonl", None),
+    ),
+    Case(
+        "judge/encoder-as-the-judge",
+        [
+            *judge("multifacet-rubric")[:5],
+            "--judge",
+            "transformers:{assets}/encoder_backbone",
+            "--output",
+            "{tmp}/out",
+        ],
+        files(gen=responses_folder(RECORDS)),
+        says=("encoder_backbone", "not a causal .generative. language model"),
+    ),
     Case("space/good", ["space", "psoups"], code=0, output=None),
     Case("space/missing-file", ["space", "{tmp}/nope.json"], says=(r"nope\.json",), output=None),
 ]
@@ -1465,8 +1502,9 @@ def _preferences_for(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- the checks
-def _assert_untouched(path: Path, text: str = "keep") -> None:
-    assert path.read_text() == text, f"{path} was changed"
+def _assert_untouched(path: Path, text: str | None = "keep") -> None:
+    """`path` holds `text` (`None`: it is still there)."""
+    assert path.is_file() and (text is None or path.read_text() == text), f"{path} was changed"
 
 
 def _assert_said(out: str, pattern: str) -> None:

@@ -22,6 +22,7 @@ from personalign.inference.calls import (
     CallRequest,
     CallStats,
     DryRunBackend,
+    api_kwargs,
     default_cache_dir,
     estimate_prompt_tokens,
     wrap_backend,
@@ -304,8 +305,11 @@ def test_transformers_backend_reports_per_batch_and_dry_run_counts_with_its_toke
     from personalign.inference.generation import TransformersBackend
 
     prompts = [chat("hello"), chat("a much longer question about the weather"), chat("hi"), chat("ok then")]
-    # --num-workers and the rate limit are the API's: a command passes them whatever the backend
-    backend = wrap_backend(f"transformers:{tiny_lm_path}", no_cache=True, batch_size=2, device="cpu", num_workers=3)
+    # --num-workers, the rate limit, retries and timeout are the API's: a command passes them whatever the backend
+    api = api_kwargs(max_requests_per_minute=60, max_retries=1, request_timeout=5.0)
+    backend = wrap_backend(
+        f"transformers:{tiny_lm_path}", no_cache=True, batch_size=2, device="cpu", num_workers=3, **api
+    )
     assert isinstance(backend, TransformersBackend)
     batches = []
     original = backend.model.generate
@@ -354,6 +358,33 @@ def test_the_key_appears_nowhere(tmp_path, caplog):
     assert not any(SECRET in text for text in shown)
 
 
+def test_url_credentials_appear_nowhere_in_the_cache(tmp_path):
+    with LoopbackOpenAI() as server:
+        host = server.base_url.split("://", 1)[1]
+        spec = f"openai:http://proxyuser:Pr0xyPassw0rd@{host}@{MODEL}"
+        backend = wrap_backend(spec, cache_dir=tmp_path, num_workers=2)
+        assert backend.generate(questions(3)) == [f"echo:question {i}" for i in range(3)]
+        dry = wrap_backend(spec, cache_dir=tmp_path, dry_run=True)
+        dry.generate(questions(4))
+    plan = dry.plan()
+    assert (plan.calls, plan.cached) == (4, 3)  # the public URL keys the calls: the dry run finds them
+    records = [json.loads(line) for line in cache_text(tmp_path).splitlines()]
+    assert {record["request"]["fields"]["url"] for record in records} == {f"http://{host}/chat/completions"}
+    shown = [cache_text(tmp_path), *(path.name for path in tmp_path.iterdir()), backend.name, plan.describe()]
+    assert not any("Pr0xyPassw0rd" in text or "proxyuser" in text for text in shown)
+
+
+def test_api_options_reach_the_api_backend(tmp_path):
+    assert api_kwargs() == {}
+    options = api_kwargs(max_requests_per_minute=30.0, max_retries=0, request_timeout=5.0)
+    assert options == {"max_requests_per_minute": 30.0, "max_retries": 0, "timeout": 5.0}
+    backend = wrap_backend("openai:http://127.0.0.1:9/v1@m", no_cache=True, num_workers=2, **options)
+    assert (backend.max_retries, backend.timeout, backend.rate_limiter.max_requests_per_minute) == (0, 5.0, 30.0)
+    for bad in ({"request_timeout": float("nan")}, {"request_timeout": float("inf")}, {"max_requests_per_minute": 0}):
+        with pytest.raises(ValueError, match=r"timeout|max_requests_per_minute"):
+            wrap_backend("openai:http://127.0.0.1:9/v1@m", no_cache=True, **api_kwargs(**bad))
+
+
 def test_default_cache_dir_and_wrap_backend(monkeypatch, tmp_path):
     monkeypatch.setenv("PERSONALIGN_CACHE", str(tmp_path / "calls"))
     assert default_cache_dir() == tmp_path / "calls"
@@ -365,10 +396,12 @@ def test_default_cache_dir_and_wrap_backend(monkeypatch, tmp_path):
     assert wrapped.cache.folder == tmp_path and wrapped.remote and wrapped.name == "openai:m"
     assert wrap_backend(wrapped, cache_dir=tmp_path) is wrapped
     assert wrap_backend(wrapped, no_cache=True) is wrapped.backend
-    # a dry run loads nothing: a model folder that does not exist is fine
-    dry = wrap_backend("transformers:/no/such/model", dry_run=True, cache_dir=tmp_path)
-    assert dry.name == "transformers:/no/such/model" and dry.tokenizer is None
+    # a dry run loads nothing (a Hub id is not fetched), but refuses a local path the real run would refuse
+    dry = wrap_backend("transformers:owner/some-model", dry_run=True, cache_dir=tmp_path)
+    assert dry.name == "transformers:owner/some-model" and dry.tokenizer is None
     assert dry.cache_key_fields() == {"weights": None}
+    with pytest.raises(ValueError, match=r"^model /no/such/model: no such file or folder\.$"):
+        wrap_backend("transformers:/no/such/model", dry_run=True, cache_dir=tmp_path)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="not a folder"):
         CallCache(tmp_path / "file")

@@ -59,9 +59,7 @@ def test_existing_output_is_refused_with_one_line(tmp_path):
     output.write_text("keep me\n")
     result = run_cli("synthetic", "alignx", str(output), "--rows", "2")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"error: {output} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-    ]
+    assert result.stderr.strip().splitlines() == [f"error: {output} already exists; pass --overwrite to replace it."]
     assert "Traceback" not in result.stderr
     assert output.read_text() == "keep me\n"
     assert run_cli("synthetic", "alignx", str(output), "--rows", "2", "--overwrite").returncode == 0

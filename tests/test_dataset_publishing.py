@@ -89,10 +89,7 @@ def test_build_refuses_to_overwrite_and_leaves_nothing_half_written(built, sourc
     marker = (built / "README.md").read_text()
     result = run_cli("build-dataset", "alignx", "--source", str(source), "--output", str(built))
     assert result.returncode == 1
-    assert (
-        result.stderr.strip()
-        == f"error: {built} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-    )
+    assert result.stderr.strip() == f"error: {built} already exists; pass --overwrite to replace it."
     assert (built / "README.md").read_text() == marker
     assert not [p for p in built.parent.iterdir() if p.name.endswith(".partial")]
 

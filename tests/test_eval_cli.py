@@ -196,9 +196,7 @@ def test_errors_are_one_line(tiny_lm_path, alignx_rows_file, tmp_path, monkeypat
     existing = tmp_path / "exists"
     existing.mkdir()
     code, lines = run_in_process(monkeypatch, capsys, *models, "--dataset", alignx_rows_file, "--output", existing)
-    assert code == 1 and lines == [
-        f"error: {existing} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-    ]
+    assert code == 1 and lines == [f"error: {existing} already exists; pass --overwrite to replace it."]
 
     bad = tmp_path / "bad.parquet"
     alignx_dataset(2).select_columns(["prompt"]).rename_column("prompt", "text").to_parquet(str(bad))
@@ -231,6 +229,27 @@ def test_errors_are_one_line(tiny_lm_path, alignx_rows_file, tmp_path, monkeypat
             tmp_path / "o",
         )[1][-1]
     )
+
+
+def test_the_output_is_never_an_input(tiny_lm_path, alignx_rows_file, tmp_path, monkeypatch, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = data / "rows.parquet"
+    rows.write_bytes(alignx_rows_file.read_bytes())
+    cache, prefs = tmp_path / "refcache", tmp_path / "prefs"
+    cache.mkdir()
+    prefs.mkdir()
+    models = ["--model", tiny_lm_path, "--reference", tiny_lm_path, "--dataset", rows, "--overwrite"]
+    for output, extra, relation in [
+        (data, [], "holds"),  # the dataset's folder
+        (tmp_path, [], "holds"),  # a folder above it
+        (cache, ["--reference-cache", cache], "is"),  # the reference log-prob cache the run writes
+        (prefs, ["--preferences", prefs], "is"),
+    ]:
+        code, lines = run_in_process(monkeypatch, capsys, *models, *extra, "--output", output)
+        assert code == 1 and lines[-1].startswith(f"error: {output}: {relation} the input "), lines
+    assert sorted(data.iterdir()) == [rows] and rows.read_bytes() == alignx_rows_file.read_bytes()
+    assert cache.is_dir() and prefs.is_dir()
 
 
 def test_row_messages_name_the_file_the_column_and_the_line(tiny_lm_path, tmp_path, monkeypatch, capsys):

@@ -459,11 +459,26 @@ def bad_release_file(tmp_path):
             "p_soups.json, row 1 (0-based), column 'rubric' item 0: Rubric item 'Brief?' has no description for score",
         ),
         ("bad_history", "rows.jsonl, line 2, column 'history_text' item 1: expected an object with text 'prompt'"),
+        ("encoder", "a bert model (BertModel), not a causal (generative) language model"),
+        ("inferencer", "inferencer: a learned preference inferencer folder (learned_inference_config.json)"),
+        ("typo", "model models/nothere: no such local folder, and the Hub model models/nothere did not load"),
+        ("api_name", "model gpt-4o: no such local folder, and the Hub model gpt-4o did not load"),
+        ("multifacet_preferences", "inferred preferences (--preferences) apply to AlignX rows only"),
     ],
 )
 def test_bad_inputs_are_one_line(
-    case, message, tiny_lm_path, benchmark_file, rendered_folder, multifacet_folder, tmp_path, monkeypatch, capsys
+    case,
+    message,
+    tiny_lm_path,
+    tiny_encoder_path,
+    benchmark_file,
+    rendered_folder,
+    multifacet_folder,
+    tmp_path,
+    monkeypatch,
+    capsys,
 ):
+    monkeypatch.chdir(tmp_path)
     model, dataset, extra = tiny_lm_path, benchmark_file, []
     if case == "bad_row":
         dataset = bad_release_file(tmp_path)
@@ -484,6 +499,16 @@ def test_bad_inputs_are_one_line(
         del rows[1]["history_text"][1]["rejected"]
         dataset = tmp_path / "rows.jsonl"
         dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    elif case == "encoder":
+        model = tiny_encoder_path
+    elif case == "inferencer":
+        model = tmp_path / "inferencer"
+        model.mkdir()
+        (model / "learned_inference_config.json").write_text("{}")
+    elif case in ("typo", "api_name"):
+        model = "models/nothere" if case == "typo" else "gpt-4o"
+    elif case == "multifacet_preferences":
+        dataset, extra = multifacet_folder, ["--preferences", tmp_path]
     else:
         extra = ["--temperature", "-1"]
     output = tmp_path / "out"
@@ -492,6 +517,34 @@ def test_bad_inputs_are_one_line(
     )
     assert code == 1 and len(lines) == 1 and message in lines[0], lines
     assert not output.exists()
+    if case == "api_name":
+        assert lines[0].endswith("; if it is an API model, write openai:gpt-4o (key from $OPENAI_API_KEY).")
+
+
+def test_the_output_is_never_the_dataset_or_a_folder_holding_it(
+    tiny_lm_path, benchmark_file, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "throw"
+    folder.mkdir()
+    dataset = folder / benchmark_file.name
+    dataset.write_bytes(benchmark_file.read_bytes())
+    for given, output in [(folder, folder), (dataset, folder), (dataset, tmp_path), (folder, "./throw")]:
+        args = ["--model", tiny_lm_path, "--dataset", given, "--output", output, "--overwrite", *GENERATION]
+        code, lines = run_in_process(monkeypatch, capsys, *args)
+        assert code == 1 and len(lines) == 1 and "the input" in lines[0] and "choose another output" in lines[0]
+    assert dataset.read_bytes() == benchmark_file.read_bytes() and sorted(folder.iterdir()) == [dataset]
+
+
+def test_api_options_reach_the_server(benchmark_file, tmp_path, monkeypatch, capsys):
+    from loopback_openai import LoopbackOpenAI, Reply
+
+    with LoopbackOpenAI(failures=[Reply.error(503, "busy")] * 8) as server:
+        args = ["--model", f"openai:{server.base_url}@gen", "--dataset", benchmark_file, "--output", tmp_path / "o"]
+        options = ["--num-workers", 1, "--max-retries", 1, "--request-timeout", 5, "--max-requests-per-minute", 6000]
+        code, lines = run_in_process(monkeypatch, capsys, *args, *options)
+        assert code == 1 and "HTTP 503" in lines[0] and "(after 2 attempts)" in lines[0], lines
+        assert server.num_requests == 2  # one retry, as asked (the default is 3)
 
 
 # ---------------------------------------------------------------------------------------------- read_responses

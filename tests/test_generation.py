@@ -14,8 +14,11 @@ from personalign.inference.generation import (
     OpenAIBackend,
     TransformersBackend,
     VLLMBackend,
+    check_local_model,
     load_backend,
     parse_backend_spec,
+    public_spec,
+    public_url,
 )
 
 SECRET = "sk-test-0123456789-secret"
@@ -148,6 +151,58 @@ def test_openai_http_error_is_clear_and_hides_the_key(caplog):
     assert SECRET not in caplog.text
 
 
+def test_openai_error_masks_echoed_fragments_of_the_key_and_names_its_variable(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+    def echo_parts(request):  # a proxy quoting the key in part and in another case
+        return Reply.error(403, f"key {SECRET[:-4]}... refused; lower {SECRET.lower()}; upper {SECRET.upper()[3:15]}")
+
+    with LoopbackOpenAI(answer=echo_parts) as server, pytest.raises(BackendError) as raised:
+        OpenAIBackend(server.base_url, "m", max_retries=0).generate([chat("x")])
+    message = str(raised.value)
+    assert "HTTP 403" in message and "key ***... refused; lower ***; upper ***" in message, message
+    assert "Check the API key ($OPENAI_API_KEY, or the api_key argument in Python)." in message
+    low = message.lower()
+    assert not any(SECRET.lower()[i : i + 8] in low for i in range(len(SECRET) - 7))  # no 8 characters of it
+
+
+def test_openai_url_credentials_are_used_but_never_shown_or_keyed(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with LoopbackOpenAI(failures=[Reply.error(500, "boom")]) as server:
+        host = server.base_url.split("://", 1)[1]
+        backend = OpenAIBackend(f"http://proxyuser:Pr0xyPassw0rd@{host}", "m", max_retries=0, name="openai:m")
+        with pytest.raises(BackendError) as raised:
+            backend.generate([chat("x")])
+        assert server.num_requests == 1  # the URL with its credentials reached the server
+    public = f"http://{host}/chat/completions"
+    assert backend.public_url == public and backend.cache_key_fields()["url"] == public
+    assert str(raised.value).startswith(f"POST {public} failed with HTTP 500")
+    named = OpenAIBackend(f"http://u:Pr0xyPassw0rd@{host}", "m", name=f"openai:http://u:Pr0xyPassw0rd@{host}@m")
+    shown = [str(raised.value), repr(backend), repr(named), named.name, str(named.cache_key_fields())]
+    assert not any("Pr0xyPassw0rd" in text or "proxyuser" in text for text in shown)
+
+
+@pytest.mark.parametrize(
+    "spec, public",
+    [
+        ("openai:http://user:KEY123456@host:8000/v1@judge", "openai:http://host:8000/v1@judge"),
+        ("openai:https://h/v1?api_key=KEY123456&api-version=2@m", "openai:https://h/v1?api-version=2@m"),
+        ("OpenAI:https://u@h/v1?token=t&sig=s#frag@m", "OpenAI:https://h/v1@m"),
+        ("openai:gpt-4o", "openai:gpt-4o"),
+        ("transformers:/models/llama", "transformers:/models/llama"),
+        ("out/model", "out/model"),
+        ("openai:http://u:KEY123456@host/v1", "openai:http://***@host/v1"),  # no model: the safety net masks it
+    ],
+)
+def test_public_spec_keeps_no_credentials(spec, public):
+    assert public_spec(spec) == public
+
+
+def test_public_url_keeps_the_server_apart():
+    assert public_url("https://u:p@h:1/v1?Api-Key=k&x=1#f") == "https://h:1/v1?x=1"
+    assert public_url("http://a/v1") != public_url("http://b/v1")
+
+
 def test_openai_retries_transient_errors(caplog):
     with LoopbackOpenAI(answer=echo_settings, failures=[Reply.error(503), Reply.error(503)]) as server:
         backend = OpenAIBackend(server.base_url, "flaky", api_key=SECRET, max_retries=2, retry_backoff=0.0)
@@ -267,3 +322,53 @@ def test_load_backend(tiny_lm_path, monkeypatch):
     assert isinstance(local, TransformersBackend) and local.batch_size == 3
     assert isinstance(local, GenerationBackend)
     assert isinstance(load_backend(str(tiny_lm_path)), TransformersBackend)
+
+
+# ------------------------------------------------------------------------------------------ local models, checked
+def test_local_model_checks_come_before_any_load(tiny_lm_path, tiny_encoder_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    check_local_model("transformers", str(tiny_lm_path))  # a causal LM passes
+    check_local_model("openai", "no/such/thing/at/all")  # an API model is not a path
+    with pytest.raises(ValueError) as raised:
+        load_backend(str(tiny_encoder_path))
+    assert str(raised.value) == (
+        f"model {tiny_encoder_path}: a bert model (BertModel), not a causal (generative) language model; generation "
+        "needs one, such as an instruction-tuned chat model's folder."
+    )
+    sentence_transformers = tmp_path / "st"
+    sentence_transformers.mkdir()
+    (sentence_transformers / "modules.json").write_text("[]")
+    with pytest.raises(ValueError, match=r"^model st: a sentence-transformers model \(modules\.json\), not a causal"):
+        load_backend("transformers:./st")
+    inferencer = tmp_path / "inferencer"
+    inferencer.mkdir()
+    (inferencer / "learned_inference_config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"^model inferencer: a learned preference inferencer folder \("):
+        load_backend("inferencer")
+    with pytest.raises(ValueError, match=r"^model ./nothere: no such file or folder\.$"):
+        load_backend("vllm:./nothere")  # before vLLM is looked for
+    # Folders transformers may still load are left to it: an adapter, a model type it does not know, remote code.
+    for name, files in {
+        "adapter": {"adapter_config.json": "{}"},
+        "unknown": {"config.json": '{"model_type": "brand-new", "architectures": ["BrandNewModel"]}'},
+        "remote": {"config.json": '{"model_type": "bert", "auto_map": {"AutoModelForCausalLM": "m.Causal"}}'},
+        "decoder": {"config.json": '{"model_type": "bert", "architectures": ["BertLMHeadModel"]}'},
+    }.items():
+        (tmp_path / name).mkdir()
+        for file, text in files.items():
+            (tmp_path / name / file).write_text(text)
+        check_local_model("transformers", name)
+
+
+def test_a_name_neither_local_nor_on_the_hub_is_one_line_with_an_api_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # offline (tests/conftest.py): the Hub is never reached
+    with pytest.raises(ValueError) as raised:
+        load_backend("gpt-4")
+    message = str(raised.value)
+    assert message.startswith("model gpt-4: no such local folder, and the Hub model gpt-4 did not load (")
+    assert message.endswith("; if it is an API model, write openai:gpt-4 (key from $OPENAI_API_KEY).")
+    assert "\n" not in message
+    with pytest.raises(ValueError) as raised:
+        load_backend("assets/nothere")  # a typo'd relative path reads as a Hub id: both are said
+    assert str(raised.value).startswith("model assets/nothere: no such local folder, and the Hub model")
+    assert "openai:" not in str(raised.value)

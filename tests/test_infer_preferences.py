@@ -259,7 +259,7 @@ def test_infer_preferences_llm_matches_the_inferencer_and_asks_once_per_history(
     monkeypatch.setattr(infer_cli, "generation_backend", lambda spec, **kwargs: backend)
     output = tmp_path / "llm"
     result = invoke(
-        "infer-preferences", "--inferencer", "llm", "--model", "openai:http://127.0.0.1:9/v1@scripted",
+        "infer-preferences", "--inferencer", "llm", "--model", "openai:http://me:Pr0xyPassw0rd@127.0.0.1:9/v1@scripted",
         "--dataset", data / "test.jsonl", "--output", output,
     )  # fmt: skip
     assert "could not be read" in result.output
@@ -278,6 +278,8 @@ def test_infer_preferences_llm_matches_the_inferencer_and_asks_once_per_history(
     )
     meta = json.loads((output / INFERENCE_FILE).read_text())
     assert meta["backend"] == "scripted" and meta["annotation"]["num_calls"] == backend.num_prompts
+    assert meta["model"] == "openai:http://127.0.0.1:9/v1@scripted"  # the URL's credentials are not written
+    assert "Pr0xyPassw0rd" not in (output / INFERENCE_FILE).read_text()
     assert meta["annotation"]["num_unparsable"] > 0
 
 
@@ -331,11 +333,27 @@ def test_infer_preferences_refusals(monkeypatch, capsys, data, tmp_path, trained
           "chosen": "c", "rejected": "r", "history_text": [{"prompt": "p", "chosen": "c", "rejected": "r"}]}],
     )  # fmt: skip
     base = ["infer-preferences", "--inferencer", "learned", "--model", trained, "--output", tmp_path / "out"]
+    test = data / "test.jsonl"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "rows.jsonl").write_bytes(test.read_bytes())
     cases = {
         "multifacet rows; preferences are inferred from AlignX histories": ["--dataset", multifacet],
-        "--dry-run: options of --inferencer llm": ["--dataset", data / "test.jsonl", "--dry-run"],
+        "--dry-run: options of --inferencer llm": ["--dataset", test, "--dry-run"],
+        "--max-retries, --request-timeout: options of --inferencer llm": [
+            "--dataset", test, "--max-retries", "1", "--request-timeout", "9",
+        ],
         "--inferencer must be one of llm, learned": ["--dataset", data, "--inferencer", "gpt"],
-    }
+        "--upper must be a number in [0, 1], got nan.": ["--dataset", test, "--upper", "nan"],
+        "--lower must be a number in [0, 1], got -0.5.": ["--dataset", test, "--lower", "-0.5"],
+        # a learned inferencer's folder given to the LLM inferencer as its model: named, before any load
+        f"model {trained}: a learned preference inferencer folder (learned_inference_config.json), not a model "
+        "folder; infer preferences with it through `personalign infer-preferences --inferencer learned`.": [
+            "--dataset", test, "--inferencer", "llm",
+        ],
+        f"{mine}: holds the input {mine / 'rows.jsonl'}": ["--dataset", mine / "rows.jsonl", "--output", mine,
+                                                         "--overwrite"],
+    }  # fmt: skip
     for expected, extra in cases.items():
         code, lines = run_in_process(monkeypatch, capsys, *base, *extra)
         assert code == 1 and len(lines) == 1 and expected in lines[0], lines
@@ -346,6 +364,38 @@ def test_infer_preferences_refusals(monkeypatch, capsys, data, tmp_path, trained
     )  # fmt: skip
     assert code == 1 and len(lines) == 1 and "no learned_inference_config.json" in lines[0]
     assert not (tmp_path / "out").exists()
+    assert (mine / "rows.jsonl").read_bytes() == test.read_bytes()
+
+
+def test_thresholds_are_numbers_in_the_unit_interval():
+    import math
+
+    import numpy as np
+
+    from personalign.inference.calibration import check_thresholds
+
+    for upper, lower, message in [
+        (math.nan, 0.4, "upper must be a number in [0, 1], got nan."),
+        (0.6, math.nan, "lower must be a number in [0, 1], got nan."),
+        (1.5, 0.2, "upper must be a number in [0, 1], got 1.5."),
+        (0.6, 0.7, "lower must be below upper, got lower=0.7, upper=0.6."),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            check_thresholds(upper, lower)
+        assert str(raised.value) == message
+    check_thresholds(np.float32(0.6), np.float64(0.4))
+
+
+def test_infer_preferences_llm_takes_the_api_options(monkeypatch, capsys, data, tmp_path):
+    from loopback_openai import LoopbackOpenAI, Reply
+
+    with LoopbackOpenAI(failures=[Reply.error(500, "down")] * 4) as server:
+        code, lines = run_in_process(
+            monkeypatch, capsys, "infer-preferences", "--inferencer", "llm", "--model", f"openai:{server.base_url}@a",
+            "--dataset", data / "test.jsonl", "--output", tmp_path / "out", "--limit", 1, "--num-workers", 1,
+            "--max-retries", 0, "--request-timeout", 5, "--max-requests-per-minute", 6000, "--no-cache",
+        )  # fmt: skip
+        assert code == 1 and "HTTP 500" in lines[0] and server.num_requests == 1, lines
 
 
 # ------------------------------------------------------------------------------------------- eval policy --preferences
@@ -355,7 +405,9 @@ def test_eval_policy_with_inferred_preferences_equals_rows_with_the_profiles_put
     policy = perturbed_tiny_lm(0)
     rows = load_eval_rows(data / "test.jsonl")
     records = random_records(rows, seed=3)  # for all 8 rows; the runs score the first 4
-    preferences = write_inferred_preferences(records, {"inferencer": "llm", "model": "m"}, tmp_path / "prefs")
+    # inferred through a proxy whose URL holds credentials (recorded so by an earlier personalign): never copied on
+    meta = {"inferencer": "llm", "model": "openai:http://me:Pr0xyPassw0rd@127.0.0.1:9/v1@annotator"}
+    preferences = write_inferred_preferences(records, meta, tmp_path / "prefs")
     common = ["--model", policy, "--reference", tiny_lm_path, "--flip", "--persona-sizes", "none", "--limit", 4]
     card = tmp_path / "README.md"
     invoke("eval", "policy", *common, "--dataset", data / "test.jsonl", "--output", tmp_path / "both",
@@ -378,6 +430,8 @@ def test_eval_policy_with_inferred_preferences_equals_rows_with_the_profiles_put
     assert {key: side[key] for key in gold} == gold and side["overall"] != side["inferred"]["overall"]
     info = results["dataset"]["inferred_preferences"]
     assert info["num_rows"] == 4 and info["inferencer"] == "llm" and results["settings"]["preferences"]
+    assert info["model"] == "openai:http://127.0.0.1:9/v1@annotator"
+    assert "Pr0xyPassw0rd" not in (tmp_path / "both" / "results.json").read_text() + card.read_text()
     # --card-inferred: the card holds the inferred numbers, marked as such in their dataset arguments.
     text = card.read_text()
     accuracy = side["inferred"]["overall"]["alignment_accuracy"]

@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from loopback_openai import LoopbackOpenAI
+from loopback_openai import LoopbackOpenAI, Reply
 from personalign.cli import app, run
 from personalign.errors import InputError
 from personalign.evaluation.metrics import bootstrap_interval
@@ -444,7 +444,8 @@ def test_command_end_to_end_with_dry_run_cache_card_and_refusals(
 ):
     mine, theirs = pairwise_folders
     output, card = tmp_path / "out", tmp_path / "README.md"
-    spec = f"openai:{judge_server.base_url}@judge"
+    # Credentials in the server's URL (a proxy's): used, never written (summary, judgments, cache, card).
+    spec = f"openai:{judge_server.base_url.replace('://', '://proxyuser:Pr0xyPassw0rd@')}@judge"
     common = ["--responses", mine, "--against", theirs, "--protocol", "pairwise-win", "--judge", spec]
     common += ["--cache-dir", tmp_path / "calls", "--bootstrap", "200"]
     code, err = run_judge(monkeypatch, capsys, *common, "--output", output, "--dry-run", "--swap")
@@ -478,3 +479,29 @@ def test_command_end_to_end_with_dry_run_cache_card_and_refusals(
         code, err = run_judge(monkeypatch, capsys, *common, *extra)
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert judge_server.num_requests == 8
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert written and not any(b"Pr0xyPassw0rd" in path.read_bytes() for path in written)
+    assert (
+        json.loads((output / "summary.json").read_text())["judge"]["spec"] == f"openai:{judge_server.base_url}@judge"
+    )
+
+
+def test_command_never_writes_over_its_inputs_and_takes_the_api_options(
+    pairwise_folders, tmp_path, monkeypatch, capsys
+):
+    mine, theirs = pairwise_folders
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    common = ["--responses", mine, "--against", theirs, "--protocol", "pairwise-win"]
+    for output in (mine, theirs, tmp_path):  # each input folder, and the folder holding both
+        code, err = run_judge(monkeypatch, capsys, *common, "--judge", "openai:m", "--output", output, "--overwrite")
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        assert re.search(rf"error: {re.escape(str(output))}: (is|holds) the input .*: choose another output", err)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    # --max-retries 0: one request to a failing server, not four; the rate limit and the timeout are taken.
+    with LoopbackOpenAI(failures=[Reply.error(500, "down")] * 8) as server:
+        options = ["--max-retries", 0, "--request-timeout", 5, "--max-requests-per-minute", 6000, "--num-workers", 1]
+        code, err = run_judge(
+            monkeypatch, capsys, *common, "--judge", f"openai:{server.base_url}@judge", *options,
+            "--output", tmp_path / "out", "--cache-dir", tmp_path / "calls",
+        )  # fmt: skip
+        assert code == 1 and "HTTP 500" in err and server.num_requests == 1, err

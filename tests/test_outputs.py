@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,8 @@ from safetensors.numpy import save_file
 
 from personalign.errors import InputError
 from personalign.io import (
+    OTHER_FOLDERS,
+    OutputExistsError,
     atomic_output,
     check_model_folder,
     check_run_unfinished,
@@ -23,6 +26,7 @@ from personalign.io import (
     checkpoint_to_resume,
     ensure_writable,
     remove_stale_staging,
+    require_local_path,
     write_rows,
 )
 
@@ -105,6 +109,57 @@ def test_the_cli_names_the_output_path_not_a_staging_path(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {output}: cannot write there, {tmp_path / 'somefile.txt'} is a file, not a folder."
     ]
+
+
+def test_an_output_that_is_or_holds_an_input_is_refused_even_with_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.parquet").write_text("rows")
+    (tmp_path / "link").symlink_to(data)
+    cases = [
+        ("data", ["data"], "is"),  # the dataset folder itself
+        ("./data/", ["data"], "is"),  # another spelling of it
+        ("link", ["data"], "is"),  # a link to it
+        ("data", [str(data / "rows.parquet")], "holds"),  # the folder of a dataset file
+        (".", ["link/rows.parquet"], "holds"),  # a parent, the input named through a link
+        ("data/rows.parquet", ["./data/rows.parquet"], "is"),  # the file itself
+    ]
+    for output, inputs, relation in cases:
+        with pytest.raises(InputError) as error:
+            ensure_writable(output, overwrite=True, inputs=[None, "org/hub-dataset", *inputs])
+        message = f"{Path(output)}: {relation} the input {inputs[0]}; writing the output there would delete it"
+        assert str(error.value) == f"{message}: choose another output.", output
+    # Neither is an existing output without overwrite told to pass --overwrite: the input comes first.
+    with pytest.raises(InputError, match=r"^data: is the input data;"):
+        ensure_writable("data", inputs=["data"])
+    # An output beside or inside an input, and inputs that are no local paths (Hub ids, API specs), are fine.
+    spec = "openai:http://127.0.0.1:8000/v1@m"
+    assert ensure_writable("out", inputs=["data", spec, "org/name"]) == Path("out")
+    assert ensure_writable("data/out", inputs=["data", str(data / "rows.parquet")]) == Path("data/out")
+    assert (data / "rows.parquet").read_text() == "rows"
+
+
+def test_an_existing_output_names_the_python_argument_and_the_cli_flag(tmp_path):
+    import pickle
+
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputExistsError) as error:
+        ensure_writable(tmp_path / "out")
+    assert str(error.value) == f"{tmp_path / 'out'} already exists; pass overwrite=True to replace it."
+    assert error.value.command_line_message() == f"{tmp_path / 'out'} already exists; pass --overwrite to replace it."
+    again = pickle.loads(pickle.dumps(error.value))  # e.g. raised in a worker process
+    assert isinstance(again, FileExistsError) and str(again) == str(error.value) and again.path == error.value.path
+
+
+def test_a_name_that_is_no_hub_repo_id_is_a_missing_local_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("my model", "models/../x", "bad--name", "a" * 97):
+        with pytest.raises(InputError, match=r"^model .*: no such file or folder\.$"):
+            require_local_path(name, "model")
+    require_local_path("org/model-1.5", "model")  # a valid repo id: the Hub's to answer
+    (tmp_path / "my model").mkdir()
+    require_local_path("my model", "model")  # exists: a local folder whatever its name
 
 
 # --------------------------------------------------------------------------------------------- staging clean-up
@@ -241,6 +296,16 @@ def test_a_model_path_that_is_a_file_or_a_folder_without_a_config_is_one_line(tm
     empty.mkdir()
     with pytest.raises(InputError, match=rf"^reward model {empty}: no config\.json \(nor adapter_config\.json"):
         check_model_folder(empty, "reward model")
+    # A folder personalign writes that is no model is named, with what to do with it.
+    inferencer = tmp_path / "inferencer"
+    inferencer.mkdir()
+    (inferencer / "learned_inference_config.json").write_text("{}")
+    with pytest.raises(InputError) as error:
+        check_model_folder(inferencer)
+    assert str(error.value) == (
+        f"model {inferencer}: a learned preference inferencer folder (learned_inference_config.json), not a model "
+        "folder; infer preferences with it through `personalign infer-preferences --inferencer learned`."
+    )
     # Each layout a loader accepts passes: transformers' config.json, a PEFT adapter, a sentence-transformers model.
     for marker in ("config.json", "adapter_config.json", "modules.json"):
         folder = tmp_path / marker.split(".")[0]
@@ -300,3 +365,11 @@ def test_resume_refuses_a_finished_run(tmp_path):
     check_run_unfinished(checkpoint, -1, 2.0)  # epoch-based: 1 of 2 epochs done
     with pytest.raises(InputError, match=r"already reached num_train_epochs=1 \(checkpoint-2\); raise --num_train"):
         check_run_unfinished(checkpoint, -1, 1.0)
+
+
+def test_other_folders_are_named_by_the_files_their_writers_write():
+    from personalign.evaluation.responses import RESPONSES_FILE
+    from personalign.inference.learned import CONFIG_NAME
+    from personalign.inference.preferences_file import PREFERENCES_FILE
+
+    assert {CONFIG_NAME, RESPONSES_FILE, PREFERENCES_FILE} == set(OTHER_FOLDERS)

@@ -187,9 +187,7 @@ def test_cli_writes_both_datasets_and_refuses_to_overwrite(built, reward_model_p
     assert load_dataset(str(from_folder), "rs_dpo")["train"]["source_row"] == dpo["source_row"]
 
     code, lines = run_in_process(monkeypatch, capsys, *args)
-    assert code == 1 and lines == [
-        f"error: {output} already exists; pass overwrite=True (CLI: --overwrite) to replace it."
-    ]
+    assert code == 1 and lines == [f"error: {output} already exists; pass --overwrite to replace it."]
     assert runner.invoke(app, ["rejection-sample", *map(str, args), "--overwrite"]).exit_code == 0
     assert len(load_dataset(str(output), "rs_sft")["train"]) == keep_count(len(rows), 0.6)
 

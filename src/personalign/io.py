@@ -33,39 +33,66 @@ from contextlib import contextmanager
 from fnmatch import fnmatch
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datasets import Features
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 
 from .errors import InputError, PersonalignError
+
+if TYPE_CHECKING:  # only for annotations: importing this module stays light (no `datasets`)
+    from datasets import Features
 
 SUPPORTED_ROW_FORMATS = (".parquet", ".jsonl")
 
 
 class OutputExistsError(PersonalignError, FileExistsError):
-    """An output already exists and overwriting was not requested."""
+    """An output already exists and overwriting was not requested. The message names the Python argument
+    (`overwrite=True`); the command line shows its flag (`--overwrite`, `command_line_message`).
+
+    Args:
+        path (`str` or `Path`): The output, as the user gave it.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        super().__init__(f"{self.path} already exists; pass overwrite=True to replace it.")
+
+    def command_line_message(self) -> str:
+        return f"{self.path} already exists; pass --overwrite to replace it."
+
+    def __reduce__(self) -> tuple[type, tuple[Path]]:  # pickled (across processes) from its path, not its message
+        return type(self), (self.path,)
 
 
-def ensure_writable(path: str | Path, overwrite: bool = False) -> Path:
+def ensure_writable(
+    path: str | Path, overwrite: bool = False, inputs: Iterable[str | os.PathLike | None] = ()
+) -> Path:
     """Fail early, before any work, if `path` exists and may not be replaced, or cannot be written: its nearest
     existing parent must be a folder this process may create entries in (the missing ones between are created on
-    writing). The messages name `path` as the user gave it, never a staging path.
+    writing). An output that is one of the run's `inputs`, or a folder holding one, is refused even with `overwrite`:
+    replacing it would delete the input (`check_not_an_input`). The messages name `path` as the user gave it, never
+    a staging path.
 
     Args:
         path (`str` or `Path`): The output file or folder.
         overwrite (`bool`, *optional*, defaults to `False`): Whether an existing `path` may be replaced.
+        inputs (`Iterable[str | os.PathLike | None]`, *optional*): What the run reads (data files or folders, model
+            folders, ...); names that are not local paths (Hub ids, API specs) and `None`s are skipped.
 
     Returns:
         `Path`: `path`.
 
     Raises:
+        `InputError`: If `path` is, or holds, one of `inputs`, a parent of `path` is a file, or the nearest existing
+            parent is not writable.
         `OutputExistsError`: If `path` exists and `overwrite` is False.
-        `InputError`: If a parent of `path` is a file, or the nearest existing parent is not writable.
     """
     path = Path(path)
+    check_not_an_input(path, inputs)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+        raise OutputExistsError(path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -74,6 +101,36 @@ def ensure_writable(path: str | Path, overwrite: bool = False) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"{path}: cannot write there, no permission to write in {parent}.")
     return path
+
+
+def check_not_an_input(path: str | Path, inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse an output that is one of the run's inputs, or a folder holding one: the staged output replaces `path`
+    whole, so the input would be deleted. Paths are compared resolved (`./`, `..`, symbolic links, `~`); an input
+    that does not exist locally (a Hub id, an API spec) cannot be hit and is skipped.
+
+    Args:
+        path (`str` or `Path`): The output.
+        inputs (`Iterable[str | os.PathLike | None]`): What the run reads.
+
+    Raises:
+        `InputError`: `"<path>: is the input <input>; ..."` or `"<path>: holds the input <input>; ..."`.
+    """
+    output = Path(path).expanduser().resolve()
+    for given in inputs:
+        if given is None or str(given) == "":
+            continue
+        source = Path(given).expanduser()
+        if not source.exists():
+            continue
+        resolved = source.resolve()
+        if resolved == output:
+            raise InputError(
+                f"{path}: is the input {given}; writing the output there would delete it: choose another output."
+            )
+        if output in resolved.parents:
+            raise InputError(
+                f"{path}: holds the input {given}; writing the output there would delete it: choose another output."
+            )
 
 
 STAGING_SUFFIX = ".partial"
@@ -262,10 +319,21 @@ def write_rows(
     return written
 
 
+def is_repo_id(name: str) -> bool:
+    """Whether `name` is a valid Hub repo id (`name` or `owner/name`, as `huggingface_hub.utils.validate_repo_id`
+    accepts it): what is not cannot be on the Hub, so it can only be a local path."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def require_local_path(name: str, kind: str, suffixes: tuple[str, ...] = ()) -> None:
     """Fail, naming `name`, when it was meant as a local path but does not exist. A Hub repo id is `name` or
-    `owner/name`; something starting with `.`, `/` or `~`, with more than one `/`, or ending in one of `suffixes`
-    is a path. Without this check a missing local folder reaches the Hub client, whose message is about repo ids.
+    `owner/name`; something starting with `.`, `/` or `~`, with more than one `/`, ending in one of `suffixes`, or
+    that is no valid repo id (`is_repo_id`: spaces, `..`, ...) is a path. Without this check a missing local folder
+    reaches the Hub client, whose message is about repo ids or the connection.
 
     Args:
         name (`str`): A local path or a Hub repo id.
@@ -275,8 +343,15 @@ def require_local_path(name: str, kind: str, suffixes: tuple[str, ...] = ()) -> 
     Raises:
         `InputError`: `"<kind> <name>: no such file or folder."`.
     """
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix in suffixes
-    if looks_local and not Path(name).expanduser().exists():
+    if Path(name).expanduser().exists():
+        return
+    looks_local = (
+        name.startswith((".", "/", "~"))
+        or name.count("/") > 1
+        or Path(name).suffix in suffixes
+        or not is_repo_id(name)
+    )
+    if looks_local:
         raise InputError(f"{kind} {name}: no such file or folder.")
 
 
@@ -371,6 +446,22 @@ writes, read by transformers' `Auto*` classes and by sentence-transformers for a
 (a sentence-transformers model)."""
 
 
+OTHER_FOLDERS = {
+    "learned_inference_config.json": (
+        "a learned preference inferencer folder",
+        "infer preferences with it through `personalign infer-preferences --inferencer learned`",
+    ),
+    "responses.jsonl": ("a responses folder of `personalign generate`", "judge it with `personalign judge`"),
+    "preferences.jsonl": (
+        "an inferred-preferences folder of `personalign infer-preferences`",
+        "pass it as --preferences",
+    ),
+}
+"""Folders personalign writes that are not model folders, by the file that marks them (the learned inferencer's
+`personalign.inference.learned.CONFIG_NAME`, the responses and preferences folders' files): what the folder is and
+what to do with it, for the message of `check_model_folder` when one is given as a model."""
+
+
 def check_model_folder(name: str | Path, kind: str = "model") -> None:
     """Check a local model path before it is loaded: it is a folder (not a file) holding one of
     `MODEL_FOLDER_MARKERS`, every safetensors file in it and in its immediate subfolders (a sentence-transformers
@@ -385,8 +476,9 @@ def check_model_folder(name: str | Path, kind: str = "model") -> None:
     Raises:
         `InputError`: `"<kind> <name>: no such file or folder."` for a missing local path;
             `"<kind> <name>: is a file; expected a model folder ..."`; `"<kind> <name>: no config.json ..."` for a
-            folder without any of `MODEL_FOLDER_MARKERS`; `"<kind> <file>: does not load (<reason>)."`, or, for a
-            folder of pickled weights only, one line saying so and how to convert them.
+            folder without any of `MODEL_FOLDER_MARKERS` (naming what it is when one of `OTHER_FOLDERS`);
+            `"<kind> <file>: does not load (<reason>)."`, or, for a folder of pickled weights only, one line saying so
+            and how to convert them.
     """
     require_local_path(str(name), kind)
     folder = Path(name).expanduser()
@@ -397,6 +489,9 @@ def check_model_folder(name: str | Path, kind: str = "model") -> None:
     if not folder.is_dir():
         return
     if not any((folder / marker).is_file() for marker in MODEL_FOLDER_MARKERS):
+        for marker, (what, remedy) in OTHER_FOLDERS.items():
+            if (folder / marker).is_file():
+                raise InputError(f"{kind} {name}: {what} ({marker}), not a model folder; {remedy}.")
         raise InputError(
             f"{kind} {name}: no config.json (nor adapter_config.json of a PEFT adapter, nor modules.json of a "
             "sentence-transformers model); expected a model folder as save_pretrained writes it, or a Hub id."

@@ -33,3 +33,20 @@ DryRun = Annotated[
 NumWorkers = Annotated[
     int, typer.Option(help="Concurrent API calls (openai: servers and APIs; a local model ignores it).", min=1)
 ]
+
+# The API knobs (openai: specs; dropped for a local model, as --num-workers is): None keeps the backend's default.
+MaxRequestsPerMinute = Annotated[
+    float | None,
+    typer.Option(help="API calls per minute over all workers, retries included (default: unlimited)."),
+]
+MaxRetries = Annotated[
+    int | None,
+    typer.Option(
+        help="Retries of an API call after a connection error, a timeout, HTTP 408, 409, 429 or 5xx, with backoff "
+        "(the server's Retry-After honoured; default 3).",
+        min=0,
+    ),
+]
+RequestTimeout = Annotated[
+    float | None, typer.Option(help="Seconds one API call may take before it counts as failed (default 120).")
+]

@@ -158,12 +158,13 @@ def build_multifacet(source: str, names: list[str] | None, build_config: Any) ->
     return configs, render_dataset_card(configs, multifacet_card(source, build_config, report))
 
 
-def write_built(build: Callable[[], Built], output: Path, overwrite: bool) -> None:
-    """Build, then write the configs and the card into `output` (refused before the long build if it exists)."""
+def write_built(build: Callable[[], Built], output: Path, overwrite: bool, source: str) -> None:
+    """Build from `source`, then write the configs and the card into `output` (refused before the long build if it
+    exists, or if it is or holds `source`)."""
     from ..hub.datasets import write_dataset_folder
     from ..io import ensure_writable
 
-    ensure_writable(output, overwrite)
+    ensure_writable(output, overwrite, inputs=(source,))
     configs, card = build()
     write_dataset_folder(configs, output, card, overwrite=overwrite)
     for name, splits in configs.items():
@@ -240,7 +241,7 @@ def build_dataset_alignx(
 ) -> None:
     """AlignX: the configs [bold]raw[/bold], [bold]ica[/bold] and [bold]pba[/bold] from the release."""
     build_config = alignx_build_config(seed, keep_full_history, prompt_format, arithmetic)
-    write_built(lambda: build_alignx(source, config, build_config, num_proc), output, overwrite)
+    write_built(lambda: build_alignx(source, config, build_config, num_proc), output, overwrite, source)
 
 
 @build_app.command("multifacet-cf")
@@ -258,7 +259,7 @@ def build_dataset_multifacet(
     """The counterfactual MultiFacet benchmark (configs [bold]counterfactual[/bold] and [bold]responses[/bold])
     from Multifaceted-Collection."""
     build_config = multifacet_build_config(seed, history_size, match, test_instructions, allow_missing_dimensions)
-    write_built(lambda: build_multifacet(source, config, build_config), output, overwrite)
+    write_built(lambda: build_multifacet(source, config, build_config), output, overwrite, source)
 
 
 # ------------------------------------------------------------------------------------------------- push-dataset

@@ -17,8 +17,8 @@ from types import FrameType
 
 from rich.markup import escape
 
-from ..errors import PersonalignError, imported_error_types
-from ..hub.auth import network_error_types, redact_secrets
+from ..errors import PersonalignError, imported_error_types, redact_secrets
+from ..hub.auth import network_error_types
 from .common import console
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -93,9 +93,12 @@ def is_user_error(error: BaseException) -> bool:
 
 def error_message(error: BaseException) -> str:
     """The message of the `error:` line for `error`: its text on one line (a library's multi-line message joined
-    with spaces), prefixed for an internal error with what it is and its type. A token in it is masked
-    (`hub.auth.redact_secrets`: the `HF_TOKEN` value and anything shaped like a Hub token), whatever put it there."""
-    text = redact_secrets(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
+    with spaces; a personalign error as worded for the command line, `PersonalignError.command_line_message`),
+    prefixed for an internal error with what it is and its type. A secret in it is masked (`errors.redact_secrets`:
+    the `HF_TOKEN` / `OPENAI_API_KEY` values and fragments of them, credentials in a URL, anything shaped like a Hub
+    token), whatever put it there."""
+    message = error.command_line_message() if isinstance(error, PersonalignError) else str(error)
+    text = redact_secrets(" ".join(line.strip() for line in message.splitlines() if line.strip()))
     if is_user_error(error):
         return text or type(error).__name__
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__

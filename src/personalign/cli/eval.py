@@ -110,7 +110,9 @@ def eval_policy(
     from ..hub.cards import check_card_path
     from ..io import ensure_writable
 
-    ensure_writable(output, overwrite)  # before loading models and data
+    # Before loading models and data; never over what the run reads (models, data, preferences, the reference cache).
+    inputs = (*model, reference, dataset, preferences, reference_cache)
+    ensure_writable(output, overwrite, inputs=inputs)
     if card_inferred and (preferences is None or model_card is None):
         raise InputError("--card-inferred puts the results with --preferences into --model-card: pass both.")
     if model_card is not None:
@@ -194,7 +196,7 @@ def eval_encoder(
     from ..encoder.pipeline import load_excerpts
     from ..io import atomic_output, check_model_folder, ensure_writable
 
-    ensure_writable(output, overwrite)  # before loading models and data
+    ensure_writable(output, overwrite, inputs=(model, dataset))  # before loading models and data
     check_model_folder(model, "persona encoder")
     excerpts = load_excerpts(dataset, excerpt_format, persona_column, text_column, include_demographics)
     encoder = PersonaEncoder.from_pretrained(model)

@@ -9,7 +9,17 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
+from .common import (
+    CacheDir,
+    DryRun,
+    MaxRequestsPerMinute,
+    MaxRetries,
+    NoCache,
+    NumWorkers,
+    Overwrite,
+    RequestTimeout,
+    console,
+)
 
 
 def generate_command(
@@ -69,6 +79,9 @@ def generate_command(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (transformers).")] = 8,
     num_workers: NumWorkers = 4,
+    max_requests_per_minute: MaxRequestsPerMinute = None,
+    max_retries: MaxRetries = None,
+    request_timeout: RequestTimeout = None,
     cache_dir: CacheDir = None,
     no_cache: NoCache = False,
     dry_run: DryRun = False,
@@ -77,9 +90,12 @@ def generate_command(
     """Generate one response per dataset row under its persona prompt (the training renderers), with the generation
     settings recorded: the responses folder [bold]personalign judge[/bold] grades."""
     from ..evaluation.generate import GenerationEvalConfig, generate_responses
+    from ..inference.generation import parse_backend_spec
     from ..io import ensure_writable
 
-    ensure_writable(output, overwrite)  # before loading models and data
+    # Before loading models and data; never over what the run reads (a dataset or model folder, the preferences).
+    inputs = (dataset, parse_backend_spec(model)[1]["model"], preferences, cache_dir)
+    ensure_writable(output, overwrite, inputs=inputs)
     config = GenerationEvalConfig(
         data_format=data_format,
         split=split,
@@ -93,6 +109,9 @@ def generate_command(
         seed=seed,
         batch_size=batch_size,
         num_workers=num_workers,
+        max_requests_per_minute=max_requests_per_minute,
+        max_retries=max_retries,
+        request_timeout=request_timeout,
         cache_dir=None if cache_dir is None else str(cache_dir),
         no_cache=no_cache,
         dry_run=dry_run,

@@ -13,7 +13,17 @@ from rich.markup import escape
 
 from .. import __version__
 from ..errors import InputError
-from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
+from .common import (
+    CacheDir,
+    DryRun,
+    MaxRequestsPerMinute,
+    MaxRetries,
+    NoCache,
+    NumWorkers,
+    Overwrite,
+    RequestTimeout,
+    console,
+)
 
 if TYPE_CHECKING:
     from ..inference.base import BasePreferenceInferencer
@@ -160,12 +170,18 @@ def infer_preferences_command(
     no_cache: NoCache = False,
     dry_run: DryRun = False,
     num_workers: NumWorkers = 4,
+    max_requests_per_minute: MaxRequestsPerMinute = None,
+    max_retries: MaxRetries = None,
+    request_timeout: RequestTimeout = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Infer each row's preference direction from its history (comments and pairs, gold vectors ignored) and write
     it with its PBA profile text: preferences.jsonl (one line per row) and inference.json (with the direction report
     against gold where the rows carry gold directions)."""
     from ..evaluation.rows import load_eval_rows
+    from ..inference.calibration import check_threshold
+    from ..inference.calls import api_kwargs
+    from ..inference.generation import parse_backend_spec, public_spec
     from ..inference.preferences_file import infer_row_preferences, write_inferred_preferences
     from ..io import ensure_writable
 
@@ -175,15 +191,26 @@ def infer_preferences_command(
         raise InputError(f"--format {data_format}: preferences are inferred from AlignX histories; use alignx.")
     llm_only = [
         flag
-        for flag, used in (("--dry-run", dry_run), ("--no-cache", no_cache), ("--cache-dir", cache_dir is not None))
+        for flag, used in (
+            ("--dry-run", dry_run),
+            ("--no-cache", no_cache),
+            ("--cache-dir", cache_dir is not None),
+            ("--max-requests-per-minute", max_requests_per_minute is not None),
+            ("--max-retries", max_retries is not None),
+            ("--request-timeout", request_timeout is not None),
+        )
         if used
     ]
     if inferencer == "learned" and llm_only:
         raise InputError(
             f"{', '.join(llm_only)}: options of --inferencer llm (the learned inferencer makes no calls)."
         )
-    if not dry_run:
-        ensure_writable(output, overwrite)  # before loading rows and models
+    for flag, value in (("--upper", upper), ("--lower", lower)):  # each alone now; their order once the defaults load
+        if value is not None:
+            check_threshold(flag, value)
+    if not dry_run:  # before loading rows and models; never over what the run reads
+        model_path = parse_backend_spec(model)[1]["model"] if inferencer == "llm" else model
+        ensure_writable(output, overwrite, inputs=(dataset, model_path, cache_dir))
     rows = load_eval_rows(dataset, split, data_format)
     if rows.data_format != "alignx":
         raise InputError(
@@ -202,7 +229,8 @@ def infer_preferences_command(
             cache_dir=cache_dir,
             no_cache=no_cache,
             dry_run=dry_run,
-            num_workers=num_workers,  # dropped for a local model (wrap_backend)
+            num_workers=num_workers,  # these dropped for a local model (wrap_backend)
+            **api_kwargs(max_requests_per_minute, max_retries, request_timeout),
         )
     else:
         check_inferencer_folder(model)
@@ -223,7 +251,7 @@ def infer_preferences_command(
     calls = getattr(backend, "stats", None)
     meta = {
         "inferencer": inferencer,
-        "model": model,
+        "model": public_spec(model),  # a URL's credentials are never written
         "backend": getattr(backend, "name", None),
         "dataset": dataset,
         "split": rows.split,

@@ -12,7 +12,17 @@ import typer
 from rich.markup import escape
 
 from ..errors import InputError
-from .common import CacheDir, DryRun, NoCache, NumWorkers, Overwrite, console
+from .common import (
+    CacheDir,
+    DryRun,
+    MaxRequestsPerMinute,
+    MaxRetries,
+    NoCache,
+    NumWorkers,
+    Overwrite,
+    RequestTimeout,
+    console,
+)
 
 PROTOCOL_HELP = (
     "[bold]pairwise-win[/bold] (AlignX win rate; needs --against), [bold]persona-tailoring[/bold] (the DPORE "
@@ -66,6 +76,9 @@ def judge_command(
     no_cache: NoCache = False,
     dry_run: DryRun = False,
     num_workers: NumWorkers = 4,
+    max_requests_per_minute: MaxRequestsPerMinute = None,
+    max_retries: MaxRetries = None,
+    request_timeout: RequestTimeout = None,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(help="Tokens per judge output (default: the judge's, pairwise 128, tailoring 64, rubric 512)."),
@@ -85,11 +98,11 @@ def judge_command(
         write_judge_outputs,
     )
     from ..hub.cards import check_card_path
-    from ..inference.calls import DryRunBackend, wrap_backend
+    from ..inference.calls import DryRunBackend, api_kwargs, wrap_backend
     from ..io import ensure_writable
 
     if not dry_run:
-        ensure_writable(output, overwrite)  # before reading, loading or calling anything
+        ensure_writable(output, overwrite, inputs=(responses, against, cache_dir))  # before reading or calling
         if model_card is not None:
             check_card_path(model_card)
     options: dict[str, Any] = {}
@@ -117,7 +130,14 @@ def judge_command(
     inputs = load_judge_inputs(responses, against)
     chosen.check(inputs)  # every row is judgeable before the judge is loaded
     # A dry run loads and sends nothing; otherwise the judge answers through the call cache unless --no-cache.
-    backend = wrap_backend(judge, cache_dir=cache_dir, no_cache=no_cache, dry_run=dry_run, num_workers=num_workers)
+    backend = wrap_backend(
+        judge,
+        cache_dir=cache_dir,
+        no_cache=no_cache,
+        dry_run=dry_run,
+        num_workers=num_workers,
+        **api_kwargs(max_requests_per_minute, max_retries, request_timeout),
+    )
     if isinstance(backend, DryRunBackend):
         # The dry run's empty answers are unparsable by design: the judges' warning about them would mislead.
         judges_logger = logging.getLogger("personalign.evaluation.judges")

@@ -45,7 +45,7 @@ def rejection_sample_command(
         write_rejection_sampling,
     )
 
-    ensure_writable(output, overwrite)  # before loading models and data
+    ensure_writable(output, overwrite, inputs=(reward_model, dataset))  # before loading models and data
     keep_count(0, keep)
     rows, names = rejection_sampling_rows(dataset, split)
     model, tokenizer, trained = load_reward_model(reward_model)

@@ -16,7 +16,7 @@ def space_command(
     name: Annotated[str, typer.Argument(help="[bold]alignx[/bold], [bold]psoups[/bold], or a JSON file.")] = "alignx",
 ) -> None:
     """Show the dimensions of a preference space, in vector order."""
-    from ..io import require_local_path  # `io` imports datasets: kept out of the CLI's start-up
+    from ..io import require_local_path  # `io` imports safetensors: kept out of the CLI's start-up
     from ..personas.space import PreferenceSpace
 
     builders = {"alignx": PreferenceSpace.alignx, "psoups": PreferenceSpace.psoups}

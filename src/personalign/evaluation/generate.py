@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from tqdm.auto import tqdm
 
@@ -30,9 +29,14 @@ from .. import __version__
 from ..data.alignx import AlignXBuildConfig
 from ..data.loading import value_kind
 from ..errors import InputError
-from ..inference.calls import wrap_backend
-from ..inference.generation import GenerationBackend, parse_backend_spec
-from ..io import check_model_folder
+from ..inference.calls import api_kwargs, wrap_backend
+from ..inference.generation import (
+    GenerationBackend,
+    check_local_model,
+    parse_backend_spec,
+    public_spec,
+    public_url,
+)
 from ..personas.persona import Messages, PairItem, Persona
 from ..personas.prompts import (
     ICA_SYSTEM_PROMPT,
@@ -92,6 +96,12 @@ class GenerationEvalConfig:
             same settings asks the same questions (and hits the call cache).
         batch_size (`int`, *optional*, defaults to `8`): Prompts per forward pass (transformers backend).
         num_workers (`int`, *optional*, defaults to `4`): Concurrent requests (OpenAI-compatible backend).
+        max_requests_per_minute (`float`, *optional*): Rate limit of the OpenAI-compatible backend (retries
+            included); unlimited by default.
+        max_retries (`int`, *optional*): Retries of a failed request (OpenAI-compatible backend); its default (3)
+            when unset.
+        request_timeout (`float`, *optional*): Seconds per request (OpenAI-compatible backend); its default (120)
+            when unset.
         cache_dir (`str`, *optional*): Folder of the call cache (`personalign.inference.calls`); its default folder
             when unset.
         no_cache (`bool`, *optional*, defaults to `False`): Neither read nor write the call cache.
@@ -112,6 +122,9 @@ class GenerationEvalConfig:
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per forward pass (transformers)."})
     num_workers: int = field(default=4, metadata={"help": "Concurrent requests (OpenAI-compatible servers)."})
+    max_requests_per_minute: float | None = field(default=None, metadata={"help": "API rate limit (unlimited)."})
+    max_retries: int | None = field(default=None, metadata={"help": "Retries of a failed API request (3)."})
+    request_timeout: float | None = field(default=None, metadata={"help": "Seconds per API request (120)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Call cache folder."})
     no_cache: bool = field(default=False, metadata={"help": "Do not use the call cache."})
     dry_run: bool = field(default=False, metadata={"help": "Count calls and prompt tokens; send nothing."})
@@ -376,6 +389,11 @@ def prompt_records(
     count = len(data) if config.limit is None else min(config.limit, len(data))
     overrides = None
     if profiles is not None:
+        if data_format != "alignx":
+            raise InputError(
+                f"{where}: these are {data_format} rows; inferred preferences (--preferences) apply to AlignX rows "
+                "only, replacing the profile of their PBA prompts."
+            )
         if persona_format != "pba" or config.no_history:
             raise InputError(
                 "inferred preferences replace the profile of PBA prompts: use them with --persona-format pba and "
@@ -442,23 +460,25 @@ def backend_description(model: str | GenerationBackend) -> dict[str, Any]:
     backend: the model (folder, Hub id or served model name) and the backend kind (`transformers`, `vllm`, `openai`,
     or a backend object's class name), with `base_url` for an OpenAI-compatible server."""
     if isinstance(model, GenerationBackend):
-        return {"model": model.name, "backend": type(model).__name__}
+        return {"model": public_spec(model.name), "backend": type(model).__name__}
     kind, arguments = parse_backend_spec(model)
     described = {"model": arguments["model"], "backend": kind}
     if "base_url" in arguments:
         # Without credentials a URL may carry (user:password@, ?api-key=...): generation.json is shared.
-        parts = urlsplit(arguments["base_url"])
-        described["base_url"] = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        described["base_url"] = public_url(arguments["base_url"])
     return described
 
 
 def _backend_kwargs(kind: str, config: GenerationEvalConfig) -> dict[str, Any]:
     """The options of `load_backend` each backend kind takes: the transformers backend's batch size (its own progress
-    bar off: the run shows one over the rows), the API backend's concurrency."""
+    bar off: the run shows one over the rows), the API backend's concurrency, rate limit, retries and timeout."""
     if kind == "transformers":
         return {"batch_size": config.batch_size, "show_progress": False}
     if kind == "openai":
-        return {"num_workers": config.num_workers}
+        return {
+            "num_workers": config.num_workers,
+            **api_kwargs(config.max_requests_per_minute, config.max_retries, config.request_timeout),
+        }
     return {}
 
 
@@ -519,7 +539,8 @@ def generate_responses(
         are empty and `plan` says what would be sent.
 
     Raises:
-        `InputError`: On bad settings, a model folder that is not a model (`check_model_folder`), or bad rows (see
+        `InputError`: On bad settings, a model folder that is not a (causal) model (`check_local_model`), or bad
+            rows (see
             `load_eval_rows` and `prompt_records`).
 
     Example:
@@ -535,8 +556,7 @@ def generate_responses(
     config = config or GenerationEvalConfig()
     log = log or logger.info
     described = backend_description(model)
-    if described["backend"] in ("transformers", "vllm"):
-        check_model_folder(described["model"], "model")
+    check_local_model(described["backend"], described["model"])  # before the rows load (load_backend checks again)
     loaded = load_eval_rows(dataset, config.split, config.data_format, config.persona_format)
     persona_format, records = prompt_records(loaded, config, profiles)
     log(

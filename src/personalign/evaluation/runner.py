@@ -23,6 +23,7 @@ from huggingface_hub import EvalResult
 from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
+from ..inference.generation import public_spec
 from ..inference.preferences_file import InferredPreferences, load_inferred_preferences
 from ..io import atomic_output, check_model_folder, require_local_path
 from ..personas.prompts import pba_messages, preference_example
@@ -459,7 +460,8 @@ def _inferred_info(preferences: InferredPreferences, profiles: Sequence[str]) ->
     return {
         "folder": str(preferences.folder),
         "inferencer": meta.get("inferencer"),
-        "model": meta.get("model"),
+        # inference.json written before the spec was recorded in its public form may hold a URL's credentials
+        "model": public_spec(meta["model"]) if isinstance(meta.get("model"), str) else meta.get("model"),
         "num_rows": len(profiles),
         "num_empty_profiles": sum(not profile for profile in profiles),
         "persona_size": "not run with inferred preferences (each history size would need its own inference); the "

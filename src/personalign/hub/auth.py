@@ -1,14 +1,12 @@
 """Hub credentials: the token comes from the standard places (`HF_TOKEN`, `hf auth login`) and is never printed,
-logged or saved; `redact_token` takes it out of any text shown to the user."""
+logged or saved; `redact_token` takes it out of any text shown to the user (through
+`personalign.errors.redact_secrets`, the one masking function, which `inference/` uses too)."""
 
 from __future__ import annotations
 
-import os
-import re
-
 import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
 
-from ..errors import PersonalignError, imported_error_types
+from ..errors import TOKEN_SHAPE, PersonalignError, imported_error_types, redact_secrets
 
 
 class HubError(PersonalignError, OSError):
@@ -30,39 +28,13 @@ def resolve_token(token: str | None = None) -> str:
 
 
 def redact_token(text: str, token: str) -> str:
-    """`text` with every occurrence of `token` replaced by `***` (for error messages that may quote it)."""
-    return text.replace(token, "***") if token else text
+    """`text` with `token` masked as `***` (any case, any fragment of it of 8 or more characters: see
+    `personalign.errors.redact_secrets`), for error messages that may quote it."""
+    return redact_secrets(text, [token])
 
-
-TOKEN_SHAPE = re.compile(r"hf_[A-Za-z0-9]{20,}")
-"""What a Hugging Face user access token looks like (`hf_` and its random part)."""
-
-TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
-"""The environment variables huggingface_hub reads a token from."""
-
-MIN_REDACTED_LENGTH = 8
-"""An environment token shorter than this is not searched for in text (a placeholder such as `x` would mask every
-`x`); a real token is much longer."""
 
 TOKEN_KEYS = ("hub_token",)
 """Config keys whose value is a token: never printed, in `--print-config` or in a message about a bad value."""
-
-
-def redact_secrets(text: str) -> str:
-    """`text` with the tokens of `TOKEN_ENV_VARS` and anything shaped like a Hub token (`TOKEN_SHAPE`) replaced by
-    `***`: the safety net for every message shown to the user, whatever put the token into it.
-
-    Args:
-        text (`str`): A message.
-
-    Returns:
-        `str`: The message without a token.
-    """
-    for name in TOKEN_ENV_VARS:
-        token = os.environ.get(name, "")
-        if len(token) >= MIN_REDACTED_LENGTH:
-            text = redact_token(text, token)
-    return TOKEN_SHAPE.sub("***", text)
 
 
 HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",), "requests": ("ConnectionError",)}

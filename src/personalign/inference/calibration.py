@@ -13,6 +13,7 @@ Pure functions over lists and numpy arrays: no model, no torch.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,20 @@ DEFAULT_ITEM_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7,
 
 
 # ------------------------------------------------------------------------------------------------------ thresholds
+def check_threshold(name: str, value: float) -> None:
+    """Check one aggregation threshold: a number in [0, 1] (NaN is none: it compares as neither above nor below).
+
+    Args:
+        name (`str`): How the message names it (`"upper"`, or a command-line flag such as `"--upper"`).
+        value (`float`): The threshold.
+
+    Raises:
+        `InputError`: `"<name> must be a number in [0, 1], got nan."`.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise InputError(f"{name} must be a number in [0, 1], got {value}.")
+
+
 def check_thresholds(upper: float, lower: float) -> None:
     """Check a pair of aggregation thresholds (`PreferenceSpace.aggregate`'s `upper` / `lower`).
 
@@ -45,8 +60,11 @@ def check_thresholds(upper: float, lower: float) -> None:
         lower (`float`): Mean at or below which a dimension is negative.
 
     Raises:
-        `InputError`: If `lower` is not below `upper`.
+        `InputError`: If either is not a number in [0, 1] (NaN included: it would compare as neither above nor
+            below), or `lower` is not below `upper`.
     """
+    check_threshold("upper", upper)
+    check_threshold("lower", lower)
     if not lower < upper:
         raise InputError(f"lower must be below upper, got lower={lower}, upper={upper}.")
 

@@ -49,6 +49,7 @@ from .generation import (
     CompletionCallback,
     GenerationBackend,
     OpenAIBackend,
+    check_local_model,
     load_backend,
     local_model_key_fields,
     parse_backend_spec,
@@ -632,6 +633,7 @@ def dry_run_backend(
         backend = OpenAIBackend(arguments["base_url"], arguments["model"], **backend_kwargs)
         return DryRunBackend(backend.name, cache, key_fields=backend.cache_key_fields())
     model = arguments["model"]
+    check_local_model(kind, model)  # what the real run would refuse, the dry run refuses
     chat_template_kwargs = backend_kwargs.get("chat_template_kwargs")
     generation_kwargs = backend_kwargs.get("generation_kwargs") if kind == "transformers" else None
     return DryRunBackend(
@@ -643,9 +645,32 @@ def dry_run_backend(
     )
 
 
-API_ONLY_KWARGS = frozenset({"num_workers", "max_requests_per_minute"})
+API_ONLY_KWARGS = frozenset({"num_workers", "max_requests_per_minute", "max_retries", "timeout"})
 """Backend arguments that only the API backend takes; `wrap_backend` drops them for a local model's spec, so a
-command can pass its `--num-workers` whatever the backend."""
+command can pass its `--num-workers` (and `api_kwargs`) whatever the backend."""
+
+
+def api_kwargs(
+    max_requests_per_minute: float | None = None, max_retries: int | None = None, request_timeout: float | None = None
+) -> dict[str, Any]:
+    """The API backend's arguments (`OpenAIBackend`) for the commands' `--max-requests-per-minute`, `--max-retries`
+    and `--request-timeout`: those given (`None` keeps the backend's default), for `wrap_backend`, which drops them
+    for a local model.
+
+    Args:
+        max_requests_per_minute (`float`, *optional*): Rate limit over all workers, retries included.
+        max_retries (`int`, *optional*): Retries of a failed call.
+        request_timeout (`float`, *optional*): Seconds per call.
+
+    Returns:
+        `dict[str, Any]`: Keyword arguments of `OpenAIBackend` (`max_requests_per_minute`, `max_retries`, `timeout`).
+    """
+    given = {
+        "max_requests_per_minute": max_requests_per_minute,
+        "max_retries": max_retries,
+        "timeout": request_timeout,
+    }
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _kwargs_for(spec_or_backend: str | GenerationBackend, backend_kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,11 @@ write every completion to its on-disk cache at once, so an interrupted run loses
 | `openai:BASE_URL@MODEL`                  | `OpenAIBackend(BASE_URL, MODEL)`, e.g. `openai:http://localhost:8000/v1@meta-llama/Llama-3.1-8B-Instruct` |
 | `openai:MODEL`                           | `OpenAIBackend($OPENAI_BASE_URL or https://api.openai.com/v1, MODEL)` |
 
+A local path in a `transformers` / `vllm` spec is checked before anything loads (`check_local_model`: one line for
+a missing path, a folder of another kind, a model that does not generate); a name that is neither a local folder nor
+a model the Hub gives is one line too (`hub_load_error`). A spec is recorded anywhere (files, the call cache, cards)
+only in its public form (`public_spec`: a URL's credentials removed).
+
 Importing this module imports neither torch nor vLLM; each backend imports what it needs when built.
 """
 
@@ -34,6 +39,7 @@ import logging
 import math
 import os
 import random
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -42,12 +48,14 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from tqdm.auto import tqdm
 
-from ..errors import InputError, PersonalignError, imported_error_types
+from ..errors import InputError, PersonalignError, imported_error_types, redact_secrets
+from ..io import check_model_folder, is_repo_id, one_line
 from ..personas.persona import Messages
 
 logger = logging.getLogger(__name__)
@@ -226,6 +234,102 @@ def local_model_key_fields(
     return fields
 
 
+# ----------------------------------------------------------------------------------------------- model checks
+GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+"""Endings of the class names (a `config.json`'s `architectures`) of models that generate text; a checkpoint saved
+from a bare encoder (`BertModel`) or a classifier (`...ForSequenceClassification`) has none of them."""
+
+
+def check_causal_lm_folder(folder: str | os.PathLike) -> None:
+    """Refuse a local folder that `AutoModelForCausalLM` would not load as a generative model, before anything loads
+    (transformers would otherwise load, for one, a BERT encoder as a fresh `BertLMHeadModel`, print its table of
+    missing weights, then fail on the chat template): its `config.json` must be of a model type transformers has a
+    causal LM class for (`transformers.MODEL_FOR_CAUSAL_LM_MAPPING`) and, when it names its `architectures`, one of
+    them a generative head (`GENERATIVE_HEADS`); a model with its own code for `AutoModelForCausalLM` (`auto_map`)
+    passes. A sentence-transformers folder without `config.json` is refused; a PEFT adapter (`adapter_config.json`
+    only) and a model type this transformers does not know are left to transformers.
+
+    Args:
+        folder (`str` or `os.PathLike`): A local model folder (`io.check_model_folder` has passed).
+
+    Raises:
+        `InputError`: `"model <folder>: a bert model (BertModel), not a causal (generative) language model; ..."`.
+    """
+    from transformers import CONFIG_MAPPING, MODEL_FOR_CAUSAL_LM_MAPPING  # only to check a local folder
+
+    folder = Path(folder).expanduser()
+    remedy = "generation needs one, such as an instruction-tuned chat model's folder"
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        if (folder / "modules.json").is_file():
+            raise InputError(
+                f"model {folder}: a sentence-transformers model (modules.json), not a causal (generative) language "
+                f"model; {remedy}."
+            )
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InputError(f"model {config_file}: not a readable JSON config ({one_line(error)}).") from None
+    if not isinstance(config, dict) or "AutoModelForCausalLM" in (config.get("auto_map") or {}):
+        return
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        return
+    architectures = [name for name in config.get("architectures") or [] if isinstance(name, str)]
+    generative = not architectures or any(name.endswith(GENERATIVE_HEADS) for name in architectures)
+    if CONFIG_MAPPING[model_type] in MODEL_FOR_CAUSAL_LM_MAPPING and generative:
+        return
+    shown = f" ({', '.join(architectures)})" if architectures else ""
+    raise InputError(
+        f"model {folder}: a {model_type} model{shown}, not a causal (generative) language model; {remedy}."
+    )
+
+
+def check_local_model(kind: str, model: str | os.PathLike) -> None:
+    """Check the model of a `transformers` or `vllm` spec before anything loads it: a local path (one that exists,
+    or that looks like a path: `io.require_local_path`) must be a model folder (`io.check_model_folder`: one line
+    for a missing path, a file, a folder of another kind such as a learned preference inferencer's, damaged or
+    pickled weights) and, for transformers, a causal LM (`check_causal_lm_folder`). A Hub id passes (its load
+    explains a failure: `TransformersBackend.from_pretrained`).
+
+    Args:
+        kind (`str`): The spec's kind (`parse_backend_spec`); `"openai"` is not checked.
+        model (`str` or `os.PathLike`): The folder or Hub id.
+
+    Raises:
+        `InputError`: Naming the path and what is wrong with it.
+    """
+    if kind not in ("transformers", "vllm"):
+        return
+    check_model_folder(str(model), "model")
+    if kind == "transformers" and Path(model).expanduser().is_dir():
+        check_causal_lm_folder(model)
+
+
+def hub_load_error(name: str, error: BaseException) -> InputError:
+    """The one-line error for a model name that is no local folder and did not load from the Hub (not there, not in
+    the local cache while offline, the Hub unreachable, ...), with the library's reason; a bare name (no `owner/`)
+    may be an API model, for which the `openai:` spec is suggested.
+
+    Args:
+        name (`str`): The model name as given.
+        error (`BaseException`): What transformers raised.
+
+    Returns:
+        `InputError`: `"model gpt-4: no such local folder, and the Hub model gpt-4 did not load (...); if it is an
+        API model, write openai:gpt-4 ..."`.
+    """
+    reason = one_line(error).split(". ")[0].rstrip(".")  # its first sentence: what failed, without the advice
+    reason = reason if len(reason) <= 240 else f"{reason[:237]}..."
+    hint = (
+        f"; if it is an API model, write openai:{name} (key from ${OPENAI_API_KEY_ENV})"
+        if "/" not in name and is_repo_id(name)
+        else ""
+    )
+    return InputError(f"model {name}: no such local folder, and the Hub model {name} did not load ({reason}){hint}.")
+
+
 # ------------------------------------------------------------------------------------------------- transformers
 class TransformersBackend(GenerationBackend):
     """Local generation with a `transformers` causal LM.
@@ -299,10 +403,15 @@ class TransformersBackend(GenerationBackend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            model_name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **(model_kwargs or {})
-        )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(
+                model_name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **(model_kwargs or {})
+            )
+        except OSError as error:  # transformers' "not a local folder nor a Hub model it could fetch"
+            if os.path.exists(os.path.expanduser(model_name_or_path)):
+                raise
+            raise hub_load_error(str(model_name_or_path), error) from error
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device)
         kwargs.setdefault("name", f"transformers:{model_name_or_path}")
@@ -461,10 +570,6 @@ class VLLMBackend(GenerationBackend):
 
 
 # ------------------------------------------------------------------------------------------------------- OpenAI
-def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",)}
 """The base class of "the host could not be reached" errors of the HTTP client under huggingface_hub (httpx2 for
 huggingface_hub 2.x, httpx for 1.x); they are not `OSError`s. (`hub.auth.HTTP_TRANSPORT_ERRORS` has the same map
@@ -542,7 +647,9 @@ class OpenAIBackend(GenerationBackend):
     (status, URL, the start of the answer's body). The requests already running are let finish first, so their
     completions still reach `on_completion` (and the call cache).
 
-    The API key is sent as a bearer token and appears in no log, error, repr or cache. With no key, no
+    The API key is sent as a bearer token and appears in no log, error, repr or cache, nor does any fragment of it a
+    server echoes (`errors.redact_secrets`). Credentials in the URL (`https://user:key@host`, `?api_key=`) are used
+    for the requests only: messages and the cache key name the URL without them (`public_url`). With no key, no
     `Authorization` header is sent (in particular not the Hugging Face token, which `InferenceClient` would
     otherwise send to any URL).
 
@@ -570,7 +677,8 @@ class OpenAIBackend(GenerationBackend):
         send_seed (`bool`, *optional*, defaults to `True`): Send the `seed` field (some servers reject it).
         show_progress (`bool`, *optional*): Show a progress bar over the requests. By default, shown when stderr is a
             terminal.
-        name (`str`, *optional*): Name in reports; `openai:<model>` by default.
+        name (`str`, *optional*): Name in reports and the call cache (kept in its public form, `public_spec`);
+            `openai:<model>` by default.
 
     Raises:
         `InputError`: If `base_url` is not an http(s) URL, or a number is out of range.
@@ -600,14 +708,17 @@ class OpenAIBackend(GenerationBackend):
             raise InputError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if num_workers < 1:
             raise InputError(f"num_workers must be at least 1, got {num_workers}.")
-        if max_retries < 0 or retry_backoff < 0 or max_retry_wait < 0 or not timeout > 0:
+        if max_retries < 0 or retry_backoff < 0 or max_retry_wait < 0 or not (timeout > 0 and math.isfinite(timeout)):
             raise InputError(
-                "max_retries, retry_backoff and max_retry_wait must be non-negative and timeout positive, got "
+                "max_retries, retry_backoff and max_retry_wait must be non-negative and timeout positive and finite, "
+                "got "
                 f"{max_retries}, {retry_backoff}, {max_retry_wait} and {timeout}."
             )
         base_url = base_url.rstrip("/")
         self.url = base_url if base_url.endswith("/chat/completions") else f"{base_url}/chat/completions"
+        self.public_url = public_url(self.url)
         self.model = model
+        self.api_key_env = api_key_env
         self._api_key = api_key if api_key is not None else os.environ.get(api_key_env) or None
         self.num_workers = num_workers
         self.timeout = timeout
@@ -618,7 +729,7 @@ class OpenAIBackend(GenerationBackend):
         self.extra_body = dict(extra_body or {})
         self.send_seed = send_seed
         self.show_progress = show_progress
-        self.name = name or f"openai:{model}"
+        self.name = public_spec(name) if name else f"openai:{model}"
         # The full URL as `base_url`: InferenceClient uses a URL ending in /chat/completions as is (it would append
         # /v1/chat/completions to a root without /v1). Without a key, `api_key` must still be a string, or the
         # client sends the Hugging Face token; the lower-case `authorization: None` header removes the header the
@@ -632,11 +743,16 @@ class OpenAIBackend(GenerationBackend):
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"OpenAIBackend(url={self.url!r}, model={self.model!r}, api_key=<{key}>)"
+        return f"OpenAIBackend(url={self.public_url!r}, model={self.model!r}, api_key=<{key}>)"
+
+    def _redact(self, text: str) -> str:
+        """`text` without the key (nor a fragment of it, nor any other secret: `errors.redact_secrets`)."""
+        return redact_secrets(text, [self._api_key])
 
     def cache_key_fields(self) -> dict[str, Any]:
-        """The endpoint URL, `extra_body` and whether the seed is sent (never the key)."""
-        return {"url": self.url, "extra_body": self.extra_body, "send_seed": self.send_seed}
+        """The endpoint's public URL (`public_url`: without credentials), `extra_body` and whether the seed is sent
+        (never the key)."""
+        return {"url": self.public_url, "extra_body": self.extra_body, "send_seed": self.send_seed}
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -655,37 +771,37 @@ class OpenAIBackend(GenerationBackend):
                 output = self._client.chat_completion([dict(m) for m in messages], model=self.model, **options)
             except OfflineModeIsEnabled:
                 raise BackendError(
-                    f"Could not send requests to {self.url}: huggingface_hub's offline mode (HF_HUB_OFFLINE=1) blocks "
-                    "every request of its InferenceClient, which this backend uses, even to a local server; unset "
-                    "HF_HUB_OFFLINE for this command."
+                    f"Could not send requests to {self.public_url}: huggingface_hub's offline mode "
+                    "(HF_HUB_OFFLINE=1) blocks every request of its InferenceClient, which this backend uses, even to "
+                    "a local server; unset HF_HUB_OFFLINE for this command."
                 ) from None
             except HfHubHTTPError as error:
                 response = error.response
                 status = response.status_code
                 body = " ".join(response.text.split())
-                message = f"POST {self.url} failed with HTTP {status}: {body[:300] or '(no body)'}"
+                message = f"POST {self.public_url} failed with HTTP {status}: {body[:300] or '(no body)'}"
                 if status in (401, 403):
-                    message += " Check the API key (argument api_key or the environment variable)."
+                    message += f" Check the API key (${self.api_key_env}, or the api_key argument in Python)."
                 retry = status in self.RETRY_STATUSES or status >= 500
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             except TimeoutError:  # InferenceTimeoutError
-                message = f"{self.url} did not answer within {self.timeout:g}s"
+                message = f"{self.public_url} did not answer within {self.timeout:g}s"
                 retry = True
             except (ConnectionError, *transport_errors) as error:
-                message = f"Could not reach {self.url}: {error}"
+                message = f"Could not reach {self.public_url}: {error}"
                 retry = True
             except json.JSONDecodeError as error:
                 body = " ".join(str(error.doc).split())
                 raise BackendError(
-                    _redact(f"{self.url} answered with a body that is not JSON: {body[:300]!r}", self._api_key)
+                    self._redact(f"{self.public_url} answered with a body that is not JSON: {body[:300]!r}")
                 ) from None
             except ValueError as error:  # JSON, but not a chat completion object (huggingface_hub's parser)
                 raise BackendError(
-                    _redact(f"{self.url} answered with a body that is not a chat completion: {error}", self._api_key)
+                    self._redact(f"{self.public_url} answered with a body that is not a chat completion: {error}")
                 ) from None
             else:
                 return self._content(output)
-            message = " ".join(_redact(message, self._api_key).split())
+            message = " ".join(self._redact(message).split())
             if not retry or attempt == self.max_retries:
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 raise BackendError(message + tries) from None  # the message says it all; no chained HTTP error
@@ -699,7 +815,7 @@ class OpenAIBackend(GenerationBackend):
             content = output.choices[0].message.content
         except (AttributeError, IndexError, KeyError, TypeError):
             raise BackendError(
-                _redact(f"{self.url} answered without choices[0].message.content: {str(output)[:300]}", self._api_key)
+                self._redact(f"{self.public_url} answered without choices[0].message.content: {str(output)[:300]}")
             ) from None
         return content or ""
 
@@ -799,6 +915,49 @@ def parse_backend_spec(spec: str) -> tuple[str, dict[str, str]]:
     return kind, {"base_url": os.environ.get(OPENAI_BASE_URL_ENV) or DEFAULT_OPENAI_BASE_URL, "model": rest}
 
 
+CREDENTIAL_PARAMETER = re.compile(r"key|token|secret|passw|auth|sig|credential|session", re.IGNORECASE)
+"""Names of URL query parameters that carry a credential (`api_key`, `api-key`, `access_token`, `sig`, ...)."""
+
+
+def public_url(url: str) -> str:
+    """`url` as it may be shown, recorded or used as a cache key: without its credentials (`user:key@` before the
+    host, query parameters named like a credential: `CREDENTIAL_PARAMETER`) nor its fragment. Two servers still
+    have two public URLs.
+
+    Args:
+        url (`str`): An http(s) URL.
+
+    Returns:
+        `str`: E.g. `"https://host:8000/v1?api-version=2"` for
+            `"https://u:KEY@host:8000/v1?api_key=KEY&api-version=2"`.
+    """
+    parts = urlsplit(url)
+    query = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)]
+    kept = urlencode([(name, value) for name, value in query if not CREDENTIAL_PARAMETER.search(name)])
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, kept, ""))
+
+
+def public_spec(spec: str) -> str:
+    """A backend spec (or a backend's name) as it may be written anywhere (a file, the call cache, a model card, a
+    log): an `openai:BASE_URL@MODEL` spec with its URL's credentials removed (`public_url`), and, as a safety net,
+    any other secret masked (`errors.redact_secrets`). Other specs (paths, Hub ids, `openai:MODEL`) are unchanged.
+    Keys come from the environment, never from a spec; a URL can still carry them.
+
+    Args:
+        spec (`str`): A spec of `load_backend`'s syntax.
+
+    Returns:
+        `str`: E.g. `"openai:http://host/v1@judge"` for `"openai:http://user:KEY@host/v1?api_key=KEY@judge"`.
+    """
+    spec = str(spec).strip()
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.lower() == "openai" and "://" in rest:
+        base_url, at, model = rest.rpartition("@")
+        if at and "://" in base_url:
+            spec = f"{kind}:{public_url(base_url)}@{model}"
+    return redact_secrets(spec)
+
+
 _BUILDERS: dict[str, Callable[..., GenerationBackend]] = {
     "transformers": lambda model, **kwargs: TransformersBackend.from_pretrained(model, **kwargs),
     "vllm": lambda model, **kwargs: VLLMBackend(model, **kwargs),
@@ -820,6 +979,11 @@ def load_backend(spec: str | GenerationBackend, **kwargs: Any) -> GenerationBack
     Returns:
         `GenerationBackend`
 
+    Raises:
+        `InputError`: For a bad spec (`parse_backend_spec`), a local path that is not a model folder or, for
+            transformers, not a causal LM (`check_local_model`), or a name that is neither a local folder nor a
+            model the Hub gave (`hub_load_error`).
+
     Example:
 
     ```python
@@ -831,4 +995,5 @@ def load_backend(spec: str | GenerationBackend, **kwargs: Any) -> GenerationBack
     if isinstance(spec, GenerationBackend):
         return spec
     kind, arguments = parse_backend_spec(spec)
+    check_local_model(kind, arguments["model"])  # one line for a path that is no (causal) model, before any load
     return _BUILDERS[kind](**arguments, **kwargs)

@@ -10,7 +10,6 @@ the headline numbers into the `--responses` model's card through the one card wr
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,23 +18,14 @@ from typing import Any
 from huggingface_hub import EvalResult
 
 from ... import __version__
-from ...hub.auth import redact_secrets
 from ...hub.cards import add_results_to_card
 from ...inference.calls import CachedBackend
-from ...inference.generation import GenerationBackend
+from ...inference.generation import GenerationBackend, public_spec
 from ...io import atomic_output
 from .base import AGAINST, RESPONSES, JudgeInputs, JudgeProtocol, JudgeSettings
 
 JUDGMENTS_FILE = "judgments.jsonl"
 SUMMARY_FILE = "summary.json"
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
-
-
-def redact_judge_spec(spec: str) -> str:
-    """A backend spec fit for a summary or a card: credentials in a URL (`https://user:key@host`) and anything shaped
-    like a token (`personalign.hub.auth.redact_secrets`) replaced by `***`. Specs carry no key by design (keys come
-    from the environment); this is the safety net."""
-    return redact_secrets(_USERINFO.sub(r"\1***@", spec))
 
 
 @dataclass
@@ -103,8 +93,8 @@ def judge_responses(
         "paper": protocol.paper,
         "options": protocol.options(),
         "judge": {
-            "spec": redact_judge_spec(judge_spec or backend.name),
-            "backend": redact_judge_spec(backend.name),
+            "spec": public_spec(judge_spec or backend.name),
+            "backend": public_spec(backend.name),
             "max_new_tokens": max_new_tokens,
             "temperature": settings.temperature,
             "top_p": settings.top_p,
