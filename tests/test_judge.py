@@ -4,6 +4,7 @@ model card), refused inputs, and the command end to end against a local OpenAI-c
 loaded; the responses folders are written here in the C2 format with `json.dumps`."""
 
 import json
+import logging
 import re
 import sys
 
@@ -309,6 +310,34 @@ def test_style_score_relative_change_matches_table_2s_definition(tmp_path):
         )
 
 
+def test_style_score_folds_dimension_names_says_plainly_when_rows_have_none_and_names_itself(tmp_path, caplog):
+    rows = [{"persona": {"dimension": d, "preference": "p"}} for d in ("style", "background_knowledge", "style")]
+    with_history = write_folder(tmp_path / "with", [{**r, "response": f"w-{i}"} for i, r in enumerate(rows)])
+    without = write_folder(
+        tmp_path / "without", [{**r, "response": f"o-{i}"} for i, r in enumerate(rows)], no_history=True
+    )
+    inputs = load_judge_inputs(with_history, without)
+    # DESIGN §5: dimension names match after folding case, spaces, hyphens and underscores.
+    for name in ("Background-Knowledge", " background knowledge ", "BACKGROUND_knowledge"):
+        backend = ScriptedBackend(lambda _: "[RESULT] 4")
+        results = judge_responses(inputs, backend, get_protocol("style-score", dimension=name), FAST).summary
+        assert results["results"]["dimension"] == "background_knowledge" and len(backend.prompts) == 2
+        assert results["results"]["rows_left_out_by_dimension"] == {"style": 2}
+    # Rows without any dimension (AlignX) are refused in plain words, not with a Python `None`.
+    alignx = [{"persona": {"history": "liked: short answers"}, "response": "a"}]
+    plain = load_judge_inputs(
+        write_folder(tmp_path / "ax", alignx), write_folder(tmp_path / "ax0", alignx, no_history=True)
+    )
+    with pytest.raises(InputError, match="style-score needs rows with a MultiFacet dimension") as refused:
+        get_protocol("style-score").check(plain)
+    assert "None" not in str(refused.value) and "have none" in str(refused.value)
+    # Unparsable answers are reported under the protocol's name as typed, not the judge's internal one.
+    caplog.clear()
+    judge_responses(inputs, ScriptedBackend(lambda _: "no idea"), get_protocol("style-score"), FAST)
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning == "style-score: 4 of 4 judge answers could not be parsed; they are counted, not scored."
+
+
 def test_persona_tailoring_fills_profile_and_personality_and_names_a_row_without_persona(tmp_path):
     rows = [
         {"persona": {"profile": "a gardener", "personality": "warm"}, "response": "r-0"},
@@ -405,17 +434,45 @@ def test_mismatched_folders_are_refused_in_one_line(tmp_path):
     fewer = write_folder(tmp_path / "fewer", [{"response": "a"}])
     with pytest.raises(InputError, match=r"1 \('rows.jsonl:1'\) ids of --responses are not in it"):
         load_judge_inputs(mine, fewer)
-    elsewhere = write_folder(tmp_path / "elsewhere", [{"response": "a"}, {"response": "b"}], dataset="other.jsonl")
-    with pytest.raises(InputError, match="different datasets"):
-        load_judge_inputs(mine, elsewhere)
     reworded = write_folder(tmp_path / "reworded", [{"response": "a"}, {"response": "b", "prompt": "another"}])
-    with pytest.raises(InputError, match=r"line 2 \(id 'rows.jsonl:1'\): its prompt differs"):
+    with pytest.raises(InputError, match=r"line 2 \(id 'rows.jsonl:1'\): its prompt differs \('question 1' in"):
         load_judge_inputs(mine, reworded)
     twice = write_folder(tmp_path / "twice", [{"response": "a", "id": "x"}, {"response": "b", "id": "x"}])
     with pytest.raises(InputError, match="'x'"):
         load_judge_inputs(twice)
     with pytest.raises(InputError, match="pass --against"):
         judge_responses(load_judge_inputs(mine), ScriptedBackend(str), get_protocol("pairwise-win"), FAST)
+
+
+def test_folders_are_matched_by_their_rows_not_by_how_they_name_the_dataset(tmp_path, monkeypatch):
+    pair = {"reference": {"chosen": "good", "rejected": "bad"}}
+    mine = write_folder(tmp_path / "mine", [{"response": "a", **pair}, {"response": "b", **pair}])
+    # The same rows, generated from `./rows.jsonl`, an absolute path, a copy elsewhere, another split name: judged.
+    for name, meta in [
+        ("dotted", {"dataset": "./rows.jsonl"}),
+        ("absolute", {"dataset": "/home/someone/rows.jsonl"}),
+        ("copy", {"dataset": "data/copy/rows.jsonl", "split": "train"}),
+    ]:
+        other = write_folder(tmp_path / name, [{"response": "c", **pair}, {"response": "d", **pair}], **meta)
+        inputs = load_judge_inputs(mine, other)
+        assert [r.response for r in inputs.against] == ["c", "d"]
+        (note,) = inputs.notes
+        assert repr(meta["dataset"]) in note and "their 2 rows agree" in note
+    assert load_judge_inputs(mine, write_folder(tmp_path / "same", [{"response": "e", **pair}] * 2)).notes == []
+    # Rows that differ are refused, naming the first differing id and what differs (the names of the datasets too).
+    swapped = {"reference": {"chosen": "bad", "rejected": "good"}}
+    other = write_folder(tmp_path / "other", [{"response": "c", **pair}, {"response": "d", **swapped}], dataset="o")
+    with pytest.raises(
+        InputError,
+        match=r"line 2 \(id 'rows.jsonl:1'\): the chosen response of its reference pair differs \('good' in "
+        r"--responses, 'bad' in --against\);.*answer different rows \(generated from dataset 'rows.jsonl' and 'o'",
+    ):
+        load_judge_inputs(mine, other)
+    # --against the --responses folder itself, however it is written, is refused before anything is read.
+    monkeypatch.chdir(tmp_path)
+    for against in [mine, "mine", "./mine/", tmp_path / "other" / ".." / "mine"]:
+        with pytest.raises(InputError, match="is the --responses folder itself"):
+            load_judge_inputs("mine", against)
 
 
 # ------------------------------------------------------------------------------------------------ the command line
@@ -505,3 +562,87 @@ def test_command_never_writes_over_its_inputs_and_takes_the_api_options(
             "--output", tmp_path / "out", "--cache-dir", tmp_path / "calls",
         )  # fmt: skip
         assert code == 1 and "HTTP 500" in err and server.num_requests == 1, err
+
+
+def test_every_option_is_checked_before_anything_is_read_or_sent(judge_server, tmp_path, monkeypatch, capsys):
+    """`--seed -1` used to pass the dry run and crash after the paid calls (numpy's bootstrap refuses negative seeds)."""
+    spec = f"openai:{judge_server.base_url}@judge"
+    common = ["--responses", tmp_path / "absent", "--against", tmp_path / "absent2", "--protocol", "pairwise-win"]
+    common += ["--judge", spec, "--output", tmp_path / "out", "--cache-dir", tmp_path / "calls"]
+    for extra, message in [
+        (["--seed", "-1"], "the seed (--seed) must be an integer from 0 to 2**63 - 1, got -1."),
+        (["--seed", str(2**63)], f"got {2**63}"),
+        (["--bootstrap", "0"], "--bootstrap (resamples of the confidence intervals) must be an integer from 1 to"),
+        (["--bootstrap", "100001"], "got 100001"),
+        (["--confidence", "nan"], "--confidence (coverage of the confidence intervals) must be a number in (0, 1)"),
+        (["--top-p", "nan"], "--top-p must be a number in (0, 1], got nan."),
+        (["--temperature", "inf"], "--temperature must be a finite number >= 0, got inf."),
+        (["--max-new-tokens", "0"], "--max-new-tokens must be an integer >= 1, got 0."),
+        (["--retry-unparsable", "--no-cache"], "--retry-unparsable asks cached calls again"),
+    ]:
+        for dry in ([], ["--dry-run"]):
+            code, err = run_judge(monkeypatch, capsys, *common, *extra, *dry)
+            assert code == 1 and message in err and len(err.strip().splitlines()) == 1, (extra, dry, err)
+    assert judge_server.num_requests == 0
+    with pytest.raises(InputError, match="got True"):
+        JudgeSettings(seed=True)
+    with pytest.raises(InputError, match="--max-new-tokens"):
+        JudgeSettings(max_new_tokens=2.5)
+
+
+def test_the_largest_seed_reaches_every_consumer(pairwise_folders):
+    """2**63 - 1 is taken by the pairwise order (`random`), the bootstrap (numpy) and sent as the API's seed."""
+    from personalign.evaluation.protocols import MAX_SEED
+
+    inputs = load_judge_inputs(*pairwise_folders)
+    backend = ScriptedBackend(pairwise_judge)
+    result = judge_responses(inputs, backend, get_protocol("pairwise-win"), JudgeSettings(seed=MAX_SEED))
+    assert result.summary["results"]["win_rate"] == pytest.approx(4 / 6)
+    assert (
+        result.summary["results"]["win_rate_ci"]["low"] is not None and result.summary["bootstrap"]["seed"] == MAX_SEED
+    )
+
+
+def test_unparsable_answers_are_named_by_protocol_counted_from_the_cache_and_asked_again(
+    pairwise_folders, tmp_path, monkeypatch, capsys, caplog
+):
+    mine, theirs = pairwise_folders
+    broken = {"on": True}  # the judge answers garbage until it is fixed
+
+    def answer(request):
+        return "I cannot decide." if broken["on"] else pairwise_judge(request.prompt)
+
+    with LoopbackOpenAI(answer=answer) as server:
+        common = ["--responses", mine, "--against", theirs, "--protocol", "pairwise-win", "--bootstrap", "50"]
+        common += ["--judge", f"openai:{server.base_url}@judge", "--cache-dir", tmp_path / "calls"]
+
+        def judged(output, *extra):
+            caplog.clear()
+            code, err = run_judge(monkeypatch, capsys, *common, "--output", tmp_path / output, *extra)
+            assert code == 0, err
+            return err, " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+        err, warned = judged("first")
+        assert server.num_requests == 8 and "Judging (pairwise-win)" in err and "8/8" in err  # one bar over the calls
+        assert warned == "pairwise-win: 8 of 8 judge answers could not be parsed; they are counted, not scored."
+        broken["on"] = False
+        # The fixed judge is not asked: the cached garbage is replayed, and the warning says so.
+        err, warned = judged("second")
+        assert server.num_requests == 8 and "8 unparsable of 8 rows" in err
+        assert "8 of them came from the call cache" in warned and "--retry-unparsable" in warned
+        summary = json.loads((tmp_path / "second" / "summary.json").read_text())
+        assert (summary["num_unparsable_outputs"], summary["num_unparsable_from_cache"]) == (8, 8)
+        # A dry run counts them as calls to send, and says the real run would refuse the existing output.
+        err, _ = judged("first", "--dry-run", "--retry-unparsable")
+        assert "8 calls to openai:judge, 0 answered from the cache" in err and "8 to send" in err
+        assert "note: the real run would stop here:" in err and "first already exists" in err
+        assert server.num_requests == 8
+        err, warned = judged("third", "--retry-unparsable")
+        assert server.num_requests == 16 and "win rate of org/model vs org/base: 0.667" in err
+        assert warned == "pairwise-win: 1 of 8 judge answers could not be parsed; they are counted, not scored."
+        # The new answers were cached: a plain rerun sends nothing; only the one still unparsable is asked again.
+        err, warned = judged("fourth")
+        assert server.num_requests == 16 and "1 of them came from the call cache" in warned
+        judged("fifth", "--retry-unparsable")
+        assert server.num_requests == 17
+        assert "mine-7" in server.requests[-1].prompt  # row 7's, the planned unparsable one

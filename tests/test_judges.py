@@ -333,6 +333,20 @@ def test_judges_share_the_public_base_and_warn_with_their_name(caplog):
     assert "persona_tailoring: 2 of 2 judge outputs could not be parsed" in caplog.text
 
 
+def test_judges_name_their_parser_and_a_caller_may_report_unparsable_outputs_itself(caplog):
+    """`personalign judge` reports unparsable outputs in the protocol's words and asks them again by the judge's own
+    parser (`--retry-unparsable`)."""
+    assert PairwiseJudge.parse_output("[[B]]") == "B" and PairwiseJudge.parse_output("Both are fine.") is None
+    assert RubricJudge.parse_output("[RESULT] 4") == 4 and PersonaTailoringJudge.parse_output("Score: 7") is None
+    with pytest.raises(NotImplementedError):
+        LLMJudge.parse_output("4")
+    with caplog.at_level(logging.WARNING):
+        report = RubricJudge(ScriptedBackend(lambda text: "hmm"), report_unparsable=False).judge(
+            ["i"], ["r"], [{"criteria": "c", "score_descriptions": {str(k): "d" for k in range(1, 6)}}]
+        )
+    assert report.num_unparsable == 1 and caplog.text == ""
+
+
 def test_lazy_exports():
     assert evaluation.PairwiseJudge is PairwiseJudge and evaluation.parse_score is parse_score
     assert {"PairwiseJudge", "RubricJudge", "PersonaTailoringJudge", "parse_pairwise_verdict"} <= set(dir(evaluation))

@@ -4,7 +4,6 @@ bootstrap intervals, PNG plots and, with `--model-card`, the headline numbers in
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,15 +53,26 @@ def judge_command(
         Path | None,
         typer.Option(help="Add the results to this model card's model-index (the --responses model's README.md)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the judge's sampling, the pairwise order and the bootstrap.")] = 0,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples of the confidence intervals.")] = 1000,
-    confidence: Annotated[float, typer.Option(help="Coverage of the confidence intervals.")] = 0.95,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the judge's sampling, the pairwise order and the bootstrap: an integer from 0 to 2**63 - 1."
+        ),
+    ] = 0,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of the confidence intervals (1 to 100,000).")
+    ] = 1000,
+    confidence: Annotated[float, typer.Option(help="Coverage of the confidence intervals, in (0, 1).")] = 0.95,
     swap: Annotated[
         bool,
         typer.Option("--swap", help="pairwise-win: judge every row in both orders (position-bias control)."),
     ] = False,
     dimension: Annotated[
-        str | None, typer.Option(help="style-score: the dimension whose rows are graded (default style).")
+        str | None,
+        typer.Option(
+            help="style-score: the dimension whose rows are graded (default style; case, spaces, hyphens and "
+            "underscores do not matter: Background-Knowledge is background_knowledge)."
+        ),
     ] = None,
     no_derive_rubrics: Annotated[
         bool,
@@ -70,6 +80,14 @@ def judge_command(
             "--no-derive-rubrics",
             help="multifacet-rubric / style-score: refuse rows without a rubric instead of deriving one from their "
             "ground-truth preference.",
+        ),
+    ] = False,
+    retry_unparsable: Annotated[
+        bool,
+        typer.Option(
+            "--retry-unparsable",
+            help="Ask again the judge calls whose cached answers could not be parsed (the others still come from "
+            "the call cache); their new answers are cached.",
         ),
     ] = False,
     cache_dir: CacheDir = None,
@@ -83,17 +101,26 @@ def judge_command(
         int | None,
         typer.Option(help="Tokens per judge output (default: the judge's, pairwise 128, tailoring 64, rubric 512)."),
     ] = None,
-    temperature: Annotated[float, typer.Option(help="Judge sampling temperature (0: greedy, as the papers).")] = 0.0,
-    top_p: Annotated[float, typer.Option(help="Judge nucleus sampling mass.")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option(help="Judge sampling temperature, >= 0 (0: greedy, as the papers).")
+    ] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Judge nucleus sampling mass, in (0, 1].")] = 1.0,
     overwrite: Overwrite = False,
 ) -> None:
     """Judge generated responses with a paper's protocol: per-item judgments, a summary with bootstrap confidence
-    intervals, PNG plots, and optionally the results in a model card."""
+    intervals, PNG plots, and optionally the results in a model card.
+
+    Every option is checked before a file is read or a call is sent (the dry run too). Judge answers are cached
+    (`--cache-dir`); answers the judge gave but that could not be parsed are cached too, and a run says how many came
+    from the cache: `--retry-unparsable` asks exactly those calls again."""
+    from ..errors import PersonalignError
     from ..evaluation.protocols import (
+        RETRY_NEEDS_CACHE,
         JudgeSettings,
         get_protocol,
         judge_responses,
         load_judge_inputs,
+        reask_unparsable,
         update_model_card_with_judgments,
         write_judge_outputs,
     )
@@ -101,6 +128,17 @@ def judge_command(
     from ..inference.calls import DryRunBackend, api_kwargs, wrap_backend
     from ..io import ensure_writable
 
+    # The options first, the dry run's too: a bad one must not surface after the judge calls are paid.
+    settings = JudgeSettings(
+        seed=seed,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        num_resamples=bootstrap,
+        confidence=confidence,
+    )
+    if retry_unparsable and no_cache:
+        raise InputError(RETRY_NEEDS_CACHE)
     if not dry_run:
         ensure_writable(output, overwrite, inputs=(responses, against, cache_dir))  # before reading or calling
         if model_card is not None:
@@ -119,16 +157,10 @@ def judge_command(
             raise InputError("--no-derive-rubrics applies to --protocol multifacet-rubric and style-score only.")
         options["derive_rubrics"] = False
     chosen = get_protocol(protocol, **options)
-    settings = JudgeSettings(
-        seed=seed,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        num_resamples=bootstrap,
-        confidence=confidence,
-    )
     inputs = load_judge_inputs(responses, against)
     chosen.check(inputs)  # every row is judgeable before the judge is loaded
+    for note in inputs.notes:
+        console.print(escape(note), soft_wrap=True)
     # A dry run loads and sends nothing; otherwise the judge answers through the call cache unless --no-cache.
     backend = wrap_backend(
         judge,
@@ -139,17 +171,20 @@ def judge_command(
         **api_kwargs(max_requests_per_minute, max_retries, request_timeout),
     )
     if isinstance(backend, DryRunBackend):
-        # The dry run's empty answers are unparsable by design: the judges' warning about them would mislead.
-        judges_logger = logging.getLogger("personalign.evaluation.judges")
-        level = judges_logger.level
-        judges_logger.setLevel(logging.ERROR)
-        try:
-            chosen.judge(inputs, backend, settings)
-        finally:
-            judges_logger.setLevel(level)
+        # The protocols' judges do not warn about the dry run's empty answers (`judge_responses` reports them).
+        if retry_unparsable:
+            reask_unparsable(backend, chosen)
+        chosen.judge(inputs, backend, settings)
         console.print(escape(backend.plan().describe()), soft_wrap=True)
+        # What the real run would refuse before any call, said now (the dry run writes nothing).
+        try:
+            ensure_writable(output, overwrite)
+            if model_card is not None:
+                check_card_path(model_card)
+        except PersonalignError as error:
+            console.print(escape(f"note: the real run would stop here: {error}"), soft_wrap=True)
         return
-    run = judge_responses(inputs, backend, chosen, settings, judge_spec=judge)
+    run = judge_responses(inputs, backend, chosen, settings, judge_spec=judge, retry_unparsable=retry_unparsable)
     for path in write_judge_outputs(run, output, overwrite=overwrite):
         console.print(f"wrote {escape(str(path))}", soft_wrap=True)
     for line in chosen.describe(run.summary["results"], run.labels):

@@ -218,9 +218,14 @@ class CallCache:
 
     Args:
         folder (`str` or `Path`): The cache folder (created on the first write).
+        reask (`Callable[[str], bool]`, *optional*): Cached completions for which `reask(completion)` is true read
+            as missing (`get` returns `None`), so a `CachedBackend` sends those calls again, and its new completion,
+            appended, is the one later reads find. `personalign judge --retry-unparsable` sets it to "the judge
+            cannot parse this output". A public attribute: may be set on a cache already made.
     """
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, reask: Callable[[str], bool] | None = None):
+        self.reask = reask
         self.folder = Path(folder).expanduser()
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"The call cache {self.folder} is not a folder; pass another --cache-dir.")
@@ -267,8 +272,11 @@ class CallCache:
             return entries
 
     def get(self, request: CallRequest) -> str | None:
-        """The cached completion of `request`, or `None`."""
-        return self._load(request.backend).get(request.key)
+        """The cached completion of `request`, or `None` (also when `reask` asks for it again)."""
+        completion = self._load(request.backend).get(request.key)
+        if completion is not None and self.reask is not None and self.reask(completion):
+            return None
+        return completion
 
     def __contains__(self, request: CallRequest) -> bool:
         return self.get(request) is not None

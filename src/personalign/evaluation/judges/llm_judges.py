@@ -67,6 +67,9 @@ class LLMJudge:
         temperature (`float`, *optional*, defaults to `0.0`): Sampling temperature (`0.0`: greedy).
         seed (`int`, *optional*, defaults to `0`): Sampling seed (and the seed of any order randomization).
         generation_kwargs (`dict`, *optional*): More arguments of `backend.generate`.
+        report_unparsable (`bool`, *optional*, defaults to `True`): Log a warning when outputs cannot be parsed
+            (`warn_unparsable`); a caller that reports them itself, in its own words, turns it off (`personalign
+            judge` names the protocol and says how many came from the call cache).
     """
 
     backend: GenerationBackend
@@ -74,7 +77,19 @@ class LLMJudge:
     temperature: float = 0.0
     seed: int = 0
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
+    report_unparsable: bool = True
     name: ClassVar[str] = "judge"
+
+    @staticmethod
+    def parse_output(output: str) -> Any | None:
+        """The verdict or score this judge reads from one raw output, `None` when it cannot be read (an unparsable
+        output). Each judge reads its own format; `personalign judge --retry-unparsable` asks again the cached
+        calls whose output this returns `None` for.
+
+        Raises:
+            `NotImplementedError`: On the base class.
+        """
+        raise NotImplementedError("a judge names the parser of its outputs (parse_output)")
 
     def generate(self, prompts: list[Messages]) -> list[str]:
         """One judge output per prompt, with this judge's decoding settings.
@@ -106,7 +121,7 @@ class LLMJudge:
             unparsable (`int`): Outputs without a score or verdict.
             total (`int`): Outputs read.
         """
-        if unparsable:
+        if unparsable and self.report_unparsable:
             logger.warning(
                 "%s: %d of %d judge outputs could not be parsed; they are counted, not scored.",
                 self.name,
@@ -137,6 +152,7 @@ class PersonaTailoringJudge(LLMJudge):
     """
 
     name = "persona_tailoring"
+    parse_output = staticmethod(parse_score)
 
     def judge(
         self,
@@ -163,7 +179,7 @@ class PersonaTailoringJudge(LLMJudge):
             for response, message, profile, persona in zip(responses, messages, profiles, personalities, strict=True)
         ]
         outputs = self.generate(prompts)
-        scores = [parse_score(output) for output in outputs]
+        scores = [self.parse_output(output) for output in outputs]
         report = ScoreReport(
             judge=self.name,
             backend=self.backend.name,
@@ -195,6 +211,7 @@ class PairwiseJudge(LLMJudge):
     max_new_tokens: int = 128
     randomize_order: bool = True
     name = "pairwise_win_rate"
+    parse_output = staticmethod(parse_pairwise_verdict)
 
     def judge(
         self,
@@ -226,7 +243,7 @@ class PairwiseJudge(LLMJudge):
             first, second = (baseline, response) if swap else (response, baseline)
             prompts.append(pairwise_judge_messages(history, query, first, second))
         outputs = self.generate(prompts)
-        verdicts = [parse_pairwise_verdict(output) for output in outputs]
+        verdicts = [self.parse_output(output) for output in outputs]
         outcomes: list[Outcome | None] = []
         for verdict, swap in zip(verdicts, swapped, strict=True):
             if verdict is None or verdict == "tie":
@@ -265,6 +282,7 @@ class RubricJudge(LLMJudge):
     max_new_tokens: int = 512
     system_prompt: str | None = PROMETHEUS_SYSTEM_PROMPT
     name = "multifaceted_rubric"
+    parse_output = staticmethod(parse_score)
 
     def judge(
         self,
@@ -299,7 +317,7 @@ class RubricJudge(LLMJudge):
         item_scores: list[list[int | None]] = [[] for _ in range(n)]
         for owner, output in zip(owners, outputs, strict=True):
             per_response_outputs[owner].append(output)
-            item_scores[owner].append(parse_score(output))
+            item_scores[owner].append(self.parse_output(output))
         scores = [mean_or_none(s for s in items if s is not None) for items in item_scores]
         report = ScoreReport(self.name, self.backend.name, scores, per_response_outputs, item_scores)
         self.warn_unparsable(report.num_unparsable, report.num_judgments)

@@ -8,10 +8,13 @@
 | `style-score`       | the counterfactual paper, Table 2       | with history vs `--no-history`   | both means, Δ = (with − without) / without |
 
 - `base`: `load_judge_inputs` (one or two `personalign generate` folders, read with
-  `personalign.evaluation.responses.read_responses` and matched by row id), `JudgeSettings`, the `JudgeProtocol` interface, score
-  summaries;
+  `personalign.evaluation.responses.read_responses`, matched by row id, their rows' content compared with
+  `row_difference`), `JudgeSettings` (every option checked up front, `check_seed`), the `JudgeProtocol` interface,
+  score summaries;
 - `pairwise`, `tailoring`, `rubric`: the protocols;
-- `run`: `judge_responses`, `write_judge_outputs`, the model-card results.
+- `run`: `judge_responses` (one progress bar over the judge calls, `JudgeCallLog`; unparsable answers reported with
+  how many came from the call cache, `reask_unparsable` to ask them again), `write_judge_outputs`, the model-card
+  results.
 
 Every protocol asks its judge of `personalign.evaluation.judges` (the papers' prompts and parsers) through any
 `GenerationBackend`, and its confidence intervals are `personalign.evaluation.metrics.bootstrap_interval`.
@@ -33,22 +36,31 @@ from typing import Any
 from ...errors import InputError
 from .base import (
     AGAINST,
+    MAX_BOOTSTRAP_RESAMPLES,
+    MAX_SEED,
     RESPONSES,
     CardMetric,
     JudgeInputs,
     JudgeProtocol,
     JudgeSettings,
     System,
+    check_seed,
     load_judge_inputs,
+    row_difference,
 )
 from .pairwise import PairwiseWinProtocol
 from .rubric import MultifacetRubricProtocol, StyleScoreProtocol, preference_rubric, relative_change
 from .run import (
     JUDGMENTS_FILE,
+    RETRY_NEEDS_CACHE,
     SUMMARY_FILE,
+    JudgeCallLog,
     JudgeRun,
+    answered_from_cache,
     judge_card_results,
     judge_responses,
+    reask_unparsable,
+    unparsable_line,
     update_model_card_with_judgments,
     write_judge_outputs,
 )
@@ -83,10 +95,14 @@ def get_protocol(name: str, **options: Any) -> JudgeProtocol:
 __all__ = [
     "AGAINST",
     "JUDGMENTS_FILE",
+    "MAX_BOOTSTRAP_RESAMPLES",
+    "MAX_SEED",
     "PROTOCOLS",
     "RESPONSES",
+    "RETRY_NEEDS_CACHE",
     "SUMMARY_FILE",
     "CardMetric",
+    "JudgeCallLog",
     "JudgeInputs",
     "JudgeProtocol",
     "JudgeRun",
@@ -96,12 +112,17 @@ __all__ = [
     "PersonaTailoringProtocol",
     "StyleScoreProtocol",
     "System",
+    "answered_from_cache",
+    "check_seed",
     "get_protocol",
     "judge_card_results",
     "judge_responses",
     "load_judge_inputs",
     "preference_rubric",
+    "reask_unparsable",
     "relative_change",
+    "row_difference",
+    "unparsable_line",
     "update_model_card_with_judgments",
     "write_judge_outputs",
 ]

@@ -8,6 +8,8 @@ summary and names the numbers that go into a model card.
 
 from __future__ import annotations
 
+import math
+import numbers
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -28,20 +30,63 @@ RESPONSES, AGAINST = "responses", "against"
 """The two systems of a judged comparison: the `--responses` folder and the `--against` folder."""
 
 
+MAX_SEED = 2**63 - 1
+"""The largest seed `personalign judge` takes: seeds are integers in [0, 2**63 - 1], which every consumer of the seed
+accepts: `numpy.random.default_rng` (the bootstrap; it refuses negative seeds), `random.Random` (the pairwise order),
+`torch.manual_seed` (a local judge) and the `seed` field of OpenAI-compatible servers (a signed 64-bit integer)."""
+
+MAX_BOOTSTRAP_RESAMPLES = 100_000
+"""The most bootstrap resamples `JudgeSettings` takes: the percentile interval settles long before (Efron & Tibshirani
+suggest 1,000 to 2,000), and the resampling runs after the judge calls are paid, so an oversized count would cost
+minutes and memory for nothing."""
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_seed(seed: Any, option: str = "--seed") -> int:
+    """Refuse a seed that some consumer of it cannot take (see `MAX_SEED`), before anything is read or sent.
+
+    Args:
+        seed (`int`): The seed.
+        option (`str`, *optional*, defaults to `"--seed"`): The command-line option that set it, for the message.
+
+    Returns:
+        `int`: The seed.
+
+    Raises:
+        `InputError`: If `seed` is not an integer in [0, `MAX_SEED`].
+    """
+    if not _is_integer(seed) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"the seed ({option}) must be an integer from 0 to 2**63 - 1, got {seed!r}.")
+    return int(seed)
+
+
 @dataclass
 class JudgeSettings:
-    """How the judge is called and the results summarised (the options of `personalign judge`).
+    """How the judge is called and the results summarised (the options of `personalign judge`). Every value is
+    checked when the settings are made, so a command refuses a bad option before it reads a file or sends a call
+    (the bootstrap runs after the calls are paid).
 
     Args:
         seed (`int`, *optional*, defaults to `0`): Seed of the judge's sampling, of the pairwise order
-            randomization and of the bootstrap resampling.
-        max_new_tokens (`int`, *optional*): Tokens per judge output; by default the judge's own (pairwise 128,
+            randomization and of the bootstrap resampling; an integer in [0, 2**63 - 1] (`MAX_SEED`).
+        max_new_tokens (`int`, *optional*): Tokens per judge output, >= 1; by default the judge's own (pairwise 128,
             persona tailoring 64, rubric 512).
-        temperature (`float`, *optional*, defaults to `0.0`): The judge's sampling temperature (greedy by default,
-            as the papers' judges).
-        top_p (`float`, *optional*, defaults to `1.0`): Nucleus sampling mass (when sampling).
-        num_resamples (`int`, *optional*, defaults to `1000`): Bootstrap resamples of the confidence intervals.
-        confidence (`float`, *optional*, defaults to `0.95`): Coverage of the confidence intervals.
+        temperature (`float`, *optional*, defaults to `0.0`): The judge's sampling temperature, finite and >= 0
+            (greedy by default, as the papers' judges).
+        top_p (`float`, *optional*, defaults to `1.0`): Nucleus sampling mass (when sampling), in (0, 1].
+        num_resamples (`int`, *optional*, defaults to `1000`): Bootstrap resamples of the confidence intervals, from
+            1 to 100,000 (`MAX_BOOTSTRAP_RESAMPLES`); every summary has an interval, so there is no "0 = none".
+        confidence (`float`, *optional*, defaults to `0.95`): Coverage of the confidence intervals, in (0, 1).
+
+    Raises:
+        `InputError`: On a value out of range, naming the `personalign judge` option.
     """
 
     seed: int = 0
@@ -52,23 +97,32 @@ class JudgeSettings:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}.")
-        if not (self.temperature >= 0 and np.isfinite(self.temperature)):
-            raise InputError(f"temperature must be a finite number >= 0, got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p}.")
-        if self.num_resamples < 1:
-            raise InputError(f"the number of bootstrap resamples must be >= 1, got {self.num_resamples}.")
-        if not 0 < self.confidence < 1:
-            raise InputError(f"the confidence level must be in (0, 1), got {self.confidence}.")
+        check_seed(self.seed)
+        if self.max_new_tokens is not None and not (_is_integer(self.max_new_tokens) and self.max_new_tokens >= 1):
+            raise InputError(f"--max-new-tokens must be an integer >= 1, got {self.max_new_tokens!r}.")
+        if not (_is_number(self.temperature) and self.temperature >= 0):
+            raise InputError(f"--temperature must be a finite number >= 0, got {self.temperature!r}.")
+        if not (_is_number(self.top_p) and 0 < self.top_p <= 1):
+            raise InputError(f"--top-p must be a number in (0, 1], got {self.top_p!r}.")
+        if not (_is_integer(self.num_resamples) and 1 <= self.num_resamples <= MAX_BOOTSTRAP_RESAMPLES):
+            raise InputError(
+                f"--bootstrap (resamples of the confidence intervals) must be an integer from 1 to "
+                f"{MAX_BOOTSTRAP_RESAMPLES:,}, got {self.num_resamples!r}."
+            )
+        if not (_is_number(self.confidence) and 0 < self.confidence < 1):
+            raise InputError(
+                f"--confidence (coverage of the confidence intervals) must be a number in (0, 1), got "
+                f"{self.confidence!r}."
+            )
 
     def judge_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of an `LLMJudge` (its own `max_new_tokens` unless one is set here)."""
+        """The keyword arguments of an `LLMJudge` (its own `max_new_tokens` unless one is set here); the judge's own
+        unparsable warning is off, `judge_responses` reports those outputs in the protocol's words."""
         kwargs: dict[str, Any] = {
             "temperature": self.temperature,
             "seed": self.seed,
             "generation_kwargs": {"top_p": self.top_p},
+            "report_unparsable": False,
         }
         if self.max_new_tokens is not None:
             kwargs["max_new_tokens"] = self.max_new_tokens
@@ -113,12 +167,15 @@ class JudgeInputs:
         against (`list[ResponseRecord]` or `None`): Per record of `responses`, the `--against` record with its id.
         systems (`dict[str, System]`): `"responses"` and (when given) `"against"`.
         names (`Callable[[int], str]`): Names record `i` of `responses` in messages (its file and line, and id).
+        notes (`list[str]`): Lines worth telling the user before judging (e.g. two folders that name their dataset
+            differently but hold the same rows); the command line prints them.
     """
 
     responses: list[ResponseRecord]
     against: list[ResponseRecord] | None
     systems: dict[str, System]
     names: Callable[[int], str] = field(repr=False, default=lambda index: f"record {index}")
+    notes: list[str] = field(default_factory=list)
 
 
 def _ids_line(ids: Sequence[str]) -> str:
@@ -126,12 +183,46 @@ def _ids_line(ids: Sequence[str]) -> str:
     return f"{len(ids)} ({shown}{', ...' if len(ids) > 3 else ''})"
 
 
+def _excerpt(text: Any, width: int = 60) -> str:
+    text = repr(text)
+    return text if len(text) <= width else text[: width - 4] + "...'"
+
+
+ROW_FIELDS = ("prompt", "reference.chosen", "reference.rejected")
+"""What identifies a row's content in a responses record: two folders answer the same row when its id has the same
+values of these fields in both (`row_difference`). The persona text is not compared: it is rendered by the version of
+personalign that generated the folder, and the judges read it from `--responses` only."""
+
+
+def row_difference(record: ResponseRecord, other: ResponseRecord) -> str | None:
+    """What differs between two records of the same row id (`ROW_FIELDS`), or `None` when they answer the same row.
+
+    Args:
+        record (`ResponseRecord`): The `--responses` record.
+        other (`ResponseRecord`): The `--against` record with its id.
+
+    Returns:
+        `str` or `None`: e.g. `"its prompt differs ('Plan a trip' in --responses, 'Plan a party' in --against)"`.
+    """
+    for name in ROW_FIELDS:
+        key, _, part = name.partition(".")
+        mine, theirs = getattr(record, key), getattr(other, key)
+        if part:
+            mine, theirs = (mine or {}).get(part), (theirs or {}).get(part)
+        if mine != theirs:
+            shown = "its prompt" if name == "prompt" else f"the {part} response of its reference pair"
+            return f"{shown} differs ({_excerpt(mine)} in --responses, {_excerpt(theirs)} in --against)"
+    return None
+
+
 def load_judge_inputs(responses: str | Path, against: str | Path | None = None) -> JudgeInputs:
     """Read one or two responses folders (`personalign.evaluation.responses.read_responses`) and match the second to
     the first by row id.
 
-    The two folders must hold the same row ids (any order) and come from the same dataset and split (their
-    `generation.json`), and each row's prompt must be the same in both.
+    The two folders must be two folders, hold the same row ids (any order), and answer the same rows: each id's
+    prompt and reference pair must be the same in both (`row_difference`). How their `generation.json` names the
+    dataset and split does not decide it (`data/x.parquet`, `./data/x.parquet`, an absolute path or a copy on
+    another machine are the same rows); when the names differ, `notes` says so.
 
     Args:
         responses (`str` or `Path`): The `--responses` folder.
@@ -141,10 +232,15 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
         `JudgeInputs`
 
     Raises:
-        `InputError`: On a folder that cannot be read (`read_responses`: a missing file, a bad line, a repeated id,
-            no record), ids that differ between the folders, another dataset or split, or a prompt that differs for
-            the same id; one line naming the folders.
+        `InputError`: On `against` being the `responses` folder itself, a folder that cannot be read
+            (`read_responses`: a missing file, a bad line, a repeated id, no record), ids that differ between the
+            folders, or a row whose content differs (naming the first such row and what differs); one line each.
     """
+    if against is not None and Path(responses).resolve() == Path(against).resolve():
+        raise InputError(
+            f"--against {against} is the --responses folder itself: judging a system against itself would pay for "
+            "calls that say nothing; pass the other system's responses folder."
+        )
     records, meta = read_responses(responses)
     path = Path(responses) / RESPONSES_FILE
     row_names = RowNames.of(str(path), [(str(path), 0)])
@@ -157,13 +253,6 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
         return JudgeInputs(records, None, systems, names)
     others, other_meta = read_responses(against)
     systems[AGAINST] = System(AGAINST, str(against), other_meta)
-    for key in ("dataset", "split"):
-        if meta.get(key) != other_meta.get(key):
-            raise InputError(
-                f"--responses {responses} and --against {against} were generated on different {key}s "
-                f"({meta.get(key)!r} and {other_meta.get(key)!r}, per their generation.json); judge responses to the "
-                "same rows."
-            )
     by_id = {record.id: record for record in others}
     missing = [record.id for record in records if record.id not in by_id]
     extra = sorted(set(by_id) - {record.id for record in records})
@@ -172,12 +261,24 @@ def load_judge_inputs(responses: str | Path, against: str | Path | None = None) 
         parts += [f"it has {_ids_line(extra)} ids --responses lacks"] if extra else []
         raise InputError(f"--against {against} holds other rows than --responses {responses}: {'; '.join(parts)}.")
     matched = [by_id[record.id] for record in records]
+    named = {key: (meta.get(key), other_meta.get(key)) for key in ("dataset", "split")}
+    generated = "; ".join(f"{key} {a!r} and {b!r}" for key, (a, b) in named.items() if a != b)
     for index, (record, other) in enumerate(zip(records, matched, strict=True)):
-        if record.prompt != other.prompt:
+        difference = row_difference(record, other)
+        if difference is not None:
             raise InputError(
-                f"{names(index)}: its prompt differs in --against {against}; the two folders answer different rows."
+                f"{names(index)}: {difference}; --responses {responses} and --against {against} answer different "
+                f"rows{f' (generated from {generated}, per their generation.json)' if generated else ''}; judge "
+                "responses to the same rows."
             )
-    return JudgeInputs(records, matched, systems, names)
+    notes = []
+    if generated:
+        notes.append(
+            f"note: --responses {responses} and --against {against} name their rows differently ({generated}, per "
+            f"their generation.json), but their {len(records)} rows agree (same ids, prompts and reference pairs): "
+            "judged together."
+        )
+    return JudgeInputs(records, matched, systems, names, notes)
 
 
 # --------------------------------------------------------------------------------------------------- persona text

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ...data.multifacet import fold_dimension
 from ...errors import InputError
 from ...inference.generation import GenerationBackend
 from ..judges import RubricJudge, format_rubric
@@ -265,7 +266,9 @@ class StyleScoreProtocol(MultifacetRubricProtocol):
     docstring).
 
     Args:
-        dimension (`str`, *optional*, defaults to `"style"`): The dimension whose rows are graded.
+        dimension (`str`, *optional*, defaults to `"style"`): The dimension whose rows are graded, matched after
+            folding case, spaces, hyphens and underscores (`fold_dimension`: `Background-Knowledge` is
+            `background_knowledge`).
         derive_rubrics (`bool`, *optional*, defaults to `True`): As `MultifacetRubricProtocol`.
     """
 
@@ -276,7 +279,7 @@ class StyleScoreProtocol(MultifacetRubricProtocol):
 
     def __init__(self, dimension: str = "style", derive_rubrics: bool = True) -> None:
         super().__init__(derive_rubrics)
-        self.dimension = dimension
+        self.dimension = fold_dimension(dimension)  # `Background-Knowledge` is the rows' `background_knowledge`
 
     def options(self) -> dict[str, Any]:
         return {"dimension": self.dimension, **super().options()}
@@ -295,15 +298,34 @@ class StyleScoreProtocol(MultifacetRubricProtocol):
                     "--no-history run of the same rows)."
                 )
 
+    def on_dimension(self, record: ResponseRecord) -> bool:
+        """Whether a record's `persona.dimension` is this protocol's, names folded (`fold_dimension`: case, spaces,
+        hyphens and underscores)."""
+        dimension = (record.persona or {}).get("dimension")
+        return isinstance(dimension, str) and fold_dimension(dimension) == self.dimension
+
     def selected(self, inputs: JudgeInputs) -> list[int]:
-        chosen = [i for i, r in enumerate(inputs.responses) if (r.persona or {}).get("dimension") == self.dimension]
-        if not chosen:
-            present = sorted({str((r.persona or {}).get("dimension")) for r in inputs.responses})
+        """The records on the protocol's dimension.
+
+        Raises:
+            `InputError`: If there is none: rows without any dimension (AlignX rows) said plainly, else the
+                dimensions the rows have.
+        """
+        chosen = [i for i, record in enumerate(inputs.responses) if self.on_dimension(record)]
+        if chosen:
+            return chosen
+        folder = inputs.systems[RESPONSES].folder
+        present = sorted({d for r in inputs.responses if isinstance(d := (r.persona or {}).get("dimension"), str)})
+        if not present:
             raise InputError(
-                f"no row of --responses {inputs.systems[RESPONSES].folder} is on the {self.dimension!r} dimension "
-                f"(its rows' dimensions: {', '.join(present)}); pick one with --dimension."
+                f"style-score needs rows with a MultiFacet dimension; the rows of --responses {folder} have none "
+                "(AlignX rows carry no dimension): it grades counterfactual MultiFacet responses (personalign "
+                "build-dataset multifacet-cf)."
             )
-        return chosen
+        raise InputError(
+            f"no row of --responses {folder} is on the {self.dimension!r} dimension (its rows' dimensions: "
+            f"{', '.join(present)}); pick one with --dimension."
+        )
 
     def summarize(
         self, judgments: Sequence[Mapping[str, Any]], inputs: JudgeInputs, settings: JudgeSettings
@@ -323,8 +345,9 @@ class StyleScoreProtocol(MultifacetRubricProtocol):
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(b != 0, (a - b) / b, np.nan)
 
-        dimensions = Counter((r.persona or {}).get("dimension") for r in inputs.responses)
-        left_out = {str(d): c for d, c in dimensions.items() if d != self.dimension}
+        left_out = dict(
+            Counter(str((r.persona or {}).get("dimension")) for r in inputs.responses if not self.on_dimension(r))
+        )
         return {
             "dimension": self.dimension,
             "with_history": overall[RESPONSES],
