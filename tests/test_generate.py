@@ -617,3 +617,12 @@ def test_read_responses_errors_name_the_file_and_line(tmp_path):
         with pytest.raises(ValueError) as error:
             read_responses(folder)
         assert message in str(error.value) and "\n" not in str(error.value), (name, str(error.value))
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, True])
+def test_a_seed_no_backend_takes_is_refused_before_anything_loads(seed):
+    from personalign.errors import InputError
+    from personalign.evaluation.generate import GenerationEvalConfig
+
+    with pytest.raises(InputError, match=r"the seed \(--seed\) must be an integer from 0 to 2\*\*63 - 1"):
+        GenerationEvalConfig(seed=seed)

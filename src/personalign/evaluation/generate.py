@@ -33,6 +33,7 @@ from ..inference.calls import api_kwargs, wrap_backend
 from ..inference.generation import (
     GenerationBackend,
     check_local_model,
+    check_seed,
     parse_backend_spec,
     public_spec,
     public_url,
@@ -140,6 +141,7 @@ class GenerationEvalConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
+        check_seed(self.seed)
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)):
             raise InputError(f"temperature must be a finite number >= 0, got {self.temperature!r}.")
         if self.temperature < 0:

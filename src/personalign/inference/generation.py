@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import os
 import random
 import re
@@ -70,6 +71,30 @@ BACKEND_KINDS = ("transformers", "vllm", "openai")
 CompletionCallback = Callable[[int, str], None]
 """`on_completion(index, completion)`: called once per prompt as soon as its completion is ready (`index` is the
 prompt's position in the batch given to `generate`)."""
+
+
+MAX_SEED = 2**63 - 1
+"""The largest seed the generating commands (`generate`, `judge`) take: seeds are integers in [0, 2**63 - 1], which every consumer of the seed
+accepts: `numpy.random.default_rng` (the bootstrap; it refuses negative seeds), `random.Random` (the pairwise order),
+`torch.manual_seed` (a local judge) and the `seed` field of OpenAI-compatible servers (a signed 64-bit integer)."""
+
+
+def check_seed(seed: Any, option: str = "--seed") -> int:
+    """Refuse a seed that some consumer of it cannot take (see `MAX_SEED`), before anything is read or sent.
+
+    Args:
+        seed (`int`): The seed.
+        option (`str`, *optional*, defaults to `"--seed"`): The command-line option that set it, for the message.
+
+    Returns:
+        `int`: The seed.
+
+    Raises:
+        `InputError`: If `seed` is not an integer in [0, `MAX_SEED`].
+    """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"the seed ({option}) must be an integer from 0 to 2**63 - 1, got {seed!r}.")
+    return int(seed)
 
 
 class BackendError(PersonalignError, RuntimeError):

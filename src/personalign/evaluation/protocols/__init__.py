@@ -34,17 +34,16 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import InputError
+from ...inference.generation import MAX_SEED, check_seed
 from .base import (
     AGAINST,
     MAX_BOOTSTRAP_RESAMPLES,
-    MAX_SEED,
     RESPONSES,
     CardMetric,
     JudgeInputs,
     JudgeProtocol,
     JudgeSettings,
     System,
-    check_seed,
     load_judge_inputs,
     row_difference,
 )

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ...errors import InputError
-from ...inference.generation import GenerationBackend
+from ...inference.generation import GenerationBackend, check_seed
 from ...row_names import RowNames
 from ..judges import LLMJudge
 from ..metrics import bootstrap_interval, nan_mean_rows
@@ -29,11 +29,6 @@ from ..responses import RESPONSES_FILE, ResponseRecord, read_responses
 RESPONSES, AGAINST = "responses", "against"
 """The two systems of a judged comparison: the `--responses` folder and the `--against` folder."""
 
-
-MAX_SEED = 2**63 - 1
-"""The largest seed `personalign judge` takes: seeds are integers in [0, 2**63 - 1], which every consumer of the seed
-accepts: `numpy.random.default_rng` (the bootstrap; it refuses negative seeds), `random.Random` (the pairwise order),
-`torch.manual_seed` (a local judge) and the `seed` field of OpenAI-compatible servers (a signed 64-bit integer)."""
 
 MAX_BOOTSTRAP_RESAMPLES = 100_000
 """The most bootstrap resamples `JudgeSettings` takes: the percentile interval settles long before (Efron & Tibshirani
@@ -47,24 +42,6 @@ def _is_integer(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_seed(seed: Any, option: str = "--seed") -> int:
-    """Refuse a seed that some consumer of it cannot take (see `MAX_SEED`), before anything is read or sent.
-
-    Args:
-        seed (`int`): The seed.
-        option (`str`, *optional*, defaults to `"--seed"`): The command-line option that set it, for the message.
-
-    Returns:
-        `int`: The seed.
-
-    Raises:
-        `InputError`: If `seed` is not an integer in [0, `MAX_SEED`].
-    """
-    if not _is_integer(seed) or not 0 <= seed <= MAX_SEED:
-        raise InputError(f"the seed ({option}) must be an integer from 0 to 2**63 - 1, got {seed!r}.")
-    return int(seed)
 
 
 @dataclass
