@@ -60,6 +60,7 @@ class OutputExistsError(PersonalignError, FileExistsError):
         super().__init__(f"{self.path} already exists; pass overwrite=True to replace it.")
 
     def command_line_message(self) -> str:
+        """The message in the command line's words (`--overwrite`, where Python users read `overwrite=True`)."""
         return f"{self.path} already exists; pass --overwrite to replace it."
 
     def __reduce__(self) -> tuple[type, tuple[Path]]:  # pickled (across processes) from its path, not its message

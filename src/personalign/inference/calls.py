@@ -373,6 +373,7 @@ class CachedBackend(GenerationBackend):
             self._stats = CallStats(stats.requested + requested, stats.cached + cached, stats.called + called)
 
     def cache_key_fields(self) -> dict[str, Any]:
+        """The wrapped backend's `cache_key_fields`: caching changes nothing about the completions."""
         return self.backend.cache_key_fields()
 
     def _generate(
@@ -531,6 +532,7 @@ class DryRunBackend(GenerationBackend):
         return f"DryRunBackend(name={self.name!r}, cache={self.cache!r})"
 
     def cache_key_fields(self) -> dict[str, Any]:
+        """The `key_fields` of the backend this dry run stands for, so that its plan looks up the same cache keys."""
         return dict(self.key_fields)
 
     def _generate(

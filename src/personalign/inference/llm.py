@@ -133,6 +133,7 @@ class InferenceReport:
     unparsable_examples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (for `inference.json` and run records)."""
         return {
             "num_items": self.num_items,
             "num_calls": self.num_calls,
