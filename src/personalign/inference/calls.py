@@ -49,6 +49,7 @@ from .generation import (
     CompletionCallback,
     GenerationBackend,
     OpenAIBackend,
+    StreamingBackend,
     check_local_model,
     load_backend,
     local_model_key_fields,
@@ -339,7 +340,7 @@ class CallStats:
         return asdict(self)
 
 
-class CachedBackend(GenerationBackend):
+class CachedBackend(StreamingBackend):
     """A backend whose completions are cached on disk (`CallCache`): cached calls are answered without sending them,
     the others are sent to `backend` and each completion is written to disk as soon as it arrives.
 
@@ -375,11 +376,6 @@ class CachedBackend(GenerationBackend):
     def cache_key_fields(self) -> dict[str, Any]:
         """The wrapped backend's `cache_key_fields`: caching changes nothing about the completions."""
         return self.backend.cache_key_fields()
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
 
     def _generate_each(
         self,

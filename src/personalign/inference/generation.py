@@ -122,7 +122,7 @@ class GenerationBackend(ABC):
 
     Subclasses implement `_generate` (`generate` checks the prompts first); `name` identifies the backend and model
     in reports and, with `cache_key_fields()`, in the call cache (`personalign.inference.calls`). A backend that can
-    hand completions over before the whole batch is done also overrides `_generate_each`.
+    hand completions over before the whole batch is done derives from `StreamingBackend` instead.
 
     Attributes:
         name (`str`): The backend and model, e.g. `"openai:gpt-4o-mini"`.
@@ -211,6 +211,29 @@ class GenerationBackend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class StreamingBackend(GenerationBackend):
+    """A backend that hands each completion over as soon as it is ready (per request, per batch): it implements
+    `_generate_each`, and `_generate` (the whole batch, no callback) is that without a callback."""
+
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    ) -> list[str]:
+        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
+
+    @abstractmethod
+    def _generate_each(
+        self,
+        prompts: list[Messages],
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        on_completion: CompletionCallback | None,
+        show_progress: bool | None,
+    ) -> list[str]:
+        """One completion per prompt, each reported to `on_completion` (when given) as soon as it is ready."""
 
 
 def local_model_fingerprint(path: str | os.PathLike | None) -> str | None:
@@ -356,7 +379,7 @@ def hub_load_error(name: str, error: BaseException) -> InputError:
 
 
 # ------------------------------------------------------------------------------------------------- transformers
-class TransformersBackend(GenerationBackend):
+class TransformersBackend(StreamingBackend):
     """Local generation with a `transformers` causal LM.
 
     Prompts are rendered with the tokenizer's chat template (generation prompt added), sorted by length (longest
@@ -461,11 +484,6 @@ class TransformersBackend(GenerationBackend):
         if eos is None:
             return set()
         return {int(e) for e in eos} if isinstance(eos, (list, tuple)) else {int(eos)}
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
 
     def _generate_each(
         self,
@@ -659,7 +677,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-class OpenAIBackend(GenerationBackend):
+class OpenAIBackend(StreamingBackend):
     """Generation through an OpenAI-compatible chat completions endpoint (`POST {base_url}/chat/completions`).
 
     Works with OpenAI and with servers speaking the same protocol (`vllm serve`, TGI, llama.cpp, Inference Providers,
@@ -843,11 +861,6 @@ class OpenAIBackend(GenerationBackend):
                 self._redact(f"{self.public_url} answered without choices[0].message.content: {str(output)[:300]}")
             ) from None
         return content or ""
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
 
     def _generate_each(
         self,

@@ -26,7 +26,7 @@ from ... import __version__
 from ...errors import InputError
 from ...hub.cards import add_results_to_card
 from ...inference.calls import CachedBackend, CallCache, call_requests
-from ...inference.generation import CompletionCallback, GenerationBackend, Messages, public_spec
+from ...inference.generation import CompletionCallback, GenerationBackend, Messages, StreamingBackend, public_spec
 from ...io import atomic_output
 from .base import AGAINST, RESPONSES, JudgeInputs, JudgeProtocol, JudgeSettings
 
@@ -84,7 +84,7 @@ def answered_from_cache(
     return [request is not None and backend.cache.get(request) is not None for request in requests]
 
 
-class JudgeCallLog(GenerationBackend):
+class JudgeCallLog(StreamingBackend):
     """The judge backend as one `judge_responses` run sees it: every call goes to `backend` unchanged, and on the way
     it moves the run's one progress bar as each answer arrives (the backends' `on_completion`, as `personalign
     generate` does: per request for an API, per batch for transformers, the cached answers at once; the backends'
@@ -116,11 +116,6 @@ class JudgeCallLog(GenerationBackend):
 
     def cache_key_fields(self) -> dict[str, Any]:
         return self.backend.cache_key_fields()
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        return self._generate_each(prompts, max_new_tokens, temperature, top_p, seed, None, None)
 
     def _generate_each(
         self,
