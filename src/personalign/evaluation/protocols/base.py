@@ -24,6 +24,7 @@ from ...inference.generation import GenerationBackend, check_seed
 from ...row_names import RowNames
 from ..judges import LLMJudge
 from ..metrics import bootstrap_interval, nan_mean_rows
+from ..plots import plot_score_histograms, plot_scores_by_group
 from ..responses import RESPONSES_FILE, ResponseRecord, read_responses
 
 RESPONSES, AGAINST = "responses", "against"
@@ -486,3 +487,32 @@ def describe_scores(title: str, stats: Mapping[str, Any], labels: Mapping[str, s
     if "difference" in stats:
         lines.append(f"{title} difference: {interval(stats['difference']['value'], stats['difference']['ci'])}")
     return lines
+
+
+def plot_score_results(
+    results: Mapping[str, Any], folder: Path, labels: Mapping[str, str], groups_file: str, title: str
+) -> list[str]:
+    """The plots of a 1-5 score protocol: a histogram of each system's scores (`score_histogram.png`) and the mean
+    per group with its interval (`groups_file`: per dimension where the rows have one, and overall).
+
+    Args:
+        results (`Mapping`): The protocol's results: `overall` (`{system: score_statistics, "difference": ...}`) and,
+            optionally, `per_dimension` (`{dimension: the same}`).
+        folder (`Path`): Where to write the PNGs.
+        labels (`Mapping[str, str]`): Display names of the systems.
+        groups_file (`str`): The file name of the per-group plot.
+        title (`str`): Its title.
+
+    Returns:
+        `list[str]`: The file names written.
+    """
+    overall = results["overall"]
+    systems = [key for key in overall if key != "difference"]
+    plot_score_histograms({labels[s]: overall[s]["histogram"] for s in systems}, folder / "score_histogram.png")
+    groups = {**results.get("per_dimension", {}), "overall": overall}
+    plot_scores_by_group(
+        {group: {labels[s]: stats[s] for s in systems} for group, stats in groups.items()},
+        folder / groups_file,
+        title=title,
+    )
+    return ["score_histogram.png", groups_file]

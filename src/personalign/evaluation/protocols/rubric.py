@@ -48,6 +48,7 @@ from .base import (
     JudgeProtocol,
     JudgeSettings,
     describe_scores,
+    plot_score_results,
     score_results,
 )
 
@@ -230,16 +231,7 @@ class MultifacetRubricProtocol(JudgeProtocol):
         return lines
 
     def plot(self, results: Mapping[str, Any], folder: Path, labels: Mapping[str, str]) -> list[str]:
-        overall = results["overall"]
-        systems = [key for key in overall if key != "difference"]
-        plot_score_histograms({labels[s]: overall[s]["histogram"] for s in systems}, folder / "score_histogram.png")
-        groups = {**results.get("per_dimension", {}), "overall": overall}
-        plot_scores_by_group(
-            {group: {labels[s]: stats[s] for s in systems} for group, stats in groups.items()},
-            folder / "per_dimension.png",
-            title="Rubric score per dimension (1-5)",
-        )
-        return ["score_histogram.png", "per_dimension.png"]
+        return plot_score_results(results, folder, labels, "per_dimension.png", "Rubric score per dimension (1-5)")
 
     def card_metrics(self, results: Mapping[str, Any]) -> list[CardMetric]:
         metrics = []

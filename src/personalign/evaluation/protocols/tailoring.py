@@ -25,7 +25,6 @@ from typing import Any
 
 from ...inference.generation import GenerationBackend
 from ..judges import PersonaTailoringJudge
-from ..plots import plot_score_histograms, plot_scores_by_group
 from .base import (
     AGAINST,
     RESPONSES,
@@ -35,6 +34,7 @@ from .base import (
     JudgeSettings,
     describe_scores,
     persona_text,
+    plot_score_results,
     score_results,
 )
 
@@ -131,16 +131,7 @@ class PersonaTailoringProtocol(JudgeProtocol):
         return describe_scores("persona-tailoring score", results["overall"], labels)
 
     def plot(self, results: Mapping[str, Any], folder: Path, labels: Mapping[str, str]) -> list[str]:
-        overall = results["overall"]
-        systems = [key for key in overall if key != "difference"]
-        plot_score_histograms({labels[s]: overall[s]["histogram"] for s in systems}, folder / "score_histogram.png")
-        groups = {**results.get("per_dimension", {}), "overall": overall}
-        plot_scores_by_group(
-            {group: {labels[s]: stats[s] for s in systems} for group, stats in groups.items()},
-            folder / "scores.png",
-            title="Persona-tailoring score (DPORE paper judge)",
-        )
-        return ["score_histogram.png", "scores.png"]
+        return plot_score_results(results, folder, labels, "scores.png", "Persona-tailoring score (DPORE paper judge)")
 
     def card_metrics(self, results: Mapping[str, Any]) -> list[CardMetric]:
         mean = results["overall"][RESPONSES]["mean"]
