@@ -189,16 +189,7 @@ def plot_pairwise_outcomes(
     names = ["win", "tie", "lose", "unparsable"]
     values = [results["wins"], results["ties"], results["losses"], results["unparsable"]]
     bars = counts.bar(names, values, color=["C2", "C7", "C3", "C1"])
-    for bar, value in zip(bars, values, strict=True):
-        counts.annotate(
-            str(value),
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-            xytext=(0, 2),
-            textcoords="offset points",
-        )
+    counts.bar_label(bars, fontsize=8, padding=2)
     counts.set_ylabel("rows")
     counts.set_ylim(0, max([*values, 1]) * 1.15)
     counts.set_title(f"{results['num_items']} rows, verdicts for {responses_label}", fontsize=9)

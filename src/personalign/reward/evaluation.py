@@ -122,17 +122,7 @@ def plot_accuracy_table(
         values = [table[g].get(setting) for g in groups]
         xs = [i + (position - (len(settings) - 1) / 2) * width for i in range(len(groups))]
         bars = axes.bar(xs, [0.0 if v is None else v for v in values], width, label=setting.replace("_", " "))
-        for bar, value in zip(bars, values, strict=True):
-            label = "n/a" if value is None else f"{value:.2f}"
-            axes.annotate(
-                label,
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                xytext=(0, 2),
-                textcoords="offset points",
-            )
+        axes.bar_label(bars, ["n/a" if v is None else f"{v:.2f}" for v in values], fontsize=8, padding=2)
     axes.axhline(0.5, color="black", linestyle="--", linewidth=1, label="chance (0.5)")
     axes.set_xticks(range(len(groups)), [g.replace("_", "\n") for g in groups])
     axes.set_ylim(0, 1.08)
