@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import importlib
+import importlib.metadata
 import inspect
 import re
 import sys
@@ -34,21 +35,46 @@ log = get_plugin_logger("config-reference")
 
 MARKER = re.compile(r"^<!--\s*config-reference:\s*([\w.]+)\s*-->[ \t]*$", re.MULTILINE)
 
+
+def hf_docs(library: str, page: str) -> str:
+    """A Hugging Face documentation URL for the installed version of `library` (the one the constraints pin).
+
+    Args:
+        library (`str`): The distribution and docs name: `"trl"`, `"transformers"`, `"datasets"`.
+        page (`str`): The page and anchor under `en/`: `"dpo_trainer#trl.DPOConfig"`.
+
+    Returns:
+        `str`: `https://huggingface.co/docs/<library>/v<version>/en/<page>`: the page of the version installed, so
+        the inherited fields a reader is sent to are the ones this build's classes have (not `main`'s).
+    """
+    return f"https://huggingface.co/docs/{library}/v{importlib.metadata.version(library)}/en/{page}"
+
+
 # Where the documentation of the bases personalign's configs extend lives (the rows they add are not repeated).
 BASE_DOCS = {
-    "trl.trainer.dpo_config.DPOConfig": "https://huggingface.co/docs/trl/main/en/dpo_trainer#trl.DPOConfig",
-    "trl.trainer.reward_config.RewardConfig": "https://huggingface.co/docs/trl/main/en/reward_trainer#trl.RewardConfig",
-    "trl.scripts.utils.ScriptArguments": "https://huggingface.co/docs/trl/main/en/script_utils#trl.ScriptArguments",
-    "datasets.builder.BuilderConfig": (
-        "https://huggingface.co/docs/datasets/main/en/package_reference/builder_classes#datasets.BuilderConfig"
-    ),
+    "trl.trainer.dpo_config.DPOConfig": ("trl", "dpo_trainer#trl.DPOConfig"),
+    "trl.trainer.reward_config.RewardConfig": ("trl", "reward_trainer#trl.RewardConfig"),
+    "trl.scripts.utils.ScriptArguments": ("trl", "script_utils#trl.ScriptArguments"),
+    "datasets.builder.BuilderConfig": ("datasets", "package_reference/builder_classes#datasets.BuilderConfig"),
     "transformers.configuration_utils.PreTrainedConfig": (
-        "https://huggingface.co/docs/transformers/main/en/main_classes/configuration#transformers.PretrainedConfig"
+        "transformers",
+        "main_classes/configuration#transformers.PretrainedConfig",
     ),
+}
+# Not on huggingface.co/docs: a fixed URL.
+OTHER_DOCS = {
     "sentence_transformers.sentence_transformer.training_args.SentenceTransformerTrainingArguments": (
         "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html"
     ),
 }
+
+
+def base_docs_url(path: str) -> str | None:
+    """The documentation URL of a base class at a dotted path, `None` when none is known."""
+    if path in BASE_DOCS:
+        return hf_docs(*BASE_DOCS[path])
+    return OTHER_DOCS.get(path)
+
 
 _SECTION = re.compile(r"^(\s*)([A-Za-z][A-Za-z ]*):\s*$")
 _ENTRY = re.compile(r"^(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: \(.*?\))?:(.*)$")
@@ -176,7 +202,8 @@ def config_reference(cls: type, package: str = "personalign") -> tuple[str, list
         lines.append(f"| `{name}` | {type_cell} | {default} | {_cell(help_text or '')} |")
     if base is not None:
         path = f"{base.__module__}.{base.__qualname__}"
-        shown = f"[`{base.__name__}`]({BASE_DOCS[path]})" if path in BASE_DOCS else f"`{base.__name__}`"
+        url = base_docs_url(path)
+        shown = f"[`{base.__name__}`]({url})" if url else f"`{base.__name__}`"
         lines += ["", f"Every field of {shown} applies as well."]
     return "\n".join(lines), problems
 

@@ -106,7 +106,10 @@ def test_config_reference_links_the_real_base_and_skips_its_fields(hooks):
     assert problems == []
     assert {"upper", "lower", "arithmetic", "history_seed", "max_history_items"} <= set(rows)  # PBA's and AlignX's
     assert "beta" not in rows and "learning_rate" not in rows  # DPOConfig's
-    assert "https://huggingface.co/docs/trl/main/en/dpo_trainer#trl.DPOConfig" in table
+    # The TRL version installed (the one the constraints pin), not `main`.
+    import trl
+
+    assert f"https://huggingface.co/docs/trl/v{trl.__version__}/en/dpo_trainer#trl.DPOConfig" in table
 
 
 def test_config_reference_reads_init_parameters_of_a_pretrained_config(hooks):
