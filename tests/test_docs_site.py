@@ -5,13 +5,16 @@ reference's top-level page against `personalign.__all__`."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -214,3 +217,52 @@ def test_every_public_class_function_and_method_of_the_reference_has_a_docstring
                     and not value.docstring
                 ]
     assert len(modules) > 20 and not missing, missing
+
+
+class Color(enum.Enum):
+    red = "red"
+    blue = "blue"
+
+
+def test_options_table_lists_arguments_and_options(hooks):
+    toy = typer.Typer(add_completion=False)
+
+    @toy.command()
+    def run(
+        source: Annotated[Path, typer.Argument(help="The input.")],
+        count: Annotated[int, typer.Option(help="How many [bold]rows[/bold] <n>.")] = 3,
+        color: Annotated[Color, typer.Option(help="A colour.")] = Color.red,
+        fast: Annotated[bool, typer.Option("--fast/--slow", help="Speed.")] = False,
+        secret: Annotated[str, typer.Option(hidden=True)] = "x",
+    ) -> None:
+        """Run it."""
+
+    table = hooks.options_table(typer.main.get_command(toy).params)
+    assert table.splitlines() == [
+        "| name | type | default | help |",
+        "|---|---|---|---|",
+        "| <code>SOURCE</code> | <code>Path</code> | required | The input. |",
+        "| <code>--count</code> | <code>int</code> | <code>3</code> | How many rows &lt;n>. |",
+        "| <code>--color</code> | <code>red &#124; blue</code> | <code>red</code> | A colour. |",
+        "| <code>--fast / --slow</code> | flag | <code>--slow</code> | Speed. |",
+    ]
+    assert hooks.options_table([]) == ""
+
+
+def test_cli_reference_walks_groups_and_the_marker_becomes_the_reference(hooks):
+    toy, group = typer.Typer(add_completion=False), typer.Typer(help="A group.")
+
+    @toy.command("top")
+    def top(n: int = 1) -> None:
+        """The top command."""
+
+    @group.command("leaf")
+    def leaf() -> None:
+        """A leaf."""
+
+    toy.add_typer(group, name="grp")
+    text = hooks.cli_reference(typer.main.get_command(toy), path="tool")
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings == ["## `tool`", "### `tool top`", "### `tool grp`", "#### `tool grp leaf`"]
+    assert "The top command." in text and "| <code>--n</code> | <code>int</code> | <code>1</code> |" in text
+    assert hooks.CLI_MARKER.search("# CLI\n\n<!-- cli-reference -->\n")
