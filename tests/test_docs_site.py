@@ -266,3 +266,22 @@ def test_cli_reference_walks_groups_and_the_marker_becomes_the_reference(hooks):
     assert headings == ["## `tool`", "### `tool top`", "### `tool grp`", "#### `tool grp leaf`"]
     assert "The top command." in text and "| <code>--n</code> | <code>int</code> | <code>1</code> |" in text
     assert hooks.CLI_MARKER.search("# CLI\n\n<!-- cli-reference -->\n")
+
+
+SCRIPT_ARGUMENT_CLASSES = [
+    "personalign.scripts.utils.ScriptArguments",
+    "personalign.scripts.dpore.DPOREScriptArguments",
+    "personalign.scripts.encoder.EncoderScriptArguments",
+    "personalign.scripts.preference_inferencer.PreferenceInferencerScriptArguments",
+    "personalign.scripts.preference_inferencer.PreferenceInferencerConfig",
+]
+
+
+@pytest.mark.parametrize("path", SCRIPT_ARGUMENT_CLASSES)
+def test_script_arguments_have_config_reference_tables(hooks, path):
+    """The YAML keys of `personalign train` that are script arguments get their marker tables like the configs."""
+    pytest.importorskip("trl")
+    cls = hooks.import_dotted(path)
+    table, problems = hooks.config_reference(cls)
+    assert problems == []
+    assert set(_rows(table)) == {f.name for f in dataclasses.fields(cls) if f.init}
