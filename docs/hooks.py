@@ -1,4 +1,5 @@
-"""mkdocs hooks (listed in mkdocs.yml): the config-reference tables of the method and data pages.
+"""mkdocs hooks (listed in mkdocs.yml): the config-reference tables of the method and data pages, and the command-line
+reference (docs/cli.md).
 
 A page line `<!-- config-reference: personalign.trainers.dpore_config.DPOREConfig -->` becomes a Markdown table of
 the fields that class adds to its parent, one row per field: name, type, default, help.
@@ -15,16 +16,26 @@ Where the help comes from (one rule): a field's `metadata["help"]` when it has o
 entry under `Args:` in the docstring of the class that declares it (plain dataclasses such as `AlignXBuildConfig`,
 and `__init__`-based configs, document their fields there). A field with neither is a build warning, an error under
 `mkdocs build --strict`; so is a marker naming a class that cannot be imported.
+
+The line `<!-- cli-reference -->` (docs/cli.md) becomes the reference of the `personalign` command line, read from the
+Typer app (`typer.main.get_command(personalign.cli.app)`): for every command and sub-command its help and a table of
+its arguments and options (name, type, default, help); for `train`, every registered method's own options as
+`personalign train METHOD --help` prints them (`personalign.cli.train.method_help`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import enum
 import html
 import importlib
+import importlib.metadata
 import inspect
 import re
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +45,46 @@ log = get_plugin_logger("config-reference")
 
 MARKER = re.compile(r"^<!--\s*config-reference:\s*([\w.]+)\s*-->[ \t]*$", re.MULTILINE)
 
+
+def hf_docs(library: str, page: str) -> str:
+    """A Hugging Face documentation URL for the installed version of `library` (the one the constraints pin).
+
+    Args:
+        library (`str`): The distribution and docs name: `"trl"`, `"transformers"`, `"datasets"`.
+        page (`str`): The page and anchor under `en/`: `"dpo_trainer#trl.DPOConfig"`.
+
+    Returns:
+        `str`: `https://huggingface.co/docs/<library>/v<version>/en/<page>`: the page of the version installed, so
+        the inherited fields a reader is sent to are the ones this build's classes have (not `main`'s).
+    """
+    return f"https://huggingface.co/docs/{library}/v{importlib.metadata.version(library)}/en/{page}"
+
+
 # Where the documentation of the bases personalign's configs extend lives (the rows they add are not repeated).
 BASE_DOCS = {
-    "trl.trainer.dpo_config.DPOConfig": "https://huggingface.co/docs/trl/main/en/dpo_trainer#trl.DPOConfig",
-    "trl.trainer.reward_config.RewardConfig": "https://huggingface.co/docs/trl/main/en/reward_trainer#trl.RewardConfig",
-    "trl.scripts.utils.ScriptArguments": "https://huggingface.co/docs/trl/main/en/script_utils#trl.ScriptArguments",
-    "datasets.builder.BuilderConfig": (
-        "https://huggingface.co/docs/datasets/main/en/package_reference/builder_classes#datasets.BuilderConfig"
-    ),
+    "trl.trainer.dpo_config.DPOConfig": ("trl", "dpo_trainer#trl.DPOConfig"),
+    "trl.trainer.reward_config.RewardConfig": ("trl", "reward_trainer#trl.RewardConfig"),
+    "trl.scripts.utils.ScriptArguments": ("trl", "script_utils#trl.ScriptArguments"),
+    "datasets.builder.BuilderConfig": ("datasets", "package_reference/builder_classes#datasets.BuilderConfig"),
     "transformers.configuration_utils.PreTrainedConfig": (
-        "https://huggingface.co/docs/transformers/main/en/main_classes/configuration#transformers.PretrainedConfig"
+        "transformers",
+        "main_classes/configuration#transformers.PretrainedConfig",
     ),
+}
+# Not on huggingface.co/docs: a fixed URL.
+OTHER_DOCS = {
     "sentence_transformers.sentence_transformer.training_args.SentenceTransformerTrainingArguments": (
         "https://sbert.net/docs/package_reference/sentence_transformer/training_args.html"
     ),
 }
+
+
+def base_docs_url(path: str) -> str | None:
+    """The documentation URL of a base class at a dotted path, `None` when none is known."""
+    if path in BASE_DOCS:
+        return hf_docs(*BASE_DOCS[path])
+    return OTHER_DOCS.get(path)
+
 
 _SECTION = re.compile(r"^(\s*)([A-Za-z][A-Za-z ]*):\s*$")
 _ENTRY = re.compile(r"^(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: \(.*?\))?:(.*)$")
@@ -176,7 +212,8 @@ def config_reference(cls: type, package: str = "personalign") -> tuple[str, list
         lines.append(f"| `{name}` | {type_cell} | {default} | {_cell(help_text or '')} |")
     if base is not None:
         path = f"{base.__module__}.{base.__qualname__}"
-        shown = f"[`{base.__name__}`]({BASE_DOCS[path]})" if path in BASE_DOCS else f"`{base.__name__}`"
+        url = base_docs_url(path)
+        shown = f"[`{base.__name__}`]({url})" if url else f"`{base.__name__}`"
         lines += ["", f"Every field of {shown} applies as well."]
     return "\n".join(lines), problems
 
@@ -204,6 +241,140 @@ def replace_markers(markdown: str, where: str) -> str:
     return MARKER.sub(table, markdown)
 
 
+CLI_MARKER = re.compile(r"^<!--\s*cli-reference\s*-->[ \t]*$", re.MULTILINE)
+
+
+def _text(text: str, markup: bool = True) -> str:
+    """Markdown from a help text: Rich markup removed (with `markup`: Typer's help texts; `train METHOD --help`'s
+    are plain, with `[default: ...]`), `<` outside code spans escaped (so `<path>` is not HTML)."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    if markup:
+        with contextlib.suppress(MarkupError):  # text that is not valid markup stays as it is
+            text = Text.from_markup(text).plain
+    text = text.replace("\b\n", "").replace("\b", "")
+    parts = text.split("`")
+    return "`".join(part if i % 2 else part.replace("<", "&lt;") for i, part in enumerate(parts))
+
+
+def _param_default(param: Any) -> str:
+    if getattr(param, "required", False):
+        return "required"
+    if getattr(param, "show_default", None) is False:
+        return ""
+    default = param.default
+    if default is None or callable(default) or (isinstance(default, (tuple, list)) and not default):
+        return ""
+    if isinstance(default, enum.Enum):
+        default = default.value
+    if isinstance(default, bool) and getattr(param, "secondary_opts", None):
+        return _code(param.opts[0] if default else param.secondary_opts[0])
+    return _code(default if isinstance(default, (str, Path)) else repr(default))
+
+
+def _param_type(param: Any) -> str:
+    if getattr(param, "is_flag", False):
+        return "flag"
+    kind = getattr(param, "type", None)
+    if kind is not None:  # click's parameters
+        if getattr(kind, "choices", None):
+            return _code(" | ".join(str(choice) for choice in kind.choices))
+        return _code(kind.name)
+    # Typer 0.29's: the annotation (the click type is built when the command runs)
+    annotation = param.type_descriptor.annotation
+    arms = [arm for arm in typing.get_args(annotation) if arm is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(arms) == 1:
+        annotation = arms[0]
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return _code(" | ".join(str(member.value) for member in annotation))
+    if typing.get_origin(annotation) is typing.Literal:
+        return _code(" | ".join(str(value) for value in typing.get_args(annotation)))
+    return _code(_type_name(annotation).replace("pathlib.", ""))
+
+
+def options_table(params: list[Any]) -> str:
+    """The Markdown table of a click command's arguments and options (name(s), type, default, help), `--help` and
+    hidden options left out.
+
+    Args:
+        params (`list[click.Parameter]`): The command's `params` (Typer's `TyperArgument` / `TyperOption` included;
+            Typer vendors its own click, so the parameters are read by their attributes, not their classes).
+
+    Returns:
+        `str`: The table, or `""` when nothing is left.
+    """
+    rows = []
+    for param in params:
+        if getattr(param, "hidden", False) or param.name == "help":
+            continue
+        if "Argument" in type(param).__name__:
+            names = _code((param.metavar or param.name).upper())
+        else:
+            flags = ", ".join(param.opts)
+            if param.secondary_opts:
+                flags += " / " + ", ".join(param.secondary_opts)
+            names = _code(flags)
+        help_text = _cell(_text(getattr(param, "help", None) or ""))
+        rows.append(f"| {names} | {_param_type(param)} | {_param_default(param)} | {help_text} |")
+    if not rows:
+        return ""
+    return "\n".join(["| name | type | default | help |", "|---|---|---|---|", *rows])
+
+
+def _train_methods(level: int) -> list[str]:
+    """Every registered method's own options, from the code behind `personalign train METHOD --help`."""
+    from personalign.cli.train import method_help
+    from personalign.methods import METHODS
+
+    lines = []
+    for name in METHODS:
+        summary, own, inherited = method_help(name)
+        lines += [f"{'#' * level} `personalign train {name}`", "", _text(summary), ""]
+        lines += ["| option | help |", "|---|---|"]
+        lines += [f"| {_code(flag)} | {_cell(_text(help_text, markup=False))} |" for flag, help_text in own]
+        lines.append("")
+        lines += [
+            f"Every field of `{class_name}` is an option too: {_cell(names)}." for class_name, names in inherited
+        ]
+        lines.append("")
+    return lines
+
+
+def cli_reference(command: Any, path: str = "personalign", level: int = 2) -> str:
+    """The Markdown reference of a click command and, for a group, of every sub-command (depth first, in the order
+    the group lists them).
+
+    Args:
+        command (`click.Command`): The command (`typer.main.get_command(personalign.cli.app)` for the whole CLI).
+        path (`str`, *optional*, defaults to `"personalign"`): How the command is invoked (the heading).
+        level (`int`, *optional*, defaults to `2`): The heading level of this command (sub-commands one deeper,
+            at most 6).
+
+    Returns:
+        `str`: One section per command: a heading, its help, its options table.
+    """
+    from personalign.cli.train import TrainCommand, train_help
+
+    help_text = train_help() if isinstance(command, TrainCommand) else (command.help or "")
+    text = _text(inspect.cleandoc(help_text))
+    if isinstance(command, TrainCommand):  # one method a line
+        text = text.replace("\n", "  \n")
+    lines = [f"{'#' * level} `{path}`", "", text, ""]
+    table = options_table(command.params)
+    if table:
+        lines += [table, ""]
+    if isinstance(command, TrainCommand):
+        lines += _train_methods(min(level + 1, 6))
+    if hasattr(command, "list_commands"):  # a group (click's, or the copy Typer vendors: duck-typed)
+        context = command.context_class(command, info_name=path)
+        for name in command.list_commands(context):
+            sub = command.get_command(context, name)
+            if sub is not None and not sub.hidden:
+                lines.append(cli_reference(sub, f"{path} {name}", min(level + 1, 6)))
+    return "\n".join(lines)
+
+
 def on_config(config: Any, **kwargs: Any) -> Any:
     # The tables describe this checkout's classes, whichever personalign the environment has installed.
     source = str(Path(config.config_file_path).parent / "src")
@@ -213,4 +384,12 @@ def on_config(config: Any, **kwargs: Any) -> Any:
 
 
 def on_page_markdown(markdown: str, page: Any, **kwargs: Any) -> str:
-    return replace_markers(markdown, page.file.src_uri)
+    markdown = replace_markers(markdown, page.file.src_uri)
+    if CLI_MARKER.search(markdown):
+        import typer
+
+        from personalign.cli import app
+
+        reference = cli_reference(typer.main.get_command(app))
+        markdown = CLI_MARKER.sub(lambda match: reference, markdown)
+    return markdown

@@ -5,8 +5,16 @@ reference docs/reference/) runs here, so the examples cannot rot.
   temporary working folder (with the repository's `examples/` linked in, as in a clone), offline (conftest sets HF_HUB_OFFLINE), on the tiny test assets. A failure names the page
   and the Markdown line of the statement that failed (each block is compiled with its page as the file name and its
   own line numbers).
+- Python blocks are the fences tagged `python`, `py`, `python3` or `pycon`, in any case, with or without attributes
+  (```` ```python title="x.py" ````); a `pycon` block runs its `>>> ` / `... ` lines (its output lines are not
+  compared).
 - A block is skipped only when the line before its fence is `<!-- docs-test: skip (reason) -->`, with a reason (a GPU,
-  vLLM, a server or a Hub push: what a CPU-only offline run cannot do).
+  vLLM, a server or a Hub push: what a CPU-only offline run cannot do). Any other comment starting `<!-- docs-test`
+  (or `<!-- doc-test`) fails `test_docs_test_comments_are_skip_tags`, naming the page and line: a tag without a
+  reason, a misspelt one, or a tag that is not the line right before a fence.
+- Relative links of README.md and of the pages (`[text](docs/x.md#anchor)`) must name an existing file and, for a
+  Markdown target, an existing heading (`test_relative_links_and_anchors_resolve`): README.md is outside the site,
+  so the strict build never sees its links.
 - ```json blocks (the dataset rows the pages show) must parse as JSON. ```bash and ```yaml blocks are not executed.
 - Realistic model and dataset names in the examples are mapped to local assets through ONE table, `NAME_MAP` below:
   each quoted occurrence of a name in a block (`"Qwen/Qwen2.5-0.5B-Instruct"`) is replaced by the quoted local path
@@ -21,6 +29,7 @@ import sys
 import time
 import traceback
 import types
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +53,13 @@ NAME_MAP = {
     "kaist-ai/Multifaceted-Collection": "multifaceted",  # one parquet file: 12 instructions x 3 answers
 }
 
-SKIP_TAG = re.compile(r"^\s*<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]+)\)\s*-->\s*$")
-FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
+SKIP_TAG = re.compile(r"^\s*<!--\s*docs-test:\s*skip\s*\((?P<reason>[^)]*\w[^)]*)\)\s*-->\s*$")
+# Anything that looks meant as a docs-test tag (a misspelling included); it must then be a SKIP_TAG.
+TAG_LIKE = re.compile(r"<!--\s*docs?[-_ ]?tests?\b", re.IGNORECASE)
+# A fence with its language and optional attributes (```python title="x.py"); the closing fence is a bare ```.
+FENCE = re.compile(r"^(?P<indent>\s*)```\s*(?P<lang>[\w+-]*)[^`]*$")
+# The fence languages that run as Python (compared in lower case).
+PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 
 
 def pages() -> list[Path]:
@@ -59,6 +73,23 @@ class Block:
     line: int  # 1-based line of the block's first code line
     code: str
     skip: str | None  # the reason, when tagged
+
+    @property
+    def is_python(self) -> bool:
+        return self.lang.lower() in PYTHON_LANGS
+
+
+def pycon_source(code: str) -> str:
+    """The statements of a `pycon` block (`>>> ` and `... ` lines, prompts removed); its output lines become blank
+    lines, so that line numbers stay the Markdown's."""
+    lines = []
+    for line in code.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith((">>> ", "... ")) or stripped in (">>>", "..."):
+            lines.append(line.lstrip()[4:])
+        else:
+            lines.append("")
+    return "\n".join(lines)
 
 
 def blocks(path: Path) -> list[Block]:
@@ -138,13 +169,14 @@ def test_page_examples_run(page, docs_assets, kit_cache, tmp_path, monkeypatch):
             except json.JSONDecodeError as error:
                 pytest.fail(f"{relative}:{block.line + error.lineno - 1}: the JSON block does not parse: {error}")
             continue
-        if block.lang != "python":
+        if not block.is_python:
             continue
         if block.skip:
             skipped += 1
             continue
+        source = pycon_source(block.code) if block.lang.lower() == "pycon" else block.code
         # Padding with newlines makes tracebacks name the Markdown line of the failing statement.
-        code = "\n" * (block.line - 1) + _mapped(block.code, docs_assets)
+        code = "\n" * (block.line - 1) + _mapped(source, docs_assets)
         try:
             exec(compile(code, relative, "exec"), namespace)
         except Exception:
@@ -155,13 +187,57 @@ def test_page_examples_run(page, docs_assets, kit_cache, tmp_path, monkeypatch):
     )
 
 
+def tag_problems(path: Path, relative: str) -> list[str]:
+    """Every comment of a page that looks like a docs-test tag but is not a valid skip tag right before a fence.
+
+    Args:
+        path (`Path`): The Markdown page.
+        relative (`str`): Its name in the messages.
+
+    Returns:
+        `list[str]`: One `page:line: problem` per bad comment.
+    """
+    lines = path.read_text(encoding="utf-8").splitlines()
+    problems = []
+    for number, line in enumerate(lines, 1):
+        if not TAG_LIKE.search(line):
+            continue
+        if not SKIP_TAG.match(line):
+            problems.append(
+                f"{relative}:{number}: {line.strip()!r} is not a skip tag: write `<!-- docs-test: skip (reason) -->`"
+            )
+            continue
+        following = next((text for text in lines[number:] if text.strip()), "")
+        if not FENCE.match(following) or not FENCE.match(following)["lang"]:
+            problems.append(f"{relative}:{number}: the skip tag is not followed by a fenced block")
+    return problems
+
+
+def test_docs_test_comments_are_skip_tags():
+    problems = [problem for page in PAGES for problem in tag_problems(page, str(page.relative_to(ROOT)))]
+    assert not problems, "\n".join(problems)
+
+
+def test_tag_problems_name_page_and_line(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- docs-test: skip -->\n```python\nx\n```\n<!-- docs-test: skip () -->\n```py\nx\n```\n"
+        "<!-- doc-test: skip (typo) -->\n```python\nx\n```\n<!-- docs-test: skip (GPU-only) -->\n```python\nx\n```\n"
+        "<!-- docs-test: skip (dangling) -->\n\ntext\n",
+        encoding="utf-8",
+    )
+    problems = tag_problems(page, "page.md")
+    assert [p.split(":")[1] for p in problems] == ["1", "5", "9", "17"]
+    assert "is not a skip tag" in problems[0] and "not followed by a fenced block" in problems[3]
+
+
 def test_every_skip_has_a_reason_and_the_examples_are_counted():
-    """Counts what the page tests run: every python block runs unless tagged with a reason (a tag without one does
-    not match and the block runs)."""
+    """Counts what the page tests run: every python block runs unless tagged with a reason (a tag without a reason
+    fails `test_docs_test_comments_are_skip_tags`)."""
     executed = skipped = 0
     for page in PAGES:
         for block in blocks(page):
-            if block.lang == "python":
+            if block.is_python:
                 skipped += bool(block.skip)
                 executed += not block.skip
     print(f"{len(PAGES)} pages: {executed} python blocks executed, {skipped} skipped")
@@ -185,7 +261,134 @@ def test_the_block_parser_reads_fences_skip_tags_and_lines(tmp_path):
     ]
 
 
+def test_python_fence_variants_run(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        '```py\na = 1\n```\n```Python3\nb = 2\n```\n```python title="x.py"\nc = 3\n```\n'
+        "```pycon\n>>> d = a + b + c\n>>> d\n6\n```\n```text\nno\n```\n",
+        encoding="utf-8",
+    )
+    found = blocks(page)
+    assert [(b.lang, b.is_python) for b in found] == [
+        ("py", True),
+        ("Python3", True),
+        ("python", True),
+        ("pycon", True),
+        ("text", False),
+    ]
+    namespace: dict = {}
+    for block in found[:3]:
+        exec(block.code, namespace)
+    exec(pycon_source(found[3].code), namespace)
+    assert namespace["d"] == 6
+    assert pycon_source(found[3].code).split("\n")[:3] == ["d = a + b + c", "d", ""]
+
+
 def test_names_map_only_as_quoted_literals():
     assets = {key: Path(f"/local/{key}") for key in set(NAME_MAP.values())}
     code = 'm = "Qwen/Qwen2.5-0.5B-Instruct"  # like Qwen/Qwen2.5-0.5B-Instruct\n'
     assert _mapped(code, assets) == 'm = "/local/causal_lm"  # like Qwen/Qwen2.5-0.5B-Instruct\n'
+
+
+# --- relative links and anchors (README.md is outside the site: the strict build never checks its links) ---
+
+LINK = re.compile(r"!?\[[^\]]*\]\((?P<target><[^>]*>|[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+HEADING = re.compile(r"^(?P<hashes>#{1,6})\s+(?P<text>.+?)\s*#*\s*$")
+# Pages whose headings the build generates (mkdocstrings, the CLI reference): a link's file is checked, not its anchor.
+GENERATED = ("docs/reference/", "docs/cli.md")
+
+
+def _slugs(text: str) -> set[str]:
+    """The anchors a heading gets: Python-Markdown's (the site: mkdocs' `toc`) and GitHub's (the README on GitHub)."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link's text
+    text = re.sub(r"[`*]", "", text)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    markdown = re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", ascii_text).strip().lower())
+    github = re.sub(r" ", "-", re.sub(r"[^\w\- ]", "", text.strip().lower()))
+    return {markdown, github}
+
+
+def anchors(path: Path) -> set[str]:
+    """Every anchor of a Markdown file: its headings' slugs (with the `_1` / `-1` suffixes of repeated ones) and the
+    explicit ids (`{#id}`, `id="..."`)."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    in_fence = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        found.update(re.findall(r"""\bid=["']([^"']+)["']""", line))
+        heading = HEADING.match(line)
+        if not heading:
+            continue
+        text = heading["text"]
+        if explicit := re.search(r"\{[^}]*#([\w-]+)[^}]*\}\s*$", text):
+            found.add(explicit.group(1))
+            text = text[: explicit.start()]
+        for slug in _slugs(text):
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            found |= {slug, f"{slug}_{count}", f"{slug}-{count}"} if count else {slug}
+    return found
+
+
+def link_problems(path: Path, root: Path = ROOT) -> list[str]:
+    """The relative links of a Markdown file (outside code) whose file does not exist or whose anchor is no heading.
+
+    Args:
+        path (`Path`): The Markdown file.
+        root (`Path`, *optional*, defaults to the repository root): Where the messages' paths start.
+
+    Returns:
+        `list[str]`: One `file:line: problem` per broken link.
+    """
+    relative = path.relative_to(root).as_posix()
+    problems, in_fence = [], False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        for match in LINK.finditer(re.sub(r"`[^`]*`", "", line)):
+            target = match["target"].strip("<>")
+            if re.match(r"^[a-zA-Z][\w+.-]*:|^//", target):  # https:, mailto:, ...
+                continue
+            file_part, _, anchor = target.partition("#")
+            target_path = (path.parent / file_part).resolve() if file_part else path
+            if not target_path.exists():
+                problems.append(f"{relative}:{number}: {target!r}: no such file")
+                continue
+            shown = target_path.relative_to(root).as_posix() if target_path.is_relative_to(root) else str(target_path)
+            checked = anchor and target_path.suffix == ".md" and not shown.startswith(GENERATED)
+            if checked and anchor not in anchors(target_path):
+                problems.append(f"{relative}:{number}: {target!r}: {shown} has no heading #{anchor}")
+    return problems
+
+
+def test_relative_links_and_anchors_resolve():
+    problems = [problem for page in PAGES for problem in link_problems(page)]
+    assert not problems, "\n".join(problems)
+
+
+def test_link_problems_finds_missing_files_and_anchors(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text(
+        "# Page\n\n## `train` from YAML\n\n## Again\n\n## Again\n\n### Custom {#mine}\n", encoding="utf-8"
+    )
+    (tmp_path / "README.md").write_text(
+        "[ok](docs/page.md) [ok](docs/page.md#train-from-yaml) [ok](docs/page.md#again_1) [ok](docs/page.md#mine)\n"
+        "[web](https://example.org/x) `[code](nosuch.md)`\n"
+        "```\n[fenced](nosuch.md)\n```\n"
+        "[gone](docs/nosuch.md) [bad](docs/page.md#nope) ![img](docs/fig.png) [self](#page)\n"
+        "# Page\n",
+        encoding="utf-8",
+    )
+    assert link_problems(tmp_path / "README.md", tmp_path) == [
+        "README.md:6: 'docs/nosuch.md': no such file",
+        "README.md:6: 'docs/page.md#nope': docs/page.md has no heading #nope",
+        "README.md:6: 'docs/fig.png': no such file",
+    ]

@@ -5,13 +5,16 @@ reference's top-level page against `personalign.__all__`."""
 from __future__ import annotations
 
 import dataclasses
+import enum
 import importlib.util
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import pytest
+import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,7 +109,10 @@ def test_config_reference_links_the_real_base_and_skips_its_fields(hooks):
     assert problems == []
     assert {"upper", "lower", "arithmetic", "history_seed", "max_history_items"} <= set(rows)  # PBA's and AlignX's
     assert "beta" not in rows and "learning_rate" not in rows  # DPOConfig's
-    assert "https://huggingface.co/docs/trl/main/en/dpo_trainer#trl.DPOConfig" in table
+    # The TRL version installed (the one the constraints pin), not `main`.
+    import trl
+
+    assert f"https://huggingface.co/docs/trl/v{trl.__version__}/en/dpo_trainer#trl.DPOConfig" in table
 
 
 def test_config_reference_reads_init_parameters_of_a_pretrained_config(hooks):
@@ -211,3 +217,71 @@ def test_every_public_class_function_and_method_of_the_reference_has_a_docstring
                     and not value.docstring
                 ]
     assert len(modules) > 20 and not missing, missing
+
+
+class Color(enum.Enum):
+    red = "red"
+    blue = "blue"
+
+
+def test_options_table_lists_arguments_and_options(hooks):
+    toy = typer.Typer(add_completion=False)
+
+    @toy.command()
+    def run(
+        source: Annotated[Path, typer.Argument(help="The input.")],
+        count: Annotated[int, typer.Option(help="How many [bold]rows[/bold] <n>.")] = 3,
+        color: Annotated[Color, typer.Option(help="A colour.")] = Color.red,
+        fast: Annotated[bool, typer.Option("--fast/--slow", help="Speed.")] = False,
+        secret: Annotated[str, typer.Option(hidden=True)] = "x",
+    ) -> None:
+        """Run it."""
+
+    table = hooks.options_table(typer.main.get_command(toy).params)
+    assert table.splitlines() == [
+        "| name | type | default | help |",
+        "|---|---|---|---|",
+        "| <code>SOURCE</code> | <code>Path</code> | required | The input. |",
+        "| <code>--count</code> | <code>int</code> | <code>3</code> | How many rows &lt;n>. |",
+        "| <code>--color</code> | <code>red &#124; blue</code> | <code>red</code> | A colour. |",
+        "| <code>--fast / --slow</code> | flag | <code>--slow</code> | Speed. |",
+    ]
+    assert hooks.options_table([]) == ""
+
+
+def test_cli_reference_walks_groups_and_the_marker_becomes_the_reference(hooks):
+    toy, group = typer.Typer(add_completion=False), typer.Typer(help="A group.")
+
+    @toy.command("top")
+    def top(n: int = 1) -> None:
+        """The top command."""
+
+    @group.command("leaf")
+    def leaf() -> None:
+        """A leaf."""
+
+    toy.add_typer(group, name="grp")
+    text = hooks.cli_reference(typer.main.get_command(toy), path="tool")
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings == ["## `tool`", "### `tool top`", "### `tool grp`", "#### `tool grp leaf`"]
+    assert "The top command." in text and "| <code>--n</code> | <code>int</code> | <code>1</code> |" in text
+    assert hooks.CLI_MARKER.search("# CLI\n\n<!-- cli-reference -->\n")
+
+
+SCRIPT_ARGUMENT_CLASSES = [
+    "personalign.scripts.utils.ScriptArguments",
+    "personalign.scripts.dpore.DPOREScriptArguments",
+    "personalign.scripts.encoder.EncoderScriptArguments",
+    "personalign.scripts.preference_inferencer.PreferenceInferencerScriptArguments",
+    "personalign.scripts.preference_inferencer.PreferenceInferencerConfig",
+]
+
+
+@pytest.mark.parametrize("path", SCRIPT_ARGUMENT_CLASSES)
+def test_script_arguments_have_config_reference_tables(hooks, path):
+    """The YAML keys of `personalign train` that are script arguments get their marker tables like the configs."""
+    pytest.importorskip("trl")
+    cls = hooks.import_dotted(path)
+    table, problems = hooks.config_reference(cls)
+    assert problems == []
+    assert set(_rows(table)) == {f.name for f in dataclasses.fields(cls) if f.init}
