@@ -49,7 +49,8 @@ NAME_MAP = {
     # a saved PersonaEncoder (an untrained mean-pooling encoder around the tiny BERT-style backbone)
     "my-org/persona-encoder": "persona_encoder",
     # datasets -> synthetic rows in the release schemas (personalign.data.synthetic)
-    "JinaLeejnl/AlignX": "alignx",  # a folder: train.parquet (64 rows), test.parquet (32 rows)
+    "JinaLeejnl/AlignX": "alignx",  # a folder: train.parquet (64 rows), as the release: one split, `train`
+    "JinaLeejnl/AlignX-test": "alignx_test",  # the release's test files, a repo of their own: train.parquet (32 rows)
     "kaist-ai/Multifaceted-Collection": "multifaceted",  # one parquet file: 12 instructions x 3 answers
 }
 
@@ -132,13 +133,15 @@ def docs_assets(request, kit_cache, tiny_lm_path, tiny_encoder_path, tmp_path_fa
     PersonaEncoder.from_pretrained(tiny_encoder_path).save_pretrained(folder / "persona-encoder")
     (folder / "alignx").mkdir()
     alignx_dataset(64, seed=0).to_parquet(str(folder / "alignx" / "train.parquet"))
-    alignx_dataset(32, seed=1).to_parquet(str(folder / "alignx" / "test.parquet"))
+    (folder / "alignx-test").mkdir()
+    alignx_dataset(32, seed=1).to_parquet(str(folder / "alignx-test" / "train.parquet"))
     write_rows(multifaceted_rows(12, seed=0), folder / "multifaceted.parquet", MULTIFACETED_FEATURES, progress=False)
     return {
         "causal_lm": tiny_lm_path,
         "minilm": minilm,
         "persona_encoder": folder / "persona-encoder",
         "alignx": folder / "alignx",
+        "alignx_test": folder / "alignx-test",
         "multifaceted": folder / "multifaceted.parquet",
     }
 
