@@ -326,3 +326,15 @@ def test_ica_learns_and_flips_with_the_persona(tiny_lm_path, tokenizer, tmp_path
     assert metrics["alignment_accuracy"] == pytest.approx(after)
     check_learning("flip rate", metrics["flip_rate"], 0.25)
     check_learning("strict flip rate", metrics["strict_flip_rate"], 0.2)
+
+
+@pytest.mark.parametrize("spelling", ["release", "normalised"])
+def test_rendered_rows_keep_the_target_direction_whatever_the_column_spelling(spelling):
+    """`render_row` read the direction only under its snake_case name, so DPORE rows made from rows as released
+    (`"Preference Direction"`, with a space) carried a null `preference_direction`."""
+    rows = list(alignx_rows(4, seed=3))
+    if spelling == "normalised":
+        rows = [{("preference_direction" if k == DIRECTION_COLUMN else k): v for k, v in row.items()} for row in rows]
+    key = DIRECTION_COLUMN if spelling == "release" else "preference_direction"
+    rendered = [render_row(row, i, "pba", AlignXBuildConfig()) for i, row in enumerate(rows)]
+    assert [r["preference_direction"] for r in rendered] == [row[key] for row in rows]

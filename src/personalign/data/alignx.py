@@ -37,6 +37,7 @@ from ..personas.persona import (
     PROMPT_COLUMN,
     REJECTED_COLUMN,
     Persona,
+    alignx_column,
 )
 from ..personas.prompts import ica_messages, pba_messages, preference_example, to_alignx_release_prompt
 from ..personas.space import PreferenceSpace
@@ -374,7 +375,8 @@ def render_row(
         example = {"prompt": to_alignx_release_prompt(prompt), "chosen": row["chosen"], "rejected": row["rejected"]}
     else:
         example = preference_example(prompt, row["chosen"], row["rejected"])
-    return {**example, "profile": profile, "preference_direction": row.get("preference_direction")}
+    direction = alignx_column(row, DIRECTION_COLUMN)  # the release's spelling as well as the normalised one
+    return {**example, "profile": profile, "preference_direction": None if direction is None else row[direction]}
 
 
 def render_batch(

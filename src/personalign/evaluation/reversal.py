@@ -14,23 +14,18 @@ from typing import Any, Literal
 
 from ..errors import InputError
 from ..personas.persona import (
-    ALIGNX_COLUMN_ALIASES,
     CHOSEN_COLUMN,
     DEMOGRAPHICS_COLUMN,
     DIRECTION_COLUMN,
     PAIRS_COLUMN,
     REJECTED_COLUMN,
     UGC_COLUMN,
+    alignx_column,
 )
 from ..personas.space import PreferenceSpace
 from ..row_names import RowNames
 
 _ITEM_DIRECTION_KEYS = (DIRECTION_COLUMN, "preference_direction")
-
-
-def _column(row: Mapping[str, Any], name: str) -> str | None:
-    """The key under which `row` holds the AlignX column `name` (release name or snake_case alias), if any."""
-    return next((alias for alias in ALIGNX_COLUMN_ALIASES[name] if alias in row), None)
 
 
 def _reverse_vector(space: PreferenceSpace, vector: Any, where: str) -> Any:
@@ -87,10 +82,10 @@ def reverse_alignx_row(
     reversed_row = dict(row)
     reversed_row[CHOSEN_COLUMN], reversed_row[REJECTED_COLUMN] = row[REJECTED_COLUMN], row[CHOSEN_COLUMN]
 
-    if (key := _column(row, DIRECTION_COLUMN)) is not None:
+    if (key := alignx_column(row, DIRECTION_COLUMN)) is not None:
         reversed_row[key] = _reverse_vector(space, row[key], f"column {key!r}")
 
-    if (key := _column(row, UGC_COLUMN)) is not None and row[key] is not None:
+    if (key := alignx_column(row, UGC_COLUMN)) is not None and row[key] is not None:
         reversed_row[key] = (
             []
             if drop_irreversible_text
@@ -100,13 +95,13 @@ def reverse_alignx_row(
             ]
         )
 
-    if (key := _column(row, PAIRS_COLUMN)) is not None and row[key] is not None:
+    if (key := alignx_column(row, PAIRS_COLUMN)) is not None and row[key] is not None:
         reversed_row[key] = [
             _reverse_item(space, item, f"column {key!r} item {index}", swap=True)
             for index, item in enumerate(row[key])
         ]
 
-    if drop_irreversible_text and (key := _column(row, DEMOGRAPHICS_COLUMN)) is not None:
+    if drop_irreversible_text and (key := alignx_column(row, DEMOGRAPHICS_COLUMN)) is not None:
         reversed_row[key] = ""
 
     profile = row.get("profile")

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..data.alignx import history_rng
 from ..errors import InputError
-from ..personas.persona import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN
+from ..personas.persona import ALIGNX_COLUMN_ALIASES, DIRECTION_COLUMN, PAIRS_COLUMN, UGC_COLUMN, alignx_column
 from ..personas.space import PreferenceSpace
 from ..row_names import RowNames
 
@@ -56,7 +56,7 @@ def parse_persona_sizes(text: str | Sequence[int] | None) -> tuple[int, ...]:
 
 
 def _alignx_key(row: Mapping[str, Any], name: str) -> str:
-    return next((alias for alias in ALIGNX_COLUMN_ALIASES[name] if alias in row), ALIGNX_COLUMN_ALIASES[name][-1])
+    return alignx_column(row, name) or ALIGNX_COLUMN_ALIASES[name][-1]
 
 
 def history_length(row: Mapping[str, Any]) -> int:

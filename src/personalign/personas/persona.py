@@ -32,6 +32,20 @@ ALIGNX_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def alignx_column(row: Mapping[str, Any], name: str) -> str | None:
+    """The key under which `row` holds the AlignX column `name`: its release name (spaces included) or its
+    snake_case alias (`ALIGNX_COLUMN_ALIASES`); `None` when the row has neither.
+
+    Args:
+        row (`Mapping[str, Any]`): An AlignX row, as released or normalised.
+        name (`str`): A release column name, e.g. `DIRECTION_COLUMN` (`"Preference Direction"`).
+
+    Returns:
+        `str` or `None`: The key present in `row`.
+    """
+    return next((alias for alias in ALIGNX_COLUMN_ALIASES[name] if alias in row), None)
+
+
 @dataclass
 class UGCItem:
     """A post the user commented on, with the comment's preference direction when annotated."""
