@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from ..errors import InputError
 from ..inference.calls import api_kwargs, wrap_backend
 from ..inference.generation import (
     GenerationBackend,
+    check_generation_settings,
     check_local_model,
-    check_seed,
     parse_backend_spec,
     public_spec,
     public_url,
@@ -137,17 +136,11 @@ class GenerationEvalConfig:
         known = [name for formats in PERSONA_FORMATS.values() for name in formats]
         if self.persona_format is not None and self.persona_format not in known:
             raise InputError(f"unknown persona format {self.persona_format!r}; use one of {', '.join(known)}.")
-        for name in ("limit", "max_new_tokens", "batch_size", "num_workers"):
+        for name in ("limit", "batch_size", "num_workers"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise InputError(f"{name} must be an integer >= 1, got {value!r}.")
-        check_seed(self.seed)
-        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)):
-            raise InputError(f"temperature must be a finite number >= 0, got {self.temperature!r}.")
-        if self.temperature < 0:
-            raise InputError(f"temperature must be >= 0, got {self.temperature!r}.")
-        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise InputError(f"top_p must be in (0, 1], got {self.top_p!r}.")
+        check_generation_settings(self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
     def generation_settings(self) -> dict[str, Any]:
         """The settings every call is made with: `max_new_tokens`, `temperature`, `top_p`, `seed` (the keyword

@@ -97,6 +97,35 @@ def check_seed(seed: Any, option: str = "--seed") -> int:
     return int(seed)
 
 
+def check_generation_settings(max_new_tokens: Any, temperature: Any, top_p: Any, seed: Any) -> None:
+    """Refuse generation settings some backend cannot take, before anything is read, loaded or sent, naming the
+    command-line options that set them (`generate` and `judge` take the same ones).
+
+    Args:
+        max_new_tokens (`int` or `None`): Tokens per completion (`None`: the caller's default).
+        temperature (`float`): Sampling temperature; `0` is greedy.
+        top_p (`float`): Nucleus sampling mass.
+        seed (`int`): The sampling seed (see `check_seed`).
+
+    Raises:
+        `InputError`: `"--max-new-tokens must be an integer >= 1, got 0."`, `"--temperature must be a finite number
+            >= 0, got nan."`, `"--temperature must be >= 0, got -1."`, `"--top-p must be a number in (0, 1], got 2."`
+            or `check_seed`'s line.
+    """
+    check_seed(seed)
+    integer = isinstance(max_new_tokens, numbers.Integral) and not isinstance(max_new_tokens, bool)
+    if max_new_tokens is not None and not (integer and max_new_tokens >= 1):
+        raise InputError(f"--max-new-tokens must be an integer >= 1, got {max_new_tokens!r}.")
+    number = isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+    if not (number and math.isfinite(temperature)):
+        raise InputError(f"--temperature must be a finite number >= 0, got {temperature!r}.")
+    if temperature < 0:
+        raise InputError(f"--temperature must be >= 0, got {temperature!r}.")
+    number = isinstance(top_p, numbers.Real) and not isinstance(top_p, bool)
+    if not (number and 0 < top_p <= 1):
+        raise InputError(f"--top-p must be a number in (0, 1], got {top_p!r}.")
+
+
 class BackendError(PersonalignError, RuntimeError):
     """A backend could not produce a completion (the HTTP endpoint answered with an error after the last retry, or
     with a body that is not a chat completion). The message is one line, without the API key; the command line

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from ...errors import InputError
-from ...inference.generation import GenerationBackend, check_seed
+from ...inference.generation import GenerationBackend, check_generation_settings
 from ...row_names import RowNames
 from ..judges import LLMJudge
 from ..metrics import bootstrap_interval, nan_mean_rows
@@ -75,13 +75,7 @@ class JudgeSettings:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        check_seed(self.seed)
-        if self.max_new_tokens is not None and not (_is_integer(self.max_new_tokens) and self.max_new_tokens >= 1):
-            raise InputError(f"--max-new-tokens must be an integer >= 1, got {self.max_new_tokens!r}.")
-        if not (_is_number(self.temperature) and self.temperature >= 0):
-            raise InputError(f"--temperature must be a finite number >= 0, got {self.temperature!r}.")
-        if not (_is_number(self.top_p) and 0 < self.top_p <= 1):
-            raise InputError(f"--top-p must be a number in (0, 1], got {self.top_p!r}.")
+        check_generation_settings(self.max_new_tokens, self.temperature, self.top_p, self.seed)
         if not (_is_integer(self.num_resamples) and 1 <= self.num_resamples <= MAX_BOOTSTRAP_RESAMPLES):
             raise InputError(
                 f"--bootstrap (resamples of the confidence intervals) must be an integer from 1 to "
