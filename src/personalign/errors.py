@@ -49,6 +49,17 @@ def imported_error_types(by_module: Mapping[str, Sequence[str]]) -> tuple[type[B
     return tuple(found)
 
 
+HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",), "requests": ("ConnectionError",)}
+"""The HTTP clients huggingface_hub and datasets use (huggingface_hub 1.x-2.x: httpx / httpx2; older: requests),
+each with its base class of "the host could not be reached" errors, which are not `OSError`s in httpx."""
+
+
+def network_error_types() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the Hub (or another host) is unreachable": `ConnectionError`, `TimeoutError`
+    and the transport errors of the HTTP clients in `HTTP_TRANSPORT_ERRORS` already imported."""
+    return (ConnectionError, TimeoutError, *imported_error_types(HTTP_TRANSPORT_ERRORS))
+
+
 # ------------------------------------------------------------------------------------------------------ secrets
 SECRET_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
 """The environment variables holding a secret personalign may send: the Hugging Face token (both names

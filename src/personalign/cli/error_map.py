@@ -17,8 +17,7 @@ from types import FrameType
 
 from rich.markup import escape
 
-from ..errors import PersonalignError, imported_error_types, redact_secrets
-from ..hub.auth import network_error_types
+from ..errors import PersonalignError, imported_error_types, network_error_types, redact_secrets
 from .common import console
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -74,7 +73,7 @@ def terminate_on_sigterm() -> Iterator[None]:
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """`USER_ERRORS`, the `LIBRARY_USER_ERRORS` of the libraries imported so far, and the errors that mean a host is
-    unreachable (`hub.auth.network_error_types`: `ConnectionError`, `TimeoutError`, the HTTP clients' transport
+    unreachable (`errors.network_error_types`: `ConnectionError`, `TimeoutError`, the HTTP clients' transport
     errors; also datasets' offline-mode error)."""
     return USER_ERRORS + imported_error_types(LIBRARY_USER_ERRORS) + network_error_types()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import huggingface_hub  # the package only (its names load on first use), so importing this module stays light
 
-from ..errors import TOKEN_SHAPE, PersonalignError, imported_error_types, redact_secrets
+from ..errors import TOKEN_SHAPE, PersonalignError, redact_secrets
 
 
 class HubError(PersonalignError, OSError):
@@ -35,17 +35,6 @@ def redact_token(text: str, token: str) -> str:
 
 TOKEN_KEYS = ("hub_token",)
 """Config keys whose value is a token: never printed, in `--print-config` or in a message about a bad value."""
-
-
-HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",), "requests": ("ConnectionError",)}
-"""The HTTP clients huggingface_hub and datasets use (huggingface_hub 1.x-2.x: httpx / httpx2; older: requests),
-each with its base class of "the host could not be reached" errors, which are not `OSError`s in httpx."""
-
-
-def network_error_types() -> tuple[type[BaseException], ...]:
-    """The exception types that mean "the Hub (or another host) is unreachable": `ConnectionError`, `TimeoutError`
-    and the transport errors of the HTTP clients in `HTTP_TRANSPORT_ERRORS` already imported."""
-    return (ConnectionError, TimeoutError, *imported_error_types(HTTP_TRANSPORT_ERRORS))
 
 
 TOKEN_FLAGS = ("--hub_token", "--hub-token", "--token")

@@ -20,9 +20,9 @@ import huggingface_hub
 from datasets import Dataset, DatasetDict
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..errors import InputError
+from ..errors import InputError, network_error_types
 from ..io import atomic_output
-from .auth import HubError, network_error_types, redact_token, resolve_token
+from .auth import HubError, redact_token, resolve_token
 
 MAX_SHARD_BYTES = 500 * 2**20
 

@@ -19,10 +19,10 @@ import huggingface_hub
 from huggingface_hub import CommitOperationAdd, EvalResult, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError
 
-from ..errors import InputError
+from ..errors import InputError, network_error_types
 from ..io import atomic_output, one_line, safetensors_problem
 from ..methods import get_method
-from .auth import HubError, network_error_types, redact_token, resolve_token
+from .auth import HubError, redact_token, resolve_token
 from .cards import merge_results, read_card_results, render_model_card
 from .run_record import read_run_record
 

@@ -55,7 +55,7 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 from tqdm.auto import tqdm
 
-from ..errors import InputError, PersonalignError, imported_error_types, redact_secrets
+from ..errors import InputError, PersonalignError, network_error_types, redact_secrets
 from ..io import check_model_folder, is_repo_id, one_line
 from ..personas.persona import Messages
 
@@ -642,12 +642,6 @@ class VLLMBackend(GenerationBackend):
 
 
 # ------------------------------------------------------------------------------------------------------- OpenAI
-HTTP_TRANSPORT_ERRORS = {"httpx2": ("TransportError",), "httpx": ("TransportError",)}
-"""The base class of "the host could not be reached" errors of the HTTP client under huggingface_hub (httpx2 for
-huggingface_hub 2.x, httpx for 1.x); they are not `OSError`s. (`hub.auth.HTTP_TRANSPORT_ERRORS` has the same map
-for the command line; `inference/` may not import `hub/`.)"""
-
-
 class RateLimiter:
     """At most `max_requests_per_minute` requests per minute, shared by every thread that calls `wait`: the
     requests are spaced evenly, `60 / max_requests_per_minute` seconds apart (a token bucket holding one token), so
@@ -833,7 +827,7 @@ class OpenAIBackend(StreamingBackend):
 
     def _complete(self, messages: Messages, options: dict[str, Any], stop: threading.Event) -> str:
         """One request, with its retries; the completion's text. Gives up (`_Stopped`) once `stop` is set."""
-        transport_errors = imported_error_types(HTTP_TRANSPORT_ERRORS)
+        unreachable = network_error_types()
         for attempt in range(self.max_retries + 1):
             self.rate_limiter.wait()
             if stop.is_set():
@@ -859,7 +853,7 @@ class OpenAIBackend(StreamingBackend):
             except TimeoutError:  # InferenceTimeoutError
                 message = f"{self.public_url} did not answer within {self.timeout:g}s"
                 retry = True
-            except (ConnectionError, *transport_errors) as error:
+            except unreachable as error:  # TimeoutError, which it also holds, is caught above
                 message = f"Could not reach {self.public_url}: {error}"
                 retry = True
             except json.JSONDecodeError as error:
