@@ -1,4 +1,4 @@
-"""Data commands: `synthetic alignx|multifaceted`, `build-dataset alignx|multifacet-cf` and
+"""Data commands: `synthetic alignx|multifaceted|aloe|general`, `build-dataset alignx|multifacet-cf` and
 `push-dataset alignx|multifacet-cf` (one sub-command per dataset, each with the options that dataset's build
 takes)."""
 
@@ -14,7 +14,8 @@ from ..errors import InputError
 from .common import Output, Overwrite, Seed, console
 
 synthetic_app = typer.Typer(
-    help="Generate offline synthetic data in the real release schemas (AlignX, Multifaceted-Collection).",
+    help="Generate offline synthetic data in the real release schemas (AlignX, Multifaceted-Collection, ALOE, "
+    "UltraFeedback-binarized).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -84,6 +85,50 @@ def synthetic_multifaceted(
         total=3 * instructions,
     )
     console.print(f"wrote {written} Multifaceted-Collection rows to {output}")
+
+
+OutputFile = Annotated[Path, typer.Option(help="Output file: [bold].parquet[/bold] or [bold].jsonl[/bold].")]
+
+
+@synthetic_app.command("aloe")
+def synthetic_aloe(
+    output: OutputFile,
+    personas: Annotated[int, typer.Option(help="Number of personas (styles in turn).")] = 100,
+    conversations: Annotated[int, typer.Option(help="Conversations per persona.")] = 4,
+    turns: Annotated[int, typer.Option(help="Turns per conversation.")] = 10,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """ALOE records (profile, personality, multi-turn conversations with preferred and rejected replies) of
+    personas with learnable styles."""
+    from ..data.synthetic_aloe import ALOE_FEATURES, aloe_rows
+    from ..io import write_rows
+
+    for name, value in (("--personas", personas), ("--conversations", conversations), ("--turns", turns)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}.")
+    stream = aloe_rows(personas, conversations_per_persona=conversations, turns=turns, seed=seed)
+    written = write_rows(stream, output, ALOE_FEATURES, overwrite=overwrite, total=personas * conversations)
+    console.print(f"wrote {written} ALOE conversations ({personas} personas) to {output}")
+
+
+@synthetic_app.command("general")
+def synthetic_general(
+    output: OutputFile,
+    rows: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """General (non-personal) preference rows in UltraFeedback-binarized's schema."""
+    from ..data.synthetic_aloe import GENERAL_FEATURES, general_preference_rows
+    from ..io import write_rows
+
+    if rows < 1:
+        raise InputError(f"--rows must be at least 1, got {rows}.")
+    written = write_rows(
+        general_preference_rows(rows, seed), output, GENERAL_FEATURES, overwrite=overwrite, total=rows
+    )
+    console.print(f"wrote {written} general preference rows to {output}")
 
 
 # ----------------------------------------------------------------------------------------- build-dataset options
