@@ -1,5 +1,5 @@
-"""Data commands: `synthetic alignx|multifaceted|aloe|general`, `build-dataset alignx|multifacet-cf` and
-`push-dataset alignx|multifacet-cf` (one sub-command per dataset, each with the options that dataset's build
+"""Data commands: `synthetic alignx|multifaceted|aloe|general`, `build-dataset alignx|multifacet-cf|aloe` and
+`push-dataset alignx|multifacet-cf|aloe` (one sub-command per dataset, each with the options that dataset's build
 takes)."""
 
 from __future__ import annotations
@@ -158,6 +158,24 @@ AllowMissingDimensions = Annotated[
         "--allow-missing-dimensions", help="Warn instead of failing when a dimension ends with no user / pair."
     ),
 ]
+TestPersonas = Annotated[
+    int | None,
+    typer.Option(
+        help="Personas held out for the test split; by default the DPORE paper's 100, or a tenth of the personas "
+        "when the source has fewer than 1,000."
+    ),
+]
+Rejected = Annotated[
+    str,
+    typer.Option(help="[bold]all[/bold]: a row per rejected reply of a turn; [bold]first[/bold]: the first only."),
+]
+PersonaText = Annotated[
+    str,
+    typer.Option(
+        help="[bold]dialogue[/bold]: no persona text column (DPORE embeds the conversation); "
+        "[bold]description[/bold]: a persona_text column, profile and personality."
+    ),
+]
 RepoId = Annotated[str, typer.Option(help="Hub dataset repo, ORG/NAME.")]
 PushSource = Annotated[str | None, typer.Option(help="Build from this Hub id or local release, then push.")]
 FromDir = Annotated[Path | None, typer.Option(help="Push a folder written by build-dataset.")]
@@ -201,6 +219,22 @@ def build_multifacet(source: str, names: list[str] | None, build_config: Any) ->
     for line in report.lines():
         console.print(line)
     return configs, render_dataset_card(configs, multifacet_card(source, build_config, report))
+
+
+def build_aloe(source: str, names: list[str] | None, build_config: Any) -> Built:
+    """The ALOE configs `names` (all by default) built from `source`, with their card."""
+    from ..data.aloe import ALOE_CONFIGS, aloe_card, build_aloe
+    from ..hub.cards import render_dataset_card
+
+    configs = build_aloe(source, build_config, select_configs(dict.fromkeys(ALOE_CONFIGS), names, "aloe"))
+    return configs, render_dataset_card(configs, aloe_card(source, build_config, configs))
+
+
+def aloe_build_config(seed: int, test_personas: int | None, rejected: str, persona_text: str) -> Any:
+    """The `ALOEBuildConfig` of the command's options."""
+    from ..data.aloe import ALOEBuildConfig
+
+    return ALOEBuildConfig(seed=seed, test_personas=test_personas, rejected=rejected, persona_text=persona_text)
 
 
 def write_built(build: Callable[[], Built], output: Path, overwrite: bool, source: str) -> None:
@@ -307,6 +341,23 @@ def build_dataset_multifacet(
     write_built(lambda: build_multifacet(source, config, build_config), output, overwrite, source)
 
 
+@build_app.command("aloe")
+def build_dataset_aloe(
+    source: Source,
+    output: BuildOutput,
+    config: ConfigNames = None,
+    test_personas: TestPersonas = None,
+    seed: Seed = 0,
+    rejected: Rejected = "all",
+    persona_text: PersonaText = "dialogue",
+    overwrite: Overwrite = False,
+) -> None:
+    """ALOE: per-turn preference rows in TRL's conversational format (configs [bold]preference[/bold],
+    [bold]personas[/bold] and [bold]excerpts[/bold]), split by persona."""
+    build_config = aloe_build_config(seed, test_personas, rejected, persona_text)
+    write_built(lambda: build_aloe(source, config, build_config), output, overwrite, source)
+
+
 # ------------------------------------------------------------------------------------------------- push-dataset
 @push_app.command("alignx")
 def push_dataset_alignx(
@@ -344,4 +395,22 @@ def push_dataset_multifacet(
     [bold]--source[/bold] and push."""
     build_config = multifacet_build_config(seed, history_size, match, test_instructions, allow_missing_dimensions)
     build = lambda: build_multifacet(source, config, build_config)  # noqa: E731
+    push_built(build, repo_id, source, from_dir, config, private)
+
+
+@push_app.command("aloe")
+def push_dataset_aloe(
+    repo_id: RepoId,
+    source: PushSource = None,
+    from_dir: FromDir = None,
+    config: ConfigNames = None,
+    test_personas: TestPersonas = None,
+    seed: Seed = 0,
+    rejected: Rejected = "all",
+    persona_text: PersonaText = "dialogue",
+    private: Private = False,
+) -> None:
+    """ALOE: push a built folder ([bold]--from-dir[/bold]) or build from [bold]--source[/bold] and push."""
+    build_config = aloe_build_config(seed, test_personas, rejected, persona_text)
+    build = lambda: build_aloe(source, config, build_config)  # noqa: E731
     push_built(build, repo_id, source, from_dir, config, private)
