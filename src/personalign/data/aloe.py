@@ -30,7 +30,8 @@ from typing import Any, Literal
 from datasets import Dataset, DatasetDict, Features, Json, List, Value
 
 from ..errors import InputError
-from ..hub.cards import DatasetCardSpec
+from ..hub.cards import DatasetCardSpec, render_dataset_card
+from ..hub.datasets import write_dataset_folder
 from ..papers import DPORE_CITATION
 from ..row_names import RowNames
 from .loading import DatasetSource, json_file_rows, load_source
@@ -545,3 +546,32 @@ def aloe_card(source: str | Path, config: ALOEBuildConfig, configs: Mapping[str,
         citations=[DPORE_CITATION],
         tags=["aloe", "multi-turn", "dpore"],
     )
+
+
+def write_aloe_folder(
+    source: str | Path,
+    output: str | Path,
+    config: ALOEBuildConfig | None = None,
+    configs: Sequence[str] = ALOE_CONFIGS,
+    overwrite: bool = False,
+) -> Path:
+    """Build ALOE from `source` and write the folder `personalign build-dataset aloe` writes (parquet shards per
+    config and the card), atomically.
+
+    Args:
+        source (`str` or `Path`): The records (see `read_aloe`).
+        output (`str` or `Path`): The folder to write.
+        config (`ALOEBuildConfig`, *optional*): The settings; the defaults when not given.
+        configs (`Sequence[str]`, *optional*): Which of `ALOE_CONFIGS` to build.
+        overwrite (`bool`, *optional*, defaults to `False`): Replace an existing folder.
+
+    Returns:
+        `Path`: The folder; `personalign.data.loading.load_source(output)` reads its `preference` config.
+
+    Raises:
+        `InputError`: As `build_aloe`.
+        `OutputExistsError`: If `output` exists and `overwrite` is False.
+    """
+    config = config or ALOEBuildConfig()
+    built = build_aloe(source, config, configs)
+    return write_dataset_folder(built, output, render_dataset_card(built, aloe_card(source, config, built)), overwrite)
