@@ -1517,6 +1517,11 @@ CASES: list[Case] = [
     ),
     Case("eval-nominal/bad-device", nominal("--device", "tpu"), says=("--device", "cpu, cuda")),
     Case(
+        "eval-nominal/hub-id-not-cached",
+        nominal(model="my-org/not-there"),
+        says=("my-org/not-there", "did not load"),
+    ),
+    Case(
         "eval-nominal/merge-into-a-folder-without-results",
         nominal("--merge-into", "{empty}"),
         files(empty=lambda p, env: p.mkdir()),
