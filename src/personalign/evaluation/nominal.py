@@ -20,6 +20,7 @@ Public API of lm-evaluation-harness used: `lm_eval.simple_evaluate`, `lm_eval.ta
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -307,11 +308,12 @@ def evaluate_nominal(
             a causal LM folder, a Hub id that does not load; each in one line.
     """
     log = log or (lambda line: None)
-    models = [models] if isinstance(models, (str, Path)) else [str(model) for model in models]
+    models = [str(models)] if isinstance(models, (str, Path)) else [str(model) for model in models]
     if not models:
         raise InputError("no model to evaluate.")
     if len(set(models)) != len(models):
-        raise InputError(f"--model: each model once; {', '.join(sorted({m for m in models if models.count(m) > 1}))}")
+        twice = sorted({model for model in models if models.count(model) > 1})
+        raise InputError(f"--model: name each model once; given more than once: {', '.join(twice)}.")
     lm_eval = import_harness()
     version = metadata.version("lm_eval")
     for model in models:
@@ -333,6 +335,7 @@ def evaluate_nominal(
             task_manager=manager,
         )
         del harness_model
+        gc.collect()  # one model in memory at a time
         if config.log_samples:
             samples[model] = output.pop("samples", {})
         raw[model] = output
