@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 CONSTRAINTS := requirements/constraints.txt
 # The newest releases pyproject.toml allows, in a venv of their own (`make test-latest`, `make lock`).
 LATEST_VENV ?= .venv-latest
-EXTRAS := dev,assets,docs
+EXTRAS := dev,assets,docs,nominal
 # `pip freeze` of a venv without the project and without torch (whose build TORCH_SPEC chooses).
 FREEZE = -m pip freeze --exclude-editable | grep -viE '^(torch|nvidia-[a-z0-9-]+|triton)=='
 # One test worker per core (pytest-xdist), at most 4; test_multiprocess.py stays on one worker (its xdist_group).

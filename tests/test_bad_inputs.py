@@ -254,6 +254,12 @@ def eval_policy(*extra: str, model: str = "{lm}", dataset: str = "{data}") -> li
     ]
 
 
+def nominal(*extra: str, model: str = "{lm}") -> list[str]:
+    """`eval nominal` on the shipped example task (examples/nominal); every case here is refused before it runs."""
+    tasks = ["--tasks", "personalign_tiny_qa", "--include-path", str(EXAMPLES / "nominal")]
+    return ["eval", "nominal", "--model", model, *tasks, *extra, "--output", "{tmp}/out"]
+
+
 def build(name: str, *extra: str, source: str = "{data}") -> list[str]:
     return ["build-dataset", name, "--source", source, "--output", "{tmp}/out", *extra]
 
@@ -1536,6 +1542,43 @@ CASES: list[Case] = [
         ["synthetic", "aloe", "--output", "{tmp}/out.jsonl", "--turns", "0"],
         says=("--turns must be at least 1",),
         output="{tmp}/out.jsonl",
+    ),
+    # ------------------------------------------------------------------------------------------------ eval nominal
+    Case(
+        "eval-nominal/unknown-task",
+        nominal("--tasks", "no_such_task"),
+        says=("no_such_task", "unknown task", "lm-eval ls tasks"),
+    ),
+    Case(
+        "eval-nominal/encoder-as-the-model",
+        nominal(model="{assets}/encoder_backbone"),
+        says=("encoder_backbone", "not a causal .generative. language model"),
+    ),
+    Case("eval-nominal/missing-model", nominal(model="{tmp}/no_model"), says=("no_model", "no such")),
+    Case(
+        "eval-nominal/existing-output",
+        nominal(),
+        files(out=lambda p, env: p.mkdir() or (p / "keep.txt").write_text("keep")),
+        says=("out", "already exists", "--overwrite"),
+        output=None,
+        check=lambda tmp, env, out: _assert_untouched(tmp / "out" / "keep.txt"),
+    ),
+    Case(
+        "eval-nominal/missing-include-path",
+        nominal("--include-path", "{tmp}/no_tasks"),  # the last --include-path counts
+        says=("--include-path", "no_tasks", "no such"),
+    ),
+    Case("eval-nominal/bad-device", nominal("--device", "tpu"), says=("--device", "cpu, cuda")),
+    Case(
+        "eval-nominal/hub-id-not-cached",
+        nominal(model="my-org/not-there"),
+        says=("my-org/not-there", "did not load"),
+    ),
+    Case(
+        "eval-nominal/merge-into-a-folder-without-results",
+        nominal("--merge-into", "{empty}"),
+        files(empty=lambda p, env: p.mkdir()),
+        says=("--merge-into", "empty", r"results\.json"),
     ),
 ]
 

@@ -207,3 +207,98 @@ def eval_encoder(
         " ".join(f"{key} {results[key]:.4f}" for key in ("recall@1", "recall@5", "mrr", "pair_auc", "chance_recall@1"))
     )
     console.print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------------------------------------ eval nominal
+@eval_app.command("nominal")
+def eval_nominal(
+    model: Annotated[
+        list[str],
+        typer.Option("--model", help="Causal LM: local folder (a trained checkpoint) or Hub id (repeat to compare)."),
+    ],
+    tasks: Annotated[
+        str,
+        typer.Option(
+            help="lm-evaluation-harness tasks, groups or tags, comma-separated (e.g. arc_easy,hellaswag; globs as "
+            "the harness takes them); list them with `lm-eval ls tasks`."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option(help="Output folder: nominal.json, raw/<model>.json (the harness's results), nominal.png.")
+    ],
+    include_path: Annotated[
+        Path | None, typer.Option(help="A folder of task YAML files of your own (the harness's --include_path).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Score only the first N documents of each task (a smoke test).")
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option(help="Few-shot examples per prompt (default: the task's).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Requests per forward pass.")] = 8,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="auto (the checkpoint's), float32, bfloat16 or float16.")] = "auto",
+    log_samples: Annotated[
+        bool,
+        typer.Option("--log-samples", help="Also keep every document's requests and scores (raw/<model>/*.jsonl)."),
+    ] = False,
+    model_card: Annotated[
+        Path | None, typer.Option(help="Write the scores into this model card's model-index (README.md).")
+    ] = None,
+    merge_into: Annotated[
+        Path | None, typer.Option(help="Also add the scores to this `eval policy` results folder (a `nominal` block).")
+    ] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Nominal capability through lm-evaluation-harness (the extra personalign[nominal]): its scores per model, task
+    and metric, with their standard errors, as JSON and a bar plot; optionally into the model card and an `eval
+    policy` results folder."""
+    from ..evaluation.nominal import (
+        NominalEvalConfig,
+        check_results_folder,
+        evaluate_nominal,
+        import_harness,
+        merge_nominal_into_results,
+        update_model_card_with_nominal,
+        write_nominal_results,
+    )
+    from ..hub.cards import check_card_path
+    from ..io import ensure_writable
+
+    import_harness()  # before anything else: without the extra, say which pip command installs it
+    ensure_writable(output, overwrite, inputs=(*model, include_path, merge_into))
+    if model_card is not None:
+        if len(model) != 1:
+            raise InputError("--model-card takes the scores of exactly one --model")
+        check_card_path(model_card)
+    if merge_into is not None:
+        check_results_folder(merge_into)
+    config = NominalEvalConfig(
+        tasks=[tasks],
+        include_path=None if include_path is None else str(include_path),
+        limit=limit,
+        num_fewshot=num_fewshot,
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        log_samples=log_samples,
+    )
+    results = evaluate_nominal(model, config, log=lambda line: console.print(escape(line), soft_wrap=True))
+    for path in write_nominal_results(results, output, overwrite=overwrite):
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    for name, entry in results["models"].items():
+        for task, scores in entry["tasks"].items():
+            shown = ", ".join(
+                f"{metric} {score['value']:.4f}" + ("" if score["stderr"] is None else f" ± {score['stderr']:.4f}")
+                for metric, score in scores["metrics"].items()
+            )
+            console.print(f"{escape(name)} {escape(task)}: {escape(shown)}", soft_wrap=True)
+    if model_card is not None:
+        existed = model_card.is_file()
+        written = update_model_card_with_nominal(model_card, results)
+        shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
+        console.print(escape(shown), soft_wrap=True)
+    if merge_into is not None:
+        console.print(f"added the scores to {escape(str(merge_nominal_into_results(merge_into, results)))}")
