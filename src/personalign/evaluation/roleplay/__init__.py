@@ -1,0 +1,89 @@
+"""Role-play evaluation (`personalign eval roleplay`): a simulated user with a persona talks with each model under
+test for K turns and a judge scores every turn for alignment with that persona (the DPORE paper, §4.1-4.2, Table 1;
+the lambda sweep of its Table 3 is the same evaluation with one model per lambda).
+
+- `prompts`: the user simulator's prompt, each role's view of a conversation, the reading of a simulator prompt back;
+- `personas`: `load_personas` (a build-dataset aloe folder, a persona table, released ALOE records);
+- `engine`: `RoleplayConfig`, `run_roleplay` (batched per turn, every call through the call cache: resumable, and
+  priced by a dry run);
+- `results`: `summary.json`, the Table 1 layout, the plot, the transcripts, the model-card results.
+"""
+
+from __future__ import annotations
+
+from .engine import (
+    JUDGE,
+    USER_SIMULATOR,
+    Conversation,
+    RoleplayConfig,
+    RoleplayResult,
+    call_counts,
+    describe_plans,
+    model_label,
+    model_labels,
+    run_roleplay,
+)
+from .personas import PERSONA_COLUMNS, PERSONAS_CONFIG, LoadedPersonas, RoleplayPersona, load_personas, persona_key
+from .prompts import (
+    OPENING_MESSAGE,
+    USER_SIMULATOR_PROMPT,
+    SimulatorView,
+    check_conversation,
+    model_messages,
+    parse_user_simulator_prompt,
+    user_simulator_messages,
+)
+from .results import (
+    JUDGMENTS_FILE,
+    PLOT_FILE,
+    SUMMARY_FILE,
+    TABLE_FILE,
+    TRANSCRIPTS_FILE,
+    model_statistics,
+    plot_roleplay,
+    roleplay_card_results,
+    roleplay_table,
+    summarize,
+    turn_statistics,
+    update_model_card_with_roleplay,
+    write_roleplay,
+)
+
+__all__ = [
+    "JUDGE",
+    "JUDGMENTS_FILE",
+    "OPENING_MESSAGE",
+    "PERSONAS_CONFIG",
+    "PERSONA_COLUMNS",
+    "PLOT_FILE",
+    "SUMMARY_FILE",
+    "TABLE_FILE",
+    "TRANSCRIPTS_FILE",
+    "USER_SIMULATOR",
+    "USER_SIMULATOR_PROMPT",
+    "Conversation",
+    "LoadedPersonas",
+    "RoleplayConfig",
+    "RoleplayPersona",
+    "RoleplayResult",
+    "SimulatorView",
+    "call_counts",
+    "check_conversation",
+    "describe_plans",
+    "load_personas",
+    "model_label",
+    "model_labels",
+    "model_messages",
+    "model_statistics",
+    "parse_user_simulator_prompt",
+    "persona_key",
+    "plot_roleplay",
+    "roleplay_card_results",
+    "roleplay_table",
+    "run_roleplay",
+    "summarize",
+    "turn_statistics",
+    "update_model_card_with_roleplay",
+    "user_simulator_messages",
+    "write_roleplay",
+]
