@@ -287,7 +287,9 @@ def eval_roleplay(
         float, typer.Option(help="Sampling temperature of the user simulator, the models and the judge (paper: 0).")
     ] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (sampling only).")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seed of run 0; run r uses seed + r (part of every call's cache key).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of run 0; run r uses seed + r (part of every call's cache key).")
+    ] = 0,
     batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (local transformers models).")] = 8,
     table_header: Annotated[
         str, typer.Option(help="The first column's header in table.md (e.g. λ for the lambda sweep).")

@@ -531,7 +531,7 @@ class DryRunBackend(GenerationBackend):
         replay_cache (`bool`, *optional*, defaults to `False`): Answer the calls the cache holds with their cached
             completions (`CallCache.get`, its `reask` included) instead of `""`.
         placeholder (`Callable[[int], str]`, *optional*): The answer of every other call, given its `max_new_tokens`
-            (e.g. `placeholder_reply`); `""` when unset.
+            (e.g. `placeholder_reply`), called once per prompt; `""` when unset.
     """
 
     def __init__(
@@ -566,12 +566,14 @@ class DryRunBackend(GenerationBackend):
     ) -> list[str]:
         settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
         self.recorded.append(([[dict(m) for m in messages] for messages in prompts], settings))
-        stand_in = "" if self.placeholder is None else self.placeholder(max_new_tokens)
-        if not self.replay_cache or self.cache is None:
-            return [stand_in] * len(prompts)
-        requests = call_requests(self.name, self.key_fields, prompts, max_new_tokens, temperature, top_p, seed)
+        requests: list[CallRequest | None] = [None] * len(prompts)
+        if self.replay_cache and self.cache is not None:
+            requests = call_requests(self.name, self.key_fields, prompts, max_new_tokens, temperature, top_p, seed)
         answers = [None if request is None else self.cache.get(request) for request in requests]
-        return [stand_in if answer is None else answer for answer in answers]
+        return [self._stand_in(max_new_tokens) if answer is None else answer for answer in answers]
+
+    def _stand_in(self, max_new_tokens: int) -> str:
+        return "" if self.placeholder is None else self.placeholder(max_new_tokens)
 
     def _count_tokens(self, messages: Messages) -> int:
         if self.tokenizer is None:

@@ -18,6 +18,7 @@ nothing: it follows the cached answers where the cache has them and a placeholde
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -243,8 +244,16 @@ def _wrap(spec: str | GenerationBackend, config: RoleplayConfig) -> GenerationBa
         **backend_kwargs(kind, config),
     )
     if isinstance(backend, DryRunBackend):
-        backend.replay_cache, backend.placeholder = True, placeholder_reply
+        backend.replay_cache, backend.placeholder = True, _numbered_placeholders()
     return backend
+
+
+def _numbered_placeholders() -> Callable[[int], str]:
+    """`placeholder_reply`s told apart by a number: two conversations whose unanswered turns were stood in by equal
+    texts would give equal later prompts, which the dry run would count once, though the real answers differ (every
+    role's prompts of one turn differ by persona, model or run seed)."""
+    numbers = itertools.count(1)
+    return lambda max_new_tokens: f"[{next(numbers)}] {placeholder_reply(max_new_tokens)}"
 
 
 def call_counts(backend: GenerationBackend) -> dict[str, int] | None:
@@ -326,7 +335,9 @@ def run_roleplay(
                 seed = config.run_seed(run)
                 group = [c for c in conversations if c.run == run]
                 settings = {"temperature": config.temperature, "top_p": config.top_p, "seed": seed, **calls}
-                prompts = [user_simulator_messages(c.persona.profile, c.persona.personality, c.messages) for c in group]
+                prompts = [
+                    user_simulator_messages(c.persona.profile, c.persona.personality, c.messages) for c in group
+                ]
                 messages = simulator.generate(prompts, max_new_tokens=config.user_max_new_tokens, **settings)
                 for conversation, text in zip(group, messages, strict=True):
                     conversation.messages.append({"role": "user", "content": text})

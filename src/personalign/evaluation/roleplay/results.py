@@ -298,7 +298,11 @@ def roleplay_card_results(summary: Mapping[str, Any], label: str) -> list[EvalRe
     }
     values = [("roleplay_alignment", "role-play persona alignment (1-5), average over turns", result["average"])]
     values += [
-        (f"roleplay_alignment_turn_{entry['turn']}", f"role-play persona alignment (1-5), turn {entry['turn']}", entry["mean"])
+        (
+            f"roleplay_alignment_turn_{entry['turn']}",
+            f"role-play persona alignment (1-5), turn {entry['turn']}",
+            entry["mean"],
+        )
         for entry in result["per_turn"]
     ]
     if result["average"] is None:
