@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .data.aloe import ALOEBuildConfig, write_aloe_folder
 from .data.multifacet import MultifacetBuildConfig, attach_history, build_multifacet_cf
 from .data.synthetic import (
     MULTIFACETED_FEATURES,
@@ -27,6 +28,7 @@ from .data.synthetic import (
     multifaceted_rows,
     text_banks_fingerprint,
 )
+from .data.synthetic_aloe import ALOE_FEATURES, GENERAL_FEATURES, aloe_rows, general_preference_rows
 from .encoder import PersonaEncoder
 from .io import atomic_output, write_rows
 from .personas.persona import Persona
@@ -268,6 +270,8 @@ def write_tiny_assets(
     overwrite: bool = False,
     cache_dir: str | Path | None = None,
     num_multifacet_instructions: int = 12,
+    num_aloe_personas: int = 24,
+    num_general_rows: int = 64,
 ) -> Path:
     """Everything the tiny example configs (`examples/configs/tiny/`) and the offline demo point at, in one folder:
 
@@ -276,7 +280,11 @@ def write_tiny_assets(
     - `encoder/`: an (untrained) mean-pooling PersonaEncoder around it, for DPORE;
     - `alignx/train.parquet`, `alignx/test.parquet`: synthetic AlignX rows (counterfactual pairs, disjoint users);
     - `multifacet/train.parquet`, `multifacet/test.parquet`: a counterfactual MultiFacet benchmark built from
-      `num_multifacet_instructions` synthetic instructions, histories (T = 3) attached as text.
+      `num_multifacet_instructions` synthetic instructions, histories (T = 3) attached as text;
+    - `aloe/`: a `build-dataset aloe` folder (configs `preference`, `personas`, `excerpts`) of synthetic ALOE:
+      `num_aloe_personas` personas (a sixth of them, at least two, held out for `test`), 4 conversations of 6 turns
+      each, every rejected reply a row;
+    - `general.jsonl`: `num_general_rows` general preference rows (UltraFeedback-binarized's schema).
 
     Written atomically; an existing folder is kept unless `overwrite`. The models come from the kit's cache
     (`cache_dir`, see `tiny_causal_lm`).
@@ -292,7 +300,25 @@ def write_tiny_assets(
         alignx_dataset(num_train_rows, seed=seed).to_parquet(str(staging / "alignx" / "train.parquet"))
         alignx_dataset(num_test_rows, seed=seed + 1).to_parquet(str(staging / "alignx" / "test.parquet"))
         _write_tiny_multifacet(staging / "multifacet", num_multifacet_instructions, seed)
+        _write_tiny_aloe(staging / "aloe", num_aloe_personas, seed)
+        write_rows(
+            general_preference_rows(num_general_rows, seed),
+            staging / "general.jsonl",
+            GENERAL_FEATURES,
+            progress=False,
+        )
     return Path(folder)
+
+
+def _write_tiny_aloe(folder: Path, num_personas: int, seed: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "aloe.jsonl"
+        rows = aloe_rows(num_personas, conversations_per_persona=4, turns=6, seed=seed)
+        write_rows(rows, source, ALOE_FEATURES, progress=False)
+        config = ALOEBuildConfig(seed=seed, test_personas=max(2, num_personas // 6))
+        write_aloe_folder(source, folder, config)
 
 
 def _write_tiny_multifacet(folder: Path, num_instructions: int, seed: int) -> None:

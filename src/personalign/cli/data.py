@@ -1,5 +1,5 @@
-"""Data commands: `synthetic alignx|multifaceted`, `build-dataset alignx|multifacet-cf` and
-`push-dataset alignx|multifacet-cf` (one sub-command per dataset, each with the options that dataset's build
+"""Data commands: `synthetic alignx|multifaceted|aloe|general`, `build-dataset alignx|multifacet-cf|aloe` and
+`push-dataset alignx|multifacet-cf|aloe` (one sub-command per dataset, each with the options that dataset's build
 takes)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ..errors import InputError
 from .common import Output, Overwrite, Seed, console
 
 synthetic_app = typer.Typer(
-    help="Generate offline synthetic data in the real release schemas (AlignX, Multifaceted-Collection).",
+    help="Generate offline synthetic data in the real release schemas (AlignX, Multifaceted-Collection, ALOE, "
+    "UltraFeedback-binarized).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -86,6 +87,50 @@ def synthetic_multifaceted(
     console.print(f"wrote {written} Multifaceted-Collection rows to {output}")
 
 
+OutputFile = Annotated[Path, typer.Option(help="Output file: [bold].parquet[/bold] or [bold].jsonl[/bold].")]
+
+
+@synthetic_app.command("aloe")
+def synthetic_aloe(
+    output: OutputFile,
+    personas: Annotated[int, typer.Option(help="Number of personas (styles in turn).")] = 100,
+    conversations: Annotated[int, typer.Option(help="Conversations per persona.")] = 4,
+    turns: Annotated[int, typer.Option(help="Turns per conversation.")] = 10,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """ALOE records (profile, personality, multi-turn conversations with preferred and rejected replies) of
+    personas with learnable styles."""
+    from ..data.synthetic_aloe import ALOE_FEATURES, aloe_rows
+    from ..io import write_rows
+
+    for name, value in (("--personas", personas), ("--conversations", conversations), ("--turns", turns)):
+        if value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}.")
+    stream = aloe_rows(personas, conversations_per_persona=conversations, turns=turns, seed=seed)
+    written = write_rows(stream, output, ALOE_FEATURES, overwrite=overwrite, total=personas * conversations)
+    console.print(f"wrote {written} ALOE conversations ({personas} personas) to {output}")
+
+
+@synthetic_app.command("general")
+def synthetic_general(
+    output: OutputFile,
+    rows: Annotated[int, typer.Option(help="Number of rows.")] = 1000,
+    seed: Seed = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """General (non-personal) preference rows in UltraFeedback-binarized's schema."""
+    from ..data.synthetic_aloe import GENERAL_FEATURES, general_preference_rows
+    from ..io import write_rows
+
+    if rows < 1:
+        raise InputError(f"--rows must be at least 1, got {rows}.")
+    written = write_rows(
+        general_preference_rows(rows, seed), output, GENERAL_FEATURES, overwrite=overwrite, total=rows
+    )
+    console.print(f"wrote {written} general preference rows to {output}")
+
+
 # ----------------------------------------------------------------------------------------- build-dataset options
 Source = Annotated[str, typer.Option(help="Hub dataset id, or a local folder / file of the release.")]
 BuildOutput = Annotated[Path, typer.Option(help="Output folder (parquet shards per config + README.md card).")]
@@ -111,6 +156,24 @@ AllowMissingDimensions = Annotated[
     bool,
     typer.Option(
         "--allow-missing-dimensions", help="Warn instead of failing when a dimension ends with no user / pair."
+    ),
+]
+TestPersonas = Annotated[
+    int | None,
+    typer.Option(
+        help="Personas held out for the test split; by default the DPORE paper's 100, or a tenth of the personas "
+        "when the source has fewer than 1,000."
+    ),
+]
+Rejected = Annotated[
+    str,
+    typer.Option(help="[bold]all[/bold]: a row per rejected reply of a turn; [bold]first[/bold]: the first only."),
+]
+PersonaText = Annotated[
+    str,
+    typer.Option(
+        help="[bold]dialogue[/bold]: no persona text column (DPORE embeds the conversation); "
+        "[bold]description[/bold]: a persona_text column, profile and personality."
     ),
 ]
 RepoId = Annotated[str, typer.Option(help="Hub dataset repo, ORG/NAME.")]
@@ -156,6 +219,22 @@ def build_multifacet(source: str, names: list[str] | None, build_config: Any) ->
     for line in report.lines():
         console.print(line)
     return configs, render_dataset_card(configs, multifacet_card(source, build_config, report))
+
+
+def build_aloe(source: str, names: list[str] | None, build_config: Any) -> Built:
+    """The ALOE configs `names` (all by default) built from `source`, with their card."""
+    from ..data.aloe import ALOE_CONFIGS, aloe_card, build_aloe
+    from ..hub.cards import render_dataset_card
+
+    configs = build_aloe(source, build_config, select_configs(dict.fromkeys(ALOE_CONFIGS), names, "aloe"))
+    return configs, render_dataset_card(configs, aloe_card(source, build_config, configs))
+
+
+def aloe_build_config(seed: int, test_personas: int | None, rejected: str, persona_text: str) -> Any:
+    """The `ALOEBuildConfig` of the command's options."""
+    from ..data.aloe import ALOEBuildConfig
+
+    return ALOEBuildConfig(seed=seed, test_personas=test_personas, rejected=rejected, persona_text=persona_text)
 
 
 def write_built(build: Callable[[], Built], output: Path, overwrite: bool, source: str) -> None:
@@ -262,6 +341,23 @@ def build_dataset_multifacet(
     write_built(lambda: build_multifacet(source, config, build_config), output, overwrite, source)
 
 
+@build_app.command("aloe")
+def build_dataset_aloe(
+    source: Source,
+    output: BuildOutput,
+    config: ConfigNames = None,
+    test_personas: TestPersonas = None,
+    seed: Seed = 0,
+    rejected: Rejected = "all",
+    persona_text: PersonaText = "dialogue",
+    overwrite: Overwrite = False,
+) -> None:
+    """ALOE: per-turn preference rows in TRL's conversational format (configs [bold]preference[/bold],
+    [bold]personas[/bold] and [bold]excerpts[/bold]), split by persona."""
+    build_config = aloe_build_config(seed, test_personas, rejected, persona_text)
+    write_built(lambda: build_aloe(source, config, build_config), output, overwrite, source)
+
+
 # ------------------------------------------------------------------------------------------------- push-dataset
 @push_app.command("alignx")
 def push_dataset_alignx(
@@ -299,4 +395,22 @@ def push_dataset_multifacet(
     [bold]--source[/bold] and push."""
     build_config = multifacet_build_config(seed, history_size, match, test_instructions, allow_missing_dimensions)
     build = lambda: build_multifacet(source, config, build_config)  # noqa: E731
+    push_built(build, repo_id, source, from_dir, config, private)
+
+
+@push_app.command("aloe")
+def push_dataset_aloe(
+    repo_id: RepoId,
+    source: PushSource = None,
+    from_dir: FromDir = None,
+    config: ConfigNames = None,
+    test_personas: TestPersonas = None,
+    seed: Seed = 0,
+    rejected: Rejected = "all",
+    persona_text: PersonaText = "dialogue",
+    private: Private = False,
+) -> None:
+    """ALOE: push a built folder ([bold]--from-dir[/bold]) or build from [bold]--source[/bold] and push."""
+    build_config = aloe_build_config(seed, test_personas, rejected, persona_text)
+    build = lambda: build_aloe(source, config, build_config)  # noqa: E731
     push_built(build, repo_id, source, from_dir, config, private)

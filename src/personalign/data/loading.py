@@ -48,10 +48,10 @@ from ..row_names import RowNames
 
 DATA_FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
 """The local data files a source may hold."""
-PRIMARY_CONFIGS = ("counterfactual", "raw", "pba", "ica")
+PRIMARY_CONFIGS = ("counterfactual", "raw", "pba", "ica", "preference")
 """The config read when none is asked for, the first one a source declares: the rows of a `personalign
 build-dataset multifacet-cf` build (`counterfactual`), the validated rows of an AlignX build (`raw`), else its
-ready-rendered rows (`pba`, then `ica`). A source that declares none of them gets `datasets`' choice: the config its
+ready-rendered rows (`pba`, then `ica`), the per-turn rows of an ALOE build (`preference`). A source that declares none of them gets `datasets`' choice: the config its
 card marks `default`, or its only one."""
 SAVE_TO_DISK_FILES = ("dataset_dict.json", "state.json")
 """The files that mark a folder written by `DatasetDict.save_to_disk` / `Dataset.save_to_disk`."""

@@ -20,6 +20,7 @@ from typing import Any
 from datasets import Dataset, Features, Value
 from datasets import Sequence as SequenceFeature
 
+from ..data.aloe import dialogue_excerpt
 from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
@@ -92,81 +93,6 @@ def alignx_excerpts(
     return _excerpt_table(excerpts())
 
 
-ALOE_TURN = '{"user": str, "assistant": str | {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}'
-_MESSAGE_ROLES = ("user", "assistant", "system")
-
-
-def _present(turn: Mapping[str, Any], key: str) -> bool:
-    # Arrow-loaded rows give every turn every key seen in the file, absent ones as None.
-    return turn.get(key) is not None
-
-
-def _turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
-    """The (speaker, text) parts of one turn that may enter an excerpt: `("user", text)` and the chosen reply as
-    `("assistant", text)`. Rejected replies are never returned."""
-    if isinstance(turn, (list, tuple)):  # one turn given as its list of messages
-        return [part for message in turn for part in _turn_parts(message, where)]
-    if isinstance(turn, Mapping) and _present(turn, "role"):
-        role, content = turn["role"], turn.get("content")
-        if role not in _MESSAGE_ROLES or not isinstance(content, str):
-            raise InputError(
-                f"{where}: expected a message {{role: one of {list(_MESSAGE_ROLES)}, content: str}}, "
-                f"got role {role!r} and content {type(content).__name__}."
-            )
-        # A system message is the application's, not the persona's.
-        return [] if role == "system" else [(role, content)]
-    if isinstance(turn, Mapping) and (_present(turn, "user") or _present(turn, "assistant")):
-        if not isinstance(turn.get("user"), str):
-            got = "no 'user'" if not _present(turn, "user") else type(turn["user"]).__name__
-            raise InputError(f"{where}: expected 'user' to be a string, got {got}; expected {ALOE_TURN}.")
-        parts = [("user", turn["user"])]
-        reply = _chosen_reply(turn, where)
-        if reply is not None:
-            parts.append(("assistant", reply))
-        return parts
-    raise InputError(
-        f"{where}: expected an ALOE turn {ALOE_TURN} or a {{role, content}} message (or a list of them), "
-        f"got {type(turn).__name__} {str(turn)[:80]!r}."
-    )
-
-
-def _chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
-    """The assistant reply of an ALOE turn that enters an excerpt: `assistant["preferred"]` (or the one `assistant`
-    string), after checking the turn. The release's turns always say `"chosen": "preferred"`; any other value is an
-    error (the DPORE paper trains on `preferred` as the chosen reply, and a list of rejected replies is no one
-    reply)."""
-    if _present(turn, "chosen") and turn["chosen"] != "preferred":
-        raise InputError(
-            f"{where}: 'chosen' is {turn['chosen']!r}, expected 'preferred' (the key of the chosen reply in "
-            f"'assistant'; the ALOE release always says 'preferred'); expected {ALOE_TURN}."
-        )
-    assistant = turn.get("assistant")
-    if assistant is None:
-        return None
-    if isinstance(assistant, str):  # simplified rows: one reply, nothing rejected
-        return assistant
-    if not isinstance(assistant, Mapping):
-        raise InputError(
-            f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}."
-        )
-    rejected = assistant.get("rejected")
-    if rejected is not None and not (
-        isinstance(rejected, str)
-        or (isinstance(rejected, (list, tuple)) and all(isinstance(r, str) for r in rejected))
-    ):
-        raise InputError(
-            f"{where}: expected 'assistant'['rejected'] to be a string or a list of strings, got "
-            f"{type(rejected).__name__} {str(rejected)[:80]!r}; expected {ALOE_TURN}."
-        )
-    preferred = assistant.get("preferred")
-    if not isinstance(preferred, str):
-        got = "no 'preferred' reply" if preferred is None else type(preferred).__name__
-        raise InputError(
-            f"{where}: the chosen reply 'assistant'['preferred'] must be one string, got {got}; expected {ALOE_TURN}."
-        )
-    return preferred
-
-
 def aloe_excerpts(
     rows: Iterable[Mapping[str, Any]],
     persona_columns: Sequence[str] = ("profile", "personality"),
@@ -228,14 +154,10 @@ def aloe_excerpts(
                     f"{here}, column {conversations_column!r}: expected a list of turns, got {type(turns).__name__}."
                 )
             persona_id = "\n".join(str(row[c]) for c in persona_columns)
-            lines = []
-            for turn_index, turn in enumerate(turns):
-                parts = _turn_parts(turn, f"{here}, column {conversations_column!r}, turn {turn_index}")
-                if include_preferred_replies:
-                    lines.extend(f"{speaker.capitalize()}: {text}" for speaker, text in parts if text.strip())
-                else:
-                    lines.extend(text for speaker, text in parts if speaker == "user" and text.strip())
-            yield persona_id, "\n".join(lines)
+            yield (
+                persona_id,
+                dialogue_excerpt(turns, f"{here}, column {conversations_column!r}", include_preferred_replies),
+            )
 
     return _excerpt_table(excerpts())
 
