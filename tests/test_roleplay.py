@@ -375,3 +375,61 @@ def test_personas_from_a_build_folder_read_its_test_split(tmp_path):
     loaded = load_personas(tmp_path / "built")
     assert (loaded.config, loaded.split, [p.persona_id for p in loaded.personas]) == ("personas", "test", ["id-3"])
     assert len(load_personas(tmp_path / "built", split="train").personas) == 3
+
+
+# ------------------------------------------------------------------------------------------- scripted ALOE backends
+@pytest.fixture(scope="module")
+def aloe_folder(tmp_path_factory):
+    """A `build-dataset aloe` folder of 6 synthetic personas, 2 held out for `test`."""
+    from personalign.data.aloe import ALOEBuildConfig, write_aloe_folder
+    from personalign.data.synthetic_aloe import aloe_rows
+
+    folder = tmp_path_factory.mktemp("aloe")
+    write_jsonl(folder / "aloe.jsonl", list(aloe_rows(6, conversations_per_persona=2, turns=2, seed=0)))
+    return write_aloe_folder(folder / "aloe.jsonl", folder / "built", ALOEBuildConfig(seed=0, test_personas=2))
+
+
+def test_the_scripted_aloe_backends_run_the_recipe_offline(tmp_path, aloe_folder, tiny_lm_path, cli):
+    """`scripted:aloe-user` answers `simulated_user_message` of the persona it reads from the simulator prompt (the
+    turn, the last reply, the run's seed), `scripted:aloe-judge` the style-agreement score of the reply it reads
+    from the Appendix A prompt; the tiny model answers through its chat template."""
+    from personalign.data.synthetic_aloe import persona_from_texts, simulated_user_message, style_agreement_score
+
+    code, out = cli(
+        "--model", tiny_lm_path, "--label", "Base", "--personas", aloe_folder, "--user-simulator", "scripted:aloe-user",
+        "--judge", "scripted:aloe-judge", "--turns", 3, "--runs", 2, "--max-new-tokens", 8, "--seed", 5,
+        "--output", tmp_path / "out", "--cache-dir", tmp_path / "cache",
+    )  # fmt: skip
+    assert code == 0, out
+    transcripts = [json.loads(line) for line in (tmp_path / "out" / "transcripts.jsonl").read_text().splitlines()]
+    assert len(transcripts) == 4  # the 2 held-out personas x 2 runs
+    for record in transcripts:
+        persona = persona_from_texts(record["profile"], record["personality"])
+        messages = record["messages"]
+        for turn in range(1, 4):
+            last = messages[2 * turn - 3]["content"] if turn > 1 else None
+            assert messages[2 * turn - 2]["content"] == simulated_user_message(persona, turn, last, record["seed"])
+        assert record["scores"] == [style_agreement_score(persona, messages[i]["content"]) for i in (1, 3, 5)]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["user_simulator"]["model"] == "scripted:aloe-user" and summary["personas"]["split"] == "test"
+    scores = [s for record in transcripts for s in record["scores"]]
+    assert summary["models"]["Base"]["average"] == pytest.approx(sum(scores) / len(scores))
+
+
+def test_the_scripted_judge_reads_the_appendix_a_prompt():
+    from personalign.data.synthetic_aloe import aloe_personas, preferred_reply
+    from personalign.testing import parse_persona_tailoring_prompt, scripted_backend
+
+    persona = aloe_personas(1)[0]
+    import random
+
+    good = preferred_reply(persona, persona.interests[0], random.Random(0))
+    prompts = [
+        persona_tailoring_messages(reply, "hi", persona.profile, persona.personality) for reply in (good, "Ok.")
+    ]
+    assert parse_persona_tailoring_prompt(prompts[0])["response"] == good
+    assert scripted_backend("aloe-judge").generate(prompts) == ["5", "1"]
+    with pytest.raises(InputError, match="synthetic ALOE personas only"):
+        scripted_backend("aloe-judge").generate([persona_tailoring_messages("r", "m", "Someone else.", "Shy.")])
+    with pytest.raises(InputError, match="scripted:aloe-user or scripted:aloe-judge"):
+        scripted_backend("gpt")
