@@ -4,17 +4,17 @@ the lambda sweep of its Table 3 is the same evaluation with one model per lambda
 
 - `prompts`: the user simulator's prompt, each role's view of a conversation, the reading of a simulator prompt back;
 - `personas`: `load_personas` (a build-dataset aloe folder, a persona table, released ALOE records);
+- `conversation`: `Conversation` (one model, persona and run: the messages, scores and judge outputs);
 - `engine`: `RoleplayConfig`, `run_roleplay` (batched per turn, every call through the call cache: resumable, and
   priced by a dry run);
-- `results`: `summary.json`, the Table 1 layout, the plot, the transcripts, the model-card results.
+- `summary`: `summary.json`'s statistics (per turn mean and spread, the average over turns);
+- `results`: the Table 1 layout, the plot, the transcripts, the model-card results.
 """
 
 from __future__ import annotations
 
+from .conversation import JUDGE, USER_SIMULATOR, Conversation
 from .engine import (
-    JUDGE,
-    USER_SIMULATOR,
-    Conversation,
     RoleplayConfig,
     RoleplayResult,
     call_counts,
@@ -39,15 +39,13 @@ from .results import (
     SUMMARY_FILE,
     TABLE_FILE,
     TRANSCRIPTS_FILE,
-    model_statistics,
     plot_roleplay,
     roleplay_card_results,
     roleplay_table,
-    summarize,
-    turn_statistics,
     update_model_card_with_roleplay,
     write_roleplay,
 )
+from .summary import model_statistics, summarize, turn_statistics
 
 __all__ = [
     "JUDGE",

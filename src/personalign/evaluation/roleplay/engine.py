@@ -33,13 +33,12 @@ from ...inference.calls import CachedBackend, CallPlan, DryRunBackend, placehold
 from ...inference.generation import MAX_SEED, GenerationBackend, check_generation_settings, public_spec
 from ..generate import backend_description, backend_kwargs
 from ..judges import PersonaTailoringJudge
-from .personas import LoadedPersonas, RoleplayPersona, load_personas
+from .conversation import JUDGE, USER_SIMULATOR, Conversation
+from .personas import LoadedPersonas, load_personas
 from .prompts import model_messages, user_simulator_messages
+from .summary import summarize
 
 logger = logging.getLogger(__name__)
-
-USER_SIMULATOR, JUDGE = "user_simulator", "judge"
-"""The two shared roles' keys (in `summary.json`'s `calls` and the dry run's plans); the models are keyed by label."""
 
 
 @dataclass
@@ -129,67 +128,13 @@ class RoleplayConfig:
 
 
 @dataclass
-class Conversation:
-    """One conversation: a model under test, a persona, a run.
-
-    Attributes:
-        model (`str`): The model's label.
-        persona (`RoleplayPersona`): The simulated user.
-        run (`int`): The run (0-based); its seed is `seed + run`.
-        seed (`int`): That seed.
-        messages (`list[dict]`): The conversation from the model's side (`user` / `assistant`, the user first).
-        scores (`list[int | None]`): The judge's score of each turn's reply (`None`: unparsable).
-        judge_outputs (`list[str]`): The judge's raw output of each turn.
-    """
-
-    model: str
-    persona: RoleplayPersona
-    run: int
-    seed: int
-    messages: list[dict[str, str]] = field(default_factory=list)
-    scores: list[int | None] = field(default_factory=list)
-    judge_outputs: list[str] = field(default_factory=list)
-
-    def record(self) -> dict[str, Any]:
-        """The conversation as one line of `transcripts.jsonl`."""
-        return {
-            "model": self.model,
-            "persona_id": self.persona.persona_id,
-            "profile": self.persona.profile,
-            "personality": self.persona.personality,
-            "run": self.run,
-            "seed": self.seed,
-            "messages": self.messages,
-            "scores": self.scores,
-            "judge_outputs": self.judge_outputs,
-        }
-
-    def judgments(self) -> list[dict[str, Any]]:
-        """One line of `judgments.jsonl` per turn: the user's message, the reply, the score and the raw output."""
-        return [
-            {
-                "model": self.model,
-                "persona_id": self.persona.persona_id,
-                "run": self.run,
-                "turn": turn,
-                "message": self.messages[2 * turn - 2]["content"],
-                "response": self.messages[2 * turn - 1]["content"],
-                "score": score,
-                "output": output,
-                "unparsable": score is None,
-            }
-            for turn, (score, output) in enumerate(zip(self.scores, self.judge_outputs, strict=True), start=1)
-        ]
-
-
-@dataclass
 class RoleplayResult:
     """What `run_roleplay` returns.
 
     Attributes:
         conversations (`list[Conversation]`): Every conversation, model by model, persona by persona, run by run
             (in a dry run: with the cached answers and placeholders the dry run followed).
-        summary (`dict`): `summary.json` (`personalign.evaluation.roleplay.results.summarize`); `None` in a dry run.
+        summary (`dict`): `summary.json` (`personalign.evaluation.roleplay.summary.summarize`); `None` in a dry run.
         plans (`dict[str, CallPlan]`): In a dry run, each role's `CallPlan` (`user_simulator`, each model's label,
             `judge`); empty otherwise.
     """
@@ -302,8 +247,6 @@ def run_roleplay(
     >>> write_roleplay(result, "results/roleplay")
     ```
     """
-    from .results import summarize  # here, not at the top: results imports this module
-
     config = config or RoleplayConfig()
     log = log or logger.info
     chosen = model_labels(models, labels)
@@ -384,7 +327,7 @@ def run_roleplay(
         JUDGE: call_counts(judge_backend),
         "models": {label: call_counts(backend) for label, backend in backends.items()},
     }
-    summary = summarize(conversations, chosen, config, loaded, specs, calls_made, num_personas=len(people))
+    summary = summarize(conversations, chosen, config.settings(), loaded, specs, calls_made, num_personas=len(people))
     return RoleplayResult(conversations, summary)
 
 
