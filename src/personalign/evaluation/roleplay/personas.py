@@ -62,8 +62,8 @@ class LoadedPersonas:
 
     def describe(self) -> str:
         """One line for the command line."""
-        config = f" config {self.config}," if self.config else ""
-        return f"{len(self.personas)} personas from {self.source} ({config} split {self.split}, {self.num_rows} rows)"
+        config = f"config {self.config}, " if self.config else ""
+        return f"{len(self.personas)} personas from {self.source} ({config}split {self.split}, {self.num_rows} rows)"
 
 
 def _pick_split(splits: list[str], split: str | None, source: str) -> str:
