@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from personalign.cli import app, run
+from personalign.data.synthetic_aloe import aloe_rows
 from test_multifacet_builder import real_schema_rows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -1484,6 +1485,58 @@ CASES: list[Case] = [
     ),
     Case("space/good", ["space", "psoups"], code=0, output=None),
     Case("space/missing-file", ["space", "{tmp}/nope.json"], says=(r"nope\.json",), output=None),
+    # ------------------------------------------------------------------------------------- build-dataset aloe
+    Case(
+        "build-aloe/good", build("aloe", "--test-personas", "2"), files(data__jsonl=list(aloe_rows(8, 2, 3))), code=0
+    ),
+    Case(
+        "build-aloe/missing-personality",
+        build("aloe", "--test-personas", "2"),
+        files(data__jsonl=changed(without(list(aloe_rows(8, 2, 3)), "personality"), 0, personality="calm")),
+        says=(r"data\.jsonl", r"line 2\b", "personality", "expected a non-empty string"),
+    ),
+    Case(
+        "build-aloe/wrong-type",
+        build("aloe", "--test-personas", "2"),
+        files(data__jsonl=changed(list(aloe_rows(8, 2, 3)), 4, profile=["a", "list"])),
+        says=(r"data\.jsonl", r"line 5\b", "profile", "expected a non-empty string"),
+    ),
+    Case(
+        "build-aloe/empty-conversation",
+        build("aloe", "--test-personas", "2"),
+        files(data__jsonl=changed(list(aloe_rows(8, 2, 3)), 2, conversations=[])),
+        says=(r"data\.jsonl", r"line 3\b", "conversations", "non-empty list of turns"),
+    ),
+    Case(
+        "build-aloe/chosen-not-preferred",
+        build("aloe", "--test-personas", "2"),
+        files(
+            data__jsonl=changed(
+                list(aloe_rows(8, 2, 3)),
+                1,
+                conversations=[{"user": "u", "assistant": {"preferred": "p", "rejected": "r"}, "chosen": "rejected"}],
+            )
+        ),
+        says=(r"data\.jsonl", r"line 2\b", "turn 0", "'chosen' is 'rejected', expected 'preferred'"),
+    ),
+    Case(
+        "build-aloe/too-many-test-personas",
+        build("aloe", "--test-personas", "8"),
+        files(data__jsonl=list(aloe_rows(8, 2, 3))),
+        says=("8 persona", "--test-personas"),
+    ),
+    Case(
+        "build-aloe/bad-rejected-option",
+        build("aloe", "--rejected", "some"),
+        files(data__jsonl=list(aloe_rows(8, 2, 3))),
+        says=("--rejected", "'all' or 'first'"),
+    ),
+    Case(
+        "synthetic-aloe/zero-turns",
+        ["synthetic", "aloe", "--output", "{tmp}/out.jsonl", "--turns", "0"],
+        says=("--turns must be at least 1",),
+        output="{tmp}/out.jsonl",
+    ),
 ]
 
 

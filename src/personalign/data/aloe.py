@@ -37,11 +37,13 @@ from ..row_names import RowNames
 from .loading import DatasetSource, json_file_rows, load_source
 
 ALOE_HUB_ID = "ShujinWu-0814/ALOE"
+"""The ALOE release on the Hub (the default source)."""
 ALOE_TURN = '{"user": str, "assistant": str | {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}'
 """The turn forms read (the release's, and simplified turns with one assistant string), for messages."""
 RELEASED_TURN = '{"user": str, "assistant": {"preferred": str, "rejected": str | list[str]}, "chosen": "preferred"}'
 """The release's turn, which `build-dataset aloe` requires (a preference pair needs a rejected reply)."""
 ALOE_COLUMNS = ("profile", "personality", "conversations")
+"""The columns of a released ALOE record."""
 ALOE_CONFIGS = ("preference", "personas", "excerpts")
 """The configs of a `personalign build-dataset aloe` build; `preference` is the one read by default."""
 PAPER_TEST_PERSONAS = 100
@@ -49,6 +51,7 @@ PAPER_TEST_PERSONAS = 100
 SMALL_SOURCE_PERSONAS = 1000
 """Below this many personas, the default holds out a tenth of them."""
 MESSAGE_ROLES = ("user", "assistant", "system")
+"""The roles of a `{role, content}` message that `turn_parts` reads."""
 
 _MESSAGES = List({"role": Value("string"), "content": Value("string")})
 PREFERENCE_FEATURES = Features(
@@ -67,7 +70,9 @@ PREFERENCE_FEATURES = Features(
 PERSONA_FEATURES = Features(
     {"persona_id": Value("string"), "profile": Value("string"), "personality": Value("string")}
 )
+"""The `personas` config."""
 EXCERPT_FEATURES = Features({"persona_id": Value("string"), "text": Value("string")})
+"""The `excerpts` config (the persona encoder's `table` format)."""
 
 
 def aloe_persona_id(profile: str, personality: str) -> str:
