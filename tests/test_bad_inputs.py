@@ -1583,6 +1583,63 @@ CASES: list[Case] = [
 ]
 
 
+# ------------------------------------------------------------------------------------------------ eval roleplay
+def roleplay(*extra: str, personas: str = "{data}") -> list[str]:
+    return [
+        "eval", "roleplay", "--model", "{lm}", "--personas", personas, "--user-simulator", "scripted:aloe-user",
+        "--judge", "scripted:aloe-judge", "--turns", "1", "--runs", "1", "--max-new-tokens", "2",
+        "--output", "{tmp}/out", "--cache-dir", "{tmp}/cache", *extra,
+    ]  # fmt: skip
+
+
+PERSONA_ROWS = [
+    {"profile": "A sailor in Lisbon.", "personality": "Terse."},
+    {"profile": "A baker in Osaka.", "personality": "Chatty!"},
+]
+
+CASES.extend(
+    [
+        Case("roleplay/good", roleplay(personas="{assets}/aloe"), code=0, output=None),
+        Case("roleplay/missing-personas", roleplay(personas="{tmp}/nope.jsonl"), says=("nope",)),
+        Case(
+            "roleplay/no-personality-column",
+            roleplay(),
+            files(data__jsonl=without(PERSONA_ROWS, "personality")),
+            says=(r"data\.jsonl", "personality"),
+        ),
+        Case(
+            "roleplay/empty-profile",
+            roleplay(),
+            files(data__jsonl=changed(PERSONA_ROWS, 1, profile=" ")),
+            says=(r"data\.jsonl, line 2", "'profile'", "non-empty text"),
+        ),
+        Case(
+            "roleplay/not-a-synthetic-persona-for-the-scripted-user",
+            roleplay(),
+            files(data__jsonl=PERSONA_ROWS),
+            says=("scripted:aloe-user", "synthetic ALOE personas only"),
+        ),
+        Case(
+            "roleplay/unknown-scripted-backend",
+            [*roleplay(personas="{assets}/aloe"), "--judge", "scripted:gpt"],
+            says=("'gpt'", "scripted:aloe-judge"),
+        ),
+        Case(
+            "roleplay/labels-do-not-match-models",
+            roleplay("--label", "a", "--label", "b", personas="{assets}/aloe"),
+            says=("--label", "2 times for 1 --model"),
+        ),
+        Case("roleplay/zero-turns", roleplay("--turns", "0", personas="{assets}/aloe"), says=("--turns", ">= 1")),
+        Case(
+            "roleplay/model-card-with-two-models",
+            roleplay("--model", "{lm}", "--label", "a", "--label", "b", "--model-card", "{tmp}/README.md"),
+            files(data__jsonl=PERSONA_ROWS),
+            says=("--model-card", "exactly one --model"),
+        ),
+    ]
+)
+
+
 def _preferences_for(path: Path, rows: list[dict[str, Any]]) -> None:
     """A preferences folder as `personalign infer-preferences` writes it, inferred for `rows` of another file."""
     from personalign.inference.preferences_file import history_sha1

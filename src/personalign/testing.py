@@ -28,10 +28,22 @@ from .data.synthetic import (
     multifaceted_rows,
     text_banks_fingerprint,
 )
-from .data.synthetic_aloe import ALOE_FEATURES, GENERAL_FEATURES, aloe_rows, general_preference_rows
+from .data.synthetic_aloe import (
+    ALOE_FEATURES,
+    GENERAL_FEATURES,
+    aloe_rows,
+    general_preference_rows,
+    persona_from_texts,
+    simulated_user_message,
+    style_agreement_score,
+)
 from .encoder import PersonaEncoder
+from .errors import InputError
+from .evaluation.judges.prompts import PERSONA_TAILORING_PROMPT, fill_template
+from .evaluation.roleplay.prompts import parse_user_simulator_prompt
+from .inference.generation import GenerationBackend
 from .io import atomic_output, write_rows
-from .personas.persona import Persona
+from .personas.persona import Messages, Persona
 from .personas.prompts import feedback_generation_messages, feedback_judge_messages, ica_messages, pba_messages
 
 KIT_VERSION = 2
@@ -333,3 +345,136 @@ def _write_tiny_multifacet(folder: Path, num_instructions: int, seed: int) -> No
         responses = configs["responses"]["train"]
         for split, rows in configs["counterfactual"].items():
             attach_history(rows, responses, lazy=False).to_parquet(str(folder / f"{split}.parquet"))
+
+
+# ----------------------------------------------------------------------------------- scripted role-play backends
+# `personalign eval roleplay --user-simulator scripted:aloe-user --judge scripted:aloe-judge`: the role-play of the
+# DPORE paper's Table 1 offline, on synthetic ALOE personas (`personalign.data.synthetic_aloe`).
+SCRIPTED_VERSION = 1
+"""Part of the scripted backends' call-cache key: bumped when their rules change, so cached answers are not reused."""
+
+
+class ScriptedALOEUser(GenerationBackend):
+    """`scripted:aloe-user`: the rule-based user of a synthetic ALOE persona as a user simulator. It reads the persona
+    (profile, personality), the turn and the model's last reply out of a role-play user-simulator prompt
+    (`personalign.evaluation.roleplay.parse_user_simulator_prompt`) and answers
+    `personalign.data.synthetic_aloe.simulated_user_message(persona, turn, last_reply, seed)`.
+
+    Raises:
+        `InputError` (from `generate`): For a prompt that is not a user-simulator prompt, or a persona that is not a
+            synthetic ALOE one (`persona_from_texts`).
+    """
+
+    name = "scripted:aloe-user"
+
+    def cache_key_fields(self) -> dict[str, int]:
+        """`{"scripted": SCRIPTED_VERSION}`."""
+        return {"scripted": SCRIPTED_VERSION}
+
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    ) -> list[str]:
+        answers = []
+        for messages in prompts:
+            view = parse_user_simulator_prompt(messages)
+            if view is None:
+                raise InputError(f"{self.name} answers the user-simulator prompts of eval roleplay only.")
+            persona = persona_from_texts(view.profile, view.personality)
+            if persona is None:
+                raise InputError(_not_synthetic(self.name, view.profile))
+            answers.append(simulated_user_message(persona, view.turn, view.last_reply, seed or 0))
+        return answers
+
+
+_FIELDS = ("profile", "personalities", "message", "response")
+
+
+def parse_persona_tailoring_prompt(messages: Messages) -> dict[str, str] | None:
+    """The fields of a filled `PERSONA_TAILORING_PROMPT` (the DPORE paper's Appendix A) sent as one user message:
+    `profile`, `personalities`, `message`, `response`, read off the template's fixed text; `None` for another prompt.
+
+    Args:
+        messages (`list[dict]`): A chat prompt.
+
+    Returns:
+        `dict[str, str]` or `None`
+    """
+    if len(messages) != 1 or messages[0].get("role") != "user":
+        return None
+    marks = {name: f"\x00{name}\x00" for name in _FIELDS}
+    pieces = [fill_template(PERSONA_TAILORING_PROMPT, **marks)]
+    for name in _FIELDS:  # the fixed text between the fields, in order
+        pieces[-1:] = pieces[-1].split(marks[name])
+    text, found = str(messages[0].get("content", "")), {}
+    if not (text.startswith(pieces[0]) and text.endswith(pieces[-1])):
+        return None
+    text = text[len(pieces[0]) : len(text) - len(pieces[-1])]
+    for name, separator in zip(_FIELDS[:-1], pieces[1:-1], strict=True):
+        value, sep, text = text.partition(separator)
+        if not sep:
+            return None
+        found[name] = value
+    found[_FIELDS[-1]] = text
+    return found
+
+
+class ScriptedALOEJudge(GenerationBackend):
+    """`scripted:aloe-judge`: a judge of synthetic ALOE personas. It reads the profile, the personalities and the
+    reply out of the DPORE paper's Appendix A prompt (`parse_persona_tailoring_prompt`) and answers
+    `personalign.data.synthetic_aloe.style_agreement_score(persona, response)` (1-5) as text.
+
+    Raises:
+        `InputError` (from `generate`): For a prompt that is not the Appendix A prompt, or a persona that is not a
+            synthetic ALOE one.
+    """
+
+    name = "scripted:aloe-judge"
+
+    def cache_key_fields(self) -> dict[str, int]:
+        """`{"scripted": SCRIPTED_VERSION}`."""
+        return {"scripted": SCRIPTED_VERSION}
+
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    ) -> list[str]:
+        answers = []
+        for messages in prompts:
+            fields = parse_persona_tailoring_prompt(messages)
+            if fields is None:
+                raise InputError(f"{self.name} answers the DPORE paper's persona-tailoring prompt only.")
+            persona = persona_from_texts(fields["profile"], fields["personalities"])
+            if persona is None:
+                raise InputError(_not_synthetic(self.name, fields["profile"]))
+            answers.append(str(style_agreement_score(persona, fields["response"])))
+        return answers
+
+
+def _not_synthetic(name: str, profile: str) -> str:
+    return (
+        f"{name} plays synthetic ALOE personas only (personalign synthetic aloe, write_tiny_assets' aloe/); this "
+        f"profile is not one: {profile[:80]!r}."
+    )
+
+
+SCRIPTED_BACKENDS: dict[str, type[GenerationBackend]] = {
+    "aloe-user": ScriptedALOEUser,
+    "aloe-judge": ScriptedALOEJudge,
+}
+"""The scripted backends by the name after `scripted:`."""
+
+
+def scripted_backend(name: str) -> GenerationBackend:
+    """The scripted backend named `name` (`scripted:NAME` without its prefix): `aloe-user` or `aloe-judge`.
+
+    Args:
+        name (`str`): The name.
+
+    Returns:
+        `GenerationBackend`
+
+    Raises:
+        `InputError`: For an unknown name, listing the known ones.
+    """
+    if name not in SCRIPTED_BACKENDS:
+        raise InputError(f"unknown scripted backend {name!r}; use scripted:{' or scripted:'.join(SCRIPTED_BACKENDS)}.")
+    return SCRIPTED_BACKENDS[name]()

@@ -1,22 +1,36 @@
-"""`personalign eval policy|encoder`: the one evaluation front-end, one sub-command per kind of model (as `train`
-has one per method). Each is the library's evaluation with its results written to disk: `evaluate_alignment` +
-`write_alignment_results` (+ `update_model_card`) for policies, `evaluate_encoder` for persona encoders."""
+"""`personalign eval policy|encoder|roleplay|nominal`: the one evaluation front-end, one sub-command per kind of
+evaluation (as `train` has one per method). Each is the library's evaluation with its results written to disk:
+`evaluate_alignment` + `write_alignment_results` (+ `update_model_card`) for policies, `evaluate_encoder` for persona
+encoders, `run_roleplay` + `write_roleplay` (+ `update_model_card_with_roleplay`) for the DPORE paper's role-play, and
+lm-evaluation-harness through `evaluation.nominal` for nominal capability."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from ..errors import InputError
-from .common import Overwrite, console
+from .common import (
+    CacheDir,
+    DryRun,
+    MaxRequestsPerMinute,
+    MaxRetries,
+    NoCache,
+    NumWorkers,
+    Overwrite,
+    RequestTimeout,
+    console,
+)
 
 eval_app = typer.Typer(
     help="Evaluate a model: [bold]policy[/bold] (alignment accuracy and flip rate of policies on persona-conditioned "
-    "pairs) or [bold]encoder[/bold] (persona retrieval of a persona encoder).",
+    "pairs), [bold]encoder[/bold] (persona retrieval of a persona encoder) or [bold]roleplay[/bold] (a simulated "
+    "user talks with the models for K turns, a judge scores every turn: the DPORE paper's Table 1) or "
+    "[bold]nominal[/bold] (general capability through lm-evaluation-harness).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -302,3 +316,169 @@ def eval_nominal(
         console.print(escape(shown), soft_wrap=True)
     if merge_into is not None:
         console.print(f"added the scores to {escape(str(merge_nominal_into_results(merge_into, results)))}")
+
+
+SCRIPTED_PREFIX = "scripted:"
+"""The spec kind of the offline scripted backends (`personalign.testing.scripted_backend`: `scripted:aloe-user`,
+`scripted:aloe-judge`), which `eval roleplay` resolves for its user simulator and judge."""
+
+
+def resolve_spec(spec: str) -> Any:
+    """A `scripted:NAME` spec as its scripted backend (`personalign.testing.scripted_backend`); any other spec as it
+    is (the call layer loads it)."""
+    if not spec.strip().lower().startswith(SCRIPTED_PREFIX):
+        return spec
+    from ..testing import scripted_backend
+
+    return scripted_backend(spec.strip()[len(SCRIPTED_PREFIX) :])
+
+
+@eval_app.command("roleplay")
+def eval_roleplay(
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="A model under test (repeat to compare several): a folder or Hub id (transformers, its chat "
+            "template), [bold]vllm:PATH[/bold] or [bold]openai:BASE_URL@MODEL[/bold]. It is never shown the persona.",
+        ),
+    ],
+    personas: Annotated[
+        str,
+        typer.Option(
+            help="The personas: a [bold]build-dataset aloe[/bold] folder (its personas config), or a parquet / jsonl / "
+            "json file or Hub id with profile and personality columns (released ALOE records too: de-duplicated)."
+        ),
+    ],
+    user_simulator: Annotated[
+        str,
+        typer.Option(
+            help="The LLM playing the user, prompted with the persona: [bold]openai:BASE_URL@MODEL[/bold], "
+            "[bold]openai:MODEL[/bold], [bold]vllm:PATH[/bold], a folder, or [bold]scripted:aloe-user[/bold] (offline, "
+            "synthetic ALOE personas)."
+        ),
+    ],
+    judge: Annotated[
+        str,
+        typer.Option(
+            help="The judge of every turn (the DPORE paper's Appendix A prompt, 1-5): a spec as --user-simulator, or "
+            "[bold]scripted:aloe-judge[/bold] (offline, synthetic ALOE personas)."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(help="Output folder: transcripts.jsonl, judgments.jsonl, summary.json, table.md, roleplay.png."),
+    ],
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="A label per --model, in order (the table's rows); default the folder name."),
+    ] = None,
+    turns: Annotated[int, typer.Option(help="Turns per conversation (the DPORE paper: 10).")] = 10,
+    runs: Annotated[int, typer.Option(help="Runs per persona and model; run r uses seed + r (the paper: 5).")] = 5,
+    num_personas: Annotated[int | None, typer.Option(help="Role-play the first N personas (the paper: 100).")] = None,
+    split: Annotated[str | None, typer.Option(help="The personas' split; test when there is one.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply of a model under test.")] = 256,
+    user_max_new_tokens: Annotated[int, typer.Option(help="Tokens per simulated user message.")] = 128,
+    judge_max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per judge output (default 64).")] = None,
+    temperature: Annotated[
+        float, typer.Option(help="Sampling temperature of the user simulator, the models and the judge (paper: 0).")
+    ] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (sampling only).")] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of run 0; run r uses seed + r (part of every call's cache key).")
+    ] = 0,
+    batch_size: Annotated[int, typer.Option(help="Prompts per forward pass (local transformers models).")] = 8,
+    table_header: Annotated[
+        str, typer.Option(help="The first column's header in table.md (e.g. λ for the lambda sweep).")
+    ] = "Method",
+    model_card: Annotated[
+        Path | None,
+        typer.Option(help="Add the average and per-turn scores to this model card's model-index (one --model)."),
+    ] = None,
+    num_workers: NumWorkers = 4,
+    max_requests_per_minute: MaxRequestsPerMinute = None,
+    max_retries: MaxRetries = None,
+    request_timeout: RequestTimeout = None,
+    cache_dir: CacheDir = None,
+    no_cache: NoCache = False,
+    dry_run: DryRun = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Role-play evaluation (the DPORE paper, Table 1): a simulated user with each persona talks with each model for
+    --turns turns, --runs times, and a judge scores every reply 1-5 for alignment with the persona. Writes every
+    transcript, the per-turn table and plot; every call is cached, so an interrupted run resumes, and --dry-run
+    prices the whole evaluation."""
+    from ..errors import PersonalignError
+    from ..evaluation.roleplay import (
+        RoleplayConfig,
+        describe_plans,
+        run_roleplay,
+        update_model_card_with_roleplay,
+        write_roleplay,
+    )
+    from ..hub.cards import check_card_path
+    from ..inference.generation import parse_backend_spec
+    from ..io import ensure_writable
+
+    # The options first, the dry run's too: a bad one must not surface after calls are paid.
+    config = RoleplayConfig(
+        turns=turns,
+        runs=runs,
+        num_personas=num_personas,
+        split=split,
+        max_new_tokens=max_new_tokens,
+        user_max_new_tokens=user_max_new_tokens,
+        judge_max_new_tokens=judge_max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_requests_per_minute=max_requests_per_minute,
+        max_retries=max_retries,
+        request_timeout=request_timeout,
+        cache_dir=None if cache_dir is None else str(cache_dir),
+        no_cache=no_cache,
+        dry_run=dry_run,
+    )
+    if model_card is not None and len(model) != 1:
+        raise InputError("--model-card takes the results of exactly one --model.")
+
+    def checks() -> None:  # what the real run refuses before any call
+        models = [parse_backend_spec(spec)[1]["model"] for spec in model]
+        ensure_writable(output, overwrite, inputs=(*models, personas, cache_dir))
+        if model_card is not None:
+            check_card_path(model_card)
+
+    if not dry_run:
+        checks()
+
+    def log(line: str) -> None:
+        console.print(escape(line), soft_wrap=True)
+
+    result = run_roleplay(
+        model, personas, resolve_spec(user_simulator), resolve_spec(judge), config, labels=label or None, log=log
+    )
+    if dry_run:
+        for line in describe_plans(result.plans):
+            console.print(escape(line), soft_wrap=True)
+        try:
+            checks()
+        except PersonalignError as error:
+            console.print(escape(f"note: the real run would stop here: {error}"), soft_wrap=True)
+        return
+    for path in write_roleplay(result, output, overwrite=overwrite, row_header=table_header):
+        console.print(f"wrote {escape(str(path))}", soft_wrap=True)
+    summary = result.summary
+    for name, entry in summary["models"].items():
+        average = "n/a" if entry["average"] is None else f"{entry['average']:.3f}"
+        unparsable = f", {entry['num_unparsable']} unparsable" if entry["num_unparsable"] else ""
+        console.print(escape(f"{name}: average {average} over {turns} turns{unparsable}"), soft_wrap=True)
+    if model_card is not None:
+        existed = model_card.is_file()
+        written = update_model_card_with_roleplay(model_card, summary, next(iter(summary["models"])))
+        if written is None:
+            shown = f"no result to add to {model_card}: every judgment was unparsable"
+        else:
+            shown = f"updated the model-index of {written}" if existed else f"created the model card {written}"
+        console.print(escape(shown), soft_wrap=True)

@@ -464,9 +464,18 @@ def backend_description(model: str | GenerationBackend) -> dict[str, Any]:
     return described
 
 
-def _backend_kwargs(kind: str, config: GenerationEvalConfig) -> dict[str, Any]:
+def backend_kwargs(kind: str, config: Any) -> dict[str, Any]:
     """The options of `load_backend` each backend kind takes: the transformers backend's batch size (its own progress
-    bar off: the run shows one over the rows), the API backend's concurrency, rate limit, retries and timeout."""
+    bar off: the run shows one over the rows), the API backend's concurrency, rate limit, retries and timeout.
+
+    Args:
+        kind (`str`): The backend kind (`backend_description(...)["backend"]`).
+        config (`GenerationEvalConfig` or alike): Anything with `batch_size`, `num_workers`,
+            `max_requests_per_minute`, `max_retries` and `request_timeout` (`RoleplayConfig` too).
+
+    Returns:
+        `dict[str, Any]`: Keyword arguments of `wrap_backend`.
+    """
     if kind == "transformers":
         return {"batch_size": config.batch_size, "show_progress": False}
     if kind == "openai":
@@ -563,7 +572,7 @@ def generate_responses(
         cache_dir=config.cache_dir,
         no_cache=config.no_cache,
         dry_run=config.dry_run,
-        **_backend_kwargs(described["backend"], config),
+        **backend_kwargs(described["backend"], config),
     )
     settings = config.generation_settings()
     progress = config.progress and not config.dry_run

@@ -12,8 +12,10 @@ Judged evaluation is paid by the call, so every generating command goes through 
   each request for the OpenAI backend, after each batch for transformers). A run stopped at any point (Ctrl-C,
   `kill -9`, a crash, the last retry failing) keeps every completion received so far, and a rerun sends only the
   missing calls. `.stats` counts requested, cached and called.
-- `DryRunBackend(name, cache)`: sends nothing and returns `""` for every prompt; `.plan()` counts exactly the calls a
-  real run would send (the cache and repeated prompts taken into account) and estimates their prompt tokens.
+- `DryRunBackend(name, cache)`: sends nothing and returns `""` for every prompt (or, with `replay_cache`, the answers
+  the cache holds and a `placeholder` for the others, so that a multi-turn run whose later prompts hold earlier answers
+  can be priced); `.plan()` counts exactly the calls a real run would send (the cache and repeated prompts taken into
+  account) and estimates their prompt tokens.
 - `wrap_backend(spec_or_backend, cache_dir=..., no_cache=..., dry_run=...)`: what every command calls
   (`--cache-dir`, `--no-cache`, `--dry-run`).
 
@@ -457,6 +459,20 @@ def estimate_prompt_tokens(messages: Messages) -> int:
     return math.ceil(sum(len(str(message.get("content", ""))) for message in messages) / 4)
 
 
+def placeholder_reply(max_new_tokens: int) -> str:
+    """A stand-in completion of `max_new_tokens` tokens as `estimate_prompt_tokens` counts them (four characters
+    each), for a dry run whose later prompts hold earlier answers (`DryRunBackend.placeholder`): the longest answer
+    the call may give, so the prompts that follow are priced at their largest.
+
+    Args:
+        max_new_tokens (`int`): The call's token limit.
+
+    Returns:
+        `str`
+    """
+    return "... " * max_new_tokens
+
+
 @dataclass(frozen=True)
 class CallPlan:
     """What a run would send, counted by a `DryRunBackend`.
@@ -497,6 +513,12 @@ class DryRunBackend(GenerationBackend):
     """A backend that sends nothing: it records every prompt and returns `""` for each; `plan()` then counts what a
     real run through `CachedBackend` (or, without a cache, the bare backend) would send.
 
+    A run whose later prompts hold earlier answers (a multi-turn conversation, `personalign eval roleplay`) sets
+    `replay_cache` and `placeholder` (public attributes, settable on a backend `wrap_backend` returned): each call the
+    cache holds is answered with its cached completion, as the real run would be, and every other call with
+    `placeholder(max_new_tokens)`, a stand-in of the expected length, so the prompts that follow are priced at about
+    the size they will have.
+
     Args:
         name (`str`): The name of the backend a real run would use (`openai:gpt-4o-mini`, ...): the cache is looked
             up under it.
@@ -506,6 +528,10 @@ class DryRunBackend(GenerationBackend):
         tokenizer (`PreTrainedTokenizerBase`, *optional*): Count prompt tokens exactly with its chat template
             (generation prompt added) instead of estimating them (`estimate_prompt_tokens`).
         chat_template_kwargs (`dict`, *optional*): Extra arguments of the chat template.
+        replay_cache (`bool`, *optional*, defaults to `False`): Answer the calls the cache holds with their cached
+            completions (`CallCache.get`, its `reask` included) instead of `""`.
+        placeholder (`Callable[[int], str]`, *optional*): The answer of every other call, given its `max_new_tokens`
+            (e.g. `placeholder_reply`), called once per prompt; `""` when unset.
     """
 
     def __init__(
@@ -516,12 +542,16 @@ class DryRunBackend(GenerationBackend):
         key_fields: Mapping[str, Any] | None = None,
         tokenizer: Any | None = None,
         chat_template_kwargs: Mapping[str, Any] | None = None,
+        replay_cache: bool = False,
+        placeholder: Callable[[int], str] | None = None,
     ):
         self.name = name
         self.cache = cache
         self.key_fields = dict(key_fields or {})
         self.tokenizer = tokenizer
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.replay_cache = replay_cache
+        self.placeholder = placeholder
         self.recorded: list[tuple[list[Messages], dict[str, Any]]] = []
 
     def __repr__(self) -> str:
@@ -536,7 +566,14 @@ class DryRunBackend(GenerationBackend):
     ) -> list[str]:
         settings = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
         self.recorded.append(([[dict(m) for m in messages] for messages in prompts], settings))
-        return [""] * len(prompts)
+        requests: list[CallRequest | None] = [None] * len(prompts)
+        if self.replay_cache and self.cache is not None:
+            requests = call_requests(self.name, self.key_fields, prompts, max_new_tokens, temperature, top_p, seed)
+        answers = [None if request is None else self.cache.get(request) for request in requests]
+        return [self._stand_in(max_new_tokens) if answer is None else answer for answer in answers]
+
+    def _stand_in(self, max_new_tokens: int) -> str:
+        return "" if self.placeholder is None else self.placeholder(max_new_tokens)
 
     def _count_tokens(self, messages: Messages) -> int:
         if self.tokenizer is None:
