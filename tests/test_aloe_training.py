@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -109,23 +110,35 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-CARD = """---
+def card(shards: str) -> str:
+    """A dataset card declaring the `preference` config of a `build-dataset aloe` folder, its files under `shards/`.
+
+    `datasets` caches a card folder's config under the folder's name and a hash of the card's relative file
+    patterns, not of the files' paths or contents: two folders of one name would share the first one's rows. Each
+    folder here names its shards uniquely (`shards`), so no test reads another's cached rows."""
+    return f"""---
 configs:
 - config_name: preference
   data_files:
   - split: train
-    path: preference/train.jsonl
+    path: {shards}/train.jsonl
   - split: test
-    path: preference/test.jsonl
+    path: {shards}/test.jsonl
 ---
 """
 
 
-def write_aloe_folder(folder: Path, train_personas: int, test_personas: int, seed: int = 0) -> Path:
-    """A folder laid out as `personalign build-dataset aloe` writes it (config `preference`, split by persona)."""
-    write_jsonl(folder / "preference" / "train.jsonl", aloe_preference_rows(train_personas, seed=seed))
-    write_jsonl(folder / "preference" / "test.jsonl", aloe_preference_rows(test_personas, seed=seed + 1000))
-    (folder / "README.md").write_text(CARD)
+def write_aloe_folder(
+    folder: Path, train_personas: int, test_personas: int, seed: int = 0, train_rows: list | None = None
+) -> Path:
+    """A folder laid out as `personalign build-dataset aloe` writes it (config `preference`, split by persona);
+    with `train_rows`, both splits hold those rows (one schema: `datasets` refuses splits that differ)."""
+    shards = f"preference-{uuid.uuid4().hex[:12]}"
+    rows = aloe_preference_rows(train_personas, seed=seed) if train_rows is None else train_rows
+    held_out = aloe_preference_rows(test_personas, seed=seed + 1000) if train_rows is None else train_rows
+    write_jsonl(folder / shards / "train.jsonl", rows)
+    write_jsonl(folder / shards / "test.jsonl", held_out)
+    (folder / "README.md").write_text(card(shards))
     return folder
 
 
