@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOTrainer
@@ -351,7 +350,9 @@ def test_preferred_sft_lowers_held_out_loss_on_the_preferred_replies(aloe_runs, 
 @pytest.mark.learning
 def test_dpo_from_the_sft_model_learns_the_held_out_personas_preferences(aloe_runs, check_learning):
     output = aloe_runs["root"] / "dpo"
-    code = train_cli("dpo", *aloe_runs["common"], "--model_name_or_path", str(aloe_runs["sft"]), "--output_dir", str(output))
+    code = train_cli(
+        "dpo", *aloe_runs["common"], "--model_name_or_path", str(aloe_runs["sft"]), "--output_dir", str(output)
+    )
     assert code == 0
     before, after = first_and_last_eval(output)
     assert before["eval_rewards/accuracies"] == 0.0 and before["eval_rewards/margins"] == 0.0  # policy == reference
