@@ -92,8 +92,8 @@ def test_unknown_yaml_key_and_unknown_flag_are_errors_naming_them(tmp_path):
     config.write_text("- a list\n")
     with pytest.raises(ValueError, match="expected a YAML mapping"):
         read_yaml_config(config)
-    with pytest.raises(ValueError, match="unknown method 'dpo'"):
-        parse_train_arguments("dpo", [], CPU)
+    with pytest.raises(ValueError, match="unknown method 'kto'"):
+        parse_train_arguments("kto", [], CPU)
 
 
 def test_a_key_set_twice_in_the_yaml_file_names_both_lines(tmp_path):
