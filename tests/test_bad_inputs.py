@@ -1904,3 +1904,110 @@ def _make_run(env: dict[str, Any]) -> Path:
     if not target.exists():
         _trained_run(target, env)
     return _RUNS["pba"]
+
+
+# ------------------------------------------------------------------ general data mixed into sft / dpo / dpore (K2)
+from test_aloe_training import aloe_preference_rows, general_rows, write_aloe_folder  # noqa: E402
+
+ALOE = aloe_preference_rows(4)
+GENERAL = general_rows(12)
+
+
+def aloe_folder(rows: list[dict[str, Any]]) -> Callable[[Path, dict], None]:
+    """A setup entry writing a `build-dataset aloe` folder whose config `preference` trains on `rows`."""
+    return lambda path, env: write_aloe_folder(path, 0, 2, train_rows=rows)
+
+
+def train_aloe(method: str, *extra: str) -> list[str]:
+    """`train METHOD` with its tiny ALOE config on the ALOE folder `{data}` and general data `{general}`."""
+    args = train(method, "--general_dataset_name", "{general}", *extra)
+    args[args.index("--config") + 1] = str(EXAMPLES / "configs" / "tiny" / f"{method}_aloe.yaml")
+    return args
+
+
+GENERAL_DATA_CASES = [
+    Case(
+        "train-sft/general-missing-file",
+        train_aloe("sft", "--general_dataset_name", "{tmp}/nope.jsonl"),
+        files(data=aloe_folder(ALOE), general__jsonl=GENERAL),
+        says=(r"nope\.jsonl",),
+    ),
+    Case(
+        "train-dpo/general-without-rejected",
+        train_aloe("dpo"),
+        files(data=aloe_folder(ALOE), general__jsonl=without(GENERAL, "rejected")),
+        says=(r"general\.jsonl", "missing column", "rejected"),
+    ),
+    Case(
+        "train-dpo/general-null-chosen",
+        train_aloe("dpo"),
+        files(data=aloe_folder(ALOE), general__jsonl=changed(GENERAL, 2, chosen=None)),
+        says=(r"general\.jsonl", r"line 3\b", "chosen"),
+    ),
+    Case(
+        "train-sft/general-text-without-prompt",
+        train_aloe("sft"),
+        files(data=aloe_folder(ALOE), general__jsonl=[{"chosen": "a", "rejected": "b"}] * 8),
+        says=(r"general\.jsonl", "prompt"),
+    ),
+    Case(
+        "train-sft/general-share-one",
+        train_aloe("sft", "--general_share", "1.0"),
+        files(data=aloe_folder(ALOE), general__jsonl=GENERAL),
+        says=("general_share", r"\[0, 1\)"),
+    ),
+    Case(
+        "train-dpo/general-share-negative",
+        train_aloe("dpo", "--general_share", "-0.1"),
+        files(data=aloe_folder(ALOE), general__jsonl=GENERAL),
+        says=("general_share", r"\[0, 1\)"),
+    ),
+    Case(
+        "train-sft/general-share-without-data",
+        train_aloe("sft", "--general_dataset_name", ""),
+        files(data=aloe_folder(ALOE), general__jsonl=GENERAL),
+        says=("general_share", "general_dataset_name"),
+    ),
+    Case(
+        "train-dpo/general-too-few-rows",
+        train_aloe("dpo", "--general_share", "0.75"),
+        files(data=aloe_folder(ALOE), general__jsonl=GENERAL),
+        says=(r"general\.jsonl", "12 general rows", "needs 36"),
+    ),
+    Case(
+        "train-dpo/general-conversational-into-text-rows",
+        train_aloe("dpo"),
+        files(data=aloe_folder([{"prompt": "hi", "chosen": "a", "rejected": "b"}] * 8), general__jsonl=GENERAL),
+        says=(r"general\.jsonl", "conversational", "one format"),
+    ),
+    Case(
+        "train-dpore/general-into-raw-alignx-rows",
+        train("dpore", "--general_dataset_name", "{general}", "--general_share", "0.25"),
+        files(data__jsonl=ROWS, general__jsonl=GENERAL),
+        says=("raw AlignX rows", "build-dataset alignx"),
+    ),
+    Case(
+        "train-pba/general-data-refused",
+        train("pba", "--general_dataset_name", "{general}", "--general_share", "0.25"),
+        files(data__jsonl=ROWS, general__jsonl=GENERAL),
+        says=("train pba", "does not mix general data"),
+    ),
+    Case(
+        "train-sft/missing-chosen",
+        train_aloe("sft"),
+        files(data=aloe_folder(without(ALOE, "chosen")), general__jsonl=GENERAL),
+        says=(r"preference-\w+/train\.jsonl|data \[train\]", "missing column", "chosen"),
+    ),
+    Case(
+        "train-dpo/null-rejected",
+        train_aloe("dpo"),
+        files(data=aloe_folder(changed(ALOE, 1, rejected=None)), general__jsonl=GENERAL),
+        says=(r"preference-\w+/train\.jsonl|data \[train\]", r"row 1\b", "rejected"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in GENERAL_DATA_CASES])
+def test_general_data_case(case: Case, env, tmp_path, capsys, caplog, monkeypatch):
+    """The cases above, graded as `test_case` grades the matrix (appended after it, so listed on their own)."""
+    test_case(case, env, tmp_path, capsys, caplog, monkeypatch)

@@ -111,7 +111,7 @@ def test_run_record_round_trip_and_errors(tmp_path):
     assert write_run_record(tmp_path, record) == tmp_path / RUN_RECORD
     assert read_run_record(tmp_path) == record
     (tmp_path / RUN_RECORD).write_text(json.dumps({"method": "nope"}))
-    with pytest.raises(ValueError, match="'method' one of dpore, pba"):
+    with pytest.raises(ValueError, match="'method' one of dpore, sft, dpo, pba"):
         read_run_record(tmp_path)
     with pytest.raises(ValueError, match=r"no personalign_run\.json"):
         read_run_record(tmp_path / "missing")

@@ -166,6 +166,52 @@ register_method(
         },
     )
 )
+_CHAT_USAGE = (
+    "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
+    'model = AutoModelForCausalLM.from_pretrained("{repo}")\n'
+    'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+    'messages = [{{"role": "user", "content": "Any plans for the weekend?"}}]  # the conversation so far\n'
+    "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt')"
+)
+
+register_method(
+    Method(
+        name="sft",
+        summary="Preferred-SFT: TRL's SFTTrainer on the preferred replies, general data mixed in (the DPORE paper's "
+        "baseline, §4.1).",
+        config="trl:SFTConfig",
+        trainer="trl:SFTTrainer",
+        script="personalign.scripts.sft",
+        citation=DPORE_CITATION,
+        card=MethodCard(
+            title="Preferred-SFT policy",
+            description="A policy fine-tuned with **Preferred-SFT**, the DPORE paper's baseline (§4.1): TRL's "
+            "`SFTTrainer` on the preferred reply of each preference row (prompt-completion, the loss on the reply "
+            "only), with the preferred replies of general preference data mixed in to keep nominal performance.",
+            usage=_CHAT_USAGE,
+            pipeline_tag="text-generation",
+        ),
+    )
+)
+register_method(
+    Method(
+        name="dpo",
+        summary="Plain DPO: TRL's DPOTrainer on the preference rows, general data mixed in (the DPORE paper's "
+        "baseline, §4.1).",
+        config="trl:DPOConfig",
+        trainer="trl:DPOTrainer",
+        script="personalign.scripts.dpo",
+        citation=DPORE_CITATION,
+        card=MethodCard(
+            title="DPO policy",
+            description="A policy trained with **DPO**, the DPORE paper's baseline (§4.1): TRL's `DPOTrainer` on the "
+            "preference rows with general preference data mixed in, without any persona representation; the DPORE "
+            "paper starts it from the Preferred-SFT model, which is also its reference.",
+            usage=_CHAT_USAGE,
+            pipeline_tag="text-generation",
+        ),
+    )
+)
 register_method(
     Method(
         name="pba",

@@ -391,12 +391,16 @@ def check_dispatched_choices(
     args: Sequence[str] = (),
 ) -> None:
     """Refuse a value of a `DISPATCHED_FIELDS` field of a DPO-family config that TRL does not handle, before
-    anything loads, naming where it was set (`set_where`), the value and the accepted ones. Configs without the
-    field (the reward model's, the encoder's) pass.
+    anything loads, naming where it was set (`set_where`), the value and the accepted ones. Other configs (the
+    reward model's, the encoder's, `trl.SFTConfig`, whose `loss_type` is SFT's own) pass.
 
     Raises:
         `InputError`: `"cfg.yaml: key 'loss_type' must be one of 'sigmoid', 'hinge', ...; got 'bogus'."`.
     """
+    from trl import DPOConfig  # here, not at the top: the CLI's start-up imports no TRL
+
+    if not isinstance(config, DPOConfig):
+        return
     for name in DISPATCHED_FIELDS:
         if not hasattr(config, name):
             continue

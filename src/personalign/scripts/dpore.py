@@ -59,6 +59,7 @@ class DPOREScriptArguments(ScriptArguments):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.persona_format not in PERSONA_FORMATS:
             raise InputError(f"persona_format must be 'pba' or 'ica', got {self.persona_format!r}.")
 
@@ -238,4 +239,5 @@ def main(script_args: DPOREScriptArguments, training_args: DPOREConfig, model_ar
         build_trainer,
         save_persona_encoder,
         check_rows=dpore_row_check(script_args.persona_format, script_args.persona_encoder is not None),
+        mixes_general=True,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from trl import get_peft_config
 
 from ..data.alignx import check_alignx_rows
@@ -55,6 +56,19 @@ class ScriptArguments:
         max_train_samples (`int`, *optional*): Train on the first N rows only.
         resume (`bool`, *optional*, defaults to `False`): Continue from the last checkpoint in `output_dir`.
         overwrite (`bool`, *optional*, defaults to `False`): Start again even though `output_dir` holds a run.
+        general_dataset_name (`str`, *optional*): General (non-personal) preference data mixed into the training
+            split, as the DPORE paper mixes UltraFeedback into Preferred-SFT, DPO and DPORE (§4.1): a Hub id, file or
+            folder of TRL preference rows (explicit prompt, or implicit in `chosen` / `rejected` as in
+            UltraFeedback-binarized; standard or conversational). Its rows carry no persona: DPORE's regularizer never
+            touches them. Only `sft`, `dpo` and `dpore` mix general data (see `mix_general_rows`).
+        general_dataset_config (`str`, *optional*): The general dataset's config.
+        general_dataset_split (`str`, *optional*, defaults to `"train"`): The general dataset's split.
+        general_share (`float`, *optional*, defaults to `0.0`): The share of the training rows drawn from the general
+            data, in [0, 1): `round(n_personal * share / (1 - share))` general rows, sampled without replacement with
+            the run's `seed` (too few general rows is refused). The evaluation split is not mixed.
+
+    Raises:
+        `InputError`: If `general_share` is outside [0, 1), or above 0 without `general_dataset_name`.
     """
 
     dataset_name: str | None = field(
@@ -66,6 +80,46 @@ class ScriptArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Train on the first N rows only."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in output_dir."})
     overwrite: bool = field(default=False, metadata={"help": "Start again although output_dir holds a run."})
+    general_dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "General (non-personal) preference data mixed into training, without persona (the DPORE paper "
+            "mixes UltraFeedback in): Hub id, file or folder of TRL preference rows (explicit or implicit prompt)."
+        },
+    )
+    general_dataset_config: str | None = field(default=None, metadata={"help": "The general dataset's config."})
+    general_dataset_split: str = field(default="train", metadata={"help": "The general dataset's split."})
+    general_share: float = field(
+        default=0.0,
+        metadata={
+            "help": "Share of the training rows drawn from the general data, in [0, 1): n_personal * share / (1 - "
+            "share) rows, sampled without replacement with the run's seed."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        check_general_arguments(self)
+
+
+def check_general_arguments(script_args: ScriptArguments) -> None:
+    """The general-data script arguments make sense together: `general_share` in [0, 1) (NaN refused), and above
+    0 only with a `general_dataset_name`.
+
+    Args:
+        script_args (`ScriptArguments`): The parsed script arguments.
+
+    Raises:
+        `InputError`: `"general_share must be in [0, 1) (the share of the training rows drawn from the general data),
+            got 1.0."`, or a share without general data.
+    """
+    share = script_args.general_share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise InputError(
+            f"general_share must be in [0, 1) (the share of the training rows drawn from the general data), got "
+            f"{share!r}."
+        )
+    if share > 0 and not script_args.general_dataset_name:
+        raise InputError(f"general_share is {share} but no general_dataset_name is set: name the general data.")
 
 
 # ------------------------------------------------------------------------------------------------ device policy
@@ -120,7 +174,7 @@ def make_config(config_class: type, **values: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------------------- a run
 def start_run(
-    method: str, script_args: ScriptArguments, training_args: Any, model_args: Any
+    method: str, script_args: ScriptArguments, training_args: Any, model_args: Any, mixes_general: bool = False
 ) -> tuple[dict, str | None]:
     """The run record's first fields, and the token to push with at the end. A local model or persona encoder path
     that does not exist is refused now. With `training_args.push_to_hub` the token is checked now (failing before
@@ -130,10 +184,27 @@ def start_run(
     `training_args.hub_token` is taken out of the arguments (set to `None`): the trainer saves its arguments in every
     checkpoint's `training_args.bin`, and a token must never be saved.
 
+    Args:
+        method (`str`): The method's registry name.
+        script_args (`ScriptArguments`): The data and how to start.
+        training_args: The method's config.
+        model_args (`trl.ModelConfig`): The model id and its loading settings.
+        mixes_general (`bool`, *optional*, defaults to `False`): Whether the method mixes general data in
+            (`mix_general_rows`); a method that does not refuses `general_dataset_name` / `general_share`.
+
     Returns:
         `tuple[dict, str | None]`: The record (method, base model, dataset, the hyperparameters and model settings that
         differ from their defaults) and the token to push with (`None`: no push).
+
+    Raises:
+        `InputError`: If a local model or persona encoder folder is missing or unusable, the token is missing, or
+            general data is set for a method that does not mix it.
     """
+    if not mixes_general and (script_args.general_dataset_name or script_args.general_share):
+        raise InputError(
+            f"`personalign train {method}` does not mix general data (general_dataset_name, general_share): its rows "
+            "are not ready preference rows; general data mixes into `personalign train sft`, `dpo` and `dpore`."
+        )
     # A missing local model or encoder folder fails here, naming it (the Hub client would talk about repo ids).
     require_local_path(model_args.model_name_or_path, "model")
     check_model_folder(model_args.model_name_or_path, "model")
@@ -324,6 +395,7 @@ def train_and_save(
     build_trainer: BuildTrainer,
     save_extras: Callable[[Any, Any, Path], dict[str, Any]] | None = None,
     check_rows: RowCheck | None = None,
+    mixes_general: bool = False,
 ) -> dict[str, Any]:
     """Train a trainer-based method and write its output folder: the model (and tokenizer), whatever `save_extras`
     adds, and the run record; push it when `training_args.push_to_hub`. With `script_args.overwrite` the earlier
@@ -341,15 +413,22 @@ def train_and_save(
             run record.
         check_rows (`RowCheck`, *optional*): Validates the rows file by file before the model loads (see
             `check_split`).
+        mixes_general (`bool`, *optional*, defaults to `False`): Whether the method takes general data: its
+            training split is then mixed with `script_args.general_dataset_name` (`mix_general_rows`) and the run
+            record says how (`general_data`); otherwise general data is refused.
 
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
     """
-    record, push_token = start_run(method, script_args, training_args, model_args)
+    record, push_token = start_run(method, script_args, training_args, model_args, mixes_general)
     output_dir = Path(training_args.output_dir)
     record["output_dir"] = str(output_dir)
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite, training_args)
     train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
+    if mixes_general:
+        train_dataset, general = mix_general_rows(train_dataset, script_args, training_args)
+        if general is not None:
+            record["general_data"] = general
     trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset)
     # Under `accelerate launch` the first process alone moves, writes and deletes the run's files.
     main_process = trainer.is_world_process_zero()
@@ -460,3 +539,165 @@ def persona_row_check(method: str, persona_format: str | None = None) -> RowChec
             check_preference_rows(rows, names, method)
 
     return check
+
+
+# ---------------------------------------------------------------------------------------------- general data
+GENERAL_ROW_KIND = (
+    "a general preference (TRL's preference format: prompt, chosen, rejected; or chosen and rejected as message "
+    "lists holding the prompt, as UltraFeedback-binarized)"
+)
+"""What a general row is, for messages."""
+
+
+def is_conversational_column(rows: Dataset, column: str) -> bool:
+    """Whether a column holds chat messages (lists) rather than text, read from its Arrow type (TRL's
+    `is_conversational` reads one example; this reads the schema, the same for every row)."""
+    kind = rows.data.schema.field(column).type
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind)
+
+
+def check_general_rows(rows: Dataset, names: RowNames, training_args: Any = None) -> None:
+    """General preference rows (TRL's preference format): `chosen` and `rejected` in every row, text or chat
+    messages, and a prompt: a `prompt` column (explicit), or one implicit in `chosen` / `rejected`, message lists
+    that start with the same user turns (UltraFeedback-binarized: its text `prompt` column repeats that turn).
+
+    Args:
+        rows (`Dataset`): The rows of one general file (or Hub split).
+        names (`RowNames`): Names them for messages.
+        training_args (*optional*): Unused (the `RowCheck` signature).
+
+    Raises:
+        `InputError`: Naming the file, the missing column, or the row and column of a bad value.
+    """
+    require_columns(rows, ("chosen", "rejected"), names.where, GENERAL_ROW_KIND)
+    check_text_columns(rows, tuple(c for c in PREFERENCE_COLUMNS if c in rows.column_names), names)
+    if "prompt" not in rows.column_names and not is_conversational_column(rows, "chosen"):
+        raise InputError(
+            f"{names.where}: no 'prompt' column and 'chosen' is text; {GENERAL_ROW_KIND} row needs a prompt."
+        )
+
+
+def general_preference_rows(rows: Dataset, names: Callable[[int], str]) -> Dataset:
+    """General rows as explicit-prompt preference rows: `prompt`, `chosen`, `rejected` only (the other columns,
+    e.g. UltraFeedback's `prompt_id`, `messages` and scores, are dropped), the implicit prompt taken out of
+    `chosen` / `rejected` by TRL's `maybe_extract_prompt`.
+
+    Args:
+        rows (`Dataset`): Checked general rows (`check_general_rows`).
+        names (`Callable[[int], str]`): Names row i of `rows` for messages (a `RowNames`, or its names of the
+            sampled rows).
+
+    Returns:
+        `Dataset`: The rows with an explicit prompt.
+
+    Raises:
+        `InputError`: If a row's prompt, chosen or rejected is empty once the prompt is taken out (an implicit
+            prompt needs `chosen` and `rejected` to share their first turns and differ after them).
+    """
+    from trl.data_utils import maybe_extract_prompt
+
+    rows = rows.select_columns([c for c in PREFERENCE_COLUMNS if c in rows.column_names])
+    rows = rows.map(maybe_extract_prompt, desc="Taking the prompt out of the general rows")
+    table = rows.with_format("arrow")[:]
+    for column in PREFERENCE_COLUMNS:
+        values = table.column(column)
+        is_list = pa.types.is_list(values.type) or pa.types.is_large_list(values.type)
+        lengths = pc.list_value_length(values) if is_list else pc.utf8_length(values)
+        empty = pc.index(pc.equal(lengths, 0), True).as_py()
+        if empty >= 0:
+            raise InputError(
+                f"{names(empty)}, column {column!r}: empty once the prompt is taken out of chosen / rejected; "
+                f"{GENERAL_ROW_KIND} row needs a prompt and a reply in each."
+            )
+    return rows
+
+
+def as_conversational(rows: Dataset) -> Dataset:
+    """Standard (text) preference rows as conversational ones: the prompt as a user turn, each reply as an
+    assistant turn (how TRL's trainers read a one-turn conversation)."""
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "prompt": [{"role": "user", "content": row["prompt"]}],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        }
+
+    return rows.map(convert, remove_columns=list(PREFERENCE_COLUMNS), desc="General rows as conversations")
+
+
+def mix_general_rows(
+    train: Dataset, script_args: ScriptArguments, training_args: Any
+) -> tuple[Dataset, dict[str, Any] | None]:
+    """Mix general preference data into the (personal) training rows, as the DPORE paper mixes UltraFeedback into
+    Preferred-SFT, DPO and DPORE (§4.1): `round(n_personal * general_share / (1 - general_share))` rows of
+    `general_dataset_name` [`general_dataset_split`], sampled without replacement with `training_args.seed`,
+    checked file by file (`check_general_rows`), with their prompt made explicit (`general_preference_rows`) and,
+    when the personal rows are conversational and the general ones text, converted (`as_conversational`). General
+    rows keep only `prompt`, `chosen` and `rejected`; the personal rows' other columns (persona, embeddings, ids)
+    are null in them. When the config names a general-row column (DPORE's `general_row_column`), it is added: true
+    on general rows, which then get no persona embedding and no regularizer. The mixed rows are shuffled with the
+    seed (so `train_sampling_strategy: sequential` still sees them interleaved).
+
+    Args:
+        train (`Dataset`): The personal training rows (checked, cut to `max_train_samples`).
+        script_args (`ScriptArguments`): The general data and its share.
+        training_args: The method's config (`seed`; `general_row_column` where the method reads one).
+
+    Returns:
+        `tuple[Dataset, dict | None]`: The training rows, and for the run record what was mixed (`dataset`,
+        `config`, `split`, `share`, `rows`, `personal_rows`), or `None` without general data.
+
+    Raises:
+        `InputError`: If the general data cannot be read, a general row is bad, it has fewer rows than the share
+            needs (naming both counts), the personal rows are raw AlignX rows (rendered by the trainer, so not ready
+            to mix with), or the general rows are conversational and the personal ones text.
+    """
+    check_general_arguments(script_args)
+    share = script_args.general_share
+    if not script_args.general_dataset_name or share == 0:
+        return train, None
+    personal = f"{script_args.dataset_name} [{script_args.dataset_train_split}]"
+    if has_raw_personas(train.column_names):
+        raise InputError(
+            f"{personal}: raw AlignX rows (the trainer renders their persona into the prompt) do not mix with general "
+            "data; build ready rows first (`personalign build-dataset alignx`, config pba or ica) or unset "
+            "general_dataset_name."
+        )
+    source = load_source(script_args.general_dataset_name, script_args.general_dataset_config)
+    split = script_args.general_dataset_split
+    check_split(source, split, check_general_rows, training_args)
+    general = source.split(split)
+    wanted = round(len(train) * share / (1 - share))
+    if wanted > len(general):
+        raise InputError(
+            f"{source.where(split)}: {len(general)} general rows, but general_share {share} of {len(train)} personal "
+            f"training rows needs {wanted} (sampled without replacement); lower general_share or give more rows."
+        )
+    picked = random.Random(training_args.seed).sample(range(len(general)), wanted)
+    names = source.row_names(split)
+    sampled = general_preference_rows(general.select(picked), lambda index: names(picked[index]))
+    if is_conversational_column(train, "prompt") and not is_conversational_column(sampled, "prompt"):
+        sampled = as_conversational(sampled)
+    elif is_conversational_column(sampled, "prompt") and not is_conversational_column(train, "prompt"):
+        raise InputError(
+            f"{source.where(split)}: conversational general rows (lists of messages) do not mix with the text rows of "
+            f"{personal}; give both in one format (a chat template turns messages into text)."
+        )
+    marker = getattr(training_args, "general_row_column", None)
+    features = train.features.copy()
+    if marker:
+        train = train.add_column(marker, [False] * len(train))
+        features = train.features.copy()
+    # Every personal column, null where a general row has no value (a persona, an id); the marker true.
+    rows = [{name: True if name == marker else row.get(name) for name in features} for row in sampled.to_list()]
+    mixed = concatenate_datasets([train, Dataset.from_list(rows, features=features)])
+    info = {
+        "dataset": script_args.general_dataset_name,
+        "config": script_args.general_dataset_config,
+        "split": split,
+        "share": share,
+        "rows": wanted,
+        "personal_rows": len(train),
+    }
+    return mixed.shuffle(seed=training_args.seed), info

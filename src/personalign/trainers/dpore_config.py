@@ -63,6 +63,11 @@ class DPOREConfig(DPOConfig):
             the encoder embeds prompt + chosen and prompt + rejected (the DPORE paper's G(m, p) and G(m, r)).
         persona_encoder_batch_size (`int`, *optional*, defaults to `64`):
             Batch size for embedding the dataset with the persona encoder (once, during dataset preparation).
+        general_row_column (`str`, *optional*, defaults to `"general_row"`):
+            A boolean column marking general (non-personal) preference rows, such as UltraFeedback mixed in as the
+            DPORE paper does (§4.1): a marked row gets no persona embedding (the encoder skips it) and no regularizer
+            (its persona mask is 0 even if it holds an embedding), so it trains as plain DPO. The general-data
+            mixing of `personalign train dpore` (`general_dataset_name`) adds it; rows without it are personal.
 
     Attributes:
         re_placement_auto (`bool`): Whether `re_placement` was `"auto"` when the config was built (then the trainer
@@ -101,6 +106,13 @@ class DPOREConfig(DPOConfig):
     )
     persona_encoder_batch_size: int = field(
         default=64, metadata={"help": "Batch size for embedding the dataset with the persona encoder."}
+    )
+    general_row_column: str = field(
+        default="general_row",
+        metadata={
+            "help": "Boolean column marking general (non-personal) rows: no persona embedding, no regularizer (added "
+            "when general_dataset_name is mixed in)."
+        },
     )
 
     def __post_init__(self) -> None:

@@ -142,18 +142,20 @@ def dpore_margin_losses(
 # --------------------------------------------------------------------------------------------------- collation
 @dataclass
 class PersonaEmbeddingCollator:
-    """Wraps a preference collator: takes the persona embedding columns out of each example, collates the rest with
-    `collator`, and adds `persona_embedding_chosen` / `persona_embedding_rejected` `(B, D)` and `persona_mask` `(B,)`
-    (1 where the row has embeddings; missing ones are zeros with mask 0)."""
+    """Wraps a preference collator: takes the persona embedding columns (and the general-row marker) out of each
+    example, collates the rest with `collator`, and adds `persona_embedding_chosen` / `persona_embedding_rejected`
+    `(B, D)` and `persona_mask` `(B,)` (1 where the row has embeddings and is not marked general; the others are zeros
+    with mask 0, so the regularizer never touches them)."""
 
     collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
     single_column: str
     chosen_column: str
     rejected_column: str
     embedding_dim: int
+    general_column: str | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        columns = (self.single_column, self.chosen_column, self.rejected_column)
+        columns = (self.single_column, self.chosen_column, self.rejected_column, self.general_column)
         chosen, rejected, mask = [], [], []
         for example in examples:
             single = example.get(self.single_column)
@@ -161,7 +163,8 @@ class PersonaEmbeddingCollator:
             pick_r = example.get(self.rejected_column)
             pick_c = single if pick_c is None else pick_c
             pick_r = single if pick_r is None else pick_r
-            present = pick_c is not None and pick_r is not None
+            general = self.general_column is not None and bool(example.get(self.general_column))
+            present = pick_c is not None and pick_r is not None and not general
             zeros = [0.0] * self.embedding_dim
             chosen.append(pick_c if present else zeros)
             rejected.append(pick_r if present else zeros)
@@ -193,7 +196,8 @@ def _message_text(value: Any) -> str:
 def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_name: str = "train") -> Dataset:
     """Add persona embeddings to a raw preference dataset with `encoder`, once: `persona_embedding` from
     `args.persona_text_column` when the dataset has it (empty texts get none), else the DPORE paper's G(m, p) and
-    G(m, r) from prompt + chosen and prompt + rejected. Cached by the dataset's and the encoder's fingerprints.
+    G(m, r) from prompt + chosen and prompt + rejected. Rows marked general (`args.general_row_column` true: general
+    preference data mixed in, §4.1) get none. Cached by the dataset's and the encoder's fingerprints.
 
     Args:
         dataset (`datasets.Dataset`): Raw preference rows (`prompt`, `chosen`, `rejected`, standard or conversational).
@@ -203,10 +207,11 @@ def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_na
 
     Returns:
         `datasets.Dataset`: `dataset` with `persona_embedding` (or `persona_embedding_chosen` and
-        `persona_embedding_rejected`) added; rows whose text is empty hold `None`.
+        `persona_embedding_rejected`) added; rows whose text is empty, and general rows, hold `None`.
     """
     text_column = args.persona_text_column
     per_row = text_column in dataset.column_names
+    general_column = args.general_row_column if args.general_row_column in dataset.column_names else None
 
     def embed(texts: list[str | None]) -> list[list[float] | None]:
         keep = [i for i, text in enumerate(texts) if text]
@@ -217,22 +222,27 @@ def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_na
         return out
 
     def add_embeddings(batch: Mapping[str, list]) -> dict[str, list]:
+        general = batch[general_column] if general_column else [False] * len(batch["prompt"])
+
+        def personal(texts: list[str | None]) -> list[str | None]:
+            return [None if is_general else text for text, is_general in zip(texts, general, strict=True)]
+
         if per_row:
-            return {args.persona_embedding_column: embed(batch[text_column])}
+            return {args.persona_embedding_column: embed(personal(batch[text_column]))}
         prompts = [_message_text(p) for p in batch["prompt"]]
         return {
             args.persona_embedding_chosen_column: embed(
-                [p + "\n" + _message_text(c) for p, c in zip(prompts, batch["chosen"], strict=True)]
+                personal([p + "\n" + _message_text(c) for p, c in zip(prompts, batch["chosen"], strict=True)])
             ),
             args.persona_embedding_rejected_column: embed(
-                [p + "\n" + _message_text(r) for p, r in zip(prompts, batch["rejected"], strict=True)]
+                personal([p + "\n" + _message_text(r) for p, r in zip(prompts, batch["rejected"], strict=True)])
             ),
         }
 
     # The weights alone do not fix the embeddings: a prompt, the pooling or the token limit change them too.
     settings = {key: getattr(getattr(encoder, "config", None), key, None) for key in ENCODER_EMBEDDING_SETTINGS}
     fingerprint = Hasher.hash(
-        ["dpore-embed-v1", dataset._fingerprint, hash_module(encoder), settings, per_row, text_column]
+        ["dpore-embed-v1", dataset._fingerprint, hash_module(encoder), settings, per_row, text_column, general_column]
     )
     return dataset.map(
         add_embeddings,
@@ -510,6 +520,7 @@ class DPORETrainer(DPOTrainer):
             args.persona_embedding_chosen_column,
             args.persona_embedding_rejected_column,
             self.embedding_dim,
+            args.general_row_column,
         )
         self.projection_head: PersonaProjectionHead | None = None
         if args.re_lambda > 0:
@@ -532,13 +543,14 @@ class DPORETrainer(DPOTrainer):
         return prepared
 
     def _set_signature_columns_if_needed(self) -> None:
-        """TRL's signature columns plus the three embedding columns, so `remove_unused_columns` keeps them (TRL
-        internal 2)."""
+        """TRL's signature columns plus the three embedding columns and the general-row marker, so
+        `remove_unused_columns` keeps them (TRL internal 2)."""
         super()._set_signature_columns_if_needed()
         extra = [
             self.args.persona_embedding_column,
             self.args.persona_embedding_chosen_column,
             self.args.persona_embedding_rejected_column,
+            self.args.general_row_column,
         ]
         self._signature_columns = [*self._signature_columns, *[c for c in extra if c not in self._signature_columns]]
 
