@@ -1,6 +1,7 @@
 """`personalign.data.loading`: the one loader, over every kind of source, and the multifacet-cf build check."""
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -104,6 +105,22 @@ def test_other_configs_follow_the_cards_default_or_need_a_choice(tmp_path):
     assert source.config == "rs_dpo" and source.split("train").to_list() == ROWS
     only = write_built({"rs_sft": sft}, tmp_path / "only")
     assert load_source(only).config == "rs_sft"
+
+
+def test_a_rebuilt_or_same_named_card_folder_reads_its_own_rows(tmp_path):
+    """`datasets` keys its cache of a card folder by the folder's name and the card's patterns alone: a rebuilt
+    folder, or another folder of the same name, was read from the first one's cache (stale rows)."""
+    first, second = (tmp_path / name / "aloe" for name in ("a", "b"))
+    write_built({"preference": DatasetDict({"train": Dataset.from_list(ROWS[:2])})}, first)
+    write_built({"preference": DatasetDict({"train": Dataset.from_list(ROWS[2:])})}, second)
+    assert load_rows(first, "preference").to_list() == ROWS[:2]
+    assert load_rows(second, "preference").to_list() == ROWS[2:]
+    rebuilt = DatasetDict({"train": Dataset.from_list(ROWS[1:4]), "test": Dataset.from_list(ROWS[:1])})
+    shutil.rmtree(first)
+    write_built({"preference": rebuilt}, first)
+    source = load_source(first)
+    assert source.splits == ["train", "test"] and source.split("train").to_list() == ROWS[1:4]
+    assert source.split("test").to_list() == ROWS[:1]
 
 
 def test_saved_to_disk_folders(tmp_path):

@@ -8,8 +8,9 @@ A source is any of:
 - a local folder of such files, split by file name as `datasets.load_dataset(folder)` splits it; each row keeps its
   file, so that messages name a bad row by its file and its row in that file, and results can be broken down by
   file (benchmark);
-- a folder written by `personalign build-dataset` (or any folder whose card declares configs), read with
-  `datasets.load_dataset(folder, config)` as on the Hub;
+- a folder written by `personalign build-dataset` (or any folder whose card declares configs): its card's configs
+  resolved as `datasets.load_dataset(folder, config)` resolves them, each data file then read on its own (see
+  `_read_config` for why);
 - a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`.
 
 `load_source` reads every split of one config, keeping where each row comes from (`DatasetSource`); `load_rows`
@@ -36,6 +37,7 @@ from datasets import (
     concatenate_datasets,
     get_dataset_config_names,
     load_dataset,
+    load_dataset_builder,
     load_from_disk,
 )
 from datasets.data_files import DataFilesDict, EmptyDatasetError, get_data_patterns
@@ -433,13 +435,30 @@ def dataset_configs(name_or_path: str | Path, **load_kwargs: Any) -> tuple[str, 
 def _read_config(
     name: str, config: str | None, configs: tuple[str, ...], load_kwargs: dict[str, Any]
 ) -> DatasetSource:
-    """A card folder or Hub dataset: one config through `datasets.load_dataset` (`None`: `datasets`' choice). A
-    local folder's parquet shards are checked first (footers only), so that a damaged one is named."""
-    if Path(name).is_dir():
+    """A card folder or Hub dataset: one config (`None`: `datasets`' choice).
+
+    A Hub dataset is read by `datasets.load_dataset`. A local card folder is not: `datasets` keys its cache of a
+    card folder by the folder's name and the card's file patterns, not by the folder's path or its files, so a
+    rebuilt folder (or another folder of the same name) would be read from the first one's cache, stale rows and
+    all. Its config is resolved by `datasets.load_dataset_builder` (the card's `configs`, as `load_dataset` resolves
+    them) and each data file read by `read_data_file`, whose cache follows the file's path and modification time;
+    a split's files are concatenated in the card's order, one part per split as for a Hub dataset. Parquet shards
+    are checked first (footers only), so that a damaged one is named."""
+    local = Path(name).is_dir()
+    if local:
         for shard in sorted(Path(name).rglob("*.parquet")):
             require_parquet(shard)
     try:
-        loaded = load_dataset(name, config, **load_kwargs)
+        if local:
+            builder = load_dataset_builder(name, config, **load_kwargs)
+            loaded = {
+                str(split): _concatenate([(str(file), read_data_file(file)) for file in files])
+                for split, files in (builder.config.data_files or {}).items()
+            }
+            chosen = builder.config.name
+        else:
+            loaded = dict(load_dataset(name, config, **load_kwargs))
+            chosen = next(iter(loaded.values())).info.config_name if loaded else None
     except DatasetGenerationError as error:
         reason = " ".join(str(error.__cause__ or error).split())
         raise InputError(f"dataset {name}: cannot read config {config!r} ({reason}).") from None
@@ -450,7 +469,7 @@ def _read_config(
         raise InputError(f"dataset {name}: cannot load config {config!r} ({reason}).") from None
     parts = {str(split): [(f"{name} [{split}]", data)] for split, data in loaded.items()}
     if config is None and configs:
-        config = next(iter(loaded.values())).info.config_name  # the one `datasets` chose
+        config = chosen  # the one `datasets` chose
     return DatasetSource(name, config, configs, parts, load_kwargs=dict(load_kwargs))
 
 
