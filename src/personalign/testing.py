@@ -283,7 +283,7 @@ def write_tiny_assets(
     cache_dir: str | Path | None = None,
     num_multifacet_instructions: int = 12,
     num_aloe_personas: int = 24,
-    num_general_rows: int = 64,
+    num_general_rows: int = 384,
 ) -> Path:
     """Everything the tiny example configs (`examples/configs/tiny/`) and the offline demo point at, in one folder:
 
