@@ -24,7 +24,7 @@ from personalign.hub.cards import (
     result_identity,
     results_table,
 )
-from personalign.hub.models import export_model
+from personalign.hub.models import export_model, model_card
 from personalign.hub.run_record import RUN_RECORD, read_run_record, write_run_record
 
 runner = CliRunner()
@@ -260,3 +260,20 @@ def test_push_model_publishes_from_an_allow_list_and_only_files_that_load(tmp_pa
     with pytest.raises(InputError, match=r"model\.safetensors: does not load .*nothing was published"):
         export_model(folder, tmp_path / "exported_again")
     assert not (tmp_path / "exported_again").exists()
+
+
+def test_the_card_says_which_general_data_was_mixed_in(tmp_path):
+    general = {"dataset": "HuggingFaceH4/ultrafeedback_binarized", "config": None, "split": "train_prefs"}
+    general.update(share=0.25, rows=320, personal_rows=960)
+    record = {"method": "dpo", "base_model": "org/sft", "dataset": "org/aloe", "dataset_config": "preference"}
+    write_run_record(tmp_path, {**record, "general_data": general})
+    card = model_card(tmp_path, "org/dpo-aloe")
+    assert (
+        "General preference data mixed in (no persona, so no persona regularizer): "
+        "`HuggingFaceH4/ultrafeedback_binarized`, split `train_prefs`, 320 rows beside 960 personal rows "
+        "(share 0.25 of the training rows)." in card
+    )
+    metadata = ModelCard(card).data
+    assert metadata.datasets == ["org/aloe", "HuggingFaceH4/ultrafeedback_binarized"]
+    write_run_record(tmp_path, record)
+    assert "General preference data" not in model_card(tmp_path, "org/dpo-aloe")

@@ -85,10 +85,12 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
     results = merge_results(run_results(record), read_card_results(folder / "README.md"))
     name = repo_id.split("/")[-1] if repo_id else folder.name
     base_model, dataset = record.get("base_model"), record.get("dataset")
+    general = record.get("general_data")  # general preference data mixed in (`scripts.utils.mix_general_rows`)
+    hub_datasets = [d for d in (dataset, (general or {}).get("dataset")) if d and not Path(d).exists()]
     data = ModelCardData(
         # A local path is not a Hub id: the metadata names only Hub ids (the body names both).
         base_model=base_model if base_model and not Path(base_model).exists() else None,
-        datasets=[dataset] if dataset and not Path(dataset).exists() else None,
+        datasets=hub_datasets or None,
         library_name="transformers",
         license="apache-2.0",
         pipeline_tag=spec.pipeline_tag,
@@ -105,6 +107,7 @@ def model_card(folder: str | Path, repo_id: str | None = None) -> str:
         base_model=base_model,
         dataset=dataset,
         dataset_config=record.get("dataset_config"),
+        general_data=general,
         usage=spec.usage.format(repo=repo_id or "<this repo or folder>"),
         files={file: note for file, note in {**method.files, **FILE_NOTES}.items() if (folder / file).exists()},
         hyperparameters=record.get("hyperparameters", {}),
