@@ -12,7 +12,13 @@ import yaml
 from typer.testing import CliRunner
 
 from personalign.cli import app
-from personalign.cli.train import accelerate_command, dpo_dispatch_values, parse_train_arguments, read_yaml_config
+from personalign.cli.train import (
+    accelerate_command,
+    dpo_dispatch_values,
+    parse_train_arguments,
+    read_yaml_config,
+    summary_lines,
+)
 from personalign.errors import InputError
 from personalign.hub.run_record import RUN_RECORD, changed_fields
 from personalign.scripts.utils import device_policy
@@ -791,3 +797,11 @@ def test_resume_on_a_finished_run_is_refused(pba_run, assets, tmp_path, monkeypa
         "train further."
     ]
     assert sorted(str(path) for path in output.rglob("*")) == before
+
+
+def test_the_summary_line_shows_each_methods_headline_metric():
+    dpo = {"eval_metrics": {"eval_loss": 0.61, "eval_rewards/accuracies": 0.875}}
+    sft = {"eval_metrics": {"eval_loss": 1.25, "eval_mean_token_accuracy": 0.5, "eval_runtime": 1.0}}
+    assert summary_lines(dpo) == ["eval_rewards/accuracies 0.8750"]
+    assert summary_lines(sft) == ["eval_loss 1.2500 eval_mean_token_accuracy 0.5000"]
+    assert summary_lines({"eval_metrics": {"eval_runtime": 1.0}}) == []

@@ -39,8 +39,10 @@ from .common import console
 CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]}
 """The flags after METHOD are the method's (TRL / HfArgumentParser flags), passed through to its parser."""
 
-HEADLINE_METRICS = ("eval_rewards/accuracies", "eval_accuracy")
-"""Evaluation metrics of a run record printed when training ends."""
+HEADLINE_METRICS = ("eval_rewards/accuracies", "eval_accuracy", "eval_loss", "eval_mean_token_accuracy")
+"""Evaluation metrics of a run record printed when training ends (the preference methods' reward accuracy, the
+reward model's accuracy; Preferred-SFT's held-out loss and token accuracy). The first one a record holds is
+printed, with those after it that are not a loss."""
 
 
 # ------------------------------------------------------------------------------------------------------- parsing
@@ -689,7 +691,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     inferencer's held-out direction report, and a trained encoder's held-out scores before and after training."""
     lines = []
     metrics = record.get("eval_metrics") or {}
-    shown = [f"{key} {metrics[key]:.4f}" for key in HEADLINE_METRICS if key in metrics]
+    present = [key for key in HEADLINE_METRICS if key in metrics]
+    # A preference method's eval_loss is its DPO loss, not a headline: only a record without accuracies shows it.
+    shown = [f"{key} {metrics[key]:.4f}" for key in present if key == present[0] or key != "eval_loss"]
     if shown:
         lines.append(" ".join(shown))
     report = record.get("direction_report")
