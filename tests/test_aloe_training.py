@@ -19,6 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOTrainer
 
 from personalign.cli import app, run
+from personalign.scripts.sft import preferred_completions, unique_preferred
 from personalign.scripts.utils import ScriptArguments, mix_general_rows
 from personalign.trainers import DPOREConfig, DPORETrainer
 
@@ -333,15 +334,18 @@ def aloe_runs(tmp_path_factory, tiny_lm_path, learning_seed):
     ]  # fmt: skip
     code = train_cli("sft", *common, "--model_name_or_path", str(tiny_lm_path), "--output_dir", str(root / "sft"))
     assert code == 0
-    return {"root": root, "common": common, "sft": root / "sft"}
+    return {"root": root, "common": common, "sft": root / "sft", "seed": learning_seed}
 
 
 @pytest.mark.learning
 def test_preferred_sft_lowers_held_out_loss_on_the_preferred_replies(aloe_runs, check_learning):
     before, after = first_and_last_eval(aloe_runs["sft"])
     record = json.loads((aloe_runs["sft"] / "personalign_run.json").read_text())
-    assert record["method"] == "sft" and record["general_data"]["rows"] == 16  # 48 personal rows at share 0.25
-    assert record["general_data"]["personal_rows"] == 48
+    # 48 personal rows, less those that repeat another's (prompt, preferred reply); general rows at share 0.25.
+    personal = len(unique_preferred(Dataset.from_list(aloe_preference_rows(16, seed=aloe_runs["seed"]))))
+    assert record["method"] == "sft" and 40 <= personal <= 48
+    assert record["general_data"]["personal_rows"] == personal
+    assert record["general_data"]["rows"] == round(personal * 0.25 / 0.75)
     # The loss is on the completion (the preferred reply) only: TRL's prompt-completion default.
     assert record["hyperparameters"].get("completion_only_loss") in (None, True)
     check_learning("held-out loss drop (nats)", before["eval_loss"] - after["eval_loss"], SFT_LOSS_DROP)
@@ -384,3 +388,24 @@ def test_dpore_mixes_general_rows_in_without_the_regulariser(aloe_runs, tiny_enc
     assert len(shares) == 2 and sum(shares) / 2 == 0.75
     record = json.loads((output / "personalign_run.json").read_text())
     assert record["eval_metrics"]["eval_re/persona_rows"] == 1.0  # the held-out split is personal only
+
+
+def test_preferred_sft_trains_each_preferred_reply_once():
+    """`build-dataset aloe --rejected all` makes one row per rejected reply: Preferred-SFT takes each (prompt,
+    preferred reply) once, before general data is mixed in (so `general_share` is of the rows it trains on)."""
+    user = [{"role": "user", "content": "Any tips for hiking?"}]
+    rows = [
+        {
+            "prompt": user,
+            "chosen": [{"role": "assistant", "content": "Wow! Hike!"}],
+            "rejected": [{"role": "assistant", "content": r}],
+        }
+        for r in ("Generic.", "Certainly. Hike.")
+    ]
+    rows.append({**rows[0], "chosen": [{"role": "assistant", "content": "Wow! Camp!"}]})
+    kept = unique_preferred(Dataset.from_list(rows))
+    assert [row["chosen"][0]["content"] for row in kept] == ["Wow! Hike!", "Wow! Camp!"]
+    assert kept[0]["rejected"][0]["content"] == "Generic."  # the first of each group
+    assert preferred_completions(kept).column_names == ["prompt", "completion"]
+    unique = Dataset.from_list(rows[:1])
+    assert unique_preferred(unique) is unique

@@ -7,6 +7,8 @@ Script arguments: the method-neutral `ScriptArguments`; config: `trl.SFTConfig`;
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from datasets import Dataset
@@ -18,6 +20,8 @@ from .utils import ScriptArguments, check_text_columns, train_and_save, trainer_
 
 SFT_COLUMNS = ("prompt", "chosen")
 """The columns Preferred-SFT reads from a preference row (`rejected` is not needed)."""
+
+logger = logging.getLogger(__name__)
 
 
 def check_sft_rows(rows: Dataset, names: RowNames, training_args: Any = None) -> None:
@@ -33,6 +37,35 @@ def check_sft_rows(rows: Dataset, names: RowNames, training_args: Any = None) ->
     """
     require_columns(rows, SFT_COLUMNS, names.where, "a `personalign train sft` (preference: prompt, chosen)")
     check_text_columns(rows, SFT_COLUMNS, names)
+
+
+def unique_preferred(dataset: Dataset) -> Dataset:
+    """Preference rows with one row per (prompt, preferred reply): rows that differ only in their rejected reply
+    (ALOE's `build-dataset aloe --rejected all` makes one row per rejected reply) are one Preferred-SFT example, as
+    the DPORE paper trains on each preferred reply once. The first of each group is kept, in order.
+
+    Args:
+        dataset (`Dataset`): Rows with `prompt` and `chosen` (standard or conversational).
+
+    Returns:
+        `Dataset`: `dataset` itself when no row repeats, else the kept rows.
+    """
+    seen: set[str] = set()
+    keep = []
+    pairs = dataset.select_columns(list(SFT_COLUMNS))
+    for index, row in enumerate(pairs):
+        key = json.dumps([row["prompt"], row["chosen"]], sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            keep.append(index)
+    if len(keep) == len(dataset):
+        return dataset
+    logger.info(
+        "Preferred-SFT: %d of %d rows repeat a (prompt, preferred reply); each is trained once.",
+        len(dataset) - len(keep),
+        len(dataset),
+    )
+    return dataset.select(keep)
 
 
 def preferred_completions(dataset: Dataset) -> Dataset:
@@ -74,5 +107,12 @@ def main(script_args: ScriptArguments, training_args: SFTConfig, model_args: Mod
         `dict`: The run record (see `utils.train_and_save`), with `general_data` when general data was mixed in.
     """
     return train_and_save(
-        "sft", script_args, training_args, model_args, build_trainer, check_rows=check_sft_rows, mixes_general=True
+        "sft",
+        script_args,
+        training_args,
+        model_args,
+        build_trainer,
+        check_rows=check_sft_rows,
+        mixes_general=True,
+        prepare_rows=unique_preferred,
     )

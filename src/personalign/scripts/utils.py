@@ -396,6 +396,7 @@ def train_and_save(
     save_extras: Callable[[Any, Any, Path], dict[str, Any]] | None = None,
     check_rows: RowCheck | None = None,
     mixes_general: bool = False,
+    prepare_rows: Callable[[Dataset], Dataset] | None = None,
 ) -> dict[str, Any]:
     """Train a trainer-based method and write its output folder: the model (and tokenizer), whatever `save_extras`
     adds, and the run record; push it when `training_args.push_to_hub`. With `script_args.overwrite` the earlier
@@ -416,6 +417,9 @@ def train_and_save(
         mixes_general (`bool`, *optional*, defaults to `False`): Whether the method takes general data: its
             training split is then mixed with `script_args.general_dataset_name` (`mix_general_rows`) and the run
             record says how (`general_data`); otherwise general data is refused.
+        prepare_rows (`Callable[[Dataset], Dataset]`, *optional*): The method's own view of its (checked) training
+            and evaluation rows, taken before general data is mixed in, so that `general_share` is a share of the
+            rows the method trains on (Preferred-SFT's one row per preferred reply).
 
     Returns:
         `dict`: The run record (method, base model, dataset, changed hyperparameters, train and eval metrics).
@@ -425,6 +429,9 @@ def train_and_save(
     record["output_dir"] = str(output_dir)
     last_checkpoint = check_output_dir(output_dir, script_args.resume, script_args.overwrite, training_args)
     train_dataset, eval_dataset = load_datasets(script_args, check_rows, training_args)
+    if prepare_rows is not None:
+        train_dataset = prepare_rows(train_dataset)
+        eval_dataset = None if eval_dataset is None else prepare_rows(eval_dataset)
     if mixes_general:
         train_dataset, general = mix_general_rows(train_dataset, script_args, training_args)
         if general is not None:
