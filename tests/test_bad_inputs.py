@@ -1565,10 +1565,21 @@ CASES: list[Case] = [
     ),
     Case(
         "eval-nominal/missing-include-path",
-        nominal("--include-path", "{tmp}/no_tasks"),  # the last --include-path counts
+        nominal("--include-path", "{tmp}/no_tasks"),  # one of two --include-path folders missing
         says=("--include-path", "no_tasks", "no such"),
     ),
     Case("eval-nominal/bad-device", nominal("--device", "tpu"), says=("--device", "cpu, cuda")),
+    Case(
+        "eval-nominal/persona-encoder-as-the-model",  # a sentence-transformers folder whose config.json is its own
+        nominal(model="{assets}/encoder"),
+        says=("encoder", "not a causal .generative. language model"),
+    ),
+    Case(
+        "eval-nominal/a-gpu-torch-does-not-see",  # no GPU here: torch sees none; on a GPU machine: not 99 of them
+        nominal("--device", "cuda:99"),
+        says=("--device cuda:99", "torch sees"),
+    ),
+    Case("eval-nominal/unknown-dtype", nominal("--dtype", "float8"), says=("--dtype", "float16", "float8")),
     Case(
         "eval-nominal/hub-id-not-cached",
         nominal(model="my-org/not-there"),

@@ -97,6 +97,32 @@ def test_a_hand_written_card_reads_back_with_its_arguments(tmp_path):
     assert results_table(read)[0]["arguments"] == "config=pba, persona_format=pba, beta=0.2"
 
 
+def test_adding_results_keeps_every_other_metadata_key_as_it_was(tmp_path):
+    """A TRL-written card (`model_name:`, tags, `licence`) and keys of one's own: `eval ... --model-card` adds a
+    `model-index` and changes nothing else (huggingface_hub's `ModelCardData.to_dict` would drop `model_name`)."""
+    card = tmp_path / "README.md"
+    metadata = {
+        "library_name": "transformers",
+        "model_name": "dpore_aloe",
+        "tags": ["generated_from_trainer", "dpo", "trl"],
+        "licence": "license",
+        "base_model": "org/base",
+        "custom": {"nested": [1, 2], "note": "mine"},
+    }
+    card.write_text(f"---\n{yaml.safe_dump(metadata, sort_keys=False)}---\n\n# Model Card for dpore_aloe\n")
+    add_results_to_card(card, [result("pba", value=0.6)], "other-name")
+    written = yaml.safe_load(card.read_text().split("---\n")[1])
+    assert {key: value for key, value in written.items() if key != "model-index"} == metadata
+    assert list(written) == [*metadata, "model-index"]  # the order kept too
+    assert written["model-index"][0]["name"] == "dpore_aloe"  # the card's own name, not the caller's
+    # a second evaluation: still every key, both results, the name of the model-index unchanged
+    add_results_to_card(card, [result("ica", value=0.7)], "other-name")
+    again = yaml.safe_load(card.read_text().split("---\n")[1])
+    assert {key: value for key, value in again.items() if key != "model-index"} == metadata
+    assert described(read_card_results(card)) == described([result("pba", value=0.6), result("ica", value=0.7)])
+    assert card.read_text().endswith("\n# Model Card for dpore_aloe\n")
+
+
 def test_unreadable_card_metadata_is_one_line_naming_the_file(tmp_path):
     card = tmp_path / "README.md"
     card.write_text("---\nmodel-index:\n- results: [{metrics: []}]\n---\n\ntext\n")

@@ -215,3 +215,59 @@ def test_the_shipped_example_task_runs(tiny_lm_path, tmp_path, monkeypatch):
     assert code == 0
     scores = json.loads((output / "nominal.json").read_text())["models"][str(tiny_lm_path)]["tasks"]
     assert scores["personalign_tiny_qa"]["num_samples"] == 8
+
+
+def test_a_glob_over_two_include_paths_runs_every_match_and_the_limit_is_said_beside_each_score(
+    tiny_lm_path, task_folder, tmp_path, capsys
+):
+    """`--tasks "tiny_mc_*"` is expanded as `lm-eval --tasks` expands it (`TaskManager.match_tasks`) over both
+    `--include-path` folders; under `--limit` every score line and nominal.json say it is a smoke test."""
+    other = tmp_path / "other_tasks"
+    other.mkdir()
+    task = {**yaml.safe_load((task_folder / "tiny_mc.yaml").read_text()), "task": "tiny_mc_other"}
+    (other / "other.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
+    code = cli(
+        "eval", "nominal", "--model", tiny_lm_path, "--tasks", "tiny_mc_*", "--include-path", task_folder,
+        "--include-path", other, "--limit", "3", "--device", "cpu", "--output", tmp_path / "out",
+    )  # fmt: skip
+    shown = capsys.readouterr().err  # the CLI's console is stderr
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "nominal.json").read_text())
+    assert results["settings"]["tasks"] == [TASK, "tiny_mc_other"]
+    assert results["settings"]["task_patterns"] == ["tiny_mc_*"]
+    assert results["settings"]["include_path"] == [str(task_folder), str(other)]
+    scores = results["models"][str(tiny_lm_path)]["tasks"]
+    assert set(scores) == {TASK, "tiny_mc_other"}
+    assert scores[TASK]["metrics"] == scores["tiny_mc_other"]["metrics"]  # the same documents in both
+    assert scores[TASK]["num_samples"] == 3
+    assert "first 3 documents of each task only" in results["note"] and "smoke test" in results["note"]
+    lines = [line for line in shown.splitlines() if ": acc " in line]
+    assert len(lines) == 2 and all("--limit 3: scores on the first 3 documents only" in line for line in lines)
+
+
+def test_a_persona_encoder_folder_is_refused_in_one_line_before_the_harness_runs(
+    tiny_encoder_path, task_folder, tmp_path
+):
+    """A PersonaEncoder folder (sentence-transformers' modules.json, config.json of type `persona_encoder`) in a
+    fresh process, as a user runs it: `personalign.encoder` is not imported there, so transformers does not know
+    the type, and the check must refuse it anyway (the harness would fail with an internal error)."""
+    from personalign.encoder import PersonaEncoder
+
+    encoder = tmp_path / "encoder"
+    PersonaEncoder.from_pretrained(str(tiny_encoder_path)).save_pretrained(str(encoder))
+    done = subprocess.run(
+        [sys.executable, "-m", "personalign", "eval", "nominal", "--model", str(encoder), "--tasks", TASK,
+         "--include-path", str(task_folder), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("error:")]
+    assert done.returncode == 1 and len(errors) == 1, done.stdout + done.stderr
+    assert "sentence-transformers model" in errors[0] and "not a causal (generative) language model" in errors[0]
+    assert "internal error" not in errors[0] and "lm-evaluation-harness 0" not in done.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_help_shows_the_extra_by_its_name(capsys):
+    assert cli("eval", "nominal", "--help") == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "personalign[nominal]" in shown and "repeat for several" in shown

@@ -233,18 +233,24 @@ def eval_nominal(
     tasks: Annotated[
         str,
         typer.Option(
-            help="lm-evaluation-harness tasks, groups or tags, comma-separated (e.g. arc_easy,hellaswag; globs as "
-            "the harness takes them); list them with `lm-eval ls tasks`."
+            help="lm-evaluation-harness tasks, groups or tags, comma-separated (e.g. arc_easy,hellaswag); a glob "
+            "pattern (quoted, e.g. 'mmlu_*') runs every task, group and tag it matches, as `lm-eval --tasks` does; "
+            "list them with `lm-eval ls tasks`."
         ),
     ],
     output: Annotated[
         Path, typer.Option(help="Output folder: nominal.json, raw/<model>.json (the harness's results), nominal.png.")
     ],
     include_path: Annotated[
-        Path | None, typer.Option(help="A folder of task YAML files of your own (the harness's --include_path).")
+        list[Path] | None,
+        typer.Option(
+            "--include-path",
+            help="A folder of task YAML files of your own (the harness's --include_path); repeat for several.",
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Score only the first N documents of each task (a smoke test).")
+        int | None,
+        typer.Option(help="Score only the first N documents of each task: a smoke test, not a benchmark number."),
     ] = None,
     num_fewshot: Annotated[
         int | None, typer.Option(help="Few-shot examples per prompt (default: the task's).")
@@ -253,7 +259,9 @@ def eval_nominal(
     device: Annotated[
         str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda when a GPU is visible, else cpu).")
     ] = None,
-    dtype: Annotated[str, typer.Option(help="auto (the checkpoint's), float32, bfloat16 or float16.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="auto (the checkpoint's), float32, bfloat16 or float16; nothing else.")
+    ] = "auto",
     log_samples: Annotated[
         bool,
         typer.Option("--log-samples", help="Also keep every document's requests and scores (raw/<model>/*.jsonl)."),
@@ -266,7 +274,7 @@ def eval_nominal(
     ] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Nominal capability through lm-evaluation-harness (the extra personalign[nominal]): its scores per model, task
+    """Nominal capability through lm-evaluation-harness (the extra personalign\\[nominal]): its scores per model, task
     and metric, with their standard errors, as JSON and a bar plot; optionally into the model card and an `eval
     policy` results folder."""
     from ..evaluation.nominal import (
@@ -274,6 +282,7 @@ def eval_nominal(
         check_results_folder,
         evaluate_nominal,
         import_harness,
+        limit_note,
         merge_nominal_into_results,
         update_model_card_with_nominal,
         write_nominal_results,
@@ -282,7 +291,7 @@ def eval_nominal(
     from ..io import ensure_writable
 
     import_harness()  # before anything else: without the extra, say which pip command installs it
-    ensure_writable(output, overwrite, inputs=(*model, include_path, merge_into))
+    ensure_writable(output, overwrite, inputs=(*model, *(include_path or []), merge_into))
     if model_card is not None:
         if len(model) != 1:
             raise InputError("--model-card takes the scores of exactly one --model")
@@ -291,7 +300,7 @@ def eval_nominal(
         check_results_folder(merge_into)
     config = NominalEvalConfig(
         tasks=[tasks],
-        include_path=None if include_path is None else str(include_path),
+        include_path=[str(path) for path in include_path] if include_path else None,
         limit=limit,
         num_fewshot=num_fewshot,
         batch_size=batch_size,
@@ -308,6 +317,8 @@ def eval_nominal(
                 f"{metric} {score['value']:.4f}" + ("" if score["stderr"] is None else f" ± {score['stderr']:.4f}")
                 for metric, score in scores["metrics"].items()
             )
+            note = limit_note(config.limit, scores["num_samples"])
+            shown += f" ({note})" if note else ""
             console.print(f"{escape(name)} {escape(task)}: {escape(shown)}", soft_wrap=True)
     if model_card is not None:
         existed = model_card.is_file()

@@ -15,7 +15,8 @@ harness's own `HFLM` and scored with `lm_eval.simple_evaluate` on the harness's 
 
 The harness (and torch under it) is imported on first use, never with `import personalign` or `personalign --help`.
 Public API of lm-evaluation-harness used: `lm_eval.simple_evaluate`, `lm_eval.tasks.TaskManager` (`all_tasks`,
-`match_tasks`), `lm_eval.models.huggingface.HFLM`, `lm_eval.utils.handle_non_serializable`.
+`match_tasks`: glob patterns are expanded with it, as `lm-eval --tasks` expands them), `lm_eval.models.huggingface.HFLM`,
+`lm_eval.utils.handle_non_serializable`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ RESULTS_FILE = "results.json"
 NOMINAL_KEY = "nominal"
 """The block of an `eval policy` results file that `merge_nominal_into_results` adds."""
 DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""The weight dtypes `--dtype` takes (`HFLM`'s `dtype`; `auto` keeps the checkpoint's)."""
+PATTERN_CHARACTERS = frozenset("*?[")
+"""The characters that make a task name a glob pattern (`fnmatch`, as `TaskManager.match_tasks` reads it)."""
 
 
 @dataclass
@@ -60,21 +65,24 @@ class NominalEvalConfig:
     `simple_evaluate` names them.
 
     Args:
-        tasks (`list[str]`): Harness task, group or tag names (glob patterns allowed, as `lm-eval --tasks`).
-        include_path (`str`, *optional*): A folder of task YAML files of your own (the harness's `--include_path`).
+        tasks (`list[str]`): Harness task, group or tag names, or glob patterns (`"mmlu_*"`) that `evaluate_nominal`
+            expands over every task the harness knows (`expand_tasks`), as `lm-eval --tasks` does.
+        include_path (`str` or `list[str]`, *optional*): Folders of task YAML files of your own (the harness's
+            `--include_path`; several folders are all indexed). Kept as a list.
         limit (`int`, *optional*): Score only the first N documents of each task (a smoke test, not a benchmark
-            number).
+            number: `limit_note` says so beside every score).
         num_fewshot (`int`, *optional*): Few-shot examples per prompt; by default each task's own setting.
         batch_size (`int`, *optional*, defaults to `8`): Requests per forward pass.
         device (`str`, *optional*): `cpu`, `cuda` or `cuda:N`; by default `cuda` when torch sees a GPU, else `cpu`.
-        dtype (`str`, *optional*, defaults to `"auto"`): The weights' dtype (`HFLM`'s `dtype`): `auto` keeps the
-            checkpoint's.
+            `cuda` is refused when torch sees no GPU (`check_device`).
+        dtype (`str`, *optional*, defaults to `"auto"`): The weights' dtype (`HFLM`'s `dtype`), one of `DTYPES`:
+            `auto` keeps the checkpoint's.
         log_samples (`bool`, *optional*, defaults to `False`): Keep every document's requests, responses
             (log-likelihoods or generations) and per-document metrics (`raw/<model>/samples_<task>.jsonl`).
     """
 
     tasks: list[str] = field(default_factory=list)
-    include_path: str | None = None
+    include_path: str | list[str] | None = None
     limit: int | None = None
     num_fewshot: int | None = None
     batch_size: int = 8
@@ -94,13 +102,44 @@ class NominalEvalConfig:
             raise InputError(f"--num-fewshot must be 0 or more, got {self.num_fewshot}.")
         if self.batch_size < 1:
             raise InputError(f"--batch-size must be at least 1, got {self.batch_size}.")
-        if self.device is not None and not DEVICE_PATTERN.fullmatch(self.device):
-            raise InputError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}.")
+        if self.device is not None:
+            check_device(self.device)
+        if self.dtype not in DTYPES:
+            raise InputError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
         if self.include_path is not None:
-            require_local_path(str(self.include_path), "--include-path")
-            if not Path(self.include_path).is_dir():
-                raise InputError(f"--include-path {self.include_path}: not a folder; expected a folder of task YAML.")
-            self.include_path = str(self.include_path)
+            paths = [self.include_path] if isinstance(self.include_path, (str, Path)) else self.include_path
+            self.include_path = [str(path) for path in paths] or None
+            for path in self.include_path or []:
+                require_local_path(path, "--include-path")
+                if not Path(path).is_dir():
+                    raise InputError(f"--include-path {path}: not a folder; expected a folder of task YAML.")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device the run cannot use, before anything loads: not `cpu`, `cuda` or `cuda:N`, a CUDA device
+    while torch sees no GPU (`torch.cuda.is_available()` is False: no GPU, or a CPU-only torch), or `cuda:N` past
+    the GPUs torch sees.
+
+    Args:
+        device (`str`): The `--device` value.
+
+    Raises:
+        `InputError`: Naming the device and what is wrong with it.
+    """
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise InputError(f"--device must be cpu, cuda or cuda:N, got {device!r}.")
+    if device == "cpu":
+        return
+    import torch  # only for a CUDA device: the CLI imports torch no sooner than it must
+
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"--device {device}: torch sees no GPU (torch.cuda.is_available() is False); use --device cpu, or leave "
+            "--device out to use a GPU when there is one."
+        )
+    _, _, index = device.partition(":")
+    if index and int(index) >= torch.cuda.device_count():
+        raise InputError(f"--device {device}: torch sees {torch.cuda.device_count()} GPU(s), numbered from 0.")
 
 
 def import_harness() -> Any:
@@ -128,15 +167,21 @@ def harness_version() -> str:
     return metadata.version("lm_eval")
 
 
-def task_manager(tasks: Sequence[str], include_path: str | None = None) -> Any:
+def is_pattern(name: str) -> bool:
+    """Whether a task name is a glob pattern (holds `*`, `?` or `[`)."""
+    return not PATTERN_CHARACTERS.isdisjoint(name)
+
+
+def task_manager(tasks: Sequence[str], include_path: str | Sequence[str] | None = None) -> Any:
     """The harness's `TaskManager` that knows every task of `tasks`, checked before any model loads.
 
-    Reading the harness's built-in task index (thousands of YAML files) takes seconds, so when `include_path` alone
-    holds every task named, only it is indexed.
+    Reading the harness's built-in task index (thousands of YAML files) takes seconds, so when the `include_path`
+    folders alone hold every task named, only they are indexed. A glob pattern is always matched against the whole
+    index (built-in tasks and `include_path`), as `lm-eval --tasks` matches it.
 
     Args:
         tasks (`Sequence[str]`): Task, group or tag names or glob patterns.
-        include_path (`str`, *optional*): A folder of task YAML files of your own.
+        include_path (`str` or `Sequence[str]`, *optional*): Folders of task YAML files of your own.
 
     Returns:
         `lm_eval.tasks.TaskManager`
@@ -147,20 +192,43 @@ def task_manager(tasks: Sequence[str], include_path: str | None = None) -> Any:
     import_harness()
     from lm_eval.tasks import TaskManager
 
-    if include_path is not None:
-        local = TaskManager(include_path=include_path, include_defaults=False)
+    paths = [include_path] if isinstance(include_path, (str, Path)) else list(include_path or [])
+    paths = [str(path) for path in paths] or None
+    if paths and not any(is_pattern(name) for name in tasks):
+        local = TaskManager(include_path=paths, include_defaults=False)
         if not unknown_tasks(local, tasks):
             return local
-    manager = TaskManager(include_path=include_path)
+    manager = TaskManager(include_path=paths)
     unknown = unknown_tasks(manager, tasks)
     if unknown:
-        where = f" nor of --include-path {include_path}" if include_path else ""
-        listing = f"{LIST_TASKS_HINT}" + (f" --include_path {include_path}" if include_path else "")
+        where = f" nor of --include-path {', '.join(paths)}" if paths else ""
+        listing = " ".join([LIST_TASKS_HINT, *(f"--include_path {path}" for path in paths or [])])
         raise InputError(
             f"--tasks: unknown task{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: not a task, group or tag "
-            f"of lm-evaluation-harness {metadata.version('lm_eval')}{where}; list them with `{listing}`."
+            f"of lm-evaluation-harness {metadata.version('lm_eval')}{where} (nor a pattern matching one); list them "
+            f"with `{listing}`."
         )
     return manager
+
+
+def expand_tasks(manager: Any, tasks: Sequence[str]) -> list[str]:
+    """The task, group and tag names to run: each name as it is, each glob pattern as the names it matches
+    (`TaskManager.match_tasks`, sorted), in order, each once: what the harness's own CLI passes on for
+    `--tasks "mmlu_*"` (`simple_evaluate` itself takes no patterns).
+
+    Args:
+        manager (`lm_eval.tasks.TaskManager`): The harness's task index (`task_manager`).
+        tasks (`Sequence[str]`): Names or glob patterns, each known (`task_manager` has checked them).
+
+    Returns:
+        `list[str]`
+    """
+    expanded: list[str] = []
+    for name in tasks:
+        for match in manager.match_tasks([name]):
+            if match not in expanded:
+                expanded.append(match)
+    return expanded
 
 
 def unknown_tasks(manager: Any, tasks: Sequence[str]) -> list[str]:
@@ -181,6 +249,12 @@ def check_model(model: str) -> None:
     """Check a model before the harness loads it: a local path must be a causal LM folder
     (`inference.generation.check_local_model`); a Hub id passes (its load failure is explained later).
 
+    `check_local_model` leaves a folder whose `config.json` names a model type transformers does not know to
+    transformers (custom code may still load it elsewhere). The harness loads with `AutoConfig` /
+    `AutoModelForCausalLM` and no remote code, so such a folder cannot load here: it is refused too, as a
+    sentence-transformers model when it has `modules.json` (a PersonaEncoder folder: `model_type: persona_encoder`,
+    a type registered only once `personalign.encoder` is imported, which this module does not do).
+
     Args:
         model (`str`): Local folder or Hub id.
 
@@ -188,6 +262,22 @@ def check_model(model: str) -> None:
         `InputError`: Naming the path and what is wrong with it (missing, a file, not a causal LM, bad weights).
     """
     check_local_model("transformers", model)
+    folder = Path(model).expanduser()
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        return
+    from transformers import CONFIG_MAPPING  # only to check a local folder; the harness imports it anyway
+
+    config = json.loads(config_file.read_text(encoding="utf-8"))  # check_local_model has read it
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(model_type, str) or model_type in CONFIG_MAPPING or config.get("auto_map"):
+        return
+    kind = "a sentence-transformers model (modules.json)" if (folder / "modules.json").is_file() else "a model"
+    raise InputError(
+        f"model {folder}: {kind} of type {model_type!r}, which transformers does not know, not a causal "
+        "(generative) language model; lm-evaluation-harness needs one, such as an instruction-tuned chat model's "
+        "folder."
+    )
 
 
 def default_device() -> str:
@@ -319,16 +409,17 @@ def evaluate_nominal(
     for model in models:
         check_model(model)
     manager = task_manager(config.tasks, config.include_path)
+    tasks = expand_tasks(manager, config.tasks)
     names = raw_names(models)
     results: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     samples: dict[str, Any] = {}
     for model in models:
-        log(f"{HARNESS_NAME} {version}: {model} on {', '.join(config.tasks)}")
+        log(f"{HARNESS_NAME} {version}: {model} on {', '.join(tasks)}")
         harness_model = load_harness_model(model, config)
         output = lm_eval.simple_evaluate(
             model=harness_model,
-            tasks=list(config.tasks),
+            tasks=tasks,
             num_fewshot=config.num_fewshot,
             limit=config.limit,
             log_samples=config.log_samples,
@@ -343,15 +434,38 @@ def evaluate_nominal(
     settings = {
         "models": models,
         **asdict(config),
+        "tasks": tasks,
+        **({"task_patterns": list(config.tasks)} if tasks != config.tasks else {}),
         "device": config.device or default_device(),
         "seeds": {key: value for key, value in raw[models[0]]["config"].items() if key.endswith("seed")},
         "personalign_version": __version__,
     }
     harness = {"name": HARNESS_NAME, "package": HARNESS_PACKAGE, "version": version, "url": HARNESS_URL}
     out = {"harness": harness, "settings": settings, "models": results, "raw": raw}
+    if config.limit is not None:
+        out["note"] = limit_note(config.limit)
     if config.log_samples:
         out["samples"] = samples
     return out
+
+
+def limit_note(limit: int | None, num_samples: int | None = None) -> str | None:
+    """What a score under `--limit` is: a smoke test on the first documents only, not a benchmark number; `None`
+    without a limit.
+
+    Args:
+        limit (`int`, *optional*): The run's `limit`.
+        num_samples (`int`, *optional*): The documents a task actually scored (fewer when it has fewer).
+
+    Returns:
+        `str` or `None`: e.g. `"--limit 3: scores on the first 3 documents of each task only (a smoke test, not a
+        benchmark number)"`.
+    """
+    if limit is None:
+        return None
+    count = limit if num_samples is None else num_samples
+    each = "" if num_samples is not None else " of each task"
+    return f"--limit {limit}: scores on the first {count} documents{each} only (a smoke test, not a benchmark number)"
 
 
 def to_json(value: Any) -> str:
@@ -379,7 +493,7 @@ def write_nominal_results(results: Mapping[str, Any], output_dir: str | Path, ov
         `OutputExistsError`: If `output_dir` exists and `overwrite` is False.
     """
     output_dir = Path(output_dir)
-    summary = {key: results[key] for key in ("harness", "settings", "models")}
+    summary = {key: results[key] for key in ("note", "harness", "settings", "models") if key in results}
     written = [NOMINAL_FILE]
     with atomic_output(output_dir, overwrite=overwrite) as folder:
         folder.mkdir()

@@ -24,7 +24,7 @@ from typing import Any
 import jinja2
 import yaml
 from datasets import DatasetDict
-from huggingface_hub import CardData, DatasetCardData, EvalResult, ModelCard, ModelCardData
+from huggingface_hub import CardData, DatasetCardData, EvalResult, ModelCard, ModelCardData, metadata_load
 
 from .. import __version__
 from ..errors import InputError
@@ -244,6 +244,11 @@ def add_results_to_card(
     except those the new ones measure again with the same arguments (`merge_results`). A missing card is created
     with a title and `description`. The card is replaced in one rename.
 
+    The other metadata is the card's YAML as it is (`huggingface_hub.metadata_load`), every key and value kept in
+    its order; only `model-index` is replaced (or appended). Not `ModelCardData.to_dict`, which drops a
+    `model_name:` key once there are results (the Hub's writer moves it into the `model-index` name) and, on
+    loading, overwrites it with the `model-index` name.
+
     Args:
         card_path (`str` or `Path`): The card (a model folder's `README.md`).
         results (`Sequence[EvalResult]`): The new results, with their arguments.
@@ -260,10 +265,13 @@ def add_results_to_card(
     if card_path.is_file():
         card = _load_model_card(card_path)
         data, body = card.data, card.text
+        existing = metadata_load(card_path) or {}
     else:
         data, body = ModelCardData(), f"\n# {model_name}\n" + (f"\n{description}\n" if description else "")
+        existing = {}
     merged = merge_results(data.eval_results or [], results)
-    metadata = card_metadata(data, data.model_name or model_name, merged)
+    # the model-index's own name, else the card's `model_name:` (`ModelCardData` reads it so), else the caller's
+    metadata = {**existing, "model-index": model_index(data.model_name or model_name, merged)}
     text = f"---\n{_metadata_yaml(metadata)}---\n{body}"
     with atomic_output(card_path, overwrite=True) as temporary:
         temporary.write_text(text, encoding="utf-8")
