@@ -388,7 +388,7 @@ def test_a_one_persona_source_says_what_is_possible_and_builds_train_only_with_z
         build_aloe(source)
     assert "needs at least 2 personas" in str(error.value) and "--test-personas 0" in str(error.value)
     assert "smaller" not in str(error.value)
-    with pytest.raises(InputError, match="pass --test-personas 2 or fewer, or --test-personas 0"):
+    with pytest.raises(InputError, match="pass --test-personas 2 or fewer, or --test-personas 0 for a train-only"):
         build_aloe(write_jsonl(tmp_path / "three.jsonl", RECORDS), ALOEBuildConfig(test_personas=3))
     with pytest.raises(InputError, match="at least 0"):
         ALOEBuildConfig(test_personas=-1)
@@ -396,7 +396,10 @@ def test_a_one_persona_source_says_what_is_possible_and_builds_train_only_with_z
         app, ["build-dataset", "aloe", "--source", source, "--output", str(tmp_path / "o"), "--test-personas", "0"]
     )
     assert result.exit_code == 0, result.output
-    assert "held out 0 personas for the test split (none: a train-only dataset)" in " ".join(result.output.split())
+    assert (
+        "read 2 ALOE records of 1 persona; held out 0 personas for the test split (none: a train-only dataset)"
+        in " ".join(result.output.split())
+    )
     loaded = load_source(tmp_path / "o")
     assert list(loaded.parts) == ["train"] and len(loaded.split("train")) == 4 + 1
     assert "'test_personas': 0" in (tmp_path / "o" / "README.md").read_text()
@@ -408,7 +411,9 @@ def test_the_card_records_the_personas_held_out_by_default(tmp_path):
     assert result.exit_code == 0, result.output
     card = (tmp_path / "o" / "README.md").read_text()
     assert "'test_personas': 1" in card and "'test_personas': None" not in card  # the default tenth, at least one
-    assert "read 4 ALOE records of 3 personas; held out 1 personas" in " ".join(result.output.split())
+    assert "read 4 ALOE records of 3 personas; held out 1 persona for the test split" in " ".join(
+        result.output.split()
+    )
 
 
 def test_zero_signal_pairs_are_skipped_and_duplicates_kept_and_both_reported(tmp_path):
@@ -430,15 +435,15 @@ def test_zero_signal_pairs_are_skipped_and_duplicates_kept_and_both_reported(tmp
     assert (report.zero_signal_pairs, report.zero_signal_turns, report.duplicate_records) == (2, 1, 1)
     assert report.lines()[1:] == [
         "skipped 2 (turn, rejected reply) pairs whose rejected reply equals the preferred one (no preference to "
-        "learn; 1 turns left with no row)",
-        "1 records repeat an earlier record verbatim; kept as their own conversations",
+        "learn; 1 turn left with no row)",
+        "kept 1 verbatim repeat of an earlier record as their own conversations",
     ]
     result = runner.invoke(
         app, ["build-dataset", "aloe", "--source", str(tmp_path / "z.jsonl"), "--output", str(tmp_path / "o"), "--test-personas", "1"]
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    assert "skipped 2 (turn, rejected reply) pairs" in output and "1 records repeat" in output
+    assert "skipped 2 (turn, rejected reply) pairs" in output and "kept 1 verbatim repeat" in output
     assert "skipped 2 (turn, rejected reply) pairs" in (tmp_path / "o" / "README.md").read_text()
 
 

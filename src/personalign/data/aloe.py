@@ -445,13 +445,13 @@ def split_personas(persona_ids: Sequence[str], config: ALOEBuildConfig) -> dict[
     num_test = config.test_personas if config.test_personas is not None else default_test_personas(len(unique))
     if num_test >= len(unique):
         possible = (
-            "a test split needs at least 2 personas (one to hold out, one to train on)"
+            "a test split needs at least 2 personas (one held out, one to train on); pass"
             if len(unique) < 2
-            else f"pass --test-personas {len(unique) - 1} or fewer"
+            else f"pass --test-personas {len(unique) - 1} or fewer, or"
         )
         raise InputError(
             f"the source has {len(unique)} persona(s): holding out {num_test} for the test split leaves none to train "
-            f"on; {possible}, or --test-personas 0 for a train-only dataset (no test split)."
+            f"on; {possible} --test-personas 0 for a train-only dataset (no test split)."
         )
     test = set(random.Random(f"{config.seed}:aloe-split").sample(unique, num_test))
     return {persona_id: "test" if persona_id in test else "train" for persona_id in unique}
@@ -487,19 +487,25 @@ class ALOEBuildReport:
     def lines(self) -> list[str]:
         """The report, one line per fact (the skipped and the repeated ones only when there are some)."""
         out = [
-            f"read {self.records:,} ALOE records of {self.personas:,} personas; held out {self.test_personas:,} "
-            "personas for the test split" + (" (none: a train-only dataset)" if not self.test_personas else "")
+            f"read {_count(self.records, 'ALOE record')} of {_count(self.personas, 'persona')}; held out "
+            f"{_count(self.test_personas, 'persona')} for the test split"
+            + (" (none: a train-only dataset)" if not self.test_personas else "")
         ]
         if self.zero_signal_pairs:
             out.append(
-                f"skipped {self.zero_signal_pairs:,} (turn, rejected reply) pairs whose rejected reply equals the "
-                f"preferred one (no preference to learn; {self.zero_signal_turns:,} turns left with no row)"
+                f"skipped {_count(self.zero_signal_pairs, '(turn, rejected reply) pair')} whose rejected reply equals "
+                f"the preferred one (no preference to learn; {_count(self.zero_signal_turns, 'turn')} left with no row)"
             )
         if self.duplicate_records:
             out.append(
-                f"{self.duplicate_records:,} records repeat an earlier record verbatim; kept as their own conversations"
+                f"kept {_count(self.duplicate_records, 'verbatim repeat')} of an earlier record as their own "
+                "conversations"
             )
         return out
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def preference_rows(
