@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import string
 from collections import Counter
 
@@ -12,7 +13,16 @@ from datasets import Dataset
 from typer.testing import CliRunner
 
 from personalign.cli import app
-from personalign.data.aloe import ALOE_CONFIGS, ALOEBuildConfig, aloe_persona_id, build_aloe, default_test_personas
+from personalign.data.aloe import (
+    ALOE_CONFIGS,
+    ALOE_TURN,
+    RELEASED_TURN,
+    ALOEBuildConfig,
+    ALOEBuildReport,
+    aloe_persona_id,
+    build_aloe,
+    default_test_personas,
+)
 from personalign.data.loading import load_source
 from personalign.data.synthetic_aloe import (
     ALOE_FEATURES,
@@ -25,8 +35,10 @@ from personalign.data.synthetic_aloe import (
     simulated_user_message,
     style_agreement_score,
 )
+from personalign.encoder import aloe_excerpts
 from personalign.encoder.pipeline import load_excerpts
 from personalign.errors import InputError
+from personalign.evaluation.roleplay import persona_key
 from personalign.io import write_rows
 
 runner = CliRunner()
@@ -299,14 +311,21 @@ def test_a_reply_that_is_valid_json_stays_a_string(tmp_path):
     [
         ({"profile": "A retired beekeeper.", "conversations": [turn("u", "p", "r")]}, "line 2, column 'personality': expected a non-empty string, got nothing"),
         ({**RECORDS[1], "conversations": []}, "line 2, column 'conversations': expected a non-empty list of turns"),
-        ({**RECORDS[1], "conversations": [{**turn("u", "p", "r"), "chosen": "rejected"}]}, "line 2, column 'conversations', turn 0: 'chosen' is 'rejected', expected 'preferred'"),
-        ({**RECORDS[1], "conversations": [turn("u", "p", "r"), {"user": "u", "assistant": {"preferred": "p"}}]}, "line 2, column 'conversations', turn 1: expected 'assistant'['rejected'] to be a string or a non-empty list"),
-        ({**RECORDS[1], "conversations": [turn("u", "p", [])]}, "turn 0: expected 'assistant'['rejected'] to be a string or a non-empty list of strings, got an empty list"),
-        ({**RECORDS[1], "conversations": [turn("u", "p", ["r", 3])]}, "turn 0: expected 'assistant'['rejected'] to be a string or a list of strings, got list"),
-        ({**RECORDS[1], "conversations": [{"assistant": {"preferred": "p", "rejected": "r"}}]}, "turn 0: expected 'user' to be a string, got no 'user'"),
-        ({**RECORDS[1], "conversations": [{"user": "u", "assistant": "p"}]}, "turn 0: expected 'assistant' to be a dict of replies, got str"),
-        ({**RECORDS[1], "conversations": [turn("u", 5, "r")]}, "turn 0: the chosen reply 'assistant'['preferred'] must be one string, got int"),
+        ({**RECORDS[1], "conversations": [{**turn("u", "p", "r"), "chosen": "rejected"}]}, "line 2, column 'conversations', turn 1: 'chosen' is 'rejected', expected 'preferred'"),
+        ({**RECORDS[1], "conversations": [turn("u", "p", "r"), {"user": "u", "assistant": {"preferred": "p"}}]}, "line 2, column 'conversations', turn 2: expected 'assistant'['rejected'] to be a string or a non-empty list"),
+        ({**RECORDS[1], "conversations": [turn("u", "p", [])]}, "turn 1: expected 'assistant'['rejected'] to be a string or a non-empty list of strings, got an empty list"),
+        ({**RECORDS[1], "conversations": [turn("u", "p", ["r", 3])]}, "turn 1: expected 'assistant'['rejected'] to be a string or a list of strings, got list"),
+        ({**RECORDS[1], "conversations": [{"assistant": {"preferred": "p", "rejected": "r"}}]}, "turn 1: expected 'user' to be a string, got no 'user'"),
+        ({**RECORDS[1], "conversations": [{"user": "u", "assistant": "p"}]}, "turn 1: expected 'assistant' to be a dict of replies, got str"),
+        ({**RECORDS[1], "conversations": [turn("u", 5, "r")]}, "turn 1: the chosen reply 'assistant'['preferred'] must be one string, got int"),
         ({**RECORDS[1], "profile": 7}, "line 2, column 'profile': expected a non-empty string, got 7"),
+        # empty or blank texts: an empty reply would train as a real one (the same line as an empty profile)
+        ({**RECORDS[1], "conversations": [turn("u", "p", "r"), turn("u", "", "r")]}, "line 2, column 'conversations', turn 2: expected 'assistant'['preferred'] to be a non-empty string, got ''"),
+        ({**RECORDS[1], "conversations": [turn("u", " \n", "r")]}, "turn 1: expected 'assistant'['preferred'] to be a non-empty string, got ' \\n'"),
+        ({**RECORDS[1], "conversations": [turn("u", "p", "")]}, "turn 1: expected 'assistant'['rejected'] to be a non-empty string, got ''"),
+        ({**RECORDS[1], "conversations": [turn("u", "p", ["r", "  "])]}, "turn 1: expected 'assistant'['rejected'][1] to be a non-empty string, got '  '"),
+        ({**RECORDS[1], "conversations": [turn("", "p", "r")]}, "turn 1: expected 'user' to be a non-empty string, got ''"),
+        ({**RECORDS[1], "conversations": [turn("\t", "p", "r")]}, "turn 1: expected 'user' to be a non-empty string, got '\\t'"),
     ],
 )  # fmt: skip
 def test_bad_records_fail_with_one_line_naming_file_line_and_field(tmp_path, bad, message):
@@ -315,6 +334,8 @@ def test_bad_records_fail_with_one_line_naming_file_line_and_field(tmp_path, bad
         build_aloe(source, ALOEBuildConfig(test_personas=1))
     assert str(error.value).startswith(f"{source}, line 2") and message in str(error.value)
     assert "\n" not in str(error.value)
+    # The hint is the form the builder reads: a string `assistant` (read by the encoder's excerpts) is no turn here.
+    assert not re.search(r"turn \d", message) or str(error.value).endswith(f"expected {RELEASED_TURN}.")
 
 
 def test_a_source_without_the_columns_is_refused(tmp_path):
@@ -325,3 +346,115 @@ def test_a_source_without_the_columns_is_refused(tmp_path):
         build_aloe(source)
     with pytest.raises(InputError, match="--rejected must be 'all' or 'first'"):
         ALOEBuildConfig(rejected="some")
+
+
+def test_the_encoder_refuses_the_same_empty_texts_with_the_hint_of_what_it_reads():
+    # `aloe_excerpts` shares the builder's turn checks: an empty text is refused there too, naming the 1-based turn;
+    # its hint offers the string `assistant` it reads, the builder's does not.
+    for bad, field in [
+        (turn("", "p", "r"), "'user'"),
+        (turn("u", "", "r"), "'assistant'['preferred']"),
+        (turn("u", "p", ["r", ""]), "'assistant'['rejected'][1]"),
+        ({"user": "u", "assistant": " "}, "'assistant'"),
+    ]:
+        rows = [{"profile": "P", "personality": "q", "conversations": [turn("u", "p", "r"), bad]}]
+        with pytest.raises(InputError) as error:
+            aloe_excerpts(rows, where="d.jsonl")
+        assert f"turn 2: expected {field} to be a non-empty string" in str(error.value)
+        assert str(error.value).endswith(f"expected {ALOE_TURN}.")
+    simplified = [{"profile": "P", "personality": "q", "conversations": [{"user": "u", "assistant": "a"}]}]
+    assert aloe_excerpts(simplified)["text"] == ["u"]
+
+
+def test_persona_ids_keep_profile_and_personality_apart_everywhere(tmp_path):
+    assert aloe_persona_id("a\nb", "c") != aloe_persona_id("a", "b\nc")
+    records = [
+        {"profile": "a\nb", "personality": "c", "conversations": [turn("u", "p", "r")]},
+        {"profile": "a", "personality": "b\nc", "conversations": [turn("v", "q", "s")]},
+        {"profile": "d", "personality": "e", "conversations": [turn("w", "x", "y")]},
+    ]
+    built = build_aloe(write_jsonl(tmp_path / "c.jsonl", records), ALOEBuildConfig(test_personas=1))
+    personas = [r for split in built["personas"].values() for r in split]
+    assert len({r["persona_id"] for r in personas}) == 3
+    # The encoder's excerpts and the role-play personas give each persona the builder's id.
+    ids = {(r["profile"], r["personality"]): r["persona_id"] for r in personas}
+    assert aloe_excerpts(records)["persona_id"] == [ids["a\nb", "c"], ids["a", "b\nc"], ids["d", "e"]]
+    assert {(p, q): persona_key(p, q) for p, q in ids} == ids
+
+
+def test_a_one_persona_source_says_what_is_possible_and_builds_train_only_with_zero(tmp_path):
+    source = write_jsonl(tmp_path / "one.jsonl", RECORDS[:2])  # two conversations of one persona
+    with pytest.raises(InputError) as error:
+        build_aloe(source)
+    assert "needs at least 2 personas" in str(error.value) and "--test-personas 0" in str(error.value)
+    assert "smaller" not in str(error.value)
+    with pytest.raises(InputError, match="pass --test-personas 2 or fewer, or --test-personas 0 for a train-only"):
+        build_aloe(write_jsonl(tmp_path / "three.jsonl", RECORDS), ALOEBuildConfig(test_personas=3))
+    with pytest.raises(InputError, match="at least 0"):
+        ALOEBuildConfig(test_personas=-1)
+    result = runner.invoke(
+        app, ["build-dataset", "aloe", "--source", source, "--output", str(tmp_path / "o"), "--test-personas", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "read 2 ALOE records of 1 persona; held out 0 personas for the test split (none: a train-only dataset)"
+        in " ".join(result.output.split())
+    )
+    loaded = load_source(tmp_path / "o")
+    assert list(loaded.parts) == ["train"] and len(loaded.split("train")) == 4 + 1
+    assert "'test_personas': 0" in (tmp_path / "o" / "README.md").read_text()
+
+
+def test_the_card_records_the_personas_held_out_by_default(tmp_path):
+    source = write_jsonl(tmp_path / "aloe.jsonl", RECORDS)
+    result = runner.invoke(app, ["build-dataset", "aloe", "--source", source, "--output", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "o" / "README.md").read_text()
+    assert "'test_personas': 1" in card and "'test_personas': None" not in card  # the default tenth, at least one
+    assert "read 4 ALOE records of 3 personas; held out 1 persona for the test split" in " ".join(
+        result.output.split()
+    )
+
+
+def test_zero_signal_pairs_are_skipped_and_duplicates_kept_and_both_reported(tmp_path):
+    records = [
+        {**RECORDS[0], "conversations": [turn("u1", "p1", "p1"), turn("u2", "p2", ["p2", "r2"])]},
+        RECORDS[2],
+        RECORDS[2],  # verbatim twice
+        RECORDS[3],
+    ]
+    report = ALOEBuildReport()
+    built = build_aloe(write_jsonl(tmp_path / "z.jsonl", records), ALOEBuildConfig(test_personas=1), report=report)
+    rows = [r for split in built["preference"].values() for r in split]
+    assert all(r["chosen"] != r["rejected"] for r in rows)
+    first = [r for r in rows if r["conversation_id"] == 0]
+    # turn 1 has no row left; turn 2 keeps its real pair, with turn 1's preferred reply in its prompt
+    assert [(r["turn"], r["rejected"][0]["content"]) for r in first] == [(2, "r2")]
+    assert first[0]["prompt"] == messages(("user", "u1"), ("assistant", "p1"), ("user", "u2"))
+    assert sorted(r["conversation_id"] for r in rows if r["profile"] == "A young chef.") == [1, 1, 2, 2]
+    assert (report.zero_signal_pairs, report.zero_signal_turns, report.duplicate_records) == (2, 1, 1)
+    assert report.lines()[1:] == [
+        "skipped 2 (turn, rejected reply) pairs whose rejected reply equals the preferred one (no preference to "
+        "learn; 1 turn left with no row)",
+        "kept 1 verbatim repeat of an earlier record as their own conversations",
+    ]
+    result = runner.invoke(
+        app, ["build-dataset", "aloe", "--source", str(tmp_path / "z.jsonl"), "--output", str(tmp_path / "o"), "--test-personas", "1"]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "skipped 2 (turn, rejected reply) pairs" in output and "kept 1 verbatim repeat" in output
+    assert "skipped 2 (turn, rejected reply) pairs" in (tmp_path / "o" / "README.md").read_text()
+
+
+def test_a_built_folder_as_source_is_named_as_one(tmp_path):
+    source = write_jsonl(tmp_path / "aloe.jsonl", RECORDS)
+    build_aloe_folder = ["build-dataset", "aloe", "--test-personas", "1", "--source"]
+    assert runner.invoke(app, [*build_aloe_folder, source, "--output", str(tmp_path / "b")]).exit_code == 0
+    for config in ([], ["--config", "personas"]):
+        only = tmp_path / f"only{len(config)}"
+        assert runner.invoke(app, [*build_aloe_folder, source, "--output", str(only), *config]).exit_code == 0
+        with pytest.raises(InputError, match=r"is already a built ALOE dataset .*--dataset_name"):
+            build_aloe(only)
+    result = runner.invoke(app, [*build_aloe_folder, str(tmp_path / "b"), "--output", str(tmp_path / "again")])
+    assert result.exit_code == 1 and "already a built ALOE dataset" in str(result.exception)

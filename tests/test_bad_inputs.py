@@ -1523,13 +1523,56 @@ CASES: list[Case] = [
                 conversations=[{"user": "u", "assistant": {"preferred": "p", "rejected": "r"}, "chosen": "rejected"}],
             )
         ),
-        says=(r"data\.jsonl", r"line 2\b", "turn 0", "'chosen' is 'rejected', expected 'preferred'"),
+        says=(r"data\.jsonl", r"line 2\b", r"turn 1\b", "'chosen' is 'rejected', expected 'preferred'"),
     ),
     Case(
         "build-aloe/too-many-test-personas",
         build("aloe", "--test-personas", "8"),
         files(data__jsonl=list(aloe_rows(8, 2, 3))),
         says=("8 persona", "--test-personas"),
+    ),
+    *(
+        Case(
+            f"build-aloe/empty-{name}",
+            build("aloe", "--test-personas", "2"),
+            files(data__jsonl=changed(list(aloe_rows(8, 2, 3)), 1, conversations=[ok, ok, bad])),
+            says=(
+                r"data\.jsonl",
+                r"line 2\b",
+                r"turn 3\b",
+                re.escape(field) + " to be a non-empty string",
+            ),
+        )
+        for ok in [{"user": "u", "assistant": {"preferred": "p", "rejected": "r"}, "chosen": "preferred"}]
+        for name, field, bad in [
+            ("preferred", "'assistant'['preferred']", {"user": "u", "assistant": {"preferred": "", "rejected": "r"}}),
+            ("rejected", "'assistant'['rejected']", {"user": "u", "assistant": {"preferred": "p", "rejected": " "}}),
+            (
+                "rejected-item",
+                "'assistant'['rejected'][1]",
+                {"user": "u", "assistant": {"preferred": "p", "rejected": ["r", ""]}},
+            ),
+            ("user", "'user'", {"user": "", "assistant": {"preferred": "p", "rejected": "r"}}),
+        ]
+    ),
+    Case(
+        "build-aloe/one-persona",
+        build("aloe"),
+        files(
+            data__jsonl=[row for row in aloe_rows(2, 2, 3) if row["profile"] == next(aloe_rows(1, 1, 1))["profile"]]
+        ),
+        says=("1 persona", "at least 2 personas", "--test-personas 0"),
+    ),
+    Case(
+        "build-aloe/one-persona-train-only",
+        build("aloe", "--test-personas", "0"),
+        files(data__jsonl=list(aloe_rows(1, 2, 3))),
+        code=0,
+    ),
+    Case(
+        "build-aloe/built-folder-as-source",
+        build("aloe", source="{assets}/aloe"),
+        says=("already a built ALOE dataset", "--dataset_name"),
     ),
     Case(
         "build-aloe/bad-rejected-option",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
+from personalign.data.aloe import aloe_persona_id
 from personalign.data.synthetic import alignx_rows
 from personalign.encoder import (
     PersonaBatchSampler,
@@ -102,7 +103,7 @@ def test_aloe_excerpts_hold_what_the_user_said_by_default():
         "Fine.",
     ]
     ids = table["persona_id"]
-    assert ids[0] == ids[1] == "P1\ncurious" and ids[3] == ids[4] and len(set(ids)) == 4
+    assert ids[0] == ids[1] == aloe_persona_id("P1", "curious") and ids[3] == ids[4] and len(set(ids)) == 4
 
 
 def test_aloe_excerpts_with_preferred_replies_never_hold_a_rejected_one():
@@ -159,7 +160,7 @@ def test_aloe_excerpts_load_through_the_pipeline(tmp_path):
 def test_a_malformed_aloe_turn_names_the_row_and_turn(turn, expected):
     rows = [_aloe_row("P", [{"user": "ok"}]), _aloe_row("P", [{"user": "ok"}, turn])]
     with pytest.raises(
-        ValueError, match=r"dialogues.jsonl, row 1 \(0-based\), column 'conversations', turn 1: "
+        ValueError, match=r"dialogues.jsonl, row 1 \(0-based\), column 'conversations', turn 2: "
     ) as error:
         aloe_excerpts(rows, where="dialogues.jsonl")
     assert expected in str(error.value)
@@ -172,34 +173,34 @@ ALOE_WITH_REJECTED = {"user": "Hi.", "assistant": {"preferred": "PREF", "rejecte
     ("turn", "expected"),
     [
         # the rejected text under a `chosen` that names it: the DPORE paper and the release only know "preferred"
-        ({**ALOE_WITH_REJECTED, "chosen": "rejected"}, "turn 0: 'chosen' is 'rejected', expected 'preferred'"),
+        ({**ALOE_WITH_REJECTED, "chosen": "rejected"}, "turn 1: 'chosen' is 'rejected', expected 'preferred'"),
         (
             {
                 "user": "Hi.",
                 "assistant": {"preferred": "PREF", "rejected": ["REJECTED-a", "REJECTED-b"]},
                 "chosen": "rejected",
             },
-            "turn 0: 'chosen' is 'rejected', expected 'preferred'",
+            "turn 1: 'chosen' is 'rejected', expected 'preferred'",
         ),
         # no user: the turn used to become "Assistant: PREF" (or vanish without replies)
-        ({"assistant": ALOE_WITH_REJECTED["assistant"]}, "turn 0: expected 'user' to be a string, got no 'user'"),
-        ({**ALOE_WITH_REJECTED, "user": None}, "turn 0: expected 'user' to be a string, got no 'user'"),
-        ({**ALOE_WITH_REJECTED, "user": 7}, "turn 0: expected 'user' to be a string, got int"),
+        ({"assistant": ALOE_WITH_REJECTED["assistant"]}, "turn 1: expected 'user' to be a string, got no 'user'"),
+        ({**ALOE_WITH_REJECTED, "user": None}, "turn 1: expected 'user' to be a string, got no 'user'"),
+        ({**ALOE_WITH_REJECTED, "user": 7}, "turn 1: expected 'user' to be a string, got int"),
         # malformed rejected replies
         (
             {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": 3}},
-            "turn 0: expected 'assistant'['rejected']",
+            "turn 1: expected 'assistant'['rejected']",
         ),
         (
             {"user": "Hi.", "assistant": {"preferred": "PREF", "rejected": [{"text": "REJECTED-text"}]}},
-            "turn 0: expected 'assistant'['rejected'] to be a string or a list of strings, got list",
+            "turn 1: expected 'assistant'['rejected'] to be a string or a list of strings, got list",
         ),
     ],
 )
 @pytest.mark.parametrize("include_preferred_replies", [False, True])
 def test_malformed_aloe_turns_are_refused_in_every_mode(turn, expected, include_preferred_replies):
     rows = [_aloe_row("P", [turn])]
-    with pytest.raises(ValueError, match=r"ALOE rows, row 0 \(0-based\), column 'conversations', turn 0: ") as error:
+    with pytest.raises(ValueError, match=r"ALOE rows, row 0 \(0-based\), column 'conversations', turn 1: ") as error:
         aloe_excerpts(rows, include_preferred_replies=include_preferred_replies)
     assert expected in str(error.value)
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -152,8 +153,13 @@ def test_every_example_config_parses_without_unknown_keys(path):
     method = next(m for m in methods if path.stem.startswith(m))
     config = yaml.safe_load(path.read_text())
     method = "dpore" if method == "dpo" and "re_lambda" in config else method  # DPORE at lambda 0
-    # Parsed here with the CPU policy (building a bf16 config needs a GPU); every key must still be known.
-    _, parsed, _, _ = parse_train_arguments(method, ["--config", str(path)], CPU)
+    # Parsed here with the CPU policy (building a bf16 config needs a GPU); every key must still be known, and none
+    # deprecated (transformers 5 renamed `gradient_checkpointing` to `activation_checkpointing`; TRL's default of the
+    # old name warns unless a config sets the new one).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, parsed, _, _ = parse_train_arguments(method, ["--config", str(path)], CPU)
+    assert not [str(w.message) for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
     for key, value in config.items():
         if (
             hasattr(parsed, key)

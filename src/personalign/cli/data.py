@@ -162,7 +162,7 @@ TestPersonas = Annotated[
     int | None,
     typer.Option(
         help="Personas held out for the test split; by default the DPORE paper's 100, or a tenth of the personas "
-        "when the source has fewer than 1,000."
+        "when the source has fewer than 1,000; 0 builds a train-only dataset (no test split)."
     ),
 ]
 Rejected = Annotated[
@@ -222,12 +222,16 @@ def build_multifacet(source: str, names: list[str] | None, build_config: Any) ->
 
 
 def build_aloe(source: str, names: list[str] | None, build_config: Any) -> Built:
-    """The ALOE configs `names` (all by default) built from `source`, with their card."""
-    from ..data.aloe import ALOE_CONFIGS, aloe_card, build_aloe
+    """The ALOE configs `names` (all by default) built from `source`, with their card; the build report's lines
+    (personas held out, pairs skipped, records repeated) are printed."""
+    from ..data.aloe import ALOE_CONFIGS, ALOEBuildReport, aloe_card, build_aloe
     from ..hub.cards import render_dataset_card
 
-    configs = build_aloe(source, build_config, select_configs(dict.fromkeys(ALOE_CONFIGS), names, "aloe"))
-    return configs, render_dataset_card(configs, aloe_card(source, build_config, configs))
+    report = ALOEBuildReport()
+    configs = build_aloe(source, build_config, select_configs(dict.fromkeys(ALOE_CONFIGS), names, "aloe"), report)
+    for line in report.lines():
+        console.print(line)
+    return configs, render_dataset_card(configs, aloe_card(source, build_config, configs, report))
 
 
 def aloe_build_config(seed: int, test_personas: int | None, rejected: str, persona_text: str) -> Any:

@@ -21,6 +21,7 @@ encoder imports them from this module.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -75,23 +76,36 @@ EXCERPT_FEATURES = Features({"persona_id": Value("string"), "text": Value("strin
 """The `excerpts` config (the persona encoder's `table` format)."""
 
 
-def aloe_persona_id(profile: str, personality: str) -> str:
-    """The stable id of an ALOE persona: the first 16 hex digits of the SHA-256 of `profile + "\\n" + personality`.
+def aloe_persona_id(*texts: str) -> str:
+    """The stable id of an ALOE persona: the first 16 hex digits of the SHA-256 of the JSON list of its texts
+    (`aloe_persona_id(profile, personality)`). The JSON encoding keeps the texts apart, so `("a\\nb", "c")` and
+    `("a", "b\\nc")` are two personas. The one persona id of the library: the builder's rows, the encoder's ALOE
+    excerpts (`personalign.encoder.aloe_excerpts`) and the role-play personas all use it.
 
     Args:
-        profile (`str`): The persona's profile text.
-        personality (`str`): Its personality text.
+        *texts (`str`): The persona's texts in order: its profile, then its personality.
 
     Returns:
         `str`: The id; the same texts always give the same id.
     """
-    return hashlib.sha256(f"{profile}\n{personality}".encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------- turn checks
 def _present(turn: Mapping[str, Any], key: str) -> bool:
     # Arrow-loaded rows give every turn every key seen in the file, absent ones as None.
     return turn.get(key) is not None
+
+
+def _text(value: Any, where: str, field: str, expected: str) -> str:
+    # One check for every text of a turn (the user message, the preferred and each rejected reply): a string with
+    # something in it, as `check_record` asks of `profile` and `personality`. An empty reply would train as a real one.
+    if not isinstance(value, str):
+        got = f"no {field}" if value is None else f"{type(value).__name__} {str(value)[:80]!r}"
+        raise InputError(f"{where}: expected {field} to be a string, got {got}; expected {expected}.")
+    if not value.strip():
+        raise InputError(f"{where}: expected {field} to be a non-empty string, got {value!r}; expected {expected}.")
+    return value
 
 
 def turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
@@ -108,7 +122,7 @@ def turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
 
     Raises:
         `InputError`: For a turn of no known form, a message with an unknown role or a content that is not a string,
-            or an ALOE turn that `chosen_reply` refuses.
+            an ALOE turn whose `user` is not a non-empty string, or one that `chosen_reply` refuses.
     """
     if isinstance(turn, (list, tuple)):  # one turn given as its list of messages
         return [part for message in turn for part in turn_parts(message, where)]
@@ -122,10 +136,7 @@ def turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
         # A system message is the application's, not the persona's.
         return [] if role == "system" else [(role, content)]
     if isinstance(turn, Mapping) and (_present(turn, "user") or _present(turn, "assistant")):
-        if not isinstance(turn.get("user"), str):
-            got = "no 'user'" if not _present(turn, "user") else type(turn["user"]).__name__
-            raise InputError(f"{where}: expected 'user' to be a string, got {got}; expected {ALOE_TURN}.")
-        parts = [("user", turn["user"])]
+        parts = [("user", _text(turn.get("user"), where, "'user'", ALOE_TURN))]
         reply = chosen_reply(turn, where)
         if reply is not None:
             parts.append(("assistant", reply))
@@ -136,36 +147,41 @@ def turn_parts(turn: Any, where: str) -> list[tuple[str, str]]:
     )
 
 
-def chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
+def chosen_reply(turn: Mapping[str, Any], where: str, expected: str = ALOE_TURN) -> str | None:
     """The assistant reply of an ALOE turn that enters an excerpt: `assistant["preferred"]` (or the one `assistant`
     string), after checking the turn. The release's turns always say `"chosen": "preferred"`; any other value is an
     error (the DPORE paper trains on `preferred` as the chosen reply, and a list of rejected replies is no one
-    reply).
+    reply). Every reply must be a non-empty string (the rejected ones too, although they never enter an excerpt: the
+    encoder and `build-dataset aloe` accept and refuse the same records).
 
     Args:
         turn (`dict`): An ALOE turn.
         where (`str`): Names the turn in error messages.
+        expected (`str`, *optional*, defaults to `ALOE_TURN`): The turn form the caller reads, for error messages
+            (`preference_turn` passes `RELEASED_TURN`: the builder needs a dict of replies).
 
     Returns:
         `str` or `None`: The chosen reply; `None` when the turn has no `assistant`.
 
     Raises:
         `InputError`: For a `chosen` other than `"preferred"`, an `assistant` that is neither a string nor a dict, a
-            `rejected` that is not a string or a list of strings, or a `preferred` that is not one string.
+            `rejected` that is not a string or a list of strings, a `preferred` that is not one string, or an empty
+            (or whitespace-only) reply.
     """
     if _present(turn, "chosen") and turn["chosen"] != "preferred":
         raise InputError(
             f"{where}: 'chosen' is {turn['chosen']!r}, expected 'preferred' (the key of the chosen reply in "
-            f"'assistant'; the ALOE release always says 'preferred'); expected {ALOE_TURN}."
+            f"'assistant'; the ALOE release always says 'preferred'); expected {expected}."
         )
     assistant = turn.get("assistant")
     if assistant is None:
         return None
     if isinstance(assistant, str):  # simplified rows: one reply, nothing rejected
-        return assistant
+        return _text(assistant, where, "'assistant'", expected)
     if not isinstance(assistant, Mapping):
         raise InputError(
-            f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}."
+            f"{where}: expected 'assistant' to be a string or a dict of replies, got {type(assistant).__name__}; "
+            f"expected {expected}."
         )
     rejected = assistant.get("rejected")
     if rejected is not None and not (
@@ -174,15 +190,19 @@ def chosen_reply(turn: Mapping[str, Any], where: str) -> str | None:
     ):
         raise InputError(
             f"{where}: expected 'assistant'['rejected'] to be a string or a list of strings, got "
-            f"{type(rejected).__name__} {str(rejected)[:80]!r}; expected {ALOE_TURN}."
+            f"{type(rejected).__name__} {str(rejected)[:80]!r}; expected {expected}."
         )
+    if isinstance(rejected, str):
+        _text(rejected, where, "'assistant'['rejected']", expected)
+    for index, reply in enumerate(rejected if isinstance(rejected, (list, tuple)) else ()):
+        _text(reply, where, f"'assistant'['rejected'][{index}]", expected)
     preferred = assistant.get("preferred")
     if not isinstance(preferred, str):
         got = "no 'preferred' reply" if preferred is None else type(preferred).__name__
         raise InputError(
-            f"{where}: the chosen reply 'assistant'['preferred'] must be one string, got {got}; expected {ALOE_TURN}."
+            f"{where}: the chosen reply 'assistant'['preferred'] must be one string, got {got}; expected {expected}."
         )
-    return preferred
+    return _text(preferred, where, "'assistant'['preferred']", expected)
 
 
 def dialogue_excerpt(turns: Sequence[Any], where: str, include_preferred_replies: bool = False) -> str:
@@ -192,7 +212,8 @@ def dialogue_excerpt(turns: Sequence[Any], where: str, include_preferred_replies
 
     Args:
         turns (`Sequence`): The conversation's turns (any form `turn_parts` reads).
-        where (`str`): Names the conversation in error messages (`", turn <i>"` is added, 0-based).
+        where (`str`): Names the conversation in error messages (`", turn <k>"` is added, 1-based as the built rows'
+            `turn`).
         include_preferred_replies (`bool`, *optional*, defaults to `False`): Add the chosen assistant replies.
 
     Returns:
@@ -202,8 +223,8 @@ def dialogue_excerpt(turns: Sequence[Any], where: str, include_preferred_replies
         `InputError`: As `turn_parts`, naming the turn.
     """
     lines = []
-    for turn_index, turn in enumerate(turns):
-        parts = turn_parts(turn, f"{where}, turn {turn_index}")
+    for turn_number, turn in enumerate(turns, start=1):
+        parts = turn_parts(turn, f"{where}, turn {turn_number}")
         if include_preferred_replies:
             lines.extend(f"{speaker.capitalize()}: {text}" for speaker, text in parts if text.strip())
         else:
@@ -224,20 +245,18 @@ def preference_turn(turn: Any, where: str) -> tuple[str, str, list[str]]:
         `rejected` as a list of one).
 
     Raises:
-        `InputError`: As `chosen_reply`, and for a turn that is not a dict, a `user` that is not a string, an
-            `assistant` that is not a dict of replies, or no (or an empty list of) rejected replies.
+        `InputError`: As `chosen_reply`, and for a turn that is not a dict, a `user` that is not a non-empty string,
+            an `assistant` that is not a dict of replies, or no (or an empty list of) rejected replies.
     """
     if not isinstance(turn, Mapping):
         raise InputError(f"{where}: expected a turn {RELEASED_TURN}, got {type(turn).__name__} {str(turn)[:80]!r}.")
-    if not isinstance(turn.get("user"), str):
-        got = "no 'user'" if not _present(turn, "user") else type(turn["user"]).__name__
-        raise InputError(f"{where}: expected 'user' to be a string, got {got}; expected {RELEASED_TURN}.")
+    user = _text(turn.get("user"), where, "'user'", RELEASED_TURN)
     if not isinstance(turn.get("assistant"), Mapping):
         got = "no 'assistant'" if not _present(turn, "assistant") else type(turn["assistant"]).__name__
         raise InputError(
             f"{where}: expected 'assistant' to be a dict of replies, got {got}; expected {RELEASED_TURN}."
         )
-    preferred = chosen_reply(turn, where)
+    preferred = chosen_reply(turn, where, RELEASED_TURN)
     rejected = turn["assistant"].get("rejected")
     rejected = [rejected] if isinstance(rejected, str) else list(rejected or [])
     if not rejected:
@@ -245,7 +264,7 @@ def preference_turn(turn: Any, where: str) -> tuple[str, str, list[str]]:
             f"{where}: expected 'assistant'['rejected'] to be a string or a non-empty list of strings, got "
             f"{'none' if turn['assistant'].get('rejected') is None else 'an empty list'}; expected {RELEASED_TURN}."
         )
-    return turn["user"], preferred, rejected
+    return user, preferred, rejected
 
 
 # ----------------------------------------------------------------------------------------------- records
@@ -297,7 +316,9 @@ def check_record(row: Any, where: str) -> ALOEConversation:
     here = f"{where}, column 'conversations'"
     checked = tuple(
         (user, preferred, tuple(rejected))
-        for user, preferred, rejected in (preference_turn(turn, f"{here}, turn {i}") for i, turn in enumerate(turns))
+        for user, preferred, rejected in (
+            preference_turn(turn, f"{here}, turn {k}") for k, turn in enumerate(turns, start=1)
+        )
     )
     return ALOEConversation(
         aloe_persona_id(row["profile"], row["personality"]),
@@ -341,13 +362,20 @@ def read_aloe(source: str | Path = ALOE_HUB_ID, **load_kwargs: Any) -> list[ALOE
         `list[ALOEConversation]`: One per record, in order.
 
     Raises:
-        `InputError`: For a missing column, or a bad record or turn, naming the file, the line (JSON lines, 1-based)
-            or row, the turn (0-based) and the field.
+        `InputError`: For a missing column (a folder that `build-dataset aloe` wrote is named as such), or a bad
+            record or turn, naming the file, the line (JSON lines, 1-based) or row, the turn (1-based, as the built
+            rows' `turn`) and the field.
     """
     loaded = load_source(source, **load_kwargs)
     conversations = []
     for where, data in loaded.all_parts():
         missing = [column for column in ALOE_COLUMNS if column not in data.column_names]
+        if missing and (loaded.config in ALOE_CONFIGS or "persona_id" in data.column_names):
+            raise InputError(
+                f"{source} is already a built ALOE dataset (a `build-dataset aloe` output: configs "
+                f"{', '.join(ALOE_CONFIGS)}); --source takes released ALOE records {list(ALOE_COLUMNS)}. Train on "
+                f"the built dataset directly (--dataset_name {source})."
+            )
         if missing:
             raise InputError(f"{where}: missing column(s) {missing}; expected ALOE records {list(ALOE_COLUMNS)}.")
         names: RowNames = loaded.part_row_names(where)
@@ -365,7 +393,8 @@ class ALOEBuildConfig:
     Args:
         seed (`int`, *optional*, defaults to `0`): Seeds the persona split.
         test_personas (`int`, *optional*): Personas held out for the test split; by default the DPORE paper's 100, or
-            a tenth of the personas (at least one) when the source has fewer than 1,000.
+            a tenth of the personas (at least one) when the source has fewer than 1,000. `0` builds a train-only
+            dataset (no `test` split), e.g. from a source of one persona.
         rejected (`str`, *optional*, defaults to `"all"`): `"all"`: one `preference` row per rejected reply of a
             turn; `"first"`: only the first rejected reply.
         persona_text (`str`, *optional*, defaults to `"dialogue"`): `"dialogue"`: no persona text column (DPORE
@@ -383,8 +412,10 @@ class ALOEBuildConfig:
             raise InputError(f"--rejected must be 'all' or 'first', got {self.rejected!r}.")
         if self.persona_text not in ("dialogue", "description"):
             raise InputError(f"--persona-text must be 'dialogue' or 'description', got {self.persona_text!r}.")
-        if self.test_personas is not None and self.test_personas < 1:
-            raise InputError(f"--test-personas must be at least 1, got {self.test_personas}.")
+        if self.test_personas is not None and self.test_personas < 0:
+            raise InputError(
+                f"--test-personas must be at least 0 (0 builds a train-only dataset), got {self.test_personas}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for the card)."""
@@ -398,26 +429,92 @@ def default_test_personas(num_personas: int) -> int:
 
 def split_personas(persona_ids: Sequence[str], config: ALOEBuildConfig) -> dict[str, str]:
     """`{persona_id: "train" | "test"}`: `config.test_personas` personas (see `default_test_personas`) drawn with
-    `config.seed` are held out.
+    `config.seed` are held out (none with `test_personas=0`).
+
+    Args:
+        persona_ids (`Sequence[str]`): Every conversation's persona id (repeats are fine).
+        config (`ALOEBuildConfig`): `test_personas` and `seed` are read.
+
+    Returns:
+        `dict[str, str]`: Each persona's split.
 
     Raises:
-        `InputError`: If the test split would leave no training persona.
+        `InputError`: If the test split would leave no training persona, saying what is possible.
     """
     unique = sorted(set(persona_ids))
     num_test = config.test_personas if config.test_personas is not None else default_test_personas(len(unique))
     if num_test >= len(unique):
+        possible = (
+            "a test split needs at least 2 personas (one held out, one to train on); pass"
+            if len(unique) < 2
+            else f"pass --test-personas {len(unique) - 1} or fewer, or"
+        )
         raise InputError(
             f"the source has {len(unique)} persona(s): holding out {num_test} for the test split leaves none to train "
-            "on; pass a smaller --test-personas."
+            f"on; {possible} --test-personas 0 for a train-only dataset (no test split)."
         )
     test = set(random.Random(f"{config.seed}:aloe-split").sample(unique, num_test))
     return {persona_id: "test" if persona_id in test else "train" for persona_id in unique}
 
 
+@dataclass
+class ALOEBuildReport:
+    """What `build_aloe` read, held out and left out (printed by `personalign build-dataset aloe`, kept in the card).
+
+    Args:
+        records (`int`, *optional*, defaults to `0`): ALOE records (conversations) read.
+        personas (`int`, *optional*, defaults to `0`): Distinct personas among them.
+        test_personas (`int`, *optional*, defaults to `0`): Personas held out for the test split (the number the
+            default or `--test-personas` gave).
+        duplicate_records (`int`, *optional*, defaults to `0`): Records that repeat an earlier record verbatim. They
+            are kept (as their own conversations, with their own `conversation_id`): the release may repeat a
+            dialogue on purpose, and dropping it would change the weights silently.
+        zero_signal_pairs (`int`, *optional*, defaults to `0`): Rejected replies equal to their turn's preferred
+            reply. They give no `preference` row: such a pair carries no preference (its DPO loss is the constant
+            log 2, a gradient of zero), while the turn itself still counts (its preferred reply enters the next
+            turns' prompts and the excerpt).
+        zero_signal_turns (`int`, *optional*, defaults to `0`): Turns left with no `preference` row because every
+            rejected reply of theirs equals the preferred one.
+    """
+
+    records: int = 0
+    personas: int = 0
+    test_personas: int = 0
+    duplicate_records: int = 0
+    zero_signal_pairs: int = 0
+    zero_signal_turns: int = 0
+
+    def lines(self) -> list[str]:
+        """The report, one line per fact (the skipped and the repeated ones only when there are some)."""
+        out = [
+            f"read {_count(self.records, 'ALOE record')} of {_count(self.personas, 'persona')}; held out "
+            f"{_count(self.test_personas, 'persona')} for the test split"
+            + (" (none: a train-only dataset)" if not self.test_personas else "")
+        ]
+        if self.zero_signal_pairs:
+            out.append(
+                f"skipped {_count(self.zero_signal_pairs, '(turn, rejected reply) pair')} whose rejected reply equals "
+                f"the preferred one (no preference to learn; {_count(self.zero_signal_turns, 'turn')} left with no row)"
+            )
+        if self.duplicate_records:
+            out.append(
+                f"kept {_count(self.duplicate_records, 'verbatim repeat')} of an earlier record as their own "
+                "conversations"
+            )
+        return out
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def preference_rows(
-    conversations: Iterable[tuple[int, ALOEConversation]], config: ALOEBuildConfig
+    conversations: Iterable[tuple[int, ALOEConversation]],
+    config: ALOEBuildConfig,
+    report: ALOEBuildReport | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The `preference` rows of conversations: one per (conversation, turn, rejected reply).
+    """The `preference` rows of conversations: one per (conversation, turn, rejected reply), except a rejected reply
+    equal to the preferred one (no preference; counted in `report.zero_signal_pairs`).
 
     The prompt of turn k is user 1, preferred 1, ..., user k (the preferred replies, the chosen ones, make the
     history).
@@ -426,6 +523,7 @@ def preference_rows(
         conversations (`Iterable[tuple[int, ALOEConversation]]`): Validated conversations with their ids (their
             positions in the source, as `read_aloe` returns them).
         config (`ALOEBuildConfig`): `rejected` and `persona_text` are read.
+        report (`ALOEBuildReport`, *optional*): Counts the skipped pairs and turns.
 
     Yields:
         `dict`: `PREFERENCE_FEATURES` rows (plus `persona_text` with `persona_text="description"`).
@@ -434,7 +532,12 @@ def preference_rows(
         history: list[dict[str, str]] = []
         for turn, (user, preferred, rejected) in enumerate(conversation.turns, start=1):
             prompt = [*history, {"role": "user", "content": user}]
-            for reply in rejected if config.rejected == "all" else rejected[:1]:
+            replies = rejected if config.rejected == "all" else rejected[:1]
+            signal = [reply for reply in replies if reply != preferred]
+            if report is not None:
+                report.zero_signal_pairs += len(replies) - len(signal)
+                report.zero_signal_turns += not signal
+            for reply in signal:
                 row = {
                     "prompt": prompt,
                     "chosen": [{"role": "assistant", "content": preferred}],
@@ -455,6 +558,7 @@ def build_aloe(
     source: str | Path = ALOE_HUB_ID,
     config: ALOEBuildConfig | None = None,
     configs: Sequence[str] = ALOE_CONFIGS,
+    report: ALOEBuildReport | None = None,
     **load_kwargs: Any,
 ) -> dict[str, DatasetDict]:
     """Build the ALOE configs `configs` (all three by default) from released records.
@@ -463,10 +567,13 @@ def build_aloe(
         source (`str` or `Path`, *optional*, defaults to `"ShujinWu-0814/ALOE"`): The records (see `read_aloe`).
         config (`ALOEBuildConfig`, *optional*): The settings; the defaults when not given.
         configs (`Sequence[str]`, *optional*): Which of `ALOE_CONFIGS` to build, in that order.
+        report (`ALOEBuildReport`, *optional*): Filled in with what was read, held out and skipped (see
+            `ALOEBuildReport`).
         **load_kwargs: Passed on to `load_source`.
 
     Returns:
-        `dict[str, DatasetDict]`: Each config's `train` and `test` splits, split by persona.
+        `dict[str, DatasetDict]`: Each config's `train` and `test` splits, split by persona (`train` only with
+        `test_personas=0`).
 
     Raises:
         `InputError`: For an unknown config, a bad record (see `read_aloe`) or a split with no persona left.
@@ -475,11 +582,16 @@ def build_aloe(
     unknown = [name for name in configs if name not in ALOE_CONFIGS]
     if unknown:
         raise InputError(f"ALOE has no config {unknown[0]!r}; choose from {', '.join(ALOE_CONFIGS)}.")
+    report = report if report is not None else ALOEBuildReport()
     conversations = read_aloe(source, **load_kwargs)
     split_of = split_personas([c.persona_id for c in conversations], config)
+    report.records, report.personas = len(conversations), len(split_of)
+    report.test_personas = sum(split == "test" for split in split_of.values())
+    report.duplicate_records = len(conversations) - len(set(conversations))
     by_split = {
         split: [(i, c) for i, c in enumerate(conversations) if split_of[c.persona_id] == split]
         for split in ("train", "test")
+        if split == "train" or report.test_personas
     }
     features = Features(
         {**PREFERENCE_FEATURES, **({"persona_text": Value("string")} if config.persona_text == "description" else {})}
@@ -491,7 +603,9 @@ def build_aloe(
         splits = {}
         for split, rows in by_split.items():
             if name == "preference":
-                splits[split] = Dataset.from_dict(_columns(preference_rows(rows, config), features), features=features)
+                splits[split] = Dataset.from_dict(
+                    _columns(preference_rows(rows, config, report), features), features=features
+                )
             elif name == "personas":
                 seen = dict.fromkeys((c.persona_id, c.profile, c.personality) for _, c in rows)
                 splits[split] = Dataset.from_dict(
@@ -518,17 +632,27 @@ def _columns(rows: Iterator[dict[str, Any]], features: Features) -> dict[str, li
     return columns
 
 
-def aloe_card(source: str | Path, config: ALOEBuildConfig, configs: Mapping[str, DatasetDict]) -> DatasetCardSpec:
+def aloe_card(
+    source: str | Path,
+    config: ALOEBuildConfig,
+    configs: Mapping[str, DatasetDict],
+    report: ALOEBuildReport | None = None,
+) -> DatasetCardSpec:
     """The dataset card of a built ALOE dataset.
 
     Args:
         source (`str` or `Path`): Where the records came from.
         config (`ALOEBuildConfig`): The build's settings.
         configs (`Mapping[str, DatasetDict]`): The built configs (their sizes go into the card).
+        report (`ALOEBuildReport`, *optional*): The build's report: its lines go into the provenance, and its
+            `test_personas` (the number held out) replaces the setting's `None` (the default).
 
     Returns:
         `DatasetCardSpec`
     """
+    settings = config.to_dict()
+    if report is not None:
+        settings["test_personas"] = report.test_personas
     counts = "; ".join(
         f"{name}: " + ", ".join(f"{split} {len(rows):,}" for split, rows in splits.items())
         for name, splits in configs.items()
@@ -547,7 +671,11 @@ def aloe_card(source: str | Path, config: ALOEBuildConfig, configs: Mapping[str,
             "personas": "one row per persona: persona_id, profile, personality.",
             "excerpts": "one excerpt per conversation (what the user said): the persona encoder's table format.",
         },
-        provenance={"personalign_settings": config.to_dict(), "counts": counts},
+        provenance={
+            "personalign_settings": settings,
+            "counts": counts,
+            **({"build": "; ".join(report.lines())} if report is not None else {}),
+        },
         citations=[DPORE_CITATION],
         tags=["aloe", "multi-turn", "dpore"],
     )
@@ -577,6 +705,7 @@ def write_aloe_folder(
         `InputError`: As `build_aloe`.
         `OutputExistsError`: If `output` exists and `overwrite` is False.
     """
-    config = config or ALOEBuildConfig()
-    built = build_aloe(source, config, configs)
-    return write_dataset_folder(built, output, render_dataset_card(built, aloe_card(source, config, built)), overwrite)
+    config, report = config or ALOEBuildConfig(), ALOEBuildReport()
+    built = build_aloe(source, config, configs, report)
+    card = render_dataset_card(built, aloe_card(source, config, built, report))
+    return write_dataset_folder(built, output, card, overwrite)

@@ -20,7 +20,7 @@ from typing import Any
 from datasets import Dataset, Features, Value
 from datasets import Sequence as SequenceFeature
 
-from ..data.aloe import dialogue_excerpt
+from ..data.aloe import aloe_persona_id, dialogue_excerpt
 from ..errors import InputError
 from ..personas.persona import Persona
 from ..personas.prompts import render_history
@@ -122,7 +122,9 @@ def aloe_excerpts(
 
     Args:
         rows (iterable of `dict`): `profile`, `personality` and `conversations` rows.
-        persona_columns (`Sequence[str]`, *optional*): Columns whose joined values identify the persona.
+        persona_columns (`Sequence[str]`, *optional*): Columns whose values identify the persona: its `persona_id`
+            is `personalign.data.aloe.aloe_persona_id` of them (with the default columns, the id `build-dataset
+            aloe` gives the persona).
         conversations_column (`str`, *optional*, defaults to `"conversations"`): The list of turns.
         include_preferred_replies (`bool`, *optional*, defaults to `False`): Add the chosen assistant replies.
         where (`str`, *optional*): Names the source in error messages.
@@ -134,9 +136,9 @@ def aloe_excerpts(
 
     Raises:
         `InputError`: On a missing column, a conversation that is not a list, or a malformed turn (naming the row, the
-            turn index and the expected form), e.g. a bare string (whose speaker is unknown), an ALOE turn without a
-            `user` string, a `rejected` that is not a string or a list of strings, or a `chosen` other than
-            `"preferred"`.
+            turn (1-based) and the expected form), e.g. a bare string (whose speaker is unknown), an ALOE turn without
+            a non-empty `user` string, an empty reply, a `rejected` that is not a string or a list of strings, or a
+            `chosen` other than `"preferred"` (the checks of `build-dataset aloe`, `personalign.data.aloe`).
     """
     names = names or RowNames.of(where)
 
@@ -153,7 +155,7 @@ def aloe_excerpts(
                 raise InputError(
                     f"{here}, column {conversations_column!r}: expected a list of turns, got {type(turns).__name__}."
                 )
-            persona_id = "\n".join(str(row[c]) for c in persona_columns)
+            persona_id = aloe_persona_id(*(str(row[c]) for c in persona_columns))
             yield (
                 persona_id,
                 dialogue_excerpt(turns, f"{here}, column {conversations_column!r}", include_preferred_replies),

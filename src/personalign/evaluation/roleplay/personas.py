@@ -4,11 +4,11 @@ de-duplicated), through the one loader (`personalign.data.loading.load_source`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ...data.aloe import aloe_persona_id
 from ...data.loading import dataset_configs, load_source, value_kind
 from ...errors import InputError
 
@@ -34,12 +34,13 @@ class RoleplayPersona:
 
 
 def persona_key(profile: str, personality: str) -> str:
-    """A stable id of a persona's texts: the first 16 hex digits of the sha256 of `profile + "\\n" + personality`.
+    """A stable id of a persona's texts: `personalign.data.aloe.aloe_persona_id(profile, personality)`, the id
+    `build-dataset aloe` gives the persona.
 
     Returns:
         `str`
     """
-    return hashlib.sha256(f"{profile}\n{personality}".encode()).hexdigest()[:16]
+    return aloe_persona_id(profile, personality)
 
 
 @dataclass
