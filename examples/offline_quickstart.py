@@ -60,7 +60,7 @@ def main() -> None:
         max_length=512,
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         report_to="none",
         save_strategy="no",
         logging_steps=8,

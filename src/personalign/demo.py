@@ -125,7 +125,7 @@ def _policy_config(config_class: type, output: Path, epochs: int, **extra: Any) 
         config_class,
         output_dir=str(output), num_train_epochs=epochs, max_steps=-1, per_device_train_batch_size=16,
         learning_rate=1e-3, lr_scheduler_type="constant", train_sampling_strategy="sequential", beta=0.1,
-        max_length=1024, gradient_checkpointing=False, save_strategy="no", logging_steps=8, report_to="none", seed=0,
+        max_length=1024, activation_checkpointing=False, save_strategy="no", logging_steps=8, report_to="none", seed=0,
         **extra,
     )  # fmt: skip
 
