@@ -1690,6 +1690,25 @@ CASES.extend(
             files(data__jsonl=PERSONA_ROWS),
             says=("--model-card", "exactly one --model"),
         ),
+        Case(
+            "roleplay/broken-json-line",
+            roleplay(),
+            files(data__jsonl='{"profile": "A sailor.", "personality": "Terse."}\nnot json\n'),
+            says=(r"data\.jsonl, line 2, column 1: not valid JSON",),
+        ),
+        Case(
+            "roleplay/vllm-not-installed",
+            roleplay("--model", "vllm:{lm}", "--label", "a", "--label", "b", personas="{assets}/aloe"),
+            says=("vLLM", r'pip install "personalign\[vllm\]"'),
+            marks=(pytest.mark.skipif("vllm" in sys.modules or bool(shutil.which("vllm")), reason="vLLM installed"),),
+        ),
+        Case(
+            "roleplay/num-personas-beyond-the-file",
+            roleplay("--num-personas", "100", personas="{assets}/aloe"),
+            code=0,
+            output=None,
+            check=lambda tmp, env, out: _assert_said(out, "--num-personas 100 asked for more"),
+        ),
     ]
 )
 

@@ -285,7 +285,8 @@ def test_dry_run_counts_exactly_and_sends_nothing(tmp_path):
         assert estimate_prompt_tokens(chat("abcdefgh")) == 2 and estimate_prompt_tokens(chat("abcdefghi")) == 3
         assert plan.max_completion_tokens == 4 * 256
         line = plan.describe()
-        assert "8 calls" in line and "4 answered from the cache" in line and "4 to send" in line
+        assert "8 calls" in line and "3 answered from the cache" in line and "4 to send" in line
+        assert "1 repeat a prompt asked earlier in this run" in line  # question 3, not in the cache before the run
         assert "estimated as characters / 4" in line and SECRET not in line + repr(dry)
 
         real = wrap_backend(spec, cache_dir=tmp_path, api_key=SECRET)
@@ -416,3 +417,50 @@ def test_progress_bar_counts_cached_calls(tmp_path, capsys):
     bar = capsys.readouterr().err
     assert "5/5" in bar and "cached=2" in bar and bar.count("openai:judge-model") >= 1
     assert math.isclose(cached.stats.cached, 2)
+
+
+def test_a_stand_in_reply_counts_as_its_max_new_tokens_for_any_tokenizer(tiny_lm_path):
+    from transformers import AutoTokenizer
+
+    from personalign.inference.calls import placeholder_reply
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_lm_path)
+    stand_in = {"role": "assistant", "content": placeholder_reply(5000, tag="#7")}
+    with_stand_in = [*chat("Hello there."), stand_in, *chat("And now?")]
+    without = [*chat("Hello there."), {"role": "assistant", "content": ""}, *chat("And now?")]
+    for tokenized in (tokenizer, None):
+        plans = []
+        for prompt in (with_stand_in, without):
+            dry = DryRunBackend("transformers:x", tokenizer=tokenized)
+            dry.generate([prompt], max_new_tokens=2)
+            plans.append(dry.plan().prompt_tokens)
+        assert plans[0] == plans[1] + 5000  # exactly 5000 for the stand-in, whoever counts the rest
+
+
+def test_an_interrupt_says_the_answered_calls_are_cached_and_the_command_resumes(tmp_path, capsys):
+    from personalign.cli import error_map
+
+    before = error_map.caches_in_use()
+    backend = CachedBackend(DryRunBackend("scripted:x"), tmp_path / "cache")
+    backend.generate([chat("one"), chat("two")], max_new_tokens=2)
+    assert error_map.report_interrupt(before) == 130
+    assert error_map.report_terminated(before) == 143
+    said = " ".join(capsys.readouterr().err.split())
+    assert "error: interrupted; the calls answered so far (2 in this run) are in the call cache" in said
+    assert error_map.resume_hint(error_map.caches_in_use()) == ""  # a later command that used no cache
+    assert str(tmp_path / "cache") in said and "run the same command again to resume" in said
+    assert "terminated (SIGTERM); the calls answered so far" in said
+
+
+def test_a_local_model_is_cached_under_its_resolved_path_however_spelled(tiny_lm_path, tmp_path, monkeypatch):
+    from personalign.inference.calls import dry_run_backend
+
+    monkeypatch.chdir(tiny_lm_path.parent)
+    relative, absolute = tiny_lm_path.name, str(tiny_lm_path.resolve())
+    assert dry_run_backend(relative).name == dry_run_backend(absolute).name == f"transformers:{absolute}"
+    first = wrap_backend(relative, cache_dir=tmp_path)
+    first.generate([chat("Hi")], max_new_tokens=2)
+    again = wrap_backend(f"transformers:{absolute}", cache_dir=tmp_path)
+    assert again.name == first.name
+    again.generate([chat("Hi")], max_new_tokens=2)
+    assert again.stats.as_dict() == {"requested": 1, "cached": 1, "called": 0}

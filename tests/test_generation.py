@@ -372,3 +372,36 @@ def test_a_name_neither_local_nor_on_the_hub_is_one_line_with_an_api_hint(tmp_pa
         load_backend("assets/nothere")  # a typo'd relative path reads as a Hub id: both are said
     assert str(raised.value).startswith("model assets/nothere: no such local folder, and the Hub model")
     assert "openai:" not in str(raised.value)
+
+
+def test_vllm_without_vllm_is_a_user_error_with_the_install_hint(monkeypatch):
+    from personalign.cli.error_map import error_message
+    from personalign.errors import InputError
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # `import vllm` raises ImportError
+    with pytest.raises(ImportError) as raised:
+        VLLMBackend("some/model")
+    assert isinstance(raised.value, InputError)
+    message = error_message(raised.value)
+    assert "internal error" not in message and 'pip install "personalign[vllm]"' in message
+
+
+def test_openai_without_a_key_is_refused_before_loading_unless_the_server_is_another(monkeypatch):
+    from personalign.errors import InputError
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(InputError, match=r"needs an API key: set \$OPENAI_API_KEY"):
+        load_backend("openai:gpt-4o-mini")
+    assert load_backend("openai:http://127.0.0.1:9/v1@local").name == "openai:local"  # a local server needs none
+    assert load_backend("openai:gpt-4o-mini", api_key="sk-given").model == "gpt-4o-mini"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert load_backend("openai:gpt-4o-mini").model == "gpt-4o-mini"
+
+
+def test_a_tokenizer_without_chat_template_is_refused_naming_the_model():
+    from personalign.errors import InputError
+
+    tokenizer = types.SimpleNamespace(chat_template=None)
+    with pytest.raises(InputError, match=r"^model runs/base: the tokenizer has no chat template"):
+        TransformersBackend(object(), tokenizer, name="transformers:runs/base")

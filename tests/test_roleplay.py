@@ -234,13 +234,21 @@ def test_resume_after_an_interruption_sends_exactly_the_missing_calls(tmp_path, 
         assert re.search(r"user simulator: .*12 calls .*, 6 answered from the cache .*, 6 to send", out), out
         assert re.search(r"judge: .*12 calls .*, 4 answered from the cache .*, 8 to send", out), out
         assert re.search(r"model tiny.*: .*12 calls .*, 6 answered from the cache .*, 6 to send", out), out
-        assert "total: 36 calls, 16 cached, 20 to send" in out
+        assert "total: 36 calls, 16 answered without a call of their own, 20 to send" in out
+        # The tiny model's prompt tokens (free) are not added to the API models' (paid).
+        assert re.search(r"prompt tokens to send to API models \(paid\); [\d,]+ prompt tokens to send to local", out)
         code, out = cli(*args)
         assert code == 0, out
         assert server.num_requests - before == 14
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         calls = summary["calls"]
         assert calls["user_simulator"] == {"requested": 12, "cached": 6, "called": 6}
+        # The console says it too, per role, as summary.json has it.
+        assert (
+            "calls of the user simulator: 12 requested, 6 answered from the cache or by a repeated prompt, 6 sent"
+            in out
+        )
+        assert "calls of the judge: 12 requested, 4 answered from the cache or by a repeated prompt, 8 sent" in out
         assert calls["judge"] == {"requested": 12, "cached": 4, "called": 8}
         assert next(iter(calls["models"].values())) == {"requested": 12, "cached": 6, "called": 6}
         # An uninterrupted run, in a fresh cache, writes the same transcripts and scores.
@@ -272,8 +280,14 @@ def test_dry_run_prices_everything_and_sends_nothing(tmp_path, personas_file, cl
         assert server.num_requests == 0 and not (tmp_path / "out").exists()
     # 3 roles x 3 turns x 2 runs x 2 personas x 2 models; the simulator's turn-1 prompts are the same for both models
     # (same persona, same seed, nothing said yet): a real run sends each once, and so the dry run counts them.
-    assert "total: 72 calls, 4 cached, 68 to send" in out
-    assert re.search(r"user simulator: .*24 calls .*, 4 answered from the cache .*, 20 to send", out)
+    assert "total: 72 calls, 4 answered without a call of their own, 68 to send" in out
+    # Nothing was in the (empty) cache: the 4 are prompts repeated within the run, and the line says so.
+    assert re.search(
+        r"user simulator: .*24 calls .*, 0 answered from the cache .*, 4 repeat a prompt asked earlier in this run "
+        r".*, 20 to send",
+        out,
+    )
+    assert "local models" not in out  # only API models here
     assert re.search(r"judge: .*24 calls .*, 0 answered from the cache .*, 24 to send", out)
     assert re.search(r"model Base: .*12 calls .*, 12 to send", out) and re.search(r"model DPORE: .*12 calls", out)
 
@@ -283,14 +297,14 @@ def test_the_dry_run_follows_the_cache_and_prices_placeholders(tmp_path):
     real = wrap_backend(DryRunBackend("scripted:x"), cache_dir=tmp_path, dry_run=True)
     real.replay_cache, real.placeholder = True, placeholder_reply
     prompt = [{"role": "user", "content": "Hello there."}]
-    assert real.generate([prompt], max_new_tokens=3) == ["... ... ... "]
+    assert real.generate([prompt], max_new_tokens=3) == [placeholder_reply(3)]
     from personalign.inference.calls import call_requests
 
     cache.put(call_requests("scripted:x", {}, [prompt], 3, 0.0, 1.0, 0)[0], "cached answer")
     real = DryRunBackend("scripted:x", CallCache(tmp_path), replay_cache=True, placeholder=placeholder_reply)
     assert real.generate([prompt, [{"role": "user", "content": "Other."}]], max_new_tokens=3) == [
         "cached answer",
-        "... ... ... ",
+        placeholder_reply(3),
     ]
     plan = real.plan()
     assert (plan.calls, plan.cached, plan.to_call) == (2, 1, 1)
@@ -433,3 +447,88 @@ def test_the_scripted_judge_reads_the_appendix_a_prompt():
         scripted_backend("aloe-judge").generate([persona_tailoring_messages("r", "m", "Someone else.", "Shy.")])
     with pytest.raises(InputError, match="scripted:aloe-user or scripted:aloe-judge"):
         scripted_backend("gpt")
+
+
+def test_labels_with_a_bar_identical_lines_and_too_few_personas(tmp_path, personas_file, cli, monkeypatch):
+    from personalign.evaluation.roleplay import results
+
+    shown = []
+    save = results.save_figure
+
+    def capture(figure, path, overwrite=False):
+        axes = figure.axes[0]
+        legend = [text.get_text() for text in axes.get_legend().get_texts()]
+        shown.append((axes.get_ylim(), [line.get_marker() for line in axes.get_lines()], legend))
+        return save(figure, path, overwrite)
+
+    monkeypatch.setattr(results, "save_figure", capture)
+    with LoopbackOpenAI(scripted) as server:
+        url = server.base_url
+        args = _roleplay_args(
+            url, personas_file, tmp_path / "out", tmp_path / "cache", f"openai:{url}@a", f"openai:{url}@b"
+        )
+        code, out = cli(*args, "--label", "x|y", "--label", "z", "--num-personas", "100")
+    assert code == 0, out
+    # Only 2 personas exist: said, not silently run with fewer.
+    assert "--num-personas 100 asked for more, so all 2 are role-played" in " ".join(out.split())
+    rows = [line for line in (tmp_path / "out" / "table.md").read_text().splitlines() if line.startswith("| x")]
+    assert rows and all(row.startswith("| x\\|y | ") and row.count(" | ") == 4 for row in rows)  # 1 + 3 turns + Avg.
+    (low, high), markers, legend = shown[0]
+    assert low < 1 and high > 5  # a score of 1 or 5 is not on the frame
+    # Models "a" and "b" answer equally long replies, so the judge's scores (and the lines) are identical.
+    assert len(set(markers)) == 2 and legend[1].endswith("same as x|y)"), legend
+
+
+def test_a_model_without_chat_template_is_refused_by_name_before_anything_loads(
+    tmp_path, personas_file, tiny_lm_path, cli
+):
+    import shutil
+
+    bare = tmp_path / "nochat"
+    shutil.copytree(tiny_lm_path, bare)
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((bare / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(config))
+    with LoopbackOpenAI(scripted) as server:
+        args = _roleplay_args(server.base_url, personas_file, tmp_path / "out", tmp_path / "cache", tiny_lm_path, bare)
+        for extra in ((), ("--dry-run",)):
+            code, out = cli(*args, *extra)
+            assert code == 1 and f"model {bare}: the tokenizer has no chat template" in " ".join(out.split()), out
+        assert server.num_requests == 0
+    assert not (tmp_path / "cache").exists()  # nothing was asked of the first model either
+
+
+def test_an_openai_spec_without_its_key_is_refused_up_front(tmp_path, personas_file, tiny_lm_path, cli, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    args = ["--personas", personas_file, "--user-simulator", f"{tiny_lm_path}", "--judge", "openai:gpt-4o-mini",
+            "--model", tiny_lm_path, "--output", tmp_path / "out", "--cache-dir", tmp_path / "cache"]  # fmt: skip
+    code, out = cli(*args)
+    assert code == 1 and "needs an API key: set $OPENAI_API_KEY" in " ".join(out.split()), out
+    assert not (tmp_path / "cache").exists()
+    code, out = cli(*args, "--dry-run")  # sends nothing, needs no key
+    assert code == 0 and "judge: Dry run" in out, out
+
+
+def test_a_broken_personas_file_is_one_line_without_the_datasets_log(tmp_path):
+    import logging
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            logged.append(record.getMessage())
+
+    logged: list[str] = []
+    builder_logger = logging.getLogger(
+        "datasets.packaged_modules.json.json"
+    )  # where datasets logs "Failed to load JSON ..."
+    handler = Keep()
+    builder_logger.addHandler(handler)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"profile": "A", "personality": "B"}\nnot json\n')
+    try:
+        with pytest.raises(InputError, match="line 2"):
+            load_personas(broken)
+    finally:
+        builder_logger.removeHandler(handler)
+    assert not logged, logged

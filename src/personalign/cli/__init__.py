@@ -67,23 +67,24 @@ app.command("demo")(demo.demo_command)
 def run(typer_app: typer.Typer) -> None:
     """Run a Typer app behind the typed error map: a user error ends with one `error:` line and exit code 1, Ctrl-C
     with one line and exit code 130, SIGTERM with one line and exit code 143 (both after the staging folders of the
-    outputs in progress were removed), anything else with the internal-error line (`PERSONALIGN_DEBUG=1` adds the
+    outputs in progress were removed; a command that used the call cache adds that the same command resumes), anything else with the internal-error line (`PERSONALIGN_DEBUG=1` adds the
     traceback). Usage errors keep Typer's own message and exit code 2.
 
     Args:
         typer_app (`typer.Typer`): The app (`app`, or a command group such as `data.synthetic_app`).
     """
+    before = error_map.caches_in_use()  # an interrupt reports the call caches of this command only
     try:
         with error_map.terminate_on_sigterm():
             typer_app()
     except error_map.Terminated:
-        sys.exit(error_map.report_terminated())
+        sys.exit(error_map.report_terminated(before))
     except KeyboardInterrupt:
-        sys.exit(error_map.report_interrupt())
+        sys.exit(error_map.report_interrupt(before))
     except SystemExit as done:
         # Typer turns Ctrl-C inside a command into exit code 130 without a word; say why the command stopped.
         if done.code == error_map.INTERRUPTED_EXIT_CODE:
-            error_map.report_interrupt()
+            error_map.report_interrupt(before)
         raise
     except Exception as error:
         sys.exit(error_map.report(error))

@@ -126,21 +126,63 @@ def report(error: BaseException) -> int:
     return 1
 
 
-def report_interrupt() -> int:
-    """Print the one line for Ctrl-C.
+CALLS_MODULE = "personalign.inference.calls"
+"""The call layer, whose caches `resume_hint` reports when the command imported it."""
+
+
+def caches_in_use() -> dict[str, int]:
+    """The call cache folders this process has used, with the completions written to each
+    (`personalign.inference.calls.caches_in_use`); empty when the call layer was not imported (the map imports
+    nothing)."""
+    calls = sys.modules.get(CALLS_MODULE)
+    return calls.caches_in_use() if calls is not None else {}
+
+
+def resume_hint(before: dict[str, int] | None = None) -> str:
+    """For a command that used the call cache (`generate`, `judge`, `eval roleplay`, ...): that the calls answered
+    so far are cached and the same command resumes; `""` otherwise.
+
+    Args:
+        before (`dict[str, int]`, *optional*): `caches_in_use()` when the command started (in-process callers run
+            several commands): only what this command used counts.
+
+    Returns:
+        `str`: `"; the calls answered so far (N in this run) are in the call cache ...: run the same command again
+        to resume ..."` or `""`.
+    """
+    before = before or {}
+    in_use = {folder: count - before.get(folder, 0) for folder, count in caches_in_use().items()}
+    in_use = {folder: count for folder, count in in_use.items() if folder not in before or count > 0}
+    if not in_use:
+        return ""
+    written = sum(in_use.values())
+    return (
+        f"; the calls answered so far ({written:,} in this run) are in the call cache {', '.join(in_use)}: run the "
+        "same command again to resume (cached calls are not sent again)"
+    )
+
+
+def report_interrupt(before: dict[str, int] | None = None) -> int:
+    """Print the one line for Ctrl-C (with `resume_hint(before)`).
+
+    Args:
+        before (`dict[str, int]`, *optional*): `caches_in_use()` when the command started.
 
     Returns:
         `int`: 130, the shell's code for a command ended by SIGINT.
     """
-    print_error("interrupted")
+    print_error("interrupted" + resume_hint(before))
     return INTERRUPTED_EXIT_CODE
 
 
-def report_terminated() -> int:
-    """Print the one line for SIGTERM.
+def report_terminated(before: dict[str, int] | None = None) -> int:
+    """Print the one line for SIGTERM (with `resume_hint(before)`).
+
+    Args:
+        before (`dict[str, int]`, *optional*): `caches_in_use()` when the command started.
 
     Returns:
         `int`: 143, the shell's code for a command ended by SIGTERM.
     """
-    print_error("terminated (SIGTERM)")
+    print_error("terminated (SIGTERM)" + resume_hint(before))
     return TERMINATED_EXIT_CODE

@@ -422,6 +422,7 @@ def eval_roleplay(
     from ..errors import PersonalignError
     from ..evaluation.roleplay import (
         RoleplayConfig,
+        describe_calls,
         describe_plans,
         run_roleplay,
         update_model_card_with_roleplay,
@@ -485,6 +486,8 @@ def eval_roleplay(
         average = "n/a" if entry["average"] is None else f"{entry['average']:.3f}"
         unparsable = f", {entry['num_unparsable']} unparsable" if entry["num_unparsable"] else ""
         console.print(escape(f"{name}: average {average} over {turns} turns{unparsable}"), soft_wrap=True)
+    for line in describe_calls(summary["calls"]):
+        console.print(escape(line), soft_wrap=True)
     if model_card is not None:
         existed = model_card.is_file()
         written = update_model_card_with_roleplay(model_card, summary, next(iter(summary["models"])))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -206,10 +207,18 @@ def json_file_rows(path: str | Path) -> Iterator[Any]:
                 yield json.loads(line)
 
 
+DATASETS_JSON_LOGGER = "datasets.packaged_modules.json.json"
+"""The logger of `datasets`' JSON builder, which logs "Failed to load JSON from file ..." before raising; `_reading`
+silences it, since our own error line names the file, the line and the reason."""
+
+
 @contextmanager
 def _reading(path: Path) -> Iterator[None]:
     """Turn `datasets`' failure to parse a data file (bad JSON, no rows, ...) into one line naming the file (and,
-    for bad JSON, the line)."""
+    for bad JSON, the line), without `datasets`' own log line about it (`DATASETS_JSON_LOGGER`)."""
+    builder_logger = logging.getLogger(DATASETS_JSON_LOGGER)
+    level = builder_logger.level
+    builder_logger.setLevel(logging.CRITICAL)
     try:
         yield
     except (DatasetGenerationError, ValueError) as error:
@@ -221,6 +230,8 @@ def _reading(path: Path) -> Iterator[None]:
         raise InputError(
             f"{path}: cannot read it as a {', '.join(DATA_FILE_SUFFIXES)} data file ({reason})."
         ) from None
+    finally:
+        builder_logger.setLevel(level)
 
 
 def read_data_file(path: str | Path) -> Dataset:

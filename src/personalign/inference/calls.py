@@ -52,8 +52,10 @@ from .generation import (
     GenerationBackend,
     OpenAIBackend,
     StreamingBackend,
+    check_chat_template_folder,
     check_local_model,
     load_backend,
+    local_backend_name,
     local_model_key_fields,
     parse_backend_spec,
 )
@@ -75,6 +77,26 @@ def default_cache_dir() -> Path:
     """
     folder = os.environ.get(CACHE_ENV)
     return Path(folder).expanduser() if folder else Path.home() / ".cache" / "personalign" / "calls"
+
+
+_IN_USE: dict[str, int] = {}
+_IN_USE_LOCK = threading.Lock()
+
+
+def _note_cache_use(folder: Path, written: int = 0) -> None:
+    with _IN_USE_LOCK:
+        _IN_USE[str(folder)] = _IN_USE.get(str(folder), 0) + written
+
+
+def caches_in_use() -> dict[str, int]:
+    """The call cache folders a `CachedBackend` of this process has used, each with the completions written to it
+    so far: what the command line's interrupt message reports (an interrupted command run again resumes from them).
+
+    Returns:
+        `dict[str, int]`: Folder -> completions written in this process.
+    """
+    with _IN_USE_LOCK:
+        return dict(_IN_USE)
 
 
 def canonical_json(value: Any) -> str:
@@ -321,6 +343,7 @@ class CallCache:
             finally:
                 os.close(descriptor)
             entries[request.key] = completion
+        _note_cache_use(self.folder, 1)
 
 
 @dataclass(frozen=True)
@@ -357,6 +380,7 @@ class CachedBackend(StreamingBackend):
     def __init__(self, backend: GenerationBackend, cache: CallCache | str | os.PathLike | None = None):
         self.backend = backend
         self.cache = cache if isinstance(cache, CallCache) else CallCache(cache or default_cache_dir())
+        _note_cache_use(self.cache.folder)
         self.name = backend.name
         self.remote = backend.remote
         self._stats = CallStats()
@@ -459,18 +483,48 @@ def estimate_prompt_tokens(messages: Messages) -> int:
     return math.ceil(sum(len(str(message.get("content", ""))) for message in messages) / 4)
 
 
-def placeholder_reply(max_new_tokens: int) -> str:
-    """A stand-in completion of `max_new_tokens` tokens as `estimate_prompt_tokens` counts them (four characters
-    each), for a dry run whose later prompts hold earlier answers (`DryRunBackend.placeholder`): the longest answer
-    the call may give, so the prompts that follow are priced at their largest.
+PLACEHOLDER_PATTERN = re.compile(r"<placeholder reply (?:[^<>]* )?of (\d+) tokens>")
+"""What `placeholder_reply` writes; a dry run counts each match as the number of tokens it names
+(`placeholder_tokens`), whatever tokenizer counts the rest of the prompt."""
+
+
+def placeholder_reply(max_new_tokens: int, tag: str = "") -> str:
+    """A stand-in completion for a dry run whose later prompts hold earlier answers (`DryRunBackend.placeholder`):
+    a short marker that a dry run counts as exactly `max_new_tokens` tokens (`placeholder_tokens`), the longest answer
+    the call may give, so the prompts that follow are priced at their largest, by an estimate or by a model's
+    tokenizer alike (a long stand-in text would be counted differently by each tokenizer).
 
     Args:
         max_new_tokens (`int`): The call's token limit.
+        tag (`str`, *optional*, defaults to `""`): Words that tell stand-ins apart (e.g. a number), so that two
+            conversations stood in at the same turn keep different later prompts.
 
     Returns:
-        `str`
+        `str`: E.g. `"<placeholder reply of 256 tokens>"`.
     """
-    return "... " * max_new_tokens
+    tag = " ".join(str(tag).replace("<", "").replace(">", "").split())
+    return f"<placeholder reply {tag + ' ' if tag else ''}of {max_new_tokens} tokens>"
+
+
+def placeholder_tokens(messages: Messages) -> tuple[Messages, int]:
+    """Split a prompt's `placeholder_reply` markers from the rest: the messages without them, and the tokens they
+    stand for (the sum of their `max_new_tokens`).
+
+    Args:
+        messages (`Messages`): A chat prompt.
+
+    Returns:
+        `tuple[Messages, int]`
+    """
+    tokens = 0
+    stripped = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and "<placeholder reply" in content:
+            tokens += sum(int(found) for found in PLACEHOLDER_PATTERN.findall(content))
+            message = {**message, "content": PLACEHOLDER_PATTERN.sub("", content)}
+        stripped.append(message)
+    return stripped, tokens
 
 
 @dataclass(frozen=True)
@@ -488,6 +542,9 @@ class CallPlan:
             (their `max_new_tokens` summed).
         backend (`str`): The backend's name.
         cache_folder (`str`, *optional*): The cache consulted, `None` without a cache.
+        repeated (`int`): Of `cached`, the prompts that repeat one asked earlier in this run (in the same or an
+            earlier `generate` call; e.g. a prompt several models share), which the cache did not hold before the run.
+        remote (`bool`): Whether the calls go to an API (paid per token) rather than a local model.
     """
 
     calls: int
@@ -498,10 +555,17 @@ class CallPlan:
     max_completion_tokens: int = 0
     backend: str = "backend"
     cache_folder: str | None = None
+    repeated: int = 0
+    remote: bool = False
 
     def describe(self) -> str:
         """One line for the command line: calls, cached, to send, tokens and how they were counted."""
-        cache = f"{self.cached:,} answered from the cache ({self.cache_folder})" if self.cache_folder else "no cache"
+        if self.cache_folder:
+            cache = f"{self.cached - self.repeated:,} answered from the cache ({self.cache_folder})"
+            if self.repeated:
+                cache += f", {self.repeated:,} repeat a prompt asked earlier in this run (sent once)"
+        else:
+            cache = "no cache"
         return (
             f"Dry run, nothing sent: {self.calls:,} calls to {self.backend}, {cache}, {self.to_call:,} to send; "
             f"{self.prompt_tokens:,} prompt tokens to send ({self.token_method}), "
@@ -532,6 +596,7 @@ class DryRunBackend(GenerationBackend):
             completions (`CallCache.get`, its `reask` included) instead of `""`.
         placeholder (`Callable[[int], str]`, *optional*): The answer of every other call, given its `max_new_tokens`
             (e.g. `placeholder_reply`), called once per prompt; `""` when unset.
+        remote (`bool`, *optional*, defaults to `False`): Whether the real backend is an API (`CallPlan.remote`).
     """
 
     def __init__(
@@ -544,8 +609,10 @@ class DryRunBackend(GenerationBackend):
         chat_template_kwargs: Mapping[str, Any] | None = None,
         replay_cache: bool = False,
         placeholder: Callable[[int], str] | None = None,
+        remote: bool = False,
     ):
         self.name = name
+        self.remote = remote
         self.cache = cache
         self.key_fields = dict(key_fields or {})
         self.tokenizer = tokenizer
@@ -576,12 +643,14 @@ class DryRunBackend(GenerationBackend):
         return "" if self.placeholder is None else self.placeholder(max_new_tokens)
 
     def _count_tokens(self, messages: Messages) -> int:
+        # A stand-in reply counts as the tokens it stands for, whoever counts the rest (`placeholder_reply`).
+        messages, stand_ins = placeholder_tokens(messages)
         if self.tokenizer is None:
-            return estimate_prompt_tokens(messages)
+            return estimate_prompt_tokens(messages) + stand_ins
         encoded = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, tokenize=True, return_dict=True, **self.chat_template_kwargs
         )
-        return len(encoded["input_ids"])
+        return len(encoded["input_ids"]) + stand_ins
 
     def plan(self) -> CallPlan:
         """Count the recorded calls against the cache as it is now.
@@ -592,11 +661,15 @@ class DryRunBackend(GenerationBackend):
         Returns:
             `CallPlan`
         """
-        calls = cached = prompt_tokens = max_completion_tokens = 0
+        calls = cached = from_cache = prompt_tokens = max_completion_tokens = 0
         planned: set[str] = set()
 
         def lookup(request: CallRequest) -> str | None:
-            if request.key in planned or (self.cache is not None and self.cache.get(request) is not None):
+            nonlocal from_cache
+            if request.key in planned:  # asked earlier in this run: its answer will be in the cache by then
+                return ""
+            if self.cache is not None and self.cache.get(request) is not None:
+                from_cache += 1
                 return ""
             return None
 
@@ -626,6 +699,8 @@ class DryRunBackend(GenerationBackend):
             max_completion_tokens=max_completion_tokens,
             backend=self.name,
             cache_folder=str(self.cache.folder) if self.cache is not None else None,
+            repeated=cached - from_cache,
+            remote=self.remote,
         )
 
 
@@ -670,17 +745,20 @@ def dry_run_backend(
             key_fields=spec_or_backend.cache_key_fields(),
             tokenizer=tokenizer if getattr(tokenizer, "chat_template", None) else None,
             chat_template_kwargs=getattr(spec_or_backend, "chat_template_kwargs", None),
+            remote=spec_or_backend.remote,
         )
     kind, arguments = parse_backend_spec(spec_or_backend)
     if kind == "openai":  # building it loads and sends nothing
         backend = OpenAIBackend(arguments["base_url"], arguments["model"], **backend_kwargs)
-        return DryRunBackend(backend.name, cache, key_fields=backend.cache_key_fields())
+        return DryRunBackend(backend.name, cache, key_fields=backend.cache_key_fields(), remote=True)
     model = arguments["model"]
     check_local_model(kind, model)  # what the real run would refuse, the dry run refuses
+    if kind == "transformers" and os.path.isdir(model):
+        check_chat_template_folder(model)
     chat_template_kwargs = backend_kwargs.get("chat_template_kwargs")
     generation_kwargs = backend_kwargs.get("generation_kwargs") if kind == "transformers" else None
     return DryRunBackend(
-        backend_kwargs.get("name") or f"{kind}:{model}",
+        backend_kwargs.get("name") or local_backend_name(kind, model),
         cache,
         key_fields=local_model_key_fields(model, chat_template_kwargs, generation_kwargs),
         tokenizer=_local_tokenizer(model, bool(backend_kwargs.get("trust_remote_code", False))),

@@ -311,7 +311,100 @@ def local_model_key_fields(
     return fields
 
 
+def local_backend_name(kind: str, model: str | os.PathLike) -> str:
+    """The default name of a local model backend (`transformers:...`, `vllm:...`), which also names its calls in the
+    call cache (`CallRequest.backend`, the cache file): an existing local folder by its resolved absolute path, so
+    that the same folder spelled relatively, absolutely or through a link shares its cached calls; a Hub id as
+    given.
+
+    Args:
+        kind (`str`): `"transformers"` or `"vllm"`.
+        model (`str` or `os.PathLike`): The folder or Hub id.
+
+    Returns:
+        `str`: E.g. `"transformers:/home/me/runs/sft"` for `"runs/sft"` run from `/home/me`.
+    """
+    path = Path(model).expanduser()
+    return f"{kind}:{path.resolve()}" if path.is_dir() else f"{kind}:{model}"
+
+
 # ----------------------------------------------------------------------------------------------- model checks
+NO_CHAT_TEMPLATE = (
+    "the tokenizer has no chat template, so chat prompts cannot be rendered; set `tokenizer.chat_template` or use an "
+    "instruction-tuned model's tokenizer."
+)
+"""The refusal of a tokenizer without a chat template, after `model <name>: `."""
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+"""Files in which transformers saves a tokenizer's chat template (besides `tokenizer_config.json`'s key)."""
+
+
+def check_chat_template_folder(folder: str | os.PathLike) -> None:
+    """Refuse a local model folder whose saved tokenizer has no chat template, without loading it: its
+    `tokenizer_config.json` has no `chat_template` and none of `CHAT_TEMPLATE_FILES` is there. A folder without
+    `tokenizer_config.json` (a Hub id, an adapter) is left to the loader.
+
+    Args:
+        folder (`str` or `os.PathLike`): A local model folder.
+
+    Raises:
+        `InputError`: `"model <folder>: the tokenizer has no chat template, ..."`.
+    """
+    folder = Path(folder).expanduser()
+    config = folder / "tokenizer_config.json"
+    if not config.is_file() or any((folder / name).is_file() for name in CHAT_TEMPLATE_FILES):
+        return
+    try:
+        saved = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # the loader names what is wrong with it
+    if isinstance(saved, dict) and not saved.get("chat_template"):
+        raise InputError(f"model {folder}: {NO_CHAT_TEMPLATE}")
+
+
+def check_api_key(base_url: str, api_key_env: str = OPENAI_API_KEY_ENV) -> None:
+    """Refuse, before anything loads or is sent, an OpenAI API spec without a key: the URL is OpenAI's
+    (`DEFAULT_OPENAI_BASE_URL`), carries no credential, and `$OPENAI_API_KEY` is unset. Any other server (a local
+    `vllm serve`, say) may need no key, so it is not checked.
+
+    Args:
+        base_url (`str`): The API root.
+        api_key_env (`str`, *optional*, defaults to `"OPENAI_API_KEY"`): Where the key is read from.
+
+    Raises:
+        `InputError`: `"openai:... needs an API key: set $OPENAI_API_KEY ..."`.
+    """
+    if os.environ.get(api_key_env) or public_url(base_url) != base_url:  # a key in the environment or the URL
+        return
+    if urlsplit(base_url).hostname == urlsplit(DEFAULT_OPENAI_BASE_URL).hostname:
+        raise InputError(
+            f"{public_url(base_url)} needs an API key: set ${api_key_env} (for a server that needs none, give its "
+            "URL: openai:BASE_URL@MODEL)."
+        )
+
+
+def check_backend_spec(spec: str, dry_run: bool = False) -> None:
+    """What a spec's backend would refuse, checked before any backend loads (so a run with several backends stops
+    before the first loads): a local path that is no (causal) model (`check_local_model`), a transformers folder
+    without a chat template (`check_chat_template_folder`), and, unless `dry_run` (which sends nothing), an OpenAI
+    spec without its key (`check_api_key`).
+
+    Args:
+        spec (`str`): A spec of `load_backend`.
+        dry_run (`bool`, *optional*, defaults to `False`): Skip the key check.
+
+    Raises:
+        `InputError`: Naming the model and what is wrong.
+    """
+    kind, arguments = parse_backend_spec(spec)
+    if kind == "openai":
+        if not dry_run:
+            check_api_key(arguments["base_url"])
+        return
+    check_local_model(kind, arguments["model"])
+    if kind == "transformers" and Path(arguments["model"]).expanduser().is_dir():
+        check_chat_template_folder(arguments["model"])
+
+
 GENERATIVE_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 """Endings of the class names (a `config.json`'s `architectures`) of models that generate text; a checkpoint saved
 from a bare encoder (`BertModel`) or a classifier (`...ForSequenceClassification`) has none of them."""
@@ -441,18 +534,16 @@ class TransformersBackend(StreamingBackend):
     ):
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}.")
+        path = getattr(getattr(model, "config", None), "name_or_path", None)
         if getattr(tokenizer, "chat_template", None) is None:
-            raise InputError(
-                "The tokenizer has no chat template, so chat prompts cannot be rendered; set `tokenizer.chat_template` "
-                "or use an instruction-tuned model's tokenizer."
-            )
+            shown = (name or "").removeprefix("transformers:") or path or type(model).__name__
+            raise InputError(f"model {shown}: {NO_CHAT_TEMPLATE}")
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.generation_kwargs = dict(generation_kwargs or {})
-        path = getattr(getattr(model, "config", None), "name_or_path", None)
         self.model_path: str | None = str(path) if path else None
         self.name = name or f"transformers:{path or type(model).__name__}"
 
@@ -491,7 +582,7 @@ class TransformersBackend(StreamingBackend):
             raise hub_load_error(str(model_name_or_path), error) from error
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         model.to(device)
-        kwargs.setdefault("name", f"transformers:{model_name_or_path}")
+        kwargs.setdefault("name", local_backend_name("transformers", model_name_or_path))
         backend = cls(model, tokenizer, **kwargs)
         backend.model_path = str(model_name_or_path)
         return backend
@@ -582,11 +673,16 @@ class TransformersBackend(StreamingBackend):
 
 
 # --------------------------------------------------------------------------------------------------------- vLLM
+class MissingExtraError(InputError, ImportError):
+    """An optional extra of personalign is not installed (e.g. vLLM for `vllm:` specs): the user can install it, so
+    the command line reports it in one line, not as a bug. Also an `ImportError`, as it was before."""
+
+
 def _import_vllm() -> Any:
     try:
         import vllm
     except ImportError as error:
-        raise ImportError(
+        raise MissingExtraError(
             f"VLLMBackend needs vLLM, which is not installed. Install the optional extra with `{VLLM_INSTALL_HINT}` "
             "(vLLM needs a CUDA GPU), or use the default TransformersBackend (spec `transformers:MODEL`) or an "
             "OpenAI-compatible server (spec `openai:URL@MODEL`)."
@@ -605,7 +701,7 @@ class VLLMBackend(GenerationBackend):
         **llm_kwargs: Arguments of `vllm.LLM` (e.g. `tensor_parallel_size`, `max_model_len`, `dtype`).
 
     Raises:
-        `ImportError`: If vLLM is not installed, naming the extra to install.
+        `MissingExtraError`: If vLLM is not installed, naming the extra to install (an `ImportError`).
     """
 
     def __init__(
@@ -624,7 +720,9 @@ class VLLMBackend(GenerationBackend):
             label = type(model).__name__
         self.model_path = str(model) if isinstance(model, (str, os.PathLike)) else None
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
-        self.name = name or f"vllm:{label}"
+        self.name = name or (
+            local_backend_name("vllm", model) if isinstance(model, (str, os.PathLike)) else f"vllm:{label}"
+        )
 
     def cache_key_fields(self) -> dict[str, Any]:
         """The model folder's fingerprint (`local_model_fingerprint`) and `chat_template_kwargs`."""
@@ -1043,7 +1141,8 @@ def load_backend(spec: str | GenerationBackend, **kwargs: Any) -> GenerationBack
     Raises:
         `InputError`: For a bad spec (`parse_backend_spec`), a local path that is not a model folder or, for
             transformers, not a causal LM (`check_local_model`), or a name that is neither a local folder nor a
-            model the Hub gave (`hub_load_error`).
+            model the Hub gave (`hub_load_error`), or an OpenAI spec without its key (`check_api_key`).
+        `MissingExtraError`: For `vllm:` without vLLM installed.
 
     Example:
 
@@ -1057,4 +1156,6 @@ def load_backend(spec: str | GenerationBackend, **kwargs: Any) -> GenerationBack
         return spec
     kind, arguments = parse_backend_spec(spec)
     check_local_model(kind, arguments["model"])  # one line for a path that is no (causal) model, before any load
+    if kind == "openai" and kwargs.get("api_key") is None:
+        check_api_key(arguments["base_url"], kwargs.get("api_key_env", OPENAI_API_KEY_ENV))
     return _BUILDERS[kind](**arguments, **kwargs)

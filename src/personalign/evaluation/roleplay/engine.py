@@ -30,7 +30,13 @@ from tqdm.auto import tqdm
 
 from ...errors import InputError
 from ...inference.calls import CachedBackend, CallPlan, DryRunBackend, placeholder_reply, wrap_backend
-from ...inference.generation import MAX_SEED, GenerationBackend, check_generation_settings, public_spec
+from ...inference.generation import (
+    MAX_SEED,
+    GenerationBackend,
+    check_backend_spec,
+    check_generation_settings,
+    public_spec,
+)
 from ..generate import backend_description, backend_kwargs
 from ..judges import PersonaTailoringJudge
 from .conversation import JUDGE, USER_SIMULATOR, Conversation
@@ -198,7 +204,7 @@ def _numbered_placeholders() -> Callable[[int], str]:
     texts would give equal later prompts, which the dry run would count once, though the real answers differ (every
     role's prompts of one turn differ by persona, model or run seed)."""
     numbers = itertools.count(1)
-    return lambda max_new_tokens: f"[{next(numbers)}] {placeholder_reply(max_new_tokens)}"
+    return lambda max_new_tokens: placeholder_reply(max_new_tokens, tag=f"#{next(numbers)}")
 
 
 def call_counts(backend: GenerationBackend) -> dict[str, int] | None:
@@ -252,7 +258,15 @@ def run_roleplay(
     chosen = model_labels(models, labels)
     loaded = personas if isinstance(personas, LoadedPersonas) else load_personas(personas, config.split)
     people = loaded.personas[: config.num_personas]
-    log(loaded.describe() if len(people) == len(loaded.personas) else f"{loaded.describe()}; the first {len(people)}")
+    described = loaded.describe()
+    if len(people) < len(loaded.personas):
+        described += f"; the first {len(people)}"
+    elif config.num_personas is not None and config.num_personas > len(people):
+        described += f"; --num-personas {config.num_personas} asked for more, so all {len(people)} are role-played"
+    log(described)
+    for spec in (*models, user_simulator, judge):  # every refusal before anything loads or is sent
+        if isinstance(spec, str):
+            check_backend_spec(spec, dry_run=config.dry_run)
     simulator = _wrap(user_simulator, config)
     judge_backend = _wrap(judge, config)
     backends = {label: _wrap(model, config) for label, model in zip(chosen, models, strict=True)}
@@ -338,6 +352,27 @@ def _described(model: str | GenerationBackend) -> dict[str, Any]:
     return described
 
 
+def describe_calls(calls: dict[str, Any]) -> list[str]:
+    """The real run's lines: per role (user simulator, each model, judge) the calls requested, answered from the cache
+    and sent, as `summary.json`'s `calls` has them.
+
+    Args:
+        calls (`dict`): `summary["calls"]`.
+
+    Returns:
+        `list[str]`: Empty when the run used no cache.
+    """
+    roles = {"user simulator": calls.get(USER_SIMULATOR)}
+    roles.update({f"model {label}": counts for label, counts in (calls.get("models") or {}).items()})
+    roles["judge"] = calls.get(JUDGE)
+    return [
+        f"calls of the {role}: {counts['requested']:,} requested, {counts['cached']:,} answered from the cache or by "
+        f"a repeated prompt, {counts['called']:,} sent"
+        for role, counts in roles.items()
+        if counts is not None
+    ]
+
+
 def describe_plans(plans: dict[str, CallPlan]) -> list[str]:
     """The dry run's lines: one per role (`CallPlan.describe`, named by role), then the total calls, cached and to
     send.
@@ -354,9 +389,18 @@ def describe_plans(plans: dict[str, CallPlan]) -> list[str]:
         lines.append(f"{role}: {plan.describe()}")
     calls = sum(plan.calls for plan in plans.values())
     cached = sum(plan.cached for plan in plans.values())
-    tokens = sum(plan.prompt_tokens for plan in plans.values())
+    # API tokens are paid, a local model's are not: never one sum of both.
+    tokens = {
+        remote: sum(plan.prompt_tokens for plan in plans.values() if plan.remote == remote) for remote in (True, False)
+    }
+    priced = [
+        f"{tokens[remote]:,} prompt tokens to send to {where}"
+        for remote, where in ((True, "API models (paid)"), (False, "local models (free)"))
+        if any(plan.remote == remote for plan in plans.values())
+    ]
     lines.append(
-        f"total: {calls:,} calls, {cached:,} cached, {calls - cached:,} to send, {tokens:,} prompt tokens to send "
-        "(later turns priced with the cached answers, else a placeholder reply of max_new_tokens)"
+        f"total: {calls:,} calls, {cached:,} answered without a call of their own, {calls - cached:,} to send; "
+        + "; ".join(priced)
+        + " (later turns priced with the cached answers, else a stand-in reply of max_new_tokens tokens)"
     )
     return lines

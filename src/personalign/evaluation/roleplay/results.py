@@ -32,6 +32,18 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _table_text(text: str) -> str:
+    """`text` as one Markdown table cell: a `|` escaped (it would start a new cell), line breaks as spaces."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+"""One marker per line of `roleplay.png` (cycled), so lines drawn over each other stay told apart."""
+
+SCORE_LIMITS = (0.8, 5.2)
+"""The plot's score axis: 1-5 with a margin, so a point at 1 or 5 is not hidden on the frame."""
+
+
 def roleplay_table(summary: Mapping[str, Any], row_header: str = "Method") -> str:
     """The DPORE paper's Table 1 layout as Markdown: one row per model (per lambda for Table 3), one column per turn
     `k = 1..K` and `Avg.`, the mean judge score (1-5) to three decimals; a second table gives the spread over runs
@@ -45,11 +57,12 @@ def roleplay_table(summary: Mapping[str, Any], row_header: str = "Method") -> st
         `str`
     """
     turns = summary["settings"]["turns"]
-    header = f"| {row_header} | " + " | ".join(f"k = {k}" for k in range(1, turns + 1)) + " | Avg. |"
+    header = f"| {_table_text(row_header)} | " + " | ".join(f"k = {k}" for k in range(1, turns + 1)) + " | Avg. |"
     rule = "|---|" + "---:|" * (turns + 1)
     means, spreads = [header, rule], [header, rule]
     for label, result in summary["models"].items():
         per_turn = result["per_turn"]
+        label = _table_text(label)
         means.append(
             f"| {label} | "
             + " | ".join(_cell(entry["mean"]) for entry in per_turn)
@@ -88,19 +101,32 @@ def plot_roleplay(summary: Mapping[str, Any], path: str | Path, overwrite: bool 
     runs = summary["settings"]["runs"]
     spread = "run_std" if runs > 1 else "std"
     figure, axes = plt.subplots(figsize=(6.4, 4.0))
+    drawn: dict[tuple[float, ...], str] = {}
+    count = len(summary["models"])
     for index, (label, result) in enumerate(summary["models"].items()):
         turns = [entry["turn"] for entry in result["per_turn"]]
         means = np.array([np.nan if e["mean"] is None else e["mean"] for e in result["per_turn"]])
         widths = np.array([0.0 if e[spread] is None else e[spread] for e in result["per_turn"]])
         color = f"C{index % 10}"
         shown = "n/a" if result["average"] is None else f"{result['average']:.3f}"
-        axes.plot(turns, means, marker="o", color=color, label=f"{label} (avg. {shown})")
+        key = tuple(np.round(means, 6).tolist())
+        same = f", same as {drawn[key]}" if key in drawn else ""  # a line drawn over another: say so
+        drawn.setdefault(key, label)
+        # Markers shrink with the index, so identical lines show each marker inside the one drawn before.
+        axes.plot(
+            turns,
+            means,
+            marker=MARKERS[index % len(MARKERS)],
+            markersize=4 + 2 * (count - 1 - index),
+            color=color,
+            label=f"{label} (avg. {shown}{same})",
+        )
         axes.fill_between(turns, means - widths, means + widths, color=color, alpha=0.15, linewidth=0)
     turns = summary["settings"]["turns"]
     axes.set_xticks(range(1, turns + 1))
     axes.set_xlabel("turn k")
     axes.set_ylabel("persona-alignment score (1-5)")
-    axes.set_ylim(1, 5)
+    axes.set_ylim(*SCORE_LIMITS)
     shaded = "std over runs" if runs > 1 else "std over personas"
     axes.set_title(
         f"Role-play: score per turn ({summary['personas']['num_personas']} personas x {runs} runs; shaded: {shaded})",
