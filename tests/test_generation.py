@@ -1,12 +1,16 @@
 """Generation backends: transformers on the tiny model, the OpenAI-compatible client against a local fake server,
 the vLLM extra's import message, and backend specs."""
 
+import json
 import sys
 import types
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from loopback_openai import LoopbackOpenAI, Reply
+from personalign.errors import InputError
 from personalign.inference.generation import (
     VLLM_INSTALL_HINT,
     BackendError,
@@ -405,3 +409,18 @@ def test_a_tokenizer_without_chat_template_is_refused_naming_the_model():
     tokenizer = types.SimpleNamespace(chat_template=None)
     with pytest.raises(InputError, match=r"^model runs/base: the tokenizer has no chat template"):
         TransformersBackend(object(), tokenizer, name="transformers:runs/base")
+
+
+def test_a_sentence_transformers_folder_of_a_type_transformers_does_not_know_is_refused(tmp_path):
+    """A PersonaEncoder folder in a process that has not imported `personalign.encoder` (its `persona_encoder` type
+    unregistered): modules.json beside a config.json of an unknown type is refused in one line, not left to
+    transformers (which then failed inside `eval nominal` / `generate` as an internal error)."""
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "an_encoder_type_nobody_registered"}))
+    (folder / "modules.json").write_text("[]")
+    save_file({"weight": torch.zeros(2)}, str(folder / "model.safetensors"))
+    with pytest.raises(InputError, match=r"a sentence-transformers model \(modules\.json\) of type 'an_encoder_type"):
+        check_local_model("transformers", folder)
+    (folder / "modules.json").unlink()  # another unknown type stays transformers' to judge (custom code may load it)
+    check_local_model("transformers", folder)

@@ -249,11 +249,10 @@ def check_model(model: str) -> None:
     """Check a model before the harness loads it: a local path must be a causal LM folder
     (`inference.generation.check_local_model`); a Hub id passes (its load failure is explained later).
 
-    `check_local_model` leaves a folder whose `config.json` names a model type transformers does not know to
-    transformers (custom code may still load it elsewhere). The harness loads with `AutoConfig` /
-    `AutoModelForCausalLM` and no remote code, so such a folder cannot load here: it is refused too, as a
-    sentence-transformers model when it has `modules.json` (a PersonaEncoder folder: `model_type: persona_encoder`,
-    a type registered only once `personalign.encoder` is imported, which this module does not do).
+    `check_local_model` refuses a sentence-transformers folder (a PersonaEncoder's too) but leaves any other folder
+    whose `config.json` names a model type transformers does not know to transformers (custom code may still load
+    it elsewhere). The harness loads with `AutoConfig` / `AutoModelForCausalLM` and no remote code, so such a folder
+    cannot load here: it is refused too.
 
     Args:
         model (`str`): Local folder or Hub id.
@@ -272,9 +271,8 @@ def check_model(model: str) -> None:
     model_type = config.get("model_type") if isinstance(config, dict) else None
     if not isinstance(model_type, str) or model_type in CONFIG_MAPPING or config.get("auto_map"):
         return
-    kind = "a sentence-transformers model (modules.json)" if (folder / "modules.json").is_file() else "a model"
     raise InputError(
-        f"model {folder}: {kind} of type {model_type!r}, which transformers does not know, not a causal "
+        f"model {folder}: a model of type {model_type!r}, which transformers does not know, not a causal "
         "(generative) language model; lm-evaluation-harness needs one, such as an instruction-tuned chat model's "
         "folder."
     )

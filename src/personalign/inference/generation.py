@@ -416,8 +416,9 @@ def check_causal_lm_folder(folder: str | os.PathLike) -> None:
     missing weights, then fail on the chat template): its `config.json` must be of a model type transformers has a
     causal LM class for (`transformers.MODEL_FOR_CAUSAL_LM_MAPPING`) and, when it names its `architectures`, one of
     them a generative head (`GENERATIVE_HEADS`); a model with its own code for `AutoModelForCausalLM` (`auto_map`)
-    passes. A sentence-transformers folder without `config.json` is refused; a PEFT adapter (`adapter_config.json`
-    only) and a model type this transformers does not know are left to transformers.
+    passes. A sentence-transformers folder is refused (without `config.json`, or with one whose model type
+    transformers does not know, as a PersonaEncoder's before `personalign.encoder` registers it); a PEFT adapter
+    (`adapter_config.json` only) and another model type this transformers does not know are left to transformers.
 
     Args:
         folder (`str` or `os.PathLike`): A local model folder (`io.check_model_folder` has passed).
@@ -444,6 +445,13 @@ def check_causal_lm_folder(folder: str | os.PathLike) -> None:
     if not isinstance(config, dict) or "AutoModelForCausalLM" in (config.get("auto_map") or {}):
         return
     model_type = config.get("model_type")
+    if isinstance(model_type, str) and model_type not in CONFIG_MAPPING and (folder / "modules.json").is_file():
+        # A sentence-transformers folder of a type only its own package registers (a PersonaEncoder's
+        # `persona_encoder`, known to transformers once `personalign.encoder` is imported, or not at all).
+        raise InputError(
+            f"model {folder}: a sentence-transformers model (modules.json) of type {model_type!r}, not a causal "
+            f"(generative) language model; {remedy}."
+        )
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
         return
     architectures = [name for name in config.get("architectures") or [] if isinstance(name, str)]
