@@ -131,7 +131,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
          str(folder / "base"), *data, "--output_dir", str(folder / "sft"), "--max_steps", str(args.sft_steps),
          "--learning_rate", str(args.sft_lr), "--per_device_train_batch_size", str(args.batch_size), *quiet)  # fmt: skip
     preference = ["--model_name_or_path", str(folder / "sft"), *data, "--max_steps", str(args.dpo_steps),
-                  "--learning_rate", str(args.dpo_lr), "--per_device_train_batch_size", str(args.batch_size),
+                  "--learning_rate", str(args.dpo_lr), "--per_device_train_batch_size", str(args.dpo_batch_size),
                   "--beta", str(args.beta), *quiet]  # fmt: skip
     step("train dpo", "train", "dpo", "--config", str(TINY / "dpo_aloe.yaml"), *preference,
          "--output_dir", str(folder / "dpo"))  # fmt: skip
@@ -208,18 +208,21 @@ def plot(models: dict, seeds: list[int], path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("runs/roleplay_learning"), help="work and result folder")
+    parser.add_argument(
+        "--output", type=Path, help="work and result folder (default runs/roleplay_learning, or a dated sibling)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--jobs", type=int, default=2, help="seeds run at once (one thread each)")
-    parser.add_argument("--personas", type=int, default=80)
-    parser.add_argument("--test-personas", type=int, default=16)
-    parser.add_argument("--conversations", type=int, default=4)
-    parser.add_argument("--general-rows", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--encoder-steps", type=int, default=40)
-    parser.add_argument("--sft-steps", type=int, default=400)
+    parser.add_argument("--jobs", type=int, default=3, help="seeds run at once (one thread each)")
+    parser.add_argument("--personas", type=int, default=60)
+    parser.add_argument("--test-personas", type=int, default=12)
+    parser.add_argument("--conversations", type=int, default=2)
+    parser.add_argument("--general-rows", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=16, help="Preferred-SFT batch")
+    parser.add_argument("--dpo-batch-size", type=int, default=8, help="DPO and DPORE batch")
+    parser.add_argument("--encoder-steps", type=int, default=30)
+    parser.add_argument("--sft-steps", type=int, default=250)
     parser.add_argument("--sft-lr", type=float, default=3e-3)
-    parser.add_argument("--dpo-steps", type=int, default=100)
+    parser.add_argument("--dpo-steps", type=int, default=40)
     parser.add_argument("--dpo-lr", type=float, default=5e-4)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--lambdas", type=float, nargs="+", default=[1.0])
@@ -227,6 +230,10 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = parser.parse_args()
+    if args.output is None:  # `make bench` runs it again and again: never over an earlier result
+        args.output = Path("runs/roleplay_learning")
+        if args.output.exists():
+            args.output = args.output.with_name(f"roleplay_learning-{time.strftime('%Y%m%d-%H%M%S')}")
     if args.output.exists():
         if not args.overwrite:
             sys.exit(f"error: {args.output} exists; pass --overwrite to replace it.")
