@@ -105,3 +105,16 @@ def test_sentence_transformers_can_wrap_the_encoder(tiny_encoder_path):
     encoder = SentenceTransformer(modules=[module, Pooling(module.get_embedding_dimension())])
     embeddings = encoder.encode(["Likes pets", "Dislikes travel"])
     assert embeddings.shape == (2, 64)
+
+
+def test_a_task_corpus_gives_the_tiny_models_whole_word_tokens(tmp_path, tiny_lm_path, tiny_encoder_path):
+    """`corpus=`: the tokenizers learn the task's words (synthetic ALOE here); the default build is unchanged."""
+    from personalign.data.synthetic_aloe import aloe_rows
+
+    corpus = [turn["assistant"]["preferred"] for row in aloe_rows(10, 2, 4, seed=5) for turn in row["conversations"]]
+    reply = next(aloe_rows(1, 1, 1, seed=0))["conversations"][0]["assistant"]["preferred"]
+    for build, default in ((build_tiny_causal_lm, tiny_lm_path), (build_tiny_encoder, tiny_encoder_path)):
+        task = AutoTokenizer.from_pretrained(build(tmp_path / build.__name__, seed=0, corpus=corpus))
+        generic = AutoTokenizer.from_pretrained(default)
+        assert len(task.tokenize(reply)) <= 0.7 * len(generic.tokenize(reply)), build.__name__
+        assert task.decode(task(reply, add_special_tokens=False)["input_ids"]).lower() == reply.lower()

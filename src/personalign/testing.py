@@ -161,18 +161,26 @@ def build_chat_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 
     return wrapped
 
 
-def build_tiny_causal_lm(output_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
+def build_tiny_causal_lm(
+    output_dir: str | Path, seed: int = 0, corpus: Iterable[str] | None = None, **config_overrides
+) -> Path:
     """Build a random-init Llama-style causal LM and its tokenizer into `output_dir` (safetensors).
 
     Args:
         output_dir (`str` or `Path`): Folder to write; loadable with `AutoModelForCausalLM.from_pretrained`.
         seed (`int`, *optional*, defaults to `0`): Seeds the tokenizer corpus and the weights.
+        corpus (`Iterable[str]`, *optional*): The tokenizer's training text; `tokenizer_corpus(seed)` by default. A
+            corpus holding the task's text (e.g. synthetic ALOE dialogues) gives whole-word tokens, so a tiny model's
+            context holds longer conversations and its replies take fewer steps to learn.
         **config_overrides (`Any`): Override entries of `TINY_CAUSAL_LM_CONFIG`.
+
+    Returns:
+        `Path`: `output_dir`.
     """
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     output_dir = Path(output_dir)
-    tokenizer = build_chat_tokenizer(seed=seed)
+    tokenizer = build_chat_tokenizer(corpus, seed=seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -231,12 +239,26 @@ def build_encoder_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int
     )
 
 
-def build_tiny_encoder(output_dir: str | Path, seed: int = 0, **config_overrides) -> Path:
-    """Build a random-init BERT-style encoder and its WordPiece tokenizer into `output_dir` (safetensors)."""
+def build_tiny_encoder(
+    output_dir: str | Path, seed: int = 0, corpus: Iterable[str] | None = None, **config_overrides
+) -> Path:
+    """Build a random-init BERT-style encoder and its WordPiece tokenizer into `output_dir` (safetensors).
+
+    Args:
+        output_dir (`str` or `Path`): Folder to write; loadable with `AutoModel.from_pretrained`.
+        seed (`int`, *optional*, defaults to `0`): Seeds the tokenizer corpus and the weights.
+        corpus (`Iterable[str]`, *optional*): The tokenizer's word counts; `tokenizer_corpus(seed)` by default. A
+            corpus holding the task's text keeps its words whole (rather than split into characters), so long
+            excerpts fit the encoder's 512 positions.
+        **config_overrides (`Any`): Override entries of `TINY_ENCODER_CONFIG`.
+
+    Returns:
+        `Path`: `output_dir`.
+    """
     from transformers import AutoModel, BertConfig
 
     output_dir = Path(output_dir)
-    tokenizer = build_encoder_tokenizer(seed=seed)
+    tokenizer = build_encoder_tokenizer(corpus, seed=seed)
     config = BertConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **{**TINY_ENCODER_CONFIG, **config_overrides}
     )
