@@ -376,7 +376,46 @@ SCRIPTED_VERSION = 1
 """Part of the scripted backends' call-cache key: bumped when their rules change, so cached answers are not reused."""
 
 
-class ScriptedALOEUser(GenerationBackend):
+class ScriptedALOEBackend(GenerationBackend):
+    """What the scripted role-play backends share: each prompt is read by the role's `answer`, which finds the
+    synthetic ALOE persona in it (`personalign.data.synthetic_aloe.persona_from_texts`) and answers by that
+    persona's rules; a prompt of another kind, or a persona that is not a synthetic one, is an `InputError`."""
+
+    expects = "its role's prompts"
+    """What the backend answers, for the message on any other prompt."""
+
+    def cache_key_fields(self) -> dict[str, int]:
+        """`{"scripted": SCRIPTED_VERSION}`."""
+        return {"scripted": SCRIPTED_VERSION}
+
+    def answer(self, messages: Messages, seed: int) -> str | None:
+        """The answer to one prompt; `None` when the prompt is not of this role's kind.
+
+        Raises:
+            `InputError`: For a persona that is not a synthetic ALOE one (`not_synthetic`).
+        """
+        raise NotImplementedError
+
+    def not_synthetic(self, profile: str) -> InputError:
+        """The error for a persona that is not a synthetic ALOE one."""
+        return InputError(
+            f"{self.name} plays synthetic ALOE personas only (personalign synthetic aloe, write_tiny_assets' aloe/); "
+            f"this profile is not one: {profile[:80]!r}."
+        )
+
+    def _generate(
+        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    ) -> list[str]:
+        answers = []
+        for messages in prompts:
+            answer = self.answer(messages, seed or 0)
+            if answer is None:
+                raise InputError(f"{self.name} answers {self.expects} only.")
+            answers.append(answer)
+        return answers
+
+
+class ScriptedALOEUser(ScriptedALOEBackend):
     """`scripted:aloe-user`: the rule-based user of a synthetic ALOE persona as a user simulator. It reads the persona
     (profile, personality), the turn and the model's last reply out of a role-play user-simulator prompt
     (`personalign.evaluation.roleplay.parse_user_simulator_prompt`) and answers
@@ -388,24 +427,17 @@ class ScriptedALOEUser(GenerationBackend):
     """
 
     name = "scripted:aloe-user"
+    expects = "the user-simulator prompts of eval roleplay"
 
-    def cache_key_fields(self) -> dict[str, int]:
-        """`{"scripted": SCRIPTED_VERSION}`."""
-        return {"scripted": SCRIPTED_VERSION}
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        answers = []
-        for messages in prompts:
-            view = parse_user_simulator_prompt(messages)
-            if view is None:
-                raise InputError(f"{self.name} answers the user-simulator prompts of eval roleplay only.")
-            persona = persona_from_texts(view.profile, view.personality)
-            if persona is None:
-                raise InputError(_not_synthetic(self.name, view.profile))
-            answers.append(simulated_user_message(persona, view.turn, view.last_reply, seed or 0))
-        return answers
+    def answer(self, messages: Messages, seed: int) -> str | None:
+        """The persona's next user message, or `None` for a prompt that is not a user-simulator prompt."""
+        view = parse_user_simulator_prompt(messages)
+        if view is None:
+            return None
+        persona = persona_from_texts(view.profile, view.personality)
+        if persona is None:
+            raise self.not_synthetic(view.profile)
+        return simulated_user_message(persona, view.turn, view.last_reply, seed)
 
 
 _FIELDS = ("profile", "personalities", "message", "response")
@@ -440,7 +472,7 @@ def parse_persona_tailoring_prompt(messages: Messages) -> dict[str, str] | None:
     return found
 
 
-class ScriptedALOEJudge(GenerationBackend):
+class ScriptedALOEJudge(ScriptedALOEBackend):
     """`scripted:aloe-judge`: a judge of synthetic ALOE personas. It reads the profile, the personalities and the
     reply out of the DPORE paper's Appendix A prompt (`parse_persona_tailoring_prompt`) and answers
     `personalign.data.synthetic_aloe.style_agreement_score(persona, response)` (1-5) as text.
@@ -451,31 +483,17 @@ class ScriptedALOEJudge(GenerationBackend):
     """
 
     name = "scripted:aloe-judge"
+    expects = "the DPORE paper's persona-tailoring prompt"
 
-    def cache_key_fields(self) -> dict[str, int]:
-        """`{"scripted": SCRIPTED_VERSION}`."""
-        return {"scripted": SCRIPTED_VERSION}
-
-    def _generate(
-        self, prompts: list[Messages], max_new_tokens: int, temperature: float, top_p: float, seed: int | None
-    ) -> list[str]:
-        answers = []
-        for messages in prompts:
-            fields = parse_persona_tailoring_prompt(messages)
-            if fields is None:
-                raise InputError(f"{self.name} answers the DPORE paper's persona-tailoring prompt only.")
-            persona = persona_from_texts(fields["profile"], fields["personalities"])
-            if persona is None:
-                raise InputError(_not_synthetic(self.name, fields["profile"]))
-            answers.append(str(style_agreement_score(persona, fields["response"])))
-        return answers
-
-
-def _not_synthetic(name: str, profile: str) -> str:
-    return (
-        f"{name} plays synthetic ALOE personas only (personalign synthetic aloe, write_tiny_assets' aloe/); this "
-        f"profile is not one: {profile[:80]!r}."
-    )
+    def answer(self, messages: Messages, seed: int) -> str | None:
+        """The style-agreement score (1-5) as text, or `None` for a prompt that is not the Appendix A prompt."""
+        fields = parse_persona_tailoring_prompt(messages)
+        if fields is None:
+            return None
+        persona = persona_from_texts(fields["profile"], fields["personalities"])
+        if persona is None:
+            raise self.not_synthetic(fields["profile"])
+        return str(style_agreement_score(persona, fields["response"]))
 
 
 SCRIPTED_BACKENDS: dict[str, type[GenerationBackend]] = {
