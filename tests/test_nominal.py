@@ -271,3 +271,19 @@ def test_the_help_shows_the_extra_by_its_name(capsys):
     assert cli("eval", "nominal", "--help") == 0
     shown = " ".join(capsys.readouterr().out.split())
     assert "personalign[nominal]" in shown and "repeat for several" in shown
+
+
+def test_a_group_and_its_own_task_together_is_one_line_not_a_bug(tiny_lm_path, task_folder, tmp_path, capsys):
+    """`--tasks "tiny*"` matching a group and a task of that group: the harness refuses the duplicate task when it
+    builds its task dict; the command says which and what to do (it was an internal error)."""
+    group = tmp_path / "group_tasks"
+    group.mkdir()
+    (group / "tiny_group.yaml").write_text(yaml.safe_dump({"group": "tiny_group", "task": [TASK]}))
+    code = cli(
+        "eval", "nominal", "--model", tiny_lm_path, "--tasks", f"tiny_group,{TASK}", "--include-path", task_folder,
+        "--include-path", group, "--limit", "2", "--device", "cpu", "--output", tmp_path / "out",
+    )  # fmt: skip
+    shown = capsys.readouterr().err
+    assert code == 1 and "internal error" not in shown
+    assert "Duplicate task" in shown and "list either the group or its tasks" in shown
+    assert not (tmp_path / "out").exists()

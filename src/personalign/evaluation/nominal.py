@@ -36,7 +36,7 @@ from .. import __version__
 from ..errors import InputError
 from ..hub.cards import add_results_to_card
 from ..inference.generation import check_local_model, hub_load_error
-from ..io import atomic_output, require_local_path
+from ..io import atomic_output, one_line, require_local_path
 from .plots import pyplot, save_figure
 
 HARNESS_NAME = "lm-evaluation-harness"
@@ -415,14 +415,24 @@ def evaluate_nominal(
     for model in models:
         log(f"{HARNESS_NAME} {version}: {model} on {', '.join(tasks)}")
         harness_model = load_harness_model(model, config)
-        output = lm_eval.simple_evaluate(
-            model=harness_model,
-            tasks=tasks,
-            num_fewshot=config.num_fewshot,
-            limit=config.limit,
-            log_samples=config.log_samples,
-            task_manager=manager,
-        )
+        try:
+            output = lm_eval.simple_evaluate(
+                model=harness_model,
+                tasks=tasks,
+                num_fewshot=config.num_fewshot,
+                limit=config.limit,
+                log_samples=config.log_samples,
+                task_manager=manager,
+            )
+        except ValueError as error:
+            # The harness refuses a task named twice, e.g. a group and one of its own tasks (`--tasks "mmlu_stem*"`
+            # matches the group `mmlu_stem` and its subgroups), when it builds its task dict.
+            if "Duplicate task" not in str(error):
+                raise
+            raise InputError(
+                f"--tasks {', '.join(tasks)}: {one_line(error)}; a group runs its own tasks, so list either the "
+                "group or its tasks (a narrower pattern)."
+            ) from None
         del harness_model
         gc.collect()  # one model in memory at a time
         if config.log_samples:

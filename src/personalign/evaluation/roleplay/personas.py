@@ -67,11 +67,16 @@ class LoadedPersonas:
         return f"{len(self.personas)} personas from {self.source} ({config}split {self.split}, {self.num_rows} rows)"
 
 
-def _pick_split(splits: list[str], split: str | None, source: str) -> str:
+def _pick_split(splits: list[str], split: str | None, source: str, built: bool) -> str:
     if split is not None:
         return split
     if "test" in splits:
         return "test"
+    if built:  # a build folder without held-out personas: its only split is the training personas
+        raise InputError(
+            f"personas {source} have no held-out 'test' split (built with --test-personas 0?): role-playing its "
+            f"{', '.join(splits)} personas scores personas the models trained on; pass --split to do so on purpose."
+        )
     if len(splits) == 1:
         return splits[0]
     raise InputError(f"personas {source} have splits {', '.join(splits)} and none is 'test': pass --split.")
@@ -85,7 +90,8 @@ def load_personas(source: str | Path, split: str | None = None, num_personas: in
             parquet / jsonl / json file or folder, or a Hub id, whose rows have `profile` and `personality` text
             columns: one row per persona, or released ALOE records (one per conversation, with `conversations`).
         split (`str`, *optional*): The split; `test` when there is one (a build folder's held-out personas), else
-            the only one.
+            the only one of a file or folder of rows (a build folder without `test` is refused: its personas were
+            trained on).
         num_personas (`int`, *optional*): Keep the first `num_personas` personas (the DPORE paper used 100).
 
     Returns:
@@ -100,7 +106,7 @@ def load_personas(source: str | Path, split: str | None = None, num_personas: in
     name = str(source)
     config = PERSONAS_CONFIG if PERSONAS_CONFIG in dataset_configs(name) else None
     loaded = load_source(name, config)
-    split = _pick_split(loaded.splits, split, name)
+    split = _pick_split(loaded.splits, split, name, built=config is not None)
     rows = loaded.split(split)
     where = loaded.where(split)
     missing = [column for column in PERSONA_COLUMNS if column not in rows.column_names]
