@@ -392,7 +392,7 @@ def test_personas_from_a_build_folder_read_its_test_split(tmp_path):
     # A train-only build (--test-personas 0) has no held-out personas: refused unless the split is asked for.
     train_only = {"personas": DatasetDict({"train": Dataset.from_list(rows[:3])})}
     write_dataset_folder(train_only, tmp_path / "train_only", render_dataset_card(train_only, spec))
-    with pytest.raises(InputError, match="no held-out 'test' split .* pass --split"):
+    with pytest.raises(InputError, match=r"no held-out 'test' split .* pass --split"):
         load_personas(tmp_path / "train_only")
     assert len(load_personas(tmp_path / "train_only", split="train").personas) == 3
 
