@@ -638,7 +638,7 @@ def mix_general_rows(
 ) -> tuple[Dataset, dict[str, Any] | None]:
     """Mix general preference data into the (personal) training rows, as the DPORE paper mixes UltraFeedback into
     Preferred-SFT, DPO and DPORE (§4.1): `round(n_personal * general_share / (1 - general_share))` rows of
-    `general_dataset_name` [`general_dataset_split`], sampled without replacement with `training_args.seed`,
+    `general_dataset_name` (split `general_dataset_split`), sampled without replacement with `training_args.seed`,
     checked file by file (`check_general_rows`), with their prompt made explicit (`general_preference_rows`) and,
     when the personal rows are conversational and the general ones text, converted (`as_conversational`). General
     rows keep only `prompt`, `chosen` and `rejected`; the personal rows' other columns (persona, embeddings, ids)
