@@ -222,7 +222,8 @@ def embed_personas(dataset: Dataset, encoder: Any, args: DPOREConfig, dataset_na
         return out
 
     def add_embeddings(batch: Mapping[str, list]) -> dict[str, list]:
-        general = batch[general_column] if general_column else [False] * len(batch["prompt"])
+        # The batch's size from any column: rows may hold `persona_text` alone (no prompt) when embedded on their own.
+        general = batch[general_column] if general_column else [False] * len(next(iter(batch.values())))
 
         def personal(texts: list[str | None]) -> list[str | None]:
             return [None if is_general else text for text, is_general in zip(texts, general, strict=True)]
